@@ -1,1 +1,168 @@
+//! danmu-broker, the server shell: configuration, HTTP routes, start-up and shutdown around
+//! the actor system of the `actors` crate.
+//!
+//! [`start`] binds, starts the registry and the room arbiters, and answers a [`Broker`]: the
+//! running server (a future to await), its address, and a handle for a graceful [`shutdown`].
+//! `main.rs` and the integration tests both start the broker this way.
 
+pub mod auth;
+pub mod config;
+pub mod http;
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::{Actor, Addr, Arbiter, ArbiterHandle};
+use actix_web::{web, App, HttpServer};
+use actors::config::Config;
+use actors::metrics::Metrics;
+use actors::registry::{KickAll, Registry};
+use actors::room::Flush;
+use log::{info, warn};
+
+use crate::http::AppState;
+
+/// A started broker.
+pub struct Broker {
+    pub local_addr: SocketAddr,
+    /// The server itself: await it (it ends after [`Broker::shutdown`] or a signal).
+    pub server: actix_web::dev::Server,
+    pub shutdown: ShutdownHandle,
+}
+
+/// What a graceful shutdown needs to reach.
+#[derive(Clone)]
+pub struct ShutdownHandle {
+    server: actix_web::dev::ServerHandle,
+    registry: Addr<Registry>,
+    draining: Arc<AtomicBool>,
+    arbiters: Vec<ArbiterHandle>,
+}
+
+impl ShutdownHandle {
+    /// PROTOCOL.md 4: stop taking connections (`/healthz` answers 503), tell every client
+    /// `kicked: shutdown` with a close frame, flush every room, then stop the server.
+    pub async fn shutdown(&self) {
+        if self.draining.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        info!("shutdown: draining");
+        let rooms = self
+            .registry
+            .send(KickAll { reason: "shutdown" })
+            .await
+            .unwrap_or_default();
+        for room in &rooms {
+            // Best effort: a room that is already gone has nothing to flush.
+            let _ = room.send(Flush).await;
+        }
+        // Give the sessions a moment to write their close frames.
+        actix_rt::time::sleep(Duration::from_millis(300)).await;
+        info!(
+            "shutdown: {} rooms flushed, stopping the server",
+            rooms.len()
+        );
+        self.server.stop(true).await;
+        for arbiter in &self.arbiters {
+            arbiter.stop();
+        }
+    }
+}
+
+/// Binds `config.server.host:port` and starts the broker.
+pub fn start(config: Config) -> std::io::Result<Broker> {
+    let listener = TcpListener::bind((config.server.host.as_str(), config.server.port))?;
+    start_on(config, listener)
+}
+
+/// Starts the broker on an already-bound listener (tests bind port 0). Must run inside an
+/// actix system. An empty `server.public_url` means "this listener's address".
+pub fn start_on(config: Config, listener: TcpListener) -> std::io::Result<Broker> {
+    let local_addr = listener.local_addr()?;
+    let metrics = Arc::new(Metrics::new());
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let arbiters: Vec<ArbiterHandle> = (0..cores).map(|_| Arbiter::new().handle()).collect();
+    let registry = Registry::new(
+        config.room.clone(),
+        config.client.send_queue_len,
+        metrics.clone(),
+        arbiters.clone(),
+    )
+    .start();
+    let public_url = if config.server.public_url.is_empty() {
+        format!("ws://{local_addr}")
+    } else {
+        config.server.public_url.trim_end_matches('/').to_string()
+    };
+    let end_point = format!("{public_url}{}", config.client.path);
+    let draining = Arc::new(AtomicBool::new(false));
+    if config.demo.enabled {
+        warn!("demo.enabled is on: /demo/token mints client tokens for anyone; turn it off in production");
+    }
+    let state = web::Data::new(AppState {
+        bigo: Arc::new(config.bigo.clone()),
+        client: Arc::new(config.client.clone()),
+        config: Arc::new(config.clone()),
+        registry: registry.clone(),
+        metrics,
+        end_point,
+        draining: draining.clone(),
+    });
+    let routes = http::routes(&state);
+    let mut server =
+        HttpServer::new(move || App::new().app_data(state.clone()).configure(routes.clone()))
+            .disable_signals()
+            .shutdown_timeout(5)
+            .listen(listener)?;
+    if config.server.workers > 0 {
+        server = server.workers(config.server.workers);
+    }
+    let server = server.run();
+    info!(
+        "danmu-broker listening on {local_addr}, BIGO ingress at {}",
+        config.bigo.path
+    );
+    let shutdown = ShutdownHandle {
+        server: server.handle(),
+        registry,
+        draining,
+        arbiters,
+    };
+    Ok(Broker {
+        local_addr,
+        server,
+        shutdown,
+    })
+}
+
+/// Runs `handle.shutdown()` on SIGTERM or SIGINT.
+pub fn shutdown_on_signals(handle: ShutdownHandle) {
+    actix_rt::spawn(async move {
+        wait_for_signal().await;
+        info!("signal received");
+        handle.shutdown().await;
+    });
+}
+
+#[cfg(unix)]
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+#[cfg(not(unix))]
+async fn wait_for_signal() {
+    let _ = tokio::signal::ctrl_c().await;
+}

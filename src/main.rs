@@ -1,1 +1,93 @@
-fn main(){}
+//! The `danmu-broker` command: serves by default; `token` prints a client JWT for trying the
+//! server by hand (PROTOCOL.md 5).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use danmu_broker::{auth, config};
+
+#[derive(Parser)]
+#[command(
+    name = "danmu-broker",
+    version,
+    about = "Real-time danmu broker for live-streaming apps"
+)]
+struct Cli {
+    /// Configuration file (YAML); defaults to ./config.yaml, or the built-in defaults without it.
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the broker (the default).
+    Serve,
+    /// Print a client JWT signed with the configured auth.jwt_secret.
+    Token {
+        #[arg(long)]
+        user_id: String,
+        #[arg(long)]
+        nickname: Option<String>,
+        #[arg(long)]
+        sex: Option<i64>,
+        #[arg(long)]
+        avatar_url: Option<String>,
+        /// Lifetime in seconds.
+        #[arg(long, default_value_t = 86_400)]
+        ttl_s: u64,
+    },
+}
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let cli = Cli::parse();
+    let (path, required) = match &cli.config {
+        Some(path) => (path.clone(), true),
+        None => (PathBuf::from("config.yaml"), false),
+    };
+    let config = match config::load(&path, required) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("danmu-broker: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(config),
+        Command::Token {
+            user_id,
+            nickname,
+            sex,
+            avatar_url,
+            ttl_s,
+        } => {
+            let mut claims = auth::claims_for(&user_id, nickname, ttl_s);
+            claims.sex = sex.map(serde_json::Value::from);
+            claims.avatar_url = avatar_url.clone();
+            claims.avatar_small_url = avatar_url;
+            println!("{}", auth::issue(&config.auth.jwt_secret, &claims));
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+fn serve(config: config::Config) -> ExitCode {
+    let result = actix_rt::System::new().block_on(async move {
+        let broker = danmu_broker::start(config)?;
+        danmu_broker::shutdown_on_signals(broker.shutdown.clone());
+        broker.server.await
+    });
+    match result {
+        Ok(()) => {
+            log::info!("danmu-broker stopped");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("danmu-broker: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,436 @@
+//! `BigoSession`: one BIGO WebSocket connection (PROTOCOL.md section 1).
+//!
+//! It logs the platform in (`platformLogin`), answers pings, closes itself after
+//! `bigo.idle_timeout_ms` of silence, and turns each `dataReception` into an [`Ingest`] for the
+//! room that the `game_sess` routes to. The 200 goes out only after the room has taken the
+//! push; a full room answers 503. Checks run in the order of section 1.4: token (401), sign
+//! (403), data (400).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use actix_web_actors::ws::{self, CloseCode, CloseReason};
+use log::{debug, info, warn};
+use serde_json::Value;
+use tokio::sync::oneshot;
+
+use crate::config::BigoConfig;
+use crate::metrics::{Kind, Metrics};
+use crate::protocol::bigo::{
+    self, BigoStatus, DataReception, DataResult, ErrorResult, LoginData, LoginResult, Request,
+    Response,
+};
+use crate::protocol::{lenient, now_ms, sign};
+use crate::registry::{Registry, RouteGameSess};
+use crate::room::{Ingest, IngestOutcome};
+use crate::ws_frames::Reassembler;
+
+pub struct BigoSession {
+    config: Arc<BigoConfig>,
+    registry: Addr<Registry>,
+    metrics: Arc<Metrics>,
+    peer: String,
+    access_token: Option<String>,
+    account: String,
+    login_failures: u32,
+    last_seen: Instant,
+    frames: Reassembler,
+}
+
+/// A `dataReception` refused before it reached a room.
+struct Rejection {
+    rescode: u16,
+    reason: &'static str,
+    message: String,
+}
+
+impl Rejection {
+    fn new(rescode: u16, reason: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            rescode,
+            reason,
+            message: message.into(),
+        }
+    }
+}
+
+impl BigoSession {
+    pub fn new(
+        config: Arc<BigoConfig>,
+        registry: Addr<Registry>,
+        metrics: Arc<Metrics>,
+        peer: String,
+    ) -> Self {
+        let frames = Reassembler::new(config.max_frame_bytes);
+        Self {
+            config,
+            registry,
+            metrics,
+            peer,
+            access_token: None,
+            account: String::new(),
+            login_failures: 0,
+            last_seen: Instant::now(),
+            frames,
+        }
+    }
+
+    fn respond(
+        ctx: &mut ws::WebsocketContext<Self>,
+        metrics: &Metrics,
+        uri: &str,
+        req: &RequestMeta,
+        data: String,
+    ) {
+        let now = now_ms();
+        let up_cost = lenient::as_i64(&req.send_time).map_or(0, |sent| now - sent);
+        let frame = Response {
+            uri,
+            retry_cnt: &req.retry_cnt,
+            send_time: &req.send_time,
+            resp_time: now,
+            up_cost,
+            data,
+        };
+        // Plain strings and numbers: serialising cannot fail.
+        ctx.text(serde_json::to_string(&frame).unwrap_or_default());
+        metrics.frames_out(Kind::Bigo, 1);
+    }
+
+    fn error_resp(&self, ctx: &mut ws::WebsocketContext<Self>, req: &RequestMeta, message: &str) {
+        warn!("bigo {}: errorResp: {message}", self.peer);
+        self.metrics.rejected(Kind::Bigo, "bad_frame");
+        let data = to_json(&ErrorResult { code: 400, message });
+        Self::respond(ctx, &self.metrics, bigo::URI_ERROR, req, data);
+    }
+
+    fn on_text(&mut self, text: &str, ctx: &mut ws::WebsocketContext<Self>) {
+        self.metrics.frame_in(Kind::Bigo);
+        let req: Request = match serde_json::from_str(text) {
+            Ok(req) => req,
+            Err(e) => {
+                return self.error_resp(
+                    ctx,
+                    &RequestMeta::default(),
+                    &format!("malformed JSON: {e}"),
+                )
+            }
+        };
+        let meta = RequestMeta {
+            retry_cnt: req.retry_cnt.clone(),
+            send_time: req.send_time.clone(),
+        };
+        match req.uri.as_deref() {
+            None => self.error_resp(ctx, &meta, "missing uri"),
+            Some(bigo::URI_LOGIN) => self.login(&req, &meta, ctx),
+            Some(bigo::URI_DATA) => self.data_reception(&req, meta, ctx),
+            Some(other) => self.error_resp(ctx, &meta, &format!("unknown uri {other:?}")),
+        }
+    }
+
+    fn login(&mut self, req: &Request, meta: &RequestMeta, ctx: &mut ws::WebsocketContext<Self>) {
+        let outcome = self.check_login(req);
+        let data = match &outcome {
+            Ok(token) => to_json(&LoginResult {
+                code: 200,
+                access_token: Some(token),
+                message: "",
+            }),
+            Err(message) => to_json(&LoginResult {
+                code: 400,
+                access_token: None,
+                message,
+            }),
+        };
+        Self::respond(ctx, &self.metrics, bigo::URI_LOGIN_RESP, meta, data);
+        match outcome {
+            Ok(token) => {
+                info!("bigo {}: account {} logged in", self.peer, self.account);
+                self.access_token = Some(token);
+            }
+            Err(message) => {
+                self.login_failures += 1;
+                self.metrics.rejected(Kind::Bigo, "login_failed");
+                warn!(
+                    "bigo {}: login failed ({message}), {} failure(s)",
+                    self.peer, self.login_failures
+                );
+                if self.login_failures >= self.config.max_login_failures {
+                    warn!("bigo {}: too many login failures, closing", self.peer);
+                    ctx.close(Some(CloseReason {
+                        code: CloseCode::Policy,
+                        description: Some("too many login failures".into()),
+                    }));
+                    ctx.stop();
+                }
+            }
+        }
+    }
+
+    /// Section 1.2; answers the new access_token or the failure message.
+    fn check_login(&mut self, req: &Request) -> Result<String, &'static str> {
+        let data: LoginData = req
+            .data_text()
+            .and_then(|text| serde_json::from_str(&text).ok())
+            .ok_or("data unparsable")?;
+        let account = self
+            .config
+            .accounts
+            .iter()
+            .find(|a| a.account == data.account)
+            .ok_or("account not found")?;
+        let expected = sign::bigo_login(
+            &account.password,
+            &data.timestamp,
+            &self.config.platform_abbr,
+            &account.account,
+        );
+        if data.sign != expected {
+            return Err("sign is error.");
+        }
+        let timestamp: i64 = data.timestamp.parse().map_err(|_| "timestamp expired")?;
+        if (now_ms() - timestamp).abs() > self.config.login_max_skew_ms {
+            return Err("timestamp expired");
+        }
+        self.account = account.account.clone();
+        Ok(sign::random_token())
+    }
+
+    fn data_reception(
+        &mut self,
+        req: &Request,
+        meta: RequestMeta,
+        ctx: &mut ws::WebsocketContext<Self>,
+    ) {
+        let data_text = req.data_text();
+        match self.check_data(req, data_text.as_deref()) {
+            Err(rejection) => {
+                let seqid = data_text.as_deref().map(seqid_of).unwrap_or_default();
+                self.reject(ctx, &meta, &seqid, "", rejection);
+            }
+            Ok(data) => self.forward(data, meta, ctx),
+        }
+    }
+
+    fn check_data(
+        &self,
+        req: &Request,
+        data_text: Option<&str>,
+    ) -> Result<DataReception, Rejection> {
+        let token = match (&self.access_token, &req.access_token) {
+            (None, _) => return Err(Rejection::new(401, "not_logged_in", "not logged in")),
+            (Some(ours), Some(theirs)) if ours == theirs => ours,
+            _ => return Err(Rejection::new(401, "bad_token", "access_token invalid")),
+        };
+        let data_text = data_text.ok_or_else(|| Rejection::new(400, "bad_data", "missing data"))?;
+        if self.config.verify_message_sign {
+            let expected = sign::bigo_message(data_text, token, &self.config.platform_abbr);
+            if req.sign.as_deref() != Some(expected.as_str()) {
+                return Err(Rejection::new(403, "bad_sign", "sign is error."));
+            }
+        }
+        let data: DataReception = serde_json::from_str(data_text)
+            .map_err(|e| Rejection::new(400, "bad_data", format!("data unparsable: {e}")))?;
+        if data.seqid.is_empty() {
+            return Err(Rejection::new(400, "bad_data", "missing seqid"));
+        }
+        if data.game_sess.is_empty() {
+            return Err(Rejection::new(400, "bad_data", "missing game_sess"));
+        }
+        Ok(data)
+    }
+
+    fn reject(
+        &self,
+        ctx: &mut ws::WebsocketContext<Self>,
+        meta: &RequestMeta,
+        seqid: &str,
+        game_sess: &str,
+        r: Rejection,
+    ) {
+        warn!(
+            "bigo {}: dataReception game_sess {:?} seqid {:?} rejected with {}: {}",
+            self.peer, game_sess, seqid, r.rescode, r.message
+        );
+        self.metrics.rejected(Kind::Bigo, r.reason);
+        let data = to_json(&DataResult {
+            seqid,
+            rescode: r.rescode,
+            message: &r.message,
+        });
+        Self::respond(ctx, &self.metrics, bigo::URI_DATA_RESP, meta, data);
+    }
+
+    /// Hands the push to its room and answers once the room has taken it (or refused it).
+    fn forward(
+        &mut self,
+        data: DataReception,
+        meta: RequestMeta,
+        ctx: &mut ws::WebsocketContext<Self>,
+    ) {
+        let registry = self.registry.clone();
+        let (game_sess, seqid) = (data.game_sess.clone(), data.seqid.clone());
+        let push = PushParts {
+            timestamp: data.timestamp.unwrap_or_else(now_ms),
+            status: data.status.and_then(BigoStatus::from_code),
+            items: data.items(),
+        };
+        let (gs, sq) = (game_sess.clone(), seqid.clone());
+        let fut = async move { deliver(&registry, &gs, &sq, push).await };
+        ctx.spawn(fut.into_actor(self).map(move |outcome, act, ctx| {
+            let (rescode, message) = match outcome {
+                Some(IngestOutcome::Accepted { new_items }) => {
+                    debug!("bigo {}: game_sess {game_sess} seqid {seqid} taken ({new_items} new items)", act.peer);
+                    (200, "")
+                }
+                Some(IngestOutcome::DuplicateSeqid) => (200, ""),
+                Some(IngestOutcome::Full) => (503, "room queue full, retry later"),
+                None => (503, "room unavailable, retry later"),
+            };
+            if rescode != 200 {
+                act.reject(ctx, &meta, &seqid, &game_sess, Rejection::new(rescode, "room_full", message));
+                return;
+            }
+            let data = to_json(&DataResult { seqid: &seqid, rescode, message });
+            Self::respond(ctx, &act.metrics, bigo::URI_DATA_RESP, &meta, data);
+        }));
+    }
+
+    fn on_close_or_error(
+        &mut self,
+        ctx: &mut ws::WebsocketContext<Self>,
+        code: CloseCode,
+        why: &str,
+    ) {
+        info!("bigo {}: closing ({why})", self.peer);
+        ctx.close(Some(CloseReason {
+            code,
+            description: Some(why.to_string()),
+        }));
+        ctx.stop();
+    }
+}
+
+/// The parts of a push a room needs.
+pub struct PushParts {
+    pub timestamp: i64,
+    pub status: Option<BigoStatus>,
+    pub items: Vec<crate::protocol::bigo::DanmuItem>,
+}
+
+/// Routes a push (or a pulled batch) to its room and waits until the room has taken it.
+/// `None` when no room could take it (stopped twice in a row, or gone).
+pub async fn deliver(
+    registry: &Addr<Registry>,
+    game_sess: &str,
+    seqid: &str,
+    push: PushParts,
+) -> Option<IngestOutcome> {
+    let mut push = Some(push);
+    // A room may stop (idle) between routing and sending: route again once.
+    for _ in 0..2 {
+        let room = registry
+            .send(RouteGameSess {
+                game_sess: game_sess.to_string(),
+            })
+            .await
+            .ok()?;
+        let parts = push.take()?;
+        let (reply, answer) = oneshot::channel();
+        let msg = Ingest {
+            game_sess: game_sess.to_string(),
+            seqid: seqid.to_string(),
+            timestamp: parts.timestamp,
+            status: parts.status,
+            items: parts.items,
+            reply,
+        };
+        match room.try_send(msg) {
+            Ok(()) => return answer.await.ok(),
+            Err(SendError::Full(_)) => return Some(IngestOutcome::Full),
+            Err(SendError::Closed(msg)) => {
+                push = Some(PushParts {
+                    timestamp: msg.timestamp,
+                    status: msg.status,
+                    items: msg.items,
+                });
+            }
+        }
+    }
+    None
+}
+
+#[derive(Default)]
+struct RequestMeta {
+    retry_cnt: Value,
+    send_time: Value,
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_default()
+}
+
+/// The `seqid` of a data text that may be otherwise broken, for echoing in a rejection.
+fn seqid_of(data_text: &str) -> String {
+    serde_json::from_str::<Value>(data_text)
+        .ok()
+        .and_then(|v| v.get("seqid").and_then(lenient::text_of))
+        .unwrap_or_default()
+}
+
+impl Actor for BigoSession {
+    type Context = ws::WebsocketContext<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        info!("bigo {}: connected", self.peer);
+        self.metrics.connection_opened(Kind::Bigo);
+        let idle = Duration::from_millis(self.config.idle_timeout_ms);
+        ctx.run_interval(Duration::from_millis(500).min(idle), move |act, ctx| {
+            if act.last_seen.elapsed() >= idle {
+                act.on_close_or_error(ctx, CloseCode::Normal, "idle timeout");
+            }
+        });
+    }
+
+    fn stopped(&mut self, _ctx: &mut Self::Context) {
+        info!("bigo {}: disconnected", self.peer);
+        self.metrics.connection_closed(Kind::Bigo);
+    }
+}
+
+impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for BigoSession {
+    fn handle(&mut self, msg: Result<ws::Message, ws::ProtocolError>, ctx: &mut Self::Context) {
+        self.last_seen = Instant::now();
+        let msg = match msg {
+            Ok(msg) => msg,
+            Err(ws::ProtocolError::Overflow) => {
+                return self.on_close_or_error(ctx, CloseCode::Size, "frame too big")
+            }
+            Err(e) => {
+                return self.on_close_or_error(
+                    ctx,
+                    CloseCode::Protocol,
+                    &format!("protocol error: {e}"),
+                )
+            }
+        };
+        match self.frames.push(msg) {
+            Ok(Some(crate::ws_frames::Frame::Text(text))) => self.on_text(&text, ctx),
+            Ok(Some(crate::ws_frames::Frame::Ping(payload))) => ctx.pong(&payload),
+            Ok(Some(crate::ws_frames::Frame::Close(reason))) => {
+                ctx.close(reason);
+                ctx.stop();
+            }
+            Ok(None) => {}
+            Err(crate::ws_frames::FrameError::TooBig) => {
+                self.on_close_or_error(ctx, CloseCode::Size, "frame too big")
+            }
+            Err(crate::ws_frames::FrameError::Binary) => self.on_close_or_error(
+                ctx,
+                CloseCode::Unsupported,
+                "binary frames are not supported",
+            ),
+        }
+    }
+}

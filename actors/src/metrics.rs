@@ -1,0 +1,170 @@
+//! The broker's Prometheus metrics (PROTOCOL.md section 4), in one explicit registry.
+//!
+//! Every metric is an atomic owned by `prometheus-client`; actors hold an `Arc<Metrics>` and
+//! bump them, `/metrics` encodes the registry. Counter names are registered without `_total`:
+//! the crate appends it.
+
+use std::fmt::Write as _;
+
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub enum Kind {
+    Bigo,
+    Client,
+}
+
+impl EncodeLabelValue for Kind {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        encoder.write_str(match self {
+            Kind::Bigo => "bigo",
+            Kind::Client => "client",
+        })
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabel {
+    pub kind: Kind,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RejectLabel {
+    pub kind: Kind,
+    pub reason: &'static str,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    pub connections: Family<KindLabel, Gauge>,
+    pub frames_in: Family<KindLabel, Counter>,
+    pub frames_out: Family<KindLabel, Counter>,
+    pub rejected: Family<RejectLabel, Counter>,
+    pub duplicates: Counter,
+    pub late_items: Counter,
+    pub pulled_items: Counter,
+    pub pull_failures: Counter,
+    pub rooms: Gauge,
+    /// High-water mark of any room's reorder queue since the last scrape.
+    pub room_queue_depth_max: Gauge,
+    pub slow_clients_disconnected: Counter,
+    pub delivery_delay: Histogram,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::default();
+        let m = Self {
+            connections: Family::default(),
+            frames_in: Family::default(),
+            frames_out: Family::default(),
+            rejected: Family::default(),
+            duplicates: Counter::default(),
+            late_items: Counter::default(),
+            pulled_items: Counter::default(),
+            pull_failures: Counter::default(),
+            rooms: Gauge::default(),
+            room_queue_depth_max: Gauge::default(),
+            slow_clients_disconnected: Counter::default(),
+            delivery_delay: Histogram::new(exponential_buckets(0.001, 2.0, 14)),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "danmu_connections",
+            "Open WebSocket connections",
+            m.connections.clone(),
+        );
+        registry.register("danmu_frames_in", "Frames received", m.frames_in.clone());
+        registry.register("danmu_frames_out", "Frames sent", m.frames_out.clone());
+        registry.register(
+            "danmu_rejected_frames",
+            "Frames rejected, by reason",
+            m.rejected.clone(),
+        );
+        registry.register(
+            "danmu_duplicates",
+            "Duplicate pushes and items dropped",
+            m.duplicates.clone(),
+        );
+        registry.register(
+            "danmu_late_items",
+            "Items released after a later item",
+            m.late_items.clone(),
+        );
+        registry.register(
+            "danmu_pulled_items",
+            "New items found by pull compensation",
+            m.pulled_items.clone(),
+        );
+        registry.register(
+            "danmu_pull_failures",
+            "Failed pull calls",
+            m.pull_failures.clone(),
+        );
+        registry.register("danmu_rooms", "Running rooms", m.rooms.clone());
+        registry.register(
+            "danmu_room_queue_depth_max",
+            "Deepest room reorder queue since the last scrape",
+            m.room_queue_depth_max.clone(),
+        );
+        registry.register(
+            "danmu_slow_clients_disconnected",
+            "Clients disconnected for falling behind",
+            m.slow_clients_disconnected.clone(),
+        );
+        registry.register(
+            "danmu_delivery_delay_seconds",
+            "Delay from a danmu item's ts to its fan-out",
+            m.delivery_delay.clone(),
+        );
+        Self { registry, ..m }
+    }
+
+    pub fn connection_opened(&self, kind: Kind) {
+        self.connections.get_or_create(&KindLabel { kind }).inc();
+    }
+
+    pub fn connection_closed(&self, kind: Kind) {
+        self.connections.get_or_create(&KindLabel { kind }).dec();
+    }
+
+    pub fn frame_in(&self, kind: Kind) {
+        self.frames_in.get_or_create(&KindLabel { kind }).inc();
+    }
+
+    pub fn frames_out(&self, kind: Kind, n: u64) {
+        self.frames_out.get_or_create(&KindLabel { kind }).inc_by(n);
+    }
+
+    pub fn rejected(&self, kind: Kind, reason: &'static str) {
+        self.rejected
+            .get_or_create(&RejectLabel { kind, reason })
+            .inc();
+    }
+
+    pub fn observe_queue_depth(&self, depth: usize) {
+        self.room_queue_depth_max
+            .inner()
+            .fetch_max(depth as i64, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The Prometheus text exposition; resets the queue-depth high-water mark.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        self.room_queue_depth_max.set(0);
+        out
+    }
+}

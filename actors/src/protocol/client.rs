@@ -1,0 +1,386 @@
+//! App client frames (PROTOCOL.md section 2): what clients send ([`Envelope`] then
+//! [`ClientRequest`]), the room events every member receives ([`EventBody`]), and the direct
+//! frames of one connection ([`Direct`]).
+//!
+//! A client frame is parsed twice on purpose: first the envelope (the fields every frame
+//! carries, checked in the order of section 2.3), then, once it is authentic, the action's own
+//! fields. That keeps "unknown action" (1009) apart from "bad parameters" (1001).
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::lenient;
+
+/// Client error codes (section 2.7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u16)]
+pub enum ErrorCode {
+    BadParameters = 1001,
+    BadSign = 1002,
+    TokenInvalid = 1003,
+    NotInRoom = 1004,
+    SeatTaken = 1005,
+    RateLimited = 1006,
+    RoomClosed = 1007,
+    FrameTooLarge = 1008,
+    UnknownAction = 1009,
+    TimestampOutOfWindow = 1010,
+}
+
+impl ErrorCode {
+    pub fn code(self) -> u16 {
+        self as u16
+    }
+
+    /// Label for the `danmu_rejected_frames_total{reason}` metric and logs.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Self::BadParameters => "bad_parameters",
+            Self::BadSign => "bad_sign",
+            Self::TokenInvalid => "token_invalid",
+            Self::NotInRoom => "not_in_room",
+            Self::SeatTaken => "seat_taken",
+            Self::RateLimited => "rate_limited",
+            Self::RoomClosed => "room_closed",
+            Self::FrameTooLarge => "frame_too_large",
+            Self::UnknownAction => "unknown_action",
+            Self::TimestampOutOfWindow => "timestamp_out_of_window",
+        }
+    }
+}
+
+/// The fields every client frame carries (section 2.3).
+#[derive(Debug, Deserialize)]
+pub struct Envelope {
+    pub action: String,
+    #[serde(default)]
+    pub online_token: Option<String>,
+    #[serde(default)]
+    pub sid: Option<String>,
+    #[serde(default)]
+    pub timestamp: Value,
+    #[serde(default)]
+    pub sign: Option<String>,
+}
+
+/// A client action with its own fields, once the envelope passed its checks.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "action")]
+pub enum ClientRequest {
+    #[serde(rename = "ping")]
+    Ping,
+    #[serde(rename = "enter_room_report")]
+    EnterRoom {
+        channel_name: String,
+        #[serde(default, deserialize_with = "lenient::opt_i64")]
+        last_seq: Option<i64>,
+    },
+    #[serde(rename = "exit_room_report")]
+    ExitRoom {
+        #[serde(default, deserialize_with = "lenient::string")]
+        user_id: String,
+        #[serde(default)]
+        channel_name: String,
+    },
+    #[serde(rename = "send_topic_msg_report")]
+    SendTopicMsg {
+        channel_name: String,
+        content: String,
+    },
+    #[serde(rename = "send_gift_report")]
+    SendGift {
+        channel_name: String,
+        notify_type: NotifyType,
+        gift: GiftReport,
+    },
+    #[serde(rename = "up_report", alias = "up_deport")]
+    Up {
+        channel_name: String,
+        #[serde(deserialize_with = "seat_id")]
+        seat_id: u32,
+    },
+    #[serde(rename = "down_report")]
+    Down { channel_name: String },
+    #[serde(rename = "hang_up_report")]
+    HangUp {
+        #[serde(deserialize_with = "lenient::string")]
+        receiver_id: String,
+    },
+}
+
+impl ClientRequest {
+    /// Every action name a client may send; anything else is error 1009.
+    pub const ACTIONS: &'static [&'static str] = &[
+        "ping",
+        "enter_room_report",
+        "exit_room_report",
+        "send_topic_msg_report",
+        "send_gift_report",
+        "up_report",
+        "up_deport",
+        "down_report",
+        "hang_up_report",
+    ];
+}
+
+fn seat_id<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    lenient::opt_i64(d)?
+        .and_then(|n| u32::try_from(n).ok())
+        .ok_or_else(|| serde::de::Error::custom("seat_id must be a non-negative integer"))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NotifyType {
+    Bc,
+    Ptp,
+}
+
+/// The `gift` object of `send_gift_report`; fields beyond these pass through untouched.
+#[derive(Debug, Clone, Deserialize)]
+pub struct GiftReport {
+    #[serde(default, deserialize_with = "lenient::string")]
+    pub id: String,
+    #[serde(default)]
+    pub name: String,
+    #[serde(default, deserialize_with = "lenient::opt_i64")]
+    pub num: Option<i64>,
+    #[serde(default, deserialize_with = "lenient::string")]
+    pub receiver_id: String,
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, Value>,
+}
+
+/// A user's public profile, from the JWT claims (section 2.1).
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct Profile {
+    pub user_id: String,
+    pub nickname: String,
+    pub sex: Value,
+    pub avatar_url: String,
+    pub avatar_small_url: String,
+}
+
+/// One seat of a room (`room_seat`, section 2.4).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Seat {
+    pub id: u32,
+    pub user_id: String,
+    pub nickname: String,
+    pub sex: Value,
+    pub avatar_url: String,
+    pub avatar_small_url: String,
+    /// 0 free, 1 taken.
+    pub status: u8,
+    /// 0 muted, 1 open.
+    pub microphone: u8,
+    pub rank: u32,
+    pub room_id: String,
+}
+
+/// The `gift` object of a `send_gift` event.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Gift {
+    pub id: String,
+    pub sender_id: String,
+    pub receiver_id: String,
+    pub sender_nickname: String,
+    pub receiver_nickname: String,
+    pub name: String,
+    pub image_url: String,
+    pub image_small_url: String,
+    pub image_big_url: String,
+    pub dynamic_image_url: String,
+    pub num: i64,
+    pub sender_room_seat_id: Option<u32>,
+    pub receiver_room_seat_id: Option<u32>,
+}
+
+/// The body of a room event (section 2.4); [`RoomEventFrame`] adds `seq` and `ts`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum EventBody {
+    EnterRoom {
+        #[serde(flatten)]
+        profile: Profile,
+        channel_name: String,
+        i_segment: String,
+        i_segment_text: String,
+        user_car_gift: Value,
+    },
+    ExitRoom {
+        user_id: String,
+        channel_name: String,
+        room_seat: Option<Seat>,
+    },
+    SendTopicMsg {
+        #[serde(flatten)]
+        profile: Profile,
+        content: String,
+        channel_name: String,
+    },
+    SendGift {
+        notify_type: NotifyType,
+        channel_name: String,
+        gift: Gift,
+    },
+    Up {
+        channel_name: String,
+        room_seat: Seat,
+    },
+    Down {
+        channel_name: String,
+        room_seat: Seat,
+    },
+    RoomNotice {
+        channel_name: String,
+        expire_time: i64,
+        content: String,
+        client_url: String,
+    },
+    HangUp {
+        user_id: String,
+        receiver_id: String,
+        channel_name: String,
+    },
+    Like {
+        channel_name: String,
+        user_id: String,
+        nickname: String,
+        avatar_url: String,
+        count: i64,
+    },
+    Danmu {
+        channel_name: String,
+        item: Value,
+    },
+    RoomStatus {
+        channel_name: String,
+        status: String,
+    },
+}
+
+/// A room event as written on the wire: the body plus `seq` (absent for `ptp`) and `ts`.
+#[derive(Debug, Serialize)]
+pub struct RoomEventFrame<'a> {
+    #[serde(flatten)]
+    pub body: &'a EventBody,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
+    pub ts: i64,
+}
+
+/// What the `ack` of `enter_room_report` says about the room.
+#[derive(Debug, Clone, Serialize)]
+pub struct RoomSnapshot {
+    pub channel_name: String,
+    pub members: usize,
+    pub seats: Vec<Seat>,
+    pub last_seq: u64,
+    /// `live`, `game`, `closed` or `banned` once known; absent before any status.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+}
+
+/// Frames addressed to one connection (not room events).
+#[derive(Debug, Serialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Direct<'a> {
+    Connected {
+        online_token: &'a str,
+        ping_interval: u64,
+        server_time: i64,
+    },
+    Pong {
+        server_time: i64,
+    },
+    Ack {
+        #[serde(rename = "for")]
+        for_action: &'a str,
+        error_code: u16,
+        error_reason: &'a str,
+        #[serde(flatten)]
+        detail: AckDetail,
+    },
+    Error {
+        #[serde(rename = "for")]
+        for_action: &'a str,
+        error_code: u16,
+        error_reason: &'a str,
+    },
+    Kicked {
+        reason: &'a str,
+    },
+}
+
+/// Action-specific fields of an `ack`.
+#[derive(Debug, Default, Serialize)]
+pub struct AckDetail {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub room: Option<RoomSnapshot>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_seq: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recovered: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub room_seat: Option<Seat>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
+}
+
+impl Direct<'_> {
+    pub fn to_json(&self) -> String {
+        // Serialising these plain structs cannot fail (no maps with non-string keys).
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn up_deport_is_read_as_up_report() {
+        let req: ClientRequest = serde_json::from_str(
+            r#"{"action":"up_deport","channel_name":"c","seat_id":"3","sign":"x"}"#,
+        )
+        .unwrap();
+        assert!(matches!(req, ClientRequest::Up { seat_id: 3, .. }));
+    }
+
+    #[test]
+    fn room_event_frame_carries_action_seq_and_ts() {
+        let body = EventBody::RoomStatus {
+            channel_name: "c".into(),
+            status: "live".into(),
+        };
+        let json = serde_json::to_value(RoomEventFrame {
+            body: &body,
+            seq: Some(4),
+            ts: 9,
+        })
+        .unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"action":"room_status","channel_name":"c","status":"live","seq":4,"ts":9})
+        );
+    }
+
+    #[test]
+    fn ack_flattens_its_detail() {
+        let ack = Direct::Ack {
+            for_action: "ping",
+            error_code: 0,
+            error_reason: "",
+            detail: AckDetail {
+                last_seq: Some(3),
+                ..Default::default()
+            },
+        };
+        let json: Value = serde_json::from_str(&ack.to_json()).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"action":"ack","for":"ping","error_code":0,"error_reason":"","last_seq":3})
+        );
+    }
+}

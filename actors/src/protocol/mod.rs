@@ -1,0 +1,19 @@
+//! Wire types: every frame of PROTOCOL.md as a serde type, and the signature formulas.
+//!
+//! - [`bigo`]: the BIGO ingress envelope, `platformLogin` and `dataReception` (section 1).
+//! - [`client`]: app client frames in both directions (section 2).
+//! - [`sign`]: the md5 formulas.
+//! - [`lenient`]: serde helpers for fields the platform sends as a string or a number.
+
+pub mod bigo;
+pub mod client;
+pub mod lenient;
+pub mod sign;
+
+/// Milliseconds since the Unix epoch, the unit of every protocol timestamp.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,151 @@
+//! A room's event log: it numbers events (`seq`, from 1, strictly increasing) and keeps the
+//! last `history_len` of them for `last_seq` replay (PROTOCOL.md 2.3, 2.6).
+//!
+//! [`EventLog`] is the interface a Redis-backed log (scale-out: one order per room across
+//! nodes) will implement; [`MemoryLog`] is the embedded one.
+
+use std::collections::VecDeque;
+
+/// What a replay request finds in the log.
+#[derive(Debug, PartialEq)]
+pub struct Replay<E> {
+    /// The events after the client's `last_seq` that the log still holds, in order.
+    pub events: Vec<E>,
+    /// True when `events` is every event after `last_seq`.
+    pub complete: bool,
+}
+
+pub trait EventLog<E> {
+    /// The seq the next appended event will get.
+    fn next_seq(&self) -> u64;
+    /// The seq of the newest event (0 when none).
+    fn last_seq(&self) -> u64 {
+        self.next_seq() - 1
+    }
+    /// Appends an event that was given `next_seq()`.
+    fn append(&mut self, event: E);
+    /// Events after `last_seq`.
+    fn since(&self, last_seq: u64) -> Replay<E>;
+}
+
+/// The in-memory [`EventLog`]: a ring of the newest `capacity` events.
+pub struct MemoryLog<E> {
+    events: VecDeque<E>,
+    capacity: usize,
+    next_seq: u64,
+}
+
+impl<E> MemoryLog<E> {
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            events: VecDeque::with_capacity(capacity.min(1024)),
+            capacity,
+            next_seq: 1,
+        }
+    }
+
+    /// The seq of the oldest event held.
+    fn oldest_seq(&self) -> u64 {
+        self.next_seq - self.events.len() as u64
+    }
+}
+
+impl<E: Clone> EventLog<E> for MemoryLog<E> {
+    fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+
+    fn append(&mut self, event: E) {
+        self.next_seq += 1;
+        if self.capacity == 0 {
+            return;
+        }
+        if self.events.len() == self.capacity {
+            self.events.pop_front();
+        }
+        self.events.push_back(event);
+    }
+
+    fn since(&self, last_seq: u64) -> Replay<E> {
+        let newest = self.last_seq();
+        if last_seq > newest {
+            // A seq from a room that no longer exists (restarted): we cannot tell what was missed.
+            return Replay {
+                events: self.events.iter().cloned().collect(),
+                complete: false,
+            };
+        }
+        let oldest = self.oldest_seq();
+        let complete = last_seq + 1 >= oldest;
+        let skip = (last_seq + 1).saturating_sub(oldest) as usize;
+        Replay {
+            events: self.events.iter().skip(skip).cloned().collect(),
+            complete,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn log_with(n: u64, capacity: usize) -> MemoryLog<u64> {
+        let mut log = MemoryLog::new(capacity);
+        for _ in 0..n {
+            let seq = log.next_seq();
+            log.append(seq);
+        }
+        log
+    }
+
+    #[test]
+    fn seqs_start_at_one_and_increase() {
+        let log = log_with(3, 10);
+        assert_eq!(log.last_seq(), 3);
+        assert_eq!(log.next_seq(), 4);
+    }
+
+    #[test]
+    fn replay_returns_exactly_the_missed_range() {
+        let log = log_with(5, 10);
+        assert_eq!(
+            log.since(2),
+            Replay {
+                events: vec![3, 4, 5],
+                complete: true
+            }
+        );
+        assert_eq!(
+            log.since(5),
+            Replay {
+                events: vec![],
+                complete: true
+            }
+        );
+    }
+
+    #[test]
+    fn replay_is_incomplete_once_history_moved_on() {
+        let log = log_with(10, 3);
+        assert_eq!(
+            log.since(6),
+            Replay {
+                events: vec![8, 9, 10],
+                complete: false
+            }
+        );
+        assert_eq!(
+            log.since(7),
+            Replay {
+                events: vec![8, 9, 10],
+                complete: true
+            }
+        );
+    }
+
+    #[test]
+    fn a_last_seq_from_the_future_is_incomplete() {
+        let log = log_with(2, 10);
+        assert!(!log.since(9).complete);
+    }
+}

@@ -1,0 +1,138 @@
+//! Loading the configuration: `config.yaml` (or `--config PATH`), then `DANMU__SECTION__KEY`
+//! environment overrides, then checks of values serde cannot express. Every error names the
+//! key. The typed sections and their defaults live in `actors::config`.
+
+use std::path::Path;
+
+pub use actors::config::*;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config file {0}: not found")]
+    Missing(String),
+    #[error("config: {0}")]
+    Invalid(String),
+    #[error("config key {key}: {problem}")]
+    BadValue { key: &'static str, problem: String },
+}
+
+/// Reads `path` (YAML) and the environment. A missing file is an error only when `required`
+/// (an explicit `--config`); otherwise the defaults serve.
+pub fn load(path: &Path, required: bool) -> Result<Config, ConfigError> {
+    if required && !path.exists() {
+        return Err(ConfigError::Missing(path.display().to_string()));
+    }
+    let raw = config::Config::builder()
+        .add_source(
+            config::File::from(path)
+                .format(config::FileFormat::Yaml)
+                .required(false),
+        )
+        .add_source(
+            config::Environment::with_prefix("DANMU")
+                .prefix_separator("__")
+                .separator("__"),
+        )
+        .build()
+        .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+    let config: Config = raw
+        .try_deserialize()
+        .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+    validate(&config)?;
+    Ok(config)
+}
+
+/// Parses a YAML text the same way (used by tests and `--check`).
+pub fn from_yaml(text: &str) -> Result<Config, ConfigError> {
+    let raw = config::Config::builder()
+        .add_source(config::File::from_str(text, config::FileFormat::Yaml))
+        .build()
+        .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+    let config: Config = raw
+        .try_deserialize()
+        .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+    validate(&config)?;
+    Ok(config)
+}
+
+fn validate(c: &Config) -> Result<(), ConfigError> {
+    let bad = |key: &'static str, problem: &str| {
+        Err(ConfigError::BadValue {
+            key,
+            problem: problem.to_string(),
+        })
+    };
+    if !c.bigo.path.starts_with('/') {
+        return bad("bigo.path", "must start with /");
+    }
+    if !c.client.path.starts_with('/') {
+        return bad("client.path", "must start with /");
+    }
+    if c.bigo.accounts.is_empty() {
+        return bad("bigo.accounts", "needs at least one account");
+    }
+    if c.bigo.max_login_failures == 0 {
+        return bad("bigo.max_login_failures", "must be at least 1");
+    }
+    if c.bigo.idle_timeout_ms == 0 {
+        return bad("bigo.idle_timeout_ms", "must be above 0");
+    }
+    if c.client.idle_timeout_ms == 0 {
+        return bad("client.idle_timeout_ms", "must be above 0");
+    }
+    if c.client.rate_per_s == 0 {
+        return bad("client.rate_per_s", "must be at least 1");
+    }
+    if c.client.send_queue_len == 0 {
+        return bad("client.send_queue_len", "must be at least 1");
+    }
+    if c.room.queue_len == 0 {
+        return bad("room.queue_len", "must be at least 1");
+    }
+    if c.room.dedup_len == 0 {
+        return bad("room.dedup_len", "must be at least 1");
+    }
+    if c.auth.jwt_secret.is_empty() {
+        return bad("auth.jwt_secret", "must not be empty");
+    }
+    if c.bigo.pull.enabled && c.bigo.pull.interval_ms == 0 {
+        return bad(
+            "bigo.pull.interval_ms",
+            "must be above 0 when pull is enabled",
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_file_gives_the_defaults() {
+        let c = from_yaml("{}").unwrap();
+        assert_eq!(c.server.port, 8080);
+        assert_eq!(c.room.reorder_window_ms, 300);
+        assert_eq!(c.bigo.platform_abbr, "inke");
+    }
+
+    #[test]
+    fn an_unknown_key_is_named() {
+        let err = from_yaml("room:\n  reorder_windw_ms: 5\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("reorder_windw_ms"), "{err}");
+    }
+
+    #[test]
+    fn a_bad_value_is_named() {
+        let err = from_yaml("client:\n  rate_per_s: 0\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("client.rate_per_s"), "{err}");
+        let err = from_yaml("server:\n  port: lots\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("port"), "{err}");
+    }
+}

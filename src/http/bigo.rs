@@ -1,0 +1,29 @@
+//! The BIGO ingress upgrade: one [`BigoSession`] per platform WebSocket (PROTOCOL.md 1).
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web_actors::ws;
+use actors::bigo_session::BigoSession;
+use log::info;
+
+use super::AppState;
+
+pub async fn upgrade(
+    req: HttpRequest,
+    stream: web::Payload,
+    state: web::Data<AppState>,
+) -> actix_web::Result<HttpResponse> {
+    let peer = req.peer_addr().map(|a| a.to_string()).unwrap_or_default();
+    if state.is_draining() {
+        info!("bigo {peer}: refused, draining");
+        return Ok(HttpResponse::ServiceUnavailable().finish());
+    }
+    let session = BigoSession::new(
+        state.bigo.clone(),
+        state.registry.clone(),
+        state.metrics.clone(),
+        peer,
+    );
+    ws::WsResponseBuilder::new(session, &req, stream)
+        .frame_size(state.bigo.max_frame_bytes)
+        .start()
+}

@@ -1,0 +1,72 @@
+//! The demo page (PROTOCOL.md 6): its files are compiled into the binary and served from
+//! `/demo`; `POST /demo/token` mints client JWTs so the page can log in. Both exist only with
+//! `demo.enabled: true` (anyone can mint tokens then: never on a public server).
+
+use actix_web::{web, HttpResponse};
+use serde::{Deserialize, Serialize};
+
+use super::{bad_request, AppState};
+use crate::auth;
+
+const INDEX_HTML: &str = include_str!("demo/index.html");
+const APP_JS: &str = include_str!("demo/app.js");
+const STYLE_CSS: &str = include_str!("demo/style.css");
+const MD5_JS: &str = include_str!("demo/md5.js");
+
+/// How long a demo token lives.
+const DEMO_TOKEN_TTL_S: u64 = 24 * 3600;
+
+pub fn routes(cfg: &mut web::ServiceConfig, enabled: bool) {
+    if !enabled {
+        return;
+    }
+    cfg.route(
+        "/demo",
+        web::get().to(|| file(INDEX_HTML, "text/html; charset=utf-8")),
+    )
+    .route(
+        "/demo/",
+        web::get().to(|| file(INDEX_HTML, "text/html; charset=utf-8")),
+    )
+    .route(
+        "/demo/app.js",
+        web::get().to(|| file(APP_JS, "text/javascript; charset=utf-8")),
+    )
+    .route(
+        "/demo/md5.js",
+        web::get().to(|| file(MD5_JS, "text/javascript; charset=utf-8")),
+    )
+    .route(
+        "/demo/style.css",
+        web::get().to(|| file(STYLE_CSS, "text/css; charset=utf-8")),
+    )
+    .route("/demo/token", web::post().to(token));
+}
+
+async fn file(body: &'static str, content_type: &'static str) -> HttpResponse {
+    HttpResponse::Ok().content_type(content_type).body(body)
+}
+
+#[derive(Deserialize)]
+struct TokenRequest {
+    user_id: String,
+    #[serde(default)]
+    nickname: Option<String>,
+}
+
+#[derive(Serialize)]
+struct TokenAnswer {
+    token: String,
+}
+
+async fn token(state: web::Data<AppState>, body: web::Json<TokenRequest>) -> HttpResponse {
+    let user_id = body.user_id.trim();
+    if user_id.is_empty() || user_id.len() > 64 {
+        return bad_request(1001, "user_id must be 1 to 64 characters");
+    }
+    let nickname = body.nickname.clone().filter(|n| !n.trim().is_empty());
+    let claims = auth::claims_for(user_id, nickname, DEMO_TOKEN_TTL_S);
+    HttpResponse::Ok().json(TokenAnswer {
+        token: auth::issue(&state.config.auth.jwt_secret, &claims),
+    })
+}

@@ -1,0 +1,1091 @@
+/* danmu-broker /demo page logic (plain browser JS, no framework, no build step).
+ *
+ *  - login:      POST /demo/token -> client JWT (PROTOCOL.md section 6)
+ *  - live list:  /iapi/rooms calls (section 3), refreshed every 5 s
+ *  - room view:  the client WebSocket action protocol (section 2): signed frames, ping,
+ *                enter/exit, chat, gifts, seats, likes, notices, reconnect with
+ *                last_seq recovery and seq de-duplication.
+ *
+ * Everything that comes from the network is untrusted: it is only ever written with
+ * textContent / setAttribute, never innerHTML. This file is ASCII-only on purpose
+ * (non-ASCII characters are written as \u escapes).
+ * Needs md5(string) from /demo/md5.js (blueimp-md5).
+ */
+(function () {
+  "use strict";
+
+  // ---------------------------------------------------------------- constants
+
+  var PAGE_SIZE = 10;
+  var LIST_REFRESH_MS = 5000;
+  var BACKOFF_MIN_MS = 500;
+  var BACKOFF_MAX_MS = 5000;
+  var DEFAULT_PING_S = 15;
+  var DEFAULT_SEATS = 8;
+  var CHAT_LOG_MAX = 500;
+  var STAGE_MAX = 80;          // danmu on the stage at once; the oldest go first
+  var HEARTS_MAX = 30;
+  var GIFT_BANNER_MS = 4000;
+  var DEFAULT_NOTICE_S = 10;
+  var TOAST_MS = 6000;
+  var MAX_CONTENT_CHARS = 500;
+  var STORAGE_KEY = "danmu-demo-session";
+  var TIMES = "\u00d7";        // multiplication sign
+  var HEART = "\u2665";
+  // Gift ids are not specified by the protocol; these are demo ids, 0 for any other name.
+  var GIFT_IDS = { Rose: 1, Heart: 2, Lollipop: 3, Rocket: 4, Castle: 5 };
+
+  // ---------------------------------------------------------------- state
+
+  var state = {
+    token: null, userId: null, nickname: null,
+    sid: randomHex(16),                      // one device session id per tab
+    // connection
+    wantOnline: false, ws: null, onlineToken: null, connGen: 0,
+    pingIntervalS: DEFAULT_PING_S, pingTimer: null, lastFrameAt: 0,
+    backoffMs: BACKOFF_MIN_MS, reconnectTimer: null,
+    // room
+    channel: null,          // the channel we want to be in (null = none)
+    channelAcked: false,    // got the enter ack for it at least once
+    enterLastSeq: null,     // last_seq sent with the pending enter_room_report (null = fresh join)
+    highestSeq: 0,          // highest event seq shown in this channel
+    snapshotSeq: 0,         // last_seq of the latest enter ack (events up to it are in the snapshot)
+    memberCount: 0, likeCount: 0,
+    names: new Map(),       // user_id -> nickname, learned from events
+    // lobby
+    page: 1, total: null, listTimer: null, listLoading: false,
+    liveRooms: new Map(),   // channel_name -> room object (from the list / create answer)
+    myRoom: null,
+    pendingPtpGift: null,
+    // timers for banners
+    giftTimer: null, noticeTimer: null,
+    laneFreeAt: []
+  };
+
+  // ---------------------------------------------------------------- small helpers
+
+  function $(id) { return document.getElementById(id); }
+
+  function randomHex(bytes) {
+    var a = new Uint8Array(bytes);
+    (window.crypto || window.msCrypto).getRandomValues(a);
+    return Array.prototype.map.call(a, function (b) { return (b < 16 ? "0" : "") + b.toString(16); }).join("");
+  }
+
+  function isSet(v) { return v !== undefined && v !== null; }
+
+  function firstSet() {
+    for (var i = 0; i < arguments.length; i++) { if (isSet(arguments[i])) return arguments[i]; }
+    return undefined;
+  }
+
+  function toNumber(v) {
+    if (!isSet(v) || v === "") return null;
+    var n = Number(v);
+    return isFinite(n) ? n : null;
+  }
+
+  function str(v) { return isSet(v) ? String(v) : ""; }
+
+  function el(tag, className, text) {
+    var e = document.createElement(tag);
+    if (className) e.className = className;
+    if (isSet(text)) e.textContent = String(text);
+    return e;
+  }
+
+  function rememberName(userId, nickname) {
+    if (isSet(userId) && userId !== "" && nickname) state.names.set(String(userId), String(nickname));
+  }
+
+  function nameOf(userId) {
+    if (!isSet(userId) || userId === "") return "";
+    return state.names.get(String(userId)) || String(userId);
+  }
+
+  /** The display name of an event's sender: nickname, else a known name, else the id. */
+  function displayName(ev) {
+    rememberName(ev.user_id, ev.nickname);
+    return ev.nickname || nameOf(ev.user_id) || "?";
+  }
+
+  function isMe(userId) { return isSet(userId) && state.userId !== null && String(userId) === state.userId; }
+
+  // ---------------------------------------------------------------- toast
+
+  /** Shows a message in #toast for a few seconds; identical messages already shown are not repeated. */
+  function toast(message, kind) {
+    var box = $("toast");
+    var text = String(message);
+    for (var c = box.firstElementChild; c; c = c.nextElementSibling) {
+      if (c.textContent === text) return;
+    }
+    var item = el("div", "toast-msg" + (kind === "info" ? " info" : ""), text);
+    box.appendChild(item);
+    while (box.childElementCount > 5) box.firstElementChild.remove();
+    setTimeout(function () { item.remove(); }, TOAST_MS);
+  }
+
+  function info(message) { toast(message, "info"); }
+
+  // ---------------------------------------------------------------- HTTP
+
+  /** fetch + JSON; never throws. Answers {ok, status, data} where ok means HTTP 2xx and error_code 0 (or absent). */
+  function request(method, path, body, noAuth) {
+    var headers = { "Accept": "application/json" };
+    if (state.token && !noAuth) headers["Authorization"] = "Bearer " + state.token;
+    var init = { method: method, headers: headers, cache: "no-store" };
+    if (body !== undefined) {
+      headers["Content-Type"] = "application/json";
+      init.body = JSON.stringify(body);
+    }
+    return fetch(path, init).then(function (res) {
+      return res.text().then(function (text) {
+        var data = null;
+        try { data = text ? JSON.parse(text) : null; } catch (e) { data = null; }
+        var code = data && typeof data === "object" ? toNumber(data.error_code) : null;
+        return { ok: res.ok && (code === null || code === 0), status: res.status, data: data, code: code };
+      });
+    }, function (err) {
+      return { ok: false, status: 0, data: null, code: null, networkError: String(err) };
+    });
+  }
+
+  /** Text for a failed request: error_reason when there is one. */
+  function failureText(path, r) {
+    if (r.data && r.data.error_reason) return r.data.error_reason + (r.code ? " (" + r.code + ")" : "");
+    if (r.code) return path + ": error " + r.code;
+    if (r.status === 0) return path + ": network error";
+    return path + ": HTTP " + r.status;
+  }
+
+  /** request() that reports failures in #toast and answers the data, or null on failure. */
+  function api(method, path, body) {
+    return request(method, path, body).then(function (r) {
+      if (!r.ok) { toast(failureText(path, r)); return null; }
+      return r.data || {};
+    });
+  }
+
+  // ---------------------------------------------------------------- login / session
+
+  function jwtExpired(token) {
+    try {
+      var part = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+      var claims = JSON.parse(atob(part));
+      return typeof claims.exp === "number" && claims.exp * 1000 < Date.now();
+    } catch (e) {
+      return false;
+    }
+  }
+
+  function login() {
+    var userId = $("user-id").value.trim();
+    var nickname = $("nickname").value.trim() || userId;
+    if (!userId) { toast("enter a user id"); return; }
+    request("POST", "/demo/token", { user_id: userId, nickname: nickname }, true).then(function (r) {
+      if (r.status === 404) { toast("/demo/token is off (demo.enabled: false)"); return; }
+      if (!r.ok || !r.data || !r.data.token) { toast(failureText("/demo/token", r)); return; }
+      startSession(r.data.token, userId, nickname, true);
+    });
+  }
+
+  function startSession(token, userId, nickname, save) {
+    goOffline();
+    state.token = token;
+    state.userId = String(userId);
+    state.nickname = nickname;
+    rememberName(userId, nickname);
+    if (save) {
+      try { localStorage.setItem(STORAGE_KEY, JSON.stringify({ token: token, user_id: userId, nickname: nickname })); } catch (e) { /* private mode */ }
+    }
+    var me = $("me");
+    me.textContent = "logged in as " + nickname + " (" + userId + ")";
+    me.className = "logged-in";
+    startRoomList();
+    goOnline();
+  }
+
+  /** Restores the saved session unless the page URL asks for another user. */
+  function restoreSession(urlUser) {
+    var saved = null;
+    try { saved = JSON.parse(localStorage.getItem(STORAGE_KEY) || "null"); } catch (e) { saved = null; }
+    if (!saved || !saved.token || !saved.user_id) return false;
+    if (urlUser && urlUser !== String(saved.user_id)) return false;
+    if (jwtExpired(saved.token)) return false;
+    $("user-id").value = saved.user_id;
+    $("nickname").value = saved.nickname || "";
+    startSession(saved.token, saved.user_id, saved.nickname || saved.user_id, false);
+    return true;
+  }
+
+  // ---------------------------------------------------------------- live-room list
+
+  function startRoomList() {
+    clearInterval(state.listTimer);
+    state.page = 1;
+    loadRooms();
+    state.listTimer = setInterval(loadRooms, LIST_REFRESH_MS);
+  }
+
+  function loadRooms() {
+    if (!state.token || state.listLoading) return;
+    state.listLoading = true;
+    var path = "/iapi/rooms?page=" + state.page + "&page_size=" + PAGE_SIZE;
+    api("GET", path).then(function (data) {
+      state.listLoading = false;
+      if (data) renderRooms(data);
+    });
+  }
+
+  function rememberLiveRoom(room) {
+    if (!room || !isSet(room.room_id)) return;
+    var channel = isSet(room.channel_name) ? String(room.channel_name) : String(room.room_id);
+    state.liveRooms.set(channel, room);
+  }
+
+  function renderRooms(data) {
+    var rooms = Array.isArray(data.rooms) ? data.rooms : [];
+    state.total = toNumber(data.total);
+    if (rooms.length === 0 && state.page > 1) {   // the last page emptied: step back
+      state.page -= 1;
+      loadRooms();
+      return;
+    }
+    var list = $("room-list");
+    list.textContent = "";
+    rooms.forEach(function (room) {
+      rememberLiveRoom(room);
+      list.appendChild(roomRow(room));
+    });
+    if (rooms.length === 0) {
+      var tr = el("tr", "empty-row");
+      var td = el("td", null, "no live rooms");
+      td.colSpan = 5;
+      tr.appendChild(td);
+      list.appendChild(tr);
+    }
+    renderPager(rooms.length);
+  }
+
+  function roomRow(room) {
+    var channel = isSet(room.channel_name) ? String(room.channel_name) : String(room.room_id);
+    var tr = el("tr", "room" + (channel === state.channel ? " current" : ""));
+    tr.setAttribute("data-room-id", str(room.room_id));
+    tr.setAttribute("data-channel-name", channel);
+
+    var titleTd = el("td");
+    titleTd.appendChild(el("div", "room-title", room.title || "(untitled)"));
+    titleTd.appendChild(el("div", "room-channel", "#" + channel + (room.owner_id ? " \u00b7 " + room.owner_id : "")));
+    tr.appendChild(titleTd);
+    tr.appendChild(el("td", "room-viewers", str(firstSet(room.viewers, 0))));
+    tr.appendChild(el("td", "room-likes", str(firstSet(room.likes, 0))));
+
+    var urls = room.play_urls || {};
+    var urlTd = el("td", "play-urls");
+    ["rtmp", "flv", "hls"].forEach(function (k) {
+      if (urls[k]) urlTd.appendChild(el("div", "play-url", k + ": " + urls[k]));
+    });
+    tr.appendChild(urlTd);
+
+    var actions = el("td");
+    var join = el("button", "room-join", "join");
+    join.type = "button";
+    join.addEventListener("click", function () { $("channel").value = channel; joinChannel(channel); });
+    var like = el("button", "room-like secondary", HEART + " like");
+    like.type = "button";
+    like.addEventListener("click", function () { likeRoom(room.room_id); });
+    actions.appendChild(join);
+    actions.appendChild(like);
+    tr.appendChild(actions);
+    return tr;
+  }
+
+  function renderPager(shown) {
+    var pages = state.total !== null ? Math.max(1, Math.ceil(state.total / PAGE_SIZE)) : null;
+    $("page-info").textContent = "page " + state.page + (pages ? " / " + pages : "") +
+      (state.total !== null ? " \u00b7 " + state.total + " live" : "");
+    $("page-prev").disabled = state.page <= 1;
+    $("page-next").disabled = pages !== null ? state.page >= pages : shown < PAGE_SIZE;
+  }
+
+  function changePage(delta) {
+    var next = state.page + delta;
+    if (next < 1) return;
+    state.page = next;
+    loadRooms();
+  }
+
+  function likeRoom(roomId) {
+    return api("POST", "/iapi/rooms/" + encodeURIComponent(String(roomId)) + "/like", {}).then(function (data) {
+      if (data) loadRooms();
+      return data;
+    });
+  }
+
+  function createRoom() {
+    var title = $("room-title").value.trim();
+    if (!title) { toast("enter a room title"); return; }
+    api("POST", "/iapi/rooms", { title: title }).then(function (data) {
+      if (!data) return;
+      var room = {
+        room_id: data.room_id,
+        channel_name: isSet(data.channel_name) ? String(data.channel_name) : String(data.room_id),
+        stream_id: data.stream_id, push_url: data.push_url, title: title,
+        owner_id: state.userId, status: "new"
+      };
+      state.myRoom = room;
+      rememberLiveRoom(room);
+      showMyRoom();
+      $("room-title").value = "";
+      info("room " + room.room_id + " created; push to the URL, or press Go live");
+    });
+  }
+
+  function showMyRoom() {
+    var room = state.myRoom;
+    $("my-room").hidden = !room;
+    if (!room) return;
+    $("my-room-id").textContent = str(room.room_id);
+    $("my-room-channel").textContent = room.channel_name;
+    $("my-push-url").textContent = str(room.push_url);
+  }
+
+  function myRoomAction(action) {
+    var room = state.myRoom;
+    if (!room) return;
+    api("POST", "/iapi/rooms/" + encodeURIComponent(String(room.room_id)) + "/" + action, {}).then(function (data) {
+      if (!data) return;
+      room.status = action === "live" ? "live" : "closed";
+      info("room " + room.room_id + (action === "live" ? " is live" : " closed"));
+      if (action === "close") { state.myRoom = null; showMyRoom(); }
+      loadRooms();
+    });
+  }
+
+  // ---------------------------------------------------------------- connection indicator
+
+  function setConn(status) {
+    var c = $("conn-status");
+    c.textContent = status;
+    c.className = status;
+    c.setAttribute("data-state", status);
+  }
+
+  // ---------------------------------------------------------------- WebSocket connection
+
+  function commonParams() {
+    return "user_id=" + encodeURIComponent(state.userId) +
+      "&sid=" + encodeURIComponent(state.sid) +
+      "&timestamp=" + Date.now() +
+      "&token=" + encodeURIComponent(state.token);
+  }
+
+  function defaultEndPoint() {
+    return (location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/iapi/websocket";
+  }
+
+  function goOnline() {
+    state.wantOnline = true;
+    state.backoffMs = BACKOFF_MIN_MS;
+    connect();
+  }
+
+  function goOffline() {
+    state.wantOnline = false;
+    state.connGen += 1;
+    clearTimeout(state.reconnectTimer);
+    dropSocket();
+    setConn("offline");
+  }
+
+  /** Asks for a node, then opens the socket. Any failure schedules a retry with backoff. */
+  function connect() {
+    clearTimeout(state.reconnectTimer);
+    if (!state.wantOnline || !state.token) return;
+    var gen = ++state.connGen;
+    var path = "/iapi/websocket/end_point?" + commonParams();
+    request("GET", path).then(function (r) {
+      if (gen !== state.connGen || !state.wantOnline) return;
+      if (!r.ok) {
+        toast(failureText("/iapi/websocket/end_point", r));
+        if (r.status === 401 || r.code === 1003) {   // the JWT is bad or expired: retrying will not help
+          toast("log in again");
+          goOffline();
+          return;
+        }
+        scheduleReconnect();
+        return;
+      }
+      var data = r.data || {};
+      state.pingIntervalS = toNumber(data.ping_interval) || DEFAULT_PING_S;
+      var endPoint = data.end_point ? String(data.end_point) : defaultEndPoint();
+      openSocket(endPoint + (endPoint.indexOf("?") >= 0 ? "&" : "?") + commonParams() + "&batch=1");
+    });
+  }
+
+  function openSocket(url) {
+    var ws;
+    try {
+      ws = new WebSocket(url);
+    } catch (e) {
+      toast("cannot open WebSocket: " + e.message);
+      scheduleReconnect();
+      return;
+    }
+    state.ws = ws;
+    state.lastFrameAt = Date.now();
+    ws.onmessage = function (ev) { if (ws === state.ws) onFrame(ev.data); };
+    ws.onclose = function (ev) { if (ws === state.ws) onSocketLost("closed (" + ev.code + ")"); };
+    ws.onerror = function () { /* a close event follows */ };
+  }
+
+  /** Forgets the current socket (its late events are ignored) and closes it. */
+  function dropSocket() {
+    var ws = state.ws;
+    state.ws = null;
+    state.onlineToken = null;
+    stopPing();
+    if (ws) {
+      ws.onmessage = ws.onclose = ws.onerror = null;
+      try { ws.close(); } catch (e) { /* already closed */ }
+    }
+  }
+
+  function onSocketLost(why) {
+    dropSocket();
+    if (!state.wantOnline) { setConn("offline"); return; }
+    if (state.channel) logLine("system-line", "connection " + why + ", reconnecting\u2026");
+    scheduleReconnect();
+  }
+
+  function scheduleReconnect() {
+    if (!state.wantOnline) return;
+    clearTimeout(state.reconnectTimer);
+    setConn("reconnecting");
+    var delay = state.backoffMs;
+    state.backoffMs = Math.min(delay * 2, BACKOFF_MAX_MS);
+    state.reconnectTimer = setTimeout(connect, delay);
+  }
+
+  function startPing() {
+    stopPing();
+    state.pingTimer = setInterval(pingTick, state.pingIntervalS * 1000);
+  }
+
+  function stopPing() {
+    clearInterval(state.pingTimer);
+    state.pingTimer = null;
+  }
+
+  /** Sends a ping; a socket silent for two intervals (no pong) is considered dead. */
+  function pingTick() {
+    var silentMs = Date.now() - state.lastFrameAt;
+    if (silentMs > state.pingIntervalS * 2000 + 5000) { onSocketLost("timed out"); return; }
+    send("ping", {}, true);
+  }
+
+  function sign(action, onlineToken, sid, timestamp) {
+    return md5("action=" + action + "&online_token=" + onlineToken + "&sid=" + sid + "&timestamp=" + timestamp);
+  }
+
+  /** Sends one signed client frame; answers false (and says why unless quiet) when not connected. */
+  function send(action, fields, quiet) {
+    var ws = state.ws;
+    if (!ws || ws.readyState !== WebSocket.OPEN || !state.onlineToken) {
+      if (!quiet) toast("not connected");
+      return false;
+    }
+    var timestamp = Date.now();
+    var frame = {
+      action: action, online_token: state.onlineToken, sid: state.sid,
+      timestamp: timestamp, sign: sign(action, state.onlineToken, state.sid, timestamp)
+    };
+    Object.keys(fields || {}).forEach(function (k) { if (!(k in frame)) frame[k] = fields[k]; });
+    ws.send(JSON.stringify(frame));
+    return true;
+  }
+
+  // ---------------------------------------------------------------- incoming frames
+
+  function onFrame(text) {
+    state.lastFrameAt = Date.now();
+    var msg;
+    try { msg = JSON.parse(text); } catch (e) { console.warn("non-JSON frame", text); return; }
+    if (Array.isArray(msg)) msg.forEach(handleMessage);   // batch=1: several events in one frame
+    else handleMessage(msg);
+  }
+
+  function handleMessage(m) {
+    if (!m || typeof m !== "object") return;
+    switch (m.action) {
+      case "connected": onConnected(m); break;
+      case "pong": break;
+      case "ack": onAck(m); break;
+      case "error": onErrorFrame(m); break;
+      case "kicked": onKicked(m); break;
+      default: onRoomEvent(m);
+    }
+  }
+
+  function onConnected(m) {
+    state.onlineToken = m.online_token;
+    state.pingIntervalS = toNumber(m.ping_interval) || state.pingIntervalS;
+    state.backoffMs = BACKOFF_MIN_MS;
+    startPing();
+    setConn("connected");
+    if (state.channel) sendEnter(state.channelAcked);   // re-enter after a reconnect
+  }
+
+  function onAck(m) {
+    if (m.for === "enter_room_report") onEnterAck(m);
+    else if (m.for === "send_gift_report" && state.pendingPtpGift) {
+      info("private gift sent to " + state.pendingPtpGift);
+      state.pendingPtpGift = null;
+    }
+  }
+
+  function onErrorFrame(m) {
+    var reason = m.error_reason || "error";
+    toast((m.for ? m.for + ": " : "") + reason + (isSet(m.error_code) ? " (" + m.error_code + ")" : ""));
+    if (m.for === "enter_room_report" && state.channel) {   // not in the room: stop re-entering it
+      logLine("system-line", "could not enter " + state.channel + ": " + reason);
+      state.channel = null;
+      state.channelAcked = false;
+      resetRoomView();
+    }
+    if (m.for === "send_gift_report") state.pendingPtpGift = null;
+  }
+
+  function onKicked(m) {
+    var reason = m.reason || "unknown";
+    toast("kicked: " + reason);
+    logLine("system-line", "kicked by the server: " + reason);
+    if (reason === "replaced") {   // this user+sid connected elsewhere: do not fight it
+      goOffline();
+    }
+    // other reasons (e.g. shutdown): the server closes the socket and we reconnect.
+  }
+
+  // ---------------------------------------------------------------- joining / leaving
+
+  function joinChannel(name) {
+    name = String(name || "").trim();
+    if (!name) { toast("enter a channel name"); return; }
+    if (!state.token) { toast("log in first"); return; }
+    state.channel = name;
+    state.channelAcked = false;
+    state.highestSeq = 0;
+    state.snapshotSeq = 0;
+    resetRoomView();
+    logLine("system-line", "joining " + name + "\u2026");
+    if (state.onlineToken) sendEnter(false);
+    else if (!state.wantOnline) goOnline();
+    // otherwise onConnected() sends the enter.
+  }
+
+  /** Sends enter_room_report; with recover, asks for the events after the highest seq shown. */
+  function sendEnter(recover) {
+    var fields = { channel_name: state.channel };
+    state.enterLastSeq = null;
+    if (recover) {
+      fields.last_seq = state.highestSeq;
+      state.enterLastSeq = state.highestSeq;
+    }
+    send("enter_room_report", fields);
+  }
+
+  function onEnterAck(m) {
+    if (!state.channel) return;
+    var room = m.room && typeof m.room === "object" ? m.room : {};
+    var ackChannel = firstSet(room.channel_name, m.channel_name);
+    if (isSet(ackChannel) && String(ackChannel) !== state.channel) return;   // ack of an earlier join
+    var lastSeq = toNumber(firstSet(m.last_seq, room.last_seq));
+    var recovering = state.enterLastSeq !== null;
+    if (recovering) {
+      var recovered = firstSet(m.recovered, room.recovered) === true;
+      showRecovered(recovered);
+      // A room whose seq went backwards was restarted: start counting from its new seq.
+      if (lastSeq !== null && lastSeq < state.enterLastSeq) state.highestSeq = lastSeq;
+      logLine("system-line", "back in " + state.channel + ", recovered: " + recovered);
+    } else {
+      showRecovered(null);
+      if (lastSeq !== null) state.highestSeq = Math.max(state.highestSeq, lastSeq);
+      logLine("system-line", "joined " + state.channel);
+    }
+    state.snapshotSeq = lastSeq !== null ? lastSeq : state.highestSeq;
+    state.channelAcked = true;
+    state.enterLastSeq = null;
+    renderSeats(firstSet(room.seats, m.seats));
+    setMemberCount(memberCountFrom(firstSet(room.members, m.members, room.member_count, m.member_count)));
+    var status = firstSet(room.status, m.status);
+    if (isSet(status)) setRoomStatus(status);
+  }
+
+  function showRecovered(value) {
+    var r = $("recovered");
+    r.textContent = value === null ? "" : "recovered: " + value;
+    r.className = "stat" + (value === null ? "" : value ? " rec-true" : " rec-false");
+  }
+
+  function leaveChannel() {
+    if (!state.channel) return;
+    var channel = state.channel;
+    send("exit_room_report", { user_id: state.userId, channel_name: channel }, true);
+    logLine("system-line", "left " + channel);
+    state.channel = null;
+    state.channelAcked = false;
+    resetRoomView();
+  }
+
+  /** Clears the per-room parts of the view (the chat log is kept: it only grows). */
+  function resetRoomView() {
+    var stage = $("stage");
+    Array.prototype.slice.call(stage.querySelectorAll(".danmu, .heart")).forEach(function (e) { e.remove(); });
+    state.laneFreeAt = [];
+    hideBanner("gift-banner");
+    hideBanner("notice-banner");
+    if (state.channel) renderSeats(undefined); else clearSeats();
+    setMemberCount(0);
+    state.likeCount = 0;
+    $("like-count").textContent = "0";
+    var room = state.channel ? state.liveRooms.get(state.channel) : null;
+    setRoomStatus(room && room.status ? room.status : "-");
+    showRecovered(null);
+    renderStageChannel();
+    Array.prototype.slice.call(document.querySelectorAll("#room-list tr.room")).forEach(function (tr) {
+      tr.classList.toggle("current", tr.getAttribute("data-channel-name") === state.channel);
+    });
+  }
+
+  function renderStageChannel() {
+    $("stage-channel").textContent = state.channel ? "# " + state.channel : "not in a room";
+  }
+
+  // ---------------------------------------------------------------- room events
+
+  var EVENT_HANDLERS = {
+    send_topic_msg: onTopicMsg,
+    send_gift: onGift,
+    enter_room: onEnterRoom,
+    exit_room: onExitRoom,
+    up: onSeatUp,
+    down: onSeatDown,
+    room_notice: onNotice,
+    room_status: onRoomStatus,
+    like: onLike,
+    danmu: onDanmuItem,
+    hang_up: onHangUp
+  };
+
+  /** Filters by channel, drops replayed duplicates (seq <= highest shown), then dispatches. */
+  function onRoomEvent(m) {
+    var handler = EVENT_HANDLERS[m.action];
+    if (!handler) { console.debug("unhandled frame", m); return; }
+    if (isSet(m.channel_name) && String(m.channel_name) !== state.channel) {
+      if (m.action === "hang_up") handler(m, false);   // a call ended elsewhere still concerns us
+      return;
+    }
+    var seq = toNumber(m.seq);
+    if (seq !== null) {
+      if (seq <= state.highestSeq) return;
+      state.highestSeq = seq;
+    }
+    // Events already covered by the enter ack's snapshot (replayed after a reconnect)
+    // are shown, but do not change seats or the member count again.
+    var inSnapshot = seq !== null && seq <= state.snapshotSeq;
+    handler(m, inSnapshot);
+  }
+
+  function onTopicMsg(m) {
+    var text = displayName(m) + ": " + str(m.content);
+    var mine = isMe(m.user_id);
+    logLine("danmu" + (mine ? " mine" : ""), text, m);
+    launchDanmu(text, m, mine);
+  }
+
+  function giftText(m) {
+    var g = m.gift || {};
+    rememberName(g.sender_id, g.sender_nickname);
+    rememberName(g.receiver_id, g.receiver_nickname);
+    var sender = g.sender_nickname || nameOf(g.sender_id) || "someone";
+    var receiver = g.receiver_nickname || nameOf(g.receiver_id) || "the host";
+    var num = isSet(g.num) ? g.num : 1;
+    var name = g.name || ("gift " + str(g.id));
+    return sender + " sent " + receiver + " " + num + TIMES + " " + name;
+  }
+
+  function onGift(m) {
+    var text = giftText(m);
+    logLine("gift-line" + (m.notify_type === "ptp" ? " ptp" : ""), text, m);
+    showBanner("gift-banner", text, GIFT_BANNER_MS);
+  }
+
+  function onEnterRoom(m, inSnapshot) {
+    logLine("member-line", displayName(m) + " entered", m);
+    if (!inSnapshot) setMemberCount(state.memberCount + 1);
+  }
+
+  function onExitRoom(m, inSnapshot) {
+    logLine("member-line", displayName(m) + " left", m);
+    if (inSnapshot) return;
+    setMemberCount(Math.max(0, state.memberCount - 1));
+    freeSeatsOf(m.user_id, m.room_seat);
+  }
+
+  function onSeatUp(m, inSnapshot) {
+    var s = m.room_seat || {};
+    rememberName(s.user_id, s.nickname);
+    logLine("seat-line", (s.nickname || nameOf(s.user_id) || "someone") + " took seat " + str(s.id), m);
+    if (inSnapshot || !isSet(s.id)) return;
+    if (isSet(s.user_id) && s.user_id !== "") freeSeatsOf(s.user_id, null);   // one seat per user
+    setSeat(s.id, s.user_id, s.nickname);
+  }
+
+  function onSeatDown(m, inSnapshot) {
+    var s = m.room_seat || {};
+    var seatEl = isSet(s.id) ? findSeat(s.id) : null;
+    var who = firstSet(s.user_id, m.user_id, seatEl ? seatEl.getAttribute("data-user-id") : null);
+    logLine("seat-line", (nameOf(who) || "someone") + " left seat " + str(s.id), m);
+    if (inSnapshot) return;
+    if (isSet(s.id)) setSeat(s.id, "", "");
+    else if (isSet(who)) freeSeatsOf(who, null);
+  }
+
+  function onNotice(m, inSnapshot) {
+    var text = str(m.content) + (m.client_url ? " (" + m.client_url + ")" : "");
+    logLine("notice-line", "notice: " + text, m);
+    var ms = (toNumber(m.expire_time) || DEFAULT_NOTICE_S) * 1000;
+    var ts = toNumber(m.ts);
+    if (inSnapshot && ts !== null) ms -= Date.now() - ts;   // a replayed notice only shows what is left of it
+    if (ms > 0) showBanner("notice-banner", text, ms);
+  }
+
+  function onRoomStatus(m) {
+    var status = str(m.status);
+    setRoomStatus(status);
+    logLine("status-line", "room status: " + status, m);
+    if (status === "closed" || status === "banned") info("room " + state.channel + " is " + status);
+  }
+
+  function onLike(m) {
+    var count = toNumber(m.count) || 1;
+    state.likeCount += count;
+    $("like-count").textContent = String(state.likeCount);
+    logLine("like-line", displayName(m) + " liked " + TIMES + count, m);
+    floatHearts(Math.min(count, 5));
+  }
+
+  function onDanmuItem(m) {
+    var item = m.item && typeof m.item === "object" ? m.item : {};
+    var who = item.nick_name || item.user || "?";
+    var text = "[" + str(item.type || "?") + "] " + who + (item.content ? ": " + item.content : "");
+    logLine("danmu-event-line", text, m);
+  }
+
+  function onHangUp(m) {
+    logLine("system-line", nameOf(m.user_id) + " hung up", m);
+  }
+
+  // ---------------------------------------------------------------- chat log
+
+  /** Appends one line to #chat-log (keeps at most CHAT_LOG_MAX, dropping the oldest). */
+  function logLine(className, text, ev) {
+    var log = $("chat-log");
+    var atBottom = log.scrollHeight - log.scrollTop - log.clientHeight < 40;
+    var li = el("li", className, text);
+    if (ev) setEventAttrs(li, ev);
+    log.appendChild(li);
+    while (log.childElementCount > CHAT_LOG_MAX) log.firstElementChild.remove();
+    if (atBottom) log.scrollTop = log.scrollHeight;
+  }
+
+  function setEventAttrs(node, ev) {
+    node.setAttribute("data-seq", str(ev.seq));
+    node.setAttribute("data-ts", str(ev.ts));
+  }
+
+  // ---------------------------------------------------------------- stage (danmu overlay)
+
+  /** Picks the lane that frees up first, so danmu overlap as little as possible. */
+  function pickLane(stageHeight, now) {
+    var laneHeight = 30;
+    var lanes = Math.max(1, Math.floor((stageHeight - 30) / laneHeight));
+    var best = 0;
+    for (var i = 0; i < lanes; i++) {
+      var free = state.laneFreeAt[i] || 0;
+      if (free <= now) return { index: i, top: 6 + i * laneHeight };
+      if (free < (state.laneFreeAt[best] || 0)) best = i;
+    }
+    return { index: best, top: 6 + best * laneHeight };
+  }
+
+  function launchDanmu(text, ev, mine) {
+    var stage = $("stage");
+    var item = el("div", "danmu" + (mine ? " mine" : ""), text);
+    setEventAttrs(item, ev);
+    var existing = stage.querySelectorAll(".danmu");
+    for (var i = 0; i <= existing.length - STAGE_MAX; i++) existing[i].remove();
+    stage.appendChild(item);
+
+    var now = Date.now();
+    var stageWidth = stage.clientWidth || 600;
+    var width = item.offsetWidth;
+    var speed = Math.max(stageWidth, 300) / 8000;          // px per ms: ~8 s to cross the stage
+    var distance = stageWidth + width;
+    var duration = distance / speed;
+    var lane = pickLane(stage.clientHeight || 300, now);
+    state.laneFreeAt[lane.index] = now + (width + 30) / speed;
+    item.style.top = lane.top + "px";
+
+    var remove = function () { item.remove(); };
+    if (item.animate) {
+      var anim = item.animate(
+        [{ transform: "translateX(0)" }, { transform: "translateX(" + (-distance) + "px)" }],
+        { duration: duration, easing: "linear", fill: "forwards" });
+      anim.onfinish = remove;
+    }
+    setTimeout(remove, duration + 1000);   // fallback if the animation never finishes
+  }
+
+  function floatHearts(n) {
+    for (var i = 0; i < n; i++) setTimeout(floatHeart, i * 150);
+  }
+
+  function floatHeart() {
+    var stage = $("stage");
+    if (stage.querySelectorAll(".heart").length >= HEARTS_MAX) return;
+    var h = el("span", "heart", HEART);
+    h.style.right = (20 + Math.random() * 40) + "px";
+    h.style.setProperty("--drift", Math.round(Math.random() * 80 - 40) + "px");
+    h.addEventListener("animationend", function () { h.remove(); });
+    stage.appendChild(h);
+    setTimeout(function () { h.remove(); }, 3000);
+  }
+
+  function showBanner(id, text, ms) {
+    var b = $(id);
+    b.textContent = text;
+    b.hidden = false;
+    b.style.animation = "none";            // restart the pop-in animation
+    void b.offsetWidth;
+    b.style.animation = "";
+    var key = id === "gift-banner" ? "giftTimer" : "noticeTimer";
+    clearTimeout(state[key]);
+    state[key] = setTimeout(function () { hideBanner(id); }, ms);
+  }
+
+  function hideBanner(id) {
+    var b = $(id);
+    b.hidden = true;
+    b.textContent = "";
+  }
+
+  // ---------------------------------------------------------------- status, members, seats
+
+  function setRoomStatus(status) {
+    var s = $("room-status");
+    s.textContent = str(status) || "-";
+    s.setAttribute("data-status", str(status));
+  }
+
+  function memberCountFrom(v) {
+    if (Array.isArray(v)) return v.length;
+    return toNumber(v) || 0;
+  }
+
+  function setMemberCount(n) {
+    state.memberCount = n;
+    $("member-count").textContent = String(n);
+  }
+
+  /** Renders the seat grid from the snapshot: an array of seats, a seat count, or else the default 8 (ids 1..8). */
+  function renderSeats(seats) {
+    var box = $("seats");
+    box.textContent = "";
+    if (Array.isArray(seats) && seats.length > 0) {
+      seats.forEach(function (s, i) {
+        s = s || {};
+        rememberName(s.user_id, s.nickname);
+        box.appendChild(seatElement(firstSet(s.id, i + 1), s.user_id, s.nickname));
+      });
+      return;
+    }
+    var count = typeof seats === "number" || typeof seats === "string" ? toNumber(seats) : null;
+    if (count === null) count = DEFAULT_SEATS;
+    for (var n = 1; n <= count; n++) box.appendChild(seatElement(n, "", ""));
+  }
+
+  function clearSeats() { $("seats").textContent = ""; }
+
+  function seatElement(id, userId, nickname) {
+    var s = el("div", "seat");
+    s.setAttribute("data-seat-id", str(id));
+    fillSeat(s, userId, nickname);
+    return s;
+  }
+
+  function fillSeat(s, userId, nickname) {
+    var taken = isSet(userId) && userId !== "" && userId !== 0;
+    s.setAttribute("data-user-id", taken ? String(userId) : "");
+    s.textContent = taken ? (nickname || nameOf(userId)) : "free";
+    s.title = taken ? "user " + userId : "take this seat";
+    s.classList.toggle("free", !taken);
+    s.classList.toggle("taken", taken);
+    s.classList.toggle("mine", taken && isMe(userId));
+  }
+
+  function findSeat(id) {
+    var seats = $("seats").querySelectorAll(".seat");
+    for (var i = 0; i < seats.length; i++) {
+      if (seats[i].getAttribute("data-seat-id") === String(id)) return seats[i];
+    }
+    return null;
+  }
+
+  function setSeat(id, userId, nickname) {
+    var s = findSeat(id);
+    if (!s) {                                   // a seat the snapshot did not list
+      s = seatElement(id, "", "");
+      $("seats").appendChild(s);
+    }
+    fillSeat(s, userId, nickname);
+  }
+
+  /** Frees every seat held by userId, and the seat roomSeat.id when it is free or held by userId. */
+  function freeSeatsOf(userId, roomSeat) {
+    var uid = isSet(userId) ? String(userId) : null;
+    Array.prototype.forEach.call($("seats").querySelectorAll(".seat"), function (s) {
+      if (uid !== null && uid !== "" && s.getAttribute("data-user-id") === uid) fillSeat(s, "", "");
+    });
+    if (roomSeat && isSet(roomSeat.id)) {
+      var s = findSeat(roomSeat.id);
+      var holder = s ? s.getAttribute("data-user-id") : null;
+      if (s && (holder === "" || uid === null || holder === uid)) fillSeat(s, "", "");
+    }
+  }
+
+  function onSeatClick(ev) {
+    var s = ev.target.closest(".seat");
+    if (!s) return;
+    if (!state.channel) { toast("join a channel first"); return; }
+    var holder = s.getAttribute("data-user-id");
+    if (holder) {
+      if (!isMe(holder)) toast("seat " + s.getAttribute("data-seat-id") + " is taken");
+      return;
+    }
+    var raw = s.getAttribute("data-seat-id");
+    var id = toNumber(raw);
+    send("up_report", { channel_name: state.channel, seat_id: id !== null ? id : raw });
+  }
+
+  // ---------------------------------------------------------------- user actions in the room
+
+  function requireChannel() {
+    if (!state.channel) { toast("join a channel first"); return false; }
+    return true;
+  }
+
+  function sendChat() {
+    if (!requireChannel()) return;
+    var input = $("chat-input");
+    var content = input.value.trim();
+    if (!content) return;
+    if (Array.from(content).length > MAX_CONTENT_CHARS) { toast("message too long (max " + MAX_CONTENT_CHARS + ")"); return; }
+    if (send("send_topic_msg_report", { channel_name: state.channel, content: content })) input.value = "";
+  }
+
+  /** The live room behind the current channel, from the list, else asked for when the name is a room id. */
+  function currentLiveRoom() {
+    var channel = state.channel;
+    var known = state.liveRooms.get(channel);
+    if (known) return Promise.resolve(known);
+    if (!/^\d+$/.test(channel)) return Promise.resolve(null);
+    return request("GET", "/iapi/rooms/" + encodeURIComponent(channel)).then(function (r) {
+      if (!r.ok || !r.data) return null;
+      var room = r.data.room && typeof r.data.room === "object" ? r.data.room : r.data;
+      if (!isSet(room.room_id)) return null;
+      rememberLiveRoom(room);
+      return room;
+    });
+  }
+
+  function likeCurrent() {
+    if (!requireChannel()) return;
+    currentLiveRoom().then(function (room) {
+      if (!room) return;                         // not a live room's channel: likes go nowhere
+      likeRoom(room.room_id).then(function (data) { if (data) floatHeart(); });
+    });
+  }
+
+  function sendGift() {
+    if (!requireChannel()) return;
+    var receiver = $("gift-receiver").value.trim();
+    if (!receiver) {
+      var room = state.liveRooms.get(state.channel);
+      if (room && isSet(room.owner_id)) receiver = String(room.owner_id);
+    }
+    if (!receiver) { toast("enter the receiver's user id"); return; }
+    var name = $("gift-name").value.trim() || "Rose";
+    var num = Math.max(1, Math.floor(toNumber($("gift-num").value) || 1));
+    var notify = $("gift-notify").value === "ptp" ? "ptp" : "bc";
+    var gift = { id: GIFT_IDS[name] || 0, name: name, num: num, receiver_id: receiver };
+    if (send("send_gift_report", { channel_name: state.channel, notify_type: notify, gift: gift })) {
+      state.pendingPtpGift = notify === "ptp" ? nameOf(receiver) : null;
+    }
+  }
+
+  function leaveSeat() {
+    if (!requireChannel()) return;
+    send("down_report", { channel_name: state.channel });
+  }
+
+  // ---------------------------------------------------------------- wiring
+
+  function onSubmit(id, fn) {
+    $(id).addEventListener("submit", function (ev) { ev.preventDefault(); fn(); });
+  }
+
+  function onClick(id, fn) {
+    $(id).addEventListener("click", function (ev) { ev.preventDefault(); fn(); });
+  }
+
+  function init() {
+    onSubmit("login-form", login);
+    onSubmit("create-form", createRoom);
+    onSubmit("join-form", function () { joinChannel($("channel").value); });
+    onSubmit("chat-form", sendChat);
+    onSubmit("gift-form", sendGift);
+    onClick("leave", leaveChannel);
+    onClick("like", likeCurrent);
+    onClick("down", leaveSeat);
+    onClick("page-prev", function () { changePage(-1); });
+    onClick("page-next", function () { changePage(1); });
+    onClick("go-live", function () { myRoomAction("live"); });
+    onClick("close-room", function () { myRoomAction("close"); });
+    onClick("join-my-room", function () {
+      if (!state.myRoom) return;
+      $("channel").value = state.myRoom.channel_name;
+      joinChannel(state.myRoom.channel_name);
+    });
+    $("seats").addEventListener("click", onSeatClick);
+    window.addEventListener("online", function () {
+      if (state.wantOnline && !state.ws) { state.backoffMs = BACKOFF_MIN_MS; connect(); }
+    });
+
+    clearSeats();
+    renderStageChannel();
+    renderPager(0);
+    setConn("offline");
+
+    // Optional URL parameters: ?user_id=&nickname=&channel= (handy for a second tab).
+    var params = new URLSearchParams(location.search);
+    var urlUser = params.get("user_id");
+    if (urlUser) $("user-id").value = urlUser;
+    if (params.get("nickname")) $("nickname").value = params.get("nickname");
+    if (params.get("channel")) $("channel").value = params.get("channel");
+    if (restoreSession(urlUser) && params.get("channel")) joinChannel(params.get("channel"));
+  }
+
+  init();
+})();
