@@ -23,21 +23,11 @@ pub fn load(path: &Path, required: bool) -> Result<Config, ConfigError> {
         return Err(ConfigError::Missing(path.display().to_string()));
     }
     let raw = config::Config::builder()
-        .add_source(
-            config::File::from(path)
-                .format(config::FileFormat::Yaml)
-                .required(false),
-        )
-        .add_source(
-            config::Environment::with_prefix("DANMU")
-                .prefix_separator("__")
-                .separator("__"),
-        )
+        .add_source(config::File::from(path).format(config::FileFormat::Yaml).required(false))
+        .add_source(config::Environment::with_prefix("DANMU").prefix_separator("__").separator("__"))
         .build()
         .map_err(|e| ConfigError::Invalid(e.to_string()))?;
-    let config: Config = raw
-        .try_deserialize()
-        .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+    let config: Config = raw.try_deserialize().map_err(|e| ConfigError::Invalid(e.to_string()))?;
     validate(&config)?;
     Ok(config)
 }
@@ -48,20 +38,13 @@ pub fn from_yaml(text: &str) -> Result<Config, ConfigError> {
         .add_source(config::File::from_str(text, config::FileFormat::Yaml))
         .build()
         .map_err(|e| ConfigError::Invalid(e.to_string()))?;
-    let config: Config = raw
-        .try_deserialize()
-        .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+    let config: Config = raw.try_deserialize().map_err(|e| ConfigError::Invalid(e.to_string()))?;
     validate(&config)?;
     Ok(config)
 }
 
 fn validate(c: &Config) -> Result<(), ConfigError> {
-    let bad = |key: &'static str, problem: &str| {
-        Err(ConfigError::BadValue {
-            key,
-            problem: problem.to_string(),
-        })
-    };
+    let bad = |key: &'static str, problem: &str| Err(ConfigError::BadValue { key, problem: problem.to_string() });
     if !c.bigo.path.starts_with('/') {
         return bad("bigo.path", "must start with /");
     }
@@ -96,10 +79,7 @@ fn validate(c: &Config) -> Result<(), ConfigError> {
         return bad("auth.jwt_secret", "must not be empty");
     }
     if c.bigo.pull.enabled && c.bigo.pull.interval_ms == 0 {
-        return bad(
-            "bigo.pull.interval_ms",
-            "must be above 0 when pull is enabled",
-        );
+        return bad("bigo.pull.interval_ms", "must be above 0 when pull is enabled");
     }
     Ok(())
 }
@@ -118,21 +98,15 @@ mod tests {
 
     #[test]
     fn an_unknown_key_is_named() {
-        let err = from_yaml("room:\n  reorder_windw_ms: 5\n")
-            .unwrap_err()
-            .to_string();
+        let err = from_yaml("room:\n  reorder_windw_ms: 5\n").unwrap_err().to_string();
         assert!(err.contains("reorder_windw_ms"), "{err}");
     }
 
     #[test]
     fn a_bad_value_is_named() {
-        let err = from_yaml("client:\n  rate_per_s: 0\n")
-            .unwrap_err()
-            .to_string();
+        let err = from_yaml("client:\n  rate_per_s: 0\n").unwrap_err().to_string();
         assert!(err.contains("client.rate_per_s"), "{err}");
-        let err = from_yaml("server:\n  port: lots\n")
-            .unwrap_err()
-            .to_string();
+        let err = from_yaml("server:\n  port: lots\n").unwrap_err().to_string();
         assert!(err.contains("port"), "{err}");
     }
 }

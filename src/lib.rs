@@ -49,21 +49,14 @@ impl ShutdownHandle {
             return;
         }
         info!("shutdown: draining");
-        let rooms = self
-            .registry
-            .send(KickAll { reason: "shutdown" })
-            .await
-            .unwrap_or_default();
+        let rooms = self.registry.send(KickAll { reason: "shutdown" }).await.unwrap_or_default();
         for room in &rooms {
             // Best effort: a room that is already gone has nothing to flush.
             let _ = room.send(Flush).await;
         }
         // Give the sessions a moment to write their close frames.
         actix_rt::time::sleep(Duration::from_millis(300)).await;
-        info!(
-            "shutdown: {} rooms flushed, stopping the server",
-            rooms.len()
-        );
+        info!("shutdown: {} rooms flushed, stopping the server", rooms.len());
         self.server.stop(true).await;
         for arbiter in &self.arbiters {
             arbiter.stop();
@@ -84,13 +77,8 @@ pub fn start_on(config: Config, listener: TcpListener) -> std::io::Result<Broker
     let metrics = Arc::new(Metrics::new());
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let arbiters: Vec<ArbiterHandle> = (0..cores).map(|_| Arbiter::new().handle()).collect();
-    let registry = Registry::new(
-        config.room.clone(),
-        config.client.send_queue_len,
-        metrics.clone(),
-        arbiters.clone(),
-    )
-    .start();
+    let registry =
+        Registry::new(config.room.clone(), config.client.send_queue_len, metrics.clone(), arbiters.clone()).start();
     let public_url = if config.server.public_url.is_empty() {
         format!("ws://{local_addr}")
     } else {
@@ -111,30 +99,17 @@ pub fn start_on(config: Config, listener: TcpListener) -> std::io::Result<Broker
         draining: draining.clone(),
     });
     let routes = http::routes(&state);
-    let mut server =
-        HttpServer::new(move || App::new().app_data(state.clone()).configure(routes.clone()))
-            .disable_signals()
-            .shutdown_timeout(5)
-            .listen(listener)?;
+    let mut server = HttpServer::new(move || App::new().app_data(state.clone()).configure(routes.clone()))
+        .disable_signals()
+        .shutdown_timeout(5)
+        .listen(listener)?;
     if config.server.workers > 0 {
         server = server.workers(config.server.workers);
     }
     let server = server.run();
-    info!(
-        "danmu-broker listening on {local_addr}, BIGO ingress at {}",
-        config.bigo.path
-    );
-    let shutdown = ShutdownHandle {
-        server: server.handle(),
-        registry,
-        draining,
-        arbiters,
-    };
-    Ok(Broker {
-        local_addr,
-        server,
-        shutdown,
-    })
+    info!("danmu-broker listening on {local_addr}, BIGO ingress at {}", config.bigo.path);
+    let shutdown = ShutdownHandle { server: server.handle(), registry, draining, arbiters };
+    Ok(Broker { local_addr, server, shutdown })
 }
 
 /// Runs `handle.shutdown()` on SIGTERM or SIGINT.

@@ -8,11 +8,7 @@ use clap::{Parser, Subcommand};
 use danmu_broker::{auth, config};
 
 #[derive(Parser)]
-#[command(
-    name = "danmu-broker",
-    version,
-    about = "Real-time danmu broker for live-streaming apps"
-)]
+#[command(name = "danmu-broker", version, about = "Real-time danmu broker for live-streaming apps")]
 struct Cli {
     /// Configuration file (YAML); defaults to ./config.yaml, or the built-in defaults without it.
     #[arg(long, global = true)]
@@ -57,13 +53,7 @@ fn main() -> ExitCode {
     };
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(config),
-        Command::Token {
-            user_id,
-            nickname,
-            sex,
-            avatar_url,
-            ttl_s,
-        } => {
+        Command::Token { user_id, nickname, sex, avatar_url, ttl_s } => {
             let mut claims = auth::claims_for(&user_id, nickname, ttl_s);
             claims.sex = sex.map(serde_json::Value::from);
             claims.avatar_url = avatar_url.clone();

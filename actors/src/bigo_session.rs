@@ -18,8 +18,7 @@ use tokio::sync::oneshot;
 use crate::config::BigoConfig;
 use crate::metrics::{Kind, Metrics};
 use crate::protocol::bigo::{
-    self, BigoStatus, DataReception, DataResult, ErrorResult, LoginData, LoginResult, Request,
-    Response,
+    self, BigoStatus, DataReception, DataResult, ErrorResult, LoginData, LoginResult, Request, Response,
 };
 use crate::protocol::{lenient, now_ms, sign};
 use crate::registry::{Registry, RouteGameSess};
@@ -47,21 +46,12 @@ struct Rejection {
 
 impl Rejection {
     fn new(rescode: u16, reason: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            rescode,
-            reason,
-            message: message.into(),
-        }
+        Self { rescode, reason, message: message.into() }
     }
 }
 
 impl BigoSession {
-    pub fn new(
-        config: Arc<BigoConfig>,
-        registry: Addr<Registry>,
-        metrics: Arc<Metrics>,
-        peer: String,
-    ) -> Self {
+    pub fn new(config: Arc<BigoConfig>, registry: Addr<Registry>, metrics: Arc<Metrics>, peer: String) -> Self {
         let frames = Reassembler::new(config.max_frame_bytes);
         Self {
             config,
@@ -76,23 +66,11 @@ impl BigoSession {
         }
     }
 
-    fn respond(
-        ctx: &mut ws::WebsocketContext<Self>,
-        metrics: &Metrics,
-        uri: &str,
-        req: &RequestMeta,
-        data: String,
-    ) {
+    fn respond(ctx: &mut ws::WebsocketContext<Self>, metrics: &Metrics, uri: &str, req: &RequestMeta, data: String) {
         let now = now_ms();
         let up_cost = lenient::as_i64(&req.send_time).map_or(0, |sent| now - sent);
-        let frame = Response {
-            uri,
-            retry_cnt: &req.retry_cnt,
-            send_time: &req.send_time,
-            resp_time: now,
-            up_cost,
-            data,
-        };
+        let frame =
+            Response { uri, retry_cnt: &req.retry_cnt, send_time: &req.send_time, resp_time: now, up_cost, data };
         // Plain strings and numbers: serialising cannot fail.
         ctx.text(serde_json::to_string(&frame).unwrap_or_default());
         metrics.frames_out(Kind::Bigo, 1);
@@ -109,18 +87,9 @@ impl BigoSession {
         self.metrics.frame_in(Kind::Bigo);
         let req: Request = match serde_json::from_str(text) {
             Ok(req) => req,
-            Err(e) => {
-                return self.error_resp(
-                    ctx,
-                    &RequestMeta::default(),
-                    &format!("malformed JSON: {e}"),
-                )
-            }
+            Err(e) => return self.error_resp(ctx, &RequestMeta::default(), &format!("malformed JSON: {e}")),
         };
-        let meta = RequestMeta {
-            retry_cnt: req.retry_cnt.clone(),
-            send_time: req.send_time.clone(),
-        };
+        let meta = RequestMeta { retry_cnt: req.retry_cnt.clone(), send_time: req.send_time.clone() };
         match req.uri.as_deref() {
             None => self.error_resp(ctx, &meta, "missing uri"),
             Some(bigo::URI_LOGIN) => self.login(&req, &meta, ctx),
@@ -132,16 +101,8 @@ impl BigoSession {
     fn login(&mut self, req: &Request, meta: &RequestMeta, ctx: &mut ws::WebsocketContext<Self>) {
         let outcome = self.check_login(req);
         let data = match &outcome {
-            Ok(token) => to_json(&LoginResult {
-                code: 200,
-                access_token: Some(token),
-                message: "",
-            }),
-            Err(message) => to_json(&LoginResult {
-                code: 400,
-                access_token: None,
-                message,
-            }),
+            Ok(token) => to_json(&LoginResult { code: 200, access_token: Some(token), message: "" }),
+            Err(message) => to_json(&LoginResult { code: 400, access_token: None, message }),
         };
         Self::respond(ctx, &self.metrics, bigo::URI_LOGIN_RESP, meta, data);
         match outcome {
@@ -152,10 +113,7 @@ impl BigoSession {
             Err(message) => {
                 self.login_failures += 1;
                 self.metrics.rejected(Kind::Bigo, "login_failed");
-                warn!(
-                    "bigo {}: login failed ({message}), {} failure(s)",
-                    self.peer, self.login_failures
-                );
+                warn!("bigo {}: login failed ({message}), {} failure(s)", self.peer, self.login_failures);
                 if self.login_failures >= self.config.max_login_failures {
                     warn!("bigo {}: too many login failures, closing", self.peer);
                     ctx.close(Some(CloseReason {
@@ -170,22 +128,11 @@ impl BigoSession {
 
     /// Section 1.2; answers the new access_token or the failure message.
     fn check_login(&mut self, req: &Request) -> Result<String, &'static str> {
-        let data: LoginData = req
-            .data_text()
-            .and_then(|text| serde_json::from_str(&text).ok())
-            .ok_or("data unparsable")?;
-        let account = self
-            .config
-            .accounts
-            .iter()
-            .find(|a| a.account == data.account)
-            .ok_or("account not found")?;
-        let expected = sign::bigo_login(
-            &account.password,
-            &data.timestamp,
-            &self.config.platform_abbr,
-            &account.account,
-        );
+        let data: LoginData =
+            req.data_text().and_then(|text| serde_json::from_str(&text).ok()).ok_or("data unparsable")?;
+        let account = self.config.accounts.iter().find(|a| a.account == data.account).ok_or("account not found")?;
+        let expected =
+            sign::bigo_login(&account.password, &data.timestamp, &self.config.platform_abbr, &account.account);
         if data.sign != expected {
             return Err("sign is error.");
         }
@@ -197,12 +144,7 @@ impl BigoSession {
         Ok(sign::random_token())
     }
 
-    fn data_reception(
-        &mut self,
-        req: &Request,
-        meta: RequestMeta,
-        ctx: &mut ws::WebsocketContext<Self>,
-    ) {
+    fn data_reception(&mut self, req: &Request, meta: RequestMeta, ctx: &mut ws::WebsocketContext<Self>) {
         let data_text = req.data_text();
         match self.check_data(req, data_text.as_deref()) {
             Err(rejection) => {
@@ -213,11 +155,7 @@ impl BigoSession {
         }
     }
 
-    fn check_data(
-        &self,
-        req: &Request,
-        data_text: Option<&str>,
-    ) -> Result<DataReception, Rejection> {
+    fn check_data(&self, req: &Request, data_text: Option<&str>) -> Result<DataReception, Rejection> {
         let token = match (&self.access_token, &req.access_token) {
             (None, _) => return Err(Rejection::new(401, "not_logged_in", "not logged in")),
             (Some(ours), Some(theirs)) if ours == theirs => ours,
@@ -254,21 +192,12 @@ impl BigoSession {
             self.peer, game_sess, seqid, r.rescode, r.message
         );
         self.metrics.rejected(Kind::Bigo, r.reason);
-        let data = to_json(&DataResult {
-            seqid,
-            rescode: r.rescode,
-            message: &r.message,
-        });
+        let data = to_json(&DataResult { seqid, rescode: r.rescode, message: &r.message });
         Self::respond(ctx, &self.metrics, bigo::URI_DATA_RESP, meta, data);
     }
 
     /// Hands the push to its room and answers once the room has taken it (or refused it).
-    fn forward(
-        &mut self,
-        data: DataReception,
-        meta: RequestMeta,
-        ctx: &mut ws::WebsocketContext<Self>,
-    ) {
+    fn forward(&mut self, data: DataReception, meta: RequestMeta, ctx: &mut ws::WebsocketContext<Self>) {
         let registry = self.registry.clone();
         let (game_sess, seqid) = (data.game_sess.clone(), data.seqid.clone());
         let push = PushParts {
@@ -297,17 +226,9 @@ impl BigoSession {
         }));
     }
 
-    fn on_close_or_error(
-        &mut self,
-        ctx: &mut ws::WebsocketContext<Self>,
-        code: CloseCode,
-        why: &str,
-    ) {
+    fn on_close_or_error(&mut self, ctx: &mut ws::WebsocketContext<Self>, code: CloseCode, why: &str) {
         info!("bigo {}: closing ({why})", self.peer);
-        ctx.close(Some(CloseReason {
-            code,
-            description: Some(why.to_string()),
-        }));
+        ctx.close(Some(CloseReason { code, description: Some(why.to_string()) }));
         ctx.stop();
     }
 }
@@ -330,12 +251,7 @@ pub async fn deliver(
     let mut push = Some(push);
     // A room may stop (idle) between routing and sending: route again once.
     for _ in 0..2 {
-        let room = registry
-            .send(RouteGameSess {
-                game_sess: game_sess.to_string(),
-            })
-            .await
-            .ok()?;
+        let room = registry.send(RouteGameSess { game_sess: game_sess.to_string() }).await.ok()?;
         let parts = push.take()?;
         let (reply, answer) = oneshot::channel();
         let msg = Ingest {
@@ -350,11 +266,7 @@ pub async fn deliver(
             Ok(()) => return answer.await.ok(),
             Err(SendError::Full(_)) => return Some(IngestOutcome::Full),
             Err(SendError::Closed(msg)) => {
-                push = Some(PushParts {
-                    timestamp: msg.timestamp,
-                    status: msg.status,
-                    items: msg.items,
-                });
+                push = Some(PushParts { timestamp: msg.timestamp, status: msg.status, items: msg.items });
             }
         }
     }
@@ -404,16 +316,8 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for BigoSession {
         self.last_seen = Instant::now();
         let msg = match msg {
             Ok(msg) => msg,
-            Err(ws::ProtocolError::Overflow) => {
-                return self.on_close_or_error(ctx, CloseCode::Size, "frame too big")
-            }
-            Err(e) => {
-                return self.on_close_or_error(
-                    ctx,
-                    CloseCode::Protocol,
-                    &format!("protocol error: {e}"),
-                )
-            }
+            Err(ws::ProtocolError::Overflow) => return self.on_close_or_error(ctx, CloseCode::Size, "frame too big"),
+            Err(e) => return self.on_close_or_error(ctx, CloseCode::Protocol, &format!("protocol error: {e}")),
         };
         match self.frames.push(msg) {
             Ok(Some(crate::ws_frames::Frame::Text(text))) => self.on_text(&text, ctx),
@@ -423,14 +327,10 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for BigoSession {
                 ctx.stop();
             }
             Ok(None) => {}
-            Err(crate::ws_frames::FrameError::TooBig) => {
-                self.on_close_or_error(ctx, CloseCode::Size, "frame too big")
+            Err(crate::ws_frames::FrameError::TooBig) => self.on_close_or_error(ctx, CloseCode::Size, "frame too big"),
+            Err(crate::ws_frames::FrameError::Binary) => {
+                self.on_close_or_error(ctx, CloseCode::Unsupported, "binary frames are not supported")
             }
-            Err(crate::ws_frames::FrameError::Binary) => self.on_close_or_error(
-                ctx,
-                CloseCode::Unsupported,
-                "binary frames are not supported",
-            ),
         }
     }
 }

@@ -24,8 +24,8 @@ use crate::protocol::{lenient, now_ms, sign};
 use crate::rate::TokenBucket;
 use crate::registry::{Kick, Registry, RoomFor, SessionClosed, SessionOpened, SetCurrentRoom};
 use crate::room::{
-    json_array, Action, ActionDone, Fanout, Join, Joined, Leave, LeaveReason, MemberAction,
-    RoomActor, SessionId, ToMember,
+    json_array, Action, ActionDone, Fanout, Join, Joined, Leave, LeaveReason, MemberAction, RoomActor, SessionId,
+    ToMember,
 };
 use crate::ws_frames::{Frame, FrameError, Reassembler};
 
@@ -73,12 +73,7 @@ struct Refusal {
 }
 
 impl ClientSession {
-    pub fn new(
-        hello: ClientHello,
-        config: Arc<ClientConfig>,
-        registry: Addr<Registry>,
-        metrics: Arc<Metrics>,
-    ) -> Self {
+    pub fn new(hello: ClientHello, config: Arc<ClientConfig>, registry: Addr<Registry>, metrics: Arc<Metrics>) -> Self {
         let bucket = TokenBucket::new(config.rate_per_s);
         let frames = Reassembler::new(config.max_frame_bytes);
         Self {
@@ -107,23 +102,13 @@ impl ClientSession {
     }
 
     fn ack(&self, ctx: &mut ws::WebsocketContext<Self>, action: &str, detail: AckDetail) {
-        self.send_direct(
-            ctx,
-            &Direct::Ack {
-                for_action: action,
-                error_code: 0,
-                error_reason: "",
-                detail,
-            },
-        );
+        self.send_direct(ctx, &Direct::Ack { for_action: action, error_code: 0, error_reason: "", detail });
     }
 
     fn refuse(&mut self, ctx: &mut ws::WebsocketContext<Self>, refusal: Refusal) {
         self.metrics.rejected(Kind::Client, refusal.code.reason());
         if refusal.code == ErrorCode::RateLimited {
-            let recently = self
-                .last_rate_error
-                .is_some_and(|t| t.elapsed() < Duration::from_secs(1));
+            let recently = self.last_rate_error.is_some_and(|t| t.elapsed() < Duration::from_secs(1));
             if recently {
                 return;
             }
@@ -149,52 +134,27 @@ impl ClientSession {
 
     fn close(&mut self, ctx: &mut ws::WebsocketContext<Self>, code: CloseCode, why: &'static str) {
         self.close_reason = why;
-        ctx.close(Some(CloseReason {
-            code,
-            description: Some(why.to_string()),
-        }));
+        ctx.close(Some(CloseReason { code, description: Some(why.to_string()) }));
         ctx.stop();
     }
 
     /// The checks of section 2.3, in order.
     fn check(&mut self, text: &str) -> Result<Checked, Refusal> {
-        let refuse = |action: &str, code, reason: &str| Refusal {
-            action: action.to_string(),
-            code,
-            reason: reason.to_string(),
-        };
+        let refuse =
+            |action: &str, code, reason: &str| Refusal { action: action.to_string(), code, reason: reason.to_string() };
         if !self.bucket.take() {
-            return Err(refuse(
-                "",
-                ErrorCode::RateLimited,
-                "too many frames, slow down",
-            ));
+            return Err(refuse("", ErrorCode::RateLimited, "too many frames, slow down"));
         }
-        let envelope: Envelope = serde_json::from_str(text).map_err(|e| {
-            refuse(
-                "",
-                ErrorCode::BadParameters,
-                &format!("malformed frame: {e}"),
-            )
-        })?;
+        let envelope: Envelope = serde_json::from_str(text)
+            .map_err(|e| refuse("", ErrorCode::BadParameters, &format!("malformed frame: {e}")))?;
         let action = envelope.action.as_str();
         if envelope.online_token.as_deref() != Some(self.online_token.as_str()) {
-            return Err(refuse(
-                action,
-                ErrorCode::TokenInvalid,
-                "online_token invalid",
-            ));
+            return Err(refuse(action, ErrorCode::TokenInvalid, "online_token invalid"));
         }
         let timestamp = lenient::text_of(&envelope.timestamp).unwrap_or_default();
-        let in_window = timestamp
-            .parse::<i64>()
-            .is_ok_and(|ts| (now_ms() - ts).abs() <= self.config.max_skew_ms);
+        let in_window = timestamp.parse::<i64>().is_ok_and(|ts| (now_ms() - ts).abs() <= self.config.max_skew_ms);
         if !in_window {
-            return Err(refuse(
-                action,
-                ErrorCode::TimestampOutOfWindow,
-                "timestamp out of window",
-            ));
+            return Err(refuse(action, ErrorCode::TimestampOutOfWindow, "timestamp out of window"));
         }
         let sid = envelope.sid.as_deref().unwrap_or_default();
         let expected = sign::client_frame(action, &self.online_token, sid, &timestamp);
@@ -202,23 +162,11 @@ impl ClientSession {
             return Err(refuse(action, ErrorCode::BadSign, "sign is error"));
         }
         if !ClientRequest::ACTIONS.contains(&action) {
-            return Err(refuse(
-                action,
-                ErrorCode::UnknownAction,
-                &format!("unknown action {action:?}"),
-            ));
+            return Err(refuse(action, ErrorCode::UnknownAction, &format!("unknown action {action:?}")));
         }
-        let request: ClientRequest = serde_json::from_str(text).map_err(|e| {
-            refuse(
-                action,
-                ErrorCode::BadParameters,
-                &format!("bad parameters: {e}"),
-            )
-        })?;
-        Ok(Checked {
-            action: envelope.action,
-            request,
-        })
+        let request: ClientRequest = serde_json::from_str(text)
+            .map_err(|e| refuse(action, ErrorCode::BadParameters, &format!("bad parameters: {e}")))?;
+        Ok(Checked { action: envelope.action, request })
     }
 
     fn on_text(&mut self, text: &str, ctx: &mut ws::WebsocketContext<Self>) {
@@ -230,35 +178,17 @@ impl ClientSession {
     }
 
     fn act(&mut self, Checked { action, request }: Checked, ctx: &mut ws::WebsocketContext<Self>) {
-        let refuse = |code, reason: &str| Refusal {
-            action: action.clone(),
-            code,
-            reason: reason.to_string(),
-        };
+        let refuse = |code, reason: &str| Refusal { action: action.clone(), code, reason: reason.to_string() };
         match request {
-            ClientRequest::Ping => self.send_direct(
-                ctx,
-                &Direct::Pong {
-                    server_time: now_ms(),
-                },
-            ),
-            ClientRequest::EnterRoom {
-                channel_name,
-                last_seq,
-            } => {
+            ClientRequest::Ping => self.send_direct(ctx, &Direct::Pong { server_time: now_ms() }),
+            ClientRequest::EnterRoom { channel_name, last_seq } => {
                 if channel_name.is_empty() {
-                    return self.refuse(
-                        ctx,
-                        refuse(ErrorCode::BadParameters, "channel_name is empty"),
-                    );
+                    return self.refuse(ctx, refuse(ErrorCode::BadParameters, "channel_name is empty"));
                 }
                 let last_seq = last_seq.map(|s| s.max(0) as u64);
                 self.enter(action, channel_name, last_seq, ctx);
             }
-            ClientRequest::ExitRoom {
-                user_id,
-                channel_name,
-            } => {
+            ClientRequest::ExitRoom { user_id, channel_name } => {
                 if !user_id.is_empty() && user_id != self.user_id() {
                     // Seed 001 section 2.4: the relay acknowledgement of another user's drop.
                     info!(
@@ -275,126 +205,56 @@ impl ClientSession {
                 self.leave(LeaveReason::Exit, ctx);
                 self.ack(ctx, &action, AckDetail::default());
             }
-            ClientRequest::SendTopicMsg {
-                channel_name,
-                content,
-            } => {
+            ClientRequest::SendTopicMsg { channel_name, content } => {
                 if content.is_empty() || content.chars().count() > self.config.max_content_chars {
-                    let reason = format!(
-                        "content must be 1 to {} characters",
-                        self.config.max_content_chars
-                    );
+                    let reason = format!("content must be 1 to {} characters", self.config.max_content_chars);
                     return self.refuse(ctx, refuse(ErrorCode::BadParameters, &reason));
                 }
                 self.room_action(action, &channel_name, Action::Say { content }, ctx);
             }
-            ClientRequest::SendGift {
-                channel_name,
-                notify_type,
-                gift,
-            } => {
-                self.room_action(
-                    action,
-                    &channel_name,
-                    Action::Gift { notify_type, gift },
-                    ctx,
-                );
+            ClientRequest::SendGift { channel_name, notify_type, gift } => {
+                self.room_action(action, &channel_name, Action::Gift { notify_type, gift }, ctx);
             }
-            ClientRequest::Up {
-                channel_name,
-                seat_id,
-            } => {
+            ClientRequest::Up { channel_name, seat_id } => {
                 self.room_action(action, &channel_name, Action::Up { seat_id }, ctx);
             }
-            ClientRequest::Down { channel_name } => {
-                self.room_action(action, &channel_name, Action::Down, ctx)
-            }
+            ClientRequest::Down { channel_name } => self.room_action(action, &channel_name, Action::Down, ctx),
             ClientRequest::HangUp { receiver_id } => {
-                let channel_name = self
-                    .room
-                    .as_ref()
-                    .map(|r| r.channel_name.clone())
-                    .unwrap_or_default();
+                let channel_name = self.room.as_ref().map(|r| r.channel_name.clone()).unwrap_or_default();
                 self.room_action(action, &channel_name, Action::HangUp { receiver_id }, ctx);
             }
         }
     }
 
     fn in_room(&self, channel_name: &str) -> Result<&CurrentRoom, ErrorCode> {
-        self.room
-            .as_ref()
-            .filter(|r| r.channel_name == channel_name)
-            .ok_or(ErrorCode::NotInRoom)
+        self.room.as_ref().filter(|r| r.channel_name == channel_name).ok_or(ErrorCode::NotInRoom)
     }
 
     /// Sends a member action to the room and answers `ack` or `error`; the session waits for
     /// the answer so that acks keep the order of the client's frames.
-    fn room_action(
-        &mut self,
-        action: String,
-        channel_name: &str,
-        what: Action,
-        ctx: &mut ws::WebsocketContext<Self>,
-    ) {
+    fn room_action(&mut self, action: String, channel_name: &str, what: Action, ctx: &mut ws::WebsocketContext<Self>) {
         let room = match self.in_room(channel_name) {
             Ok(room) => room.addr.clone(),
             Err(code) => {
                 let reason = format!("not in room {channel_name:?}");
-                return self.refuse(
-                    ctx,
-                    Refusal {
-                        action,
-                        code,
-                        reason,
-                    },
-                );
+                return self.refuse(ctx, Refusal { action, code, reason });
             }
         };
-        let msg = MemberAction {
-            session: self.id,
-            action: what,
-        };
-        ctx.wait(
-            room.send(msg)
-                .into_actor(self)
-                .map(move |answer, act, ctx| match answer {
-                    Ok(Ok(ActionDone { seq, room_seat })) => act.ack(
-                        ctx,
-                        &action,
-                        AckDetail {
-                            seq,
-                            room_seat,
-                            ..Default::default()
-                        },
-                    ),
-                    Ok(Err(code)) => act.refuse(
-                        ctx,
-                        Refusal {
-                            action,
-                            code,
-                            reason: describe(code).to_string(),
-                        },
-                    ),
-                    Err(_) => act.refuse(
-                        ctx,
-                        Refusal {
-                            action,
-                            code: ErrorCode::NotInRoom,
-                            reason: "room is gone".into(),
-                        },
-                    ),
-                }),
-        );
+        let msg = MemberAction { session: self.id, action: what };
+        ctx.wait(room.send(msg).into_actor(self).map(move |answer, act, ctx| match answer {
+            Ok(Ok(ActionDone { seq, room_seat })) => {
+                act.ack(ctx, &action, AckDetail { seq, room_seat, ..Default::default() })
+            }
+            Ok(Err(code)) => act.refuse(ctx, Refusal { action, code, reason: describe(code).to_string() }),
+            Err(_) => act.refuse(ctx, Refusal { action, code: ErrorCode::NotInRoom, reason: "room is gone".into() }),
+        }));
     }
 
     /// Leaves the current room, if any: stops reading its events and tells it and the registry.
     fn leave(&mut self, reason: LeaveReason, ctx: &mut ws::WebsocketContext<Self>) {
         if let Some(room) = self.room.take() {
             ctx.cancel_future(room.stream);
-            room.addr.do_send(Leave {
-                session: self.id,
-                reason,
-            });
+            room.addr.do_send(Leave { session: self.id, reason });
             self.registry.do_send(SetCurrentRoom {
                 user_id: self.user_id().to_string(),
                 session: self.id,
@@ -412,48 +272,27 @@ impl ClientSession {
     ) {
         self.leave(LeaveReason::Switch, ctx);
         let registry = self.registry.clone();
-        let join = Join {
-            session: self.id,
-            profile: self.hello.profile.clone(),
-            addr: ctx.address().recipient(),
-            last_seq,
-        };
+        let join =
+            Join { session: self.id, profile: self.hello.profile.clone(), addr: ctx.address().recipient(), last_seq };
         let name = channel_name.clone();
         let fut = async move {
-            let room = registry
-                .send(RoomFor {
-                    channel_name: name.clone(),
-                })
-                .await
-                .ok()?;
+            let room = registry.send(RoomFor { channel_name: name.clone() }).await.ok()?;
             match room.send(join).await {
                 Ok(answer) => Some((room, answer)),
                 // Stopped between look-up and join: the registry starts a fresh one.
                 Err(_) => None,
             }
         };
-        ctx.wait(
-            fut.into_actor(self)
-                .map(move |answer, act, ctx| match answer {
-                    Some((addr, Ok(joined))) => act.joined(action, channel_name, addr, joined, ctx),
-                    Some((_, Err(code))) => act.refuse(
-                        ctx,
-                        Refusal {
-                            action,
-                            code,
-                            reason: describe(code).to_string(),
-                        },
-                    ),
-                    None => act.refuse(
-                        ctx,
-                        Refusal {
-                            action,
-                            code: ErrorCode::NotInRoom,
-                            reason: "room unavailable, retry".into(),
-                        },
-                    ),
-                }),
-        );
+        ctx.wait(fut.into_actor(self).map(move |answer, act, ctx| match answer {
+            Some((addr, Ok(joined))) => act.joined(action, channel_name, addr, joined, ctx),
+            Some((_, Err(code))) => act.refuse(ctx, Refusal { action, code, reason: describe(code).to_string() }),
+            None => {
+                act.refuse(
+                    ctx,
+                    Refusal { action, code: ErrorCode::NotInRoom, reason: "room unavailable, retry".into() },
+                )
+            }
+        }));
     }
 
     fn joined(
@@ -464,36 +303,15 @@ impl ClientSession {
         joined: Joined,
         ctx: &mut ws::WebsocketContext<Self>,
     ) {
-        let Joined {
-            events,
-            snapshot,
-            own_seq,
-            replay,
-            recovered,
-        } = joined;
-        info!(
-            "client user_id {} entered {} (seq {})",
-            self.user_id(),
-            channel_name,
-            own_seq
-        );
+        let Joined { events, snapshot, own_seq, replay, recovered } = joined;
+        info!("client user_id {} entered {} (seq {})", self.user_id(), channel_name, own_seq);
         self.ack(
             ctx,
             &action,
-            AckDetail {
-                room: Some(snapshot),
-                last_seq: Some(own_seq),
-                recovered,
-                ..Default::default()
-            },
+            AckDetail { room: Some(snapshot), last_seq: Some(own_seq), recovered, ..Default::default() },
         );
         if !replay.is_empty() {
-            debug!(
-                "client user_id {}: replaying {} events of {}",
-                self.user_id(),
-                replay.len(),
-                channel_name
-            );
+            debug!("client user_id {}: replaying {} events of {}", self.user_id(), replay.len(), channel_name);
             if self.hello.batch {
                 ctx.text(json_array(replay.iter()));
                 self.metrics.frames_out(Kind::Client, 1);
@@ -510,11 +328,7 @@ impl ClientSession {
             session: self.id,
             channel_name: Some(channel_name.clone()),
         });
-        self.room = Some(CurrentRoom {
-            channel_name,
-            addr,
-            stream,
-        });
+        self.room = Some(CurrentRoom { channel_name, addr, stream });
     }
 
     /// Writes one bundle of room events, skipping the ones meant for everybody but us.
@@ -557,12 +371,7 @@ impl Actor for ClientSession {
         // Direct messages (ptp gifts, hang_up, kicks) queue here; room events use the ring.
         ctx.set_mailbox_capacity(256);
         self.metrics.connection_opened(Kind::Client);
-        info!(
-            "client {} user_id {} sid {} connected",
-            self.hello.peer,
-            self.user_id(),
-            self.hello.sid
-        );
+        info!("client {} user_id {} sid {} connected", self.hello.peer, self.user_id(), self.hello.sid);
         self.registry.do_send(SessionOpened {
             user_id: self.user_id().to_string(),
             sid: self.hello.sid.clone(),
@@ -584,12 +393,7 @@ impl Actor for ClientSession {
     }
 
     fn stopped(&mut self, ctx: &mut Self::Context) {
-        info!(
-            "client {} user_id {} disconnected ({})",
-            self.hello.peer,
-            self.user_id(),
-            self.close_reason
-        );
+        info!("client {} user_id {} disconnected ({})", self.hello.peer, self.user_id(), self.close_reason);
         self.leave(LeaveReason::Disconnect, ctx);
         self.registry.do_send(SessionClosed {
             user_id: self.user_id().to_string(),
@@ -619,21 +423,10 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for ClientSession {
             Err(FrameError::TooBig) => {
                 let max = self.config.max_frame_bytes;
                 let reason = format!("frame larger than {max} bytes");
-                self.refuse(
-                    ctx,
-                    Refusal {
-                        action: String::new(),
-                        code: ErrorCode::FrameTooLarge,
-                        reason,
-                    },
-                );
+                self.refuse(ctx, Refusal { action: String::new(), code: ErrorCode::FrameTooLarge, reason });
                 self.close(ctx, CloseCode::Size, "frame too large");
             }
-            Err(FrameError::Binary) => self.close(
-                ctx,
-                CloseCode::Unsupported,
-                "binary frames are not supported",
-            ),
+            Err(FrameError::Binary) => self.close(ctx, CloseCode::Unsupported, "binary frames are not supported"),
         }
     }
 
@@ -679,19 +472,7 @@ impl Handler<Kick> for ClientSession {
     fn handle(&mut self, msg: Kick, ctx: &mut Self::Context) {
         info!("client user_id {}: kicked ({})", self.user_id(), msg.reason);
         self.send_direct(ctx, &Direct::Kicked { reason: msg.reason });
-        let code = if msg.reason == "shutdown" {
-            CloseCode::Restart
-        } else {
-            CloseCode::Normal
-        };
-        self.close(
-            ctx,
-            code,
-            if msg.reason == "shutdown" {
-                "shutdown"
-            } else {
-                "replaced"
-            },
-        );
+        let code = if msg.reason == "shutdown" { CloseCode::Restart } else { CloseCode::Normal };
+        self.close(ctx, code, if msg.reason == "shutdown" { "shutdown" } else { "replaced" });
     }
 }

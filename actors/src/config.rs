@@ -35,13 +35,7 @@ pub struct ServerConfig {
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        Self {
-            host: "127.0.0.1".into(),
-            port: 8080,
-            public_url: "ws://127.0.0.1:8080".into(),
-            tls: None,
-            workers: 0,
-        }
+        Self { host: "127.0.0.1".into(), port: 8080, public_url: "ws://127.0.0.1:8080".into(), tls: None, workers: 0 }
     }
 }
 
@@ -69,11 +63,7 @@ pub struct StoreConfig {
 
 impl Default for StoreConfig {
     fn default() -> Self {
-        Self {
-            kind: StoreKind::Memory,
-            redis_url: "redis://127.0.0.1:6379".into(),
-            key_prefix: "danmu:".into(),
-        }
+        Self { kind: StoreKind::Memory, redis_url: "redis://127.0.0.1:6379".into(), key_prefix: "danmu:".into() }
     }
 }
 
@@ -105,10 +95,7 @@ impl Default for BigoConfig {
         Self {
             path: "/bigo/ws".into(),
             platform_abbr: "inke".into(),
-            accounts: vec![BigoAccount {
-                account: "bigoUser1".into(),
-                password: "change-me".into(),
-            }],
+            accounts: vec![BigoAccount { account: "bigoUser1".into(), password: "change-me".into() }],
             login_max_skew_ms: 300_000,
             max_login_failures: 3,
             idle_timeout_ms: 30_000,
@@ -131,11 +118,7 @@ pub struct PullConfig {
 
 impl Default for PullConfig {
     fn default() -> Self {
-        Self {
-            enabled: false,
-            interval_ms: 10_000,
-            batch: 100,
-        }
+        Self { enabled: false, interval_ms: 10_000, batch: 100 }
     }
 }
 
@@ -147,9 +130,7 @@ pub struct AuthConfig {
 
 impl Default for AuthConfig {
     fn default() -> Self {
-        Self {
-            jwt_secret: "change-me".into(),
-        }
+        Self { jwt_secret: "change-me".into() }
     }
 }
 
@@ -216,9 +197,7 @@ pub struct AdminConfig {
 
 impl Default for AdminConfig {
     fn default() -> Self {
-        Self {
-            key: "change-me".into(),
-        }
+        Self { key: "change-me".into() }
     }
 }
 

@@ -80,38 +80,14 @@ impl Metrics {
             delivery_delay: Histogram::new(exponential_buckets(0.001, 2.0, 14)),
             registry: Registry::default(),
         };
-        registry.register(
-            "danmu_connections",
-            "Open WebSocket connections",
-            m.connections.clone(),
-        );
+        registry.register("danmu_connections", "Open WebSocket connections", m.connections.clone());
         registry.register("danmu_frames_in", "Frames received", m.frames_in.clone());
         registry.register("danmu_frames_out", "Frames sent", m.frames_out.clone());
-        registry.register(
-            "danmu_rejected_frames",
-            "Frames rejected, by reason",
-            m.rejected.clone(),
-        );
-        registry.register(
-            "danmu_duplicates",
-            "Duplicate pushes and items dropped",
-            m.duplicates.clone(),
-        );
-        registry.register(
-            "danmu_late_items",
-            "Items released after a later item",
-            m.late_items.clone(),
-        );
-        registry.register(
-            "danmu_pulled_items",
-            "New items found by pull compensation",
-            m.pulled_items.clone(),
-        );
-        registry.register(
-            "danmu_pull_failures",
-            "Failed pull calls",
-            m.pull_failures.clone(),
-        );
+        registry.register("danmu_rejected_frames", "Frames rejected, by reason", m.rejected.clone());
+        registry.register("danmu_duplicates", "Duplicate pushes and items dropped", m.duplicates.clone());
+        registry.register("danmu_late_items", "Items released after a later item", m.late_items.clone());
+        registry.register("danmu_pulled_items", "New items found by pull compensation", m.pulled_items.clone());
+        registry.register("danmu_pull_failures", "Failed pull calls", m.pull_failures.clone());
         registry.register("danmu_rooms", "Running rooms", m.rooms.clone());
         registry.register(
             "danmu_room_queue_depth_max",
@@ -148,15 +124,11 @@ impl Metrics {
     }
 
     pub fn rejected(&self, kind: Kind, reason: &'static str) {
-        self.rejected
-            .get_or_create(&RejectLabel { kind, reason })
-            .inc();
+        self.rejected.get_or_create(&RejectLabel { kind, reason }).inc();
     }
 
     pub fn observe_queue_depth(&self, depth: usize) {
-        self.room_queue_depth_max
-            .inner()
-            .fetch_max(depth as i64, std::sync::atomic::Ordering::Relaxed);
+        self.room_queue_depth_max.inner().fetch_max(depth as i64, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The Prometheus text exposition; resets the queue-depth high-water mark.

@@ -12,11 +12,7 @@ pub struct TokenBucket {
 impl TokenBucket {
     pub fn new(rate_per_s: u32) -> Self {
         let rate = f64::from(rate_per_s.max(1));
-        Self {
-            rate,
-            tokens: rate,
-            last: Instant::now(),
-        }
+        Self { rate, tokens: rate, last: Instant::now() }
     }
 
     /// Takes one token; false when the bucket is empty.

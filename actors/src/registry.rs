@@ -143,15 +143,9 @@ impl Registry {
             return addr.clone();
         }
         let registry = ctx.address();
-        let (config, queue, metrics, name) = (
-            self.room_config.clone(),
-            self.send_queue_len,
-            self.metrics.clone(),
-            channel_name.to_string(),
-        );
-        let make = move |_: &mut Context<RoomActor>| {
-            RoomActor::new(name, config, queue, metrics, registry)
-        };
+        let (config, queue, metrics, name) =
+            (self.room_config.clone(), self.send_queue_len, self.metrics.clone(), channel_name.to_string());
+        let make = move |_: &mut Context<RoomActor>| RoomActor::new(name, config, queue, metrics, registry);
         let addr = if self.arbiters.is_empty() {
             RoomActor::create(make)
         } else {
@@ -181,11 +175,7 @@ impl Handler<RouteGameSess> for Registry {
     type Result = MessageResult<RouteGameSess>;
 
     fn handle(&mut self, msg: RouteGameSess, ctx: &mut Self::Context) -> Self::Result {
-        let channel = self
-            .routes
-            .get(&msg.game_sess)
-            .cloned()
-            .unwrap_or(msg.game_sess);
+        let channel = self.routes.get(&msg.game_sess).cloned().unwrap_or(msg.game_sess);
         MessageResult(self.room(&channel, ctx))
     }
 }
@@ -194,10 +184,7 @@ impl Handler<LinkGameSess> for Registry {
     type Result = ();
 
     fn handle(&mut self, msg: LinkGameSess, _ctx: &mut Self::Context) {
-        info!(
-            "registry: game_sess {} now routes to channel_name {}",
-            msg.game_sess, msg.channel_name
-        );
+        info!("registry: game_sess {} now routes to channel_name {}", msg.game_sess, msg.channel_name);
         self.routes.insert(msg.game_sess, msg.channel_name);
     }
 }
@@ -216,18 +203,9 @@ impl Handler<SessionOpened> for Registry {
     type Result = ();
 
     fn handle(&mut self, msg: SessionOpened, _ctx: &mut Self::Context) {
-        let entry = SessionEntry {
-            session: msg.session,
-            addr: msg.addr,
-        };
-        if let Some(old) = self
-            .sessions
-            .insert((msg.user_id.clone(), msg.sid.clone()), entry)
-        {
-            info!(
-                "registry: user_id {} sid {} connected again, replacing the older connection",
-                msg.user_id, msg.sid
-            );
+        let entry = SessionEntry { session: msg.session, addr: msg.addr };
+        if let Some(old) = self.sessions.insert((msg.user_id.clone(), msg.sid.clone()), entry) {
+            info!("registry: user_id {} sid {} connected again, replacing the older connection", msg.user_id, msg.sid);
             old.addr.do_send(Kick { reason: "replaced" });
         }
     }
@@ -238,18 +216,10 @@ impl Handler<SessionClosed> for Registry {
 
     fn handle(&mut self, msg: SessionClosed, _ctx: &mut Self::Context) {
         let key = (msg.user_id.clone(), msg.sid);
-        if self
-            .sessions
-            .get(&key)
-            .is_some_and(|e| e.session == msg.session)
-        {
+        if self.sessions.get(&key).is_some_and(|e| e.session == msg.session) {
             self.sessions.remove(&key);
         }
-        if self
-            .user_rooms
-            .get(&msg.user_id)
-            .is_some_and(|(s, _)| *s == msg.session)
-        {
+        if self.user_rooms.get(&msg.user_id).is_some_and(|(s, _)| *s == msg.session) {
             self.user_rooms.remove(&msg.user_id);
         }
     }
@@ -264,11 +234,7 @@ impl Handler<SetCurrentRoom> for Registry {
                 self.user_rooms.insert(msg.user_id, (msg.session, channel));
             }
             None => {
-                if self
-                    .user_rooms
-                    .get(&msg.user_id)
-                    .is_some_and(|(s, _)| *s == msg.session)
-                {
+                if self.user_rooms.get(&msg.user_id).is_some_and(|(s, _)| *s == msg.session) {
                     self.user_rooms.remove(&msg.user_id);
                 }
             }
@@ -280,10 +246,7 @@ impl Handler<CurrentRoom> for Registry {
     type Result = String;
 
     fn handle(&mut self, msg: CurrentRoom, _ctx: &mut Self::Context) -> String {
-        self.user_rooms
-            .get(&msg.user_id)
-            .map(|(_, c)| c.clone())
-            .unwrap_or_default()
+        self.user_rooms.get(&msg.user_id).map(|(_, c)| c.clone()).unwrap_or_default()
     }
 }
 

@@ -64,9 +64,7 @@ impl Reassembler {
                 if buf.len() > self.cap {
                     return Err(FrameError::TooBig);
                 }
-                ByteString::try_from(buf.freeze())
-                    .map(|t| Some(Frame::Text(t)))
-                    .map_err(|_| FrameError::Binary)
+                ByteString::try_from(buf.freeze()).map(|t| Some(Frame::Text(t))).map_err(|_| FrameError::Binary)
             }
         }
     }
@@ -87,22 +85,9 @@ mod tests {
     #[test]
     fn continuation_frames_are_joined() {
         let mut r = Reassembler::new(10);
-        assert!(r
-            .push(Message::Continuation(Item::FirstText(Bytes::from_static(
-                b"ab"
-            ))))
-            .unwrap()
-            .is_none());
-        assert!(r
-            .push(Message::Continuation(Item::Continue(Bytes::from_static(
-                b"cd"
-            ))))
-            .unwrap()
-            .is_none());
-        match r
-            .push(Message::Continuation(Item::Last(Bytes::from_static(b"e"))))
-            .unwrap()
-        {
+        assert!(r.push(Message::Continuation(Item::FirstText(Bytes::from_static(b"ab")))).unwrap().is_none());
+        assert!(r.push(Message::Continuation(Item::Continue(Bytes::from_static(b"cd")))).unwrap().is_none());
+        match r.push(Message::Continuation(Item::Last(Bytes::from_static(b"e")))).unwrap() {
             Some(Frame::Text(t)) => assert_eq!(&*t, "abcde"),
             other => panic!("expected text, got {other:?}"),
         }
@@ -111,14 +96,9 @@ mod tests {
     #[test]
     fn joined_frames_over_the_cap_are_refused() {
         let mut r = Reassembler::new(3);
-        let _ = r.push(Message::Continuation(Item::FirstText(Bytes::from_static(
-            b"ab",
-        ))));
+        let _ = r.push(Message::Continuation(Item::FirstText(Bytes::from_static(b"ab"))));
         assert_eq!(
-            r.push(Message::Continuation(Item::Continue(Bytes::from_static(
-                b"cd"
-            ))))
-            .err(),
+            r.push(Message::Continuation(Item::Continue(Bytes::from_static(b"cd")))).err(),
             Some(FrameError::TooBig)
         );
     }

@@ -17,13 +17,6 @@ pub async fn upgrade(
         info!("bigo {peer}: refused, draining");
         return Ok(HttpResponse::ServiceUnavailable().finish());
     }
-    let session = BigoSession::new(
-        state.bigo.clone(),
-        state.registry.clone(),
-        state.metrics.clone(),
-        peer,
-    );
-    ws::WsResponseBuilder::new(session, &req, stream)
-        .frame_size(state.bigo.max_frame_bytes)
-        .start()
+    let session = BigoSession::new(state.bigo.clone(), state.registry.clone(), state.metrics.clone(), peer);
+    ws::WsResponseBuilder::new(session, &req, stream).frame_size(state.bigo.max_frame_bytes).start()
 }

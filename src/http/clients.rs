@@ -11,7 +11,7 @@ use actors::registry::CurrentRoom;
 use log::{info, warn};
 use serde::{Deserialize, Serialize};
 
-use super::{bad_request, unauthorized, AppState};
+use super::{ApiError, AppState};
 use crate::auth::{self, Claims};
 
 #[derive(Deserialize)]
@@ -24,44 +24,23 @@ pub struct CommonParams {
 }
 
 /// The checks every client entry makes; answers the verified claims or the error response.
-fn check(state: &AppState, p: &CommonParams, need_sid: bool) -> Result<Claims, HttpResponse> {
-    let missing =
-        |name: &str| bad_request(ErrorCode::BadParameters.code(), &format!("missing {name}"));
-    let user_id = p
-        .user_id
-        .as_deref()
-        .filter(|s| !s.is_empty())
-        .ok_or_else(|| missing("user_id"))?;
+fn check(state: &AppState, p: &CommonParams, need_sid: bool) -> Result<Claims, ApiError> {
+    let missing = |name: &str| ApiError::bad_request(ErrorCode::BadParameters, format!("missing {name}"));
+    let user_id = p.user_id.as_deref().filter(|s| !s.is_empty()).ok_or_else(|| missing("user_id"))?;
     if need_sid {
-        p.sid
-            .as_deref()
-            .filter(|s| !s.is_empty())
-            .ok_or_else(|| missing("sid"))?;
+        p.sid.as_deref().filter(|s| !s.is_empty()).ok_or_else(|| missing("sid"))?;
         let ts: i64 = p
             .timestamp
             .as_deref()
             .ok_or_else(|| missing("timestamp"))?
             .parse()
-            .map_err(|_| {
-                bad_request(
-                    ErrorCode::BadParameters.code(),
-                    "timestamp must be Unix milliseconds",
-                )
-            })?;
+            .map_err(|_| ApiError::bad_request(ErrorCode::BadParameters, "timestamp must be Unix milliseconds"))?;
         if (now_ms() - ts).abs() > state.client.max_skew_ms {
-            return Err(bad_request(
-                ErrorCode::TimestampOutOfWindow.code(),
-                "timestamp out of window",
-            ));
+            return Err(ApiError::bad_request(ErrorCode::TimestampOutOfWindow, "timestamp out of window"));
         }
     }
-    let token = p
-        .token
-        .as_deref()
-        .filter(|s| !s.is_empty())
-        .ok_or_else(|| missing("token"))?;
-    auth::verify(&state.config.auth.jwt_secret, token, Some(user_id))
-        .map_err(|e| unauthorized(ErrorCode::TokenInvalid.code(), &e.to_string()))
+    let token = p.token.as_deref().filter(|s| !s.is_empty()).ok_or_else(|| missing("token"))?;
+    auth::verify(&state.config.auth.jwt_secret, token, Some(user_id)).map_err(|e| ApiError::unauthorized(e.to_string()))
 }
 
 #[derive(Serialize)]
@@ -72,16 +51,14 @@ struct EndPoint<'a> {
     ping_interval: u64,
 }
 
-pub async fn end_point(state: web::Data<AppState>, q: web::Query<CommonParams>) -> HttpResponse {
-    if let Err(response) = check(&state, &q, true) {
-        return response;
-    }
-    HttpResponse::Ok().json(EndPoint {
+pub async fn end_point(state: web::Data<AppState>, q: web::Query<CommonParams>) -> Result<HttpResponse, ApiError> {
+    check(&state, &q, true)?;
+    Ok(HttpResponse::Ok().json(EndPoint {
         error_code: 0,
         error_reason: "",
         end_point: &state.end_point,
         ping_interval: state.client.ping_interval_s,
-    })
+    }))
 }
 
 pub async fn upgrade(
@@ -97,12 +74,10 @@ pub async fn upgrade(
     }
     let claims = match check(&state, &q, true) {
         Ok(claims) => claims,
-        Err(response) => {
-            warn!("client {peer}: upgrade refused for user_id {:?}", q.user_id);
-            state
-                .metrics
-                .rejected(actors::metrics::Kind::Client, "bad_upgrade");
-            return Ok(response);
+        Err(e) => {
+            warn!("client {peer}: upgrade refused for user_id {:?}: {e}", q.user_id);
+            state.metrics.rejected(actors::metrics::Kind::Client, "bad_upgrade");
+            return Err(e.into());
         }
     };
     let hello = ClientHello {
@@ -111,15 +86,8 @@ pub async fn upgrade(
         batch: q.batch.as_deref() == Some("1"),
         peer,
     };
-    let session = ClientSession::new(
-        hello,
-        state.client.clone(),
-        state.registry.clone(),
-        state.metrics.clone(),
-    );
-    ws::WsResponseBuilder::new(session, &req, stream)
-        .frame_size(state.client.max_frame_bytes)
-        .start()
+    let session = ClientSession::new(hello, state.client.clone(), state.registry.clone(), state.metrics.clone());
+    ws::WsResponseBuilder::new(session, &req, stream).frame_size(state.client.max_frame_bytes).start()
 }
 
 #[derive(Serialize)]
@@ -130,22 +98,8 @@ struct UserInfo<'a> {
     current_room_id: String,
 }
 
-pub async fn user_info(state: web::Data<AppState>, q: web::Query<CommonParams>) -> HttpResponse {
-    let claims = match check(&state, &q, false) {
-        Ok(claims) => claims,
-        Err(response) => return response,
-    };
-    let current_room_id = state
-        .registry
-        .send(CurrentRoom {
-            user_id: claims.sub.clone(),
-        })
-        .await
-        .unwrap_or_default();
-    HttpResponse::Ok().json(UserInfo {
-        error_code: 0,
-        error_reason: "",
-        user_id: &claims.sub,
-        current_room_id,
-    })
+pub async fn user_info(state: web::Data<AppState>, q: web::Query<CommonParams>) -> Result<HttpResponse, ApiError> {
+    let claims = check(&state, &q, false)?;
+    let current_room_id = state.registry.send(CurrentRoom { user_id: claims.sub.clone() }).await.unwrap_or_default();
+    Ok(HttpResponse::Ok().json(UserInfo { error_code: 0, error_reason: "", user_id: &claims.sub, current_room_id }))
 }

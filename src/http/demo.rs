@@ -5,8 +5,9 @@
 use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
 
-use super::{bad_request, AppState};
+use super::{ApiError, AppState};
 use crate::auth;
+use actors::protocol::client::ErrorCode;
 
 const INDEX_HTML: &str = include_str!("demo/index.html");
 const APP_JS: &str = include_str!("demo/app.js");
@@ -20,27 +21,12 @@ pub fn routes(cfg: &mut web::ServiceConfig, enabled: bool) {
     if !enabled {
         return;
     }
-    cfg.route(
-        "/demo",
-        web::get().to(|| file(INDEX_HTML, "text/html; charset=utf-8")),
-    )
-    .route(
-        "/demo/",
-        web::get().to(|| file(INDEX_HTML, "text/html; charset=utf-8")),
-    )
-    .route(
-        "/demo/app.js",
-        web::get().to(|| file(APP_JS, "text/javascript; charset=utf-8")),
-    )
-    .route(
-        "/demo/md5.js",
-        web::get().to(|| file(MD5_JS, "text/javascript; charset=utf-8")),
-    )
-    .route(
-        "/demo/style.css",
-        web::get().to(|| file(STYLE_CSS, "text/css; charset=utf-8")),
-    )
-    .route("/demo/token", web::post().to(token));
+    cfg.route("/demo", web::get().to(|| file(INDEX_HTML, "text/html; charset=utf-8")))
+        .route("/demo/", web::get().to(|| file(INDEX_HTML, "text/html; charset=utf-8")))
+        .route("/demo/app.js", web::get().to(|| file(APP_JS, "text/javascript; charset=utf-8")))
+        .route("/demo/md5.js", web::get().to(|| file(MD5_JS, "text/javascript; charset=utf-8")))
+        .route("/demo/style.css", web::get().to(|| file(STYLE_CSS, "text/css; charset=utf-8")))
+        .route("/demo/token", web::post().to(token));
 }
 
 async fn file(body: &'static str, content_type: &'static str) -> HttpResponse {
@@ -59,14 +45,12 @@ struct TokenAnswer {
     token: String,
 }
 
-async fn token(state: web::Data<AppState>, body: web::Json<TokenRequest>) -> HttpResponse {
+async fn token(state: web::Data<AppState>, body: web::Json<TokenRequest>) -> Result<HttpResponse, ApiError> {
     let user_id = body.user_id.trim();
     if user_id.is_empty() || user_id.len() > 64 {
-        return bad_request(1001, "user_id must be 1 to 64 characters");
+        return Err(ApiError::bad_request(ErrorCode::BadParameters, "user_id must be 1 to 64 characters"));
     }
     let nickname = body.nickname.clone().filter(|n| !n.trim().is_empty());
     let claims = auth::claims_for(user_id, nickname, DEMO_TOKEN_TTL_S);
-    HttpResponse::Ok().json(TokenAnswer {
-        token: auth::issue(&state.config.auth.jwt_secret, &claims),
-    })
+    Ok(HttpResponse::Ok().json(TokenAnswer { token: auth::issue(&state.config.auth.jwt_secret, &claims) }))
 }

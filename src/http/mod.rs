@@ -9,17 +9,19 @@
 pub mod bigo;
 pub mod clients;
 pub mod demo;
+pub mod error;
 pub mod ops;
+
+pub use error::ApiError;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use actix::Addr;
-use actix_web::{web, HttpResponse};
+use actix_web::web;
 use actors::config::{BigoConfig, ClientConfig, Config};
 use actors::metrics::Metrics;
 use actors::registry::Registry;
-use serde::Serialize;
 
 /// What every handler can reach. Shared read-only, except the draining flag.
 pub struct AppState {
@@ -40,27 +42,6 @@ impl AppState {
     }
 }
 
-/// The `{error_code, error_reason}` answer of every `/iapi` call.
-#[derive(Serialize)]
-pub struct ApiError<'a> {
-    pub error_code: u16,
-    pub error_reason: &'a str,
-}
-
-pub fn bad_request(code: u16, reason: &str) -> HttpResponse {
-    HttpResponse::BadRequest().json(ApiError {
-        error_code: code,
-        error_reason: reason,
-    })
-}
-
-pub fn unauthorized(code: u16, reason: &str) -> HttpResponse {
-    HttpResponse::Unauthorized().json(ApiError {
-        error_code: code,
-        error_reason: reason,
-    })
-}
-
 pub fn routes(state: &AppState) -> impl FnOnce(&mut web::ServiceConfig) + Clone {
     let bigo_path = state.bigo.path.clone();
     let client_path = state.client.path.clone();
@@ -69,10 +50,7 @@ pub fn routes(state: &AppState) -> impl FnOnce(&mut web::ServiceConfig) + Clone 
         cfg.route("/healthz", web::get().to(ops::healthz))
             .route("/metrics", web::get().to(ops::metrics))
             .route(&bigo_path, web::get().to(bigo::upgrade))
-            .route(
-                "/iapi/websocket/end_point",
-                web::get().to(clients::end_point),
-            )
+            .route("/iapi/websocket/end_point", web::get().to(clients::end_point))
             .route(&client_path, web::get().to(clients::upgrade))
             .route("/iapi/user/info", web::get().to(clients::user_info));
         demo::routes(cfg, demo);

@@ -199,20 +199,14 @@ impl DataReception {
         self.danmu_data
             .iter()
             .flat_map(|entry| {
-                entry
-                    .datas
-                    .iter()
-                    .map(move |raw| DanmuItem::from_value(raw.clone(), &entry.openid, fallback_ts))
+                entry.datas.iter().map(move |raw| DanmuItem::from_value(raw.clone(), &entry.openid, fallback_ts))
             })
             .collect()
     }
 
     /// The anchors' openids of this push (pull compensation's `game_users`).
     pub fn openids(&self) -> impl Iterator<Item = &str> {
-        self.danmu_data
-            .iter()
-            .map(|e| e.openid.as_str())
-            .filter(|o| !o.is_empty())
+        self.danmu_data.iter().map(|e| e.openid.as_str()).filter(|o| !o.is_empty())
     }
 }
 
@@ -241,13 +235,6 @@ mod tests {
         let items = d.items();
         assert_eq!(d.seqid, "1");
         assert_eq!(items.len(), 1);
-        assert_eq!(
-            (
-                items[0].ts,
-                items[0].data_seq.as_str(),
-                items[0].openid.as_str()
-            ),
-            (5, "7", "o")
-        );
+        assert_eq!((items[0].ts, items[0].data_seq.as_str(), items[0].openid.as_str()), (5, "7", "o"));
     }
 }

@@ -12,9 +12,7 @@ pub fn md5_hex(input: &str) -> String {
 
 /// Section 1.2: `platformLogin` sign.
 pub fn bigo_login(password: &str, timestamp: &str, platform_abbr: &str, account: &str) -> String {
-    md5_hex(&format!(
-        "password:{password}&tamp:{timestamp}&{platform_abbr}&account:{account}"
-    ))
+    md5_hex(&format!("password:{password}&tamp:{timestamp}&{platform_abbr}&account:{account}"))
 }
 
 /// Section 1.4: `dataReception` sign over the exact `data` text.
@@ -24,9 +22,7 @@ pub fn bigo_message(data: &str, access_token: &str, platform_abbr: &str) -> Stri
 
 /// Section 2.3: every client frame's sign.
 pub fn client_frame(action: &str, online_token: &str, sid: &str, timestamp: &str) -> String {
-    md5_hex(&format!(
-        "action={action}&online_token={online_token}&sid={sid}&timestamp={timestamp}"
-    ))
+    md5_hex(&format!("action={action}&online_token={online_token}&sid={sid}&timestamp={timestamp}"))
 }
 
 /// Section 3: the cloud's stream callback, `md5(callback_key + t)`.
@@ -57,10 +53,7 @@ mod tests {
     #[test]
     fn login_sign_follows_the_seed_example_layout() {
         let expected = md5_hex("password:213213&tamp:1693796233988&inke&account:bigoUser1");
-        assert_eq!(
-            bigo_login("213213", "1693796233988", "inke", "bigoUser1"),
-            expected
-        );
+        assert_eq!(bigo_login("213213", "1693796233988", "inke", "bigoUser1"), expected);
     }
 
     #[test]

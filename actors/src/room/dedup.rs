@@ -25,11 +25,7 @@ pub struct DedupWindow {
 
 impl DedupWindow {
     pub fn new(capacity: usize) -> Self {
-        Self {
-            seen: HashSet::new(),
-            order: VecDeque::new(),
-            capacity: capacity.max(1),
-        }
+        Self { seen: HashSet::new(), order: VecDeque::new(), capacity: capacity.max(1) }
     }
 
     pub fn len(&self) -> usize {

@@ -37,11 +37,7 @@ pub struct MemoryLog<E> {
 
 impl<E> MemoryLog<E> {
     pub fn new(capacity: usize) -> Self {
-        Self {
-            events: VecDeque::with_capacity(capacity.min(1024)),
-            capacity,
-            next_seq: 1,
-        }
+        Self { events: VecDeque::with_capacity(capacity.min(1024)), capacity, next_seq: 1 }
     }
 
     /// The seq of the oldest event held.
@@ -70,18 +66,12 @@ impl<E: Clone> EventLog<E> for MemoryLog<E> {
         let newest = self.last_seq();
         if last_seq > newest {
             // A seq from a room that no longer exists (restarted): we cannot tell what was missed.
-            return Replay {
-                events: self.events.iter().cloned().collect(),
-                complete: false,
-            };
+            return Replay { events: self.events.iter().cloned().collect(), complete: false };
         }
         let oldest = self.oldest_seq();
         let complete = last_seq + 1 >= oldest;
         let skip = (last_seq + 1).saturating_sub(oldest) as usize;
-        Replay {
-            events: self.events.iter().skip(skip).cloned().collect(),
-            complete,
-        }
+        Replay { events: self.events.iter().skip(skip).cloned().collect(), complete }
     }
 }
 
@@ -108,39 +98,15 @@ mod tests {
     #[test]
     fn replay_returns_exactly_the_missed_range() {
         let log = log_with(5, 10);
-        assert_eq!(
-            log.since(2),
-            Replay {
-                events: vec![3, 4, 5],
-                complete: true
-            }
-        );
-        assert_eq!(
-            log.since(5),
-            Replay {
-                events: vec![],
-                complete: true
-            }
-        );
+        assert_eq!(log.since(2), Replay { events: vec![3, 4, 5], complete: true });
+        assert_eq!(log.since(5), Replay { events: vec![], complete: true });
     }
 
     #[test]
     fn replay_is_incomplete_once_history_moved_on() {
         let log = log_with(10, 3);
-        assert_eq!(
-            log.since(6),
-            Replay {
-                events: vec![8, 9, 10],
-                complete: false
-            }
-        );
-        assert_eq!(
-            log.since(7),
-            Replay {
-                events: vec![8, 9, 10],
-                complete: true
-            }
-        );
+        assert_eq!(log.since(6), Replay { events: vec![8, 9, 10], complete: false });
+        assert_eq!(log.since(7), Replay { events: vec![8, 9, 10], complete: true });
     }
 
     #[test]

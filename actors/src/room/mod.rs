@@ -30,9 +30,7 @@ use crate::config::RoomConfig;
 use crate::metrics::Metrics;
 use crate::protocol::bigo::{BigoStatus, DanmuItem};
 use crate::protocol::client::ErrorCode;
-use crate::protocol::client::{
-    EventBody, Gift, GiftReport, NotifyType, Profile, RoomEventFrame, RoomSnapshot, Seat,
-};
+use crate::protocol::client::{EventBody, Gift, GiftReport, NotifyType, Profile, RoomEventFrame, RoomSnapshot, Seat};
 use crate::protocol::now_ms;
 use crate::registry::{Registry, RoomStopped};
 use dedup::{Dedup, DedupWindow};
@@ -164,20 +162,11 @@ pub struct MemberAction {
 }
 
 pub enum Action {
-    Say {
-        content: String,
-    },
-    Gift {
-        notify_type: NotifyType,
-        gift: GiftReport,
-    },
-    Up {
-        seat_id: u32,
-    },
+    Say { content: String },
+    Gift { notify_type: NotifyType, gift: GiftReport },
+    Up { seat_id: u32 },
     Down,
-    HangUp {
-        receiver_id: String,
-    },
+    HangUp { receiver_id: String },
 }
 
 #[derive(Debug, Default)]
@@ -224,7 +213,8 @@ struct Member {
 /// What waits in the reorder buffer: danmu items and BIGO status changes, so that a status 3
 /// reaches clients after the items pushed before it.
 enum Pending {
-    Item(DanmuItem),
+    /// Boxed: the heap moves entries while sifting, and items are large.
+    Item(Box<DanmuItem>),
     Status(BigoStatus),
 }
 
@@ -285,11 +275,7 @@ impl RoomActor {
         for (body, ts, exclude) in events {
             let seq = self.log.next_seq();
             let json = serialise(&body, Some(seq), ts);
-            let event = RoomEvent {
-                seq: Some(seq),
-                exclude,
-                json,
-            };
+            let event = RoomEvent { seq: Some(seq), exclude, json };
             self.log.append(event.clone());
             out.push(event);
         }
@@ -302,11 +288,7 @@ impl RoomActor {
     fn send_direct(&self, user_id: &str, body: &EventBody) -> bool {
         let json = serialise(body, None, now_ms());
         let mut reached = false;
-        for member in self
-            .members
-            .values()
-            .filter(|m| m.profile.user_id == user_id)
-        {
+        for member in self.members.values().filter(|m| m.profile.user_id == user_id) {
             if member.addr.try_send(ToMember::Frame(json.clone())).is_ok() {
                 reached = true;
             }
@@ -340,11 +322,7 @@ impl RoomActor {
 
     /// Moves due items (or, with `all`, every item) from the reorder buffer to the members.
     fn release(&mut self, now: Instant, all: bool) {
-        let released = if all {
-            self.reorder.drain()
-        } else {
-            self.reorder.release_due(now)
-        };
+        let released = if all { self.reorder.drain() } else { self.reorder.release_due(now) };
         if released.is_empty() {
             return;
         }
@@ -356,19 +334,15 @@ impl RoomActor {
             }
             match r.item {
                 Pending::Item(item) => {
-                    self.metrics
-                        .delivery_delay
-                        .observe((now_ms - r.ts).max(0) as f64 / 1000.0);
-                    events.push((self.item_event(item), r.ts, None));
+                    self.metrics.delivery_delay.observe((now_ms - r.ts).max(0) as f64 / 1000.0);
+                    events.push((self.item_event(*item), r.ts, None));
                 }
                 Pending::Status(status) => {
                     let word = status.as_room_status();
                     if self.status.as_deref() != Some(word) {
                         self.status = Some(word.to_string());
-                        let body = EventBody::RoomStatus {
-                            channel_name: self.channel_name.clone(),
-                            status: word.to_string(),
-                        };
+                        let body =
+                            EventBody::RoomStatus { channel_name: self.channel_name.clone(), status: word.to_string() };
                         events.push((body, r.ts, None));
                     }
                 }
@@ -413,10 +387,7 @@ impl RoomActor {
                 avatar_url: item.user_img,
                 count: item.count,
             },
-            _ => EventBody::Danmu {
-                channel_name,
-                item: item.raw,
-            },
+            _ => EventBody::Danmu { channel_name, item: item.raw },
         }
     }
 
@@ -436,34 +407,16 @@ impl RoomActor {
         self.last_activity = Instant::now();
         // The same user may still be here on another device; only their last session frees the seat.
         let still_here = self.members.values().any(|m| m.profile.user_id == user_id);
-        let room_seat = if still_here {
-            None
-        } else {
-            self.seats.free_user(&user_id)
-        };
-        info!(
-            "room {}: user_id {} left ({:?}), {} members",
-            self.channel_name,
-            user_id,
-            reason,
-            self.members.len()
-        );
+        let room_seat = if still_here { None } else { self.seats.free_user(&user_id) };
+        info!("room {}: user_id {} left ({:?}), {} members", self.channel_name, user_id, reason, self.members.len());
         let now = now_ms();
         let mut events = vec![(
-            EventBody::ExitRoom {
-                user_id: user_id.clone(),
-                channel_name: self.channel_name.clone(),
-                room_seat,
-            },
+            EventBody::ExitRoom { user_id: user_id.clone(), channel_name: self.channel_name.clone(), room_seat },
             now,
             None,
         )];
         if self.is_call() && reason == LeaveReason::Disconnect && !still_here {
-            let peers: Vec<String> = self
-                .members
-                .values()
-                .map(|m| m.profile.user_id.clone())
-                .collect();
+            let peers: Vec<String> = self.members.values().map(|m| m.profile.user_id.clone()).collect();
             for peer in peers {
                 let body = EventBody::HangUp {
                     user_id: user_id.clone(),
@@ -509,10 +462,7 @@ impl Actor for RoomActor {
 
     fn stopped(&mut self, ctx: &mut Self::Context) {
         self.metrics.rooms.dec();
-        self.registry.do_send(RoomStopped {
-            channel_name: self.channel_name.clone(),
-            addr: ctx.address(),
-        });
+        self.registry.do_send(RoomStopped { channel_name: self.channel_name.clone(), addr: ctx.address() });
     }
 }
 
@@ -524,10 +474,7 @@ impl Handler<Ingest> for RoomActor {
         let seqid_key = format!("{}/{}", msg.game_sess, msg.seqid);
         if !msg.seqid.is_empty() && self.seqids.contains(&seqid_key) {
             self.metrics.duplicates.inc();
-            debug!(
-                "room {}: game_sess {} seqid {} is a retry",
-                self.channel_name, msg.game_sess, msg.seqid
-            );
+            debug!("room {}: game_sess {} seqid {} is a retry", self.channel_name, msg.game_sess, msg.seqid);
             let _ = msg.reply.send(IngestOutcome::DuplicateSeqid);
             return;
         }
@@ -549,20 +496,16 @@ impl Handler<Ingest> for RoomActor {
         let now = Instant::now();
         let mut new_items = 0;
         for item in msg.items {
-            if !item.data_seq.is_empty()
-                && !self
-                    .data_seqs
-                    .first_time(&format!("{}/{}", msg.game_sess, item.data_seq))
+            if !item.data_seq.is_empty() && !self.data_seqs.first_time(&format!("{}/{}", msg.game_sess, item.data_seq))
             {
                 self.metrics.duplicates.inc();
                 continue;
             }
             new_items += 1;
-            self.reorder.push(item.ts, Pending::Item(item), now);
+            self.reorder.push(item.ts, Pending::Item(Box::new(item)), now);
         }
         if let Some(status) = msg.status {
-            self.reorder
-                .push(msg.timestamp, Pending::Status(status), now);
+            self.reorder.push(msg.timestamp, Pending::Status(status), now);
         }
         self.metrics.observe_queue_depth(self.reorder.len());
         // Taken: from here on the items are in the room's hands.
@@ -588,13 +531,7 @@ impl Handler<Join> for RoomActor {
         };
         let profile = msg.profile.clone();
         let user_id = profile.user_id.clone();
-        self.members.insert(
-            msg.session,
-            Member {
-                profile: msg.profile,
-                addr: msg.addr,
-            },
-        );
+        self.members.insert(msg.session, Member { profile: msg.profile, addr: msg.addr });
         let enter = EventBody::EnterRoom {
             profile,
             channel_name: self.channel_name.clone(),
@@ -602,22 +539,9 @@ impl Handler<Join> for RoomActor {
             i_segment_text: String::new(),
             user_car_gift: serde_json::Value::Null,
         };
-        let own_seq = self
-            .publish(vec![(enter, now_ms(), Some(msg.session))])
-            .unwrap_or(0);
-        info!(
-            "room {}: user_id {} joined, {} members",
-            self.channel_name,
-            user_id,
-            self.members.len()
-        );
-        Ok(Joined {
-            events,
-            snapshot: self.snapshot(),
-            own_seq,
-            replay,
-            recovered,
-        })
+        let own_seq = self.publish(vec![(enter, now_ms(), Some(msg.session))]).unwrap_or(0);
+        info!("room {}: user_id {} joined, {} members", self.channel_name, user_id, self.members.len());
+        Ok(Joined { events, snapshot: self.snapshot(), own_seq, replay, recovered })
     }
 }
 
@@ -625,9 +549,7 @@ impl Handler<Leave> for RoomActor {
     type Result = Result<(), ErrorCode>;
 
     fn handle(&mut self, msg: Leave, _ctx: &mut Self::Context) -> Self::Result {
-        self.remove_member(msg.session, msg.reason)
-            .map(|_| ())
-            .ok_or(ErrorCode::NotInRoom)
+        self.remove_member(msg.session, msg.reason).map(|_| ()).ok_or(ErrorCode::NotInRoom)
     }
 }
 
@@ -644,34 +566,14 @@ impl Handler<MemberAction> for RoomActor {
         let now = now_ms();
         match msg.action {
             Action::Say { content } => {
-                let seq = self.publish(vec![(
-                    EventBody::SendTopicMsg {
-                        profile,
-                        content,
-                        channel_name,
-                    },
-                    now,
-                    None,
-                )]);
-                Ok(ActionDone {
-                    seq,
-                    room_seat: None,
-                })
+                let seq = self.publish(vec![(EventBody::SendTopicMsg { profile, content, channel_name }, now, None)]);
+                Ok(ActionDone { seq, room_seat: None })
             }
             Action::Gift { notify_type, gift } => {
-                let receiver = self
-                    .members
-                    .values()
-                    .find(|m| m.profile.user_id == gift.receiver_id);
-                let receiver_nickname = receiver
-                    .map(|m| m.profile.nickname.clone())
-                    .unwrap_or_default();
-                let text = |key: &str| {
-                    gift.extra
-                        .get(key)
-                        .and_then(crate::protocol::lenient::text_of)
-                        .unwrap_or_default()
-                };
+                let receiver = self.members.values().find(|m| m.profile.user_id == gift.receiver_id);
+                let receiver_nickname = receiver.map(|m| m.profile.nickname.clone()).unwrap_or_default();
+                let text =
+                    |key: &str| gift.extra.get(key).and_then(crate::protocol::lenient::text_of).unwrap_or_default();
                 let body = EventBody::SendGift {
                     notify_type,
                     channel_name,
@@ -692,10 +594,7 @@ impl Handler<MemberAction> for RoomActor {
                     },
                 };
                 match notify_type {
-                    NotifyType::Bc => Ok(ActionDone {
-                        seq: self.publish(vec![(body, now, None)]),
-                        room_seat: None,
-                    }),
+                    NotifyType::Bc => Ok(ActionDone { seq: self.publish(vec![(body, now, None)]), room_seat: None }),
                     NotifyType::Ptp => {
                         if self.send_direct(&gift.receiver_id, &body) {
                             Ok(ActionDone::default())
@@ -712,52 +611,19 @@ impl Handler<MemberAction> for RoomActor {
                 })?;
                 let mut events = Vec::new();
                 if let Some(left) = taken.left {
-                    events.push((
-                        EventBody::Down {
-                            channel_name: channel_name.clone(),
-                            room_seat: left,
-                        },
-                        now,
-                        None,
-                    ));
+                    events.push((EventBody::Down { channel_name: channel_name.clone(), room_seat: left }, now, None));
                 }
-                events.push((
-                    EventBody::Up {
-                        channel_name,
-                        room_seat: taken.seat.clone(),
-                    },
-                    now,
-                    None,
-                ));
-                Ok(ActionDone {
-                    seq: self.publish(events),
-                    room_seat: Some(taken.seat),
-                })
+                events.push((EventBody::Up { channel_name, room_seat: taken.seat.clone() }, now, None));
+                Ok(ActionDone { seq: self.publish(events), room_seat: Some(taken.seat) })
             }
             Action::Down => {
-                let seat = self
-                    .seats
-                    .free_user(&profile.user_id)
-                    .ok_or(ErrorCode::NotInRoom)?;
-                let seq = self.publish(vec![(
-                    EventBody::Down {
-                        channel_name,
-                        room_seat: seat.clone(),
-                    },
-                    now,
-                    None,
-                )]);
-                Ok(ActionDone {
-                    seq,
-                    room_seat: Some(seat),
-                })
+                let seat = self.seats.free_user(&profile.user_id).ok_or(ErrorCode::NotInRoom)?;
+                let seq = self.publish(vec![(EventBody::Down { channel_name, room_seat: seat.clone() }, now, None)]);
+                Ok(ActionDone { seq, room_seat: Some(seat) })
             }
             Action::HangUp { receiver_id } => {
-                let body = EventBody::HangUp {
-                    user_id: profile.user_id,
-                    receiver_id: receiver_id.clone(),
-                    channel_name,
-                };
+                let body =
+                    EventBody::HangUp { user_id: profile.user_id, receiver_id: receiver_id.clone(), channel_name };
                 if self.send_direct(&receiver_id, &body) {
                     Ok(ActionDone::default())
                 } else {
@@ -778,10 +644,7 @@ impl Handler<SetStatus> for RoomActor {
             return;
         }
         self.status = Some(msg.status.clone());
-        let body = EventBody::RoomStatus {
-            channel_name: self.channel_name.clone(),
-            status: msg.status,
-        };
+        let body = EventBody::RoomStatus { channel_name: self.channel_name.clone(), status: msg.status };
         self.publish(vec![(body, now_ms(), None)]);
     }
 }

@@ -57,13 +57,7 @@ pub struct ReorderBuffer<T> {
 
 impl<T> ReorderBuffer<T> {
     pub fn new(window: Duration) -> Self {
-        Self {
-            window,
-            held: BinaryHeap::new(),
-            due: VecDeque::new(),
-            arrivals: 0,
-            max_released_ts: None,
-        }
+        Self { window, held: BinaryHeap::new(), due: VecDeque::new(), arrivals: 0, max_released_ts: None }
     }
 
     /// Items held now.
@@ -77,11 +71,7 @@ impl<T> ReorderBuffer<T> {
 
     pub fn push(&mut self, ts: i64, item: T, now: Instant) {
         self.arrivals += 1;
-        self.held.push(Reverse(Held {
-            ts,
-            arrival_no: self.arrivals,
-            item,
-        }));
+        self.held.push(Reverse(Held { ts, arrival_no: self.arrivals, item }));
         self.due.push_back((now + self.window, ts));
     }
 
@@ -127,11 +117,7 @@ impl<T> ReorderBuffer<T> {
             };
             let late = self.max_released_ts.is_some_and(|m| held.ts < m);
             self.max_released_ts = Some(self.max_released_ts.map_or(held.ts, |m| m.max(held.ts)));
-            out.push(Released {
-                item: held.item,
-                ts: held.ts,
-                late,
-            });
+            out.push(Released { item: held.item, ts: held.ts, late });
         }
         if self.held.is_empty() {
             self.due.clear();
@@ -168,10 +154,7 @@ mod tests {
         b.push(20, "later", t0);
         b.push(10, "earlier", t0 + Duration::from_millis(100));
         let out = b.release_due(t0 + W);
-        assert_eq!(
-            out.iter().map(|r| r.item).collect::<Vec<_>>(),
-            vec!["earlier", "later"]
-        );
+        assert_eq!(out.iter().map(|r| r.item).collect::<Vec<_>>(), vec!["earlier", "later"]);
         assert!(out.iter().all(|r| !r.late));
     }
 
@@ -183,14 +166,7 @@ mod tests {
         assert_eq!(b.release_due(t0 + W).len(), 1);
         b.push(10, "b", t0 + W);
         let out = b.release_due(t0 + W + W);
-        assert_eq!(
-            out,
-            vec![Released {
-                item: "b",
-                ts: 10,
-                late: true
-            }]
-        );
+        assert_eq!(out, vec![Released { item: "b", ts: 10, late: true }]);
     }
 
     #[test]
@@ -202,10 +178,7 @@ mod tests {
         b.push(60, "z", t0 + Duration::from_millis(200));
         assert_eq!(ts_of(&b.release_due(t0 + W)), vec![40, 50]);
         assert_eq!(b.len(), 1);
-        assert_eq!(
-            ts_of(&b.release_due(t0 + Duration::from_millis(500))),
-            vec![60]
-        );
+        assert_eq!(ts_of(&b.release_due(t0 + Duration::from_millis(500))), vec![60]);
     }
 
     #[test]

@@ -24,10 +24,7 @@ pub struct Taken {
 
 impl Seats {
     pub fn new(channel_name: &str, count: u32) -> Self {
-        Self {
-            channel_name: channel_name.to_string(),
-            held: vec![None; count as usize],
-        }
+        Self { channel_name: channel_name.to_string(), held: vec![None; count as usize] }
     }
 
     /// Gives `seat_id` to `profile`'s user, moving them off any seat they held.
@@ -35,38 +32,26 @@ impl Seats {
         let index = self.index(seat_id).ok_or(SeatError::NoSuchSeat)?;
         match &self.held[index] {
             Some(holder) if holder.user_id == profile.user_id => {
-                return Ok(Taken {
-                    seat: self.view(index),
-                    left: None,
-                });
+                return Ok(Taken { seat: self.view(index), left: None });
             }
             Some(_) => return Err(SeatError::Taken),
             None => {}
         }
         let left = self.free_user(&profile.user_id);
         self.held[index] = Some(profile.clone());
-        Ok(Taken {
-            seat: self.view(index),
-            left,
-        })
+        Ok(Taken { seat: self.view(index), left })
     }
 
     /// Frees the seat `user_id` holds; answers the freed seat as it now is (status 0).
     pub fn free_user(&mut self, user_id: &str) -> Option<Seat> {
-        let index = self
-            .held
-            .iter()
-            .position(|h| h.as_ref().is_some_and(|p| p.user_id == user_id))?;
+        let index = self.held.iter().position(|h| h.as_ref().is_some_and(|p| p.user_id == user_id))?;
         self.held[index] = None;
         Some(self.view(index))
     }
 
     /// The seat id `user_id` holds.
     pub fn seat_of(&self, user_id: &str) -> Option<u32> {
-        self.held
-            .iter()
-            .position(|h| h.as_ref().is_some_and(|p| p.user_id == user_id))
-            .map(|i| i as u32 + 1)
+        self.held.iter().position(|h| h.as_ref().is_some_and(|p| p.user_id == user_id)).map(|i| i as u32 + 1)
     }
 
     pub fn snapshot(&self) -> Vec<Seat> {
@@ -101,11 +86,7 @@ mod tests {
     use super::*;
 
     fn user(id: &str) -> Profile {
-        Profile {
-            user_id: id.into(),
-            nickname: format!("n{id}"),
-            ..Default::default()
-        }
+        Profile { user_id: id.into(), nickname: format!("n{id}"), ..Default::default() }
     }
 
     #[test]
