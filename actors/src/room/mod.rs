@@ -233,6 +233,8 @@ pub struct RoomActor {
     seats: Seats,
     /// Last `room_status` sent (BIGO or live-room).
     status: Option<String>,
+    /// Last BIGO status taken in: only a change enters the reorder buffer.
+    bigo_status: Option<BigoStatus>,
     /// Set when the live room is `closed` or `banned`: member reports answer 1007.
     closed: bool,
     last_activity: Instant,
@@ -257,6 +259,7 @@ impl RoomActor {
             members: HashMap::new(),
             seats: Seats::new(&channel_name, config.seats),
             status: None,
+            bigo_status: None,
             closed: false,
             last_activity: Instant::now(),
             channel_name,
@@ -478,7 +481,8 @@ impl Handler<Ingest> for RoomActor {
             let _ = msg.reply.send(IngestOutcome::DuplicateSeqid);
             return;
         }
-        let incoming = msg.items.len() + usize::from(msg.status.is_some());
+        let status_change = msg.status.filter(|s| self.bigo_status != Some(*s));
+        let incoming = msg.items.len() + usize::from(status_change.is_some());
         if self.reorder.len() + incoming > self.config.queue_len {
             warn!(
                 "room {}: queue full ({} held), game_sess {} seqid {} refused with 503",
@@ -504,7 +508,8 @@ impl Handler<Ingest> for RoomActor {
             new_items += 1;
             self.reorder.push(item.ts, Pending::Item(Box::new(item)), now);
         }
-        if let Some(status) = msg.status {
+        if let Some(status) = status_change {
+            self.bigo_status = Some(status);
             self.reorder.push(msg.timestamp, Pending::Status(status), now);
         }
         self.metrics.observe_queue_depth(self.reorder.len());
