@@ -214,3 +214,18 @@ async fn a_room_whose_queue_is_full_answers_503_and_takes_the_retry_later() {
     let retried = bigo.push(&third).await;
     assert_eq!(retried["rescode"], 200, "the retry is taken once the queue drained: {retried}");
 }
+
+#[actix_rt::test]
+async fn an_idle_empty_room_stops_and_a_new_push_starts_it_again() {
+    let broker = TestBroker::start_with(|c| c.room.idle_stop_ms = 300).await;
+    let rooms = |metrics: &str| metrics.lines().find(|l| l.starts_with("danmu_rooms ")).map(str::to_string);
+    let mut bigo = broker.bigo_logged_in().await;
+    bigo.push(&push_data("i1", "g-idle", 2, vec![msg_item("1", now_ms(), "x")])).await;
+    assert_eq!(rooms(&broker.get_text("/metrics").await.1).as_deref(), Some("danmu_rooms 1"));
+    tokio::time::sleep(std::time::Duration::from_millis(1_200)).await;
+    assert_eq!(rooms(&broker.get_text("/metrics").await.1).as_deref(), Some("danmu_rooms 0"));
+    let mut alice = broker.client("alice").await;
+    alice.enter("g-idle").await;
+    bigo.push(&push_data("i2", "g-idle", 2, vec![msg_item("2", now_ms(), "after restart")])).await;
+    assert_eq!(alice.recv_action("send_topic_msg").await["content"], "after restart");
+}
