@@ -223,11 +223,13 @@ pub struct RoomActor {
     config: RoomConfig,
     metrics: Arc<Metrics>,
     registry: Addr<Registry>,
-    seqids: DedupWindow,
-    data_seqs: DedupWindow,
+    // Behind the room-state interfaces so that a shared (Redis-backed) store can take over
+    // with several nodes; the embedded versions are the default.
+    seqids: Box<dyn Dedup>,
+    data_seqs: Box<dyn Dedup>,
     reorder: ReorderBuffer<Pending>,
     flush_timer: Option<SpawnHandle>,
-    log: MemoryLog<RoomEvent>,
+    log: Box<dyn EventLog<RoomEvent>>,
     fanout: broadcast::Sender<Fanout>,
     members: HashMap<SessionId, Member>,
     seats: Seats,
@@ -250,11 +252,11 @@ impl RoomActor {
     ) -> Self {
         let (fanout, _) = broadcast::channel(send_queue_len.max(1));
         Self {
-            seqids: DedupWindow::new(config.dedup_len),
-            data_seqs: DedupWindow::new(config.dedup_len),
+            seqids: Box::new(DedupWindow::new(config.dedup_len)),
+            data_seqs: Box::new(DedupWindow::new(config.dedup_len)),
             reorder: ReorderBuffer::new(Duration::from_millis(config.reorder_window_ms)),
             flush_timer: None,
-            log: MemoryLog::new(config.history_len),
+            log: Box::new(MemoryLog::new(config.history_len)),
             fanout,
             members: HashMap::new(),
             seats: Seats::new(&channel_name, config.seats),
