@@ -3,11 +3,13 @@
 //!
 //! [`start`] binds, starts the registry and the room arbiters, and answers a [`Broker`]: the
 //! running server (a future to await), its address, and a handle for a graceful [`shutdown`].
-//! `main.rs` and the integration tests both start the broker this way.
+//! `main.rs` and the integration tests both start the broker this way. With `server.tls` the
+//! same listener speaks TLS ([`tls`]), so BIGO can reach `wss://` without a proxy in front.
 
 pub mod auth;
 pub mod config;
 pub mod http;
+pub mod tls;
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -73,14 +75,20 @@ pub fn start(config: Config) -> std::io::Result<Broker> {
 /// Starts the broker on an already-bound listener (tests bind port 0). Must run inside an
 /// actix system. An empty `server.public_url` means "this listener's address".
 pub fn start_on(config: Config, listener: TcpListener) -> std::io::Result<Broker> {
+    // rustls picks its process-wide crypto provider from its crate features; should a
+    // dependency ever bring aws-lc-rs too, that choice would fail at the first TLS use (the
+    // pull client's https). Installing ring first settles it; an error means one is already set.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let tls = config.server.tls.as_ref().map(tls::server_config).transpose()?;
     let local_addr = listener.local_addr()?;
     let metrics = Arc::new(Metrics::new());
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let arbiters: Vec<ArbiterHandle> = (0..cores).map(|_| Arbiter::new().handle()).collect();
-    let registry =
-        Registry::new(config.room.clone(), config.client.send_queue_len, metrics.clone(), arbiters.clone()).start();
+    let registry = Registry::new(config.room.clone(), config.client.send_queue_len, metrics.clone(), arbiters.clone())
+        .with_pull(Arc::new(config.bigo.clone()))
+        .start();
     let public_url = if config.server.public_url.is_empty() {
-        format!("ws://{local_addr}")
+        format!("{}://{local_addr}", if tls.is_some() { "wss" } else { "ws" })
     } else {
         config.server.public_url.trim_end_matches('/').to_string()
     };
@@ -99,15 +107,19 @@ pub fn start_on(config: Config, listener: TcpListener) -> std::io::Result<Broker
         draining: draining.clone(),
     });
     let routes = http::routes(&state);
-    let mut server = HttpServer::new(move || App::new().app_data(state.clone()).configure(routes.clone()))
+    let server = HttpServer::new(move || App::new().app_data(state.clone()).configure(routes.clone()))
         .disable_signals()
-        .shutdown_timeout(5)
-        .listen(listener)?;
+        .shutdown_timeout(5);
+    let mut server = match tls {
+        Some(tls) => server.listen_rustls_0_23(listener, tls)?,
+        None => server.listen(listener)?,
+    };
     if config.server.workers > 0 {
         server = server.workers(config.server.workers);
     }
     let server = server.run();
-    info!("danmu-broker listening on {local_addr}, BIGO ingress at {}", config.bigo.path);
+    let scheme = if config.server.tls.is_some() { "https/wss" } else { "http/ws" };
+    info!("danmu-broker listening on {local_addr} ({scheme}), BIGO ingress at {}", config.bigo.path);
     let shutdown = ShutdownHandle { server: server.handle(), registry, draining, arbiters };
     Ok(Broker { local_addr, server, shutdown })
 }

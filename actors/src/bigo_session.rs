@@ -4,7 +4,8 @@
 //! `bigo.idle_timeout_ms` of silence, and turns each `dataReception` into an [`Ingest`] for the
 //! room that the `game_sess` routes to. The 200 goes out only after the room has taken the
 //! push; a full room answers 503. Checks run in the order of section 1.4: token (401), sign
-//! (403), data (400).
+//! (403), data (400). With pull compensation on, every accepted-for-routing push also tells the
+//! registry about its `game_sess` ([`GameSessSeen`]) so that the session's puller runs.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -21,6 +22,7 @@ use crate::protocol::bigo::{
     self, BigoStatus, DataReception, DataResult, ErrorResult, LoginData, LoginResult, Request, Response,
 };
 use crate::protocol::{lenient, now_ms, sign};
+use crate::puller::GameSessSeen;
 use crate::registry::{Registry, RouteGameSess};
 use crate::room::{Ingest, IngestOutcome};
 use crate::ws_frames::Reassembler;
@@ -35,6 +37,8 @@ pub struct BigoSession {
     login_failures: u32,
     last_seen: Instant,
     frames: Reassembler,
+    /// Why the connection ended, for the "disconnected" log line.
+    close_reason: Option<String>,
 }
 
 /// A `dataReception` refused before it reached a room.
@@ -63,6 +67,7 @@ impl BigoSession {
             login_failures: 0,
             last_seen: Instant::now(),
             frames,
+            close_reason: None,
         }
     }
 
@@ -116,6 +121,7 @@ impl BigoSession {
                 warn!("bigo {}: login failed ({message}), {} failure(s)", self.peer, self.login_failures);
                 if self.login_failures >= self.config.max_login_failures {
                     warn!("bigo {}: too many login failures, closing", self.peer);
+                    self.close_reason = Some("too many login failures".into());
                     ctx.close(Some(CloseReason {
                         code: CloseCode::Policy,
                         description: Some("too many login failures".into()),
@@ -200,6 +206,16 @@ impl BigoSession {
     fn forward(&mut self, data: DataReception, meta: RequestMeta, ctx: &mut ws::WebsocketContext<Self>) {
         let registry = self.registry.clone();
         let (game_sess, seqid) = (data.game_sess.clone(), data.seqid.clone());
+        if self.config.pull.enabled {
+            // The session's puller learns its anchors and status 3 from the pushes (section 1.5).
+            registry.do_send(GameSessSeen {
+                game_sess: game_sess.clone(),
+                game_id: data.game_id.clone(),
+                openids: data.openids().map(str::to_string).collect(),
+                timestamp: data.timestamp.unwrap_or_else(now_ms),
+                closed: data.status == Some(3),
+            });
+        }
         let push = PushParts {
             timestamp: data.timestamp.unwrap_or_else(now_ms),
             status: data.status.and_then(BigoStatus::from_code),
@@ -227,7 +243,7 @@ impl BigoSession {
     }
 
     fn on_close_or_error(&mut self, ctx: &mut ws::WebsocketContext<Self>, code: CloseCode, why: &str) {
-        info!("bigo {}: closing ({why})", self.peer);
+        self.close_reason.get_or_insert_with(|| why.to_string());
         ctx.close(Some(CloseReason { code, description: Some(why.to_string()) }));
         ctx.stop();
     }
@@ -306,7 +322,8 @@ impl Actor for BigoSession {
     }
 
     fn stopped(&mut self, _ctx: &mut Self::Context) {
-        info!("bigo {}: disconnected", self.peer);
+        let why = self.close_reason.as_deref().unwrap_or("connection lost");
+        info!("bigo {} account {:?}: disconnected ({why})", self.peer, self.account);
         self.metrics.connection_closed(Kind::Bigo);
     }
 }
@@ -323,6 +340,7 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for BigoSession {
             Ok(Some(crate::ws_frames::Frame::Text(text))) => self.on_text(&text, ctx),
             Ok(Some(crate::ws_frames::Frame::Ping(payload))) => ctx.pong(&payload),
             Ok(Some(crate::ws_frames::Frame::Close(reason))) => {
+                self.close_reason.get_or_insert_with(|| "closed by BIGO".into());
                 ctx.close(reason);
                 ctx.stop();
             }

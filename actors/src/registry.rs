@@ -5,6 +5,10 @@
 //!
 //! Rooms run on a small pool of arbiters (threads) so that hot rooms spread over the cores;
 //! the registry itself does only map look-ups.
+//!
+//! With `bigo.pull.enabled` ([`Registry::with_pull`]) it also owns the [`Puller`] of every
+//! active `game_sess` (PROTOCOL.md 1.5): started on the first [`GameSessSeen`], told of every
+//! later one, forgotten when it stops.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -12,8 +16,10 @@ use std::sync::Arc;
 use actix::prelude::*;
 use log::{debug, info};
 
-use crate::config::RoomConfig;
+use crate::config::{BigoConfig, RoomConfig};
 use crate::metrics::Metrics;
+use crate::puller::{GameSessSeen, Puller};
+use crate::room::dedup::{Dedup, DedupWindow};
 use crate::room::{RoomActor, SessionId};
 
 /// Tells a client session to go away (`{"action":"kicked","reason":..}` and a close frame).
@@ -99,6 +105,18 @@ pub struct KickAll {
     pub reason: &'static str,
 }
 
+/// A puller stopped; forget it unless a newer one already took its place.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct PullerStopped {
+    pub game_sess: String,
+    pub addr: Addr<Puller>,
+}
+
+/// How many game sessions closed by status 3 the registry remembers, so that a retried
+/// status-3 push does not start a puller again.
+const CLOSED_GAME_SESS_REMEMBERED: usize = 10_000;
+
 struct SessionEntry {
     session: SessionId,
     addr: Recipient<Kick>,
@@ -115,6 +133,10 @@ pub struct Registry {
     sessions: HashMap<(String, String), SessionEntry>,
     /// user_id -> (session, channel) of the session that joined last.
     user_rooms: HashMap<String, (SessionId, String)>,
+    /// Pull compensation settings; `None` = no pullers.
+    pull: Option<Arc<BigoConfig>>,
+    pullers: HashMap<String, Addr<Puller>>,
+    closed_game_sess: DedupWindow,
 }
 
 impl Registry {
@@ -135,7 +157,22 @@ impl Registry {
             routes: HashMap::new(),
             sessions: HashMap::new(),
             user_rooms: HashMap::new(),
+            pull: None,
+            pullers: HashMap::new(),
+            closed_game_sess: DedupWindow::new(CLOSED_GAME_SESS_REMEMBERED),
         }
+    }
+
+    /// Turns pull compensation on when `bigo.pull.enabled` (PROTOCOL.md 1.5).
+    pub fn with_pull(mut self, bigo: Arc<BigoConfig>) -> Self {
+        self.pull = bigo.pull.enabled.then_some(bigo);
+        self
+    }
+
+    fn next_arbiter(&mut self) -> Option<ArbiterHandle> {
+        let arbiter = self.arbiters.get(self.next_arbiter % self.arbiters.len().max(1)).cloned();
+        self.next_arbiter += 1;
+        arbiter
     }
 
     fn room(&mut self, channel_name: &str, ctx: &mut Context<Self>) -> Addr<RoomActor> {
@@ -146,12 +183,9 @@ impl Registry {
         let (config, queue, metrics, name) =
             (self.room_config.clone(), self.send_queue_len, self.metrics.clone(), channel_name.to_string());
         let make = move |_: &mut Context<RoomActor>| RoomActor::new(name, config, queue, metrics, registry);
-        let addr = if self.arbiters.is_empty() {
-            RoomActor::create(make)
-        } else {
-            let arbiter = &self.arbiters[self.next_arbiter % self.arbiters.len()];
-            self.next_arbiter += 1;
-            RoomActor::start_in_arbiter(arbiter, make)
+        let addr = match self.next_arbiter() {
+            None => RoomActor::create(make),
+            Some(arbiter) => RoomActor::start_in_arbiter(&arbiter, make),
         };
         debug!("registry: started room {channel_name}");
         self.rooms.insert(channel_name.to_string(), addr.clone());
@@ -266,5 +300,40 @@ impl Handler<KickAll> for Registry {
             entry.addr.do_send(Kick { reason: msg.reason });
         }
         MessageResult(self.rooms.values().cloned().collect())
+    }
+}
+
+impl Handler<GameSessSeen> for Registry {
+    type Result = ();
+
+    fn handle(&mut self, msg: GameSessSeen, ctx: &mut Self::Context) {
+        let Some(config) = self.pull.clone() else { return };
+        if self.closed_game_sess.contains(&msg.game_sess) {
+            return;
+        }
+        if msg.closed {
+            self.closed_game_sess.first_time(&msg.game_sess);
+        }
+        if let Some(puller) = self.pullers.get(&msg.game_sess).filter(|p| p.connected()) {
+            puller.do_send(msg);
+            return;
+        }
+        let (registry, metrics, game_sess) = (ctx.address(), self.metrics.clone(), msg.game_sess.clone());
+        let make = move |_: &mut Context<Puller>| Puller::new(&msg, config, registry, metrics);
+        let addr = match self.next_arbiter() {
+            None => Puller::create(make),
+            Some(arbiter) => Puller::start_in_arbiter(&arbiter, make),
+        };
+        self.pullers.insert(game_sess, addr);
+    }
+}
+
+impl Handler<PullerStopped> for Registry {
+    type Result = ();
+
+    fn handle(&mut self, msg: PullerStopped, _ctx: &mut Self::Context) {
+        if self.pullers.get(&msg.game_sess) == Some(&msg.addr) {
+            self.pullers.remove(&msg.game_sess);
+        }
     }
 }
