@@ -20,7 +20,7 @@ use actix::{Actor, Addr, Arbiter, ArbiterHandle};
 use actix_web::{web, App, HttpServer};
 use actors::config::Config;
 use actors::metrics::Metrics;
-use actors::registry::{KickAll, Registry};
+use actors::registry::{AllRooms, KickAll, KickAllBigo, Registry};
 use actors::room::Flush;
 use log::{info, warn};
 
@@ -44,21 +44,28 @@ pub struct ShutdownHandle {
 }
 
 impl ShutdownHandle {
-    /// PROTOCOL.md 4: stop taking connections (`/healthz` answers 503), tell every client
-    /// `kicked: shutdown` with a close frame, flush every room, then stop the server.
+    /// PROTOCOL.md 4: stop taking connections (`/healthz` answers 503), close the BIGO
+    /// connections (no new pushes; BIGO re-sends what has no 200 to another node), flush every
+    /// room so that what BIGO was told is taken reaches the clients, then tell every client
+    /// `kicked: shutdown` with a close frame, and stop the server.
     pub async fn shutdown(&self) {
         if self.draining.swap(true, Ordering::SeqCst) {
             return;
         }
         info!("shutdown: draining");
-        let rooms = self.registry.send(KickAll { reason: "shutdown" }).await.unwrap_or_default();
+        let bigo = self.registry.send(KickAllBigo { reason: "shutdown" }).await.unwrap_or_default();
+        let rooms = self.registry.send(AllRooms).await.unwrap_or_default();
         for room in &rooms {
             // Best effort: a room that is already gone has nothing to flush.
             let _ = room.send(Flush).await;
         }
+        // The flushed events travel through each room's ring to the sessions: let them be
+        // written before the kick closes the sessions.
+        actix_rt::time::sleep(Duration::from_millis(100)).await;
+        let _ = self.registry.send(KickAll { reason: "shutdown" }).await;
         // Give the sessions a moment to write their close frames.
         actix_rt::time::sleep(Duration::from_millis(300)).await;
-        info!("shutdown: {} rooms flushed, stopping the server", rooms.len());
+        info!("shutdown: {bigo} BIGO connections closed, {} rooms flushed, stopping the server", rooms.len());
         self.server.stop(true).await;
         for arbiter in &self.arbiters {
             arbiter.stop();

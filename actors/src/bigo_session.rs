@@ -23,11 +23,12 @@ use crate::protocol::bigo::{
 };
 use crate::protocol::{lenient, now_ms, sign};
 use crate::puller::GameSessSeen;
-use crate::registry::{Registry, RouteGameSess};
-use crate::room::{Ingest, IngestOutcome};
+use crate::registry::{BigoClosed, BigoOpened, Kick, Registry, RouteGameSess};
+use crate::room::{Ingest, IngestOutcome, SessionId};
 use crate::ws_frames::Reassembler;
 
 pub struct BigoSession {
+    id: SessionId,
     config: Arc<BigoConfig>,
     registry: Addr<Registry>,
     metrics: Arc<Metrics>,
@@ -58,6 +59,7 @@ impl BigoSession {
     pub fn new(config: Arc<BigoConfig>, registry: Addr<Registry>, metrics: Arc<Metrics>, peer: String) -> Self {
         let frames = Reassembler::new(config.max_frame_bytes);
         Self {
+            id: rand::random(),
             config,
             registry,
             metrics,
@@ -154,8 +156,8 @@ impl BigoSession {
         let data_text = req.data_text();
         match self.check_data(req, data_text.as_deref()) {
             Err(rejection) => {
-                let seqid = data_text.as_deref().map(seqid_of).unwrap_or_default();
-                self.reject(ctx, &meta, &seqid, "", rejection);
+                let field = |name| data_text.as_deref().map(|text| field_of(text, name)).unwrap_or_default();
+                self.reject(ctx, &meta, &field("seqid"), &field("game_sess"), rejection);
             }
             Ok(data) => self.forward(data, meta, ctx),
         }
@@ -299,11 +301,12 @@ fn to_json<T: serde::Serialize>(value: &T) -> String {
     serde_json::to_string(value).unwrap_or_default()
 }
 
-/// The `seqid` of a data text that may be otherwise broken, for echoing in a rejection.
-fn seqid_of(data_text: &str) -> String {
+/// A field (`seqid`, `game_sess`) of a data text that may be otherwise broken, for echoing in
+/// a rejection and naming in its log line.
+fn field_of(data_text: &str, name: &str) -> String {
     serde_json::from_str::<Value>(data_text)
         .ok()
-        .and_then(|v| v.get("seqid").and_then(lenient::text_of))
+        .and_then(|v| v.get(name).and_then(lenient::text_of))
         .unwrap_or_default()
 }
 
@@ -313,6 +316,7 @@ impl Actor for BigoSession {
     fn started(&mut self, ctx: &mut Self::Context) {
         info!("bigo {}: connected", self.peer);
         self.metrics.connection_opened(Kind::Bigo);
+        self.registry.do_send(BigoOpened { session: self.id, addr: ctx.address().recipient() });
         let idle = Duration::from_millis(self.config.idle_timeout_ms);
         ctx.run_interval(Duration::from_millis(500).min(idle), move |act, ctx| {
             if act.last_seen.elapsed() >= idle {
@@ -325,6 +329,17 @@ impl Actor for BigoSession {
         let why = self.close_reason.as_deref().unwrap_or("connection lost");
         info!("bigo {} account {:?}: disconnected ({why})", self.peer, self.account);
         self.metrics.connection_closed(Kind::Bigo);
+        self.registry.do_send(BigoClosed { session: self.id });
+    }
+}
+
+impl Handler<Kick> for BigoSession {
+    type Result = ();
+
+    /// Shutdown: close with 1012 (service restart) so that BIGO reconnects, to another node,
+    /// and re-sends whatever it has no 200 for.
+    fn handle(&mut self, msg: Kick, ctx: &mut Self::Context) {
+        self.on_close_or_error(ctx, CloseCode::Restart, msg.reason);
     }
 }
 

@@ -98,10 +98,37 @@ pub struct CurrentRoom {
 #[rtype(result = "usize")]
 pub struct ClientCount;
 
-/// Kicks every client session with `reason` and answers how many there were (shutdown).
+/// Kicks every client session with `reason` and answers every running room (shutdown).
 #[derive(Message)]
 #[rtype(result = "Vec<Addr<RoomActor>>")]
 pub struct KickAll {
+    pub reason: &'static str,
+}
+
+/// Every running room (shutdown flushes them).
+#[derive(Message)]
+#[rtype(result = "Vec<Addr<RoomActor>>")]
+pub struct AllRooms;
+
+/// A BIGO connection opened; shutdown closes it with [`KickAllBigo`].
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct BigoOpened {
+    pub session: SessionId,
+    pub addr: Recipient<Kick>,
+}
+
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct BigoClosed {
+    pub session: SessionId,
+}
+
+/// Closes every BIGO connection (shutdown: BIGO re-sends what it has not had a 200 for to
+/// another node); answers how many there were.
+#[derive(Message)]
+#[rtype(result = "usize")]
+pub struct KickAllBigo {
     pub reason: &'static str,
 }
 
@@ -131,6 +158,7 @@ pub struct Registry {
     rooms: HashMap<String, Addr<RoomActor>>,
     routes: HashMap<String, String>,
     sessions: HashMap<(String, String), SessionEntry>,
+    bigo_sessions: HashMap<SessionId, Recipient<Kick>>,
     /// user_id -> (session, channel) of the session that joined last.
     user_rooms: HashMap<String, (SessionId, String)>,
     /// Pull compensation settings; `None` = no pullers.
@@ -156,6 +184,7 @@ impl Registry {
             rooms: HashMap::new(),
             routes: HashMap::new(),
             sessions: HashMap::new(),
+            bigo_sessions: HashMap::new(),
             user_rooms: HashMap::new(),
             pull: None,
             pullers: HashMap::new(),
@@ -300,6 +329,41 @@ impl Handler<KickAll> for Registry {
             entry.addr.do_send(Kick { reason: msg.reason });
         }
         MessageResult(self.rooms.values().cloned().collect())
+    }
+}
+
+impl Handler<AllRooms> for Registry {
+    type Result = MessageResult<AllRooms>;
+
+    fn handle(&mut self, _: AllRooms, _ctx: &mut Self::Context) -> Self::Result {
+        MessageResult(self.rooms.values().cloned().collect())
+    }
+}
+
+impl Handler<BigoOpened> for Registry {
+    type Result = ();
+
+    fn handle(&mut self, msg: BigoOpened, _ctx: &mut Self::Context) {
+        self.bigo_sessions.insert(msg.session, msg.addr);
+    }
+}
+
+impl Handler<BigoClosed> for Registry {
+    type Result = ();
+
+    fn handle(&mut self, msg: BigoClosed, _ctx: &mut Self::Context) {
+        self.bigo_sessions.remove(&msg.session);
+    }
+}
+
+impl Handler<KickAllBigo> for Registry {
+    type Result = usize;
+
+    fn handle(&mut self, msg: KickAllBigo, _ctx: &mut Self::Context) -> usize {
+        for addr in self.bigo_sessions.values() {
+            addr.do_send(Kick { reason: msg.reason });
+        }
+        self.bigo_sessions.len()
     }
 }
 

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use serde_json::{json, Value};
+use tokio_tungstenite::{connect_async_tls_with_config, Connector};
 
 /// How the fake API answers one call.
 #[derive(Clone, Debug)]
@@ -275,4 +276,35 @@ pub fn self_signed(dir: &Path) -> (PathBuf, PathBuf, Vec<u8>) {
     std::fs::write(&cert_path, cert.pem()).expect("write cert");
     std::fs::write(&key_path, signing_key.serialize_pem()).expect("write key");
     (cert_path, key_path, cert.der().to_vec())
+}
+
+// -------------------------------------------------------------------------------------------
+// Clients of a broker that is not a `TestBroker` (a spawned process, a TLS listener)
+
+/// The query of a client upgrade for `user_id` with a fresh token signed with [`super::SECRET`].
+pub fn client_query(user_id: &str, sid: &str) -> String {
+    let token = danmu_broker::auth::issue(
+        super::SECRET,
+        &danmu_broker::auth::claims_for(user_id, Some(format!("nick-{user_id}")), 3600),
+    );
+    format!("user_id={user_id}&sid={sid}&timestamp={}&token={token}", super::now_ms())
+}
+
+/// An app client on `base` (`ws://host:port` or `wss://...`), past its `connected` frame.
+pub async fn app_client_at(base: &str, user_id: &str, connector: Option<Connector>) -> super::AppClient {
+    let url = format!("{base}/iapi/websocket?{}", client_query(user_id, "sid-1"));
+    let (ws, _) = connect_async_tls_with_config(url, None, false, connector).await.expect("connect client");
+    let mut client = super::AppClient { ws, user_id: user_id.into(), sid: "sid-1".into(), online_token: String::new() };
+    let hello = client.recv().await;
+    assert_eq!(hello["action"], "connected", "first frame: {hello}");
+    client.online_token = hello["online_token"].as_str().expect("online_token").to_string();
+    client
+}
+
+/// A BIGO connection on `base`, not yet logged in.
+pub async fn bigo_at(base: &str, connector: Option<Connector>) -> super::BigoClient {
+    let (ws, _) = connect_async_tls_with_config(format!("{base}/bigo/ws"), None, false, connector)
+        .await
+        .expect("connect BIGO ingress");
+    super::BigoClient { ws, token: String::new() }
 }
