@@ -81,6 +81,15 @@ fn validate(c: &Config) -> Result<(), ConfigError> {
     if c.bigo.pull.enabled && c.bigo.pull.interval_ms == 0 {
         return bad("bigo.pull.interval_ms", "must be above 0 when pull is enabled");
     }
+    if c.bigo.pull.enabled && !(1..=1000).contains(&c.bigo.pull.batch) {
+        return bad("bigo.pull.batch", "must be 1 to 1000 (BIGO's limit)");
+    }
+    if c.bigo.pull.enabled && c.bigo.pull.timeout_ms == 0 {
+        return bad("bigo.pull.timeout_ms", "must be above 0 when pull is enabled");
+    }
+    if c.bigo.pull.enabled && !c.bigo.api_base.starts_with("http://") && !c.bigo.api_base.starts_with("https://") {
+        return bad("bigo.api_base", "must be an http:// or https:// URL when pull is enabled");
+    }
     Ok(())
 }
 

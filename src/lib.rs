@@ -3,11 +3,13 @@
 //!
 //! [`start`] binds, starts the registry and the room arbiters, and answers a [`Broker`]: the
 //! running server (a future to await), its address, and a handle for a graceful [`shutdown`].
-//! `main.rs` and the integration tests both start the broker this way.
+//! `main.rs` and the integration tests both start the broker this way. With `server.tls` the
+//! same listener speaks TLS ([`tls`]), so BIGO can reach `wss://` without a proxy in front.
 
 pub mod auth;
 pub mod config;
 pub mod http;
+pub mod tls;
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -18,7 +20,7 @@ use actix::{Actor, Addr, Arbiter, ArbiterHandle};
 use actix_web::{web, App, HttpServer};
 use actors::config::Config;
 use actors::metrics::Metrics;
-use actors::registry::{KickAll, Registry};
+use actors::registry::{AllRooms, KickAll, KickAllBigo, Registry};
 use actors::room::Flush;
 use log::{info, warn};
 
@@ -42,21 +44,28 @@ pub struct ShutdownHandle {
 }
 
 impl ShutdownHandle {
-    /// PROTOCOL.md 4: stop taking connections (`/healthz` answers 503), tell every client
-    /// `kicked: shutdown` with a close frame, flush every room, then stop the server.
+    /// PROTOCOL.md 4: stop taking connections (`/healthz` answers 503), close the BIGO
+    /// connections (no new pushes; BIGO re-sends what has no 200 to another node), flush every
+    /// room so that what BIGO was told is taken reaches the clients, then tell every client
+    /// `kicked: shutdown` with a close frame, and stop the server.
     pub async fn shutdown(&self) {
         if self.draining.swap(true, Ordering::SeqCst) {
             return;
         }
         info!("shutdown: draining");
-        let rooms = self.registry.send(KickAll { reason: "shutdown" }).await.unwrap_or_default();
+        let bigo = self.registry.send(KickAllBigo { reason: "shutdown" }).await.unwrap_or_default();
+        let rooms = self.registry.send(AllRooms).await.unwrap_or_default();
         for room in &rooms {
             // Best effort: a room that is already gone has nothing to flush.
             let _ = room.send(Flush).await;
         }
+        // The flushed events travel through each room's ring to the sessions: let them be
+        // written before the kick closes the sessions.
+        actix_rt::time::sleep(Duration::from_millis(100)).await;
+        let _ = self.registry.send(KickAll { reason: "shutdown" }).await;
         // Give the sessions a moment to write their close frames.
         actix_rt::time::sleep(Duration::from_millis(300)).await;
-        info!("shutdown: {} rooms flushed, stopping the server", rooms.len());
+        info!("shutdown: {bigo} BIGO connections closed, {} rooms flushed, stopping the server", rooms.len());
         self.server.stop(true).await;
         for arbiter in &self.arbiters {
             arbiter.stop();
@@ -73,14 +82,20 @@ pub fn start(config: Config) -> std::io::Result<Broker> {
 /// Starts the broker on an already-bound listener (tests bind port 0). Must run inside an
 /// actix system. An empty `server.public_url` means "this listener's address".
 pub fn start_on(config: Config, listener: TcpListener) -> std::io::Result<Broker> {
+    // rustls picks its process-wide crypto provider from its crate features; should a
+    // dependency ever bring aws-lc-rs too, that choice would fail at the first TLS use (the
+    // pull client's https). Installing ring first settles it; an error means one is already set.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let tls = config.server.tls.as_ref().map(tls::server_config).transpose()?;
     let local_addr = listener.local_addr()?;
     let metrics = Arc::new(Metrics::new());
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let arbiters: Vec<ArbiterHandle> = (0..cores).map(|_| Arbiter::new().handle()).collect();
-    let registry =
-        Registry::new(config.room.clone(), config.client.send_queue_len, metrics.clone(), arbiters.clone()).start();
+    let registry = Registry::new(config.room.clone(), config.client.send_queue_len, metrics.clone(), arbiters.clone())
+        .with_pull(Arc::new(config.bigo.clone()))
+        .start();
     let public_url = if config.server.public_url.is_empty() {
-        format!("ws://{local_addr}")
+        format!("{}://{local_addr}", if tls.is_some() { "wss" } else { "ws" })
     } else {
         config.server.public_url.trim_end_matches('/').to_string()
     };
@@ -99,15 +114,19 @@ pub fn start_on(config: Config, listener: TcpListener) -> std::io::Result<Broker
         draining: draining.clone(),
     });
     let routes = http::routes(&state);
-    let mut server = HttpServer::new(move || App::new().app_data(state.clone()).configure(routes.clone()))
+    let server = HttpServer::new(move || App::new().app_data(state.clone()).configure(routes.clone()))
         .disable_signals()
-        .shutdown_timeout(5)
-        .listen(listener)?;
+        .shutdown_timeout(5);
+    let mut server = match tls {
+        Some(tls) => server.listen_rustls_0_23(listener, tls)?,
+        None => server.listen(listener)?,
+    };
     if config.server.workers > 0 {
         server = server.workers(config.server.workers);
     }
     let server = server.run();
-    info!("danmu-broker listening on {local_addr}, BIGO ingress at {}", config.bigo.path);
+    let scheme = if config.server.tls.is_some() { "https/wss" } else { "http/ws" };
+    info!("danmu-broker listening on {local_addr} ({scheme}), BIGO ingress at {}", config.bigo.path);
     let shutdown = ShutdownHandle { server: server.handle(), registry, draining, arbiters };
     Ok(Broker { local_addr, server, shutdown })
 }

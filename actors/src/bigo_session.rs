@@ -4,7 +4,8 @@
 //! `bigo.idle_timeout_ms` of silence, and turns each `dataReception` into an [`Ingest`] for the
 //! room that the `game_sess` routes to. The 200 goes out only after the room has taken the
 //! push; a full room answers 503. Checks run in the order of section 1.4: token (401), sign
-//! (403), data (400).
+//! (403), data (400). With pull compensation on, every accepted-for-routing push also tells the
+//! registry about its `game_sess` ([`GameSessSeen`]) so that the session's puller runs.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -21,11 +22,13 @@ use crate::protocol::bigo::{
     self, BigoStatus, DataReception, DataResult, ErrorResult, LoginData, LoginResult, Request, Response,
 };
 use crate::protocol::{lenient, now_ms, sign};
-use crate::registry::{Registry, RouteGameSess};
-use crate::room::{Ingest, IngestOutcome};
+use crate::puller::GameSessSeen;
+use crate::registry::{BigoClosed, BigoOpened, Kick, Registry, RouteGameSess};
+use crate::room::{Ingest, IngestOutcome, SessionId};
 use crate::ws_frames::Reassembler;
 
 pub struct BigoSession {
+    id: SessionId,
     config: Arc<BigoConfig>,
     registry: Addr<Registry>,
     metrics: Arc<Metrics>,
@@ -35,6 +38,8 @@ pub struct BigoSession {
     login_failures: u32,
     last_seen: Instant,
     frames: Reassembler,
+    /// Why the connection ended, for the "disconnected" log line.
+    close_reason: Option<String>,
 }
 
 /// A `dataReception` refused before it reached a room.
@@ -54,6 +59,7 @@ impl BigoSession {
     pub fn new(config: Arc<BigoConfig>, registry: Addr<Registry>, metrics: Arc<Metrics>, peer: String) -> Self {
         let frames = Reassembler::new(config.max_frame_bytes);
         Self {
+            id: rand::random(),
             config,
             registry,
             metrics,
@@ -63,6 +69,7 @@ impl BigoSession {
             login_failures: 0,
             last_seen: Instant::now(),
             frames,
+            close_reason: None,
         }
     }
 
@@ -116,6 +123,7 @@ impl BigoSession {
                 warn!("bigo {}: login failed ({message}), {} failure(s)", self.peer, self.login_failures);
                 if self.login_failures >= self.config.max_login_failures {
                     warn!("bigo {}: too many login failures, closing", self.peer);
+                    self.close_reason = Some("too many login failures".into());
                     ctx.close(Some(CloseReason {
                         code: CloseCode::Policy,
                         description: Some("too many login failures".into()),
@@ -148,8 +156,8 @@ impl BigoSession {
         let data_text = req.data_text();
         match self.check_data(req, data_text.as_deref()) {
             Err(rejection) => {
-                let seqid = data_text.as_deref().map(seqid_of).unwrap_or_default();
-                self.reject(ctx, &meta, &seqid, "", rejection);
+                let field = |name| data_text.as_deref().map(|text| field_of(text, name)).unwrap_or_default();
+                self.reject(ctx, &meta, &field("seqid"), &field("game_sess"), rejection);
             }
             Ok(data) => self.forward(data, meta, ctx),
         }
@@ -200,6 +208,16 @@ impl BigoSession {
     fn forward(&mut self, data: DataReception, meta: RequestMeta, ctx: &mut ws::WebsocketContext<Self>) {
         let registry = self.registry.clone();
         let (game_sess, seqid) = (data.game_sess.clone(), data.seqid.clone());
+        if self.config.pull.enabled {
+            // The session's puller learns its anchors and status 3 from the pushes (section 1.5).
+            registry.do_send(GameSessSeen {
+                game_sess: game_sess.clone(),
+                game_id: data.game_id.clone(),
+                openids: data.openids().map(str::to_string).collect(),
+                timestamp: data.timestamp.unwrap_or_else(now_ms),
+                closed: data.status == Some(3),
+            });
+        }
         let push = PushParts {
             timestamp: data.timestamp.unwrap_or_else(now_ms),
             status: data.status.and_then(BigoStatus::from_code),
@@ -227,7 +245,7 @@ impl BigoSession {
     }
 
     fn on_close_or_error(&mut self, ctx: &mut ws::WebsocketContext<Self>, code: CloseCode, why: &str) {
-        info!("bigo {}: closing ({why})", self.peer);
+        self.close_reason.get_or_insert_with(|| why.to_string());
         ctx.close(Some(CloseReason { code, description: Some(why.to_string()) }));
         ctx.stop();
     }
@@ -283,11 +301,12 @@ fn to_json<T: serde::Serialize>(value: &T) -> String {
     serde_json::to_string(value).unwrap_or_default()
 }
 
-/// The `seqid` of a data text that may be otherwise broken, for echoing in a rejection.
-fn seqid_of(data_text: &str) -> String {
+/// A field (`seqid`, `game_sess`) of a data text that may be otherwise broken, for echoing in
+/// a rejection and naming in its log line.
+fn field_of(data_text: &str, name: &str) -> String {
     serde_json::from_str::<Value>(data_text)
         .ok()
-        .and_then(|v| v.get("seqid").and_then(lenient::text_of))
+        .and_then(|v| v.get(name).and_then(lenient::text_of))
         .unwrap_or_default()
 }
 
@@ -297,6 +316,7 @@ impl Actor for BigoSession {
     fn started(&mut self, ctx: &mut Self::Context) {
         info!("bigo {}: connected", self.peer);
         self.metrics.connection_opened(Kind::Bigo);
+        self.registry.do_send(BigoOpened { session: self.id, addr: ctx.address().recipient() });
         let idle = Duration::from_millis(self.config.idle_timeout_ms);
         ctx.run_interval(Duration::from_millis(500).min(idle), move |act, ctx| {
             if act.last_seen.elapsed() >= idle {
@@ -306,8 +326,20 @@ impl Actor for BigoSession {
     }
 
     fn stopped(&mut self, _ctx: &mut Self::Context) {
-        info!("bigo {}: disconnected", self.peer);
+        let why = self.close_reason.as_deref().unwrap_or("connection lost");
+        info!("bigo {} account {:?}: disconnected ({why})", self.peer, self.account);
         self.metrics.connection_closed(Kind::Bigo);
+        self.registry.do_send(BigoClosed { session: self.id });
+    }
+}
+
+impl Handler<Kick> for BigoSession {
+    type Result = ();
+
+    /// Shutdown: close with 1012 (service restart) so that BIGO reconnects, to another node,
+    /// and re-sends whatever it has no 200 for.
+    fn handle(&mut self, msg: Kick, ctx: &mut Self::Context) {
+        self.on_close_or_error(ctx, CloseCode::Restart, msg.reason);
     }
 }
 
@@ -323,6 +355,7 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for BigoSession {
             Ok(Some(crate::ws_frames::Frame::Text(text))) => self.on_text(&text, ctx),
             Ok(Some(crate::ws_frames::Frame::Ping(payload))) => ctx.pong(&payload),
             Ok(Some(crate::ws_frames::Frame::Close(reason))) => {
+                self.close_reason.get_or_insert_with(|| "closed by BIGO".into());
                 ctx.close(reason);
                 ctx.stop();
             }

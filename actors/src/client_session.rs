@@ -56,7 +56,8 @@ pub struct ClientSession {
     /// When the last 1006 was sent: a flood gets one per second, not one per frame.
     last_rate_error: Option<Instant>,
     frames: Reassembler,
-    close_reason: &'static str,
+    /// Why the connection ended, for the "disconnected" log line; the first reason wins.
+    close_reason: Option<&'static str>,
 }
 
 /// An authentic, parsed client frame.
@@ -88,7 +89,7 @@ impl ClientSession {
             bucket,
             last_rate_error: None,
             frames,
-            close_reason: "closed by client",
+            close_reason: None,
         }
     }
 
@@ -133,7 +134,7 @@ impl ClientSession {
     }
 
     fn close(&mut self, ctx: &mut ws::WebsocketContext<Self>, code: CloseCode, why: &'static str) {
-        self.close_reason = why;
+        self.close_reason.get_or_insert(why);
         ctx.close(Some(CloseReason { code, description: Some(why.to_string()) }));
         ctx.stop();
     }
@@ -393,7 +394,8 @@ impl Actor for ClientSession {
     }
 
     fn stopped(&mut self, ctx: &mut Self::Context) {
-        info!("client {} user_id {} disconnected ({})", self.hello.peer, self.user_id(), self.close_reason);
+        let why = self.close_reason.unwrap_or("connection lost");
+        info!("client {} user_id {} sid {} disconnected ({why})", self.hello.peer, self.user_id(), self.hello.sid);
         self.leave(LeaveReason::Disconnect, ctx);
         self.registry.do_send(SessionClosed {
             user_id: self.user_id().to_string(),

@@ -114,11 +114,13 @@ pub struct PullConfig {
     pub enabled: bool,
     pub interval_ms: u64,
     pub batch: u32,
+    /// Longest one pull call may take (connect, answer and body) before it counts as failed.
+    pub timeout_ms: u64,
 }
 
 impl Default for PullConfig {
     fn default() -> Self {
-        Self { enabled: false, interval_ms: 10_000, batch: 100 }
+        Self { enabled: false, interval_ms: 10_000, batch: 100, timeout_ms: 5_000 }
     }
 }
 

@@ -4,7 +4,9 @@
 //! - [`client_session`]: one app client WebSocket: signed frames and actions (PROTOCOL.md 2).
 //! - [`room`]: `RoomActor`, one per channel: dedup, reorder, `seq`, seats, history, fan-out;
 //!   its pure parts in `room::{dedup, reorder, history, seats}`.
-//! - [`registry`]: finds or starts rooms, routes `game_sess` to channels, indexes sessions.
+//! - [`registry`]: finds or starts rooms, routes `game_sess` to channels, indexes sessions,
+//!   owns the pullers.
+//! - [`puller`]: pull compensation for one `game_sess` from BIGO's HTTP API (PROTOCOL.md 1.5).
 //! - [`protocol`]: serde types of every frame and the md5 signature formulas.
 //! - [`config`]: the typed configuration; [`metrics`]: the Prometheus metrics.
 //! - [`rate`], [`ws_frames`]: small helpers of the sessions.
@@ -16,6 +18,7 @@ pub mod client_session;
 pub mod config;
 pub mod metrics;
 pub mod protocol;
+pub mod puller;
 pub mod rate;
 pub mod registry;
 pub mod room;

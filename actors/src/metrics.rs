@@ -104,6 +104,13 @@ impl Metrics {
             "Delay from a danmu item's ts to its fan-out",
             m.delivery_delay.clone(),
         );
+        // Both kinds show from the first scrape, at 0, rather than appearing with their first
+        // connection: a dashboard or alert then sees 0, not "no data".
+        for kind in [Kind::Bigo, Kind::Client] {
+            let _ = m.connections.get_or_create(&KindLabel { kind });
+            let _ = m.frames_in.get_or_create(&KindLabel { kind });
+            let _ = m.frames_out.get_or_create(&KindLabel { kind });
+        }
         Self { registry, ..m }
     }
 

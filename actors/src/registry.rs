@@ -5,6 +5,10 @@
 //!
 //! Rooms run on a small pool of arbiters (threads) so that hot rooms spread over the cores;
 //! the registry itself does only map look-ups.
+//!
+//! With `bigo.pull.enabled` ([`Registry::with_pull`]) it also owns the [`Puller`] of every
+//! active `game_sess` (PROTOCOL.md 1.5): started on the first [`GameSessSeen`], told of every
+//! later one, forgotten when it stops.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -12,8 +16,10 @@ use std::sync::Arc;
 use actix::prelude::*;
 use log::{debug, info};
 
-use crate::config::RoomConfig;
+use crate::config::{BigoConfig, RoomConfig};
 use crate::metrics::Metrics;
+use crate::puller::{GameSessSeen, Puller};
+use crate::room::dedup::{Dedup, DedupWindow};
 use crate::room::{RoomActor, SessionId};
 
 /// Tells a client session to go away (`{"action":"kicked","reason":..}` and a close frame).
@@ -92,12 +98,51 @@ pub struct CurrentRoom {
 #[rtype(result = "usize")]
 pub struct ClientCount;
 
-/// Kicks every client session with `reason` and answers how many there were (shutdown).
+/// Kicks every client session with `reason` and answers every running room (shutdown).
 #[derive(Message)]
 #[rtype(result = "Vec<Addr<RoomActor>>")]
 pub struct KickAll {
     pub reason: &'static str,
 }
+
+/// Every running room (shutdown flushes them).
+#[derive(Message)]
+#[rtype(result = "Vec<Addr<RoomActor>>")]
+pub struct AllRooms;
+
+/// A BIGO connection opened; shutdown closes it with [`KickAllBigo`].
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct BigoOpened {
+    pub session: SessionId,
+    pub addr: Recipient<Kick>,
+}
+
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct BigoClosed {
+    pub session: SessionId,
+}
+
+/// Closes every BIGO connection (shutdown: BIGO re-sends what it has not had a 200 for to
+/// another node); answers how many there were.
+#[derive(Message)]
+#[rtype(result = "usize")]
+pub struct KickAllBigo {
+    pub reason: &'static str,
+}
+
+/// A puller stopped; forget it unless a newer one already took its place.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct PullerStopped {
+    pub game_sess: String,
+    pub addr: Addr<Puller>,
+}
+
+/// How many game sessions closed by status 3 the registry remembers, so that a retried
+/// status-3 push does not start a puller again.
+const CLOSED_GAME_SESS_REMEMBERED: usize = 10_000;
 
 struct SessionEntry {
     session: SessionId,
@@ -113,8 +158,13 @@ pub struct Registry {
     rooms: HashMap<String, Addr<RoomActor>>,
     routes: HashMap<String, String>,
     sessions: HashMap<(String, String), SessionEntry>,
+    bigo_sessions: HashMap<SessionId, Recipient<Kick>>,
     /// user_id -> (session, channel) of the session that joined last.
     user_rooms: HashMap<String, (SessionId, String)>,
+    /// Pull compensation settings; `None` = no pullers.
+    pull: Option<Arc<BigoConfig>>,
+    pullers: HashMap<String, Addr<Puller>>,
+    closed_game_sess: DedupWindow,
 }
 
 impl Registry {
@@ -134,8 +184,24 @@ impl Registry {
             rooms: HashMap::new(),
             routes: HashMap::new(),
             sessions: HashMap::new(),
+            bigo_sessions: HashMap::new(),
             user_rooms: HashMap::new(),
+            pull: None,
+            pullers: HashMap::new(),
+            closed_game_sess: DedupWindow::new(CLOSED_GAME_SESS_REMEMBERED),
         }
+    }
+
+    /// Turns pull compensation on when `bigo.pull.enabled` (PROTOCOL.md 1.5).
+    pub fn with_pull(mut self, bigo: Arc<BigoConfig>) -> Self {
+        self.pull = bigo.pull.enabled.then_some(bigo);
+        self
+    }
+
+    fn next_arbiter(&mut self) -> Option<ArbiterHandle> {
+        let arbiter = self.arbiters.get(self.next_arbiter % self.arbiters.len().max(1)).cloned();
+        self.next_arbiter += 1;
+        arbiter
     }
 
     fn room(&mut self, channel_name: &str, ctx: &mut Context<Self>) -> Addr<RoomActor> {
@@ -146,12 +212,9 @@ impl Registry {
         let (config, queue, metrics, name) =
             (self.room_config.clone(), self.send_queue_len, self.metrics.clone(), channel_name.to_string());
         let make = move |_: &mut Context<RoomActor>| RoomActor::new(name, config, queue, metrics, registry);
-        let addr = if self.arbiters.is_empty() {
-            RoomActor::create(make)
-        } else {
-            let arbiter = &self.arbiters[self.next_arbiter % self.arbiters.len()];
-            self.next_arbiter += 1;
-            RoomActor::start_in_arbiter(arbiter, make)
+        let addr = match self.next_arbiter() {
+            None => RoomActor::create(make),
+            Some(arbiter) => RoomActor::start_in_arbiter(&arbiter, make),
         };
         debug!("registry: started room {channel_name}");
         self.rooms.insert(channel_name.to_string(), addr.clone());
@@ -266,5 +329,75 @@ impl Handler<KickAll> for Registry {
             entry.addr.do_send(Kick { reason: msg.reason });
         }
         MessageResult(self.rooms.values().cloned().collect())
+    }
+}
+
+impl Handler<AllRooms> for Registry {
+    type Result = MessageResult<AllRooms>;
+
+    fn handle(&mut self, _: AllRooms, _ctx: &mut Self::Context) -> Self::Result {
+        MessageResult(self.rooms.values().cloned().collect())
+    }
+}
+
+impl Handler<BigoOpened> for Registry {
+    type Result = ();
+
+    fn handle(&mut self, msg: BigoOpened, _ctx: &mut Self::Context) {
+        self.bigo_sessions.insert(msg.session, msg.addr);
+    }
+}
+
+impl Handler<BigoClosed> for Registry {
+    type Result = ();
+
+    fn handle(&mut self, msg: BigoClosed, _ctx: &mut Self::Context) {
+        self.bigo_sessions.remove(&msg.session);
+    }
+}
+
+impl Handler<KickAllBigo> for Registry {
+    type Result = usize;
+
+    fn handle(&mut self, msg: KickAllBigo, _ctx: &mut Self::Context) -> usize {
+        for addr in self.bigo_sessions.values() {
+            addr.do_send(Kick { reason: msg.reason });
+        }
+        self.bigo_sessions.len()
+    }
+}
+
+impl Handler<GameSessSeen> for Registry {
+    type Result = ();
+
+    fn handle(&mut self, msg: GameSessSeen, ctx: &mut Self::Context) {
+        let Some(config) = self.pull.clone() else { return };
+        if self.closed_game_sess.contains(&msg.game_sess) {
+            return;
+        }
+        if msg.closed {
+            self.closed_game_sess.first_time(&msg.game_sess);
+        }
+        if let Some(puller) = self.pullers.get(&msg.game_sess).filter(|p| p.connected()) {
+            puller.do_send(msg);
+            return;
+        }
+        let (registry, metrics, game_sess) = (ctx.address(), self.metrics.clone(), msg.game_sess.clone());
+        let make = move |_: &mut Context<Puller>| Puller::new(&msg, config, registry, metrics);
+        let addr = match self.next_arbiter() {
+            None => Puller::create(make),
+            Some(arbiter) => Puller::start_in_arbiter(&arbiter, make),
+        };
+        self.pullers.insert(game_sess, addr);
+    }
+}
+
+impl Handler<PullerStopped> for Registry {
+    type Result = ();
+
+    fn handle(&mut self, msg: PullerStopped, _ctx: &mut Self::Context) {
+        if self.pullers.get(&msg.game_sess) == Some(&msg.addr) {
+            self.pullers.remove(&msg.game_sess);
+        }
     }
 }

@@ -290,3 +290,4 @@ impl AppClient {
         out
     }
 }
+pub mod ops;

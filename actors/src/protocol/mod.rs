@@ -2,12 +2,14 @@
 //!
 //! - [`bigo`]: the BIGO ingress envelope, `platformLogin` and `dataReception` (section 1).
 //! - [`client`]: app client frames in both directions (section 2).
+//! - [`pull`]: the pull compensation call to BIGO's HTTP API (section 1.5).
 //! - [`sign`]: the md5 formulas.
 //! - [`lenient`]: serde helpers for fields the platform sends as a string or a number.
 
 pub mod bigo;
 pub mod client;
 pub mod lenient;
+pub mod pull;
 pub mod sign;
 
 /// Milliseconds since the Unix epoch, the unit of every protocol timestamp.

@@ -1,0 +1,171 @@
+//! Operations (PROTOCOL.md 4): every metric on `/metrics` after a short run, the log lines an
+//! operator follows, and graceful shutdown of the real binary on SIGTERM.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::ops::{app_client_at, bigo_at, client_query, free_port, healthz, sample, BrokerProcess};
+use common::*;
+use serde_json::json;
+
+#[actix_rt::test]
+async fn metrics_after_a_short_run_name_every_metric_of_the_protocol() {
+    let broker = TestBroker::start().await;
+    let (_, before) = broker.get_text("/metrics").await;
+    for kind in ["bigo", "client"] {
+        assert_eq!(sample(&before, "danmu_connections", &format!("kind=\"{kind}\"")), Some(0.0), "{before}");
+    }
+
+    let mut client = broker.client("viewer").await;
+    client.enter("gs-metrics").await;
+    let mut bigo = broker.bigo_logged_in().await;
+    let ts = now_ms();
+    let items = vec![msg_item("1", ts, "hello"), gift_item("2", ts + 1), heart_item("3", ts + 2)];
+    assert_eq!(bigo.push(&push_data("s1", "gs-metrics", 2, items)).await["rescode"], 200);
+    // A retry (duplicate seqid) and a pulled-style copy (duplicate data_seq).
+    assert_eq!(bigo.push(&push_data("s1", "gs-metrics", 2, vec![])).await["rescode"], 200);
+    assert_eq!(bigo.push(&push_data("s2", "gs-metrics", 2, vec![msg_item("1", ts, "hello")])).await["rescode"], 200);
+    client.events("like", 1).await;
+    // An item older than one already sent: late, still delivered.
+    assert_eq!(
+        bigo.push(&push_data("s3", "gs-metrics", 2, vec![msg_item("4", ts - 10_000, "late")])).await["rescode"],
+        200
+    );
+    client.events("send_topic_msg", 1).await;
+    // Rejections on both kinds of connection.
+    bigo.token = "f".repeat(32);
+    assert_eq!(bigo.push(&push_data("s4", "gs-metrics", 2, vec![])).await["rescode"], 401);
+    let mut bad = client.frame("ping", json!({}));
+    bad["sign"] = json!("0".repeat(32));
+    client.send_text(bad.to_string()).await;
+    assert_eq!(client.recv_action("error").await["error_code"], 1002);
+
+    let (status, text) = broker.get_text("/metrics").await;
+    assert_eq!(status, 200);
+    let value = |name: &str, labels: &str| sample(&text, name, labels);
+    assert_eq!(value("danmu_connections", "kind=\"bigo\""), Some(1.0), "{text}");
+    assert_eq!(value("danmu_connections", "kind=\"client\""), Some(1.0), "{text}");
+    for kind in ["bigo", "client"] {
+        let labels = format!("kind=\"{kind}\"");
+        assert!(value("danmu_frames_in_total", &labels).is_some_and(|v| v >= 2.0), "{text}");
+        assert!(value("danmu_frames_out_total", &labels).is_some_and(|v| v >= 2.0), "{text}");
+    }
+    assert_eq!(value("danmu_rejected_frames_total", "kind=\"bigo\",reason=\"bad_token\""), Some(1.0), "{text}");
+    assert_eq!(value("danmu_rejected_frames_total", "kind=\"client\",reason=\"bad_sign\""), Some(1.0), "{text}");
+    assert_eq!(value("danmu_duplicates_total", ""), Some(2.0), "{text}");
+    assert_eq!(value("danmu_late_items_total", ""), Some(1.0), "{text}");
+    assert_eq!(value("danmu_pulled_items_total", ""), Some(0.0), "{text}");
+    assert_eq!(value("danmu_pull_failures_total", ""), Some(0.0), "{text}");
+    assert_eq!(value("danmu_rooms", ""), Some(1.0), "{text}");
+    assert!(value("danmu_room_queue_depth_max", "").is_some_and(|v| v >= 1.0), "{text}");
+    assert_eq!(value("danmu_slow_clients_disconnected_total", ""), Some(0.0), "{text}");
+    assert_eq!(value("danmu_delivery_delay_seconds_count", ""), Some(4.0), "{text}");
+    assert!(value("danmu_delivery_delay_seconds_bucket", "le=\"+Inf\"").is_some(), "{text}");
+    assert!(value("danmu_delivery_delay_seconds_sum", "").is_some_and(|v| v >= 10.0), "{text}");
+    assert!(text.contains("# TYPE danmu_delivery_delay_seconds histogram"), "{text}");
+    println!("--- /metrics after a short run ---\n{text}");
+}
+
+/// A config for the binary on `port`, with the test accounts and secret, plus `extra` YAML.
+fn process_config(port: u16, extra: &str) -> String {
+    format!(
+        "server: {{ host: 127.0.0.1, port: {port}, public_url: \"\", workers: 1 }}\n\
+         bigo: {{ platform_abbr: {ABBR}, accounts: [ {{ account: {ACCOUNT}, password: {PASSWORD} }} ] }}\n\
+         auth: {{ jwt_secret: {SECRET} }}\n{extra}"
+    )
+}
+
+#[actix_rt::test]
+async fn sigterm_flushes_rooms_kicks_clients_refuses_newcomers_and_exits_0() {
+    let port = free_port();
+    // A long reorder window: the pushed item is still held when SIGTERM comes.
+    let mut broker = BrokerProcess::start(&process_config(port, "room: { reorder_window_ms: 5000 }"), port).await;
+    let base = format!("ws://{}", broker.addr);
+    let mut client = app_client_at(&base, "viewer", None).await;
+    client.enter("gs-shutdown").await;
+    let mut bigo = bigo_at(&base, None).await;
+    assert_eq!(bigo.login(ACCOUNT, PASSWORD, now_ms()).await["code"], 200);
+    let held = msg_item("1", now_ms(), "taken before the signal");
+    assert_eq!(bigo.push(&push_data("s1", "gs-shutdown", 2, vec![held])).await["rescode"], 200);
+
+    let addr = broker.addr;
+    let watcher = actix_rt::spawn(async move {
+        let mut seen = Vec::new();
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(12) {
+            let status = healthz(addr).await;
+            seen.push(status);
+            if status.is_none() {
+                break;
+            }
+            actix_rt::time::sleep(Duration::from_millis(10)).await;
+        }
+        seen
+    });
+    actix_rt::time::sleep(Duration::from_millis(100)).await;
+    let signalled = Instant::now();
+    broker.terminate();
+
+    // BIGO is told to go elsewhere; the item it was given a 200 for still reaches the client.
+    assert_eq!(closed_with(&mut bigo.ws).await, Some(1012));
+    let item = client.recv_action("send_topic_msg").await;
+    assert_eq!(item["content"], "taken before the signal");
+    let kicked = client.recv_action("kicked").await;
+    assert_eq!(kicked, json!({"action": "kicked", "reason": "shutdown"}));
+    assert_eq!(closed_with(&mut client.ws).await, Some(1012));
+
+    let url = format!("{base}/iapi/websocket?{}", client_query("latecomer", "sid-9"));
+    assert!(tokio_tungstenite::connect_async(url).await.is_err(), "a new connection was accepted while draining");
+
+    let status = broker.wait_exit(Duration::from_secs(10)).await;
+    assert!(status.is_some_and(|s| s.success()), "exit status {status:?}, log:\n{}", broker.log_text());
+    assert!(signalled.elapsed() < Duration::from_secs(10));
+    let seen = watcher.await.expect("healthz watcher");
+    let first_503 = seen.iter().position(|s| *s == Some(503));
+    assert!(first_503.is_some(), "/healthz never answered 503 while draining: {seen:?}");
+    assert!(!seen[first_503.unwrap_or(0)..].contains(&Some(200)), "/healthz went back to 200: {seen:?}");
+    assert_eq!(seen.last(), Some(&None), "the server still answered at the end: {seen:?}");
+}
+
+#[actix_rt::test]
+async fn the_log_has_a_line_per_connection_login_and_rejected_frame_and_none_per_message() {
+    let port = free_port();
+    let mut broker = BrokerProcess::start(&process_config(port, "room: { reorder_window_ms: 50 }"), port).await;
+    let base = format!("ws://{}", broker.addr);
+    let mut client = app_client_at(&base, "log-viewer", None).await;
+    client.enter("gs-log").await;
+    let mut failing = bigo_at(&base, None).await;
+    assert_eq!(failing.login(ACCOUNT, "wrong", now_ms()).await["code"], 400);
+    let mut bigo = bigo_at(&base, None).await;
+    assert_eq!(bigo.login(ACCOUNT, PASSWORD, now_ms()).await["code"], 200);
+    let items: Vec<_> = (0..20).map(|i| msg_item(&i.to_string(), now_ms(), "quiet please")).collect();
+    assert_eq!(bigo.push(&push_data("s-ok", "gs-log", 2, items)).await["rescode"], 200);
+    client.events("send_topic_msg", 20).await;
+    let data = push_data("s-bad-sign", "gs-log", 2, vec![]).to_string();
+    let frame = json!({"uri":"dataReception","retry_cnt":0,"send_time":now_ms(),"data":data,
+                       "access_token":bigo.token,"sign":"0".repeat(32)});
+    bigo.send_text(frame.to_string()).await;
+    assert_eq!(BigoClient::data_of(&bigo.recv().await)["rescode"], 403);
+    let mut bad = client.frame("send_topic_msg_report", json!({"channel_name": "gs-log", "content": "hi"}));
+    bad["timestamp"] = json!(1);
+    client.send_text(bad.to_string()).await;
+    assert_eq!(client.recv_action("error").await["error_code"], 1010);
+    failing.ws.close(None).await.expect("close");
+    assert_eq!(closed_with(&mut failing.ws).await, None, "the server answers the close and hangs up");
+    broker.terminate();
+    let _ = closed_with(&mut client.ws).await;
+    assert!(broker.wait_exit(Duration::from_secs(10)).await.is_some_and(|s| s.success()));
+
+    let log = broker.log_text();
+    let has = |needles: &[&str]| log.lines().any(|line| needles.iter().all(|n| line.contains(n)));
+    assert!(has(&["client", "user_id log-viewer", "connected"]), "{log}");
+    assert!(has(&["client", "user_id log-viewer", "disconnected (shutdown)"]), "{log}");
+    assert!(has(&["bigo", "login failed (sign is error.)"]), "{log}");
+    assert!(has(&["bigo", "account bigoUser1 logged in"]), "{log}");
+    assert!(has(&["bigo", "disconnected (shutdown)"]), "{log}");
+    assert!(has(&["bigo", "disconnected (closed by BIGO)"]), "{log}");
+    assert!(has(&["game_sess \"gs-log\"", "seqid \"s-bad-sign\"", "403"]), "{log}");
+    assert!(has(&["user_id log-viewer", "send_topic_msg_report refused with 1010"]), "{log}");
+    assert!(!log.contains("quiet please") && !log.contains("s-ok"), "a line per message at info:\n{log}");
+}
