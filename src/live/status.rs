@@ -3,12 +3,11 @@
 //! with the store's atomic compare-and-set.
 //!
 //! ```text
-//!        GoLive (owner, callback 1)          PushEnded (callback 0, zombie poller)
-//!   new ----------------------------> live ----------------------------------------> closed
-//!    |  \                               |  \             Close (owner)               ^
-//!    |   `---------------- Close (owner: a room whose push never began) -------------'
-//!    |                                  |
-//!    `----------- Ban (operator) -------+---------------------------------------------> banned
+//! from       move                                      to
+//! new        GoLive    (owner's /live, callback 1)     live
+//! new, live  Close     (owner's /close)                closed
+//! live       PushEnded (callback 0, zombie poller)     closed
+//! new, live  Ban       (operator)                      banned
 //! ```
 //!
 //! `closed` and `banned` are final: a room is never reopened (the owner creates a new one).

@@ -261,6 +261,8 @@ impl RedisStore {
 
     pub async fn live_page(&self, offset: u64, count: u64) -> Result<LivePage, StoreError> {
         let live = self.key("live");
+        // ZREVRANGE's stop is inclusive, so a count of 0 would ask for offset - 1 (for offset 0,
+        // -1: the whole set); it only needs the total.
         let (total, ids): (u64, Vec<u64>) = if count == 0 {
             (
                 self.run(|mut c| {
