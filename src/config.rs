@@ -78,6 +78,18 @@ fn validate(c: &Config) -> Result<(), ConfigError> {
     if c.auth.jwt_secret.is_empty() {
         return bad("auth.jwt_secret", "must not be empty");
     }
+    if !(c.live.status_poll_s.is_finite() && c.live.status_poll_s >= 0.01) {
+        return bad("live.status_poll_s", "must be at least 0.01 (seconds)");
+    }
+    if c.live.push_url_ttl_s == 0 {
+        return bad("live.push_url_ttl_s", "must be above 0");
+    }
+    if c.admin.key.is_empty() {
+        return bad("admin.key", "must not be empty");
+    }
+    if c.store.kind == StoreKind::Redis && redis::Client::open(c.store.redis_url.as_str()).is_err() {
+        return bad("store.redis_url", "is not a redis:// URL");
+    }
     if c.bigo.pull.enabled && c.bigo.pull.interval_ms == 0 {
         return bad("bigo.pull.interval_ms", "must be above 0 when pull is enabled");
     }
@@ -109,6 +121,14 @@ mod tests {
     fn an_unknown_key_is_named() {
         let err = from_yaml("room:\n  reorder_windw_ms: 5\n").unwrap_err().to_string();
         assert!(err.contains("reorder_windw_ms"), "{err}");
+    }
+
+    #[test]
+    fn status_poll_s_takes_fractional_seconds_and_refuses_zero() {
+        assert_eq!(from_yaml("live:\n  status_poll_s: 0.05\n").unwrap().live.status_poll_s, 0.05);
+        assert_eq!(from_yaml("live:\n  status_poll_s: 60\n").unwrap().live.status_poll_s, 60.0);
+        let err = from_yaml("live:\n  status_poll_s: 0\n").unwrap_err().to_string();
+        assert!(err.contains("live.status_poll_s"), "{err}");
     }
 
     #[test]

@@ -7,8 +7,11 @@
 //! same listener speaks TLS ([`tls`]), so BIGO can reach `wss://` without a proxy in front.
 
 pub mod auth;
+pub mod cloud;
 pub mod config;
 pub mod http;
+pub mod live;
+pub mod store;
 pub mod tls;
 
 use std::net::{SocketAddr, TcpListener};
@@ -16,7 +19,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix::{Actor, Addr, Arbiter, ArbiterHandle};
+use actix::{Actor, Addr, Arbiter, ArbiterHandle, AsyncContext, Context};
 use actix_web::{web, App, HttpServer};
 use actors::config::Config;
 use actors::metrics::Metrics;
@@ -91,9 +94,16 @@ pub fn start_on(config: Config, listener: TcpListener) -> std::io::Result<Broker
     let metrics = Arc::new(Metrics::new());
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let arbiters: Vec<ArbiterHandle> = (0..cores).map(|_| Arbiter::new().handle()).collect();
+    // The live-room list (PROTOCOL.md 3): its viewer counter hears every room's joins and
+    // leaves through the registry's membership hook.
+    let store = store::Store::open(&config.store).map_err(std::io::Error::other)?;
+    let viewers = Context::<live::viewers::ViewerCounter>::new();
     let registry = Registry::new(config.room.clone(), config.client.send_queue_len, metrics.clone(), arbiters.clone())
         .with_pull(Arc::new(config.bigo.clone()))
+        .with_membership_hook(viewers.address().recipient())
         .start();
+    let live = live::start(&config.live, store, registry.clone(), viewers);
+    info!("live rooms: {} store", live.store_kind());
     let public_url = if config.server.public_url.is_empty() {
         format!("{}://{local_addr}", if tls.is_some() { "wss" } else { "ws" })
     } else {
@@ -110,6 +120,7 @@ pub fn start_on(config: Config, listener: TcpListener) -> std::io::Result<Broker
         config: Arc::new(config.clone()),
         registry: registry.clone(),
         metrics,
+        live,
         end_point,
         draining: draining.clone(),
     });

@@ -214,7 +214,8 @@ pub struct LiveConfig {
     pub push_url_ttl_s: u64,
     pub callback_key: String,
     pub status_api: String,
-    pub status_poll_s: u64,
+    /// Zombie-poll interval in seconds; fractional values are allowed (tests poll every 0.05 s).
+    pub status_poll_s: f64,
     pub forbid_api: String,
 }
 
@@ -229,7 +230,7 @@ impl Default for LiveConfig {
             push_url_ttl_s: 86_400,
             callback_key: "change-me".into(),
             status_api: String::new(),
-            status_poll_s: 60,
+            status_poll_s: 60.0,
             forbid_api: String::new(),
         }
     }

@@ -3,6 +3,10 @@
 //! (user_id, sid) so that a second connection replaces the first and `/iapi/user/info` can say
 //! which room a user is in.
 //!
+//! It also remembers the live-room statuses that gate a channel (`closed`, `banned`: member
+//! reports answer 1007) and hands them to a room it starts, so that a room which stopped while
+//! idle comes back closed; and it passes its membership hook to every room (viewer counts).
+//!
 //! Rooms run on a small pool of arbiters (threads) so that hot rooms spread over the cores;
 //! the registry itself does only map look-ups.
 //!
@@ -10,7 +14,7 @@
 //! active `game_sess` (PROTOCOL.md 1.5): started on the first [`GameSessSeen`], told of every
 //! later one, forgotten when it stops.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use actix::prelude::*;
@@ -20,7 +24,7 @@ use crate::config::{BigoConfig, RoomConfig};
 use crate::metrics::Metrics;
 use crate::puller::{GameSessSeen, Puller};
 use crate::room::dedup::{Dedup, DedupWindow};
-use crate::room::{RoomActor, SessionId};
+use crate::room::{MembershipChanged, RoomActor, SessionId, SetStatus};
 
 /// Tells a client session to go away (`{"action":"kicked","reason":..}` and a close frame).
 #[derive(Message, Clone, Copy, Debug)]
@@ -50,6 +54,19 @@ pub struct LinkGameSess {
     pub game_sess: String,
     pub channel_name: String,
 }
+
+/// The live-room status of `channel_name` changed (PROTOCOL.md 3): the running room broadcasts
+/// `room_status`; `closed`/`banned` are also remembered for a room started later.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SetRoomStatus {
+    pub channel_name: String,
+    pub status: String,
+}
+
+/// How many ended (`closed`/`banned`) channels the registry remembers. Older ones are
+/// forgotten; the live-room layer re-applies a forgotten status when someone joins the channel.
+const ENDED_MEMORY: usize = 100_000;
 
 /// A room stopped (idle); forget it unless a newer one already took its place.
 #[derive(Message)]
@@ -165,6 +182,10 @@ pub struct Registry {
     pull: Option<Arc<BigoConfig>>,
     pullers: HashMap<String, Addr<Puller>>,
     closed_game_sess: DedupWindow,
+    membership: Option<Recipient<MembershipChanged>>,
+    /// channel -> `closed`/`banned`, oldest first in `ended_order` (bounded by ENDED_MEMORY).
+    ended: HashMap<String, String>,
+    ended_order: VecDeque<String>,
 }
 
 impl Registry {
@@ -189,7 +210,16 @@ impl Registry {
             pull: None,
             pullers: HashMap::new(),
             closed_game_sess: DedupWindow::new(CLOSED_GAME_SESS_REMEMBERED),
+            membership: None,
+            ended: HashMap::new(),
+            ended_order: VecDeque::new(),
         }
+    }
+
+    /// Every room started from now on reports its joins and leaves to `hook`.
+    pub fn with_membership_hook(mut self, hook: Recipient<MembershipChanged>) -> Self {
+        self.membership = Some(hook);
+        self
     }
 
     /// Turns pull compensation on when `bigo.pull.enabled` (PROTOCOL.md 1.5).
@@ -211,7 +241,10 @@ impl Registry {
         let registry = ctx.address();
         let (config, queue, metrics, name) =
             (self.room_config.clone(), self.send_queue_len, self.metrics.clone(), channel_name.to_string());
-        let make = move |_: &mut Context<RoomActor>| RoomActor::new(name, config, queue, metrics, registry);
+        let (hook, status) = (self.membership.clone(), self.ended.get(channel_name).cloned());
+        let make = move |_: &mut Context<RoomActor>| {
+            RoomActor::new(name, config, queue, metrics, registry).with_membership(hook).with_status(status)
+        };
         let addr = match self.next_arbiter() {
             None => RoomActor::create(make),
             Some(arbiter) => RoomActor::start_in_arbiter(&arbiter, make),
@@ -249,6 +282,29 @@ impl Handler<LinkGameSess> for Registry {
     fn handle(&mut self, msg: LinkGameSess, _ctx: &mut Self::Context) {
         info!("registry: game_sess {} now routes to channel_name {}", msg.game_sess, msg.channel_name);
         self.routes.insert(msg.game_sess, msg.channel_name);
+    }
+}
+
+impl Handler<SetRoomStatus> for Registry {
+    type Result = ();
+
+    fn handle(&mut self, msg: SetRoomStatus, _ctx: &mut Self::Context) {
+        if matches!(msg.status.as_str(), "closed" | "banned") {
+            if self.ended.insert(msg.channel_name.clone(), msg.status.clone()).is_none() {
+                self.ended_order.push_back(msg.channel_name.clone());
+                if self.ended_order.len() > ENDED_MEMORY {
+                    if let Some(oldest) = self.ended_order.pop_front() {
+                        self.ended.remove(&oldest);
+                    }
+                }
+            }
+        } else if self.ended.remove(&msg.channel_name).is_some() {
+            self.ended_order.retain(|c| c != &msg.channel_name);
+        }
+        // A room that is not running has no members to tell; it gets the status when it starts.
+        if let Some(room) = self.rooms.get(&msg.channel_name).filter(|a| a.connected()) {
+            room.do_send(SetStatus { status: msg.status });
+        }
     }
 }
 

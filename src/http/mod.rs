@@ -5,12 +5,17 @@
 //! - [`bigo`]: the BIGO WebSocket upgrade (PROTOCOL.md 1).
 //! - [`ops`]: `/healthz` and `/metrics` (PROTOCOL.md 4).
 //! - [`demo`]: the `/demo` page and `/demo/token` (PROTOCOL.md 6), when enabled.
+//! - [`rooms`], [`admin`], [`callback`]: the live-room list, its operator calls and the
+//!   cloud's stream callback (PROTOCOL.md 3).
 
+pub mod admin;
 pub mod bigo;
+pub mod callback;
 pub mod clients;
 pub mod demo;
 pub mod error;
 pub mod ops;
+pub mod rooms;
 
 pub use error::ApiError;
 
@@ -23,6 +28,8 @@ use actors::config::{BigoConfig, ClientConfig, Config};
 use actors::metrics::Metrics;
 use actors::registry::Registry;
 
+use crate::live::LiveRooms;
+
 /// What every handler can reach. Shared read-only, except the draining flag.
 pub struct AppState {
     pub config: Arc<Config>,
@@ -30,6 +37,8 @@ pub struct AppState {
     pub client: Arc<ClientConfig>,
     pub registry: Addr<Registry>,
     pub metrics: Arc<Metrics>,
+    /// The live-room list service (PROTOCOL.md 3).
+    pub live: LiveRooms,
     /// The `end_point` URL clients are sent to.
     pub end_point: String,
     /// Set on shutdown: `/healthz` answers 503 and WebSocket upgrades are refused.
@@ -52,7 +61,17 @@ pub fn routes(state: &AppState) -> impl FnOnce(&mut web::ServiceConfig) + Clone 
             .route(&bigo_path, web::get().to(bigo::upgrade))
             .route("/iapi/websocket/end_point", web::get().to(clients::end_point))
             .route(&client_path, web::get().to(clients::upgrade))
-            .route("/iapi/user/info", web::get().to(clients::user_info));
+            .route("/iapi/user/info", web::get().to(clients::user_info))
+            .route("/iapi/rooms", web::get().to(rooms::list))
+            .route("/iapi/rooms", web::post().to(rooms::create))
+            .route("/iapi/rooms/{room_id}", web::get().to(rooms::get))
+            .route("/iapi/rooms/{room_id}/live", web::post().to(rooms::go_live))
+            .route("/iapi/rooms/{room_id}/close", web::post().to(rooms::close))
+            .route("/iapi/rooms/{room_id}/game", web::post().to(rooms::game))
+            .route("/iapi/rooms/{room_id}/like", web::post().to(rooms::like))
+            .route("/iapi/admin/rooms/{room_id}/ban", web::post().to(admin::ban))
+            .route("/iapi/admin/rooms/{room_id}/notice", web::post().to(admin::notice))
+            .route("/callback/stream", web::post().to(callback::stream));
         demo::routes(cfg, demo);
     }
 }

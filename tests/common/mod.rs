@@ -290,4 +290,5 @@ impl AppClient {
         out
     }
 }
+pub mod live;
 pub mod ops;

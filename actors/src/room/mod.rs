@@ -10,7 +10,8 @@
 //! Who talks to it: `BigoSession` (and the puller) send [`Ingest`]; `ClientSession` sends
 //! [`Join`], [`Leave`] and the member actions; the HTTP layer sends [`SetStatus`] and
 //! [`Notice`] through the [`Registry`](crate::registry::Registry), which starts rooms and is
-//! told when one stops.
+//! told when one stops. When the registry was given a membership hook, the room reports every
+//! join and leave to it as [`MembershipChanged`] (the live-room list counts viewers from it).
 
 pub mod dedup;
 pub mod history;
@@ -192,6 +193,15 @@ pub struct Notice {
     pub client_url: String,
 }
 
+/// A member joined (`delta` 1) or left (`delta` -1): sent to the registry's membership hook so
+/// that viewers are counted from real joins and leaves (PROTOCOL.md 3), not from clients.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct MembershipChanged {
+    pub channel_name: String,
+    pub delta: i64,
+}
+
 /// How many members the room has.
 #[derive(Message)]
 #[rtype(result = "usize")]
@@ -240,6 +250,7 @@ pub struct RoomActor {
     /// Set when the live room is `closed` or `banned`: member reports answer 1007.
     closed: bool,
     last_activity: Instant,
+    membership: Option<Recipient<MembershipChanged>>,
 }
 
 impl RoomActor {
@@ -264,10 +275,32 @@ impl RoomActor {
             bigo_status: None,
             closed: false,
             last_activity: Instant::now(),
+            membership: None,
             channel_name,
             config,
             metrics,
             registry,
+        }
+    }
+
+    /// Reports joins and leaves to `hook` (see [`MembershipChanged`]).
+    pub fn with_membership(mut self, hook: Option<Recipient<MembershipChanged>>) -> Self {
+        self.membership = hook;
+        self
+    }
+
+    /// Starts with a live-room status remembered by the registry (a `closed`/`banned` room that
+    /// stopped and started again keeps answering 1007), without broadcasting it again.
+    pub fn with_status(mut self, status: Option<String>) -> Self {
+        self.closed = matches!(status.as_deref(), Some("closed" | "banned"));
+        self.status = status;
+        self
+    }
+
+    fn membership_changed(&self, delta: i64) {
+        if let Some(hook) = &self.membership {
+            // do_send, not try_send: a lost delta would leave the viewer count wrong for good.
+            hook.do_send(MembershipChanged { channel_name: self.channel_name.clone(), delta });
         }
     }
 
@@ -408,6 +441,7 @@ impl RoomActor {
     /// `hang_up` when the member dropped).
     fn remove_member(&mut self, session: SessionId, reason: LeaveReason) -> Option<Member> {
         let member = self.members.remove(&session)?;
+        self.membership_changed(-1);
         let user_id = member.profile.user_id.clone();
         self.last_activity = Instant::now();
         // The same user may still be here on another device; only their last session frees the seat.
@@ -538,7 +572,9 @@ impl Handler<Join> for RoomActor {
         };
         let profile = msg.profile.clone();
         let user_id = profile.user_id.clone();
-        self.members.insert(msg.session, Member { profile: msg.profile, addr: msg.addr });
+        if self.members.insert(msg.session, Member { profile: msg.profile, addr: msg.addr }).is_none() {
+            self.membership_changed(1);
+        }
         let enter = EventBody::EnterRoom {
             profile,
             channel_name: self.channel_name.clone(),
