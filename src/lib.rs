@@ -3,11 +3,13 @@
 //!
 //! [`start`] binds, starts the registry and the room arbiters, and answers a [`Broker`]: the
 //! running server (a future to await), its address, and a handle for a graceful [`shutdown`].
-//! `main.rs` and the integration tests both start the broker this way.
+//! `main.rs` and the integration tests both start the broker this way. [`simulate`] is the BIGO
+//! stand-in behind `danmu-broker simulate`.
 
 pub mod auth;
 pub mod config;
 pub mod http;
+pub mod simulate;
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicBool, Ordering};
