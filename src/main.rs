@@ -1,11 +1,12 @@
 //! The `danmu-broker` command: serves by default; `token` prints a client JWT for trying the
-//! server by hand (PROTOCOL.md 5).
+//! server by hand (PROTOCOL.md 5); `simulate` stands in for the BIGO platform and pushes danmu
+//! into a broker (PROTOCOL.md 6, logic in `src/simulate.rs`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use danmu_broker::{auth, config};
+use danmu_broker::{auth, config, simulate};
 
 #[derive(Parser)]
 #[command(name = "danmu-broker", version, about = "Real-time danmu broker for live-streaming apps")]
@@ -35,6 +36,8 @@ enum Command {
         #[arg(long, default_value_t = 86_400)]
         ttl_s: u64,
     },
+    /// Stand in for BIGO: log in to a broker's BIGO ingress and push danmu for a game session.
+    Simulate(simulate::Options),
 }
 
 fn main() -> ExitCode {
@@ -60,6 +63,25 @@ fn main() -> ExitCode {
             claims.avatar_small_url = avatar_url;
             println!("{}", auth::issue(&config.auth.jwt_secret, &claims));
             ExitCode::SUCCESS
+        }
+        Command::Simulate(opts) => run_simulator(config, opts),
+    }
+}
+
+fn run_simulator(config: config::Config, opts: simulate::Options) -> ExitCode {
+    let json = opts.json;
+    match actix_rt::System::new().block_on(async move { simulate::run(&config, opts).await }) {
+        Ok(summary) => {
+            if json {
+                println!("{}", serde_json::to_string(&summary).unwrap_or_default());
+            } else {
+                print!("{}", summary.text());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("danmu-broker simulate: {e}");
+            ExitCode::FAILURE
         }
     }
 }

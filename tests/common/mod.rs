@@ -290,5 +290,6 @@ impl AppClient {
         out
     }
 }
+pub mod browser;
 pub mod live;
 pub mod ops;

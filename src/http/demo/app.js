@@ -24,6 +24,9 @@
   var DEFAULT_SEATS = 8;
   var CHAT_LOG_MAX = 500;
   var STAGE_MAX = 80;          // danmu on the stage at once; the oldest go first
+  var STAGE_QUEUE_MAX = 40;    // danmu waiting for a free lane; beyond that the oldest skip the stage
+  var STAGE_CROSS_MS = 7000;   // time for a danmu to cross the stage
+  var LANE_HEIGHT = 30;
   var HEARTS_MAX = 30;
   var GIFT_BANNER_MS = 4000;
   var DEFAULT_NOTICE_S = 10;
@@ -59,7 +62,8 @@
     pendingPtpGift: null,
     // timers for banners
     giftTimer: null, noticeTimer: null,
-    laneFreeAt: []
+    laneFreeAt: [],
+    stageQueue: [], stageTimer: null   // danmu waiting for a free lane, in arrival (seq) order
   };
 
   // ---------------------------------------------------------------- small helpers
@@ -76,6 +80,12 @@
 
   function firstSet() {
     for (var i = 0; i < arguments.length; i++) { if (isSet(arguments[i])) return arguments[i]; }
+    return undefined;
+  }
+
+  /** The first argument that is set and not "" (the broker sends "" for a free seat's user). */
+  function firstNonEmpty() {
+    for (var i = 0; i < arguments.length; i++) { if (isSet(arguments[i]) && arguments[i] !== "") return arguments[i]; }
     return undefined;
   }
 
@@ -232,10 +242,25 @@
     if (!state.token || state.listLoading) return;
     state.listLoading = true;
     var path = "/iapi/rooms?page=" + state.page + "&page_size=" + PAGE_SIZE;
-    api("GET", path).then(function (data) {
+    request("GET", path).then(function (r) {
       state.listLoading = false;
-      if (data) renderRooms(data);
+      // A broker without the live-room list (section 3) answers 404: say so once, quietly,
+      // instead of a toast every refresh. Channels can still be joined by name.
+      if (r.status === 404) { renderListMissing(); return; }
+      if (!r.ok) { toast(failureText(path, r)); return; }
+      renderRooms(r.data || {});
     });
+  }
+
+  function renderListMissing() {
+    var list = $("room-list");
+    list.textContent = "";
+    var tr = el("tr", "empty-row");
+    var td = el("td", null, "this broker serves no live-room list; join a channel by name on the right");
+    td.colSpan = 5;
+    tr.appendChild(td);
+    list.appendChild(tr);
+    renderPager(0);
   }
 
   function rememberLiveRoom(room) {
@@ -643,6 +668,7 @@
     var stage = $("stage");
     Array.prototype.slice.call(stage.querySelectorAll(".danmu, .heart")).forEach(function (e) { e.remove(); });
     state.laneFreeAt = [];
+    clearStageQueue();
     hideBanner("gift-banner");
     hideBanner("notice-banner");
     if (state.channel) renderSeats(undefined); else clearSeats();
@@ -745,7 +771,7 @@
   function onSeatDown(m, inSnapshot) {
     var s = m.room_seat || {};
     var seatEl = isSet(s.id) ? findSeat(s.id) : null;
-    var who = firstSet(s.user_id, m.user_id, seatEl ? seatEl.getAttribute("data-user-id") : null);
+    var who = firstNonEmpty(s.user_id, m.user_id, seatEl ? seatEl.getAttribute("data-user-id") : null);
     logLine("seat-line", (nameOf(who) || "someone") + " left seat " + str(s.id), m);
     if (inSnapshot) return;
     if (isSet(s.id)) setSeat(s.id, "", "");
@@ -807,21 +833,57 @@
 
   // ---------------------------------------------------------------- stage (danmu overlay)
 
-  /** Picks the lane that frees up first, so danmu overlap as little as possible. */
-  function pickLane(stageHeight, now) {
-    var laneHeight = 30;
-    var lanes = Math.max(1, Math.floor((stageHeight - 30) / laneHeight));
-    var best = 0;
+  /** The first lane free at `now` (its last danmu has fully entered the stage), or -1. */
+  function freeLane(stageHeight, now) {
+    var lanes = Math.max(1, Math.floor((stageHeight - LANE_HEIGHT) / LANE_HEIGHT));
     for (var i = 0; i < lanes; i++) {
-      var free = state.laneFreeAt[i] || 0;
-      if (free <= now) return { index: i, top: 6 + i * laneHeight };
-      if (free < (state.laneFreeAt[best] || 0)) best = i;
+      if ((state.laneFreeAt[i] || 0) <= now) return i;
     }
-    return { index: best, top: 6 + best * laneHeight };
+    return -1;
   }
 
+  /** Milliseconds until some lane is free again. */
+  function nextLaneFreeIn(stageHeight, now) {
+    var lanes = Math.max(1, Math.floor((stageHeight - LANE_HEIGHT) / LANE_HEIGHT));
+    var soonest = Infinity;
+    for (var i = 0; i < lanes; i++) soonest = Math.min(soonest, state.laneFreeAt[i] || 0);
+    return Math.max(20, soonest - now);
+  }
+
+  /**
+   * Queues a danmu for the stage. Danmu never overlap: each waits for a free lane, in the
+   * order they arrived (which is seq order, hence ts order for BIGO danmu). When more arrive
+   * than the stage can show, the oldest waiting ones skip the stage (the chat log has them
+   * all). The user's own messages jump the queue.
+   */
   function launchDanmu(text, ev, mine) {
+    var entry = { text: text, ev: ev, mine: mine };
+    if (mine) state.stageQueue.unshift(entry); else state.stageQueue.push(entry);
+    while (state.stageQueue.length > STAGE_QUEUE_MAX) state.stageQueue.shift();
+    drainStage();
+  }
+
+  function drainStage() {
+    clearTimeout(state.stageTimer);
+    state.stageTimer = null;
     var stage = $("stage");
+    var height = stage.clientHeight || 300;
+    while (state.stageQueue.length > 0) {
+      var lane = freeLane(height, Date.now());
+      if (lane < 0) break;
+      var next = state.stageQueue.shift();
+      flyDanmu(stage, lane, next.text, next.ev, next.mine);
+    }
+    if (state.stageQueue.length > 0) state.stageTimer = setTimeout(drainStage, nextLaneFreeIn(height, Date.now()));
+  }
+
+  function clearStageQueue() {
+    clearTimeout(state.stageTimer);
+    state.stageTimer = null;
+    state.stageQueue = [];
+  }
+
+  function flyDanmu(stage, lane, text, ev, mine) {
     var item = el("div", "danmu" + (mine ? " mine" : ""), text);
     setEventAttrs(item, ev);
     var existing = stage.querySelectorAll(".danmu");
@@ -831,12 +893,11 @@
     var now = Date.now();
     var stageWidth = stage.clientWidth || 600;
     var width = item.offsetWidth;
-    var speed = Math.max(stageWidth, 300) / 8000;          // px per ms: ~8 s to cross the stage
+    var speed = Math.max(stageWidth, 300) / STAGE_CROSS_MS;   // px per ms
     var distance = stageWidth + width;
     var duration = distance / speed;
-    var lane = pickLane(stage.clientHeight || 300, now);
-    state.laneFreeAt[lane.index] = now + (width + 30) / speed;
-    item.style.top = lane.top + "px";
+    state.laneFreeAt[lane] = now + (width + 40) / speed;       // its tail is in, plus a gap
+    item.style.top = (6 + lane * LANE_HEIGHT) + "px";
 
     var remove = function () { item.remove(); };
     if (item.animate) {
@@ -1069,6 +1130,14 @@
       joinChannel(state.myRoom.channel_name);
     });
     $("seats").addEventListener("click", onSeatClick);
+    window.addEventListener("pagehide", function () {
+      if (state.channel) send("exit_room_report", { user_id: state.userId, channel_name: state.channel }, true);
+      goOffline();
+    });
+    window.addEventListener("pageshow", function (ev) {
+      // Back from the back/forward cache: pagehide went offline, so reconnect (and re-enter).
+      if (ev.persisted && state.token) goOnline();
+    });
     window.addEventListener("online", function () {
       if (state.wantOnline && !state.ws) { state.backoffMs = BACKOFF_MIN_MS; connect(); }
     });

@@ -1,0 +1,161 @@
+//! The `/demo` page (PROTOCOL.md 6) in a real headless Chromium against the real broker: two
+//! users join one channel, watch BIGO danmu arrive in `ts` order, chat with each other and see
+//! each other's seat. And with `demo.enabled` off, the page and `/demo/token` do not exist.
+
+mod common;
+
+use common::browser::{target_dir, Browser, Chromedriver};
+use common::*;
+use serde_json::{json, Value};
+
+const CHANNEL: &str = "demo-room-1";
+
+/// Logs in as `user_id` on the demo page and joins [`CHANNEL`].
+async fn log_in_and_join(browser: &Browser, base: &str, user_id: &str, nickname: &str) {
+    browser.goto(&format!("{base}/demo")).await;
+    browser.fill("#user-id", user_id).await;
+    browser.fill("#nickname", nickname).await;
+    browser.click("#login").await;
+    browser.wait_until("the connection", "document.getElementById('conn-status').dataset.state === 'connected'").await;
+    browser.fill("#channel", CHANNEL).await;
+    browser.click("#join").await;
+    let joined = format!(
+        "Array.from(document.querySelectorAll('#chat-log li')).some(li => li.textContent === 'joined {CHANNEL}')"
+    );
+    browser.wait_until("the enter ack", &joined).await;
+}
+
+/// `[text, data-ts]` of the elements matching `css`.
+async fn texts_and_ts(browser: &Browser, css: &str) -> Vec<(String, i64)> {
+    let rows = browser
+        .eval(&format!(
+            "Array.from(document.querySelectorAll('{css}')).map(e => [e.textContent, Number(e.getAttribute('data-ts'))])"
+        ))
+        .await;
+    rows.as_array()
+        .expect("an array")
+        .iter()
+        .map(|r| (r[0].as_str().unwrap_or_default().to_string(), r[1].as_i64().unwrap_or_default()))
+        .collect()
+}
+
+#[actix_rt::test]
+async fn two_users_on_the_demo_page_see_danmu_in_ts_order_chat_and_see_each_others_seat() {
+    let broker = TestBroker::start_with(|c| {
+        c.demo.enabled = true;
+        // Generous, so that the three pushes below surely fall in one reorder window.
+        c.room.reorder_window_ms = 500;
+    })
+    .await;
+    let base = format!("http://{}", broker.addr);
+    let mut driver = Chromedriver::start().await;
+    let alice = driver.browser().await;
+    let bob = driver.browser().await;
+    log_in_and_join(&alice, &base, "alice", "Alice").await;
+    log_in_and_join(&bob, &base, "bob", "Bob").await;
+    for b in [&alice, &bob] {
+        b.wait_until("two members", "document.getElementById('member-count').textContent === '2'").await;
+    }
+
+    // Danmu through the real BIGO ingress, out of ts order across and within pushes.
+    let mut bigo = broker.bigo_logged_in().await;
+    let t = now_ms();
+    let pushes = [
+        vec![msg_item("d3", t + 30, "第三条 🎉"), msg_item("d1", t, "第一条 👋")],
+        vec![msg_item("d5", t + 50, "第五条 🚀"), msg_item("d2", t + 10, "第二条 😀")],
+        vec![msg_item("d4", t + 40, "第四条 🔥"), heart_item("d7", t + 70), gift_item("d6", t + 60)],
+    ];
+    for (i, items) in pushes.into_iter().enumerate() {
+        let answer = bigo.push(&push_data(&format!("s{i}"), CHANNEL, 2, items)).await;
+        assert_eq!(answer["rescode"], 200, "{answer}");
+    }
+    let expected: Vec<String> = ["第一条 👋", "第二条 😀", "第三条 🎉", "第四条 🔥", "第五条 🚀"]
+        .iter()
+        .map(|c| format!("Viewer: {c}"))
+        .collect();
+
+    for b in [&alice, &bob] {
+        b.wait_until("five danmu in the chat log", "document.querySelectorAll('#chat-log li.danmu').length >= 5").await;
+        for css in ["#chat-log li.danmu", "#stage .danmu"] {
+            let shown = texts_and_ts(b, css).await;
+            let texts: Vec<&String> = shown.iter().map(|(text, _)| text).collect();
+            assert_eq!(texts, expected.iter().collect::<Vec<_>>(), "{css} in ts order");
+            assert!(shown.windows(2).all(|w| w[0].1 < w[1].1), "{css} data-ts ascending: {shown:?}");
+        }
+        // The gift (danmu `gift` -> send_gift) and the like (`heart` -> like, count 5).
+        let banner = b.wait_until("the gift banner", "document.getElementById('gift-banner').textContent").await;
+        assert!(banner.as_str().is_some_and(|s| s.contains("Giver sent") && s.contains("3\u{d7} Rose")), "{banner}");
+        b.wait_until("five likes", "document.getElementById('like-count').textContent === '5'").await;
+    }
+
+    // Chat: Alice writes, Bob reads it (chromedriver types BMP characters only: no emoji here).
+    alice.fill("#chat-input", "大家好 from Alice ♥").await;
+    alice.click("#chat-send").await;
+    let from_alice = "Array.from(document.querySelectorAll('#chat-log li.danmu')).some(li => li.textContent === 'Alice: 大家好 from Alice ♥')";
+    bob.wait_until("Alice's message on Bob's page", from_alice).await;
+    alice.wait_until("Alice's own message", from_alice).await;
+    bob.fill("#chat-input", "Hi Alice, 欢迎!").await;
+    bob.click("#chat-send").await;
+    alice
+        .wait_until(
+            "Bob's message on Alice's page",
+            "Array.from(document.querySelectorAll('#chat-log li.danmu')).some(li => li.textContent === 'Bob: Hi Alice, 欢迎!')",
+        )
+        .await;
+
+    // Seats: Alice takes seat 3; Bob sees it taken by her, then takes seat 5.
+    alice.click("#seats .seat[data-seat-id='3']").await;
+    let seat3 = "(s => s && s.dataset.userId === 'alice' && s.textContent === 'Alice' && s.classList.contains('taken'))(document.querySelector(\"#seats .seat[data-seat-id='3']\"))";
+    bob.wait_until("seat 3 taken by Alice on Bob's page", seat3).await;
+    alice
+        .wait_until(
+            "seat 3 as Alice's own",
+            "document.querySelector(\"#seats .seat[data-seat-id='3']\").classList.contains('mine')",
+        )
+        .await;
+    bob.click("#seats .seat[data-seat-id='5']").await;
+    alice
+        .wait_until(
+            "seat 5 taken by Bob on Alice's page",
+            "document.querySelector(\"#seats .seat[data-seat-id='5']\").dataset.userId === 'bob'",
+        )
+        .await;
+    let free = bob.eval("document.querySelectorAll('#seats .seat.free').length").await;
+    assert_eq!(free, json!(6), "8 seats, 2 taken");
+
+    let shot = target_dir().join("demo-screenshot.png");
+    alice.screenshot(&shot).await;
+    let png = std::fs::read(&shot).expect("the screenshot was written");
+    assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000, "a real PNG at {}", shot.display());
+
+    alice.close().await;
+    bob.close().await;
+}
+
+#[actix_rt::test]
+async fn demo_page_and_token_exist_only_when_demo_is_enabled() {
+    let off = TestBroker::start().await;
+    assert!(!off.config.demo.enabled, "demo is off by default");
+    let resp = awc::Client::new()
+        .post(off.http_url("/demo/token"))
+        .send_json(&json!({"user_id": "u1", "nickname": "Ann"}))
+        .await
+        .expect("POST /demo/token");
+    assert_eq!(resp.status().as_u16(), 404);
+    assert_eq!(off.get_text("/demo").await.0, 404);
+
+    let on = TestBroker::start_with(|c| c.demo.enabled = true).await;
+    let (status, page) = on.get_text("/demo").await;
+    assert_eq!(status, 200);
+    assert!(page.contains("id=\"chat-log\""));
+    let mut resp = awc::Client::new()
+        .post(on.http_url("/demo/token"))
+        .send_json(&json!({"user_id": "u1", "nickname": "Ann"}))
+        .await
+        .expect("POST /demo/token");
+    assert_eq!(resp.status().as_u16(), 200);
+    let body: Value = resp.json().await.expect("JSON");
+    let token = body["token"].as_str().expect("token");
+    let claims = danmu_broker::auth::verify(&on.config.auth.jwt_secret, token, Some("u1")).expect("a valid client JWT");
+    assert_eq!(claims.nickname.as_deref(), Some("Ann"));
+}
