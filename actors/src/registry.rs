@@ -1,7 +1,8 @@
 //! The `Registry` actor: finds or starts the [`RoomActor`] of a channel, routes a BIGO
 //! `game_sess` to its channel (PROTOCOL.md 2.6, Channels), and indexes client sessions by
 //! (user_id, sid) so that a second connection replaces the first and `/iapi/user/info` can say
-//! which room a user is in.
+//! which room a user is in. A user is in one room at a time: when one of their connections
+//! enters a room, their connections in other rooms are told to leave them ([`MoveOut`]).
 //!
 //! Rooms run on a small pool of arbiters (threads) so that hot rooms spread over the cores;
 //! the registry itself does only map look-ups.
@@ -21,6 +22,13 @@ use crate::room::{RoomActor, SessionId};
 #[rtype(result = "()")]
 pub struct Kick {
     pub reason: &'static str,
+}
+
+/// Another connection of the same user entered `channel_name`: leave any other room.
+#[derive(Message, Clone, Debug)]
+#[rtype(result = "()")]
+pub struct MoveOut {
+    pub channel_name: String,
 }
 
 /// The room serving `channel_name`, started if needed.
@@ -61,6 +69,7 @@ pub struct SessionOpened {
     pub sid: String,
     pub session: SessionId,
     pub addr: Recipient<Kick>,
+    pub move_out: Recipient<MoveOut>,
 }
 
 #[derive(Message)]
@@ -102,6 +111,7 @@ pub struct KickAll {
 struct SessionEntry {
     session: SessionId,
     addr: Recipient<Kick>,
+    move_out: Recipient<MoveOut>,
 }
 
 pub struct Registry {
@@ -113,8 +123,8 @@ pub struct Registry {
     rooms: HashMap<String, Addr<RoomActor>>,
     routes: HashMap<String, String>,
     sessions: HashMap<(String, String), SessionEntry>,
-    /// user_id -> (session, channel) of the session that joined last.
-    user_rooms: HashMap<String, (SessionId, String)>,
+    /// user_id -> the channel each of their sessions is in (one channel once moves settle).
+    user_rooms: HashMap<String, HashMap<SessionId, String>>,
 }
 
 impl Registry {
@@ -156,6 +166,17 @@ impl Registry {
         debug!("registry: started room {channel_name}");
         self.rooms.insert(channel_name.to_string(), addr.clone());
         addr
+    }
+}
+
+impl Registry {
+    fn forget_room_of(&mut self, user_id: &str, session: SessionId) {
+        if let Some(rooms) = self.user_rooms.get_mut(user_id) {
+            rooms.remove(&session);
+            if rooms.is_empty() {
+                self.user_rooms.remove(user_id);
+            }
+        }
     }
 }
 
@@ -203,7 +224,7 @@ impl Handler<SessionOpened> for Registry {
     type Result = ();
 
     fn handle(&mut self, msg: SessionOpened, _ctx: &mut Self::Context) {
-        let entry = SessionEntry { session: msg.session, addr: msg.addr };
+        let entry = SessionEntry { session: msg.session, addr: msg.addr, move_out: msg.move_out };
         if let Some(old) = self.sessions.insert((msg.user_id.clone(), msg.sid.clone()), entry) {
             info!("registry: user_id {} sid {} connected again, replacing the older connection", msg.user_id, msg.sid);
             old.addr.do_send(Kick { reason: "replaced" });
@@ -219,9 +240,7 @@ impl Handler<SessionClosed> for Registry {
         if self.sessions.get(&key).is_some_and(|e| e.session == msg.session) {
             self.sessions.remove(&key);
         }
-        if self.user_rooms.get(&msg.user_id).is_some_and(|(s, _)| *s == msg.session) {
-            self.user_rooms.remove(&msg.user_id);
-        }
+        self.forget_room_of(&msg.user_id, msg.session);
     }
 }
 
@@ -229,15 +248,24 @@ impl Handler<SetCurrentRoom> for Registry {
     type Result = ();
 
     fn handle(&mut self, msg: SetCurrentRoom, _ctx: &mut Self::Context) {
-        match msg.channel_name {
-            Some(channel) => {
-                self.user_rooms.insert(msg.user_id, (msg.session, channel));
-            }
-            None => {
-                if self.user_rooms.get(&msg.user_id).is_some_and(|(s, _)| *s == msg.session) {
-                    self.user_rooms.remove(&msg.user_id);
-                }
-            }
+        let Some(channel) = msg.channel_name else {
+            return self.forget_room_of(&msg.user_id, msg.session);
+        };
+        let rooms = self.user_rooms.entry(msg.user_id.clone()).or_default();
+        let elsewhere: Vec<SessionId> =
+            rooms.iter().filter(|(s, c)| **s != msg.session && **c != channel).map(|(s, _)| *s).collect();
+        for session in &elsewhere {
+            rooms.remove(session);
+        }
+        rooms.insert(msg.session, channel.clone());
+        if elsewhere.is_empty() {
+            return;
+        }
+        info!("registry: user_id {} entered {channel}, moving their other connections out", msg.user_id);
+        let others =
+            self.sessions.iter().filter(|((user_id, _), e)| *user_id == msg.user_id && elsewhere.contains(&e.session));
+        for (_, entry) in others {
+            entry.move_out.do_send(MoveOut { channel_name: channel.clone() });
         }
     }
 }
@@ -246,7 +274,8 @@ impl Handler<CurrentRoom> for Registry {
     type Result = String;
 
     fn handle(&mut self, msg: CurrentRoom, _ctx: &mut Self::Context) -> String {
-        self.user_rooms.get(&msg.user_id).map(|(_, c)| c.clone()).unwrap_or_default()
+        // Entering a room moves the user's other sessions out, so all entries name one channel.
+        self.user_rooms.get(&msg.user_id).and_then(|rooms| rooms.values().next().cloned()).unwrap_or_default()
     }
 }
 
