@@ -290,3 +290,5 @@ impl AppClient {
         out
     }
 }
+
+pub mod room;
