@@ -22,10 +22,10 @@ use crate::metrics::{Kind, Metrics};
 use crate::protocol::client::{AckDetail, ClientRequest, Direct, Envelope, ErrorCode, Profile};
 use crate::protocol::{lenient, now_ms, sign};
 use crate::rate::TokenBucket;
-use crate::registry::{Kick, Registry, RoomFor, SessionClosed, SessionOpened, SetCurrentRoom};
+use crate::registry::{Kick, MoveOut, Registry, RoomFor, SessionClosed, SessionOpened, SetCurrentRoom};
 use crate::room::{
-    json_array, Action, ActionDone, Fanout, Join, Joined, Leave, LeaveReason, MemberAction, RoomActor, SessionId,
-    ToMember,
+    json_array, Action, ActionDone, Fanout, Join, Joined, Leave, LeaveReason, MemberAction, Refused, RoomActor,
+    SessionId, ToMember,
 };
 use crate::ws_frames::{Frame, FrameError, Reassembler};
 
@@ -180,6 +180,11 @@ impl ClientSession {
 
     fn act(&mut self, Checked { action, request }: Checked, ctx: &mut ws::WebsocketContext<Self>) {
         let refuse = |code, reason: &str| Refusal { action: action.clone(), code, reason: reason.to_string() };
+        // Seed 001's reports carry no channel_name: absent means the room this connection is in.
+        let here = |channel_name: String, room: &Option<CurrentRoom>| match room {
+            Some(room) if channel_name.is_empty() => room.channel_name.clone(),
+            _ => channel_name,
+        };
         match request {
             ClientRequest::Ping => self.send_direct(ctx, &Direct::Pong { server_time: now_ms() }),
             ClientRequest::EnterRoom { channel_name, last_seq } => {
@@ -200,6 +205,7 @@ impl ClientSession {
                     );
                     return self.ack(ctx, &action, AckDetail::default());
                 }
+                let channel_name = here(channel_name, &self.room);
                 if let Err(code) = self.in_room(&channel_name) {
                     return self.refuse(ctx, refuse(code, "not in that room"));
                 }
@@ -211,15 +217,21 @@ impl ClientSession {
                     let reason = format!("content must be 1 to {} characters", self.config.max_content_chars);
                     return self.refuse(ctx, refuse(ErrorCode::BadParameters, &reason));
                 }
+                let channel_name = here(channel_name, &self.room);
                 self.room_action(action, &channel_name, Action::Say { content }, ctx);
             }
             ClientRequest::SendGift { channel_name, notify_type, gift } => {
+                let channel_name = here(channel_name, &self.room);
                 self.room_action(action, &channel_name, Action::Gift { notify_type, gift }, ctx);
             }
             ClientRequest::Up { channel_name, seat_id } => {
+                let channel_name = here(channel_name, &self.room);
                 self.room_action(action, &channel_name, Action::Up { seat_id }, ctx);
             }
-            ClientRequest::Down { channel_name } => self.room_action(action, &channel_name, Action::Down, ctx),
+            ClientRequest::Down { channel_name } => {
+                let channel_name = here(channel_name, &self.room);
+                self.room_action(action, &channel_name, Action::Down, ctx);
+            }
             ClientRequest::HangUp { receiver_id } => {
                 let channel_name = self.room.as_ref().map(|r| r.channel_name.clone()).unwrap_or_default();
                 self.room_action(action, &channel_name, Action::HangUp { receiver_id }, ctx);
@@ -246,7 +258,7 @@ impl ClientSession {
             Ok(Ok(ActionDone { seq, room_seat })) => {
                 act.ack(ctx, &action, AckDetail { seq, room_seat, ..Default::default() })
             }
-            Ok(Err(code)) => act.refuse(ctx, Refusal { action, code, reason: describe(code).to_string() }),
+            Ok(Err(Refused { code, reason })) => act.refuse(ctx, Refusal { action, code, reason: reason.to_string() }),
             Err(_) => act.refuse(ctx, Refusal { action, code: ErrorCode::NotInRoom, reason: "room is gone".into() }),
         }));
     }
@@ -286,7 +298,9 @@ impl ClientSession {
         };
         ctx.wait(fut.into_actor(self).map(move |answer, act, ctx| match answer {
             Some((addr, Ok(joined))) => act.joined(action, channel_name, addr, joined, ctx),
-            Some((_, Err(code))) => act.refuse(ctx, Refusal { action, code, reason: describe(code).to_string() }),
+            Some((_, Err(Refused { code, reason }))) => {
+                act.refuse(ctx, Refusal { action, code, reason: reason.to_string() })
+            }
             None => {
                 act.refuse(
                     ctx,
@@ -355,16 +369,6 @@ impl ClientSession {
     }
 }
 
-fn describe(code: ErrorCode) -> &'static str {
-    match code {
-        ErrorCode::NotInRoom => "not in that room",
-        ErrorCode::SeatTaken => "seat taken",
-        ErrorCode::RoomClosed => "room closed",
-        ErrorCode::BadParameters => "bad parameters",
-        _ => code.reason(),
-    }
-}
-
 impl Actor for ClientSession {
     type Context = ws::WebsocketContext<Self>;
 
@@ -378,6 +382,7 @@ impl Actor for ClientSession {
             sid: self.hello.sid.clone(),
             session: self.id,
             addr: ctx.address().recipient(),
+            move_out: ctx.address().recipient(),
         });
         let connected = Direct::Connected {
             online_token: &self.online_token,
@@ -465,6 +470,19 @@ impl Handler<ToMember> for ClientSession {
         let ToMember::Frame(json) = msg;
         ctx.text(json);
         self.metrics.frames_out(Kind::Client, 1);
+    }
+}
+
+impl Handler<MoveOut> for ClientSession {
+    type Result = ();
+
+    /// Another connection of this user joined `channel_name`: leave our room unless it is that
+    /// one (the room sends us the `exit_room` about ourselves).
+    fn handle(&mut self, msg: MoveOut, ctx: &mut Self::Context) {
+        if self.room.as_ref().is_some_and(|r| r.channel_name != msg.channel_name) {
+            info!("client user_id {}: moved out, another connection entered {}", self.user_id(), msg.channel_name);
+            self.leave(LeaveReason::Moved, ctx);
+        }
     }
 }
 

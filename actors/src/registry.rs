@@ -1,7 +1,8 @@
 //! The `Registry` actor: finds or starts the [`RoomActor`] of a channel, routes a BIGO
 //! `game_sess` to its channel (PROTOCOL.md 2.6, Channels), and indexes client sessions by
 //! (user_id, sid) so that a second connection replaces the first and `/iapi/user/info` can say
-//! which room a user is in.
+//! which room a user is in. A user is in one room at a time: when one of their connections
+//! enters a room, their connections in other rooms are told to leave them ([`MoveOut`]).
 //!
 //! It also remembers the live-room statuses that gate a channel (`closed`, `banned`: member
 //! reports answer 1007) and hands them to a room it starts, so that a room which stopped while
@@ -31,6 +32,13 @@ use crate::room::{MembershipChanged, RoomActor, SessionId, SetStatus};
 #[rtype(result = "()")]
 pub struct Kick {
     pub reason: &'static str,
+}
+
+/// Another connection of the same user entered `channel_name`: leave any other room.
+#[derive(Message, Clone, Debug)]
+#[rtype(result = "()")]
+pub struct MoveOut {
+    pub channel_name: String,
 }
 
 /// The room serving `channel_name`, started if needed.
@@ -84,6 +92,7 @@ pub struct SessionOpened {
     pub sid: String,
     pub session: SessionId,
     pub addr: Recipient<Kick>,
+    pub move_out: Recipient<MoveOut>,
 }
 
 #[derive(Message)]
@@ -164,6 +173,7 @@ const CLOSED_GAME_SESS_REMEMBERED: usize = 10_000;
 struct SessionEntry {
     session: SessionId,
     addr: Recipient<Kick>,
+    move_out: Recipient<MoveOut>,
 }
 
 pub struct Registry {
@@ -176,8 +186,8 @@ pub struct Registry {
     routes: HashMap<String, String>,
     sessions: HashMap<(String, String), SessionEntry>,
     bigo_sessions: HashMap<SessionId, Recipient<Kick>>,
-    /// user_id -> (session, channel) of the session that joined last.
-    user_rooms: HashMap<String, (SessionId, String)>,
+    /// user_id -> the channel each of their sessions is in (one channel once moves settle).
+    user_rooms: HashMap<String, HashMap<SessionId, String>>,
     /// Pull compensation settings; `None` = no pullers.
     pull: Option<Arc<BigoConfig>>,
     pullers: HashMap<String, Addr<Puller>>,
@@ -255,6 +265,17 @@ impl Registry {
     }
 }
 
+impl Registry {
+    fn forget_room_of(&mut self, user_id: &str, session: SessionId) {
+        if let Some(rooms) = self.user_rooms.get_mut(user_id) {
+            rooms.remove(&session);
+            if rooms.is_empty() {
+                self.user_rooms.remove(user_id);
+            }
+        }
+    }
+}
+
 impl Actor for Registry {
     type Context = Context<Self>;
 }
@@ -322,7 +343,7 @@ impl Handler<SessionOpened> for Registry {
     type Result = ();
 
     fn handle(&mut self, msg: SessionOpened, _ctx: &mut Self::Context) {
-        let entry = SessionEntry { session: msg.session, addr: msg.addr };
+        let entry = SessionEntry { session: msg.session, addr: msg.addr, move_out: msg.move_out };
         if let Some(old) = self.sessions.insert((msg.user_id.clone(), msg.sid.clone()), entry) {
             info!("registry: user_id {} sid {} connected again, replacing the older connection", msg.user_id, msg.sid);
             old.addr.do_send(Kick { reason: "replaced" });
@@ -338,9 +359,7 @@ impl Handler<SessionClosed> for Registry {
         if self.sessions.get(&key).is_some_and(|e| e.session == msg.session) {
             self.sessions.remove(&key);
         }
-        if self.user_rooms.get(&msg.user_id).is_some_and(|(s, _)| *s == msg.session) {
-            self.user_rooms.remove(&msg.user_id);
-        }
+        self.forget_room_of(&msg.user_id, msg.session);
     }
 }
 
@@ -348,15 +367,24 @@ impl Handler<SetCurrentRoom> for Registry {
     type Result = ();
 
     fn handle(&mut self, msg: SetCurrentRoom, _ctx: &mut Self::Context) {
-        match msg.channel_name {
-            Some(channel) => {
-                self.user_rooms.insert(msg.user_id, (msg.session, channel));
-            }
-            None => {
-                if self.user_rooms.get(&msg.user_id).is_some_and(|(s, _)| *s == msg.session) {
-                    self.user_rooms.remove(&msg.user_id);
-                }
-            }
+        let Some(channel) = msg.channel_name else {
+            return self.forget_room_of(&msg.user_id, msg.session);
+        };
+        let rooms = self.user_rooms.entry(msg.user_id.clone()).or_default();
+        let elsewhere: Vec<SessionId> =
+            rooms.iter().filter(|(s, c)| **s != msg.session && **c != channel).map(|(s, _)| *s).collect();
+        for session in &elsewhere {
+            rooms.remove(session);
+        }
+        rooms.insert(msg.session, channel.clone());
+        if elsewhere.is_empty() {
+            return;
+        }
+        info!("registry: user_id {} entered {channel}, moving their other connections out", msg.user_id);
+        let others =
+            self.sessions.iter().filter(|((user_id, _), e)| *user_id == msg.user_id && elsewhere.contains(&e.session));
+        for (_, entry) in others {
+            entry.move_out.do_send(MoveOut { channel_name: channel.clone() });
         }
     }
 }
@@ -365,7 +393,8 @@ impl Handler<CurrentRoom> for Registry {
     type Result = String;
 
     fn handle(&mut self, msg: CurrentRoom, _ctx: &mut Self::Context) -> String {
-        self.user_rooms.get(&msg.user_id).map(|(_, c)| c.clone()).unwrap_or_default()
+        // Entering a room moves the user's other sessions out, so all entries name one channel.
+        self.user_rooms.get(&msg.user_id).and_then(|rooms| rooms.values().next().cloned()).unwrap_or_default()
     }
 }
 

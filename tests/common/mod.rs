@@ -293,3 +293,4 @@ impl AppClient {
 pub mod browser;
 pub mod live;
 pub mod ops;
+pub mod room;

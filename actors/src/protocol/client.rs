@@ -82,21 +82,38 @@ pub enum ClientRequest {
         #[serde(default)]
         channel_name: String,
     },
+    // The seed's reports name no channel: an absent (or empty) `channel_name` below means the
+    // room the connection is in, so that an app written from seed 001 works unchanged.
     #[serde(rename = "send_topic_msg_report")]
-    SendTopicMsg { channel_name: String, content: String },
+    SendTopicMsg {
+        #[serde(default)]
+        channel_name: String,
+        content: String,
+    },
     #[serde(rename = "send_gift_report")]
-    SendGift { channel_name: String, notify_type: NotifyType, gift: GiftReport },
+    SendGift {
+        #[serde(default)]
+        channel_name: String,
+        notify_type: NotifyType,
+        gift: GiftReport,
+    },
     #[serde(rename = "up_report", alias = "up_deport")]
     Up {
+        #[serde(default)]
         channel_name: String,
-        #[serde(deserialize_with = "seat_id")]
-        seat_id: u32,
+        /// Absent: the lowest free seat (the seed's `up_deport` names none).
+        #[serde(default, deserialize_with = "seat_id")]
+        seat_id: Option<u32>,
     },
     #[serde(rename = "down_report")]
-    Down { channel_name: String },
+    Down {
+        #[serde(default)]
+        channel_name: String,
+    },
     #[serde(rename = "hang_up_report")]
     HangUp {
-        #[serde(deserialize_with = "lenient::string")]
+        /// Absent: every other user of the call (the seed's report names only the caller).
+        #[serde(default, deserialize_with = "lenient::string")]
         receiver_id: String,
     },
 }
@@ -116,9 +133,15 @@ impl ClientRequest {
     ];
 }
 
-fn seat_id<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
-    lenient::opt_i64(d)?
+/// `seat_id` as a number or a numeric string; null means "any free seat".
+fn seat_id<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    let value = Value::deserialize(d)?;
+    if value.is_null() {
+        return Ok(None);
+    }
+    lenient::as_i64(&value)
         .and_then(|n| u32::try_from(n).ok())
+        .map(Some)
         .ok_or_else(|| serde::de::Error::custom("seat_id must be a non-negative integer"))
 }
 
@@ -338,7 +361,17 @@ mod tests {
     fn up_deport_is_read_as_up_report() {
         let req: ClientRequest =
             serde_json::from_str(r#"{"action":"up_deport","channel_name":"c","seat_id":"3","sign":"x"}"#).unwrap();
-        assert!(matches!(req, ClientRequest::Up { seat_id: 3, .. }));
+        assert!(matches!(req, ClientRequest::Up { seat_id: Some(3), .. }));
+    }
+
+    #[test]
+    fn seed_style_reports_without_channel_seat_or_receiver_parse() {
+        let up: ClientRequest = serde_json::from_str(r#"{"action":"up_deport","user_id":"1233"}"#).unwrap();
+        assert!(matches!(up, ClientRequest::Up { seat_id: None, ref channel_name } if channel_name.is_empty()));
+        let hang: ClientRequest = serde_json::from_str(r#"{"action":"hang_up_report","user_id":"1233"}"#).unwrap();
+        assert!(matches!(hang, ClientRequest::HangUp { ref receiver_id } if receiver_id.is_empty()));
+        let bad = serde_json::from_str::<ClientRequest>(r#"{"action":"up_report","seat_id":-1}"#);
+        assert!(bad.is_err());
     }
 
     #[test]

@@ -116,9 +116,24 @@ pub enum IngestOutcome {
     Full,
 }
 
+/// Why the room refused a join or an action: the wire code and the `error_reason` sent back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refused {
+    pub code: ErrorCode,
+    pub reason: &'static str,
+}
+
+impl Refused {
+    const fn new(code: ErrorCode, reason: &'static str) -> Self {
+        Self { code, reason }
+    }
+}
+
+const NOT_A_MEMBER: Refused = Refused::new(ErrorCode::NotInRoom, "not in that room");
+
 /// A client joins (section 2.3 `enter_room_report`).
 #[derive(Message)]
-#[rtype(result = "Result<Joined, ErrorCode>")]
+#[rtype(result = "Result<Joined, Refused>")]
 pub struct Join {
     pub session: SessionId,
     pub profile: Profile,
@@ -145,6 +160,9 @@ pub enum LeaveReason {
     Switch,
     /// Connection closed, timed out or was replaced.
     Disconnect,
+    /// The same user joined another room on another connection: a user is in one room at a
+    /// time. The member also gets the `exit_room` about itself, since it did not ask to leave.
+    Moved,
 }
 
 #[derive(Message)]
@@ -156,18 +174,29 @@ pub struct Leave {
 
 /// Member actions (section 2.3). Each answers the seq of the event it caused, when any.
 #[derive(Message)]
-#[rtype(result = "Result<ActionDone, ErrorCode>")]
+#[rtype(result = "Result<ActionDone, Refused>")]
 pub struct MemberAction {
     pub session: SessionId,
     pub action: Action,
 }
 
 pub enum Action {
-    Say { content: String },
-    Gift { notify_type: NotifyType, gift: GiftReport },
-    Up { seat_id: u32 },
+    Say {
+        content: String,
+    },
+    Gift {
+        notify_type: NotifyType,
+        gift: GiftReport,
+    },
+    /// `None`: the seat the user holds, or else the lowest free one.
+    Up {
+        seat_id: Option<u32>,
+    },
     Down,
-    HangUp { receiver_id: String },
+    /// An empty `receiver_id` means every other user in the room (the call peer).
+    HangUp {
+        receiver_id: String,
+    },
 }
 
 #[derive(Debug, Default)]
@@ -429,8 +458,20 @@ impl RoomActor {
         }
     }
 
-    fn member(&self, session: SessionId) -> Result<&Member, ErrorCode> {
-        self.members.get(&session).ok_or(ErrorCode::NotInRoom)
+    fn member(&self, session: SessionId) -> Result<&Member, Refused> {
+        self.members.get(&session).ok_or(NOT_A_MEMBER)
+    }
+
+    /// True when `user_id` may not join because this is a call that already has two other
+    /// users (another connection of a user already inside is welcome).
+    fn call_is_full_for(&self, user_id: &str) -> bool {
+        if !self.is_call() || self.members.values().any(|m| m.profile.user_id == user_id) {
+            return false;
+        }
+        let mut users: Vec<&str> = self.members.values().map(|m| m.profile.user_id.as_str()).collect();
+        users.sort_unstable();
+        users.dedup();
+        users.len() >= 2
     }
 
     fn is_call(&self) -> bool {
@@ -449,11 +490,13 @@ impl RoomActor {
         let room_seat = if still_here { None } else { self.seats.free_user(&user_id) };
         info!("room {}: user_id {} left ({:?}), {} members", self.channel_name, user_id, reason, self.members.len());
         let now = now_ms();
-        let mut events = vec![(
-            EventBody::ExitRoom { user_id: user_id.clone(), channel_name: self.channel_name.clone(), room_seat },
-            now,
-            None,
-        )];
+        let exit = EventBody::ExitRoom { user_id: user_id.clone(), channel_name: self.channel_name.clone(), room_seat };
+        if reason == LeaveReason::Moved {
+            // Serialised apart from the broadcast (a rare path): the member has left the ring.
+            let seq = self.log.next_seq();
+            let _ = member.addr.try_send(ToMember::Frame(serialise(&exit, (!still_here).then_some(seq), now)));
+        }
+        let mut events = vec![(exit, now, None)];
         if self.is_call() && reason == LeaveReason::Disconnect && !still_here {
             let peers: Vec<String> = self.members.values().map(|m| m.profile.user_id.clone()).collect();
             for peer in peers {
@@ -557,10 +600,14 @@ impl Handler<Ingest> for RoomActor {
 }
 
 impl Handler<Join> for RoomActor {
-    type Result = Result<Joined, ErrorCode>;
+    type Result = Result<Joined, Refused>;
 
     fn handle(&mut self, msg: Join, _ctx: &mut Self::Context) -> Self::Result {
         self.last_activity = Instant::now();
+        if self.call_is_full_for(&msg.profile.user_id) {
+            // Error code choice: README "Client protocol by example", calls.
+            return Err(Refused::new(ErrorCode::RoomClosed, "call already has two users"));
+        }
         // Subscribe before anything is published so that no event falls between replay and live.
         let events = self.fanout.subscribe();
         let (replay, recovered) = match msg.last_seq {
@@ -597,12 +644,12 @@ impl Handler<Leave> for RoomActor {
 }
 
 impl Handler<MemberAction> for RoomActor {
-    type Result = Result<ActionDone, ErrorCode>;
+    type Result = Result<ActionDone, Refused>;
 
     fn handle(&mut self, msg: MemberAction, _ctx: &mut Self::Context) -> Self::Result {
         let profile = self.member(msg.session)?.profile.clone();
         if self.closed {
-            return Err(ErrorCode::RoomClosed);
+            return Err(Refused::new(ErrorCode::RoomClosed, "room closed"));
         }
         self.last_activity = Instant::now();
         let channel_name = self.channel_name.clone();
@@ -638,19 +685,27 @@ impl Handler<MemberAction> for RoomActor {
                 };
                 match notify_type {
                     NotifyType::Bc => Ok(ActionDone { seq: self.publish(vec![(body, now, None)]), room_seat: None }),
+                    NotifyType::Ptp if gift.receiver_id.is_empty() => {
+                        Err(Refused::new(ErrorCode::BadParameters, "a ptp gift needs gift.receiver_id"))
+                    }
                     NotifyType::Ptp => {
                         if self.send_direct(&gift.receiver_id, &body) {
                             Ok(ActionDone::default())
                         } else {
-                            Err(ErrorCode::NotInRoom)
+                            Err(Refused::new(ErrorCode::NotInRoom, "receiver not in that room"))
                         }
                     }
                 }
             }
             Action::Up { seat_id } => {
-                let taken = self.seats.take(seat_id, &profile).map_err(|e| match e {
-                    SeatError::Taken => ErrorCode::SeatTaken,
-                    SeatError::NoSuchSeat => ErrorCode::BadParameters,
+                let taken = match seat_id {
+                    Some(seat_id) => self.seats.take(seat_id, &profile),
+                    None => self.seats.take_any(&profile),
+                };
+                let taken = taken.map_err(|e| match e {
+                    SeatError::Taken => Refused::new(ErrorCode::SeatTaken, "seat taken"),
+                    SeatError::Full => Refused::new(ErrorCode::SeatTaken, "every seat is taken"),
+                    SeatError::NoSuchSeat => Refused::new(ErrorCode::BadParameters, "no seat with that seat_id"),
                 })?;
                 let mut events = Vec::new();
                 if let Some(left) = taken.left {
@@ -660,17 +715,35 @@ impl Handler<MemberAction> for RoomActor {
                 Ok(ActionDone { seq: self.publish(events), room_seat: Some(taken.seat) })
             }
             Action::Down => {
-                let seat = self.seats.free_user(&profile.user_id).ok_or(ErrorCode::NotInRoom)?;
+                let seat = self
+                    .seats
+                    .free_user(&profile.user_id)
+                    .ok_or(Refused::new(ErrorCode::NotInRoom, "no seat held in that room"))?;
                 let seq = self.publish(vec![(EventBody::Down { channel_name, room_seat: seat.clone() }, now, None)]);
                 Ok(ActionDone { seq, room_seat: Some(seat) })
             }
             Action::HangUp { receiver_id } => {
-                let body =
-                    EventBody::HangUp { user_id: profile.user_id, receiver_id: receiver_id.clone(), channel_name };
-                if self.send_direct(&receiver_id, &body) {
+                let mut receivers: Vec<String> = if receiver_id.is_empty() {
+                    let others = self.members.values().filter(|m| m.profile.user_id != profile.user_id);
+                    others.map(|m| m.profile.user_id.clone()).collect()
+                } else {
+                    vec![receiver_id]
+                };
+                receivers.sort_unstable();
+                receivers.dedup();
+                let mut reached = false;
+                for receiver_id in receivers {
+                    let body = EventBody::HangUp {
+                        user_id: profile.user_id.clone(),
+                        receiver_id: receiver_id.clone(),
+                        channel_name: channel_name.clone(),
+                    };
+                    reached |= self.send_direct(&receiver_id, &body);
+                }
+                if reached {
                     Ok(ActionDone::default())
                 } else {
-                    Err(ErrorCode::NotInRoom)
+                    Err(Refused::new(ErrorCode::NotInRoom, "receiver not in that room"))
                 }
             }
         }

@@ -9,6 +9,8 @@ pub enum SeatError {
     Taken,
     /// No seat has that id (error 1001).
     NoSuchSeat,
+    /// Every seat is held (error 1005, like a taken seat).
+    Full,
 }
 
 pub struct Seats {
@@ -42,6 +44,16 @@ impl Seats {
         Ok(Taken { seat: self.view(index), left })
     }
 
+    /// Gives `profile`'s user the seat they already hold, or else the lowest free one: the
+    /// seed's `up_deport` names no seat.
+    pub fn take_any(&mut self, profile: &Profile) -> Result<Taken, SeatError> {
+        let seat_id = match self.seat_of(&profile.user_id) {
+            Some(held) => held,
+            None => self.held.iter().position(Option::is_none).ok_or(SeatError::Full)? as u32 + 1,
+        };
+        self.take(seat_id, profile)
+    }
+
     /// Frees the seat `user_id` holds; answers the freed seat as it now is (status 0).
     pub fn free_user(&mut self, user_id: &str) -> Option<Seat> {
         let index = self.held.iter().position(|h| h.as_ref().is_some_and(|p| p.user_id == user_id))?;
@@ -70,7 +82,8 @@ impl Seats {
             id: index as u32 + 1,
             user_id: holder.user_id,
             nickname: holder.nickname,
-            sex: holder.sex,
+            // A free seat says 0 like a profile without one: typed clients read sex as a number.
+            sex: if taken { holder.sex } else { serde_json::Value::from(0) },
             avatar_url: holder.avatar_url,
             avatar_small_url: holder.avatar_small_url,
             status: u8::from(taken),
@@ -105,6 +118,15 @@ mod tests {
         let moved = s.take(2, &user("a")).map(|t| t.left.map(|l| l.id)).unwrap();
         assert_eq!(moved, Some(1));
         assert_eq!(s.seat_of("a"), Some(2));
+    }
+
+    #[test]
+    fn any_seat_means_the_held_one_or_the_lowest_free_one() {
+        let mut s = Seats::new("c", 2);
+        s.take(1, &user("a")).map(|_| ()).unwrap();
+        assert_eq!(s.take_any(&user("b")).map(|t| t.seat.id), Ok(2));
+        assert_eq!(s.take_any(&user("b")).map(|t| (t.seat.id, t.left.is_none())), Ok((2, true)));
+        assert_eq!(s.take_any(&user("c")).err(), Some(SeatError::Full));
     }
 
     #[test]
