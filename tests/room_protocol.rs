@@ -212,7 +212,7 @@ async fn a_call_holds_two_users_and_a_third_joiner_gets_1007() {
     let mut a2 = broker.client_with("a", "sid-2", false).await;
     let ack = a2.enter("call:a-b").await;
     assert_eq!(error_code(&ack), 0);
-    assert_eq!(ack["room"]["members"], 3);
+    assert_eq!(ack["room"]["members"], 2, "members counts users, not devices");
 }
 
 #[actix_rt::test]
@@ -577,4 +577,26 @@ async fn long_content_gets_1001_and_an_unknown_action_1009_without_disturbing_an
     let said = b.recv_action("send_topic_msg").await;
     assert_eq!((said["content"].clone(), said["seq"].clone()), (json!("弹幕弹幕弹幕弹幕弹幕"), ack["seq"].clone()));
     assert!(b.drain(QUIET).await.is_empty());
+}
+
+#[actix_rt::test]
+async fn a_user_on_two_devices_in_one_room_is_one_member_to_the_others() {
+    let broker = TestBroker::start().await;
+    let mut other = broker.member("b", "two-devices").await;
+    let mut phone = broker.client_with("a", "phone", false).await;
+    assert_eq!(phone.enter("two-devices").await["room"]["members"], 2);
+    assert_eq!(other.recv_action("enter_room").await["user_id"], "a");
+    let mut tablet = broker.client_with("a", "tablet", false).await;
+    let ack = tablet.enter("two-devices").await;
+    assert_eq!(ack["room"]["members"], 2, "the second device is not a new member: {ack}");
+    // The tablet leaving is not the user leaving: nobody hears of it, and the next event
+    // the others see is the user's message from the phone.
+    tablet.send("exit_room_report", json!({"user_id": "a", "channel_name": "two-devices"})).await;
+    assert_eq!(tablet.recv_action("ack").await["for"], "exit_room_report");
+    phone.send("send_topic_msg_report", chat("two-devices", "still here")).await;
+    let next = other.recv().await;
+    assert_eq!((next["action"].clone(), next["content"].clone()), (json!("send_topic_msg"), json!("still here")));
+    // The last device leaving is the user leaving.
+    phone.send("exit_room_report", json!({"user_id": "a", "channel_name": "two-devices"})).await;
+    assert_eq!(other.recv_action("exit_room").await["user_id"], "a");
 }

@@ -231,11 +231,6 @@ pub struct MembershipChanged {
     pub delta: i64,
 }
 
-/// How many members the room has.
-#[derive(Message)]
-#[rtype(result = "usize")]
-pub struct MemberCount;
-
 /// Releases everything held in the reorder buffer now (shutdown).
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -271,6 +266,9 @@ pub struct RoomActor {
     log: Box<dyn EventLog<RoomEvent>>,
     fanout: broadcast::Sender<Fanout>,
     members: HashMap<SessionId, Member>,
+    /// Sessions per user: a user on two devices is one member to everybody else (one
+    /// `enter_room`, one `exit_room`, counted once in `members` and in viewers).
+    sessions_of: HashMap<String, usize>,
     seats: Seats,
     /// Last `room_status` sent (BIGO or live-room).
     status: Option<String>,
@@ -299,6 +297,7 @@ impl RoomActor {
             log: Box::new(MemoryLog::new(config.history_len)),
             fanout,
             members: HashMap::new(),
+            sessions_of: HashMap::new(),
             seats: Seats::new(&channel_name, config.seats),
             status: None,
             bigo_status: None,
@@ -366,7 +365,7 @@ impl RoomActor {
     fn snapshot(&self) -> RoomSnapshot {
         RoomSnapshot {
             channel_name: self.channel_name.clone(),
-            members: self.members.len(),
+            members: self.sessions_of.len(),
             seats: self.seats.snapshot(),
             last_seq: self.log.last_seq(),
             status: self.status.clone(),
@@ -465,13 +464,7 @@ impl RoomActor {
     /// True when `user_id` may not join because this is a call that already has two other
     /// users (another connection of a user already inside is welcome).
     fn call_is_full_for(&self, user_id: &str) -> bool {
-        if !self.is_call() || self.members.values().any(|m| m.profile.user_id == user_id) {
-            return false;
-        }
-        let mut users: Vec<&str> = self.members.values().map(|m| m.profile.user_id.as_str()).collect();
-        users.sort_unstable();
-        users.dedup();
-        users.len() >= 2
+        self.is_call() && !self.sessions_of.contains_key(user_id) && self.sessions_of.len() >= 2
     }
 
     fn is_call(&self) -> bool {
@@ -482,13 +475,29 @@ impl RoomActor {
     /// `hang_up` when the member dropped).
     fn remove_member(&mut self, session: SessionId, reason: LeaveReason) -> Option<Member> {
         let member = self.members.remove(&session)?;
-        self.membership_changed(-1);
         let user_id = member.profile.user_id.clone();
         self.last_activity = Instant::now();
-        // The same user may still be here on another device; only their last session frees the seat.
-        let still_here = self.members.values().any(|m| m.profile.user_id == user_id);
+        // The same user may still be here on another device; only their last session frees the
+        // seat and tells the others.
+        let still_here = match self.sessions_of.get_mut(&user_id) {
+            Some(n) if *n > 1 => {
+                *n -= 1;
+                true
+            }
+            _ => {
+                self.sessions_of.remove(&user_id);
+                self.membership_changed(-1);
+                false
+            }
+        };
         let room_seat = if still_here { None } else { self.seats.free_user(&user_id) };
-        info!("room {}: user_id {} left ({:?}), {} members", self.channel_name, user_id, reason, self.members.len());
+        info!(
+            "room {}: user_id {} left ({:?}), {} members",
+            self.channel_name,
+            user_id,
+            reason,
+            self.sessions_of.len()
+        );
         let now = now_ms();
         let exit = EventBody::ExitRoom { user_id: user_id.clone(), channel_name: self.channel_name.clone(), room_seat };
         if reason == LeaveReason::Moved {
@@ -604,6 +613,9 @@ impl Handler<Join> for RoomActor {
 
     fn handle(&mut self, msg: Join, _ctx: &mut Self::Context) -> Self::Result {
         self.last_activity = Instant::now();
+        if self.closed {
+            return Err(Refused::new(ErrorCode::RoomClosed, "room closed"));
+        }
         if self.call_is_full_for(&msg.profile.user_id) {
             // Error code choice: README "Client protocol by example", calls.
             return Err(Refused::new(ErrorCode::RoomClosed, "call already has two users"));
@@ -619,18 +631,27 @@ impl Handler<Join> for RoomActor {
         };
         let profile = msg.profile.clone();
         let user_id = profile.user_id.clone();
-        if self.members.insert(msg.session, Member { profile: msg.profile, addr: msg.addr }).is_none() {
-            self.membership_changed(1);
+        if self.members.insert(msg.session, Member { profile: msg.profile, addr: msg.addr }).is_some() {
+            // The same session joining again: nothing changes for the others.
+            return Ok(Joined { events, snapshot: self.snapshot(), own_seq: self.log.last_seq(), replay, recovered });
         }
-        let enter = EventBody::EnterRoom {
-            profile,
-            channel_name: self.channel_name.clone(),
-            i_segment: String::new(),
-            i_segment_text: String::new(),
-            user_car_gift: serde_json::Value::Null,
+        let sessions = self.sessions_of.entry(user_id.clone()).or_insert(0);
+        *sessions += 1;
+        let own_seq = if *sessions == 1 {
+            self.membership_changed(1);
+            let enter = EventBody::EnterRoom {
+                profile,
+                channel_name: self.channel_name.clone(),
+                i_segment: String::new(),
+                i_segment_text: String::new(),
+                user_car_gift: serde_json::Value::Null,
+            };
+            self.publish(vec![(enter, now_ms(), Some(msg.session))]).unwrap_or(0)
+        } else {
+            // Another device of a member: the others already know this user.
+            self.log.last_seq()
         };
-        let own_seq = self.publish(vec![(enter, now_ms(), Some(msg.session))]).unwrap_or(0);
-        info!("room {}: user_id {} joined, {} members", self.channel_name, user_id, self.members.len());
+        info!("room {}: user_id {} joined, {} members", self.channel_name, user_id, self.sessions_of.len());
         Ok(Joined { events, snapshot: self.snapshot(), own_seq, replay, recovered })
     }
 }
@@ -777,14 +798,6 @@ impl Handler<Notice> for RoomActor {
             client_url: msg.client_url,
         };
         self.publish(vec![(body, now_ms(), None)]);
-    }
-}
-
-impl Handler<MemberCount> for RoomActor {
-    type Result = usize;
-
-    fn handle(&mut self, _: MemberCount, _ctx: &mut Self::Context) -> usize {
-        self.members.len()
     }
 }
 
