@@ -600,3 +600,28 @@ async fn a_user_on_two_devices_in_one_room_is_one_member_to_the_others() {
     phone.send("exit_room_report", json!({"user_id": "a", "channel_name": "two-devices"})).await;
     assert_eq!(other.recv_action("exit_room").await["user_id"], "a");
 }
+
+#[actix_rt::test]
+async fn a_member_that_stops_reading_is_closed_with_1013_while_the_others_get_everything() {
+    let broker = TestBroker::start_with(|c| {
+        c.client.send_queue_len = 8;
+        c.room.reorder_window_ms = 0;
+    })
+    .await;
+    let mut stalled = broker.member("stalled", "g-slow").await;
+    let mut reader = broker.member("reader", "g-slow").await;
+    let mut bigo = broker.bigo_logged_in().await;
+    // 300 events of 64 KB: far more than the loopback socket buffers hold, so the stalled
+    // member's session falls more than its 8-bundle ring behind.
+    let big = "x".repeat(64 * 1024);
+    for i in 0..300 {
+        let item = msg_item(&i.to_string(), now_ms(), &format!("{i}:{big}"));
+        assert_eq!(bigo.push(&push_data(&format!("big{i}"), "g-slow", 2, vec![item])).await["rescode"], 200);
+        let event = reader.recv_action("send_topic_msg").await;
+        assert!(event["content"].as_str().unwrap().starts_with(&format!("{i}:")), "reader missed event {i}");
+    }
+    // The stalled member reads what reached its socket, then the close.
+    assert_eq!(closed_with(&mut stalled.ws).await, Some(1013));
+    let metrics = broker.get_text("/metrics").await.1;
+    assert!(metrics.lines().any(|l| l == "danmu_slow_clients_disconnected_total 1"), "{metrics}");
+}
