@@ -116,6 +116,9 @@ pub fn start_on(config: Config, listener: TcpListener) -> std::io::Result<Broker
     if config.demo.enabled {
         warn!("demo.enabled is on: /demo/token mints client tokens for anyone; turn it off in production");
     }
+    if config.bigo.pull.enabled && config.bigo.api_token.is_empty() {
+        warn!("bigo.pull.enabled is on but bigo.api_token is empty: BIGO will refuse every pull");
+    }
     let state = web::Data::new(AppState {
         bigo: Arc::new(config.bigo.clone()),
         client: Arc::new(config.client.clone()),
