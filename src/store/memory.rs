@@ -33,22 +33,7 @@ impl MemoryRooms {
     pub fn create_room(&mut self, new: NewRoom) -> Room {
         self.last_room_id += 1;
         let room_id = self.last_room_id;
-        let room = Room {
-            room_id,
-            owner_id: new.owner_id,
-            title: new.title,
-            location: new.location,
-            cover_url: new.cover_url,
-            stream_id: format!("{}_{room_id}", new.bizid),
-            status: RoomStatus::New,
-            created_at: new.created_at,
-            live_at: 0,
-            ended_at: 0,
-            game_id: String::new(),
-            game_sess: String::new(),
-            likes: 0,
-            viewers: 0,
-        };
+        let room = new.into_room(room_id);
         self.rooms.insert(room_id, room.clone());
         room
     }

@@ -104,6 +104,28 @@ pub struct NewRoom {
     pub created_at: i64,
 }
 
+impl NewRoom {
+    /// The room as created under `room_id`: status `new`, stream id `{bizid}_{room_id}`.
+    pub fn into_room(self, room_id: u64) -> Room {
+        Room {
+            room_id,
+            owner_id: self.owner_id,
+            title: self.title,
+            location: self.location,
+            cover_url: self.cover_url,
+            stream_id: format!("{}_{room_id}", self.bizid),
+            status: RoomStatus::New,
+            created_at: self.created_at,
+            live_at: 0,
+            ended_at: 0,
+            game_id: String::new(),
+            game_sess: String::new(),
+            likes: 0,
+            viewers: 0,
+        }
+    }
+}
+
 /// The outcome of an operation guarded by the room's current status.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Guarded<T> {

@@ -162,22 +162,7 @@ impl RedisStore {
                 async move { c.incr(seq_key, 1).await }
             })
             .await?;
-        let room = Room {
-            room_id,
-            owner_id: new.owner_id,
-            title: new.title,
-            location: new.location,
-            cover_url: new.cover_url,
-            stream_id: format!("{}_{room_id}", new.bizid),
-            status: RoomStatus::New,
-            created_at: new.created_at,
-            live_at: 0,
-            ended_at: 0,
-            game_id: String::new(),
-            game_sess: String::new(),
-            likes: 0,
-            viewers: 0,
-        };
+        let room = new.into_room(room_id);
         let fields = [
             ("room_id", room_id.to_string()),
             ("owner_id", room.owner_id.clone()),
