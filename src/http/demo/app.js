@@ -57,6 +57,7 @@
     names: new Map(),       // user_id -> nickname, learned from events
     // lobby
     page: 1, total: null, listTimer: null, listLoading: false,
+    listReloadWanted: false,  // a reload was asked for while one was in flight
     liveRooms: new Map(),   // channel_name -> room object (from the list / create answer)
     myRoom: null,
     pendingPtpGift: null,
@@ -202,6 +203,10 @@
 
   function startSession(token, userId, nickname, save) {
     goOffline();
+    if (state.userId !== String(userId)) {   // another user: the room created here is not theirs
+      state.myRoom = null;
+      showMyRoom();
+    }
     state.token = token;
     state.userId = String(userId);
     state.nickname = nickname;
@@ -238,18 +243,30 @@
     state.listTimer = setInterval(loadRooms, LIST_REFRESH_MS);
   }
 
+  /**
+   * Reloads the current page of the list. Asked while a load is in flight, it loads once more
+   * after that one: the answer in flight may predate the change (a like, a join) that asked.
+   */
   function loadRooms() {
-    if (!state.token || state.listLoading) return;
+    if (!state.token) return;
+    if (state.listLoading) { state.listReloadWanted = true; return; }
     state.listLoading = true;
+    state.listReloadWanted = false;
     var path = "/iapi/rooms?page=" + state.page + "&page_size=" + PAGE_SIZE;
     request("GET", path).then(function (r) {
       state.listLoading = false;
       // A broker without the live-room list (section 3) answers 404: say so once, quietly,
       // instead of a toast every refresh. Channels can still be joined by name.
-      if (r.status === 404) { renderListMissing(); return; }
-      if (!r.ok) { toast(failureText(path, r)); return; }
-      renderRooms(r.data || {});
+      if (r.status === 404) renderListMissing();
+      else if (!r.ok) toast(failureText(path, r));
+      else renderRooms(r.data || {});
+      if (state.listReloadWanted) loadRooms();
     });
+  }
+
+  /** Reloads the list when `channel` is a live room's (its viewers or status just changed). */
+  function reloadIfRoom(channel) {
+    if (channel && state.liveRooms.has(channel)) loadRooms();
   }
 
   function renderListMissing() {
@@ -281,6 +298,10 @@
     list.textContent = "";
     rooms.forEach(function (room) {
       rememberLiveRoom(room);
+      // After a reload the page no longer knows which room this user created: take it back
+      // from the list, so that it can be closed here (the push URL is only in the create answer).
+      if (!state.myRoom && isMe(room.owner_id)) { state.myRoom = room; showMyRoom(); }
+      else if (state.myRoom && String(state.myRoom.room_id) === String(room.room_id)) state.myRoom.status = room.status;
       list.appendChild(roomRow(room));
     });
     if (rooms.length === 0) {
@@ -373,7 +394,10 @@
     if (!room) return;
     $("my-room-id").textContent = str(room.room_id);
     $("my-room-channel").textContent = room.channel_name;
+    $("my-room-status").textContent = str(room.status);
     $("my-push-url").textContent = str(room.push_url);
+    $("my-push").hidden = !room.push_url;
+    $("go-live").disabled = room.status !== "new";
   }
 
   function myRoomAction(action) {
@@ -381,9 +405,10 @@
     if (!room) return;
     api("POST", "/iapi/rooms/" + encodeURIComponent(String(room.room_id)) + "/" + action, {}).then(function (data) {
       if (!data) return;
-      room.status = action === "live" ? "live" : "closed";
+      room.status = data.status ? String(data.status) : action === "live" ? "live" : "closed";
       info("room " + room.room_id + (action === "live" ? " is live" : " closed"));
-      if (action === "close") { state.myRoom = null; showMyRoom(); }
+      if (action === "close") state.myRoom = null;
+      showMyRoom();
       loadRooms();
     });
   }
@@ -645,6 +670,7 @@
     setMemberCount(memberCountFrom(firstSet(room.members, m.members, room.member_count, m.member_count)));
     var status = firstSet(room.status, m.status);
     if (isSet(status)) setRoomStatus(status);
+    reloadIfRoom(state.channel);   // its viewers count now includes us
   }
 
   function showRecovered(value) {
@@ -661,6 +687,7 @@
     state.channel = null;
     state.channelAcked = false;
     resetRoomView();
+    reloadIfRoom(channel);
   }
 
   /** Clears the per-room parts of the view (the chat log is kept: it only grows). */
@@ -792,6 +819,7 @@
     setRoomStatus(status);
     logLine("status-line", "room status: " + status, m);
     if (status === "closed" || status === "banned") info("room " + state.channel + " is " + status);
+    reloadIfRoom(state.channel);   // closed and banned rooms leave the list
   }
 
   function onLike(m) {
