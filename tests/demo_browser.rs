@@ -129,6 +129,12 @@ async fn two_users_on_the_demo_page_see_danmu_in_ts_order_chat_and_see_each_othe
             "document.querySelector(\"#seats .seat[data-seat-id='5']\").dataset.userId === 'bob'",
         )
         .await;
+    // Alice's page may show the `up` before Bob's own does: wait for it on Bob's page too.
+    bob.wait_until(
+        "seat 5 as Bob's own",
+        "document.querySelector(\"#seats .seat[data-seat-id='5']\").classList.contains('mine')",
+    )
+    .await;
     let free = bob.eval("document.querySelectorAll('#seats .seat.free').length").await;
     assert_eq!(free, json!(6), "8 seats, 2 taken");
 
@@ -146,13 +152,13 @@ fn row(room_id: &str) -> String {
     format!("document.querySelector(\"#room-list tr.room[data-room-id='{room_id}']\")")
 }
 
-/// What a row shows: title, viewers, likes and the play URL lines (null when not listed).
+/// What a row shows: title, viewers, likes and the play URL links (null when not listed).
 fn row_contents(room_id: &str) -> String {
     format!(
         "(r => r && {{ title: r.querySelector('.room-title').textContent, \
            viewers: r.querySelector('.room-viewers').textContent, \
            likes: r.querySelector('.room-likes').textContent, \
-           play_urls: Array.from(r.querySelectorAll('.play-url')).map(d => d.textContent) }})({})",
+           play_urls: Array.from(r.querySelectorAll('.play-url')).map(a => [a.textContent, a.getAttribute('href')]) }})({})",
         row(room_id)
     )
 }
@@ -198,8 +204,8 @@ async fn a_room_taken_live_on_the_page_is_listed_for_everyone_liked_and_joined_f
     let server_urls = &broker.room(id).await["play_urls"];
     let stream = stream_of(id);
     assert_eq!(server_urls["rtmp"], json!(format!("rtmp://{PLAY_DOMAIN}/live/{stream}")), "{server_urls}");
-    let play_lines = ["rtmp", "flv", "hls"].map(|k| format!("{k}: {}", server_urls[k].as_str().expect("a play URL")));
-    let expected = json!({"title": title, "viewers": "0", "likes": "0", "play_urls": play_lines});
+    let play_links = ["rtmp", "flv", "hls"].map(|k| json!([k, server_urls[k]]));
+    let expected = json!({"title": title, "viewers": "0", "likes": "0", "play_urls": play_links});
     assert_eq!(anna.eval(&row_contents(&room_id)).await, expected);
 
     // Ben's page was open before the room went live: the list refresh brings it.
@@ -241,6 +247,24 @@ async fn a_room_taken_live_on_the_page_is_listed_for_everyone_liked_and_joined_f
     ben.wait_until(
         "two likes in Ben's row",
         &format!("{}.querySelector('.room-likes').textContent === '2'", row(&room_id)),
+    )
+    .await;
+
+    // Anna links a BIGO game_sess to her room on the page: its danmu reach Ben in the room.
+    anna.fill("#game-sess", "gs-anna").await;
+    anna.click("#link-game").await;
+    broker.room_field_becomes(id, "game_sess", json!("gs-anna")).await;
+    anna.wait_until(
+        "the link in Anna's panel",
+        "document.getElementById('my-room-status').textContent === 'live \u{b7} game_sess gs-anna'",
+    )
+    .await;
+    let mut bigo = broker.bigo_logged_in().await;
+    let answer = bigo.push(&push_data("a1", "gs-anna", 2, vec![msg_item("a1-1", now_ms(), "主播好 👋")])).await;
+    assert_eq!(answer["rescode"], 200, "{answer}");
+    ben.wait_until(
+        "the game's danmu in Ben's room",
+        "Array.from(document.querySelectorAll('#chat-log li.danmu')).some(li => li.textContent === 'Viewer: 主播好 👋')",
     )
     .await;
 

@@ -327,10 +327,19 @@
     tr.appendChild(el("td", "room-viewers", str(firstSet(room.viewers, 0))));
     tr.appendChild(el("td", "room-likes", str(firstSet(room.likes, 0))));
 
+    // The play URLs are long and alike but for their ends: one short link each, the whole URL
+    // in its href and tooltip (copy it with the browser's "copy link").
     var urls = room.play_urls || {};
     var urlTd = el("td", "play-urls");
     ["rtmp", "flv", "hls"].forEach(function (k) {
-      if (urls[k]) urlTd.appendChild(el("div", "play-url", k + ": " + urls[k]));
+      if (!urls[k]) return;
+      var a = el("a", "play-url", k);
+      a.setAttribute("data-kind", k);
+      a.href = String(urls[k]);
+      a.title = String(urls[k]);
+      a.target = "_blank";
+      a.rel = "noopener noreferrer";
+      urlTd.appendChild(a);
     });
     tr.appendChild(urlTd);
 
@@ -388,13 +397,27 @@
     });
   }
 
+  /** Links a BIGO game_sess to my room: its danmu then go to the room's channel (section 3 /game). */
+  function linkGame() {
+    var room = state.myRoom;
+    var gameSess = $("game-sess").value.trim();
+    if (!room) return;
+    if (!gameSess) { toast("enter a game_sess"); return; }
+    api("POST", "/iapi/rooms/" + encodeURIComponent(String(room.room_id)) + "/game", { game_sess: gameSess }).then(function (data) {
+      if (!data) return;
+      room.game_sess = str(data.game_sess || gameSess);
+      showMyRoom();
+      info("danmu of game_sess " + room.game_sess + " now go to channel " + room.channel_name);
+    });
+  }
+
   function showMyRoom() {
     var room = state.myRoom;
     $("my-room").hidden = !room;
     if (!room) return;
     $("my-room-id").textContent = str(room.room_id);
     $("my-room-channel").textContent = room.channel_name;
-    $("my-room-status").textContent = str(room.status);
+    $("my-room-status").textContent = str(room.status) + (room.game_sess ? " \u00b7 game_sess " + room.game_sess : "");
     $("my-push-url").textContent = str(room.push_url);
     $("my-push").hidden = !room.push_url;
     $("go-live").disabled = room.status !== "new";
@@ -712,7 +735,9 @@
   }
 
   function renderStageChannel() {
-    $("stage-channel").textContent = state.channel ? "# " + state.channel : "not in a room";
+    var room = state.channel ? state.liveRooms.get(state.channel) : null;
+    $("stage-channel").textContent = !state.channel ? "not in a room"
+      : "# " + state.channel + (room && room.title ? " \u00b7 " + room.title : "");
   }
 
   // ---------------------------------------------------------------- room events
@@ -1152,6 +1177,7 @@
     onClick("page-next", function () { changePage(1); });
     onClick("go-live", function () { myRoomAction("live"); });
     onClick("close-room", function () { myRoomAction("close"); });
+    onSubmit("game-form", linkGame);
     onClick("join-my-room", function () {
       if (!state.myRoom) return;
       $("channel").value = state.myRoom.channel_name;
