@@ -1,22 +1,31 @@
 //! The `/demo` page (PROTOCOL.md 6) in a real headless Chromium against the real broker: two
 //! users join one channel, watch BIGO danmu arrive in `ts` order, chat with each other and see
-//! each other's seat. And with `demo.enabled` off, the page and `/demo/token` do not exist.
+//! each other's seat; an anchor creates a room and takes it live from the page, and a viewer
+//! finds it in the live-room list (PROTOCOL.md 3), likes it and joins it from there. And with
+//! `demo.enabled` off, the page and `/demo/token` do not exist.
 
 mod common;
 
 use common::browser::{target_dir, Browser, Chromedriver};
+use common::live::{stream_of, LiveBroker, PLAY_DOMAIN};
 use common::*;
+use danmu_broker::config::StoreKind;
 use serde_json::{json, Value};
 
 const CHANNEL: &str = "demo-room-1";
 
-/// Logs in as `user_id` on the demo page and joins [`CHANNEL`].
-async fn log_in_and_join(browser: &Browser, base: &str, user_id: &str, nickname: &str) {
+/// Opens the demo page and logs in as `user_id`, up to the client connection.
+async fn log_in(browser: &Browser, base: &str, user_id: &str, nickname: &str) {
     browser.goto(&format!("{base}/demo")).await;
     browser.fill("#user-id", user_id).await;
     browser.fill("#nickname", nickname).await;
     browser.click("#login").await;
     browser.wait_until("the connection", "document.getElementById('conn-status').dataset.state === 'connected'").await;
+}
+
+/// Logs in as `user_id` on the demo page and joins [`CHANNEL`].
+async fn log_in_and_join(browser: &Browser, base: &str, user_id: &str, nickname: &str) {
+    log_in(browser, base, user_id, nickname).await;
     browser.fill("#channel", CHANNEL).await;
     browser.click("#join").await;
     let joined = format!(
@@ -120,6 +129,12 @@ async fn two_users_on_the_demo_page_see_danmu_in_ts_order_chat_and_see_each_othe
             "document.querySelector(\"#seats .seat[data-seat-id='5']\").dataset.userId === 'bob'",
         )
         .await;
+    // Alice's page may show the `up` before Bob's own does: wait for it on Bob's page too.
+    bob.wait_until(
+        "seat 5 as Bob's own",
+        "document.querySelector(\"#seats .seat[data-seat-id='5']\").classList.contains('mine')",
+    )
+    .await;
     let free = bob.eval("document.querySelectorAll('#seats .seat.free').length").await;
     assert_eq!(free, json!(6), "8 seats, 2 taken");
 
@@ -130,6 +145,150 @@ async fn two_users_on_the_demo_page_see_danmu_in_ts_order_chat_and_see_each_othe
 
     alice.close().await;
     bob.close().await;
+}
+
+/// The JavaScript expression for the live list's row of `room_id` (null when not listed).
+fn row(room_id: &str) -> String {
+    format!("document.querySelector(\"#room-list tr.room[data-room-id='{room_id}']\")")
+}
+
+/// What a row shows: title, viewers, likes and the play URL links (null when not listed).
+fn row_contents(room_id: &str) -> String {
+    format!(
+        "(r => r && {{ title: r.querySelector('.room-title').textContent, \
+           viewers: r.querySelector('.room-viewers').textContent, \
+           likes: r.querySelector('.room-likes').textContent, \
+           play_urls: Array.from(r.querySelectorAll('.play-url')).map(a => [a.textContent, a.getAttribute('href')]) }})({})",
+        row(room_id)
+    )
+}
+
+#[actix_rt::test]
+async fn a_room_taken_live_on_the_page_is_listed_for_everyone_liked_and_joined_from_the_list() {
+    let broker = LiveBroker::start_with(StoreKind::Memory, |c| c.demo.enabled = true).await;
+    let base = format!("http://{}", broker.addr);
+    let mut driver = Chromedriver::start().await;
+    let anna = driver.browser().await;
+    let ben = driver.browser().await;
+    log_in(&anna, &base, "anna", "Anna").await;
+    log_in(&ben, &base, "ben", "Ben").await;
+    ben.wait_until("an empty live list", "document.querySelector('#room-list tr.empty-row')").await;
+
+    // Anna creates a room and takes it live from the page.
+    let title = "晚间直播 evening stream";
+    anna.fill("#room-title", title).await;
+    anna.click("#create-room").await;
+    let room_id = anna.wait_until("the created room", "document.getElementById('my-room-id').textContent").await;
+    let room_id = room_id.as_str().expect("a room id").to_string();
+    let id: u64 = room_id.parse().expect("a numeric room id");
+    let created = broker.room(id).await;
+    assert_eq!((created["status"].as_str(), created["title"].as_str()), (Some("new"), Some(title)));
+    assert_eq!(
+        anna.eval(&format!(
+            "document.getElementById('my-push-url').textContent.startsWith('rtmp://') && {} === null",
+            row(&room_id)
+        ))
+        .await,
+        json!(true),
+        "a new room has a push URL and is not listed"
+    );
+    anna.click("#go-live").await;
+    anna.wait_until("Anna's room in her live list", &row(&room_id)).await;
+    broker.room_field_becomes(id, "status", json!("live")).await;
+    let mine = anna
+        .eval("[document.getElementById('my-room-status').textContent, document.getElementById('go-live').disabled]")
+        .await;
+    assert_eq!(mine, json!(["live", true]), "a live room cannot go live again");
+
+    // The row shows the server's data: title, counters and the play URLs the server built.
+    let server_urls = &broker.room(id).await["play_urls"];
+    let stream = stream_of(id);
+    assert_eq!(server_urls["rtmp"], json!(format!("rtmp://{PLAY_DOMAIN}/live/{stream}")), "{server_urls}");
+    let play_links = ["rtmp", "flv", "hls"].map(|k| json!([k, server_urls[k]]));
+    let expected = json!({"title": title, "viewers": "0", "likes": "0", "play_urls": play_links});
+    assert_eq!(anna.eval(&row_contents(&room_id)).await, expected);
+
+    // Ben's page was open before the room went live: the list refresh brings it.
+    ben.wait_until("Anna's room in Ben's live list", &row(&room_id)).await;
+    assert_eq!(ben.eval(&row_contents(&room_id)).await, expected);
+
+    // Ben likes it from the list: the server counts it and the row shows it.
+    ben.click(&format!("#room-list tr.room[data-room-id='{room_id}'] .room-like")).await;
+    broker.room_field_becomes(id, "likes", json!(1)).await;
+    ben.wait_until(
+        "one like in Ben's row",
+        &format!("{}.querySelector('.room-likes').textContent === '1'", row(&room_id)),
+    )
+    .await;
+
+    // Ben joins it from the list: channel = room_id, and he is its one viewer.
+    ben.click(&format!("#room-list tr.room[data-room-id='{room_id}'] .room-join")).await;
+    ben.wait_until(
+        "the enter ack",
+        &format!(
+            "Array.from(document.querySelectorAll('#chat-log li')).some(li => li.textContent === 'joined {room_id}')"
+        ),
+    )
+    .await;
+    assert_eq!(ben.eval("document.getElementById('channel').value").await, json!(room_id));
+    assert_eq!(ben.eval("document.getElementById('room-status').textContent").await, json!("live"));
+    ben.wait_until("Ben's row marked current", &format!("{}.classList.contains('current')", row(&room_id))).await;
+    broker.room_field_becomes(id, "viewers", json!(1)).await;
+    for b in [&ben, &anna] {
+        b.wait_until(
+            "one viewer in the row",
+            &format!("{}.querySelector('.room-viewers').textContent === '1'", row(&room_id)),
+        )
+        .await;
+    }
+    // The like button beside the chat likes the room Ben is in.
+    ben.click("#like").await;
+    broker.room_field_becomes(id, "likes", json!(2)).await;
+    ben.wait_until(
+        "two likes in Ben's row",
+        &format!("{}.querySelector('.room-likes').textContent === '2'", row(&room_id)),
+    )
+    .await;
+
+    // Anna links a BIGO game_sess to her room on the page: its danmu reach Ben in the room.
+    anna.fill("#game-sess", "gs-anna").await;
+    anna.click("#link-game").await;
+    broker.room_field_becomes(id, "game_sess", json!("gs-anna")).await;
+    anna.wait_until(
+        "the link in Anna's panel",
+        "document.getElementById('my-room-status').textContent === 'live \u{b7} game_sess gs-anna'",
+    )
+    .await;
+    let mut bigo = broker.bigo_logged_in().await;
+    let answer = bigo.push(&push_data("a1", "gs-anna", 2, vec![msg_item("a1-1", now_ms(), "主播好 👋")])).await;
+    assert_eq!(answer["rescode"], 200, "{answer}");
+    ben.wait_until(
+        "the game's danmu in Ben's room",
+        "Array.from(document.querySelectorAll('#chat-log li.danmu')).some(li => li.textContent === 'Viewer: 主播好 👋')",
+    )
+    .await;
+
+    // Anna reloads the page (her session is restored) and closes her room from there: it
+    // leaves both lists, and Ben, inside it, is told.
+    anna.goto(&format!("{base}/demo")).await;
+    anna.wait_until(
+        "Anna's room back in her panel",
+        &format!("document.getElementById('my-room-id').textContent === '{room_id}'"),
+    )
+    .await;
+    anna.click("#close-room").await;
+    for b in [&anna, &ben] {
+        b.wait_until("the room off the list", &format!("{} === null", row(&room_id))).await;
+    }
+    assert!(broker.listed(1, 20).await.is_empty());
+    ben.wait_until(
+        "the closed status on Ben's page",
+        "document.getElementById('room-status').textContent === 'closed'",
+    )
+    .await;
+
+    anna.close().await;
+    ben.close().await;
 }
 
 #[actix_rt::test]

@@ -57,6 +57,7 @@
     names: new Map(),       // user_id -> nickname, learned from events
     // lobby
     page: 1, total: null, listTimer: null, listLoading: false,
+    listReloadWanted: false,  // a reload was asked for while one was in flight
     liveRooms: new Map(),   // channel_name -> room object (from the list / create answer)
     myRoom: null,
     pendingPtpGift: null,
@@ -202,6 +203,10 @@
 
   function startSession(token, userId, nickname, save) {
     goOffline();
+    if (state.userId !== String(userId)) {   // another user: the room created here is not theirs
+      state.myRoom = null;
+      showMyRoom();
+    }
     state.token = token;
     state.userId = String(userId);
     state.nickname = nickname;
@@ -238,18 +243,30 @@
     state.listTimer = setInterval(loadRooms, LIST_REFRESH_MS);
   }
 
+  /**
+   * Reloads the current page of the list. Asked while a load is in flight, it loads once more
+   * after that one: the answer in flight may predate the change (a like, a join) that asked.
+   */
   function loadRooms() {
-    if (!state.token || state.listLoading) return;
+    if (!state.token) return;
+    if (state.listLoading) { state.listReloadWanted = true; return; }
     state.listLoading = true;
+    state.listReloadWanted = false;
     var path = "/iapi/rooms?page=" + state.page + "&page_size=" + PAGE_SIZE;
     request("GET", path).then(function (r) {
       state.listLoading = false;
       // A broker without the live-room list (section 3) answers 404: say so once, quietly,
       // instead of a toast every refresh. Channels can still be joined by name.
-      if (r.status === 404) { renderListMissing(); return; }
-      if (!r.ok) { toast(failureText(path, r)); return; }
-      renderRooms(r.data || {});
+      if (r.status === 404) renderListMissing();
+      else if (!r.ok) toast(failureText(path, r));
+      else renderRooms(r.data || {});
+      if (state.listReloadWanted) loadRooms();
     });
+  }
+
+  /** Reloads the list when `channel` is a live room's (its viewers or status just changed). */
+  function reloadIfRoom(channel) {
+    if (channel && state.liveRooms.has(channel)) loadRooms();
   }
 
   function renderListMissing() {
@@ -281,6 +298,10 @@
     list.textContent = "";
     rooms.forEach(function (room) {
       rememberLiveRoom(room);
+      // After a reload the page no longer knows which room this user created: take it back
+      // from the list, so that it can be closed here (the push URL is only in the create answer).
+      if (!state.myRoom && isMe(room.owner_id)) { state.myRoom = room; showMyRoom(); }
+      else if (state.myRoom && String(state.myRoom.room_id) === String(room.room_id)) state.myRoom.status = room.status;
       list.appendChild(roomRow(room));
     });
     if (rooms.length === 0) {
@@ -306,10 +327,19 @@
     tr.appendChild(el("td", "room-viewers", str(firstSet(room.viewers, 0))));
     tr.appendChild(el("td", "room-likes", str(firstSet(room.likes, 0))));
 
+    // The play URLs are long and alike but for their ends: one short link each, the whole URL
+    // in its href and tooltip (copy it with the browser's "copy link").
     var urls = room.play_urls || {};
     var urlTd = el("td", "play-urls");
     ["rtmp", "flv", "hls"].forEach(function (k) {
-      if (urls[k]) urlTd.appendChild(el("div", "play-url", k + ": " + urls[k]));
+      if (!urls[k]) return;
+      var a = el("a", "play-url", k);
+      a.setAttribute("data-kind", k);
+      a.href = String(urls[k]);
+      a.title = String(urls[k]);
+      a.target = "_blank";
+      a.rel = "noopener noreferrer";
+      urlTd.appendChild(a);
     });
     tr.appendChild(urlTd);
 
@@ -367,13 +397,30 @@
     });
   }
 
+  /** Links a BIGO game_sess to my room: its danmu then go to the room's channel (section 3 /game). */
+  function linkGame() {
+    var room = state.myRoom;
+    var gameSess = $("game-sess").value.trim();
+    if (!room) return;
+    if (!gameSess) { toast("enter a game_sess"); return; }
+    api("POST", "/iapi/rooms/" + encodeURIComponent(String(room.room_id)) + "/game", { game_sess: gameSess }).then(function (data) {
+      if (!data) return;
+      room.game_sess = str(data.game_sess || gameSess);
+      showMyRoom();
+      info("danmu of game_sess " + room.game_sess + " now go to channel " + room.channel_name);
+    });
+  }
+
   function showMyRoom() {
     var room = state.myRoom;
     $("my-room").hidden = !room;
     if (!room) return;
     $("my-room-id").textContent = str(room.room_id);
     $("my-room-channel").textContent = room.channel_name;
+    $("my-room-status").textContent = str(room.status) + (room.game_sess ? " \u00b7 game_sess " + room.game_sess : "");
     $("my-push-url").textContent = str(room.push_url);
+    $("my-push").hidden = !room.push_url;
+    $("go-live").disabled = room.status !== "new";
   }
 
   function myRoomAction(action) {
@@ -381,9 +428,10 @@
     if (!room) return;
     api("POST", "/iapi/rooms/" + encodeURIComponent(String(room.room_id)) + "/" + action, {}).then(function (data) {
       if (!data) return;
-      room.status = action === "live" ? "live" : "closed";
+      room.status = data.status ? String(data.status) : action === "live" ? "live" : "closed";
       info("room " + room.room_id + (action === "live" ? " is live" : " closed"));
-      if (action === "close") { state.myRoom = null; showMyRoom(); }
+      if (action === "close") state.myRoom = null;
+      showMyRoom();
       loadRooms();
     });
   }
@@ -645,6 +693,7 @@
     setMemberCount(memberCountFrom(firstSet(room.members, m.members, room.member_count, m.member_count)));
     var status = firstSet(room.status, m.status);
     if (isSet(status)) setRoomStatus(status);
+    reloadIfRoom(state.channel);   // its viewers count now includes us
   }
 
   function showRecovered(value) {
@@ -661,6 +710,7 @@
     state.channel = null;
     state.channelAcked = false;
     resetRoomView();
+    reloadIfRoom(channel);
   }
 
   /** Clears the per-room parts of the view (the chat log is kept: it only grows). */
@@ -685,7 +735,9 @@
   }
 
   function renderStageChannel() {
-    $("stage-channel").textContent = state.channel ? "# " + state.channel : "not in a room";
+    var room = state.channel ? state.liveRooms.get(state.channel) : null;
+    $("stage-channel").textContent = !state.channel ? "not in a room"
+      : "# " + state.channel + (room && room.title ? " \u00b7 " + room.title : "");
   }
 
   // ---------------------------------------------------------------- room events
@@ -792,6 +844,7 @@
     setRoomStatus(status);
     logLine("status-line", "room status: " + status, m);
     if (status === "closed" || status === "banned") info("room " + state.channel + " is " + status);
+    reloadIfRoom(state.channel);   // closed and banned rooms leave the list
   }
 
   function onLike(m) {
@@ -1124,6 +1177,7 @@
     onClick("page-next", function () { changePage(1); });
     onClick("go-live", function () { myRoomAction("live"); });
     onClick("close-room", function () { myRoomAction("close"); });
+    onSubmit("game-form", linkGame);
     onClick("join-my-room", function () {
       if (!state.myRoom) return;
       $("channel").value = state.myRoom.channel_name;
