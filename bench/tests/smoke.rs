@@ -55,7 +55,7 @@ fn options(addr: SocketAddr, extra: &[&str]) -> Options {
         "--warmup-s",
         "0.5",
         "--drain-ms",
-        "700",
+        "2000",
         "--quiet",
     ];
     args.extend_from_slice(extra);
