@@ -16,6 +16,7 @@ pub mod dedup;
 pub mod history;
 pub mod reorder;
 pub mod seats;
+pub mod tick;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -37,10 +38,6 @@ use dedup::{Dedup, DedupWindow};
 use history::{EventLog, MemoryLog};
 use reorder::ReorderBuffer;
 use seats::{SeatError, Seats};
-
-/// Release tick per member (see `RoomActor::release_tick`): a room of 2,000 members releases
-/// at most every 50 ms, i.e. at most 40,000 member writes per second, whatever the push rate.
-const TICK_PER_MEMBER: Duration = Duration::from_micros(25);
 
 /// Identifies one client connection (random, unique per process).
 pub type SessionId = u64;
@@ -313,33 +310,23 @@ impl RoomActor {
         }
     }
 
-    /// The release tick for the room's current size: `members` x [`TICK_PER_MEMBER`], at most
-    /// `room.release_tick_ms` and the window. A bundle costs every member one wake-up and one
-    /// socket write, so a big room must send fewer, fuller bundles, while a small room gains
-    /// nothing from waiting and keeps item-by-item timing.
-    fn release_tick(&self) -> Duration {
-        let cap = Duration::from_millis(self.config.release_tick_ms.min(self.config.reorder_window_ms));
-        (TICK_PER_MEMBER * self.members.len() as u32).min(cap)
-    }
-
-    /// Sets the timer for the next release. Items leave in ticks: the timer fires one tick
-    /// before the next item is due, but not sooner than a tick after the last timed release
-    /// (and never after the item is due), and releases everything due within the coming tick.
-    /// So a member gets at most one bundle per tick whatever the push rate, and no item is held
+    /// Sets the timer for the next release, in ticks sized to the room (see [`tick`]): a
+    /// member gets at most one bundle per tick whatever the push rate, and no item is held
     /// longer than the window; an item may leave up to one tick early.
     fn schedule_flush(&mut self, ctx: &mut Context<Self>) {
         if self.flush_timer.is_some() {
             return;
         }
         if let Some(due) = self.reorder.next_due() {
-            let tick = self.release_tick();
-            let at = due.checked_sub(tick).unwrap_or(due).max(self.last_release + tick).min(due);
+            let c = &self.config;
+            let every = tick::release_tick(self.members.len(), c.release_tick_ms, c.reorder_window_ms);
+            let at = tick::release_at(due, self.last_release, every);
             let wait = at.saturating_duration_since(Instant::now());
             self.flush_timer = Some(ctx.run_later(wait, move |room, ctx| {
                 room.flush_timer = None;
                 let now = Instant::now();
                 room.last_release = now;
-                room.release(now + tick, false);
+                room.release(now + every, false);
                 room.schedule_flush(ctx);
             }));
         }
