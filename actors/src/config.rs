@@ -168,6 +168,11 @@ impl Default for ClientConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct RoomConfig {
     pub reorder_window_ms: u64,
+    /// Longest release tick: due items leave in bundles up to one tick early (never late),
+    /// the tick growing with the room (25 us per member, at most this), so that a member of a
+    /// big room gets one bundle per tick instead of one wake-up and one write per item.
+    /// 0 = item by item.
+    pub release_tick_ms: u64,
     pub history_len: usize,
     /// Danmu items a room holds in its reorder buffer before pushes get rescode 503.
     pub queue_len: usize,
@@ -182,6 +187,7 @@ impl Default for RoomConfig {
     fn default() -> Self {
         Self {
             reorder_window_ms: 300,
+            release_tick_ms: 50,
             history_len: 1000,
             queue_len: 10_000,
             seats: 8,

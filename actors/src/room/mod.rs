@@ -17,6 +17,7 @@ pub mod dedup;
 pub mod history;
 pub mod reorder;
 pub mod seats;
+pub mod tick;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -263,6 +264,8 @@ pub struct RoomActor {
     data_seqs: Box<dyn Dedup>,
     reorder: ReorderBuffer<Pending>,
     flush_timer: Option<SpawnHandle>,
+    /// When the flush timer last released (release ticks are spaced from it).
+    last_release: Instant,
     log: Box<dyn EventLog<RoomEvent>>,
     fanout: broadcast::Sender<Fanout>,
     members: HashMap<SessionId, Member>,
@@ -294,6 +297,7 @@ impl RoomActor {
             data_seqs: Box::new(DedupWindow::new(config.dedup_len)),
             reorder: ReorderBuffer::new(Duration::from_millis(config.reorder_window_ms)),
             flush_timer: None,
+            last_release: Instant::now(),
             log: Box::new(MemoryLog::new(config.history_len)),
             fanout,
             members: HashMap::new(),
@@ -372,15 +376,23 @@ impl RoomActor {
         }
     }
 
+    /// Sets the timer for the next release, in ticks sized to the room (see [`tick`]): a
+    /// member gets at most one bundle per tick whatever the push rate, and no item is held
+    /// longer than the window; an item may leave up to one tick early.
     fn schedule_flush(&mut self, ctx: &mut Context<Self>) {
         if self.flush_timer.is_some() {
             return;
         }
         if let Some(due) = self.reorder.next_due() {
-            let wait = due.saturating_duration_since(Instant::now());
-            self.flush_timer = Some(ctx.run_later(wait, |room, ctx| {
+            let c = &self.config;
+            let every = tick::release_tick(self.members.len(), c.release_tick_ms, c.reorder_window_ms);
+            let at = tick::release_at(due, self.last_release, every);
+            let wait = at.saturating_duration_since(Instant::now());
+            self.flush_timer = Some(ctx.run_later(wait, move |room, ctx| {
                 room.flush_timer = None;
-                room.release(Instant::now(), false);
+                let now = Instant::now();
+                room.last_release = now;
+                room.release(now + every, false);
                 room.schedule_flush(ctx);
             }));
         }

@@ -1,0 +1,391 @@
+//! danmu-bench: a load generator that drives a running danmu-broker exactly as production
+//! does (BIGO pushers with login and signed `dataReception`; app clients with a JWT, signed
+//! `enter_room_report`, optional `batch=1`) and measures at the clients (issue 7).
+//!
+//! Module map:
+//! - [`options`]: the command line and the W1-W4 presets.
+//! - [`client`]: app clients, sharded over single-threaded runtimes; `seq` and latency checks.
+//! - [`pusher`]: BIGO pushers on their own thread; open or closed loop; ack latency.
+//! - [`ws`], [`scan`]: a minimal WebSocket client and a field scanner, so that the client
+//!   side stays cheap and the figures measure the broker.
+//! - [`stats`], [`procfs`]: histograms and reports; CPU and memory from `/proc`.
+//!
+//! [`run`] is the orchestrator: connect (paced), then per step warm up, measure, drain, and
+//! report one [`StepReport`].
+
+pub mod client;
+pub mod control;
+pub mod options;
+pub mod procfs;
+pub mod pusher;
+pub mod scan;
+pub mod stats;
+pub mod ws;
+
+use std::io::Write as _;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use client::{ClientSpec, Phase, ShardConfig, ShardStats};
+use control::Control;
+pub use options::{Options, Plan, Workload};
+use pusher::PushConfig;
+use stats::{ClientStats, PushStats, StepReport};
+
+/// Everything a run produced.
+pub struct Outcome {
+    pub steps: Vec<StepReport>,
+    /// Losses found only at the end: a client whose last `seq` is below its room's last.
+    pub tail_lost: u64,
+    /// The highest rate whose step passed (zero loss/duplicates, p99 within bound).
+    pub sustained_rate: Option<u64>,
+}
+
+fn say(opts: &Options, msg: impl AsRef<str>) {
+    if !opts.quiet {
+        eprintln!("danmu-bench: {}", msg.as_ref());
+    }
+}
+
+/// Runs the whole plan (blocking; starts its own threads and runtimes) and prints each step as
+/// a table row and a JSON line as it completes.
+pub fn run(opts: &Options) -> Result<Outcome, String> {
+    let plan = opts.resolve()?;
+    let nofile = procfs::raise_nofile_limit();
+    if (nofile as usize) < plan.clients + 64 {
+        return Err(format!(
+            "open-file limit {nofile} is below {} clients; raise the hard limit (ulimit -Hn)",
+            plan.clients
+        ));
+    }
+    let broker_pid = opts.broker_pid.or_else(|| procfs::pid_listening_on(plan.port));
+    match broker_pid {
+        Some(pid) => say(opts, format!("broker pid {pid}")),
+        None => say(opts, "broker pid not found: no broker CPU/RSS figures (pass --broker-pid)"),
+    }
+    let rss_before = broker_pid.and_then(procfs::rss_kb).map_or(0, |(rss, _)| rss);
+    let run_id = format!("{:x}", control::now_ms() % 0xff_ffff);
+    let rooms: Vec<String> = (0..plan.rooms).map(|r| format!("bench-{run_id}-{r}")).collect();
+    let ctl = Arc::new(Control::new(plan.rates.len(), plan.rooms));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(Phase::Running);
+
+    // Clients, sharded over threads.
+    let shard_cfg = Arc::new(ShardConfig {
+        host_port: plan.host_port.clone(),
+        client_path: opts.client_path.clone(),
+        jwt_secret: opts.jwt_secret.clone(),
+        batch: opts.batch,
+        connect_rate: (opts.connect_rate / opts.client_threads.max(1) as u64).max(1),
+        ping_every: Duration::from_secs(opts.ping_every_s.max(1)),
+    });
+    let threads = opts.client_threads.max(1).min(plan.clients.max(1));
+    let mut shard_stats = Vec::new();
+    let mut handles = Vec::new();
+    let connect_started = Instant::now();
+    for t in 0..threads {
+        let specs: Vec<ClientSpec> = (0..plan.clients)
+            .filter(|i| i % threads == t)
+            .map(|i| ClientSpec {
+                index: i,
+                user_id: format!("bench-{run_id}-u{i}"),
+                sid: format!("s{i}"),
+                room: i % plan.rooms,
+                channel_name: rooms[i % plan.rooms].clone(),
+            })
+            .collect();
+        let stats = Arc::new(Mutex::new(ShardStats {
+            steps: vec![ClientStats::default(); plan.rates.len()],
+            last_seqs: Vec::new(),
+        }));
+        shard_stats.push(stats.clone());
+        let (cfg, ctl, stop) = (shard_cfg.clone(), ctl.clone(), stop_rx.clone());
+        handles.push(
+            std::thread::Builder::new()
+                .name(format!("clients-{t}"))
+                .spawn(move || client::run_shard(cfg, specs, ctl, stats, stop))
+                .map_err(|e| e.to_string())?,
+        );
+    }
+    let deadline = Instant::now() + Duration::from_secs(opts.connect_timeout_s);
+    let mut last_report = Instant::now();
+    while ctl.joined.load(Relaxed) + ctl.failed.load(Relaxed) < plan.clients && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+        if last_report.elapsed() > Duration::from_secs(5) {
+            say(opts, format!("{} of {} clients joined", ctl.joined.load(Relaxed), plan.clients));
+            last_report = Instant::now();
+        }
+    }
+    let joined = ctl.joined.load(Relaxed);
+    say(
+        opts,
+        format!(
+            "{joined} of {} clients joined {} rooms in {:.1}s ({} failed)",
+            plan.clients,
+            plan.rooms,
+            connect_started.elapsed().as_secs_f64(),
+            ctl.failed.load(Relaxed)
+        ),
+    );
+    if joined == 0 && plan.clients > 0 {
+        let _ = stop_tx.send(Phase::Stop);
+        return Err("no client could join; is the broker running, and --jwt-secret right?".into());
+    }
+    // Let the joins' enter_room fan-out settle before measuring memory and pushing.
+    std::thread::sleep(Duration::from_millis(1000));
+    let rss_after = broker_pid.and_then(procfs::rss_kb).map_or(0, |(rss, _)| rss);
+    let rss_per_conn = if joined > 0 { rss_after.saturating_sub(rss_before) as f64 / joined as f64 } else { 0.0 };
+
+    // Pushers on their own thread.
+    let push_stats =
+        Arc::new(Mutex::new(vec![
+            PushStats { items_acked_per_room: vec![0; plan.rooms], ..Default::default() };
+            plan.rates.len()
+        ]));
+    let closed_loop = plan.rates.iter().all(|&r| r == 0);
+    let push_cfg = Arc::new(PushConfig {
+        host_port: plan.host_port.clone(),
+        bigo_path: opts.bigo_path.clone(),
+        account: opts.account.clone(),
+        password: opts.password.clone(),
+        platform_abbr: opts.platform_abbr.clone(),
+        pushers: opts.pushers.max(1),
+        content: pusher::content_for(opts.event_bytes, &rooms[0]),
+        rooms,
+        items_per_push: plan.items_per_push,
+        window: plan.window,
+        closed_loop,
+    });
+    let pusher_handle = {
+        let (cfg, ctl, stats) = (push_cfg.clone(), ctl.clone(), push_stats.clone());
+        std::thread::Builder::new()
+            .name("pushers".into())
+            .spawn(move || pusher::run_pushers(cfg, ctl, stats))
+            .map_err(|e| e.to_string())?
+    };
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while ctl.pushers_ready.load(Relaxed) + ctl.pushers_failed.load(Relaxed) < push_cfg.pushers
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    if ctl.pushers_ready.load(Relaxed) == 0 {
+        ctl.done.store(true, Relaxed);
+        let _ = stop_tx.send(Phase::Stop);
+        return Err("no pusher could log in".into());
+    }
+
+    if !opts.quiet {
+        println!("{}", StepReport::HEADER);
+    }
+    let mut reports = Vec::new();
+    let self_pid = std::process::id();
+    for (i, &rate) in plan.rates.iter().enumerate() {
+        ctl.step.store(i, Relaxed);
+        let start = control::now_ms() + (opts.warmup_s * 1000.0) as i64;
+        let end = start + (opts.duration_s * 1000.0) as i64;
+        ctl.windows[i].0.store(start, Relaxed);
+        ctl.windows[i].1.store(end, Relaxed);
+        ctl.rate.store(rate, Relaxed);
+        ctl.epoch.fetch_add(1, Relaxed);
+        ctl.pushing.store(true, Relaxed);
+        say(opts, format!("step {}: rate {rate}/s, warm-up {}s, measuring {}s", i + 1, opts.warmup_s, opts.duration_s));
+        sleep_until_ms(start);
+        let cpu0 = broker_pid.and_then(procfs::cpu_seconds);
+        let gen0 = procfs::cpu_seconds(self_pid);
+        sleep_until_ms(end);
+        let cpu1 = broker_pid.and_then(procfs::cpu_seconds);
+        let gen1 = procfs::cpu_seconds(self_pid);
+        let load = procfs::load_avg_1m();
+        ctl.pushing.store(false, Relaxed);
+        std::thread::sleep(Duration::from_millis(plan_drain_ms(opts)));
+        let report = step_report(StepInputs {
+            opts,
+            plan: &plan,
+            step: i,
+            rate,
+            joined,
+            ctl: &ctl,
+            shards: &shard_stats,
+            pushes: &push_stats,
+            broker_pid,
+            cpu: cpu0.zip(cpu1).map(|(a, b)| b - a),
+            gen_cpu: gen0.zip(gen1).map(|(a, b)| b - a),
+            load,
+            rss_per_conn,
+        });
+        emit(opts, &report);
+        reports.push(report);
+    }
+
+    // Stop: clients record their last seq; the pushers leave.
+    ctl.done.store(true, Relaxed);
+    let _ = pusher_handle.join();
+    // A backlog may still be in flight after an overloaded step: wait (bounded) until the
+    // clients read nothing for half a second before checking the tail.
+    let frames = || -> u64 {
+        shard_stats.iter().filter_map(|s| s.lock().ok().map(|s| s.steps.iter().map(|st| st.frames).sum::<u64>())).sum()
+    };
+    let settle_deadline = Instant::now() + Duration::from_secs(20);
+    let mut seen = frames();
+    while Instant::now() < settle_deadline {
+        std::thread::sleep(Duration::from_millis(500));
+        let now = frames();
+        if now == seen {
+            break;
+        }
+        seen = now;
+    }
+    let _ = stop_tx.send(Phase::Report);
+    std::thread::sleep(Duration::from_millis(300));
+    let _ = stop_tx.send(Phase::Stop);
+    for h in handles {
+        let _ = h.join();
+    }
+    let tail_lost = tail_losses(&shard_stats);
+    if tail_lost > 0 {
+        say(opts, format!("{tail_lost} events missing at the end of the run (last seq below the room's)"));
+        if let Some(last) = reports.last_mut() {
+            last.lost += tail_lost as i64;
+            last.ok = false;
+        }
+    }
+    let sustained_rate = reports.iter().filter(|r| r.ok && r.rate > 0).map(|r| r.rate).max();
+    if plan.rates.len() > 1 && !opts.quiet {
+        match sustained_rate {
+            Some(rate) => println!(
+                "sustained: {rate} pushes/s x {joined} clients = {} deliveries/s (batch={})",
+                rate * joined as u64,
+                opts.batch
+            ),
+            None => println!("sustained: no step passed"),
+        }
+    }
+    Ok(Outcome { steps: reports, tail_lost, sustained_rate })
+}
+
+fn plan_drain_ms(opts: &Options) -> u64 {
+    opts.reorder_window_ms + opts.drain_ms
+}
+
+fn sleep_until_ms(t: i64) {
+    let wait = t - control::now_ms();
+    if wait > 0 {
+        std::thread::sleep(Duration::from_millis(wait as u64));
+    }
+}
+
+struct StepInputs<'a> {
+    opts: &'a Options,
+    plan: &'a Plan,
+    step: usize,
+    rate: u64,
+    joined: usize,
+    ctl: &'a Control,
+    shards: &'a [Arc<Mutex<ShardStats>>],
+    pushes: &'a Mutex<Vec<PushStats>>,
+    broker_pid: Option<u32>,
+    cpu: Option<f64>,
+    gen_cpu: Option<f64>,
+    load: f64,
+    rss_per_conn: f64,
+}
+
+fn step_report(x: StepInputs) -> StepReport {
+    let mut clients = ClientStats::default();
+    for shard in x.shards {
+        if let Ok(s) = shard.lock() {
+            clients.merge(&s.steps[x.step]);
+        }
+    }
+    let pushes = x.pushes.lock().map(|p| p[x.step].clone()).unwrap_or_default();
+    let expected: u64 = pushes
+        .items_acked_per_room
+        .iter()
+        .enumerate()
+        .map(|(r, items)| items * x.ctl.joined_per_room[r].load(Relaxed) as u64)
+        .sum();
+    let d = x.opts.duration_s.max(0.001);
+    let (rss, hwm) = x.broker_pid.and_then(procfs::rss_kb).unwrap_or((0, 0));
+    let mut r = StepReport {
+        label: x.plan.label.clone(),
+        batch: x.opts.batch,
+        rooms: x.plan.rooms,
+        clients: x.plan.clients,
+        clients_joined: x.joined,
+        rate: x.rate,
+        items_per_push: x.plan.items_per_push,
+        duration_s: d,
+        pushes_per_s: pushes.acked as f64 / d,
+        ack_p50_ms: 0.0,
+        ack_p99_ms: 0.0,
+        refused: pushes.refused,
+        skipped: pushes.skipped,
+        expected,
+        delivered: clients.delivered,
+        deliveries_per_s: clients.delivered as f64 / d,
+        frames_per_s: clients.frames as f64 / d,
+        lat_p50_ms: 0.0,
+        lat_p99_ms: 0.0,
+        lat_p999_ms: 0.0,
+        lat_max_ms: 0.0,
+        lost: clients.lost,
+        duplicated: clients.duplicated,
+        out_of_order: clients.out_of_order,
+        disconnected: clients.disconnected,
+        broker_pid: x.broker_pid,
+        broker_cpu_s: x.cpu.unwrap_or(0.0),
+        broker_cpu_pct: x.cpu.map_or(0.0, |c| c / d * 100.0),
+        broker_rss_kb: rss,
+        broker_peak_rss_kb: hwm,
+        broker_rss_per_conn_kb: x.rss_per_conn,
+        gen_cpu_pct: x.gen_cpu.map_or(0.0, |c| c / d * 100.0),
+        load_avg_1m: x.load,
+        ok: false,
+        latency_bound_ms: x.plan.latency_bound_ms as f64,
+    };
+    r.fill_latency(&clients.latency_us);
+    r.fill_acks(&pushes.ack_us);
+    let clean = r.lost == 0 && r.duplicated == 0 && r.disconnected == 0 && r.refused == 0 && r.skipped == 0;
+    let complete = r.delivered == r.expected && pushes.acked > 0;
+    let fast = r.clients_joined == 0 || r.lat_p99_ms <= r.latency_bound_ms;
+    r.ok = clean && complete && fast;
+    r
+}
+
+fn emit(opts: &Options, r: &StepReport) {
+    let json = r.json();
+    if opts.quiet {
+        println!("{json}");
+    } else {
+        println!("{}", r.row());
+        println!("{json}");
+    }
+    let _ = std::io::stdout().flush();
+    if let Some(path) = &opts.json_out {
+        let file = std::fs::OpenOptions::new().create(true).append(true).open(path);
+        match file {
+            Ok(mut f) => {
+                let _ = writeln!(f, "{json}");
+            }
+            Err(e) => eprintln!("danmu-bench: --json-out {}: {e}", path.display()),
+        }
+    }
+}
+
+/// Events no client saw by the end: per room, the highest last `seq` any member saw, minus
+/// each member's own last `seq`.
+fn tail_losses(shards: &[Arc<Mutex<ShardStats>>]) -> u64 {
+    let mut all = Vec::new();
+    for shard in shards {
+        if let Ok(s) = shard.lock() {
+            all.extend(s.last_seqs.iter().copied());
+        }
+    }
+    let mut room_last = std::collections::HashMap::new();
+    for &(room, last) in &all {
+        let e = room_last.entry(room).or_insert(0);
+        *e = last.max(*e);
+    }
+    all.iter().map(|(room, last)| room_last[room] - last).sum()
+}

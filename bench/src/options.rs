@@ -1,0 +1,190 @@
+//! The generator's command line (clap) and the workload presets W1-W4 of issue 7.
+//!
+//! A preset fills in whatever the command line left unset, so `--workload w1 --clients 500`
+//! is W1 with fewer clients. [`Options::resolve`] turns the parsed line into a [`Plan`].
+
+use clap::{Parser, ValueEnum};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Workload {
+    /// Hot room: 1 room, 2000 clients, rate stepped 100..1600 pushes/s.
+    W1,
+    /// Many rooms: 200 rooms x 10 clients, 4000 pushes/s, p99 bound = window + 10 ms.
+    W2,
+    /// Idle: 10,000 clients over 100 rooms, 10 pushes/s; reports broker RSS per connection.
+    W3,
+    /// Ingest: no clients, pushes of 5 items as fast as acks allow (64 outstanding).
+    W4,
+}
+
+#[derive(Debug, Clone, Parser)]
+#[command(name = "danmu-bench", version, about = "Load generator for danmu-broker (loopback only)")]
+pub struct Options {
+    /// Broker base URL; must be a loopback address.
+    #[arg(long, default_value = "ws://127.0.0.1:8080")]
+    pub url: String,
+    /// A preset; explicit options below override its values.
+    #[arg(long, value_enum)]
+    pub workload: Option<Workload>,
+    /// App clients (C).
+    #[arg(long)]
+    pub clients: Option<usize>,
+    /// Rooms (R); client i joins room i mod R, pushes go round-robin over the rooms.
+    #[arg(long)]
+    pub rooms: Option<usize>,
+    /// Pushes per second, open loop (P); a comma-separated list runs one step per rate on the
+    /// same connections. 0 = closed loop (see --window).
+    #[arg(long, value_delimiter = ',')]
+    pub rate: Option<Vec<u64>>,
+    /// Clients connect with batch=1.
+    #[arg(long)]
+    pub batch: bool,
+    /// BIGO pusher connections.
+    #[arg(long, default_value_t = 1)]
+    pub pushers: usize,
+    /// Danmu items per push.
+    #[arg(long)]
+    pub items_per_push: Option<usize>,
+    /// Closed loop (rate 0): pushes kept outstanding per pusher. Open loop: the most
+    /// outstanding before a due push is skipped (and counted).
+    #[arg(long)]
+    pub window: Option<usize>,
+    /// Measured seconds per step.
+    #[arg(long, default_value_t = 10.0)]
+    pub duration_s: f64,
+    /// Seconds of pushing before each step's measurement starts.
+    #[arg(long, default_value_t = 3.0)]
+    pub warmup_s: f64,
+    /// Extra wait after each step's pushing stops (on top of the reorder window) for the last
+    /// events to arrive.
+    #[arg(long, default_value_t = 1500)]
+    pub drain_ms: u64,
+    /// Size of one delivered send_topic_msg event in bytes (the content is padded to it).
+    #[arg(long, default_value_t = 250)]
+    pub event_bytes: usize,
+    /// New client connections per second during the connect phase.
+    #[arg(long, default_value_t = 1000)]
+    pub connect_rate: u64,
+    /// Give up on clients not joined after this many seconds.
+    #[arg(long, default_value_t = 120)]
+    pub connect_timeout_s: u64,
+    /// Threads for the clients (each runs one single-threaded runtime). One thread reads
+    /// about 1.5 million events/s on this class of machine; W1 needs two.
+    #[arg(long, default_value_t = 2)]
+    pub client_threads: usize,
+    /// The broker's pid for CPU and RSS; default: the process listening on the URL's port.
+    #[arg(long)]
+    pub broker_pid: Option<u32>,
+    /// The broker's room.reorder_window_ms (the latency bound is this plus --latency-slack-ms).
+    #[arg(long, default_value_t = 300)]
+    pub reorder_window_ms: u64,
+    /// Allowed p99 above the reorder window for a step to count as sustained.
+    #[arg(long)]
+    pub latency_slack_ms: Option<u64>,
+    /// The broker's auth.jwt_secret.
+    #[arg(long, default_value = "change-me")]
+    pub jwt_secret: String,
+    /// A bigo.accounts entry of the broker.
+    #[arg(long, default_value = "bigoUser1")]
+    pub account: String,
+    #[arg(long, default_value = "change-me")]
+    pub password: String,
+    #[arg(long, default_value = "inke")]
+    pub platform_abbr: String,
+    #[arg(long, default_value = "/bigo/ws")]
+    pub bigo_path: String,
+    #[arg(long, default_value = "/iapi/websocket")]
+    pub client_path: String,
+    /// Seconds between each client's `ping` frames (the broker drops clients silent for
+    /// client.idle_timeout_ms, 20 s by default).
+    #[arg(long, default_value_t = 8)]
+    pub ping_every_s: u64,
+    /// Label of the result rows (default: the workload's name).
+    #[arg(long)]
+    pub label: Option<String>,
+    /// Also append each result's JSON line to this file.
+    #[arg(long)]
+    pub json_out: Option<std::path::PathBuf>,
+    /// Print nothing but the results.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// A resolved run.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub host_port: String,
+    pub port: u16,
+    pub label: String,
+    pub clients: usize,
+    pub rooms: usize,
+    pub rates: Vec<u64>,
+    pub items_per_push: usize,
+    pub window: usize,
+    pub latency_bound_ms: u64,
+}
+
+impl Options {
+    pub fn resolve(&self) -> Result<Plan, String> {
+        let (c, r, rates, items, window, slack): (usize, usize, Vec<u64>, usize, usize, u64) = match self.workload {
+            Some(Workload::W1) => (2000, 1, vec![100, 200, 400, 800, 1200, 1600], 1, 4096, 150),
+            Some(Workload::W2) => (2000, 200, vec![4000], 1, 4096, 10),
+            Some(Workload::W3) => (10_000, 100, vec![10], 1, 4096, 150),
+            Some(Workload::W4) => (0, 10, vec![0], 5, 64, 150),
+            None => (10, 1, vec![100], 1, 4096, 150),
+        };
+        let rooms = self.rooms.unwrap_or(r).max(1);
+        let rates = self.rate.clone().unwrap_or(rates);
+        if rates.is_empty() {
+            return Err("--rate needs at least one value".into());
+        }
+        let host_port = self
+            .url
+            .strip_prefix("ws://")
+            .ok_or("--url must start with ws:// (TLS is not supported by the generator)")?
+            .trim_end_matches('/')
+            .to_string();
+        let (host, port) = host_port.rsplit_once(':').ok_or("--url must name a port")?;
+        let port: u16 = port.parse().map_err(|_| "--url port is not a number")?;
+        // Loopback only: this tool floods whatever it points at.
+        let loopback = host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+        if !loopback {
+            return Err(format!("--url host {host} is not a loopback address; danmu-bench only targets 127.0.0.0/8"));
+        }
+        let label = self.label.clone().unwrap_or_else(|| match self.workload {
+            Some(w) => format!("{w:?}"),
+            None => "custom".into(),
+        });
+        Ok(Plan {
+            host_port: host_port.clone(),
+            port,
+            label,
+            clients: self.clients.unwrap_or(c),
+            rooms,
+            rates,
+            items_per_push: self.items_per_push.unwrap_or(items).max(1),
+            window: self.window.unwrap_or(window).max(1),
+            latency_bound_ms: self.reorder_window_ms + self.latency_slack_ms.unwrap_or(slack),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_preset_fills_only_what_the_command_line_left_open() {
+        let o = Options::parse_from(["danmu-bench", "--workload", "w1", "--clients", "50"]);
+        let p = o.resolve().unwrap();
+        assert_eq!((p.clients, p.rooms, p.rates.len(), p.latency_bound_ms), (50, 1, 6, 450));
+    }
+
+    #[test]
+    fn non_loopback_targets_are_refused() {
+        let o = Options::parse_from(["danmu-bench", "--url", "ws://10.0.0.1:8080"]);
+        assert!(o.resolve().is_err());
+        let o = Options::parse_from(["danmu-bench", "--url", "ws://127.0.0.1:9000", "--rate", "1,2"]);
+        assert_eq!(o.resolve().unwrap().rates, vec![1, 2]);
+    }
+}

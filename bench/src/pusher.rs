@@ -1,0 +1,416 @@
+//! BIGO pushers (PROTOCOL.md 1.2, 1.4), as the generator runs them: one thread with a
+//! single-threaded runtime holding every pusher connection, apart from the clients so that
+//! a busy client side cannot delay the push schedule.
+//!
+//! Each pusher logs in, then writes signed `dataReception` frames on a schedule: open loop
+//! (rate P shared by the pushers, due pushes sent every millisecond whether or not acks came
+//! back, as production does) or closed loop (a window of outstanding pushes, the next sent as
+//! each ack arrives: W4). A reader task matches acks to pushes by `seqid` for ack latency.
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::json;
+use tokio::io::AsyncWriteExt;
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::sync::Notify;
+use tokio::time::{sleep, timeout, Instant};
+
+use crate::control::{md5_hex, now_ms, now_us, Control};
+use crate::scan;
+use crate::stats::PushStats;
+use crate::ws::{self, FrameReader, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT};
+
+pub struct PushConfig {
+    pub host_port: String,
+    pub bigo_path: String,
+    pub account: String,
+    pub password: String,
+    pub platform_abbr: String,
+    pub pushers: usize,
+    pub rooms: Vec<String>,
+    pub items_per_push: usize,
+    /// Closed loop: outstanding pushes per pusher. Open loop: the most outstanding before a
+    /// due push is skipped.
+    pub window: usize,
+    pub closed_loop: bool,
+    /// Padding of each item's `content`.
+    pub content: String,
+}
+
+/// Runs every pusher to completion (blocking) on its own runtime.
+pub fn run_pushers(cfg: Arc<PushConfig>, ctl: Arc<Control>, stats: Arc<Mutex<Vec<PushStats>>>) {
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("danmu-bench: pusher runtime: {e}");
+            ctl.pushers_failed.fetch_add(cfg.pushers, Relaxed);
+            return;
+        }
+    };
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&rt, async move {
+        let mut tasks = Vec::new();
+        for id in 0..cfg.pushers {
+            let (cfg, ctl, stats) = (cfg.clone(), ctl.clone(), stats.clone());
+            tasks.push(tokio::task::spawn_local(async move {
+                if let Err(e) = run_pusher(id, &cfg, &ctl, stats).await {
+                    eprintln!("danmu-bench: pusher {id}: {e}");
+                    ctl.pushers_failed.fetch_add(1, Relaxed);
+                }
+            }));
+        }
+        for t in tasks {
+            let _ = t.await;
+        }
+    });
+}
+
+/// What the reader needs to know about a push in flight (indexed by the pusher's push number).
+#[derive(Clone, Copy, Default)]
+struct InFlight {
+    sent_us: i64,
+    room: u32,
+    /// The step whose measurement window the push was sent in, if any.
+    step: Option<u32>,
+}
+
+const RING: usize = 1 << 16;
+
+struct Shared {
+    inflight: RefCell<Vec<InFlight>>,
+    sent: Cell<u64>,
+    answered: Cell<u64>,
+    acked_wakeup: Notify,
+    failed: Cell<bool>,
+    /// Pings seen by the reader, answered by the writer (which owns the socket's write half).
+    pongs: RefCell<Vec<Vec<u8>>>,
+}
+
+fn err(msg: impl Into<String>) -> std::io::Error {
+    std::io::Error::other(msg.into())
+}
+
+async fn run_pusher(
+    id: usize,
+    cfg: &PushConfig,
+    ctl: &Control,
+    stats: Arc<Mutex<Vec<PushStats>>>,
+) -> std::io::Result<()> {
+    let (stream, rest) = ws::connect(&cfg.host_port, &cfg.bigo_path).await?;
+    let (mut rd, mut wr) = stream.into_split();
+    let mut reader = FrameReader::new(rest);
+    let mut mask = 0x9e37_79b9u32 ^ id as u32;
+    let mut out = Vec::with_capacity(64 * 1024);
+
+    // platformLogin (section 1.2).
+    let ts = now_ms().to_string();
+    let sign = md5_hex(&format!("password:{}&tamp:{ts}&{}&account:{}", cfg.password, cfg.platform_abbr, cfg.account));
+    let data = json!({"account": cfg.account, "timestamp": ts, "sign": sign}).to_string();
+    let login = json!({"uri": "platformLogin", "retry_cnt": 0, "send_time": now_ms(), "data": data}).to_string();
+    ws::encode_frame(&mut out, OP_TEXT, login.as_bytes(), &mut mask);
+    wr.write_all(&out).await?;
+    out.clear();
+    let access_token = timeout(Duration::from_secs(10), async {
+        loop {
+            let mut token = None;
+            let mut answered = false;
+            reader.drain(|op, p| {
+                if op == OP_TEXT {
+                    answered = true;
+                    token = scan::first_string(p, b"\\\"access_token\\\":\\\"")
+                        .map(|t| String::from_utf8_lossy(t.strip_suffix(b"\\").unwrap_or(t)).into_owned());
+                    if token.is_none() {
+                        eprintln!("danmu-bench: pusher {id}: login refused: {}", String::from_utf8_lossy(p));
+                    }
+                    return false;
+                }
+                true
+            })?;
+            if let Some(token) = token {
+                return Ok(token);
+            }
+            if answered {
+                return Err(err("login refused (check --account/--password/--platform-abbr)"));
+            }
+            if reader.fill(&mut rd).await? == 0 {
+                return Err(err("closed during login"));
+            }
+        }
+    })
+    .await
+    .map_err(|_| err("login timed out"))??;
+    ctl.pushers_ready.fetch_add(1, Relaxed);
+
+    let shared = Rc::new(Shared {
+        inflight: RefCell::new(vec![InFlight::default(); RING]),
+        sent: Cell::new(0),
+        answered: Cell::new(0),
+        acked_wakeup: Notify::new(),
+        failed: Cell::new(false),
+        pongs: RefCell::new(Vec::new()),
+    });
+    let reader_handle = {
+        let shared = shared.clone();
+        let stats = stats.clone();
+        let ack = AckContext { items: cfg.items_per_push as u64, pushers: cfg.pushers as u64, id: id as u64 };
+        tokio::task::spawn_local(async move {
+            if let Err(e) = read_acks(&mut rd, &mut reader, &shared, &stats, ack).await {
+                eprintln!("danmu-bench: pusher {id}: ack reader: {e}");
+            }
+            shared.failed.set(true);
+            shared.acked_wakeup.notify_one();
+        })
+    };
+    let result = write_pushes(id, cfg, ctl, &stats, &shared, &mut wr, &mut mask, &access_token).await;
+    reader_handle.abort();
+    out.clear();
+    ws::encode_frame(&mut out, OP_CLOSE, &1000u16.to_be_bytes(), &mut mask);
+    let _ = timeout(Duration::from_secs(1), wr.write_all(&out)).await;
+    result
+}
+
+#[derive(Clone, Copy)]
+struct AckContext {
+    items: u64,
+    pushers: u64,
+    id: u64,
+}
+
+/// Reads `dataReceptionResp` frames and accounts each against its push.
+async fn read_acks(
+    rd: &mut tokio::net::tcp::OwnedReadHalf,
+    reader: &mut FrameReader,
+    shared: &Shared,
+    stats: &Mutex<Vec<PushStats>>,
+    ack: AckContext,
+) -> std::io::Result<()> {
+    loop {
+        if reader.fill(rd).await? == 0 {
+            return Err(err("broker closed the BIGO connection"));
+        }
+        let now = now_us();
+        let mut guard = stats.lock().map_err(|_| err("stats poisoned"))?;
+        let inflight = shared.inflight.borrow();
+        let mut closed = false;
+        reader.drain(|op, p| {
+            match op {
+                OP_TEXT => {
+                    let Some((seqid, rescode)) = scan::bigo_ack(p) else {
+                        return true;
+                    };
+                    // seqid = n * pushers + id, n this pusher's push number.
+                    let n = seqid.saturating_sub(ack.id) / ack.pushers;
+                    let f = inflight[(n as usize) % RING];
+                    shared.answered.set(shared.answered.get() + 1);
+                    if let Some(step) = f.step {
+                        let st = &mut guard[step as usize];
+                        if rescode == 200 {
+                            st.acked += 1;
+                            st.items_acked_per_room[f.room as usize] += ack.items;
+                            st.ack_us.record((now - f.sent_us).max(0) as u64);
+                        } else {
+                            st.refused += 1;
+                        }
+                    }
+                }
+                OP_PING => shared.pongs.borrow_mut().push(p.to_vec()),
+                OP_CLOSE => {
+                    closed = true;
+                    return false;
+                }
+                _ => {}
+            }
+            true
+        })?;
+        drop(inflight);
+        drop(guard);
+        shared.acked_wakeup.notify_one();
+        if closed {
+            return Err(err("broker sent close on the BIGO connection"));
+        }
+    }
+}
+
+/// Writes pushes on the schedule until the run is done.
+#[allow(clippy::too_many_arguments)]
+async fn write_pushes(
+    id: usize,
+    cfg: &PushConfig,
+    ctl: &Control,
+    stats: &Mutex<Vec<PushStats>>,
+    shared: &Shared,
+    wr: &mut OwnedWriteHalf,
+    mask: &mut u32,
+    access_token: &str,
+) -> std::io::Result<()> {
+    let mut out = Vec::with_capacity(256 * 1024);
+    let mut n: u64 = 0;
+    let mut epoch = u64::MAX;
+    let mut phase_start = Instant::now();
+    let mut phase_sent: u64 = 0;
+    let pushers = cfg.pushers as u64;
+    let tick = Duration::from_millis(1);
+    while !ctl.done.load(Relaxed) {
+        if shared.failed.get() {
+            return Err(err("ack reader stopped"));
+        }
+        let e = ctl.epoch.load(Relaxed);
+        if e != epoch {
+            epoch = e;
+            phase_start = Instant::now();
+            phase_sent = 0;
+        }
+        let rate = ctl.rate.load(Relaxed);
+        let pushing = ctl.pushing.load(Relaxed);
+        for pong in shared.pongs.borrow_mut().drain(..) {
+            ws::encode_frame(&mut out, OP_PONG, &pong, mask);
+        }
+        if !pushing {
+            flush(wr, &mut out).await?;
+            sleep(tick).await;
+            continue;
+        }
+        let outstanding = |s: &Shared| s.sent.get() - s.answered.get();
+        if cfg.closed_loop {
+            while outstanding(shared) < cfg.window as u64 {
+                push_one(id, cfg, ctl, stats, shared, &mut out, mask, access_token, &mut n);
+            }
+            flush(wr, &mut out).await?;
+            // Woken by the reader on each batch of acks; the timeout re-checks the control flags.
+            let _ = timeout(Duration::from_millis(50), shared.acked_wakeup.notified()).await;
+            continue;
+        }
+        // Open loop: this pusher's share of `rate`, due since the phase began.
+        let share = rate as f64 / pushers as f64;
+        let due = (phase_start.elapsed().as_secs_f64() * share) as u64;
+        while phase_sent < due {
+            phase_sent += 1;
+            if outstanding(shared) >= cfg.window as u64 {
+                if let Some(step) = ctl.step_of(now_ms()) {
+                    if let Ok(mut st) = stats.lock() {
+                        st[step].skipped += 1;
+                    }
+                }
+                continue;
+            }
+            push_one(id, cfg, ctl, stats, shared, &mut out, mask, access_token, &mut n);
+        }
+        flush(wr, &mut out).await?;
+        sleep(tick).await;
+    }
+    flush(wr, &mut out).await
+}
+
+async fn flush(wr: &mut OwnedWriteHalf, out: &mut Vec<u8>) -> std::io::Result<()> {
+    if !out.is_empty() {
+        wr.write_all(out).await?;
+        out.clear();
+    }
+    Ok(())
+}
+
+/// Appends one signed `dataReception` to `out` and records it as in flight.
+#[allow(clippy::too_many_arguments)]
+fn push_one(
+    id: usize,
+    cfg: &PushConfig,
+    ctl: &Control,
+    stats: &Mutex<Vec<PushStats>>,
+    shared: &Shared,
+    out: &mut Vec<u8>,
+    mask: &mut u32,
+    access_token: &str,
+    n: &mut u64,
+) {
+    let pushers = cfg.pushers as u64;
+    let seqid = *n * pushers + id as u64;
+    // Round-robin over the rooms across all pushers.
+    let room = (seqid % cfg.rooms.len() as u64) as usize;
+    let now = now_ms();
+    let data = push_data(cfg, seqid, room, now);
+    let sign = md5_hex(&format!("{data}&token:{access_token}&{}", cfg.platform_abbr));
+    let frame = format!(
+        r#"{{"uri":"dataReception","retry_cnt":0,"send_time":{now},"data":"{}","access_token":"{access_token}","sign":"{sign}"}}"#,
+        data.replace('"', "\\\"")
+    );
+    ws::encode_frame(out, OP_TEXT, frame.as_bytes(), mask);
+    let step = ctl.step_of(now);
+    shared.inflight.borrow_mut()[(*n as usize) % RING] =
+        InFlight { sent_us: now_us(), room: room as u32, step: step.map(|s| s as u32) };
+    if let Some(step) = step {
+        if let Ok(mut st) = stats.lock() {
+            st[step].sent += 1;
+        }
+    }
+    shared.sent.set(shared.sent.get() + 1);
+    *n += 1;
+}
+
+/// The `data` text of one push: `items_per_push` msg items for `room`, `ts` = now.
+fn push_data(cfg: &PushConfig, seqid: u64, room: usize, now: i64) -> String {
+    let mut items = String::with_capacity(cfg.items_per_push * (cfg.content.len() + 160));
+    for k in 0..cfg.items_per_push {
+        if k > 0 {
+            items.push(',');
+        }
+        let data_seq = seqid * cfg.items_per_push as u64 + k as u64;
+        items.push_str(&format!(
+            r#"{{"type":"msg","user":"bench-viewer","nick_name":"Viewer","user_img":"{IMG}","ts":"{now}","data_seq":"{data_seq}","content":"{}"}}"#,
+            cfg.content
+        ));
+    }
+    format!(
+        r#"{{"seqid":"{seqid}","timestamp":{now},"game_id":"10000","game_sess":"{}","status":2,"danmu_data":[{{"openid":"anchor-1","datas":[{items}]}}]}}"#,
+        cfg.rooms[room]
+    )
+}
+
+pub const IMG: &str = "http://img.example/v.png";
+
+/// Content length that makes a delivered `send_topic_msg` event about `event_bytes` long.
+pub fn content_for(event_bytes: usize, channel_name: &str) -> String {
+    let sample = format!(
+        r#"{{"action":"send_topic_msg","user_id":"bench-viewer","nickname":"Viewer","sex":0,"avatar_url":"{IMG}","avatar_small_url":"{IMG}","content":"","channel_name":"{channel_name}","seq":100000,"ts":1700000000000}}"#
+    );
+    "x".repeat(event_bytes.saturating_sub(sample.len()).max(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_pads_the_event_to_the_asked_size() {
+        let content = content_for(250, "bench-1-0");
+        let event = format!(
+            r#"{{"action":"send_topic_msg","user_id":"bench-viewer","nickname":"Viewer","sex":0,"avatar_url":"{IMG}","avatar_small_url":"{IMG}","content":"{content}","channel_name":"bench-1-0","seq":100000,"ts":1700000000000}}"#
+        );
+        assert_eq!(event.len(), 250);
+    }
+
+    #[test]
+    fn push_data_is_json_with_unique_data_seqs() {
+        let cfg = PushConfig {
+            host_port: String::new(),
+            bigo_path: String::new(),
+            account: String::new(),
+            password: String::new(),
+            platform_abbr: String::new(),
+            pushers: 1,
+            rooms: vec!["r0".into(), "r1".into()],
+            items_per_push: 3,
+            window: 1,
+            closed_loop: false,
+            content: "xx".into(),
+        };
+        let v: serde_json::Value = serde_json::from_str(&push_data(&cfg, 7, 1, 5)).unwrap();
+        assert_eq!(v["game_sess"], "r1");
+        let seqs: Vec<&str> =
+            v["danmu_data"][0]["datas"].as_array().unwrap().iter().map(|i| i["data_seq"].as_str().unwrap()).collect();
+        assert_eq!(seqs, vec!["21", "22", "23"]);
+    }
+}

@@ -1,0 +1,155 @@
+//! A tiny scanner for the few fields the generator reads from broker frames, instead of full
+//! JSON parsing: `action`, `seq` and `ts` of room events; `online_token` and `last_seq` of the
+//! greeting and the join ack; `seqid` and `rescode` of BIGO acks.
+//!
+//! It relies on how the broker serialises (serde, no whitespace): a room event starts with
+//! `{"action":"` and ends with its top-level `"seq":N,"ts":N`, so the *last* `"seq":` and
+//! `"ts":` of an event are its own even when a pass-through `item` carries keys of the same
+//! name. A quote inside a JSON string is escaped (`\"`), so `"seq":` cannot match inside text.
+
+use memchr::memmem;
+
+/// One room event found in a frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventRef<'a> {
+    pub action: &'a [u8],
+    pub seq: Option<u64>,
+    pub ts: Option<i64>,
+}
+
+const EVENT_START: &[u8] = b"{\"action\":\"";
+
+/// Finds room events in frames. Holds its substring searcher, built once per connection
+/// rather than once per frame.
+pub struct EventScanner {
+    start: memmem::Finder<'static>,
+}
+
+impl Default for EventScanner {
+    fn default() -> Self {
+        Self { start: memmem::Finder::new(EVENT_START).into_owned() }
+    }
+}
+
+impl EventScanner {
+    /// Calls `f` for every event in `payload`: a single event object, or (`batch=1`) a JSON
+    /// array of them.
+    pub fn for_each<'a>(&self, payload: &'a [u8], mut f: impl FnMut(EventRef<'a>)) {
+        if payload.first() == Some(&b'{') {
+            // One event per frame: no need to search for boundaries.
+            if payload.starts_with(EVENT_START) {
+                f(event_ref(payload));
+            }
+            return;
+        }
+        let mut starts = self.start.find_iter(payload).peekable();
+        while let Some(start) = starts.next() {
+            let end = starts.peek().copied().unwrap_or(payload.len());
+            f(event_ref(&payload[start..end]));
+        }
+    }
+}
+
+fn event_ref(event: &[u8]) -> EventRef<'_> {
+    let name_start = EVENT_START.len();
+    let name_len = memchr::memchr(b'"', &event[name_start..]).unwrap_or(0);
+    // The top-level `seq` and `ts` close the event: search backwards, a few bytes at most.
+    let ts_at = rfind_near_end(event, b"\"ts\":");
+    let before_ts = ts_at.map_or(event, |at| &event[..at]);
+    EventRef {
+        action: &event[name_start..name_start + name_len],
+        seq: rfind_near_end(before_ts, b"\"seq\":")
+            .and_then(|at| parse_int(&before_ts[at + 6..]))
+            .and_then(|n| u64::try_from(n).ok()),
+        ts: ts_at.and_then(|at| parse_int(&event[at + 5..])),
+    }
+}
+
+/// The last occurrence of `key`, searched byte by byte from the end: cheaper than a general
+/// searcher when the key sits in the last few dozen bytes, as `seq` and `ts` do.
+fn rfind_near_end(hay: &[u8], key: &[u8]) -> Option<usize> {
+    let last = hay.len().checked_sub(key.len())?;
+    (0..=last).rev().find(|&i| hay[i] == key[0] && &hay[i..i + key.len()] == key)
+}
+
+/// The integer after the last occurrence of `key` (e.g. `"seq":`).
+pub fn last_number(hay: &[u8], key: &[u8]) -> Option<i64> {
+    let at = memmem::rfind(hay, key)?;
+    parse_int(&hay[at + key.len()..])
+}
+
+/// The integer after the first occurrence of `key`.
+pub fn first_number(hay: &[u8], key: &[u8]) -> Option<i64> {
+    let at = memmem::find(hay, key)?;
+    parse_int(&hay[at + key.len()..])
+}
+
+/// The string value after the first occurrence of `key` (which ends with the opening quote,
+/// e.g. `"online_token":"`), up to the next quote. `\"` escapes are not expected here.
+pub fn first_string<'a>(hay: &'a [u8], key: &[u8]) -> Option<&'a [u8]> {
+    let at = memmem::find(hay, key)? + key.len();
+    let len = memchr::memchr(b'"', &hay[at..])?;
+    Some(&hay[at..at + len])
+}
+
+/// A decimal integer at the start of `b`, optionally quoted or negative.
+pub fn parse_int(b: &[u8]) -> Option<i64> {
+    let b = b.strip_prefix(b"\\\"").or_else(|| b.strip_prefix(b"\"")).unwrap_or(b);
+    let (neg, b) = match b.first() {
+        Some(b'-') => (true, &b[1..]),
+        _ => (false, b),
+    };
+    let mut n: i64 = 0;
+    let mut digits = 0;
+    for &c in b.iter().take(19) {
+        if !c.is_ascii_digit() {
+            break;
+        }
+        n = n * 10 + i64::from(c - b'0');
+        digits += 1;
+    }
+    (digits > 0).then_some(if neg { -n } else { n })
+}
+
+/// `seqid` and `rescode` of a `dataReceptionResp`, whose `data` is a JSON *string*: inside it
+/// the quotes are escaped, so the keys read `\"seqid\":\"`.
+pub fn bigo_ack(frame: &[u8]) -> Option<(u64, i64)> {
+    let seqid = last_number(frame, b"\\\"seqid\\\":")?;
+    let rescode = last_number(frame, b"\\\"rescode\\\":")?;
+    Some((u64::try_from(seqid).ok()?, rescode))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_single_event_yields_its_action_seq_and_ts() {
+        let frame = br#"{"action":"send_topic_msg","user_id":"v","content":"say \"seq\":9","channel_name":"c","seq":42,"ts":1700000000123}"#;
+        let mut seen = Vec::new();
+        EventScanner::default().for_each(frame, |e| seen.push(e));
+        assert_eq!(seen, vec![EventRef { action: b"send_topic_msg", seq: Some(42), ts: Some(1_700_000_000_123) }]);
+    }
+
+    #[test]
+    fn a_batch_array_yields_every_event_in_order() {
+        let frame = br#"[{"action":"danmu","channel_name":"c","item":{"ts":"5","seq":1},"seq":7,"ts":10},{"action":"like","count":1,"seq":8,"ts":11}]"#;
+        let mut seen = Vec::new();
+        EventScanner::default().for_each(frame, |e| seen.push((e.action.to_vec(), e.seq, e.ts)));
+        assert_eq!(seen, vec![(b"danmu".to_vec(), Some(7), Some(10)), (b"like".to_vec(), Some(8), Some(11))]);
+    }
+
+    #[test]
+    fn greeting_and_ack_fields_are_found() {
+        let hello = br#"{"action":"connected","online_token":"abc123","ping_interval":15,"server_time":1}"#;
+        assert_eq!(first_string(hello, b"\"online_token\":\""), Some(&b"abc123"[..]));
+        let ack = br#"{"action":"ack","for":"enter_room_report","error_code":0,"error_reason":"","room":{"channel_name":"c","members":1,"seats":[],"last_seq":5},"last_seq":5}"#;
+        assert_eq!(last_number(ack, b"\"last_seq\":"), Some(5));
+    }
+
+    #[test]
+    fn bigo_acks_read_seqid_and_rescode_from_the_escaped_data_string() {
+        let frame = br#"{"uri":"dataReceptionResp","retry_cnt":0,"send_time":1,"resp_time":2,"up_cost":1,"data":"{\"seqid\":\"1234\",\"rescode\":503,\"message\":\"x\"}"}"#;
+        assert_eq!(bigo_ack(frame), Some((1234, 503)));
+    }
+}
