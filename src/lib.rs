@@ -25,8 +25,10 @@ use actix::{Actor, Addr, Arbiter, ArbiterHandle, AsyncContext, Context};
 use actix_web::{web, App, HttpServer};
 use actors::config::Config;
 use actors::metrics::Metrics;
-use actors::registry::{AllRooms, KickAll, KickAllBigo, Registry};
+use actors::protocol::client::KickReason;
+use actors::registry::{AllRooms, CloseAllBigo, Registry};
 use actors::room::Flush;
+use actors::sessions::{KickAll, SessionIndex};
 use log::{info, warn};
 
 use crate::http::AppState;
@@ -44,6 +46,7 @@ pub struct Broker {
 pub struct ShutdownHandle {
     server: actix_web::dev::ServerHandle,
     registry: Addr<Registry>,
+    sessions: Addr<SessionIndex>,
     draining: Arc<AtomicBool>,
     arbiters: Vec<ArbiterHandle>,
 }
@@ -58,7 +61,7 @@ impl ShutdownHandle {
             return;
         }
         info!("shutdown: draining");
-        let bigo = self.registry.send(KickAllBigo { reason: "shutdown" }).await.unwrap_or_default();
+        let bigo = self.registry.send(CloseAllBigo).await.unwrap_or_default();
         let rooms = self.registry.send(AllRooms).await.unwrap_or_default();
         for room in &rooms {
             // Best effort: a room that is already gone has nothing to flush.
@@ -67,7 +70,7 @@ impl ShutdownHandle {
         // The flushed events travel through each room's ring to the sessions: let them be
         // written before the kick closes the sessions.
         actix_rt::time::sleep(Duration::from_millis(100)).await;
-        let _ = self.registry.send(KickAll { reason: "shutdown" }).await;
+        let _ = self.sessions.send(KickAll { reason: KickReason::Shutdown }).await;
         // Give the sessions a moment to write their close frames.
         actix_rt::time::sleep(Duration::from_millis(300)).await;
         info!("shutdown: {bigo} BIGO connections closed, {} rooms flushed, stopping the server", rooms.len());
@@ -96,15 +99,17 @@ pub fn start_on(config: Config, listener: TcpListener) -> std::io::Result<Broker
     let metrics = Arc::new(Metrics::new());
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let arbiters: Vec<ArbiterHandle> = (0..cores).map(|_| Arbiter::new().handle()).collect();
-    // The live-room list (PROTOCOL.md 3): its viewer counter hears every room's joins and
+    // The live-room list (PROTOCOL.md 3): its room hooks hear every room's joins and
     // leaves through the registry's membership hook.
     let store = store::Store::open(&config.store).map_err(std::io::Error::other)?;
-    let viewers = Context::<live::viewers::ViewerCounter>::new();
+    let hooks = Context::<live::hooks::RoomHooks>::new();
     let registry = Registry::new(config.room.clone(), config.client.send_queue_len, metrics.clone(), arbiters.clone())
         .with_pull(Arc::new(config.bigo.clone()))
-        .with_membership_hook(viewers.address().recipient())
+        .with_membership_hook(hooks.address().recipient())
+        .with_status_source(hooks.address().recipient())
         .start();
-    let live = live::start(&config.live, store, registry.clone(), viewers);
+    let sessions = SessionIndex::default().start();
+    let live = live::start(&config.live, store, registry.clone(), hooks);
     info!("live rooms: {} store", live.store_kind());
     let public_url = if config.server.public_url.is_empty() {
         format!("{}://{local_addr}", if tls.is_some() { "wss" } else { "ws" })
@@ -124,6 +129,7 @@ pub fn start_on(config: Config, listener: TcpListener) -> std::io::Result<Broker
         client: Arc::new(config.client.clone()),
         config: Arc::new(config.clone()),
         registry: registry.clone(),
+        sessions: sessions.clone(),
         metrics,
         live,
         end_point,
@@ -143,7 +149,7 @@ pub fn start_on(config: Config, listener: TcpListener) -> std::io::Result<Broker
     let server = server.run();
     let scheme = if config.server.tls.is_some() { "https/wss" } else { "http/ws" };
     info!("danmu-broker listening on {local_addr} ({scheme}), BIGO ingress at {}", config.bigo.path);
-    let shutdown = ShutdownHandle { server: server.handle(), registry, draining, arbiters };
+    let shutdown = ShutdownHandle { server: server.handle(), registry, sessions, draining, arbiters };
     Ok(Broker { local_addr, server, shutdown })
 }
 

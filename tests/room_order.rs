@@ -229,3 +229,57 @@ async fn an_idle_empty_room_stops_and_a_new_push_starts_it_again() {
     bigo.push(&push_data("i2", "g-idle", 2, vec![msg_item("2", now_ms(), "after restart")])).await;
     assert_eq!(alice.recv_action("send_topic_msg").await["content"], "after restart");
 }
+
+/// Sends `pushes` (seqid, ts, content) on one connection without waiting, then reads every
+/// answer; all must be 200.
+async fn push_back_to_back(bigo: &mut BigoClient, game_sess: &str, pushes: &[(String, i64, String)]) {
+    for (i, (seqid, ts, content)) in pushes.iter().enumerate() {
+        let item = msg_item(&format!("d{i}"), *ts, content);
+        bigo.send_push(&push_data(seqid, game_sess, 2, vec![item])).await;
+    }
+    for _ in pushes {
+        let resp = bigo.recv().await;
+        assert_eq!(BigoClient::data_of(&resp)["rescode"], 200, "{resp}");
+    }
+}
+
+#[actix_rt::test]
+async fn pushes_with_one_ts_reach_members_in_the_order_they_were_sent() {
+    let broker = TestBroker::start().await;
+    let mut alice = broker.client("alice").await;
+    alice.enter("g-tie").await;
+    let mut bigo = broker.bigo_logged_in().await;
+    let ts = now_ms();
+    let pushes: Vec<_> = (0..400).map(|i| (format!("t{i}"), ts, format!("{i:04}"))).collect();
+    push_back_to_back(&mut bigo, "g-tie", &pushes).await;
+    let got = contents(&alice.events("send_topic_msg", 400).await);
+    let sent: Vec<String> = pushes.into_iter().map(|(_, _, c)| c).collect();
+    assert_eq!(got, sent, "equal ts must keep the order of arrival");
+}
+
+#[actix_rt::test]
+async fn equal_and_shuffled_ts_leave_in_ts_order_with_ties_in_sending_order() {
+    // A wide window so that every push of the burst is held together, whatever the machine.
+    let broker = TestBroker::start_with(|c| c.room.reorder_window_ms = 2_000).await;
+    let mut alice = broker.client("alice").await;
+    alice.enter("g-mix").await;
+    let mut bigo = broker.bigo_logged_in().await;
+    let base = now_ms();
+    // 300 pushes over 30 distinct ts values, sent in a scrambled ts order (a fixed LCG).
+    let mut state: u64 = 17;
+    let pushes: Vec<(String, i64, String)> = (0..300)
+        .map(|i| {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            let ts = base + ((state >> 33) % 30) as i64 * 10;
+            (format!("m{i}"), ts, format!("{i:03}"))
+        })
+        .collect();
+    push_back_to_back(&mut bigo, "g-mix", &pushes).await;
+    let mut expected = pushes.clone();
+    expected.sort_by_key(|(_, ts, _)| *ts); // stable: ties keep the sending order
+    let events = alice.events("send_topic_msg", 300).await;
+    let expected: Vec<String> = expected.into_iter().map(|(_, _, c)| c).collect();
+    assert_eq!(contents(&events), expected);
+    let seqs = seqs(&events);
+    assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "seq rises by one");
+}

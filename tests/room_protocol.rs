@@ -625,3 +625,37 @@ async fn a_member_that_stops_reading_is_closed_with_1013_while_the_others_get_ev
     let metrics = broker.get_text("/metrics").await.1;
     assert!(metrics.lines().any(|l| l == "danmu_slow_clients_disconnected_total 1"), "{metrics}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// epochs
+
+#[actix_rt::test]
+async fn the_enter_ack_carries_the_rooms_epoch_and_a_known_epoch_recovers() {
+    let broker = TestBroker::start().await;
+    let mut a = broker.client("a").await;
+    let ack = a.enter("gs-epoch").await;
+    let epoch = ack["epoch"].as_str().expect("the ack carries epoch").to_string();
+    assert_eq!(ack["room"]["epoch"], epoch.as_str());
+    let last = ack["last_seq"].as_u64().unwrap();
+    a.request("exit_room_report", json!({"user_id": "a"})).await;
+    a.send("enter_room_report", json!({"channel_name": "gs-epoch", "last_seq": last, "epoch": epoch})).await;
+    let again = a.recv_action("ack").await;
+    assert_eq!((again["recovered"].as_bool(), again["epoch"].as_str()), (Some(true), Some(epoch.as_str())));
+}
+
+#[actix_rt::test]
+async fn a_room_that_stopped_has_a_new_epoch_and_an_old_last_seq_is_not_recovered() {
+    let broker = TestBroker::start_with(|c| c.room.idle_stop_ms = 200).await;
+    let mut a = broker.client("a").await;
+    let first = a.enter("gs-restart").await;
+    let (old_epoch, last) = (first["epoch"].as_str().unwrap().to_string(), first["last_seq"].as_u64().unwrap());
+    a.request("exit_room_report", json!({"user_id": "a"})).await;
+    // Enough for the empty room to stop (idle checks run every 100 ms at this setting).
+    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    a.send("enter_room_report", json!({"channel_name": "gs-restart", "last_seq": last, "epoch": old_epoch})).await;
+    let ack = a.recv_action("ack").await;
+    assert_ne!(ack["epoch"].as_str(), Some(old_epoch.as_str()), "numbering started again: a new epoch");
+    assert_eq!(ack["recovered"], false, "{ack}");
+    assert_eq!(ack["last_seq"], 1, "its own enter_room is the new room's first event");
+    assert!(a.drain(QUIET).await.is_empty(), "another epoch replays nothing");
+}

@@ -1,11 +1,13 @@
 //! `BigoSession`: one BIGO WebSocket connection (PROTOCOL.md section 1).
 //!
 //! It logs the platform in (`platformLogin`), answers pings, closes itself after
-//! `bigo.idle_timeout_ms` of silence, and turns each `dataReception` into an [`Ingest`] for the
-//! room that the `game_sess` routes to. The 200 goes out only after the room has taken the
-//! push; a full room answers 503. Checks run in the order of section 1.4: token (401), sign
-//! (403), data (400). With pull compensation on, every accepted-for-routing push also tells the
-//! registry about its `game_sess` ([`GameSessSeen`]) so that the session's puller runs.
+//! `bigo.idle_timeout_ms` of silence, and hands each `dataReception` to the room that its
+//! `game_sess` routes to, straight into the room's mailbox (`crate::ingest`): the pushes of one
+//! connection reach the room in the order they arrived. The 200 goes out only after the room
+//! has taken the push; a full room answers 503. Checks run in the order of section 1.4: token
+//! (401), sign (403), data (400); they are the pure [`check_data`] and [`check_login`]. With
+//! pull compensation on, every routed push also tells the registry about its `game_sess`
+//! ([`GameSessSeen`]) so that the session's puller runs.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -14,23 +16,25 @@ use actix::prelude::*;
 use actix_web_actors::ws::{self, CloseCode, CloseReason};
 use log::{debug, info, warn};
 use serde_json::Value;
-use tokio::sync::oneshot;
 
-use crate::config::BigoConfig;
+use crate::config::{BigoAccount, BigoConfig};
+use crate::ingest::{self, Offer, RouteChanged, Routes};
 use crate::metrics::{Kind, Metrics};
 use crate::protocol::bigo::{
     self, BigoStatus, DataReception, DataResult, ErrorResult, LoginData, LoginResult, Request, Response,
 };
 use crate::protocol::{lenient, now_ms, sign};
 use crate::puller::GameSessSeen;
-use crate::registry::{BigoClosed, BigoOpened, Kick, Registry, RouteGameSess};
-use crate::room::{Ingest, IngestOutcome, SessionId};
+use crate::registry::{BigoClosed, BigoOpened, CloseBigo, Registry};
+use crate::room::{IngestOutcome, Push, RoomActor, SessionId};
 use crate::ws_frames::Reassembler;
 
 pub struct BigoSession {
     id: SessionId,
     config: Arc<BigoConfig>,
     registry: Addr<Registry>,
+    /// The rooms of the `game_sess`es this connection pushed for.
+    routes: Routes,
     metrics: Arc<Metrics>,
     peer: String,
     access_token: Option<String>,
@@ -42,11 +46,13 @@ pub struct BigoSession {
     close_reason: Option<String>,
 }
 
-/// A `dataReception` refused before it reached a room.
-struct Rejection {
-    rescode: u16,
-    reason: &'static str,
-    message: String,
+/// A `dataReception` refused before it reached a room: its rescode (section 1.4), the metric
+/// label, and the message sent back.
+#[derive(Debug, PartialEq)]
+pub struct Rejection {
+    pub rescode: u16,
+    pub reason: &'static str,
+    pub message: String,
 }
 
 impl Rejection {
@@ -61,6 +67,7 @@ impl BigoSession {
         Self {
             id: rand::random(),
             config,
+            routes: Routes::new(registry.clone().recipient()),
             registry,
             metrics,
             peer,
@@ -106,7 +113,10 @@ impl BigoSession {
     }
 
     fn login(&mut self, req: &Request, meta: &RequestMeta, ctx: &mut ws::WebsocketContext<Self>) {
-        let outcome = self.check_login(req);
+        let outcome = check_login(&self.config, req, now_ms()).map(|account| {
+            self.account = account.account.clone();
+            sign::random_token()
+        });
         let data = match &outcome {
             Ok(token) => to_json(&LoginResult { code: 200, access_token: Some(token), message: "" }),
             Err(message) => to_json(&LoginResult { code: 400, access_token: None, message }),
@@ -134,57 +144,15 @@ impl BigoSession {
         }
     }
 
-    /// Section 1.2; answers the new access_token or the failure message.
-    fn check_login(&mut self, req: &Request) -> Result<String, &'static str> {
-        let data: LoginData =
-            req.data_text().and_then(|text| serde_json::from_str(&text).ok()).ok_or("data unparsable")?;
-        let account = self.config.accounts.iter().find(|a| a.account == data.account).ok_or("account not found")?;
-        let expected =
-            sign::bigo_login(&account.password, &data.timestamp, &self.config.platform_abbr, &account.account);
-        if data.sign != expected {
-            return Err("sign is error.");
-        }
-        let timestamp: i64 = data.timestamp.parse().map_err(|_| "timestamp expired")?;
-        if (now_ms() - timestamp).abs() > self.config.login_max_skew_ms {
-            return Err("timestamp expired");
-        }
-        self.account = account.account.clone();
-        Ok(sign::random_token())
-    }
-
     fn data_reception(&mut self, req: &Request, meta: RequestMeta, ctx: &mut ws::WebsocketContext<Self>) {
         let data_text = req.data_text();
-        match self.check_data(req, data_text.as_deref()) {
+        match check_data(&self.config, self.access_token.as_deref(), req, data_text.as_deref()) {
             Err(rejection) => {
                 let field = |name| data_text.as_deref().map(|text| field_of(text, name)).unwrap_or_default();
                 self.reject(ctx, &meta, &field("seqid"), &field("game_sess"), rejection);
             }
             Ok(data) => self.forward(data, meta, ctx),
         }
-    }
-
-    fn check_data(&self, req: &Request, data_text: Option<&str>) -> Result<DataReception, Rejection> {
-        let token = match (&self.access_token, &req.access_token) {
-            (None, _) => return Err(Rejection::new(401, "not_logged_in", "not logged in")),
-            (Some(ours), Some(theirs)) if ours == theirs => ours,
-            _ => return Err(Rejection::new(401, "bad_token", "access_token invalid")),
-        };
-        let data_text = data_text.ok_or_else(|| Rejection::new(400, "bad_data", "missing data"))?;
-        if self.config.verify_message_sign {
-            let expected = sign::bigo_message(data_text, token, &self.config.platform_abbr);
-            if req.sign.as_deref() != Some(expected.as_str()) {
-                return Err(Rejection::new(403, "bad_sign", "sign is error."));
-            }
-        }
-        let data: DataReception = serde_json::from_str(data_text)
-            .map_err(|e| Rejection::new(400, "bad_data", format!("data unparsable: {e}")))?;
-        if data.seqid.is_empty() {
-            return Err(Rejection::new(400, "bad_data", "missing seqid"));
-        }
-        if data.game_sess.is_empty() {
-            return Err(Rejection::new(400, "bad_data", "missing game_sess"));
-        }
-        Ok(data)
     }
 
     fn reject(
@@ -205,43 +173,95 @@ impl BigoSession {
     }
 
     /// Hands the push to its room and answers once the room has taken it (or refused it).
+    /// The push enters the room's mailbox before this returns (or, on the first push of a
+    /// `game_sess`, before the next frame is read), so pushes reach the room in the order
+    /// they arrived on this connection.
     fn forward(&mut self, data: DataReception, meta: RequestMeta, ctx: &mut ws::WebsocketContext<Self>) {
-        let registry = self.registry.clone();
-        let (game_sess, seqid) = (data.game_sess.clone(), data.seqid.clone());
         if self.config.pull.enabled {
             // The session's puller learns its anchors and status 3 from the pushes (section 1.5).
-            registry.do_send(GameSessSeen {
-                game_sess: game_sess.clone(),
+            self.registry.do_send(GameSessSeen {
+                game_sess: data.game_sess.clone(),
                 game_id: data.game_id.clone(),
                 openids: data.openids().map(str::to_string).collect(),
                 timestamp: data.timestamp.unwrap_or_else(now_ms),
                 closed: data.status == Some(3),
             });
         }
-        let push = PushParts {
+        let push = Push {
             timestamp: data.timestamp.unwrap_or_else(now_ms),
             status: data.status.and_then(BigoStatus::from_code),
             items: data.items(),
+            game_sess: data.game_sess,
+            seqid: data.seqid,
         };
-        let (gs, sq) = (game_sess.clone(), seqid.clone());
-        let fut = async move { deliver(&registry, &gs, &sq, push).await };
-        ctx.spawn(fut.into_actor(self).map(move |outcome, act, ctx| {
-            let (rescode, message) = match outcome {
-                Some(IngestOutcome::Accepted { new_items }) => {
-                    debug!("bigo {}: game_sess {game_sess} seqid {seqid} taken ({new_items} new items)", act.peer);
-                    (200, "")
-                }
-                Some(IngestOutcome::DuplicateSeqid) => (200, ""),
-                Some(IngestOutcome::Full) => (503, "room queue full, retry later"),
-                None => (503, "room unavailable, retry later"),
-            };
-            if rescode != 200 {
-                act.reject(ctx, &meta, &seqid, &game_sess, Rejection::new(rescode, "room_full", message));
-                return;
+        match self.routes.cached(&push.game_sess) {
+            Some(room) => self.offer(&room, push, meta, true, ctx),
+            None => self.route_then_offer(push, meta, ctx),
+        }
+    }
+
+    /// Asks for the room of an unknown `game_sess`, reading no further frame until it is known.
+    fn route_then_offer(&mut self, push: Push, meta: RequestMeta, ctx: &mut ws::WebsocketContext<Self>) {
+        let look_up = self.routes.look_up(&push.game_sess);
+        ctx.wait(look_up.into_actor(self).map(move |room, act, ctx| match room {
+            Some(room) => {
+                act.routes.remember(push.game_sess.clone(), room.clone());
+                act.offer(&room, push, meta, false, ctx);
             }
-            let data = to_json(&DataResult { seqid: &seqid, rescode, message });
-            Self::respond(ctx, &act.metrics, bigo::URI_DATA_RESP, &meta, data);
+            None => act.answer(ctx, &meta, &push.game_sess, &push.seqid, None),
         }));
+    }
+
+    /// Puts the push into the room's mailbox now and answers BIGO when the room has taken it.
+    /// A room that has stopped is routed again once (`reroute`).
+    fn offer(
+        &mut self,
+        room: &Addr<RoomActor>,
+        push: Push,
+        meta: RequestMeta,
+        reroute: bool,
+        ctx: &mut ws::WebsocketContext<Self>,
+    ) {
+        let (game_sess, seqid) = (push.game_sess.clone(), push.seqid.clone());
+        match ingest::offer(room, push) {
+            Offer::Sent(taken) => {
+                let taken = async move { taken.await.ok() };
+                ctx.spawn(taken.into_actor(self).map(move |outcome, act, ctx| {
+                    act.answer(ctx, &meta, &game_sess, &seqid, outcome);
+                }));
+            }
+            Offer::Full => self.answer(ctx, &meta, &game_sess, &seqid, Some(IngestOutcome::Full)),
+            Offer::Gone(push) if reroute => {
+                self.routes.forget(&game_sess);
+                self.route_then_offer(push, meta, ctx);
+            }
+            Offer::Gone(_) => self.answer(ctx, &meta, &game_sess, &seqid, None),
+        }
+    }
+
+    /// The `dataReceptionResp` for a push a room took, refused, or never got (`None`).
+    fn answer(
+        &self,
+        ctx: &mut ws::WebsocketContext<Self>,
+        meta: &RequestMeta,
+        game_sess: &str,
+        seqid: &str,
+        outcome: Option<IngestOutcome>,
+    ) {
+        let (rescode, message) = match outcome {
+            Some(IngestOutcome::Accepted { new_items }) => {
+                debug!("bigo {}: game_sess {game_sess} seqid {seqid} taken ({new_items} new items)", self.peer);
+                (200, "")
+            }
+            Some(IngestOutcome::DuplicateSeqid) => (200, ""),
+            Some(IngestOutcome::Full) => (503, "room queue full, retry later"),
+            None => (503, "room unavailable, retry later"),
+        };
+        if rescode != 200 {
+            return self.reject(ctx, meta, seqid, game_sess, Rejection::new(rescode, "room_full", message));
+        }
+        let data = to_json(&DataResult { seqid, rescode, message });
+        Self::respond(ctx, &self.metrics, bigo::URI_DATA_RESP, meta, data);
     }
 
     fn on_close_or_error(&mut self, ctx: &mut ws::WebsocketContext<Self>, code: CloseCode, why: &str) {
@@ -251,44 +271,51 @@ impl BigoSession {
     }
 }
 
-/// The parts of a push a room needs.
-pub struct PushParts {
-    pub timestamp: i64,
-    pub status: Option<BigoStatus>,
-    pub items: Vec<crate::protocol::bigo::DanmuItem>,
+/// Section 1.2: the account a `platformLogin` logs in, or the failure message. Checks run
+/// account, sign, then timestamp (README "Decisions").
+pub fn check_login<'c>(config: &'c BigoConfig, req: &Request, now_ms: i64) -> Result<&'c BigoAccount, &'static str> {
+    let data: LoginData = req.data_text().and_then(|text| serde_json::from_str(&text).ok()).ok_or("data unparsable")?;
+    let account = config.accounts.iter().find(|a| a.account == data.account).ok_or("account not found")?;
+    let expected = sign::bigo_login(&account.password, &data.timestamp, &config.platform_abbr, &account.account);
+    if data.sign != expected {
+        return Err("sign is error.");
+    }
+    let timestamp: i64 = data.timestamp.parse().map_err(|_| "timestamp expired")?;
+    if (now_ms - timestamp).abs() > config.login_max_skew_ms {
+        return Err("timestamp expired");
+    }
+    Ok(account)
 }
 
-/// Routes a push (or a pulled batch) to its room and waits until the room has taken it.
-/// `None` when no room could take it (stopped twice in a row, or gone).
-pub async fn deliver(
-    registry: &Addr<Registry>,
-    game_sess: &str,
-    seqid: &str,
-    push: PushParts,
-) -> Option<IngestOutcome> {
-    let mut push = Some(push);
-    // A room may stop (idle) between routing and sending: route again once.
-    for _ in 0..2 {
-        let room = registry.send(RouteGameSess { game_sess: game_sess.to_string() }).await.ok()?;
-        let parts = push.take()?;
-        let (reply, answer) = oneshot::channel();
-        let msg = Ingest {
-            game_sess: game_sess.to_string(),
-            seqid: seqid.to_string(),
-            timestamp: parts.timestamp,
-            status: parts.status,
-            items: parts.items,
-            reply,
-        };
-        match room.try_send(msg) {
-            Ok(()) => return answer.await.ok(),
-            Err(SendError::Full(_)) => return Some(IngestOutcome::Full),
-            Err(SendError::Closed(msg)) => {
-                push = Some(PushParts { timestamp: msg.timestamp, status: msg.status, items: msg.items });
-            }
+/// Section 1.4: a `dataReception` of a connection holding `access_token` (`None`: not logged
+/// in), checked in the order token (401), sign (403), data (400).
+pub fn check_data(
+    config: &BigoConfig,
+    access_token: Option<&str>,
+    req: &Request,
+    data_text: Option<&str>,
+) -> Result<DataReception, Rejection> {
+    let token = match (access_token, req.access_token.as_deref()) {
+        (None, _) => return Err(Rejection::new(401, "not_logged_in", "not logged in")),
+        (Some(ours), Some(theirs)) if ours == theirs => ours,
+        _ => return Err(Rejection::new(401, "bad_token", "access_token invalid")),
+    };
+    let data_text = data_text.ok_or_else(|| Rejection::new(400, "bad_data", "missing data"))?;
+    if config.verify_message_sign {
+        let expected = sign::bigo_message(data_text, token, &config.platform_abbr);
+        if req.sign.as_deref() != Some(expected.as_str()) {
+            return Err(Rejection::new(403, "bad_sign", "sign is error."));
         }
     }
-    None
+    let data: DataReception = serde_json::from_str(data_text)
+        .map_err(|e| Rejection::new(400, "bad_data", format!("data unparsable: {e}")))?;
+    if data.seqid.is_empty() {
+        return Err(Rejection::new(400, "bad_data", "missing seqid"));
+    }
+    if data.game_sess.is_empty() {
+        return Err(Rejection::new(400, "bad_data", "missing game_sess"));
+    }
+    Ok(data)
 }
 
 #[derive(Default)]
@@ -316,7 +343,11 @@ impl Actor for BigoSession {
     fn started(&mut self, ctx: &mut Self::Context) {
         info!("bigo {}: connected", self.peer);
         self.metrics.connection_opened(Kind::Bigo);
-        self.registry.do_send(BigoOpened { session: self.id, addr: ctx.address().recipient() });
+        self.registry.do_send(BigoOpened {
+            session: self.id,
+            close: ctx.address().recipient(),
+            route_changed: ctx.address().recipient(),
+        });
         let idle = Duration::from_millis(self.config.idle_timeout_ms);
         ctx.run_interval(Duration::from_millis(500).min(idle), move |act, ctx| {
             if act.last_seen.elapsed() >= idle {
@@ -333,13 +364,21 @@ impl Actor for BigoSession {
     }
 }
 
-impl Handler<Kick> for BigoSession {
+impl Handler<CloseBigo> for BigoSession {
     type Result = ();
 
     /// Shutdown: close with 1012 (service restart) so that BIGO reconnects, to another node,
     /// and re-sends whatever it has no 200 for.
-    fn handle(&mut self, msg: Kick, ctx: &mut Self::Context) {
-        self.on_close_or_error(ctx, CloseCode::Restart, msg.reason);
+    fn handle(&mut self, _: CloseBigo, ctx: &mut Self::Context) {
+        self.on_close_or_error(ctx, CloseCode::Restart, "shutdown");
+    }
+}
+
+impl Handler<RouteChanged> for BigoSession {
+    type Result = ();
+
+    fn handle(&mut self, msg: RouteChanged, _ctx: &mut Self::Context) {
+        self.routes.forget(&msg.game_sess);
     }
 }
 

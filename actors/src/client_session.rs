@@ -1,8 +1,9 @@
 //! `ClientSession`: one app client WebSocket (PROTOCOL.md section 2).
 //!
 //! The HTTP layer has already checked the JWT; the session greets with `connected` and a fresh
-//! `online_token`, checks every frame (rate, then envelope: `online_token` 1003, `timestamp`
-//! 1010, `sign` 1002, then the action: 1009 / 1001), and carries the actions to its room.
+//! `online_token`, checks every frame (the rate limit, then the pure [`check_frame`]: envelope
+//! `online_token` 1003, `timestamp` 1010, `sign` 1002, then the action: 1009 / 1001), and
+//! carries the actions to its room. A room is found through the registry once, on entering.
 //!
 //! Room events arrive through the room's broadcast ring as already-serialised [`Bundle`]s and
 //! are written as they are (one frame per event, or the bundle's JSON array with `batch=1`).
@@ -22,11 +23,12 @@ use crate::metrics::{Kind, Metrics};
 use crate::protocol::client::{AckDetail, ClientRequest, Direct, Envelope, ErrorCode, Profile};
 use crate::protocol::{lenient, now_ms, sign};
 use crate::rate::TokenBucket;
-use crate::registry::{Kick, MoveOut, Registry, RoomFor, SessionClosed, SessionOpened, SetCurrentRoom};
+use crate::registry::{Registry, RoomFor};
 use crate::room::{
-    json_array, Action, ActionDone, Fanout, Join, Joined, Leave, LeaveReason, MemberAction, Refused, RoomActor,
-    SessionId, ToMember,
+    json_array, Action, ActionDone, Fanout, Join, JoinRequest, Joined, Leave, LeaveReason, MemberAction, Refused,
+    RoomActor, RoomEvent, SessionId, ToMember,
 };
+use crate::sessions::{Kick, MoveOut, SessionClosed, SessionIndex, SessionOpened, SetCurrentRoom};
 use crate::ws_frames::{Frame, FrameError, Reassembler};
 
 /// What the HTTP layer learnt at the upgrade.
@@ -49,6 +51,7 @@ pub struct ClientSession {
     online_token: String,
     config: Arc<ClientConfig>,
     registry: Addr<Registry>,
+    sessions: Addr<SessionIndex>,
     metrics: Arc<Metrics>,
     room: Option<CurrentRoom>,
     last_seen: Instant,
@@ -61,20 +64,61 @@ pub struct ClientSession {
 }
 
 /// An authentic, parsed client frame.
-struct Checked {
-    action: String,
-    request: ClientRequest,
+#[derive(Debug)]
+pub struct Checked {
+    pub action: String,
+    pub request: ClientRequest,
 }
 
 /// A refused frame: the code and the reason sent back.
-struct Refusal {
-    action: String,
-    code: ErrorCode,
-    reason: String,
+#[derive(Debug)]
+pub struct Refusal {
+    pub action: String,
+    pub code: ErrorCode,
+    pub reason: String,
+}
+
+impl Refusal {
+    fn new(action: &str, code: ErrorCode, reason: &str) -> Self {
+        Self { action: action.to_string(), code, reason: reason.to_string() }
+    }
+}
+
+/// The checks of PROTOCOL.md 2.3 after the rate limit, in order: JSON (1001), `online_token`
+/// (1003), `timestamp` (1010), `sign` (1002), the action (1009), its fields (1001).
+pub fn check_frame(text: &str, online_token: &str, config: &ClientConfig, now_ms: i64) -> Result<Checked, Refusal> {
+    let envelope: Envelope = serde_json::from_str(text)
+        .map_err(|e| Refusal::new("", ErrorCode::BadParameters, &format!("malformed frame: {e}")))?;
+    let action = envelope.action.as_str();
+    if envelope.online_token.as_deref() != Some(online_token) {
+        return Err(Refusal::new(action, ErrorCode::TokenInvalid, "online_token invalid"));
+    }
+    let timestamp = lenient::text_of(&envelope.timestamp).unwrap_or_default();
+    let in_window = timestamp.parse::<i64>().is_ok_and(|ts| (now_ms - ts).abs() <= config.max_skew_ms);
+    if !in_window {
+        return Err(Refusal::new(action, ErrorCode::TimestampOutOfWindow, "timestamp out of window"));
+    }
+    let sid = envelope.sid.as_deref().unwrap_or_default();
+    let expected = sign::client_frame(action, online_token, sid, &timestamp);
+    if envelope.sign.as_deref() != Some(expected.as_str()) {
+        return Err(Refusal::new(action, ErrorCode::BadSign, "sign is error"));
+    }
+    if !ClientRequest::ACTIONS.contains(&action) {
+        return Err(Refusal::new(action, ErrorCode::UnknownAction, &format!("unknown action {action:?}")));
+    }
+    let request: ClientRequest = serde_json::from_str(text)
+        .map_err(|e| Refusal::new(action, ErrorCode::BadParameters, &format!("bad parameters: {e}")))?;
+    Ok(Checked { action: envelope.action, request })
 }
 
 impl ClientSession {
-    pub fn new(hello: ClientHello, config: Arc<ClientConfig>, registry: Addr<Registry>, metrics: Arc<Metrics>) -> Self {
+    pub fn new(
+        hello: ClientHello,
+        config: Arc<ClientConfig>,
+        registry: Addr<Registry>,
+        sessions: Addr<SessionIndex>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         let bucket = TokenBucket::new(config.rate_per_s);
         let frames = Reassembler::new(config.max_frame_bytes);
         Self {
@@ -83,6 +127,7 @@ impl ClientSession {
             online_token: sign::random_token(),
             config,
             registry,
+            sessions,
             metrics,
             room: None,
             last_seen: Instant::now(),
@@ -139,40 +184,14 @@ impl ClientSession {
         ctx.stop();
     }
 
-    /// The checks of section 2.3, in order.
-    fn check(&mut self, text: &str) -> Result<Checked, Refusal> {
-        let refuse =
-            |action: &str, code, reason: &str| Refusal { action: action.to_string(), code, reason: reason.to_string() };
-        if !self.bucket.take() {
-            return Err(refuse("", ErrorCode::RateLimited, "too many frames, slow down"));
-        }
-        let envelope: Envelope = serde_json::from_str(text)
-            .map_err(|e| refuse("", ErrorCode::BadParameters, &format!("malformed frame: {e}")))?;
-        let action = envelope.action.as_str();
-        if envelope.online_token.as_deref() != Some(self.online_token.as_str()) {
-            return Err(refuse(action, ErrorCode::TokenInvalid, "online_token invalid"));
-        }
-        let timestamp = lenient::text_of(&envelope.timestamp).unwrap_or_default();
-        let in_window = timestamp.parse::<i64>().is_ok_and(|ts| (now_ms() - ts).abs() <= self.config.max_skew_ms);
-        if !in_window {
-            return Err(refuse(action, ErrorCode::TimestampOutOfWindow, "timestamp out of window"));
-        }
-        let sid = envelope.sid.as_deref().unwrap_or_default();
-        let expected = sign::client_frame(action, &self.online_token, sid, &timestamp);
-        if envelope.sign.as_deref() != Some(expected.as_str()) {
-            return Err(refuse(action, ErrorCode::BadSign, "sign is error"));
-        }
-        if !ClientRequest::ACTIONS.contains(&action) {
-            return Err(refuse(action, ErrorCode::UnknownAction, &format!("unknown action {action:?}")));
-        }
-        let request: ClientRequest = serde_json::from_str(text)
-            .map_err(|e| refuse(action, ErrorCode::BadParameters, &format!("bad parameters: {e}")))?;
-        Ok(Checked { action: envelope.action, request })
-    }
-
     fn on_text(&mut self, text: &str, ctx: &mut ws::WebsocketContext<Self>) {
         self.metrics.frame_in(Kind::Client);
-        match self.check(text) {
+        let checked = if self.bucket.take() {
+            check_frame(text, &self.online_token, &self.config, now_ms())
+        } else {
+            Err(Refusal::new("", ErrorCode::RateLimited, "too many frames, slow down"))
+        };
+        match checked {
             Ok(checked) => self.act(checked, ctx),
             Err(refusal) => self.refuse(ctx, refusal),
         }
@@ -187,12 +206,12 @@ impl ClientSession {
         };
         match request {
             ClientRequest::Ping => self.send_direct(ctx, &Direct::Pong { server_time: now_ms() }),
-            ClientRequest::EnterRoom { channel_name, last_seq } => {
+            ClientRequest::EnterRoom { channel_name, last_seq, epoch } => {
                 if channel_name.is_empty() {
                     return self.refuse(ctx, refuse(ErrorCode::BadParameters, "channel_name is empty"));
                 }
                 let last_seq = last_seq.map(|s| s.max(0) as u64);
-                self.enter(action, channel_name, last_seq, ctx);
+                self.enter(action, channel_name, last_seq, epoch, ctx);
             }
             ClientRequest::ExitRoom { user_id, channel_name } => {
                 if !user_id.is_empty() && user_id != self.user_id() {
@@ -268,7 +287,7 @@ impl ClientSession {
         if let Some(room) = self.room.take() {
             ctx.cancel_future(room.stream);
             room.addr.do_send(Leave { session: self.id, reason });
-            self.registry.do_send(SetCurrentRoom {
+            self.sessions.do_send(SetCurrentRoom {
                 user_id: self.user_id().to_string(),
                 session: self.id,
                 channel_name: None,
@@ -281,12 +300,13 @@ impl ClientSession {
         action: String,
         channel_name: String,
         last_seq: Option<u64>,
+        epoch: Option<String>,
         ctx: &mut ws::WebsocketContext<Self>,
     ) {
         self.leave(LeaveReason::Switch, ctx);
         let registry = self.registry.clone();
-        let join =
-            Join { session: self.id, profile: self.hello.profile.clone(), addr: ctx.address().recipient(), last_seq };
+        let request = JoinRequest { session: self.id, profile: self.hello.profile.clone(), last_seq, epoch };
+        let join = Join { request, addr: ctx.address().recipient() };
         let name = channel_name.clone();
         let fut = async move {
             let room = registry.send(RoomFor { channel_name: name.clone() }).await.ok()?;
@@ -319,11 +339,12 @@ impl ClientSession {
         ctx: &mut ws::WebsocketContext<Self>,
     ) {
         let Joined { events, snapshot, own_seq, replay, recovered } = joined;
-        info!("client user_id {} entered {} (seq {})", self.user_id(), channel_name, own_seq);
+        info!("client user_id {} entered {} (seq {}, epoch {})", self.user_id(), channel_name, own_seq, snapshot.epoch);
+        let epoch = Some(snapshot.epoch.clone());
         self.ack(
             ctx,
             &action,
-            AckDetail { room: Some(snapshot), last_seq: Some(own_seq), recovered, ..Default::default() },
+            AckDetail { room: Some(snapshot), last_seq: Some(own_seq), epoch, recovered, ..Default::default() },
         );
         if !replay.is_empty() {
             debug!("client user_id {}: replaying {} events of {}", self.user_id(), replay.len(), channel_name);
@@ -338,7 +359,7 @@ impl ClientSession {
             }
         }
         let stream = ctx.add_stream(BroadcastStream::new(events));
-        self.registry.do_send(SetCurrentRoom {
+        self.sessions.do_send(SetCurrentRoom {
             user_id: self.user_id().to_string(),
             session: self.id,
             channel_name: Some(channel_name.clone()),
@@ -348,7 +369,7 @@ impl ClientSession {
 
     /// Writes one bundle of room events, skipping the ones meant for everybody but us.
     fn write_bundle(&mut self, bundle: &Fanout, ctx: &mut ws::WebsocketContext<Self>) {
-        let mine = |e: &&crate::room::RoomEvent| e.exclude != Some(self.id);
+        let mine = |e: &&RoomEvent| e.exclude != Some(self.id);
         if self.hello.batch {
             if bundle.events.iter().all(|e| e.exclude != Some(self.id)) {
                 ctx.text(bundle.array.clone());
@@ -377,11 +398,11 @@ impl Actor for ClientSession {
         ctx.set_mailbox_capacity(256);
         self.metrics.connection_opened(Kind::Client);
         info!("client {} user_id {} sid {} connected", self.hello.peer, self.user_id(), self.hello.sid);
-        self.registry.do_send(SessionOpened {
+        self.sessions.do_send(SessionOpened {
             user_id: self.user_id().to_string(),
             sid: self.hello.sid.clone(),
             session: self.id,
-            addr: ctx.address().recipient(),
+            kick: ctx.address().recipient(),
             move_out: ctx.address().recipient(),
         });
         let connected = Direct::Connected {
@@ -402,7 +423,7 @@ impl Actor for ClientSession {
         let why = self.close_reason.unwrap_or("connection lost");
         info!("client {} user_id {} sid {} disconnected ({why})", self.hello.peer, self.user_id(), self.hello.sid);
         self.leave(LeaveReason::Disconnect, ctx);
-        self.registry.do_send(SessionClosed {
+        self.sessions.do_send(SessionClosed {
             user_id: self.user_id().to_string(),
             sid: self.hello.sid.clone(),
             session: self.id,
@@ -490,9 +511,9 @@ impl Handler<Kick> for ClientSession {
     type Result = ();
 
     fn handle(&mut self, msg: Kick, ctx: &mut Self::Context) {
-        info!("client user_id {}: kicked ({})", self.user_id(), msg.reason);
-        self.send_direct(ctx, &Direct::Kicked { reason: msg.reason });
-        let code = if msg.reason == "shutdown" { CloseCode::Restart } else { CloseCode::Normal };
-        self.close(ctx, code, if msg.reason == "shutdown" { "shutdown" } else { "replaced" });
+        let reason = msg.reason;
+        info!("client user_id {}: kicked ({})", self.user_id(), reason.as_str());
+        self.send_direct(ctx, &Direct::Kicked { reason });
+        self.close(ctx, CloseCode::from(reason.close_code()), reason.as_str());
     }
 }

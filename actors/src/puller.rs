@@ -2,12 +2,13 @@
 //!
 //! BIGO's pushes can be lost, so while a `game_sess` is active its puller also polls
 //! `POST {bigo.api_base}/broom/pull_data` and hands what it finds to the session's room through
-//! the same path as a push ([`deliver`] with an empty seqid): the room drops every item it has
-//! seen (by `data_seq`), so an item both pushed and pulled reaches clients once.
+//! the same path as a push (`crate::ingest`, with an empty seqid): the room drops every item it
+//! has seen (by `data_seq`), so an item both pushed and pulled reaches clients once.
 //!
-//! Who talks to it: the [`Registry`] starts one per `game_sess` the first time a push for it
-//! is read (when `bigo.pull.enabled`), and forwards every later push's anchors and status as
-//! [`GameSessSeen`]. The puller tells the registry when it stops ([`PullerStopped`]).
+//! Who talks to it: the registry starts one per `game_sess` the first time a push for it is
+//! read (when `bigo.pull.enabled`), and forwards every later push's anchors and status as
+//! [`GameSessSeen`], and route changes as [`RouteChanged`]. The puller tells whoever started
+//! it when it stops ([`PullerStopped`], through [`PullerLinks`]).
 //!
 //! Its life: a pull every `bigo.pull.interval_ms`; a full batch for some anchor means more are
 //! waiting, so the next pull follows after [`MIN_SPACING`] only. Calls are never closer than
@@ -26,14 +27,13 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use log::{debug, info, warn};
 
-use crate::bigo_session::{deliver, PushParts};
 use crate::config::BigoConfig;
+use crate::ingest::{deliver, RouteChanged, RouteGameSess};
 use crate::metrics::Metrics;
 use crate::protocol::bigo::DanmuItem;
 use crate::protocol::pull::{PullRequest, PullResponse, PULL_PATH};
 use crate::protocol::{now_ms, sign};
-use crate::registry::{PullerStopped, Registry};
-use crate::room::IngestOutcome;
+use crate::room::{IngestOutcome, Push, RoomActor};
 
 /// The closest two calls of one puller may be: BIGO allows 10 calls/s per anchor.
 pub const MIN_SPACING: Duration = Duration::from_millis(100);
@@ -60,6 +60,20 @@ pub struct GameSessSeen {
     pub openids: Vec<String>,
     pub timestamp: i64,
     pub closed: bool,
+}
+
+/// A puller stopped; whoever started it forgets it unless a newer one already took its place.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct PullerStopped {
+    pub game_sess: String,
+    pub addr: Addr<Puller>,
+}
+
+/// Where a puller's outside world is: who routes its batches, and who hears that it stopped.
+pub struct PullerLinks {
+    pub route: Recipient<RouteGameSess>,
+    pub stopped: Recipient<PullerStopped>,
 }
 
 /// When the next call is due, from how the last one went. Plain logic, unit-tested below.
@@ -126,7 +140,9 @@ pub struct Puller {
     game_sess: String,
     game_id: String,
     config: Arc<BigoConfig>,
-    registry: Addr<Registry>,
+    links: PullerLinks,
+    /// The room the batches went to last (dropped when the route changes).
+    room: Option<Addr<RoomActor>>,
     metrics: Arc<Metrics>,
     /// Built in `started`: awc's client is not `Send` and must live on this actor's thread.
     client: Option<awc::Client>,
@@ -152,14 +168,15 @@ pub struct Puller {
 }
 
 impl Puller {
-    pub fn new(seen: &GameSessSeen, config: Arc<BigoConfig>, registry: Addr<Registry>, metrics: Arc<Metrics>) -> Self {
+    pub fn new(seen: &GameSessSeen, config: Arc<BigoConfig>, links: PullerLinks, metrics: Arc<Metrics>) -> Self {
         let interval = Duration::from_millis(config.pull.interval_ms);
         Self {
             game_sess: seen.game_sess.clone(),
             game_id: seen.game_id.clone(),
             since: seen.timestamp - config.pull.interval_ms as i64,
             config,
-            registry,
+            links,
+            room: None,
             metrics,
             client: None,
             game_users: seen.openids.iter().cloned().collect(),
@@ -200,22 +217,20 @@ impl Puller {
         }
         let Some(client) = self.client.clone() else { return ctx.stop() };
         self.busy = true;
-        let (registry, game_sess) = (self.registry.clone(), self.game_sess.clone());
+        let (route, room, game_sess) = (self.links.route.clone(), self.room.clone(), self.game_sess.clone());
         if let Some(items) = self.kept.take() {
             let fut = async move {
-                match deliver(
-                    &registry,
-                    &game_sess,
-                    "",
-                    PushParts { timestamp: now_ms(), status: None, items: items.clone() },
-                )
-                .await
-                {
+                let (room, outcome) = deliver(route, room, pulled(&game_sess, items.clone())).await;
+                let turn = match outcome {
                     Some(IngestOutcome::Accepted { new_items }) => Turn::Delivered { new_items },
                     _ => Turn::RoomBusy { items, context: String::new() },
-                }
+                };
+                (room, turn)
             };
-            ctx.spawn(fut.into_actor(self).map(|turn, act, ctx| act.after(turn, ctx)));
+            ctx.spawn(fut.into_actor(self).map(|(room, turn), act, ctx| {
+                act.room = room;
+                act.after(turn, ctx)
+            }));
             return;
         }
         self.calls += 1;
@@ -240,24 +255,25 @@ impl Puller {
         let fut = async move {
             let answer = match tokio::time::timeout(timeout, call(&client, &url, &token, body)).await {
                 Ok(Ok(answer)) => answer,
-                Ok(Err(e)) => return (seqid, Turn::Failed(e)),
-                Err(_) => return (seqid, Turn::Failed(PullError::Timeout(timeout))),
+                Ok(Err(e)) => return (seqid, room, Turn::Failed(e)),
+                Err(_) => return (seqid, room, Turn::Failed(PullError::Timeout(timeout))),
             };
             let more_waiting = answer.fullest_anchor() >= batch;
             let items = answer.items(now_ms());
             if items.is_empty() {
-                return (seqid, Turn::Pulled { new_items: 0, more_waiting, context: answer.context });
+                return (seqid, room, Turn::Pulled { new_items: 0, more_waiting, context: answer.context });
             }
-            let push = PushParts { timestamp: now_ms(), status: None, items: items.clone() };
-            let turn = match deliver(&registry, &game_sess, "", push).await {
+            let (room, outcome) = deliver(route, room, pulled(&game_sess, items.clone())).await;
+            let turn = match outcome {
                 Some(IngestOutcome::Accepted { new_items }) => {
                     Turn::Pulled { new_items, more_waiting, context: answer.context }
                 }
                 _ => Turn::RoomBusy { items, context: answer.context },
             };
-            (seqid, turn)
+            (seqid, room, turn)
         };
-        ctx.spawn(fut.into_actor(self).map(|(seqid, turn), act, ctx| {
+        ctx.spawn(fut.into_actor(self).map(|(seqid, room, turn), act, ctx| {
+            act.room = room;
             if let Turn::Failed(e) = &turn {
                 act.metrics.pull_failures.inc();
                 warn!(
@@ -332,6 +348,11 @@ impl Puller {
     }
 }
 
+/// A pulled batch as the room takes it: like a push without seqid (dedup is by `data_seq`).
+fn pulled(game_sess: &str, items: Vec<DanmuItem>) -> Push {
+    Push { game_sess: game_sess.to_string(), seqid: String::new(), timestamp: now_ms(), status: None, items }
+}
+
 /// One `pull_data` call: the answer when HTTP and `rescode` both say 200.
 async fn call(client: &awc::Client, url: &str, token: &str, body: Vec<u8>) -> Result<PullResponse, PullError> {
     let mut response = client
@@ -366,7 +387,7 @@ impl Actor for Puller {
 
     fn stopped(&mut self, ctx: &mut Self::Context) {
         debug!("pull game_sess {}: stopped after {} calls", self.game_sess, self.calls);
-        self.registry.do_send(PullerStopped { game_sess: self.game_sess.clone(), addr: ctx.address() });
+        self.links.stopped.do_send(PullerStopped { game_sess: self.game_sess.clone(), addr: ctx.address() });
     }
 }
 
@@ -387,6 +408,14 @@ impl Handler<GameSessSeen> for Puller {
                 self.schedule(Duration::ZERO, ctx);
             }
         }
+    }
+}
+
+impl Handler<RouteChanged> for Puller {
+    type Result = ();
+
+    fn handle(&mut self, _: RouteChanged, _ctx: &mut Self::Context) {
+        self.room = None;
     }
 }
 

@@ -7,7 +7,7 @@ use actix_web_actors::ws;
 use actors::client_session::{ClientHello, ClientSession};
 use actors::protocol::client::ErrorCode;
 use actors::protocol::now_ms;
-use actors::registry::CurrentRoom;
+use actors::sessions::CurrentRoom;
 use log::{info, warn};
 use serde::{Deserialize, Serialize};
 
@@ -86,7 +86,13 @@ pub async fn upgrade(
         batch: q.batch.as_deref() == Some("1"),
         peer,
     };
-    let session = ClientSession::new(hello, state.client.clone(), state.registry.clone(), state.metrics.clone());
+    let session = ClientSession::new(
+        hello,
+        state.client.clone(),
+        state.registry.clone(),
+        state.sessions.clone(),
+        state.metrics.clone(),
+    );
     ws::WsResponseBuilder::new(session, &req, stream).frame_size(state.client.max_frame_bytes).start()
 }
 
@@ -100,6 +106,6 @@ struct UserInfo<'a> {
 
 pub async fn user_info(state: web::Data<AppState>, q: web::Query<CommonParams>) -> Result<HttpResponse, ApiError> {
     let claims = check(&state, &q, false)?;
-    let current_room_id = state.registry.send(CurrentRoom { user_id: claims.sub.clone() }).await.unwrap_or_default();
+    let current_room_id = state.sessions.send(CurrentRoom { user_id: claims.sub.clone() }).await.unwrap_or_default();
     Ok(HttpResponse::Ok().json(UserInfo { error_code: 0, error_reason: "", user_id: &claims.sub, current_room_id }))
 }

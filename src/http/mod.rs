@@ -27,6 +27,7 @@ use actix_web::web;
 use actors::config::{BigoConfig, ClientConfig, Config};
 use actors::metrics::Metrics;
 use actors::registry::Registry;
+use actors::sessions::SessionIndex;
 
 use crate::live::LiveRooms;
 
@@ -36,6 +37,7 @@ pub struct AppState {
     pub bigo: Arc<BigoConfig>,
     pub client: Arc<ClientConfig>,
     pub registry: Addr<Registry>,
+    pub sessions: Addr<SessionIndex>,
     pub metrics: Arc<Metrics>,
     /// The live-room list service (PROTOCOL.md 3).
     pub live: LiveRooms,

@@ -8,12 +8,13 @@
 //! make their reports answer 1007), a `/game` link to the registry (`LinkGameSess`), a ban to
 //! the [`CloudAgent`](crate::cloud::CloudAgent) (cut the push).
 //!
-//! Beside it run two actors: [`viewers::ViewerCounter`] (viewers from real joins and leaves)
+//! Beside it run two actors: [`hooks::RoomHooks`] (viewers from real joins and leaves, and a
+//! starting room's status)
 //! and the `CloudAgent` (zombie poller, forbid-push). [`start`] wires all three.
 
+pub mod hooks;
 pub mod status;
 pub mod urls;
-pub mod viewers;
 pub mod zombies;
 
 use std::sync::Arc;
@@ -28,8 +29,8 @@ use log::{info, warn};
 
 use crate::cloud::{CloudAgent, ForbidPush};
 use crate::store::{Guarded, LivePage, NewRoom, Room, RoomStatus, Store, StoreError};
+use hooks::RoomHooks;
 use status::{IllegalMove, Move};
-use viewers::ViewerCounter;
 
 /// The largest `page_size` of the list.
 pub const MAX_PAGE_SIZE: u64 = 100;
@@ -100,16 +101,11 @@ pub struct LiveRooms {
     cloud: Addr<CloudAgent>,
 }
 
-/// Starts the viewer counter (on the context whose address the registry was given as its
+/// Starts the room hooks (on the context whose address the registry was given as its
 /// membership hook) and the cloud agent, reloads the `game_sess` links, and answers the
 /// service. Runs inside the actix system, on the thread the cloud agent will live on.
-pub fn start(
-    config: &LiveConfig,
-    store: Store,
-    registry: Addr<Registry>,
-    viewers: Context<ViewerCounter>,
-) -> LiveRooms {
-    viewers.run(ViewerCounter::new(store.clone(), registry.clone()));
+pub fn start(config: &LiveConfig, store: Store, registry: Addr<Registry>, hooks: Context<RoomHooks>) -> LiveRooms {
+    hooks.run(RoomHooks::new(store.clone()));
     // The agent needs the service (to close zombies) and the service the agent (to forbid
     // pushes): create the agent's context first so that both can hold the other's handle.
     let cloud = Context::<CloudAgent>::new();
@@ -210,8 +206,7 @@ impl LiveRooms {
     }
 
     async fn after_status_change(&self, room: &Room) {
-        self.registry
-            .do_send(SetRoomStatus { channel_name: room.channel_name(), status: room.status.as_str().to_string() });
+        self.registry.do_send(SetRoomStatus { channel_name: room.channel_name(), status: room.status });
         if room.status.is_ended() && !room.game_sess.is_empty() {
             // The registry keeps routing the session here for this process's life (BIGO's own
             // status 3 should still reach these members); only the reload at start-up forgets it.
@@ -324,7 +319,7 @@ impl LiveRooms {
             0 => Move::PushEnded,
             other => return ignored(format!("event_type {other} is not a push event")),
         };
-        let room_id = stream_id.strip_prefix(&format!("{}_", self.config.bizid)).and_then(viewers::room_id_of);
+        let room_id = stream_id.strip_prefix(&format!("{}_", self.config.bizid)).and_then(hooks::room_id_of);
         let Some(room_id) = room_id else {
             return ignored(format!("stream {stream_id} is not one of our rooms"));
         };

@@ -18,52 +18,13 @@ pub mod redis;
 
 use actix::{Actor, Addr};
 use actors::config::{StoreConfig, StoreKind};
-use serde::Serialize;
 
 pub use self::memory::MemoryStore;
 pub use self::redis::RedisStore;
 
-/// A live room's status (PROTOCOL.md 3); the moves between them are in `crate::live::status`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum RoomStatus {
-    New,
-    Live,
-    Closed,
-    Banned,
-}
-
-impl RoomStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::New => "new",
-            Self::Live => "live",
-            Self::Closed => "closed",
-            Self::Banned => "banned",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "new" => Some(Self::New),
-            "live" => Some(Self::Live),
-            "closed" => Some(Self::Closed),
-            "banned" => Some(Self::Banned),
-            _ => None,
-        }
-    }
-
-    /// `closed` and `banned` are final: the room's channel answers member reports with 1007.
-    pub fn is_ended(self) -> bool {
-        matches!(self, Self::Closed | Self::Banned)
-    }
-}
-
-impl std::fmt::Display for RoomStatus {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+/// A live room's status (PROTOCOL.md 3): one type for the store, the registry and the rooms;
+/// the moves between them are in `crate::live::status`.
+pub use actors::protocol::status::RoomStatus;
 
 /// One room as stored. Times are Unix milliseconds; 0 means "not yet".
 #[derive(Debug, Clone, PartialEq)]

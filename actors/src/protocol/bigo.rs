@@ -136,15 +136,6 @@ impl BigoStatus {
             _ => None,
         }
     }
-
-    /// The `room_status` word clients see (section 2.4).
-    pub fn as_room_status(self) -> &'static str {
-        match self {
-            Self::Live => "live",
-            Self::Game => "game",
-            Self::Closed => "closed",
-        }
-    }
 }
 
 /// One danmu item with the fields the room needs pulled out; `raw` keeps the item as received

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::lenient;
+use super::status::ChannelStatus;
 
 /// Client error codes (section 2.7).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,6 +50,35 @@ impl ErrorCode {
     }
 }
 
+/// Why the server ends a client connection on its own: the `kicked` frame's `reason` and the
+/// close code that follows it, in one place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KickReason {
+    /// A newer connection of the same user_id and sid took over (section 2.2).
+    Replaced,
+    /// The node is shutting down: reconnect through `end_point` (section 4).
+    Shutdown,
+}
+
+impl KickReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Replaced => "replaced",
+            Self::Shutdown => "shutdown",
+        }
+    }
+
+    /// The WebSocket close code sent after the `kicked` frame: 1012 (service restart) asks
+    /// the client to come back, 1000 says this connection is simply done.
+    pub fn close_code(self) -> u16 {
+        match self {
+            Self::Replaced => 1000,
+            Self::Shutdown => 1012,
+        }
+    }
+}
+
 /// The fields every client frame carries (section 2.3).
 #[derive(Debug, Deserialize)]
 pub struct Envelope {
@@ -74,6 +104,9 @@ pub enum ClientRequest {
         channel_name: String,
         #[serde(default, deserialize_with = "lenient::opt_i64")]
         last_seq: Option<i64>,
+        /// The epoch `last_seq` belongs to; absent: the room's current one (older clients).
+        #[serde(default, deserialize_with = "lenient::opt_string")]
+        epoch: Option<String>,
     },
     #[serde(rename = "exit_room_report")]
     ExitRoom {
@@ -272,7 +305,7 @@ pub enum EventBody {
     },
     RoomStatus {
         channel_name: String,
-        status: String,
+        status: ChannelStatus,
     },
 }
 
@@ -293,9 +326,11 @@ pub struct RoomSnapshot {
     pub members: usize,
     pub seats: Vec<Seat>,
     pub last_seq: u64,
+    /// What this room's `seq` numbers belong to (PROTOCOL.md 2.6, Epochs).
+    pub epoch: String,
     /// `live`, `game`, `closed` or `banned` once known; absent before any status.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub status: Option<String>,
+    pub status: Option<ChannelStatus>,
 }
 
 /// Frames addressed to one connection (not room events). Built, serialised and dropped at
@@ -327,7 +362,7 @@ pub enum Direct<'a> {
         error_reason: &'a str,
     },
     Kicked {
-        reason: &'a str,
+        reason: KickReason,
     },
 }
 
@@ -338,6 +373,8 @@ pub struct AckDetail {
     pub room: Option<RoomSnapshot>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_seq: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub epoch: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub recovered: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -376,9 +413,24 @@ mod tests {
 
     #[test]
     fn room_event_frame_carries_action_seq_and_ts() {
-        let body = EventBody::RoomStatus { channel_name: "c".into(), status: "live".into() };
+        let body = EventBody::RoomStatus { channel_name: "c".into(), status: ChannelStatus::Live };
         let json = serde_json::to_value(RoomEventFrame { body: &body, seq: Some(4), ts: 9 }).unwrap();
         assert_eq!(json, serde_json::json!({"action":"room_status","channel_name":"c","status":"live","seq":4,"ts":9}));
+    }
+
+    #[test]
+    fn kicked_frames_name_their_reason() {
+        let json = Direct::Kicked { reason: KickReason::Shutdown }.to_json();
+        assert_eq!(json, r#"{"action":"kicked","reason":"shutdown"}"#);
+        assert_eq!((KickReason::Shutdown.close_code(), KickReason::Replaced.close_code()), (1012, 1000));
+    }
+
+    #[test]
+    fn enter_room_report_reads_epoch_as_text() {
+        let req: ClientRequest =
+            serde_json::from_str(r#"{"action":"enter_room_report","channel_name":"c","last_seq":"4","epoch":"a1"}"#)
+                .unwrap();
+        assert!(matches!(req, ClientRequest::EnterRoom { last_seq: Some(4), epoch: Some(ref e), .. } if e == "a1"));
     }
 
     #[test]

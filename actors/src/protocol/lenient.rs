@@ -21,6 +21,12 @@ pub fn string<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     text_of(&value).ok_or_else(|| serde::de::Error::custom("expected a string or a number"))
 }
 
+/// Deserialize a string-or-number field into its text; absent, null or "" gives None.
+pub fn opt_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    let text = string(d)?;
+    Ok((!text.is_empty()).then_some(text))
+}
+
 /// Deserialize a string-or-number field into an integer; absent or null gives None.
 pub fn opt_i64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
     let value = Value::deserialize(d)?;

@@ -4,6 +4,7 @@
 //! - [`client`]: app client frames in both directions (section 2).
 //! - [`pull`]: the pull compensation call to BIGO's HTTP API (section 1.5).
 //! - [`sign`]: the md5 formulas.
+//! - [`status`]: a live room's status and the `room_status` word, typed.
 //! - [`lenient`]: serde helpers for fields the platform sends as a string or a number.
 
 pub mod bigo;
@@ -11,6 +12,7 @@ pub mod client;
 pub mod lenient;
 pub mod pull;
 pub mod sign;
+pub mod status;
 
 /// Milliseconds since the Unix epoch, the unit of every protocol timestamp.
 pub fn now_ms() -> i64 {

@@ -1,0 +1,890 @@
+//! `RoomCore`: everything one room decides, as plain Rust (no actix). Its inputs are method
+//! calls (a push, a join, a leave, a member action, a status, a notice, a tick) that each take
+//! the time as a value ([`Now`]); its outputs are the call's answer plus [`Effects`]: the
+//! numbered events to publish to every member, the frames for single sessions, and the change
+//! in membership. [`RoomActor`](super::RoomActor) feeds it from messages and timers and
+//! carries the effects out; tests drive it directly, with a clock of their own.
+//!
+//! What it owns (PROTOCOL.md 2.3-2.6): dedup of seqids and data_seqs, the reorder buffer and
+//! its release ticks, `seq` numbering and history under one `epoch`, members, seats and
+//! calls, the danmu mapping, and the room's status.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytestring::ByteString;
+use log::{debug, info, warn};
+
+use super::dedup::{Dedup, DedupWindow};
+use super::events::{serialise, RoomEvent, SessionId};
+use super::history::{EventLog, MemoryLog};
+use super::mapping::{gift_event, item_event, GiftParties};
+use super::members::{Joining, Members};
+use super::reorder::ReorderBuffer;
+use super::seats::{SeatError, Seats};
+use super::tick;
+use crate::config::RoomConfig;
+use crate::metrics::Metrics;
+use crate::protocol::bigo::{BigoStatus, DanmuItem};
+use crate::protocol::client::ErrorCode;
+use crate::protocol::client::{EventBody, GiftReport, NotifyType, Profile, RoomSnapshot, Seat};
+use crate::protocol::status::{ChannelStatus, RoomStatus};
+
+/// The time an input happens at: a monotonic instant for windows and ticks, and the Unix
+/// milliseconds that events carry as `ts`.
+#[derive(Debug, Clone, Copy)]
+pub struct Now {
+    pub at: Instant,
+    pub unix_ms: i64,
+}
+
+impl Now {
+    pub fn real() -> Self {
+        Self { at: Instant::now(), unix_ms: crate::protocol::now_ms() }
+    }
+
+    /// `d` later, on both clocks.
+    pub fn after(self, d: Duration) -> Self {
+        Self { at: self.at + d, unix_ms: self.unix_ms + d.as_millis() as i64 }
+    }
+}
+
+/// What an input caused besides its answer.
+#[derive(Debug, Default)]
+pub struct Effects {
+    /// Numbered events for every member, in `seq` order (one bundle).
+    pub events: Vec<RoomEvent>,
+    /// Frames for one session only (`ptp` gifts, `hang_up`, the `exit_room` of a moved member).
+    pub direct: Vec<(SessionId, ByteString)>,
+    /// +1 when a user became a member, -1 when one stopped being one (viewer counts).
+    pub membership: Vec<i64>,
+}
+
+/// A push (or a pulled batch, with an empty seqid) for this room.
+#[derive(Debug, Clone)]
+pub struct Push {
+    pub game_sess: String,
+    pub seqid: String,
+    /// The push's own time: a status change is ordered by it.
+    pub timestamp: i64,
+    pub status: Option<BigoStatus>,
+    pub items: Vec<DanmuItem>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IngestOutcome {
+    /// Taken; `new_items` of them were not seen before.
+    Accepted { new_items: usize },
+    /// The seqid was taken before (a retry): nothing to do, answer 200 again.
+    DuplicateSeqid,
+    /// The room's queue is full: 503.
+    Full,
+}
+
+/// Why the room refused a join or an action: the wire code and the `error_reason` sent back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refused {
+    pub code: ErrorCode,
+    pub reason: &'static str,
+}
+
+impl Refused {
+    pub const fn new(code: ErrorCode, reason: &'static str) -> Self {
+        Self { code, reason }
+    }
+}
+
+const NOT_A_MEMBER: Refused = Refused::new(ErrorCode::NotInRoom, "not in that room");
+const ROOM_CLOSED: Refused = Refused::new(ErrorCode::RoomClosed, "room closed");
+const NO_RECEIVER: Refused = Refused::new(ErrorCode::NotInRoom, "receiver not in that room");
+
+/// What a client asked for when entering (PROTOCOL.md 2.3 `enter_room_report`).
+#[derive(Debug, Clone)]
+pub struct JoinRequest {
+    pub session: SessionId,
+    pub profile: Profile,
+    pub last_seq: Option<u64>,
+    /// The epoch `last_seq` belongs to; `None` = the room's current one.
+    pub epoch: Option<String>,
+}
+
+/// A join's answer.
+#[derive(Debug)]
+pub struct JoinAnswer {
+    pub snapshot: RoomSnapshot,
+    /// The member's own `enter_room` seq (the ack's `last_seq`).
+    pub own_seq: u64,
+    /// Missed events from history, in order, when `last_seq` was given.
+    pub replay: Vec<RoomEvent>,
+    pub recovered: Option<bool>,
+}
+
+/// Why a member leaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeaveReason {
+    /// `exit_room_report` for oneself.
+    Exit,
+    /// Joined another room.
+    Switch,
+    /// Connection closed, timed out or was replaced.
+    Disconnect,
+    /// The same user joined another room on another connection: a user is in one room at a
+    /// time. The member also gets the `exit_room` about itself, since it did not ask to leave.
+    Moved,
+}
+
+/// Member actions (PROTOCOL.md 2.3).
+#[derive(Debug, Clone)]
+pub enum Action {
+    Say {
+        content: String,
+    },
+    Gift {
+        notify_type: NotifyType,
+        gift: GiftReport,
+    },
+    /// `None`: the seat the user holds, or else the lowest free one.
+    Up {
+        seat_id: Option<u32>,
+    },
+    Down,
+    /// An empty `receiver_id` means every other user in the room (the call peer).
+    HangUp {
+        receiver_id: String,
+    },
+}
+
+/// An accepted action: the seq of the event it caused, and the seat it concerned.
+#[derive(Debug, Default, PartialEq)]
+pub struct ActionDone {
+    pub seq: Option<u64>,
+    pub room_seat: Option<Seat>,
+}
+
+/// What waits in the reorder buffer: danmu items and BIGO status changes, so that a status 3
+/// reaches clients after the items pushed before it.
+#[derive(Debug)]
+enum Pending {
+    /// Boxed: the heap moves entries while sifting, and items are large.
+    Item(Box<DanmuItem>),
+    Status(BigoStatus),
+}
+
+pub struct RoomCore {
+    channel_name: String,
+    epoch: String,
+    config: RoomConfig,
+    metrics: Arc<Metrics>,
+    seqids: Box<dyn Dedup>,
+    data_seqs: Box<dyn Dedup>,
+    reorder: ReorderBuffer<Pending>,
+    /// When the last timed release happened (release ticks are spaced from it).
+    last_release: Instant,
+    log: Box<dyn EventLog<RoomEvent>>,
+    members: Members,
+    seats: Seats,
+    /// The last `room_status` said (BIGO's or the live room's).
+    status: Option<ChannelStatus>,
+    /// The last BIGO status taken in: only a change enters the reorder buffer.
+    bigo_status: Option<BigoStatus>,
+    /// The live room's status, when the channel is a live room's: an ended one refuses reports.
+    live_status: Option<RoomStatus>,
+    last_activity: Instant,
+    effects: Effects,
+}
+
+impl RoomCore {
+    /// A room with nothing in it yet. `epoch` names this numbering: a fresh one each time a
+    /// room's state starts from nothing (PROTOCOL.md 2.6, Epochs).
+    pub fn new(channel_name: String, epoch: String, config: RoomConfig, metrics: Arc<Metrics>, now: Now) -> Self {
+        Self {
+            seqids: Box::new(DedupWindow::new(config.dedup_len)),
+            data_seqs: Box::new(DedupWindow::new(config.dedup_len)),
+            reorder: ReorderBuffer::new(Duration::from_millis(config.reorder_window_ms)),
+            last_release: now.at,
+            log: Box::new(MemoryLog::new(config.history_len)),
+            members: Members::default(),
+            seats: Seats::new(&channel_name, config.seats),
+            status: None,
+            bigo_status: None,
+            live_status: None,
+            last_activity: now.at,
+            effects: Effects::default(),
+            channel_name,
+            epoch,
+            config,
+            metrics,
+        }
+    }
+
+    /// What the store says the live room's status is, learnt as the room starts: taken
+    /// without telling anyone (nobody is here yet). An ended room shows it in the snapshot.
+    pub fn restore_live_status(&mut self, status: RoomStatus) {
+        self.live_status = Some(status);
+        if status.is_ended() {
+            self.status = status.channel_status();
+        }
+    }
+
+    pub fn channel_name(&self) -> &str {
+        &self.channel_name
+    }
+
+    pub fn epoch(&self) -> &str {
+        &self.epoch
+    }
+
+    /// Users in the room.
+    pub fn member_count(&self) -> usize {
+        self.members.users()
+    }
+
+    /// Items and status changes held in the reorder buffer.
+    pub fn held(&self) -> usize {
+        self.reorder.len()
+    }
+
+    fn is_ended(&self) -> bool {
+        self.live_status.is_some_and(RoomStatus::is_ended)
+    }
+
+    /// The effects of the inputs since the last call.
+    fn take_effects(&mut self) -> Effects {
+        std::mem::take(&mut self.effects)
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Inputs
+
+    /// A push: dedup, then into the reorder buffer (PROTOCOL.md 1.4, 2.6). `Accepted` means the
+    /// room holds the items now: that is when BIGO may get its 200.
+    pub fn push(&mut self, push: Push, now: Now) -> (IngestOutcome, Effects) {
+        let outcome = self.take_push(push, now);
+        if matches!(outcome, IngestOutcome::Accepted { .. }) {
+            self.release(now, now.at);
+        }
+        (outcome, self.take_effects())
+    }
+
+    fn take_push(&mut self, push: Push, now: Now) -> IngestOutcome {
+        self.last_activity = now.at;
+        let seqid_key = format!("{}/{}", push.game_sess, push.seqid);
+        if !push.seqid.is_empty() && self.seqids.contains(&seqid_key) {
+            self.metrics.duplicates.inc();
+            debug!("room {}: game_sess {} seqid {} is a retry", self.channel_name, push.game_sess, push.seqid);
+            return IngestOutcome::DuplicateSeqid;
+        }
+        let status_change = push.status.filter(|s| self.bigo_status != Some(*s));
+        let incoming = push.items.len() + usize::from(status_change.is_some());
+        if self.reorder.len() + incoming > self.config.queue_len {
+            warn!(
+                "room {}: queue full ({} held), game_sess {} seqid {} refused with 503",
+                self.channel_name,
+                self.reorder.len(),
+                push.game_sess,
+                push.seqid
+            );
+            return IngestOutcome::Full;
+        }
+        if !push.seqid.is_empty() {
+            self.seqids.first_time(&seqid_key);
+        }
+        let mut new_items = 0;
+        for item in push.items {
+            let first =
+                item.data_seq.is_empty() || self.data_seqs.first_time(&format!("{}/{}", push.game_sess, item.data_seq));
+            if !first {
+                self.metrics.duplicates.inc();
+                continue;
+            }
+            new_items += 1;
+            self.reorder.push(item.ts, Pending::Item(Box::new(item)), now.at);
+        }
+        if let Some(status) = status_change {
+            self.bigo_status = Some(status);
+            self.reorder.push(push.timestamp, Pending::Status(status), now.at);
+        }
+        self.metrics.observe_queue_depth(self.reorder.len());
+        IngestOutcome::Accepted { new_items }
+    }
+
+    /// A client enters (PROTOCOL.md 2.3 `enter_room_report`). The caller must start reading
+    /// the room's events before applying the effects, so that none falls between the replay
+    /// and the live ones.
+    pub fn join(&mut self, req: JoinRequest, now: Now) -> (Result<JoinAnswer, Refused>, Effects) {
+        let answer = self.take_join(req, now);
+        (answer, self.take_effects())
+    }
+
+    fn take_join(&mut self, req: JoinRequest, now: Now) -> Result<JoinAnswer, Refused> {
+        self.last_activity = now.at;
+        if self.is_ended() {
+            return Err(ROOM_CLOSED);
+        }
+        if self.call_is_full_for(&req.profile.user_id) {
+            // Error code choice: README "Client protocol by example", calls.
+            return Err(Refused::new(ErrorCode::RoomClosed, "call already has two users"));
+        }
+        let (replay, recovered) = match req.last_seq {
+            // Another epoch's seq means nothing here: replay nothing, the client reloads.
+            Some(_) if req.epoch.as_deref().is_some_and(|e| e != self.epoch) => (Vec::new(), Some(false)),
+            Some(last_seq) => {
+                let r = self.log.since(last_seq);
+                (r.events, Some(r.complete))
+            }
+            None => (Vec::new(), None),
+        };
+        let user_id = req.profile.user_id.clone();
+        let own_seq = match self.members.join(req.session, req.profile.clone()) {
+            Joining::AlreadyIn | Joining::NewDevice => self.log.last_seq(),
+            Joining::NewUser => {
+                self.effects.membership.push(1);
+                let enter = EventBody::EnterRoom {
+                    profile: req.profile,
+                    channel_name: self.channel_name.clone(),
+                    i_segment: String::new(),
+                    i_segment_text: String::new(),
+                    user_car_gift: serde_json::Value::Null,
+                };
+                info!("room {}: user_id {} joined, {} members", self.channel_name, user_id, self.members.users());
+                self.publish(enter, now.unix_ms, Some(req.session))
+            }
+        };
+        Ok(JoinAnswer { snapshot: self.snapshot(), own_seq, replay, recovered })
+    }
+
+    /// A member leaves: its seat is freed and the others told (`exit_room`; a call peer also
+    /// gets `hang_up` when the member dropped). `NotInRoom` when the session was not a member.
+    pub fn leave(&mut self, session: SessionId, reason: LeaveReason, now: Now) -> (Result<(), ErrorCode>, Effects) {
+        let answer = self.take_leave(session, reason, now);
+        (answer, self.take_effects())
+    }
+
+    fn take_leave(&mut self, session: SessionId, reason: LeaveReason, now: Now) -> Result<(), ErrorCode> {
+        let left = self.members.leave(session).ok_or(ErrorCode::NotInRoom)?;
+        self.last_activity = now.at;
+        let user_id = left.profile.user_id;
+        info!("room {}: user_id {} left ({:?}), {} members", self.channel_name, user_id, reason, self.members.users());
+        // The same user may still be here on another device: only their last session frees
+        // the seat and tells the others.
+        if left.still_here {
+            if reason == LeaveReason::Moved {
+                let exit = EventBody::ExitRoom { user_id, channel_name: self.channel_name.clone(), room_seat: None };
+                self.effects.direct.push((session, serialise(&exit, None, now.unix_ms)));
+            }
+            return Ok(());
+        }
+        self.effects.membership.push(-1);
+        let room_seat = self.seats.free_user(&user_id);
+        let exit = EventBody::ExitRoom { user_id: user_id.clone(), channel_name: self.channel_name.clone(), room_seat };
+        let seq = self.publish(exit.clone(), now.unix_ms, None);
+        if reason == LeaveReason::Moved {
+            // It has left the room's events already, but did not ask to go: it hears it too.
+            self.effects.direct.push((session, serialise(&exit, Some(seq), now.unix_ms)));
+        }
+        if self.is_call() && reason == LeaveReason::Disconnect {
+            let peers: Vec<String> = self.members.user_ids().map(str::to_string).collect();
+            for peer in peers {
+                let body = EventBody::HangUp {
+                    user_id: user_id.clone(),
+                    receiver_id: peer.clone(),
+                    channel_name: self.channel_name.clone(),
+                };
+                self.send_direct(&peer, &body, now);
+            }
+        }
+        Ok(())
+    }
+
+    /// A member's report (PROTOCOL.md 2.3): answers the seq of the event it caused.
+    pub fn act(&mut self, session: SessionId, action: Action, now: Now) -> (Result<ActionDone, Refused>, Effects) {
+        let answer = self.take_action(session, action, now);
+        (answer, self.take_effects())
+    }
+
+    fn take_action(&mut self, session: SessionId, action: Action, now: Now) -> Result<ActionDone, Refused> {
+        let profile = self.members.profile(session).ok_or(NOT_A_MEMBER)?.clone();
+        if self.is_ended() {
+            return Err(ROOM_CLOSED);
+        }
+        self.last_activity = now.at;
+        let channel_name = self.channel_name.clone();
+        match action {
+            Action::Say { content } => {
+                let seq = self.publish(EventBody::SendTopicMsg { profile, content, channel_name }, now.unix_ms, None);
+                Ok(ActionDone { seq: Some(seq), room_seat: None })
+            }
+            Action::Gift { notify_type, gift } => self.gift(&profile, notify_type, &gift, now),
+            Action::Up { seat_id } => {
+                let taken = match seat_id {
+                    Some(seat_id) => self.seats.take(seat_id, &profile),
+                    None => self.seats.take_any(&profile),
+                };
+                let taken = taken.map_err(|e| match e {
+                    SeatError::Taken => Refused::new(ErrorCode::SeatTaken, "seat taken"),
+                    SeatError::Full => Refused::new(ErrorCode::SeatTaken, "every seat is taken"),
+                    SeatError::NoSuchSeat => Refused::new(ErrorCode::BadParameters, "no seat with that seat_id"),
+                })?;
+                if let Some(left) = taken.left {
+                    self.publish(
+                        EventBody::Down { channel_name: channel_name.clone(), room_seat: left },
+                        now.unix_ms,
+                        None,
+                    );
+                }
+                let seq =
+                    self.publish(EventBody::Up { channel_name, room_seat: taken.seat.clone() }, now.unix_ms, None);
+                Ok(ActionDone { seq: Some(seq), room_seat: Some(taken.seat) })
+            }
+            Action::Down => {
+                let seat = self
+                    .seats
+                    .free_user(&profile.user_id)
+                    .ok_or(Refused::new(ErrorCode::NotInRoom, "no seat held in that room"))?;
+                let seq = self.publish(EventBody::Down { channel_name, room_seat: seat.clone() }, now.unix_ms, None);
+                Ok(ActionDone { seq: Some(seq), room_seat: Some(seat) })
+            }
+            Action::HangUp { receiver_id } => {
+                let mut receivers: Vec<String> = if receiver_id.is_empty() {
+                    self.members.user_ids().filter(|u| *u != profile.user_id).map(str::to_string).collect()
+                } else {
+                    vec![receiver_id]
+                };
+                receivers.sort_unstable();
+                receivers.dedup();
+                let mut reached = false;
+                for receiver_id in receivers {
+                    let body = EventBody::HangUp {
+                        user_id: profile.user_id.clone(),
+                        receiver_id: receiver_id.clone(),
+                        channel_name: channel_name.clone(),
+                    };
+                    reached |= self.send_direct(&receiver_id, &body, now);
+                }
+                reached.then(ActionDone::default).ok_or(NO_RECEIVER)
+            }
+        }
+    }
+
+    fn gift(
+        &mut self,
+        sender: &Profile,
+        notify_type: NotifyType,
+        gift: &GiftReport,
+        now: Now,
+    ) -> Result<ActionDone, Refused> {
+        if notify_type == NotifyType::Ptp && gift.receiver_id.is_empty() {
+            return Err(Refused::new(ErrorCode::BadParameters, "a ptp gift needs gift.receiver_id"));
+        }
+        let who = GiftParties {
+            sender,
+            receiver_nickname: self
+                .members
+                .profile_of_user(&gift.receiver_id)
+                .map(|p| p.nickname.clone())
+                .unwrap_or_default(),
+            sender_seat: self.seats.seat_of(&sender.user_id),
+            receiver_seat: self.seats.seat_of(&gift.receiver_id),
+        };
+        let body = gift_event(&self.channel_name, notify_type, gift, who);
+        match notify_type {
+            NotifyType::Bc => Ok(ActionDone { seq: Some(self.publish(body, now.unix_ms, None)), room_seat: None }),
+            NotifyType::Ptp => {
+                self.send_direct(&gift.receiver_id, &body, now).then(ActionDone::default).ok_or(NO_RECEIVER)
+            }
+        }
+    }
+
+    /// The live room's status changed (PROTOCOL.md 3): members get `room_status`; an ended
+    /// room refuses their reports with 1007 from now on.
+    pub fn set_live_status(&mut self, status: RoomStatus, now: Now) -> Effects {
+        self.last_activity = now.at;
+        self.live_status = Some(status);
+        if let Some(word) = status.channel_status() {
+            self.say_status(word, now.unix_ms);
+        }
+        self.take_effects()
+    }
+
+    /// An operator notice (PROTOCOL.md 3 admin `notice`).
+    pub fn notice(&mut self, content: String, expire_time: i64, client_url: String, now: Now) -> Effects {
+        self.last_activity = now.at;
+        let body = EventBody::RoomNotice { channel_name: self.channel_name.clone(), expire_time, content, client_url };
+        self.publish(body, now.unix_ms, None);
+        self.take_effects()
+    }
+
+    /// The release timer fired: releases what falls due within the coming tick.
+    pub fn tick(&mut self, now: Now) -> Effects {
+        self.last_release = now.at;
+        let until = now.at + self.release_tick();
+        self.release(now, until);
+        self.take_effects()
+    }
+
+    /// Releases everything held now (shutdown).
+    pub fn flush(&mut self, now: Now) -> Effects {
+        let released = self.reorder.drain();
+        self.publish_released(released, now);
+        self.take_effects()
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Questions from the shell
+
+    /// When the release timer should fire next, if anything is held: a tick before the next
+    /// item falls due, ticks sized to the room (see [`tick`]).
+    pub fn next_release(&self) -> Option<Instant> {
+        let due = self.reorder.next_due()?;
+        Some(tick::release_at(due, self.last_release, self.release_tick()))
+    }
+
+    /// True when the room has had no members and nothing to do for `room.idle_stop_ms`.
+    pub fn is_idle(&self, now: Now) -> bool {
+        self.members.is_empty()
+            && self.reorder.is_empty()
+            && now.at.saturating_duration_since(self.last_activity) >= Duration::from_millis(self.config.idle_stop_ms)
+    }
+
+    pub fn snapshot(&self) -> RoomSnapshot {
+        RoomSnapshot {
+            channel_name: self.channel_name.clone(),
+            members: self.members.users(),
+            seats: self.seats.snapshot(),
+            last_seq: self.log.last_seq(),
+            epoch: self.epoch.clone(),
+            status: self.status,
+        }
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Rules
+
+    fn release_tick(&self) -> Duration {
+        let c = &self.config;
+        tick::release_tick(self.members.sessions(), c.release_tick_ms, c.reorder_window_ms)
+    }
+
+    /// Moves the items due by `until` from the reorder buffer to the members.
+    fn release(&mut self, now: Now, until: Instant) {
+        let released = self.reorder.release_due(until);
+        self.publish_released(released, now);
+    }
+
+    fn publish_released(&mut self, released: Vec<super::reorder::Released<Pending>>, now: Now) {
+        for r in released {
+            if r.late {
+                self.metrics.late_items.inc();
+            }
+            match r.item {
+                Pending::Item(item) => {
+                    self.metrics.delivery_delay.observe((now.unix_ms - r.ts).max(0) as f64 / 1000.0);
+                    let body = item_event(&self.channel_name, *item);
+                    self.publish(body, r.ts, None);
+                }
+                Pending::Status(status) => self.say_status(ChannelStatus::from(status), r.ts),
+            }
+        }
+    }
+
+    /// Publishes `room_status` when it says something new.
+    fn say_status(&mut self, word: ChannelStatus, ts: i64) {
+        if self.status != Some(word) {
+            self.status = Some(word);
+            let body = EventBody::RoomStatus { channel_name: self.channel_name.clone(), status: word };
+            self.publish(body, ts, None);
+        }
+    }
+
+    /// Numbers, serialises and logs one event for every member (but `exclude`); answers its seq.
+    fn publish(&mut self, body: EventBody, ts: i64, exclude: Option<SessionId>) -> u64 {
+        let seq = self.log.next_seq();
+        let event = RoomEvent::new(&body, Some(seq), ts, exclude);
+        self.log.append(event.clone());
+        self.effects.events.push(event);
+        seq
+    }
+
+    /// A frame for every session of `user_id`; false when the user is not here.
+    fn send_direct(&mut self, user_id: &str, body: &EventBody, now: Now) -> bool {
+        let json = serialise(body, None, now.unix_ms);
+        let before = self.effects.direct.len();
+        let sessions: Vec<SessionId> = self.members.sessions_of_user(user_id).collect();
+        self.effects.direct.extend(sessions.into_iter().map(|s| (s, json.clone())));
+        self.effects.direct.len() > before
+    }
+
+    fn is_call(&self) -> bool {
+        self.channel_name.starts_with("call:")
+    }
+
+    /// True when `user_id` may not join because this is a call that already has two other
+    /// users (another connection of a user already inside is welcome).
+    fn call_is_full_for(&self, user_id: &str) -> bool {
+        self.is_call() && !self.members.has_user(user_id) && self.members.users() >= 2
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{json, Value};
+
+    use super::*;
+
+    const WINDOW: Duration = Duration::from_millis(300);
+
+    fn config() -> RoomConfig {
+        RoomConfig { reorder_window_ms: 300, release_tick_ms: 0, seats: 2, ..RoomConfig::default() }
+    }
+
+    fn room(channel_name: &str, t0: Now) -> RoomCore {
+        RoomCore::new(channel_name.into(), "e1".into(), config(), Arc::new(Metrics::new()), t0)
+    }
+
+    fn t0() -> Now {
+        Now { at: Instant::now(), unix_ms: 1_700_000_000_000 }
+    }
+
+    fn user(id: &str) -> Profile {
+        Profile { user_id: id.into(), nickname: format!("n-{id}"), ..Default::default() }
+    }
+
+    fn msg(data_seq: &str, ts: i64) -> DanmuItem {
+        let raw = json!({"type":"msg","user":"v","ts":ts,"data_seq":data_seq,"content":data_seq});
+        DanmuItem::from_value(raw, "anchor", ts)
+    }
+
+    fn push(seqid: &str, items: Vec<DanmuItem>) -> Push {
+        Push { game_sess: "g".into(), seqid: seqid.into(), timestamp: 0, status: None, items }
+    }
+
+    fn join(session: SessionId, user_id: &str) -> JoinRequest {
+        JoinRequest { session, profile: user(user_id), last_seq: None, epoch: None }
+    }
+
+    fn wire(events: &[RoomEvent]) -> Vec<Value> {
+        events.iter().map(|e| serde_json::from_str(&e.json).unwrap()).collect()
+    }
+
+    fn contents(events: &[RoomEvent]) -> Vec<String> {
+        wire(events).iter().map(|e| e["content"].as_str().unwrap_or_default().to_string()).collect()
+    }
+
+    #[test]
+    fn items_wait_out_the_window_and_leave_in_ts_order() {
+        let now = t0();
+        let mut r = room("g", now);
+        let (outcome, fx) = r.push(push("1", vec![msg("b", 20), msg("a", 10)]), now);
+        assert_eq!(outcome, IngestOutcome::Accepted { new_items: 2 });
+        assert!(fx.events.is_empty(), "nothing leaves before the window");
+        assert_eq!(r.next_release(), Some(now.at + WINDOW));
+        let later = r.push(push("2", vec![msg("c", 5)]), now.after(Duration::from_millis(100))).1;
+        assert!(later.events.is_empty());
+        let fx = r.tick(now.after(WINDOW));
+        assert_eq!(contents(&fx.events), ["c", "a", "b"], "an earlier item that came within the window passes");
+        assert_eq!(fx.events.iter().map(|e| e.seq).collect::<Vec<_>>(), [Some(1), Some(2), Some(3)]);
+        assert_eq!(r.next_release(), None);
+    }
+
+    #[test]
+    fn equal_ts_keep_the_order_of_arrival_across_pushes() {
+        let now = t0();
+        let mut r = room("g", now);
+        for i in 0..50 {
+            r.push(push(&format!("s{i}"), vec![msg(&format!("{i:02}"), 7)]), now);
+        }
+        let fx = r.tick(now.after(WINDOW));
+        let expected: Vec<String> = (0..50).map(|i| format!("{i:02}")).collect();
+        assert_eq!(contents(&fx.events), expected);
+    }
+
+    #[test]
+    fn a_retried_seqid_and_a_repeated_data_seq_are_taken_once() {
+        let now = t0();
+        let mut r = room("g", now);
+        assert_eq!(r.push(push("1", vec![msg("a", 1)]), now).0, IngestOutcome::Accepted { new_items: 1 });
+        assert_eq!(r.push(push("1", vec![msg("a", 1)]), now).0, IngestOutcome::DuplicateSeqid);
+        assert_eq!(r.push(push("2", vec![msg("a", 1), msg("b", 2)]), now).0, IngestOutcome::Accepted { new_items: 1 });
+        assert_eq!(contents(&r.flush(now).events), ["a", "b"]);
+    }
+
+    #[test]
+    fn a_full_queue_refuses_the_push_whole() {
+        let now = t0();
+        let mut r = RoomCore::new(
+            "g".into(),
+            "e".into(),
+            RoomConfig { queue_len: 2, ..config() },
+            Arc::new(Metrics::new()),
+            now,
+        );
+        assert_eq!(r.push(push("1", vec![msg("a", 1), msg("b", 1)]), now).0, IngestOutcome::Accepted { new_items: 2 });
+        assert_eq!(r.push(push("2", vec![msg("c", 1)]), now).0, IngestOutcome::Full);
+        // Refused, so not remembered: the retry is taken once there is room.
+        r.flush(now);
+        assert_eq!(r.push(push("2", vec![msg("c", 1)]), now).0, IngestOutcome::Accepted { new_items: 1 });
+    }
+
+    #[test]
+    fn a_status_change_follows_the_items_pushed_before_it() {
+        let now = t0();
+        let mut r = room("g", now);
+        r.push(push("1", vec![msg("a", 100)]), now);
+        let closing = Push { status: Some(BigoStatus::Closed), timestamp: 200, ..push("2", vec![]) };
+        r.push(closing.clone(), now);
+        let events = wire(&r.tick(now.after(WINDOW)).events);
+        assert_eq!(events[0]["action"], "send_topic_msg");
+        assert_eq!((events[1]["action"].as_str(), events[1]["status"].as_str()), (Some("room_status"), Some("closed")));
+        let again = Push { seqid: "3".into(), ..closing };
+        r.push(again, now);
+        assert!(r.tick(now.after(WINDOW * 2)).events.is_empty(), "an unchanged status is said once");
+    }
+
+    #[test]
+    fn a_joiner_gets_a_snapshot_and_the_others_an_enter_room_it_does_not_see() {
+        let now = t0();
+        let mut r = room("c", now);
+        let (ann, fx) = r.join(join(1, "ann"), now);
+        let ann = ann.unwrap();
+        assert_eq!((ann.own_seq, ann.snapshot.members, ann.snapshot.epoch.as_str()), (1, 1, "e1"));
+        assert_eq!((fx.events[0].exclude, fx.membership.as_slice()), (Some(1), &[1][..]));
+        let (again, fx) = r.join(join(2, "ann"), now);
+        assert_eq!(again.unwrap().snapshot.members, 1, "a second device is the same member");
+        assert!(fx.events.is_empty() && fx.membership.is_empty());
+    }
+
+    #[test]
+    fn last_seq_replays_within_its_epoch_and_another_epoch_replays_nothing() {
+        let now = t0();
+        let mut r = room("c", now);
+        r.join(join(1, "ann"), now).0.unwrap();
+        r.act(1, Action::Say { content: "x".into() }, now).0.unwrap();
+        r.act(1, Action::Say { content: "y".into() }, now).0.unwrap();
+        let back =
+            |epoch: Option<&str>| JoinRequest { last_seq: Some(2), epoch: epoch.map(str::to_string), ..join(2, "bob") };
+        let same = r.join(back(Some("e1")), now).0.unwrap();
+        assert_eq!((contents(&same.replay), same.recovered), (vec!["y".to_string()], Some(true)));
+        r.leave(2, LeaveReason::Exit, now).0.unwrap();
+        let old_clients = r.join(back(None), now).0.unwrap();
+        assert_eq!(old_clients.recovered, Some(true), "no epoch: the current one");
+        r.leave(2, LeaveReason::Exit, now).0.unwrap();
+        let other = r.join(back(Some("e0")), now).0.unwrap();
+        assert!(other.replay.is_empty());
+        assert_eq!(other.recovered, Some(false));
+    }
+
+    #[test]
+    fn leaving_frees_the_seat_and_tells_the_others() {
+        let now = t0();
+        let mut r = room("c", now);
+        r.join(join(1, "ann"), now).0.unwrap();
+        r.join(join(2, "bob"), now).0.unwrap();
+        let up = r.act(1, Action::Up { seat_id: Some(2) }, now).0.unwrap();
+        assert_eq!(up.room_seat.map(|s| (s.id, s.user_id)), Some((2, "ann".to_string())));
+        assert_eq!(r.act(2, Action::Up { seat_id: Some(2) }, now).0.unwrap_err().code, ErrorCode::SeatTaken);
+        let (left, fx) = r.leave(1, LeaveReason::Disconnect, now);
+        left.unwrap();
+        let exit = &wire(&fx.events)[0];
+        assert_eq!((exit["action"].as_str(), exit["room_seat"]["id"].as_u64()), (Some("exit_room"), Some(2)));
+        assert_eq!(exit["room_seat"]["status"], 0);
+        assert_eq!(fx.membership, [-1]);
+        assert_eq!(r.leave(1, LeaveReason::Exit, now).0, Err(ErrorCode::NotInRoom));
+        assert!(r.act(2, Action::Up { seat_id: Some(2) }, now).0.is_ok(), "the seat is free again");
+    }
+
+    #[test]
+    fn a_moved_member_hears_its_own_exit_room() {
+        let now = t0();
+        let mut r = room("c", now);
+        r.join(join(1, "ann"), now).0.unwrap();
+        let fx = r.leave(1, LeaveReason::Moved, now).1;
+        assert_eq!(fx.direct.len(), 1);
+        assert_eq!(fx.direct[0].0, 1);
+        assert_eq!(fx.events[0].seq, serde_json::from_str::<Value>(&fx.direct[0].1).unwrap()["seq"].as_u64());
+    }
+
+    #[test]
+    fn an_ended_room_refuses_joins_and_reports_with_1007() {
+        let now = t0();
+        let mut r = room("17", now);
+        r.join(join(1, "ann"), now).0.unwrap();
+        let fx = r.set_live_status(RoomStatus::Banned, now);
+        assert_eq!(wire(&fx.events)[0]["status"], "banned");
+        assert_eq!(r.act(1, Action::Say { content: "x".into() }, now).0.unwrap_err().code, ErrorCode::RoomClosed);
+        assert_eq!(r.join(join(2, "bob"), now).0.unwrap_err().code, ErrorCode::RoomClosed);
+
+        let mut restarted = room("17", now);
+        restarted.restore_live_status(RoomStatus::Closed);
+        assert_eq!(restarted.join(join(2, "bob"), now).0.unwrap_err().code, ErrorCode::RoomClosed);
+        assert_eq!(restarted.snapshot().status, Some(ChannelStatus::Closed));
+    }
+
+    #[test]
+    fn a_call_takes_two_users_and_a_drop_hangs_up_on_the_peer() {
+        let now = t0();
+        let mut r = room("call:ann:bob", now);
+        r.join(join(1, "ann"), now).0.unwrap();
+        r.join(join(2, "bob"), now).0.unwrap();
+        assert_eq!(r.join(join(3, "eve"), now).0.unwrap_err().code, ErrorCode::RoomClosed);
+        let fx = r.leave(1, LeaveReason::Disconnect, now).1;
+        let hang_up: Value = serde_json::from_str(&fx.direct[0].1).unwrap();
+        assert_eq!((fx.direct[0].0, hang_up["action"].as_str()), (2, Some("hang_up")));
+        assert_eq!((hang_up["user_id"].as_str(), hang_up["receiver_id"].as_str()), (Some("ann"), Some("bob")));
+    }
+
+    #[test]
+    fn a_ptp_gift_reaches_only_the_receiver_and_needs_one() {
+        let now = t0();
+        let mut r = room("c", now);
+        r.join(join(1, "ann"), now).0.unwrap();
+        r.join(join(2, "bob"), now).0.unwrap();
+        r.join(join(3, "bob"), now).0.unwrap();
+        let gift = |receiver: &str| GiftReport {
+            id: "g".into(),
+            name: "Rose".into(),
+            num: Some(1),
+            receiver_id: receiver.into(),
+            extra: Default::default(),
+        };
+        let (done, fx) = r.act(1, Action::Gift { notify_type: NotifyType::Ptp, gift: gift("bob") }, now);
+        assert_eq!(done.unwrap().seq, None, "ptp events are not numbered");
+        let mut to: Vec<_> = fx.direct.iter().map(|(s, _)| *s).collect();
+        to.sort_unstable();
+        assert_eq!((to, fx.events.len()), (vec![2, 3], 0));
+        let missing = r.act(1, Action::Gift { notify_type: NotifyType::Ptp, gift: gift("zed") }, now).0;
+        assert_eq!(missing.unwrap_err().code, ErrorCode::NotInRoom);
+        let unnamed = r.act(1, Action::Gift { notify_type: NotifyType::Ptp, gift: gift("") }, now).0;
+        assert_eq!(unnamed.unwrap_err().code, ErrorCode::BadParameters);
+    }
+
+    #[test]
+    fn a_big_room_releases_in_ticks_never_after_an_item_is_due() {
+        let now = t0();
+        let mut r = RoomCore::new(
+            "g".into(),
+            "e".into(),
+            RoomConfig { release_tick_ms: 50, ..config() },
+            Arc::new(Metrics::new()),
+            now,
+        );
+        for s in 0..2000 {
+            r.join(join(s, &format!("u{s}")), now).0.unwrap();
+        }
+        r.push(push("1", vec![msg("a", 1)]), now);
+        let at = r.next_release().unwrap();
+        assert_eq!(at, now.at + WINDOW - Duration::from_millis(50), "a tick before it is due");
+        assert_eq!(contents(&r.tick(Now { at, ..now }).events), ["a"]);
+    }
+
+    #[test]
+    fn an_empty_room_is_idle_after_idle_stop_ms() {
+        let now = t0();
+        let mut r = room("c", now);
+        let idle = Duration::from_millis(config().idle_stop_ms);
+        assert!(r.is_idle(now.after(idle)));
+        r.join(join(1, "ann"), now).0.unwrap();
+        assert!(!r.is_idle(now.after(idle)));
+        r.leave(1, LeaveReason::Exit, now).0.unwrap();
+        assert!(!r.is_idle(now.after(idle / 2)) && r.is_idle(now.after(idle)));
+    }
+}

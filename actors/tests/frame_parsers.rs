@@ -1,0 +1,182 @@
+//! The frame parsers never panic, and every frame ends in one of PROTOCOL.md's answers:
+//! arbitrary bytes and mutated valid frames fed to the BIGO ingress checks (section 1: an
+//! `errorResp` 400, a login `code` 400, a `dataReception` rescode 400/401/403, or accepted)
+//! and to the client frame checks (section 2.3: errors 1001, 1002, 1003, 1009, 1010, or an
+//! authentic frame).
+
+use actors::bigo_session::{check_data, check_login};
+use actors::client_session::check_frame;
+use actors::config::{BigoAccount, BigoConfig, ClientConfig};
+use actors::protocol::bigo::{self, Request};
+use actors::protocol::client::ErrorCode;
+use actors::protocol::sign;
+use proptest::prelude::*;
+use serde_json::json;
+
+const NOW: i64 = 1_700_000_000_000;
+const TOKEN: &str = "0123456789abcdef0123456789abcdef";
+
+fn bigo_config() -> BigoConfig {
+    BigoConfig {
+        accounts: vec![BigoAccount { account: "acc".into(), password: "pw".into() }],
+        platform_abbr: "inke".into(),
+        ..BigoConfig::default()
+    }
+}
+
+/// What the BIGO session would answer a text frame from a logged-in connection with: the
+/// wire code (200 for accepted frames).
+fn bigo_answer(text: &str) -> u16 {
+    let config = bigo_config();
+    let Ok(req) = serde_json::from_str::<Request>(text) else { return 400 };
+    match req.uri.as_deref() {
+        Some(bigo::URI_LOGIN) => match check_login(&config, &req, NOW) {
+            Ok(_) => 200,
+            Err(message) => {
+                assert!(
+                    ["data unparsable", "account not found", "sign is error.", "timestamp expired"].contains(&message),
+                    "unexpected login failure {message:?}"
+                );
+                400
+            }
+        },
+        Some(bigo::URI_DATA) => match check_data(&config, Some(TOKEN), &req, req.data_text().as_deref()) {
+            Ok(data) => {
+                // Reading the items must not panic either.
+                let _ = data.items();
+                200
+            }
+            Err(rejection) => rejection.rescode,
+        },
+        _ => 400,
+    }
+}
+
+fn login_frame() -> String {
+    let ts = NOW.to_string();
+    let data = json!({"account":"acc","timestamp":ts,"sign":sign::bigo_login("pw", &ts, "inke", "acc")}).to_string();
+    json!({"uri":"platformLogin","retry_cnt":0,"send_time":NOW,"data":data}).to_string()
+}
+
+fn push_frame() -> String {
+    let data = json!({"seqid":"1","timestamp":NOW,"game_id":"g","game_sess":"gs","status":2,
+        "danmu_data":[{"openid":"a","datas":[{"type":"msg","user":"u","ts":"1","data_seq":"1","content":"hi"}]}]})
+    .to_string();
+    let sign = sign::bigo_message(&data, TOKEN, "inke");
+    json!({"uri":"dataReception","retry_cnt":0,"send_time":NOW,"data":data,"access_token":TOKEN,"sign":sign})
+        .to_string()
+}
+
+const ONLINE: &str = "fedcba9876543210fedcba9876543210";
+
+fn client_frame(action: &str, fields: serde_json::Value) -> String {
+    let ts = NOW.to_string();
+    let mut frame = json!({"action":action,"online_token":ONLINE,"sid":"s","timestamp":ts,
+                           "sign":sign::client_frame(action, ONLINE, "s", &ts)});
+    if let (Some(obj), serde_json::Value::Object(extra)) = (frame.as_object_mut(), fields) {
+        obj.extend(extra);
+    }
+    frame.to_string()
+}
+
+fn client_answer(text: &str) -> u16 {
+    match check_frame(text, ONLINE, &ClientConfig::default(), NOW) {
+        Ok(_) => 0,
+        Err(refusal) => {
+            let allowed = [
+                ErrorCode::BadParameters,
+                ErrorCode::BadSign,
+                ErrorCode::TokenInvalid,
+                ErrorCode::UnknownAction,
+                ErrorCode::TimestampOutOfWindow,
+            ];
+            assert!(allowed.contains(&refusal.code), "unexpected refusal {refusal:?}");
+            refusal.code.code()
+        }
+    }
+}
+
+/// A valid frame with some bytes changed, inserted or cut off.
+fn mutated(frame: String) -> impl Strategy<Value = String> {
+    let len = frame.len();
+    (prop::collection::vec((0..len, any::<u8>(), 0u8..3), 1..6), 0..=len).prop_map(move |(edits, cut)| {
+        let mut bytes = frame.clone().into_bytes();
+        for (at, byte, kind) in edits {
+            let at = at.min(bytes.len().saturating_sub(1));
+            match kind {
+                0 if !bytes.is_empty() => bytes[at] = byte,
+                1 => bytes.insert(at, byte),
+                _ if !bytes.is_empty() => {
+                    bytes.remove(at);
+                }
+                _ => {}
+            }
+        }
+        bytes.truncate(cut.max(1).min(bytes.len()));
+        String::from_utf8_lossy(&bytes).into_owned()
+    })
+}
+
+#[test]
+fn the_valid_frames_are_accepted() {
+    assert_eq!(bigo_answer(&login_frame()), 200);
+    assert_eq!(bigo_answer(&push_frame()), 200);
+    assert_eq!(client_answer(&client_frame("ping", json!({}))), 0);
+    assert_eq!(client_answer(&client_frame("enter_room_report", json!({"channel_name":"c","last_seq":3}))), 0);
+}
+
+proptest! {
+    #[test]
+    fn arbitrary_bytes_get_a_bigo_error(bytes in prop::collection::vec(any::<u8>(), 0..400)) {
+        let text = String::from_utf8_lossy(&bytes);
+        prop_assert!([200, 400, 401, 403].contains(&bigo_answer(&text)));
+    }
+
+    #[test]
+    fn mutated_logins_get_200_or_400(text in mutated(login_frame())) {
+        prop_assert!([200, 400].contains(&bigo_answer(&text)));
+    }
+
+    #[test]
+    fn mutated_pushes_get_a_protocol_rescode(text in mutated(push_frame())) {
+        prop_assert!([200, 400, 401, 403].contains(&bigo_answer(&text)));
+    }
+
+    #[test]
+    fn arbitrary_json_data_in_a_signed_push_never_panics(data in "\\PC{0,200}") {
+        let sign = sign::bigo_message(&data, TOKEN, "inke");
+        let frame = json!({"uri":"dataReception","data":data,"access_token":TOKEN,"sign":sign}).to_string();
+        prop_assert!([200, 400].contains(&bigo_answer(&frame)));
+    }
+
+    #[test]
+    fn arbitrary_bytes_get_a_client_error(bytes in prop::collection::vec(any::<u8>(), 0..400)) {
+        let text = String::from_utf8_lossy(&bytes);
+        prop_assert!(client_answer(&text) != 0 || text.contains(ONLINE));
+    }
+
+    #[test]
+    fn mutated_client_frames_end_in_a_protocol_error_or_pass(
+        text in mutated(client_frame("send_gift_report", json!({"channel_name":"c","notify_type":"bc",
+            "gift":{"id":"g","name":"n","num":2,"receiver_id":"r"}})))
+    ) {
+        client_answer(&text);
+    }
+
+    #[test]
+    fn authentic_frames_with_arbitrary_fields_get_1001_1009_or_pass(
+        action in prop_oneof![Just("up_report".to_string()), Just("enter_room_report".to_string()), "[a-z_]{0,20}"],
+        fields in prop::collection::hash_map("[a-z_]{1,12}", prop_oneof![
+            any::<i64>().prop_map(serde_json::Value::from),
+            "\\PC{0,20}".prop_map(serde_json::Value::from),
+            Just(serde_json::Value::Null),
+            Just(json!({"x":[1,2]})),
+        ], 0..5)
+    ) {
+        let fields: serde_json::Map<String, serde_json::Value> = fields.into_iter()
+            .filter(|(k, _)| !["action", "online_token", "sid", "timestamp", "sign"].contains(&k.as_str()))
+            .collect();
+        let code = client_answer(&client_frame(&action, serde_json::Value::Object(fields)));
+        prop_assert!([0, 1001, 1009].contains(&code), "code {}", code);
+    }
+}

@@ -1,0 +1,288 @@
+//! Properties of the room core (PROTOCOL.md 2.3-2.6), over random interleavings of pushes
+//! (shuffled `ts` within and beyond the window, retried seqids, repeated data_seqs, status
+//! changes), joins, leaves and seat actions, with the clock driven by the test:
+//!
+//! - every item of an accepted push is delivered exactly once (by `data_seq`);
+//! - no item leaves before an item with a smaller (`ts`, arrival) that was held with it;
+//! - no item is held longer than the reorder window;
+//! - `seq` starts at 1 and rises by one with every numbered event;
+//! - no two users hold one seat, and a user who left holds none.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actors::config::RoomConfig;
+use actors::metrics::Metrics;
+use actors::protocol::bigo::{BigoStatus, DanmuItem};
+use actors::protocol::client::Profile;
+use actors::room::{Action, Effects, IngestOutcome, JoinRequest, LeaveReason, Now, Push, RoomCore};
+use proptest::prelude::*;
+use serde_json::{json, Value};
+
+const WINDOW_MS: u64 = 300;
+const SEATS: u32 = 3;
+
+#[derive(Debug, Clone)]
+enum Op {
+    /// A push of items (data_seq, ts offset from now in ms) under a seqid from a small pool.
+    Push {
+        seqid: u8,
+        items: Vec<(u8, i64)>,
+        status: Option<u8>,
+    },
+    /// A pulled batch (no seqid).
+    Pull {
+        items: Vec<(u8, i64)>,
+    },
+    /// Time passes; the release timer fires when due.
+    Wait {
+        ms: u64,
+    },
+    Join {
+        session: u8,
+    },
+    Leave {
+        session: u8,
+    },
+    Up {
+        session: u8,
+        seat: Option<u32>,
+    },
+    Down {
+        session: u8,
+    },
+    Say {
+        session: u8,
+    },
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let items = prop::collection::vec((0u8..60, -600i64..600), 0..5);
+    prop_oneof![
+        4 => (0u8..30, items.clone(), prop::option::weighted(0.2, 1u8..=3))
+            .prop_map(|(seqid, items, status)| Op::Push { seqid, items, status }),
+        1 => items.prop_map(|items| Op::Pull { items }),
+        4 => (0u64..400).prop_map(|ms| Op::Wait { ms }),
+        2 => (0u8..6).prop_map(|session| Op::Join { session }),
+        1 => (0u8..6).prop_map(|session| Op::Leave { session }),
+        2 => (0u8..6, prop::option::of(0u32..=SEATS + 1)).prop_map(|(session, seat)| Op::Up { session, seat }),
+        1 => (0u8..6).prop_map(|session| Op::Down { session }),
+        1 => (0u8..6).prop_map(|session| Op::Say { session }),
+    ]
+}
+
+/// Session `s` belongs to user `s % 4`: some users are on two devices.
+fn user_of(session: u8) -> String {
+    format!("u{}", session % 4)
+}
+
+/// An item as the room saw it arrive.
+struct Arrival {
+    ts: i64,
+    arrival_no: usize,
+    /// The input step at which it arrived.
+    step: usize,
+    at: Instant,
+}
+
+/// An item as it left.
+struct Release {
+    data_seq: String,
+    seq: u64,
+    step: usize,
+    at: Instant,
+}
+
+struct Driver {
+    room: RoomCore,
+    now: Now,
+    step: usize,
+    next_seq: u64,
+    arrivals: HashMap<String, Arrival>,
+    releases: Vec<Release>,
+    /// data_seqs of every accepted push (first arrival only).
+    accepted: HashSet<String>,
+    seen_seqids: HashSet<u8>,
+    members: HashSet<u8>,
+}
+
+impl Driver {
+    fn new() -> Self {
+        let now = Now { at: Instant::now(), unix_ms: 1_700_000_000_000 };
+        let config =
+            RoomConfig { reorder_window_ms: WINDOW_MS, release_tick_ms: 50, seats: SEATS, ..Default::default() };
+        Self {
+            room: RoomCore::new("g".into(), "e".into(), config, Arc::new(Metrics::new()), now),
+            now,
+            step: 0,
+            next_seq: 1,
+            arrivals: HashMap::new(),
+            releases: Vec::new(),
+            accepted: HashSet::new(),
+            seen_seqids: HashSet::new(),
+            members: HashSet::new(),
+        }
+    }
+
+    fn items(&self, items: &[(u8, i64)]) -> Vec<DanmuItem> {
+        items
+            .iter()
+            .map(|(data_seq, offset)| {
+                let ts = self.now.unix_ms + offset;
+                let raw = json!({"type":"msg","user":"v","ts":ts.to_string(),"data_seq":data_seq.to_string(),
+                                 "content":data_seq.to_string()});
+                DanmuItem::from_value(raw, "anchor", ts)
+            })
+            .collect()
+    }
+
+    /// Checks and books what an input released.
+    fn effects(&mut self, fx: Effects) {
+        for event in fx.events {
+            let seq = event.seq.expect("a published event has a seq");
+            assert_eq!(seq, self.next_seq, "seq must rise by one");
+            self.next_seq += 1;
+            let v: Value = serde_json::from_str(&event.json).unwrap();
+            assert_eq!(v["seq"].as_u64(), Some(seq));
+            if v["action"] == "send_topic_msg" && v["user_id"] == "v" {
+                let data_seq = v["content"].as_str().unwrap().to_string();
+                self.releases.push(Release { data_seq, seq, step: self.step, at: self.now.at });
+            }
+        }
+        for (session, _) in &fx.direct {
+            assert!(self.members.contains(&(*session as u8)), "a direct frame to a non-member");
+        }
+    }
+
+    fn ingest(&mut self, seqid: String, items: &[(u8, i64)], status: Option<BigoStatus>) {
+        let danmu = self.items(items);
+        let push = Push { game_sess: "g".into(), seqid, timestamp: self.now.unix_ms, status, items: danmu.clone() };
+        let (outcome, fx) = self.room.push(push, self.now);
+        if let IngestOutcome::Accepted { .. } = outcome {
+            for item in danmu {
+                if self.accepted.insert(item.data_seq.clone()) {
+                    let arrival =
+                        Arrival { ts: item.ts, arrival_no: self.arrivals.len(), step: self.step, at: self.now.at };
+                    self.arrivals.insert(item.data_seq, arrival);
+                }
+            }
+        }
+        self.effects(fx);
+    }
+
+    /// Lets `ms` pass, firing the release timer whenever it is due.
+    fn wait(&mut self, ms: u64) {
+        let until = self.now.at + Duration::from_millis(ms);
+        while let Some(at) = self.room.next_release().filter(|at| *at <= until) {
+            self.step += 1;
+            let d = at.saturating_duration_since(self.now.at);
+            self.now = self.now.after(d);
+            let fx = self.room.tick(self.now);
+            self.effects(fx);
+        }
+        let d = until.saturating_duration_since(self.now.at);
+        self.now = self.now.after(d);
+    }
+
+    fn run(&mut self, op: Op) {
+        self.step += 1;
+        match op {
+            Op::Push { seqid, items, status } => {
+                let status = status.and_then(|s| BigoStatus::from_code(s.into()));
+                let retry = !self.seen_seqids.insert(seqid);
+                let before = self.next_seq;
+                self.ingest(seqid.to_string(), &items, status);
+                if retry {
+                    assert_eq!(self.next_seq, before, "a retried seqid released something new");
+                }
+            }
+            Op::Pull { items } => self.ingest(String::new(), &items, None),
+            Op::Wait { ms } => self.wait(ms),
+            Op::Join { session } => {
+                let profile = Profile { user_id: user_of(session), ..Default::default() };
+                let request = JoinRequest { session: session.into(), profile, last_seq: None, epoch: None };
+                let (answer, fx) = self.room.join(request, self.now);
+                answer.expect("joining an open room");
+                self.members.insert(session);
+                self.effects(fx);
+            }
+            Op::Leave { session } => {
+                let (answer, fx) = self.room.leave(session.into(), LeaveReason::Disconnect, self.now);
+                assert_eq!(answer.is_ok(), self.members.remove(&session));
+                self.effects(fx);
+                let user = user_of(session);
+                let still_here = self.members.iter().any(|s| user_of(*s) == user);
+                if !still_here {
+                    let seats = self.room.snapshot().seats;
+                    assert!(seats.iter().all(|s| s.user_id != user), "{user} left but holds a seat");
+                }
+            }
+            Op::Up { session, seat } => {
+                let (answer, fx) = self.room.act(session.into(), Action::Up { seat_id: seat }, self.now);
+                assert!(answer.is_err() || self.members.contains(&session));
+                self.effects(fx);
+            }
+            Op::Down { session } => {
+                let fx = self.room.act(session.into(), Action::Down, self.now).1;
+                self.effects(fx);
+            }
+            Op::Say { session } => {
+                let (answer, fx) = self.room.act(session.into(), Action::Say { content: "hi".into() }, self.now);
+                assert_eq!(answer.is_ok(), self.members.contains(&session));
+                self.effects(fx);
+            }
+        }
+        let seats = self.room.snapshot().seats;
+        let holders: Vec<&str> = seats.iter().map(|s| s.user_id.as_str()).filter(|u| !u.is_empty()).collect();
+        let distinct: HashSet<&str> = holders.iter().copied().collect();
+        assert_eq!(holders.len(), distinct.len(), "a user holds two seats: {holders:?}");
+        assert!(seats.iter().all(|s| (s.status == 1) != s.user_id.is_empty()), "a seat is taken iff it has a user");
+    }
+
+    /// After the last input: everything due leaves, then the properties over the whole run.
+    fn finish(mut self) {
+        self.wait(WINDOW_MS * 2);
+        assert_eq!(self.room.held(), 0, "items left in the buffer after the window");
+        let delivered: Vec<&str> = self.releases.iter().map(|r| r.data_seq.as_str()).collect();
+        let once: HashSet<&str> = delivered.iter().copied().collect();
+        assert_eq!(delivered.len(), once.len(), "an item was delivered twice");
+        let accepted: HashSet<&str> = self.accepted.iter().map(String::as_str).collect();
+        assert_eq!(once, accepted, "delivered items differ from accepted ones");
+        let window = Duration::from_millis(WINDOW_MS);
+        for r in &self.releases {
+            let a = &self.arrivals[&r.data_seq];
+            assert!(r.at <= a.at + window, "item {} held longer than the window", r.data_seq);
+        }
+        for (i, earlier) in self.releases.iter().enumerate() {
+            let e = &self.arrivals[&earlier.data_seq];
+            for later in &self.releases[i + 1..] {
+                let l = &self.arrivals[&later.data_seq];
+                let held_together = l.step <= earlier.step;
+                let overtaken = (l.ts, l.arrival_no) < (e.ts, e.arrival_no);
+                assert!(
+                    !(held_together && overtaken),
+                    "item {} (ts {}) left at seq {} before item {} (ts {}) held with it",
+                    earlier.data_seq,
+                    e.ts,
+                    earlier.seq,
+                    later.data_seq,
+                    l.ts
+                );
+            }
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn every_item_once_in_order_numbered_without_gaps_and_seats_held_once(ops in prop::collection::vec(op(), 1..120)) {
+        let mut driver = Driver::new();
+        for op in ops {
+            driver.run(op);
+        }
+        driver.finish();
+    }
+}
