@@ -13,9 +13,10 @@
 //! 503 are retried, and a lost connection is re-opened (new login) with every unacknowledged
 //! push sent again, as section 1.4 asks of the platform.
 //!
-//! The pure parts (the danmu [`Generator`], the request frames, the [`Summary`]) are plain
-//! types with unit tests; [`run`] is the one async loop that owns the connection, the send
-//! queue and the counters. It runs on any tokio runtime (the binary uses actix_rt's).
+//! The pure parts (the danmu [`Generator`], the [`Summary`]) are plain types with unit tests;
+//! the frames and their signatures come from `actors::protocol::bigo_client`, the platform's
+//! side written once. [`run`] is the one async loop that owns the connection, the send queue
+//! and the counters. It runs on any tokio runtime (the binary uses actix_rt's).
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
@@ -23,8 +24,9 @@ use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
 use actors::config::Config;
-use actors::protocol::bigo::{URI_DATA, URI_DATA_RESP, URI_ERROR, URI_LOGIN, URI_LOGIN_RESP};
-use actors::protocol::{now_ms, sign};
+use actors::protocol::bigo::{URI_DATA_RESP, URI_ERROR, URI_LOGIN_RESP};
+use actors::protocol::bigo_client::{self, Answer, AnswerError};
+use actors::protocol::now_ms;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use rand::rngs::StdRng;
@@ -431,97 +433,6 @@ impl Generator {
 }
 
 // ------------------------------------------------------------------------------------------
-// Frames (the platform's side of PROTOCOL.md 1.1).
-
-#[derive(Serialize)]
-struct LoginData<'a> {
-    account: &'a str,
-    timestamp: &'a str,
-    sign: &'a str,
-}
-
-#[derive(Serialize)]
-struct RequestFrame<'a> {
-    uri: &'a str,
-    retry_cnt: u32,
-    send_time: i64,
-    /// A JSON-encoded string, as the platform sends it.
-    data: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    access_token: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    sign: Option<&'a str>,
-}
-
-/// `platformLogin` request text.
-pub fn login_frame(account: &str, password: &str, platform_abbr: &str, now: i64) -> String {
-    let timestamp = now.to_string();
-    let signature = sign::bigo_login(password, &timestamp, platform_abbr, account);
-    let data =
-        serde_json::to_string(&LoginData { account, timestamp: &timestamp, sign: &signature }).unwrap_or_default();
-    let frame =
-        RequestFrame { uri: URI_LOGIN, retry_cnt: 0, send_time: now, data: &data, access_token: None, sign: None };
-    serde_json::to_string(&frame).unwrap_or_default()
-}
-
-/// Signed `dataReception` request text for `push`.
-pub fn push_frame(push: &Push, retry_cnt: u32, access_token: &str, platform_abbr: &str, now: i64) -> String {
-    let signature = sign::bigo_message(&push.data, access_token, platform_abbr);
-    let frame = RequestFrame {
-        uri: URI_DATA,
-        retry_cnt,
-        send_time: now,
-        data: &push.data,
-        access_token: Some(access_token),
-        sign: Some(&signature),
-    };
-    serde_json::to_string(&frame).unwrap_or_default()
-}
-
-/// A response frame from the broker; `data` is a JSON string (an object is accepted too).
-#[derive(Deserialize)]
-struct ResponseFrame {
-    uri: String,
-    #[serde(default)]
-    data: serde_json::Value,
-}
-
-impl ResponseFrame {
-    fn data<T: serde::de::DeserializeOwned>(&self) -> Option<T> {
-        match &self.data {
-            serde_json::Value::String(s) => serde_json::from_str(s).ok(),
-            other => serde_json::from_value(other.clone()).ok(),
-        }
-    }
-}
-
-#[derive(Deserialize)]
-struct LoginAnswer {
-    code: i64,
-    #[serde(default)]
-    access_token: Option<String>,
-    #[serde(default)]
-    message: String,
-}
-
-#[derive(Deserialize)]
-struct DataAnswer {
-    #[serde(default, deserialize_with = "actors::protocol::lenient::string")]
-    seqid: String,
-    rescode: i64,
-    #[serde(default)]
-    message: String,
-}
-
-#[derive(Deserialize)]
-struct ErrorAnswer {
-    #[serde(default)]
-    code: i64,
-    #[serde(default)]
-    message: String,
-}
-
-// ------------------------------------------------------------------------------------------
 // The summary.
 
 /// What a run did; printed at the end (text, or JSON with `--json`).
@@ -639,21 +550,23 @@ impl Target {
             let _ = tcp.set_nodelay(true);
         }
         let (mut sink, mut stream) = ws.split();
-        let frame = login_frame(&self.account, &self.password, &self.platform_abbr, now_ms());
+        let frame = bigo_client::login_request(&self.account, &self.password, &self.platform_abbr, now_ms());
         sink.send(Message::Text(frame.into())).await.map_err(|e| connect_err(e.to_string()))?;
         let answer = tokio::time::timeout(LOGIN_TIMEOUT, async {
             while let Some(msg) = stream.next().await {
                 let msg = msg.map_err(|e| SimulateError::LoginFailed(e.to_string()))?;
                 match msg {
-                    Message::Text(text) => {
-                        let frame: ResponseFrame = serde_json::from_str(&text)
-                            .map_err(|_| SimulateError::LoginFailed(format!("not JSON: {text}")))?;
-                        if frame.uri == URI_LOGIN_RESP {
-                            return frame
-                                .data::<LoginAnswer>()
-                                .ok_or_else(|| SimulateError::LoginFailed(format!("unreadable answer: {text}")));
+                    Message::Text(text) => match bigo_client::parse_answer(&text) {
+                        Ok(Answer::Login(answer)) => return Ok(answer),
+                        Ok(_) => {}
+                        Err(AnswerError::NotAFrame) => {
+                            return Err(SimulateError::LoginFailed(format!("not JSON: {text}")));
                         }
-                    }
+                        Err(AnswerError::BadData { uri }) if uri == URI_LOGIN_RESP => {
+                            return Err(SimulateError::LoginFailed(format!("unreadable answer: {text}")));
+                        }
+                        Err(AnswerError::BadData { .. }) => {}
+                    },
                     Message::Close(close) => {
                         return Err(SimulateError::LoginFailed(format!("connection closed: {close:?}")));
                     }
@@ -664,9 +577,9 @@ impl Target {
         })
         .await
         .map_err(|_| SimulateError::LoginFailed("no answer within 5 s".into()))??;
-        match (answer.code, answer.access_token) {
-            (200, Some(access_token)) => Ok(Link { sink, stream, access_token }),
-            (code, _) => Err(SimulateError::LoginRefused(format!("code {code}: {}", answer.message))),
+        match answer.accepted_token() {
+            Some(access_token) => Ok(Link { sink, stream, access_token: access_token.to_string() }),
+            None => Err(SimulateError::LoginRefused(format!("code {}: {}", answer.code, answer.message))),
         }
     }
 }
@@ -751,8 +664,13 @@ impl Run {
             }
             let Some(Reverse((_, _, seqid))) = self.queue.pop() else { break };
             let Some(entry) = self.in_flight.get_mut(&seqid) else { continue };
-            let text =
-                push_frame(&entry.push, entry.next_retry_cnt, &link.access_token, &self.target.platform_abbr, now_ms());
+            let text = bigo_client::data_reception_request(
+                &entry.push.data,
+                &link.access_token,
+                &self.target.platform_abbr,
+                entry.next_retry_cnt,
+                now_ms(),
+            );
             if entry.next_retry_cnt > 0 {
                 self.summary.retries += 1;
             }
@@ -778,23 +696,29 @@ impl Run {
 
     /// Handles one text frame from the broker; answers true when it asks to log in again.
     fn on_text(&mut self, text: &str, now: Instant) -> bool {
-        let Ok(frame) = serde_json::from_str::<ResponseFrame>(text) else {
-            eprintln!("\nsimulate: a frame that is not JSON: {text}");
-            return false;
-        };
-        if frame.uri == URI_ERROR {
-            *self.summary.rescodes.entry("errorResp".into()).or_default() += 1;
-            let answer = frame.data::<ErrorAnswer>();
-            let (code, message) = answer.map(|a| (a.code, a.message)).unwrap_or_default();
-            eprintln!("\nsimulate: errorResp {code}: {message}");
-            return false;
-        }
-        if frame.uri != URI_DATA_RESP {
-            return false;
-        }
-        let Some(answer) = frame.data::<DataAnswer>() else {
-            eprintln!("\nsimulate: unreadable dataReceptionResp: {text}");
-            return false;
+        let answer = match bigo_client::parse_answer(text) {
+            Ok(Answer::Data(answer)) => answer,
+            Ok(Answer::Error(error)) => {
+                *self.summary.rescodes.entry("errorResp".into()).or_default() += 1;
+                eprintln!("\nsimulate: errorResp {}: {}", error.code, error.message);
+                return false;
+            }
+            Err(AnswerError::BadData { uri }) if uri == URI_ERROR => {
+                *self.summary.rescodes.entry("errorResp".into()).or_default() += 1;
+                eprintln!("\nsimulate: errorResp 0: ");
+                return false;
+            }
+            Ok(Answer::Login(_) | Answer::Other(_)) => return false,
+            Err(AnswerError::NotAFrame) => {
+                eprintln!("\nsimulate: a frame that is not JSON: {text}");
+                return false;
+            }
+            Err(AnswerError::BadData { uri }) => {
+                if uri == URI_DATA_RESP {
+                    eprintln!("\nsimulate: unreadable dataReceptionResp: {text}");
+                }
+                return false;
+            }
         };
         self.summary.acked += 1;
         *self.summary.rescodes.entry(answer.rescode.to_string()).or_default() += 1;
@@ -1105,29 +1029,6 @@ mod tests {
         let data: DataReception = serde_json::from_str(&Generator::new(&o, 3).closing_push(9).data).unwrap();
         assert_eq!(data.status, Some(3));
         assert!(data.items().is_empty());
-    }
-
-    #[test]
-    fn push_frame_carries_data_as_a_string_signed_over_its_exact_text() {
-        let o = opts(&["--game-sess", "g1"]);
-        let push = Generator::new(&o, 4).push(1_000);
-        let frame: serde_json::Value = serde_json::from_str(&push_frame(&push, 2, "tok", "inke", 1_234)).unwrap();
-        assert_eq!(frame["uri"], "dataReception");
-        assert_eq!(frame["retry_cnt"], 2);
-        assert_eq!(frame["send_time"], 1_234);
-        assert_eq!(frame["data"].as_str(), Some(push.data.as_str()));
-        assert_eq!(frame["access_token"], "tok");
-        assert_eq!(frame["sign"].as_str(), Some(sign::bigo_message(&push.data, "tok", "inke").as_str()));
-    }
-
-    #[test]
-    fn login_frame_signs_account_password_and_timestamp() {
-        let frame: serde_json::Value = serde_json::from_str(&login_frame("bigoUser1", "pw", "inke", 42)).unwrap();
-        assert_eq!(frame["uri"], "platformLogin");
-        let data: serde_json::Value = serde_json::from_str(frame["data"].as_str().unwrap()).unwrap();
-        assert_eq!(data["account"], "bigoUser1");
-        assert_eq!(data["timestamp"], "42");
-        assert_eq!(data["sign"].as_str(), Some(sign::bigo_login("pw", "42", "inke", "bigoUser1").as_str()));
     }
 
     #[test]
