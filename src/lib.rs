@@ -23,12 +23,12 @@ use std::time::Duration;
 
 use actix::{Actor, Addr, Arbiter, ArbiterHandle, AsyncContext, Context};
 use actix_web::{web, App, HttpServer};
-use actors::config::Config;
 use actors::metrics::Metrics;
 use actors::registry::{AllRooms, KickAll, KickAllBigo, Registry};
 use actors::room::Flush;
 use log::{info, warn};
 
+use crate::config::Config;
 use crate::http::AppState;
 
 /// A started broker.

@@ -23,7 +23,7 @@ use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
-use actors::config::Config;
+use crate::config::Config;
 use actors::protocol::bigo::{URI_DATA_RESP, URI_ERROR, URI_LOGIN_RESP};
 use actors::protocol::bigo_client::{self, Answer, AnswerError};
 use actors::protocol::now_ms;
