@@ -135,6 +135,22 @@ pub struct DemoConfig {
     pub enabled: bool,
 }
 
+impl Config {
+    /// The BIGO ingress this configuration serves, as a URL to connect to (the simulator's
+    /// default): `ws://{server.host}:{server.port}{bigo.path}`, `wss://` when the broker
+    /// terminates TLS itself; a wildcard bind address means this host.
+    pub fn bigo_ingress_url(&self) -> String {
+        let host = match self.server.host.as_str() {
+            "0.0.0.0" | "" => "127.0.0.1".to_string(),
+            "::" | "[::]" => "[::1]".to_string(),
+            h if h.contains(':') && !h.starts_with('[') => format!("[{h}]"),
+            h => h.to_string(),
+        };
+        let scheme = if self.server.tls.is_some() { "wss" } else { "ws" };
+        format!("{scheme}://{host}:{}{}", self.server.port, self.bigo.path)
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("config file {0}: not found")]
@@ -266,5 +282,15 @@ mod tests {
         assert!(err.contains("client.rate_per_s"), "{err}");
         let err = from_yaml("server:\n  port: lots\n").unwrap_err().to_string();
         assert!(err.contains("port"), "{err}");
+    }
+
+    #[test]
+    fn bigo_ingress_url_is_built_from_server_and_bigo_path() {
+        let mut c = Config::default();
+        assert_eq!(c.bigo_ingress_url(), "ws://127.0.0.1:8080/bigo/ws");
+        c.server.host = "0.0.0.0".into();
+        c.server.port = 9000;
+        c.bigo.path = "/in".into();
+        assert_eq!(c.bigo_ingress_url(), "ws://127.0.0.1:9000/in");
     }
 }

@@ -5,14 +5,14 @@
 //! running server (a future to await), its address, and a handle for a graceful [`shutdown`].
 //! `main.rs` and the integration tests both start the broker this way. With `server.tls` the
 //! same listener speaks TLS ([`tls`]), so BIGO can reach `wss://` without a proxy in front.
-//! [`simulate`] is the BIGO stand-in behind `danmu-broker simulate`.
+//! The BIGO stand-in behind `danmu-broker simulate` is a crate of its own (`danmu-simulator`,
+//! in `simulator/`): a client of the broker, not part of it.
 
 pub mod auth;
 pub mod cloud;
 pub mod config;
 pub mod http;
 pub mod live;
-pub mod simulate;
 pub mod store;
 pub mod tls;
 
