@@ -19,11 +19,11 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use actix::{Actor, ActorFutureExt, AsyncContext, Context, Handler, Message, WrapFuture};
-use actors::config::LiveConfig;
 use futures_util::StreamExt;
 use log::{debug, info, warn};
 use serde::Deserialize;
 
+use crate::config::LiveConfig;
 use crate::live::zombies::{PollAnswer, ZombieWatch};
 use crate::live::LiveRooms;
 

@@ -1,10 +1,155 @@
-//! Loading the configuration: `config.yaml` (or `--config PATH`), then `DANMU__SECTION__KEY`
-//! environment overrides, then checks of values serde cannot express. Every error names the
-//! key. The typed sections and their defaults live in `actors::config`.
+//! The typed configuration (PROTOCOL.md section 5) and its loading: `config.yaml` (or
+//! `--config PATH`), then `DANMU__SECTION__KEY` environment overrides, then checks of values
+//! serde cannot express. Every error names the key.
+//!
+//! [`Config`] is the one type the file loads into. The sections the actors read (`bigo`,
+//! `client`, `room`) are defined in `actors::config` and re-exported here; the sections only
+//! the shell reads are defined below. Each section's defaults are its `Default` impl, and
+//! `deny_unknown_fields` on every section makes a misspelt key stop start-up.
 
 use std::path::Path;
 
 pub use actors::config::*;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub store: StoreConfig,
+    pub bigo: BigoConfig,
+    pub auth: AuthConfig,
+    pub client: ClientConfig,
+    pub room: RoomConfig,
+    pub admin: AdminConfig,
+    pub live: LiveConfig,
+    pub demo: DemoConfig,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    pub host: String,
+    pub port: u16,
+    /// Base of the `end_point` URL handed to clients (`{public_url}{client.path}`).
+    pub public_url: String,
+    pub tls: Option<TlsConfig>,
+    /// HTTP worker threads; 0 = one per core.
+    pub workers: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self { host: "127.0.0.1".into(), port: 8080, public_url: "ws://127.0.0.1:8080".into(), tls: None, workers: 0 }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    pub cert: String,
+    pub key: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreKind {
+    Memory,
+    Redis,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreConfig {
+    pub kind: StoreKind,
+    pub redis_url: String,
+    pub key_prefix: String,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self { kind: StoreKind::Memory, redis_url: "redis://127.0.0.1:6379".into(), key_prefix: "danmu:".into() }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    pub jwt_secret: String,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self { jwt_secret: "change-me".into() }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminConfig {
+    pub key: String,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        Self { key: "change-me".into() }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LiveConfig {
+    pub bizid: String,
+    pub push_domain: String,
+    pub play_domain: String,
+    pub push_key: String,
+    pub play_key: String,
+    pub push_url_ttl_s: u64,
+    pub callback_key: String,
+    pub status_api: String,
+    /// Zombie-poll interval in seconds; fractional values are allowed (tests poll every 0.05 s).
+    pub status_poll_s: f64,
+    pub forbid_api: String,
+}
+
+impl Default for LiveConfig {
+    fn default() -> Self {
+        Self {
+            bizid: "8888".into(),
+            push_domain: "8888.livepush.myqcloud.com".into(),
+            play_domain: "8888.liveplay.myqcloud.com".into(),
+            push_key: "change-me".into(),
+            play_key: String::new(),
+            push_url_ttl_s: 86_400,
+            callback_key: "change-me".into(),
+            status_api: String::new(),
+            status_poll_s: 60.0,
+            forbid_api: String::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DemoConfig {
+    pub enabled: bool,
+}
+
+impl Config {
+    /// The BIGO ingress this configuration serves, as a URL to connect to (the simulator's
+    /// default): `ws://{server.host}:{server.port}{bigo.path}`, `wss://` when the broker
+    /// terminates TLS itself; a wildcard bind address means this host.
+    pub fn bigo_ingress_url(&self) -> String {
+        let host = match self.server.host.as_str() {
+            "0.0.0.0" | "" => "127.0.0.1".to_string(),
+            "::" | "[::]" => "[::1]".to_string(),
+            h if h.contains(':') && !h.starts_with('[') => format!("[{h}]"),
+            h => h.to_string(),
+        };
+        let scheme = if self.server.tls.is_some() { "wss" } else { "ws" };
+        format!("{scheme}://{host}:{}{}", self.server.port, self.bigo.path)
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -137,5 +282,15 @@ mod tests {
         assert!(err.contains("client.rate_per_s"), "{err}");
         let err = from_yaml("server:\n  port: lots\n").unwrap_err().to_string();
         assert!(err.contains("port"), "{err}");
+    }
+
+    #[test]
+    fn bigo_ingress_url_is_built_from_server_and_bigo_path() {
+        let mut c = Config::default();
+        assert_eq!(c.bigo_ingress_url(), "ws://127.0.0.1:8080/bigo/ws");
+        c.server.host = "0.0.0.0".into();
+        c.server.port = 9000;
+        c.bigo.path = "/in".into();
+        assert_eq!(c.bigo_ingress_url(), "ws://127.0.0.1:9000/in");
     }
 }

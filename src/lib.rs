@@ -5,14 +5,14 @@
 //! running server (a future to await), its address, and a handle for a graceful [`shutdown`].
 //! `main.rs` and the integration tests both start the broker this way. With `server.tls` the
 //! same listener speaks TLS ([`tls`]), so BIGO can reach `wss://` without a proxy in front.
-//! [`simulate`] is the BIGO stand-in behind `danmu-broker simulate`.
+//! The BIGO stand-in behind `danmu-broker simulate` is a crate of its own (`danmu-simulator`,
+//! in `simulator/`): a client of the broker, not part of it.
 
 pub mod auth;
 pub mod cloud;
 pub mod config;
 pub mod http;
 pub mod live;
-pub mod simulate;
 pub mod store;
 pub mod tls;
 
@@ -23,7 +23,6 @@ use std::time::Duration;
 
 use actix::{Actor, Addr, Arbiter, ArbiterHandle, AsyncContext, Context};
 use actix_web::{web, App, HttpServer};
-use actors::config::Config;
 use actors::metrics::Metrics;
 use actors::protocol::client::KickReason;
 use actors::registry::{AllRooms, CloseAllBigo, Registry};
@@ -31,6 +30,7 @@ use actors::room::Flush;
 use actors::sessions::{KickAll, SessionIndex};
 use log::{info, warn};
 
+use crate::config::Config;
 use crate::http::AppState;
 
 /// A started broker.

@@ -1,12 +1,12 @@
 //! The `danmu-broker` command: serves by default; `token` prints a client JWT for trying the
 //! server by hand (PROTOCOL.md 5); `simulate` stands in for the BIGO platform and pushes danmu
-//! into a broker (PROTOCOL.md 6, logic in `src/simulate.rs`).
+//! into a broker (PROTOCOL.md 6, logic in the `danmu-simulator` crate, `simulator/`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use danmu_broker::{auth, config, simulate};
+use danmu_broker::{auth, config};
 
 /// The process allocator. The hot paths allocate and free small buffers on one thread that
 /// another thread allocated (bundles built by a room, dropped by sessions; pushes parsed by a
@@ -45,7 +45,7 @@ enum Command {
         ttl_s: u64,
     },
     /// Stand in for BIGO: log in to a broker's BIGO ingress and push danmu for a game session.
-    Simulate(simulate::Options),
+    Simulate(danmu_simulator::Options),
 }
 
 fn main() -> ExitCode {
@@ -76,9 +76,11 @@ fn main() -> ExitCode {
     }
 }
 
-fn run_simulator(config: config::Config, opts: simulate::Options) -> ExitCode {
+fn run_simulator(config: config::Config, opts: danmu_simulator::Options) -> ExitCode {
     let json = opts.json;
-    match actix_rt::System::new().block_on(async move { simulate::run(&config, opts).await }) {
+    let default_url = config.bigo_ingress_url();
+    let run = async move { danmu_simulator::run(&config.bigo, &default_url, opts).await };
+    match actix_rt::System::new().block_on(run) {
         Ok(summary) => {
             if json {
                 println!("{}", serde_json::to_string(&summary).unwrap_or_default());

@@ -8,10 +8,11 @@
 use std::io;
 use std::sync::Arc;
 
-use actors::config::TlsConfig;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::ServerConfig;
+
+use crate::config::TlsConfig;
 
 /// The rustls server config for `tls`, or an error naming the offending key.
 pub fn server_config(tls: &TlsConfig) -> io::Result<ServerConfig> {

@@ -18,6 +18,31 @@ async fn login_with_the_right_sign_gets_a_32_hex_access_token() {
     assert!(token.chars().all(|c| c.is_ascii_hexdigit()));
 }
 
+/// The harness signs with `actors::protocol::bigo_client`; this test spells out the formulas of
+/// PROTOCOL.md 1.2 and 1.4 itself, so that the server and the shared client module cannot agree
+/// on a wrong formula unnoticed.
+#[actix_rt::test]
+async fn frames_signed_with_the_formulas_of_protocol_md_written_out_are_accepted() {
+    let broker = TestBroker::start().await;
+    let mut bigo = broker.bigo().await;
+    let ts = now_ms().to_string();
+    let sign = md5(&format!("password:{PASSWORD}&tamp:{ts}&{ABBR}&account:{ACCOUNT}"));
+    let data = json!({"account": ACCOUNT, "timestamp": ts, "sign": sign}).to_string();
+    bigo.send_text(json!({"uri":"platformLogin","retry_cnt":0,"send_time":now_ms(),"data":data}).to_string()).await;
+    let login = BigoClient::data_of(&bigo.recv().await);
+    assert_eq!(login["code"], 200, "{login}");
+    let token = login["access_token"].as_str().expect("access_token").to_string();
+
+    let data = push_data("lit-1", "g-literal", 2, vec![msg_item("1", now_ms(), "written out")]).to_string();
+    let sign = md5(&format!("{data}&token:{token}&{ABBR}"));
+    let frame = json!({"uri":"dataReception","retry_cnt":0,"send_time":now_ms(),"data":data,
+                       "access_token":token,"sign":sign});
+    bigo.send_text(frame.to_string()).await;
+    let resp = bigo.recv().await;
+    assert_eq!(resp["uri"], "dataReceptionResp", "{resp}");
+    assert_eq!(BigoClient::data_of(&resp), json!({"seqid":"lit-1","rescode":200,"message":""}));
+}
+
 #[actix_rt::test]
 async fn response_envelope_echoes_retry_cnt_and_send_time() {
     let broker = TestBroker::start().await;

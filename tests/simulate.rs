@@ -6,7 +6,7 @@ mod common;
 use std::process::Command;
 
 use common::*;
-use danmu_broker::simulate::Summary;
+use danmu_simulator::Summary;
 use serde_json::Value;
 
 /// A config file naming the test broker's BIGO account (the simulator logs in with it).

@@ -5,9 +5,9 @@ mod common;
 
 use std::sync::Arc;
 
-use actors::config::TlsConfig;
 use common::ops::{app_client_at, bigo_at, free_port, self_signed, TempDir};
 use common::*;
+use danmu_broker::config::TlsConfig;
 use rustls::pki_types::CertificateDer;
 use tokio_tungstenite::Connector;
 

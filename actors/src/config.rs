@@ -1,71 +1,13 @@
-//! The typed configuration (PROTOCOL.md section 5): one struct per section, every default in
-//! one place (the `Default` impls below), `deny_unknown_fields` so that a misspelt key stops
-//! start-up instead of being ignored.
+//! The configuration sections the actors read (PROTOCOL.md section 5): `bigo` (sessions and
+//! pull compensation), `client` (client sessions) and `room`. One struct per section, its
+//! defaults in its `Default` impl, `deny_unknown_fields` so that a misspelt key stops start-up
+//! instead of being ignored.
 //!
-//! The types live in the `actors` crate because the actors consume them; reading the file and
-//! the `DANMU__SECTION__KEY` environment overrides is the binary's job (`src/config.rs`).
+//! The whole `Config`, the sections only the server shell reads (server, store, auth, admin,
+//! live, demo) and the loading (file, `DANMU__SECTION__KEY` overrides, checks) live in the
+//! binary's `src/config.rs`, which embeds these sections.
 
 use serde::{Deserialize, Serialize};
-
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Config {
-    pub server: ServerConfig,
-    pub store: StoreConfig,
-    pub bigo: BigoConfig,
-    pub auth: AuthConfig,
-    pub client: ClientConfig,
-    pub room: RoomConfig,
-    pub admin: AdminConfig,
-    pub live: LiveConfig,
-    pub demo: DemoConfig,
-}
-
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct ServerConfig {
-    pub host: String,
-    pub port: u16,
-    /// Base of the `end_point` URL handed to clients (`{public_url}{client.path}`).
-    pub public_url: String,
-    pub tls: Option<TlsConfig>,
-    /// HTTP worker threads; 0 = one per core.
-    pub workers: usize,
-}
-
-impl Default for ServerConfig {
-    fn default() -> Self {
-        Self { host: "127.0.0.1".into(), port: 8080, public_url: "ws://127.0.0.1:8080".into(), tls: None, workers: 0 }
-    }
-}
-
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct TlsConfig {
-    pub cert: String,
-    pub key: String,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum StoreKind {
-    Memory,
-    Redis,
-}
-
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct StoreConfig {
-    pub kind: StoreKind,
-    pub redis_url: String,
-    pub key_prefix: String,
-}
-
-impl Default for StoreConfig {
-    fn default() -> Self {
-        Self { kind: StoreKind::Memory, redis_url: "redis://127.0.0.1:6379".into(), key_prefix: "danmu:".into() }
-    }
-}
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -121,18 +63,6 @@ pub struct PullConfig {
 impl Default for PullConfig {
     fn default() -> Self {
         Self { enabled: false, interval_ms: 10_000, batch: 100, timeout_ms: 5_000 }
-    }
-}
-
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct AuthConfig {
-    pub jwt_secret: String,
-}
-
-impl Default for AuthConfig {
-    fn default() -> Self {
-        Self { jwt_secret: "change-me".into() }
     }
 }
 
@@ -195,55 +125,4 @@ impl Default for RoomConfig {
             idle_stop_ms: 600_000,
         }
     }
-}
-
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct AdminConfig {
-    pub key: String,
-}
-
-impl Default for AdminConfig {
-    fn default() -> Self {
-        Self { key: "change-me".into() }
-    }
-}
-
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct LiveConfig {
-    pub bizid: String,
-    pub push_domain: String,
-    pub play_domain: String,
-    pub push_key: String,
-    pub play_key: String,
-    pub push_url_ttl_s: u64,
-    pub callback_key: String,
-    pub status_api: String,
-    /// Zombie-poll interval in seconds; fractional values are allowed (tests poll every 0.05 s).
-    pub status_poll_s: f64,
-    pub forbid_api: String,
-}
-
-impl Default for LiveConfig {
-    fn default() -> Self {
-        Self {
-            bizid: "8888".into(),
-            push_domain: "8888.livepush.myqcloud.com".into(),
-            play_domain: "8888.liveplay.myqcloud.com".into(),
-            push_key: "change-me".into(),
-            play_key: String::new(),
-            push_url_ttl_s: 86_400,
-            callback_key: "change-me".into(),
-            status_api: String::new(),
-            status_poll_s: 60.0,
-            forbid_api: String::new(),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct DemoConfig {
-    pub enabled: bool,
 }

@@ -12,8 +12,11 @@
 //! - [`sessions`]: the client sessions and users of this node (replacement, one room per
 //!   user, `current_room_id`, counts, shutdown kicks).
 //! - [`puller`]: pull compensation for one `game_sess` from BIGO's HTTP API (PROTOCOL.md 1.5).
-//! - [`protocol`]: serde types of every frame, the typed statuses and the md5 formulas.
-//! - [`config`]: the typed configuration; [`metrics`]: the Prometheus metrics.
+//! - [`protocol`]: serde types of every frame, the typed statuses, the md5 signature formulas,
+//!   and the platform's side of the BIGO protocol (`protocol::bigo_client`, for the simulator,
+//!   bench and tests).
+//! - [`config`]: the config sections the actors read (bigo, client, room); the whole `Config`
+//!   is the binary's. [`metrics`]: the Prometheus metrics.
 //! - [`rate`], [`ws_frames`]: small helpers of the sessions.
 //!
 //! Messages flow one way: sessions -> (registry, once per route) -> rooms -> (broadcast ring)

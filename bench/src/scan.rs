@@ -1,6 +1,6 @@
 //! A tiny scanner for the few fields the generator reads from broker frames, instead of full
 //! JSON parsing: `action`, `seq` and `ts` of room events; `online_token` and `last_seq` of the
-//! greeting and the join ack; `seqid` and `rescode` of BIGO acks.
+//! greeting and the join ack. (BIGO answers are read by `actors::protocol::bigo_client`.)
 //!
 //! It relies on how the broker serialises (serde, no whitespace): a room event starts with
 //! `{"action":"` and ends with its top-level `"seq":N,"ts":N`, so the *last* `"seq":` and
@@ -111,14 +111,6 @@ pub fn parse_int(b: &[u8]) -> Option<i64> {
     (digits > 0).then_some(if neg { -n } else { n })
 }
 
-/// `seqid` and `rescode` of a `dataReceptionResp`, whose `data` is a JSON *string*: inside it
-/// the quotes are escaped, so the keys read `\"seqid\":\"`.
-pub fn bigo_ack(frame: &[u8]) -> Option<(u64, i64)> {
-    let seqid = last_number(frame, b"\\\"seqid\\\":")?;
-    let rescode = last_number(frame, b"\\\"rescode\\\":")?;
-    Some((u64::try_from(seqid).ok()?, rescode))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -145,11 +137,5 @@ mod tests {
         assert_eq!(first_string(hello, b"\"online_token\":\""), Some(&b"abc123"[..]));
         let ack = br#"{"action":"ack","for":"enter_room_report","error_code":0,"error_reason":"","room":{"channel_name":"c","members":1,"seats":[],"last_seq":5},"last_seq":5}"#;
         assert_eq!(last_number(ack, b"\"last_seq\":"), Some(5));
-    }
-
-    #[test]
-    fn bigo_acks_read_seqid_and_rescode_from_the_escaped_data_string() {
-        let frame = br#"{"uri":"dataReceptionResp","retry_cnt":0,"send_time":1,"resp_time":2,"up_cost":1,"data":"{\"seqid\":\"1234\",\"rescode\":503,\"message\":\"x\"}"}"#;
-        assert_eq!(bigo_ack(frame), Some((1234, 503)));
     }
 }

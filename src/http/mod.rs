@@ -24,11 +24,11 @@ use std::sync::Arc;
 
 use actix::Addr;
 use actix_web::web;
-use actors::config::{BigoConfig, ClientConfig, Config};
 use actors::metrics::Metrics;
 use actors::registry::Registry;
 use actors::sessions::SessionIndex;
 
+use crate::config::{BigoConfig, ClientConfig, Config};
 use crate::live::LiveRooms;
 
 /// What every handler can reach. Shared read-only, except the draining flag.

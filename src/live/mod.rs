@@ -21,13 +21,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::{Addr, AsyncContext, Context};
-use actors::config::LiveConfig;
 use actors::protocol::now_ms;
 use actors::registry::{LinkGameSess, Registry, RoomFor, SetRoomStatus};
 use actors::room::Notice;
 use log::{info, warn};
 
 use crate::cloud::{CloudAgent, ForbidPush};
+use crate::config::LiveConfig;
 use crate::store::{Guarded, LivePage, NewRoom, Room, RoomStatus, Store, StoreError};
 use hooks::RoomHooks;
 use status::{IllegalMove, Move};

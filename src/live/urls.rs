@@ -8,9 +8,10 @@
 //! signed, with `live.play_key`, only when it is set, and expire `live.push_url_ttl_s` from now
 //! like the push URL (the contract names no separate play TTL).
 
-use actors::config::LiveConfig;
 use actors::protocol::sign;
 use serde::Serialize;
+
+use crate::config::LiveConfig;
 
 /// `txTime`: upper-case hex of the Unix time (seconds) `expires_at_s`.
 pub fn tx_time(expires_at_s: u64) -> String {

@@ -17,7 +17,8 @@ pub mod memory;
 pub mod redis;
 
 use actix::{Actor, Addr};
-use actors::config::{StoreConfig, StoreKind};
+
+use crate::config::{StoreConfig, StoreKind};
 
 pub use self::memory::MemoryStore;
 pub use self::redis::RedisStore;

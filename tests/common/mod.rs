@@ -1,11 +1,15 @@
 //! Test harness: starts the real broker on an ephemeral port inside the test's actix system
 //! and talks to it with real WebSocket (tokio-tungstenite) and HTTP (awc) clients, written
-//! from PROTOCOL.md: [`BigoClient`] speaks the platform's side, [`AppClient`] an app's.
+//! from PROTOCOL.md: [`BigoClient`] speaks the platform's side (its frames built by
+//! `actors::protocol::bigo_client`, the module the simulator and the load generator share;
+//! `bigo_ingress.rs` checks the signatures against PROTOCOL.md's formulas written out),
+//! [`AppClient`] an app's.
 #![allow(dead_code)]
 
 use std::net::{SocketAddr, TcpListener};
 use std::time::Duration;
 
+use actors::protocol::bigo_client;
 use danmu_broker::auth;
 use danmu_broker::config::Config;
 use futures_util::{SinkExt, StreamExt};
@@ -169,12 +173,9 @@ impl BigoClient {
         serde_json::from_str(resp["data"].as_str().expect("data is a JSON string")).expect("data JSON")
     }
 
+    /// Logs in (the frame from `actors::protocol::bigo_client`); answers the response's data.
     pub async fn login(&mut self, account: &str, password: &str, timestamp: i64) -> Value {
-        let ts = timestamp.to_string();
-        let sign = md5(&format!("password:{password}&tamp:{ts}&{ABBR}&account:{account}"));
-        let data = json!({"account": account, "timestamp": ts, "sign": sign}).to_string();
-        let frame = json!({"uri":"platformLogin","retry_cnt":0,"send_time":now_ms(),"data":data});
-        self.send_text(frame.to_string()).await;
+        self.send_text(bigo_client::login_request(account, password, ABBR, timestamp)).await;
         let resp = self.recv().await;
         assert_eq!(resp["uri"], "platformLoginResp", "{resp}");
         let data = Self::data_of(&resp);
@@ -186,11 +187,8 @@ impl BigoClient {
 
     /// Sends a signed `dataReception` with `data` (an object, sent as a JSON string).
     pub async fn send_push(&mut self, data: &Value) {
-        let data = data.to_string();
-        let sign = md5(&format!("{data}&token:{}&{ABBR}", self.token));
-        let frame = json!({"uri":"dataReception","retry_cnt":0,"send_time":now_ms(),"data":data,
-                           "access_token":self.token,"sign":sign});
-        self.send_text(frame.to_string()).await;
+        let frame = bigo_client::data_reception_request(&data.to_string(), &self.token, ABBR, 0, now_ms());
+        self.send_text(frame).await;
     }
 
     /// Pushes and answers the response's data.

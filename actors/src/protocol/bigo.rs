@@ -57,8 +57,8 @@ pub struct Response<'a> {
     pub data: String,
 }
 
-/// `platformLogin` data (section 1.2).
-#[derive(Debug, Deserialize)]
+/// `platformLogin` data (section 1.2); the platform's side writes it too ([`super::bigo_client`]).
+#[derive(Debug, Deserialize, Serialize)]
 pub struct LoginData {
     #[serde(default, deserialize_with = "lenient::string")]
     pub account: String,
