@@ -278,7 +278,7 @@ impl ClientSession {
                 act.ack(ctx, &action, AckDetail { seq, room_seat, ..Default::default() })
             }
             Ok(Err(Refused { code, reason })) => act.refuse(ctx, Refusal { action, code, reason: reason.to_string() }),
-            Err(_) => act.refuse(ctx, Refusal { action, code: ErrorCode::NotInRoom, reason: "room is gone".into() }),
+            Err(_) => act.refuse(ctx, Refusal { action, code: ErrorCode::Unavailable, reason: "room is gone, retry".into() }),
         }));
     }
 
@@ -324,7 +324,7 @@ impl ClientSession {
             None => {
                 act.refuse(
                     ctx,
-                    Refusal { action, code: ErrorCode::NotInRoom, reason: "room unavailable, retry".into() },
+                    Refusal { action, code: ErrorCode::Unavailable, reason: "room unavailable, retry".into() },
                 )
             }
         }));

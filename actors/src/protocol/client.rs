@@ -26,6 +26,8 @@ pub enum ErrorCode {
     FrameTooLarge = 1008,
     UnknownAction = 1009,
     TimestampOutOfWindow = 1010,
+    /// The store cannot be reached right now: retry (several nodes, PROTOCOL.md 7).
+    Unavailable = 1011,
 }
 
 impl ErrorCode {
@@ -46,6 +48,7 @@ impl ErrorCode {
             Self::FrameTooLarge => "frame_too_large",
             Self::UnknownAction => "unknown_action",
             Self::TimestampOutOfWindow => "timestamp_out_of_window",
+            Self::Unavailable => "unavailable",
         }
     }
 }
