@@ -65,7 +65,7 @@ impl ShutdownHandle {
         let rooms = self.registry.send(AllRooms).await.unwrap_or_default();
         for room in &rooms {
             // Best effort: a room that is already gone has nothing to flush.
-            let _ = room.send(Flush).await;
+            let _ = room.flush.send(Flush).await;
         }
         // The flushed events travel through each room's ring to the sessions: let them be
         // written before the kick closes the sessions.

@@ -26,7 +26,7 @@ use crate::protocol::bigo::{
 use crate::protocol::{lenient, now_ms, sign};
 use crate::puller::GameSessSeen;
 use crate::registry::{BigoClosed, BigoOpened, CloseBigo, Registry};
-use crate::room::{IngestOutcome, Push, RoomActor, SessionId};
+use crate::room::{IngestOutcome, Push, RoomHandle, SessionId};
 use crate::ws_frames::Reassembler;
 
 pub struct BigoSession {
@@ -216,7 +216,7 @@ impl BigoSession {
     /// A room that has stopped is routed again once (`reroute`).
     fn offer(
         &mut self,
-        room: &Addr<RoomActor>,
+        room: &RoomHandle,
         push: Push,
         meta: RequestMeta,
         reroute: bool,

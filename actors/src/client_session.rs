@@ -26,7 +26,7 @@ use crate::rate::TokenBucket;
 use crate::registry::{Registry, RoomFor};
 use crate::room::{
     json_array, Action, ActionDone, Fanout, Join, JoinRequest, Joined, Leave, LeaveReason, MemberAction, Refused,
-    RoomActor, RoomEvent, SessionId, ToMember,
+    RoomEvent, RoomHandle, SessionId, ToMember,
 };
 use crate::sessions::{Kick, MoveOut, SessionClosed, SessionIndex, SessionOpened, SetCurrentRoom};
 use crate::ws_frames::{Frame, FrameError, Reassembler};
@@ -41,7 +41,7 @@ pub struct ClientHello {
 
 struct CurrentRoom {
     channel_name: String,
-    addr: Addr<RoomActor>,
+    room: RoomHandle,
     stream: SpawnHandle,
 }
 
@@ -266,7 +266,7 @@ impl ClientSession {
     /// the answer so that acks keep the order of the client's frames.
     fn room_action(&mut self, action: String, channel_name: &str, what: Action, ctx: &mut ws::WebsocketContext<Self>) {
         let room = match self.in_room(channel_name) {
-            Ok(room) => room.addr.clone(),
+            Ok(current) => current.room.act.clone(),
             Err(code) => {
                 let reason = format!("not in room {channel_name:?}");
                 return self.refuse(ctx, Refusal { action, code, reason });
@@ -286,7 +286,8 @@ impl ClientSession {
     fn leave(&mut self, reason: LeaveReason, ctx: &mut ws::WebsocketContext<Self>) {
         if let Some(room) = self.room.take() {
             ctx.cancel_future(room.stream);
-            room.addr.do_send(Leave { session: self.id, reason });
+            // do_send: a leave must not be lost to a full mailbox (the seat would stay taken).
+            room.room.leave.do_send(Leave { session: self.id, reason });
             self.sessions.do_send(SetCurrentRoom {
                 user_id: self.user_id().to_string(),
                 session: self.id,
@@ -310,14 +311,14 @@ impl ClientSession {
         let name = channel_name.clone();
         let fut = async move {
             let room = registry.send(RoomFor { channel_name: name.clone() }).await.ok()?;
-            match room.send(join).await {
+            match room.join.send(join).await {
                 Ok(answer) => Some((room, answer)),
                 // Stopped between look-up and join: the registry starts a fresh one.
                 Err(_) => None,
             }
         };
         ctx.wait(fut.into_actor(self).map(move |answer, act, ctx| match answer {
-            Some((addr, Ok(joined))) => act.joined(action, channel_name, addr, joined, ctx),
+            Some((room, Ok(joined))) => act.joined(action, channel_name, room, joined, ctx),
             Some((_, Err(Refused { code, reason }))) => {
                 act.refuse(ctx, Refusal { action, code, reason: reason.to_string() })
             }
@@ -334,7 +335,7 @@ impl ClientSession {
         &mut self,
         action: String,
         channel_name: String,
-        addr: Addr<RoomActor>,
+        room: RoomHandle,
         joined: Joined,
         ctx: &mut ws::WebsocketContext<Self>,
     ) {
@@ -364,7 +365,7 @@ impl ClientSession {
             session: self.id,
             channel_name: Some(channel_name.clone()),
         });
-        self.room = Some(CurrentRoom { channel_name, addr, stream });
+        self.room = Some(CurrentRoom { channel_name, room, stream });
     }
 
     /// Writes one bundle of room events, skipping the ones meant for everybody but us.

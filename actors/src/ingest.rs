@@ -16,11 +16,11 @@ use std::collections::HashMap;
 use actix::prelude::*;
 use tokio::sync::oneshot;
 
-use crate::room::{Ingest, IngestOutcome, Push, RoomActor};
+use crate::room::{Ingest, IngestOutcome, Push, RoomHandle};
 
 /// The room that the danmu of `game_sess` go to, started if needed.
 #[derive(Message)]
-#[rtype(result = "Addr<RoomActor>")]
+#[rtype(result = "RoomHandle")]
 pub struct RouteGameSess {
     pub game_sess: String,
 }
@@ -44,9 +44,9 @@ pub enum Offer {
 }
 
 /// Puts `push` into `room`'s mailbox now, without waiting.
-pub fn offer(room: &Addr<RoomActor>, push: Push) -> Offer {
+pub fn offer(room: &RoomHandle, push: Push) -> Offer {
     let (reply, answer) = oneshot::channel();
-    match room.try_send(Ingest { push, reply }) {
+    match room.ingest.try_send(Ingest { push, reply }) {
         Ok(()) => Offer::Sent(answer),
         Err(SendError::Full(_)) => Offer::Full,
         Err(SendError::Closed(msg)) => Offer::Gone(msg.push),
@@ -56,7 +56,7 @@ pub fn offer(room: &Addr<RoomActor>, push: Push) -> Offer {
 /// An ingester's known routes: `game_sess` -> its room.
 pub struct Routes {
     registry: Recipient<RouteGameSess>,
-    rooms: HashMap<String, Addr<RoomActor>>,
+    rooms: HashMap<String, RoomHandle>,
 }
 
 impl Routes {
@@ -65,11 +65,11 @@ impl Routes {
     }
 
     /// The room of `game_sess` if known and still running.
-    pub fn cached(&self, game_sess: &str) -> Option<Addr<RoomActor>> {
+    pub fn cached(&self, game_sess: &str) -> Option<RoomHandle> {
         self.rooms.get(game_sess).filter(|room| room.connected()).cloned()
     }
 
-    pub fn remember(&mut self, game_sess: String, room: Addr<RoomActor>) {
+    pub fn remember(&mut self, game_sess: String, room: RoomHandle) {
         self.rooms.insert(game_sess, room);
     }
 
@@ -78,7 +78,7 @@ impl Routes {
     }
 
     /// Asks the registry for the room of `game_sess` (a future that owns what it needs).
-    pub fn look_up(&self, game_sess: &str) -> impl std::future::Future<Output = Option<Addr<RoomActor>>> + 'static {
+    pub fn look_up(&self, game_sess: &str) -> impl std::future::Future<Output = Option<RoomHandle>> + 'static {
         let request = self.registry.send(RouteGameSess { game_sess: game_sess.to_string() });
         async move { request.await.ok() }
     }
@@ -89,9 +89,9 @@ impl Routes {
 /// take it). For pullers, whose batches need no order with respect to pushes.
 pub async fn deliver(
     registry: Recipient<RouteGameSess>,
-    room: Option<Addr<RoomActor>>,
+    room: Option<RoomHandle>,
     push: Push,
-) -> (Option<Addr<RoomActor>>, Option<IngestOutcome>) {
+) -> (Option<RoomHandle>, Option<IngestOutcome>) {
     let mut push = push;
     let mut room = room.filter(|r| r.connected());
     // A room may stop (idle) between routing and sending: route again once.

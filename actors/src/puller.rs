@@ -33,7 +33,7 @@ use crate::metrics::Metrics;
 use crate::protocol::bigo::DanmuItem;
 use crate::protocol::pull::{PullRequest, PullResponse, PULL_PATH};
 use crate::protocol::{now_ms, sign};
-use crate::room::{IngestOutcome, Push, RoomActor};
+use crate::room::{IngestOutcome, Push, RoomHandle};
 
 /// The closest two calls of one puller may be: BIGO allows 10 calls/s per anchor.
 pub const MIN_SPACING: Duration = Duration::from_millis(100);
@@ -142,7 +142,7 @@ pub struct Puller {
     config: Arc<BigoConfig>,
     links: PullerLinks,
     /// The room the batches went to last (dropped when the route changes).
-    room: Option<Addr<RoomActor>>,
+    room: Option<RoomHandle>,
     metrics: Arc<Metrics>,
     /// Built in `started`: awc's client is not `Send` and must live on this actor's thread.
     client: Option<awc::Client>,

@@ -25,7 +25,7 @@ use crate::protocol::status::RoomStatus;
 use crate::puller::{GameSessSeen, Puller, PullerLinks, PullerStopped};
 use crate::room::dedup::{Dedup, DedupWindow};
 use crate::room::events::SessionId;
-use crate::room::{MembershipChanged, RoomActor, RoomLinks, RoomStopped, SetStatus, StatusOf};
+use crate::room::{MembershipChanged, RoomActor, RoomHandle, RoomLinks, RoomStopped, SetStatus, StatusOf};
 
 /// Closes a BIGO connection (shutdown: BIGO re-sends what it has no 200 for to another node).
 #[derive(Message, Clone, Copy, Debug)]
@@ -34,7 +34,7 @@ pub struct CloseBigo;
 
 /// The room serving `channel_name`, started if needed.
 #[derive(Message)]
-#[rtype(result = "Addr<RoomActor>")]
+#[rtype(result = "RoomHandle")]
 pub struct RoomFor {
     pub channel_name: String,
 }
@@ -58,7 +58,7 @@ pub struct SetRoomStatus {
 
 /// Every running room (shutdown flushes them).
 #[derive(Message)]
-#[rtype(result = "Vec<Addr<RoomActor>>")]
+#[rtype(result = "Vec<RoomHandle>")]
 pub struct AllRooms;
 
 /// A BIGO connection opened: it hears of route changes, and of shutdown.
@@ -96,7 +96,7 @@ pub struct Registry {
     metrics: Arc<Metrics>,
     arbiters: Vec<ArbiterHandle>,
     next_arbiter: usize,
-    rooms: HashMap<String, Addr<RoomActor>>,
+    rooms: HashMap<String, RoomHandle>,
     /// game_sess -> channel, for linked sessions; any other game_sess is its own channel.
     routes: HashMap<String, String>,
     bigo_sessions: HashMap<SessionId, BigoEntry>,
@@ -157,7 +157,7 @@ impl Registry {
         arbiter
     }
 
-    fn room(&mut self, channel_name: &str, ctx: &mut Context<Self>) -> Addr<RoomActor> {
+    fn room(&mut self, channel_name: &str, ctx: &mut Context<Self>) -> RoomHandle {
         if let Some(addr) = self.rooms.get(channel_name).filter(|a| a.connected()) {
             return addr.clone();
         }
@@ -174,8 +174,9 @@ impl Registry {
             Some(arbiter) => RoomActor::start_in_arbiter(&arbiter, make),
         };
         debug!("registry: started room {channel_name}");
-        self.rooms.insert(channel_name.to_string(), addr.clone());
-        addr
+        let room = RoomHandle::of(&addr);
+        self.rooms.insert(channel_name.to_string(), room.clone());
+        room
     }
 }
 
@@ -223,7 +224,7 @@ impl Handler<SetRoomStatus> for Registry {
 
     fn handle(&mut self, msg: SetRoomStatus, _ctx: &mut Self::Context) {
         if let Some(room) = self.rooms.get(&msg.channel_name).filter(|a| a.connected()) {
-            room.do_send(SetStatus { status: msg.status });
+            room.set_status.do_send(SetStatus { status: msg.status });
         }
     }
 }
@@ -232,7 +233,7 @@ impl Handler<RoomStopped> for Registry {
     type Result = ();
 
     fn handle(&mut self, msg: RoomStopped, _ctx: &mut Self::Context) {
-        if self.rooms.get(&msg.channel_name) == Some(&msg.addr) {
+        if self.rooms.get(&msg.channel_name).is_some_and(|r| r.same_room(&msg.room)) {
             self.rooms.remove(&msg.channel_name);
         }
     }

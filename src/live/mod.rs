@@ -302,7 +302,7 @@ impl LiveRooms {
             .send(RoomFor { channel_name })
             .await
             .map_err(|e| LiveError::Store(StoreError::Unavailable(format!("registry: {e}"))))?;
-        addr.do_send(Notice {
+        addr.notice.do_send(Notice {
             content: notice.content,
             expire_time: notice.expire_time,
             client_url: notice.client_url,

@@ -129,7 +129,64 @@ pub struct MembershipChanged {
 #[rtype(result = "()")]
 pub struct RoomStopped {
     pub channel_name: String,
-    pub addr: Addr<RoomActor>,
+    pub room: RoomHandle,
+}
+
+/// How the rest of the system reaches a room: the messages every kind of room takes. A
+/// `RoomActor` is one kind (the room itself, on this node); with several nodes the shell
+/// provides another that forwards to the room's owner through Redis. Sessions, pullers, the
+/// registry and the live-room layer hold handles, never a room type.
+#[derive(Clone)]
+pub struct RoomHandle {
+    pub ingest: Recipient<Ingest>,
+    pub join: Recipient<Join>,
+    pub leave: Recipient<Leave>,
+    pub act: Recipient<MemberAction>,
+    pub set_status: Recipient<SetStatus>,
+    pub notice: Recipient<Notice>,
+    pub flush: Recipient<Flush>,
+}
+
+impl RoomHandle {
+    /// The handle of any actor that takes every room message.
+    pub fn of<A>(addr: &Addr<A>) -> Self
+    where
+        A: Actor
+            + Handler<Ingest>
+            + Handler<Join>
+            + Handler<Leave>
+            + Handler<MemberAction>
+            + Handler<SetStatus>
+            + Handler<Notice>
+            + Handler<Flush>,
+        A::Context: actix::dev::ToEnvelope<A, Ingest>
+            + actix::dev::ToEnvelope<A, Join>
+            + actix::dev::ToEnvelope<A, Leave>
+            + actix::dev::ToEnvelope<A, MemberAction>
+            + actix::dev::ToEnvelope<A, SetStatus>
+            + actix::dev::ToEnvelope<A, Notice>
+            + actix::dev::ToEnvelope<A, Flush>,
+    {
+        Self {
+            ingest: addr.clone().recipient(),
+            join: addr.clone().recipient(),
+            leave: addr.clone().recipient(),
+            act: addr.clone().recipient(),
+            set_status: addr.clone().recipient(),
+            notice: addr.clone().recipient(),
+            flush: addr.clone().recipient(),
+        }
+    }
+
+    /// False once the room has stopped.
+    pub fn connected(&self) -> bool {
+        self.ingest.connected()
+    }
+
+    /// True when both handles reach the same room.
+    pub fn same_room(&self, other: &RoomHandle) -> bool {
+        self.ingest == other.ingest
+    }
 }
 
 /// Where a room's outside world is: who hears about membership and stopping, and who knows
@@ -243,7 +300,7 @@ impl Actor for RoomActor {
     fn stopped(&mut self, ctx: &mut Self::Context) {
         self.metrics.rooms.dec();
         let channel_name = self.core.channel_name().to_string();
-        self.links.stopped.do_send(RoomStopped { channel_name, addr: ctx.address() });
+        self.links.stopped.do_send(RoomStopped { channel_name, room: RoomHandle::of(&ctx.address()) });
     }
 }
 

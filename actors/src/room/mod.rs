@@ -23,8 +23,8 @@ pub mod seats;
 pub mod tick;
 
 pub use self::actor::{
-    Flush, Ingest, Join, Joined, Leave, MemberAction, MembershipChanged, Notice, RoomActor, RoomLinks, RoomStopped,
-    SetStatus, StatusOf, ToMember,
+    Flush, Ingest, Join, Joined, Leave, MemberAction, MembershipChanged, Notice, RoomActor, RoomHandle, RoomLinks,
+    RoomStopped, SetStatus, StatusOf, ToMember,
 };
 pub use self::core::{
     Action, ActionDone, Effects, IngestOutcome, JoinAnswer, JoinRequest, LeaveReason, Now, Push, Refused, RoomCore,
