@@ -64,11 +64,21 @@ pub struct StoreConfig {
     pub kind: StoreKind,
     pub redis_url: String,
     pub key_prefix: String,
+    /// This node's name among several (PROTOCOL.md 7); empty = generated at start.
+    pub node_id: String,
+    /// A node whose presence record is this old is dead to the others.
+    pub node_ttl_ms: u64,
 }
 
 impl Default for StoreConfig {
     fn default() -> Self {
-        Self { kind: StoreKind::Memory, redis_url: "redis://127.0.0.1:6379".into(), key_prefix: "danmu:".into() }
+        Self {
+            kind: StoreKind::Memory,
+            redis_url: "redis://127.0.0.1:6379".into(),
+            key_prefix: "danmu:".into(),
+            node_id: String::new(),
+            node_ttl_ms: 15_000,
+        }
     }
 }
 
@@ -234,6 +244,9 @@ fn validate(c: &Config) -> Result<(), ConfigError> {
     }
     if c.store.kind == StoreKind::Redis && redis::Client::open(c.store.redis_url.as_str()).is_err() {
         return bad("store.redis_url", "is not a redis:// URL");
+    }
+    if c.store.node_ttl_ms < 1_000 {
+        return bad("store.node_ttl_ms", "must be at least 1000");
     }
     if c.bigo.pull.enabled && c.bigo.pull.interval_ms == 0 {
         return bad("bigo.pull.interval_ms", "must be above 0 when pull is enabled");

@@ -9,6 +9,7 @@
 //! in `simulator/`): a client of the broker, not part of it.
 
 pub mod auth;
+pub mod cluster;
 pub mod cloud;
 pub mod config;
 pub mod http;

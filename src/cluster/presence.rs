@@ -1,0 +1,195 @@
+//! `NodePresence`: this node's presence record in Redis, and its view of the others
+//! (PROTOCOL.md 4 and 7: several nodes, `end_point` names the live node with the fewest
+//! client connections).
+//!
+//! Every `store.node_ttl_ms / 3` (and at most every 5 s) it writes its record: the hash
+//! `node:{id}` (`public_url`, `clients`) with an expiry of `store.node_ttl_ms`, and its id in
+//! the sorted set `nodes` scored by that expiry time. In the same round trip it reads every
+//! live node (score in the future) and their records, and keeps them as the answer to
+//! [`PickNode`], so `end_point` never waits for Redis. A node that stops renewing drops out of
+//! the view within `node_ttl_ms`; ids that expired long ago are swept from the set.
+//!
+//! While Redis is unreachable the view keeps its last answer, minus the nodes whose records
+//! have expired since: `end_point` still answers, at worst with this node.
+
+use std::time::Duration;
+
+use actix::{Actor, ActorFutureExt, Addr, AsyncContext, Context, Handler, Message, MessageResult, WrapFuture};
+use actors::protocol::now_ms;
+use actors::sessions::{ClientCount, SessionIndex};
+use log::{debug, info, warn};
+use redis::aio::ConnectionManager;
+
+use super::keys::Keys;
+
+/// A node as another node sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeView {
+    pub node_id: String,
+    pub public_url: String,
+    pub clients: u64,
+    /// Unix ms at which its record expires.
+    pub expires_at: i64,
+}
+
+/// The node `end_point` should name: the live one with the fewest clients (ties: the lower
+/// id, so that every node picks alike), or `None` when no record is known.
+pub fn fewest_clients(nodes: &[NodeView], now_ms: i64) -> Option<&NodeView> {
+    nodes.iter().filter(|n| n.expires_at > now_ms).min_by(|a, b| (a.clients, &a.node_id).cmp(&(b.clients, &b.node_id)))
+}
+
+/// Which node's `public_url` a client should be sent to.
+#[derive(Message)]
+#[rtype(result = "Option<String>")]
+pub struct PickNode;
+
+/// The live nodes as last read.
+#[derive(Message)]
+#[rtype(result = "Vec<NodeView>")]
+pub struct LiveNodes;
+
+pub struct NodePresence {
+    node_id: String,
+    public_url: String,
+    ttl: Duration,
+    keys: Keys,
+    conn: ConnectionManager,
+    sessions: Addr<SessionIndex>,
+    view: Vec<NodeView>,
+    renewing: bool,
+    /// Whether the last renewal reached Redis (for the log: said once per change).
+    reachable: Option<bool>,
+}
+
+impl NodePresence {
+    pub fn new(
+        node_id: String,
+        public_url: String,
+        ttl: Duration,
+        keys: Keys,
+        conn: ConnectionManager,
+        sessions: Addr<SessionIndex>,
+    ) -> Self {
+        Self { node_id, public_url, ttl, keys, conn, sessions, view: Vec::new(), renewing: false, reachable: None }
+    }
+
+    /// How often the record is written: a third of its lifetime, at most every 5 s.
+    pub fn renew_every(ttl: Duration) -> Duration {
+        (ttl / 3).min(Duration::from_secs(5)).max(Duration::from_millis(100))
+    }
+
+    fn renew(&mut self, ctx: &mut Context<Self>) {
+        if self.renewing {
+            return;
+        }
+        self.renewing = true;
+        let (sessions, mut conn, keys) = (self.sessions.clone(), self.conn.clone(), self.keys.clone());
+        let (node_id, public_url, ttl) = (self.node_id.clone(), self.public_url.clone(), self.ttl);
+        let round = async move {
+            let clients = sessions.send(ClientCount).await.unwrap_or(0) as u64;
+            let now = now_ms();
+            let expires_at = now + ttl.as_millis() as i64;
+            let record = keys.node(&node_id);
+            let (live,): (Vec<(String, i64)>,) = redis::pipe()
+                .hset_multiple(&record, &[("public_url", public_url.as_str()), ("clients", &clients.to_string())])
+                .ignore()
+                .pexpire(&record, ttl.as_millis() as i64)
+                .ignore()
+                .zadd(keys.nodes(), &node_id, expires_at)
+                .ignore()
+                .zrembyscore(keys.nodes(), "-inf", now - 3_600_000)
+                .ignore()
+                .zrangebyscore_withscores(keys.nodes(), now, "+inf")
+                .query_async(&mut conn)
+                .await?;
+            let mut pipe = redis::pipe();
+            for (id, _) in &live {
+                pipe.cmd("HMGET").arg(keys.node(id)).arg("public_url").arg("clients");
+            }
+            let records: Vec<(Option<String>, Option<u64>)> = pipe.query_async(&mut conn).await?;
+            let view = live
+                .into_iter()
+                .zip(records)
+                .filter_map(|((node_id, expires_at), (url, clients))| {
+                    Some(NodeView { node_id, public_url: url?, clients: clients.unwrap_or(0), expires_at })
+                })
+                .collect::<Vec<_>>();
+            Ok::<_, redis::RedisError>(view)
+        };
+        ctx.spawn(round.into_actor(self).map(|answer, act, _ctx| {
+            act.renewing = false;
+            match answer {
+                Ok(view) => {
+                    if act.reachable != Some(true) {
+                        info!("node {}: presence renewed in Redis, {} live node(s)", act.node_id, view.len());
+                    }
+                    act.reachable = Some(true);
+                    debug!("node {}: live nodes {:?}", act.node_id, view);
+                    act.view = view;
+                }
+                Err(e) => {
+                    if act.reachable != Some(false) {
+                        warn!("node {}: cannot renew its presence in Redis: {e}", act.node_id);
+                    }
+                    act.reachable = Some(false);
+                }
+            }
+        }));
+    }
+}
+
+impl Actor for NodePresence {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        info!("node {}: several-nodes mode, presence every {:?} (ttl {:?})", self.node_id, Self::renew_every(self.ttl), self.ttl);
+        self.renew(ctx);
+        ctx.run_interval(Self::renew_every(self.ttl), |act, ctx| act.renew(ctx));
+    }
+}
+
+impl Handler<PickNode> for NodePresence {
+    type Result = Option<String>;
+
+    fn handle(&mut self, _: PickNode, _ctx: &mut Self::Context) -> Option<String> {
+        fewest_clients(&self.view, now_ms()).map(|n| n.public_url.clone())
+    }
+}
+
+impl Handler<LiveNodes> for NodePresence {
+    type Result = MessageResult<LiveNodes>;
+
+    fn handle(&mut self, _: LiveNodes, _ctx: &mut Self::Context) -> Self::Result {
+        let now = now_ms();
+        MessageResult(self.view.iter().filter(|n| n.expires_at > now).cloned().collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(id: &str, clients: u64, expires_at: i64) -> NodeView {
+        NodeView { node_id: id.into(), public_url: format!("ws://{id}"), clients, expires_at }
+    }
+
+    #[test]
+    fn the_live_node_with_the_fewest_clients_is_picked() {
+        let nodes = [node("a", 5, 100), node("b", 2, 100), node("c", 1, 10)];
+        assert_eq!(fewest_clients(&nodes, 50).map(|n| n.node_id.as_str()), Some("b"), "c has expired");
+        assert_eq!(fewest_clients(&nodes, 200), None);
+    }
+
+    #[test]
+    fn ties_go_to_the_lower_id_so_every_node_agrees() {
+        let nodes = [node("b", 1, 100), node("a", 1, 100)];
+        assert_eq!(fewest_clients(&nodes, 0).map(|n| n.node_id.as_str()), Some("a"));
+    }
+
+    #[test]
+    fn renewals_are_a_third_of_the_ttl_and_at_most_five_seconds_apart() {
+        assert_eq!(NodePresence::renew_every(Duration::from_millis(15_000)), Duration::from_secs(5));
+        assert_eq!(NodePresence::renew_every(Duration::from_millis(3_000)), Duration::from_secs(1));
+        assert_eq!(NodePresence::renew_every(Duration::from_secs(60)), Duration::from_secs(5));
+    }
+}
