@@ -85,7 +85,8 @@ pub fn start(config: Config) -> std::io::Result<Broker> {
 }
 
 /// Starts the broker on an already-bound listener (tests bind port 0). Must run inside an
-/// actix system. An empty `server.public_url` means "this listener's address".
+/// actix system. An empty `server.public_url` means "derive it per request"
+/// ([`http::public_url`]).
 pub fn start_on(config: Config, listener: TcpListener) -> std::io::Result<Broker> {
     // rustls picks its process-wide crypto provider from its crate features; should a
     // dependency ever bring aws-lc-rs too, that choice would fail at the first TLS use (the
@@ -106,12 +107,8 @@ pub fn start_on(config: Config, listener: TcpListener) -> std::io::Result<Broker
         .start();
     let live = live::start(&config.live, store, registry.clone(), viewers);
     info!("live rooms: {} store", live.store_kind());
-    let public_url = if config.server.public_url.is_empty() {
-        format!("{}://{local_addr}", if tls.is_some() { "wss" } else { "ws" })
-    } else {
-        config.server.public_url.trim_end_matches('/').to_string()
-    };
-    let end_point = format!("{public_url}{}", config.client.path);
+    let public_url = http::public_url::PublicUrl::new(&config.server.public_url, local_addr, tls.is_some());
+    info!("end_point: {}", public_url.describe(&config.client.path));
     let draining = Arc::new(AtomicBool::new(false));
     if config.demo.enabled {
         warn!("demo.enabled is on: /demo/token mints client tokens for anyone; turn it off in production");
@@ -126,7 +123,7 @@ pub fn start_on(config: Config, listener: TcpListener) -> std::io::Result<Broker
         registry: registry.clone(),
         metrics,
         live,
-        end_point,
+        public_url,
         draining: draining.clone(),
     });
     let routes = http::routes(&state);

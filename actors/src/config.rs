@@ -26,7 +26,8 @@ pub struct Config {
 pub struct ServerConfig {
     pub host: String,
     pub port: u16,
-    /// Base of the `end_point` URL handed to clients (`{public_url}{client.path}`).
+    /// Base of the `end_point` URL handed to clients (`{public_url}{client.path}`); empty =
+    /// derived from each request (the shell's `http::public_url`).
     pub public_url: String,
     pub tls: Option<TlsConfig>,
     /// HTTP worker threads; 0 = one per core.
@@ -35,7 +36,7 @@ pub struct ServerConfig {
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        Self { host: "127.0.0.1".into(), port: 8080, public_url: "ws://127.0.0.1:8080".into(), tls: None, workers: 0 }
+        Self { host: "127.0.0.1".into(), port: 8080, public_url: String::new(), tls: None, workers: 0 }
     }
 }
 

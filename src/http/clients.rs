@@ -51,12 +51,17 @@ struct EndPoint<'a> {
     ping_interval: u64,
 }
 
-pub async fn end_point(state: web::Data<AppState>, q: web::Query<CommonParams>) -> Result<HttpResponse, ApiError> {
+pub async fn end_point(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    q: web::Query<CommonParams>,
+) -> Result<HttpResponse, ApiError> {
     check(&state, &q, true)?;
+    let end_point = format!("{}{}", state.public_url.for_request(&req), state.client.path);
     Ok(HttpResponse::Ok().json(EndPoint {
         error_code: 0,
         error_reason: "",
-        end_point: &state.end_point,
+        end_point: &end_point,
         ping_interval: state.client.ping_interval_s,
     }))
 }

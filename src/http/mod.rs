@@ -15,6 +15,7 @@ pub mod clients;
 pub mod demo;
 pub mod error;
 pub mod ops;
+pub mod public_url;
 pub mod rooms;
 
 pub use error::ApiError;
@@ -39,8 +40,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// The live-room list service (PROTOCOL.md 3).
     pub live: LiveRooms,
-    /// The `end_point` URL clients are sent to.
-    pub end_point: String,
+    /// Where `end_point` sends clients: `server.public_url`, or derived per request.
+    pub public_url: public_url::PublicUrl,
     /// Set on shutdown: `/healthz` answers 503 and WebSocket upgrades are refused.
     pub draining: Arc<AtomicBool>,
 }
