@@ -13,6 +13,7 @@ pub mod config;
 pub mod http;
 pub mod live;
 pub mod simulate;
+pub mod startup;
 pub mod store;
 pub mod tls;
 
@@ -80,7 +81,7 @@ impl ShutdownHandle {
 
 /// Binds `config.server.host:port` and starts the broker.
 pub fn start(config: Config) -> std::io::Result<Broker> {
-    let listener = TcpListener::bind((config.server.host.as_str(), config.server.port))?;
+    let listener = startup::bind(&config.server.host, config.server.port)?;
     start_on(config, listener)
 }
 
@@ -106,16 +107,9 @@ pub fn start_on(config: Config, listener: TcpListener) -> std::io::Result<Broker
         .with_membership_hook(viewers.address().recipient())
         .start();
     let live = live::start(&config.live, store, registry.clone(), viewers);
-    info!("live rooms: {} store", live.store_kind());
     let public_url = http::public_url::PublicUrl::new(&config.server.public_url, local_addr, tls.is_some());
-    info!("end_point: {}", public_url.describe(&config.client.path));
+    let report = startup::report(&config, local_addr, &public_url);
     let draining = Arc::new(AtomicBool::new(false));
-    if config.demo.enabled {
-        warn!("demo.enabled is on: /demo/token mints client tokens for anyone; turn it off in production");
-    }
-    if config.bigo.pull.enabled && config.bigo.api_token.is_empty() {
-        warn!("bigo.pull.enabled is on but bigo.api_token is empty: BIGO will refuse every pull");
-    }
     let state = web::Data::new(AppState {
         bigo: Arc::new(config.bigo.clone()),
         client: Arc::new(config.client.clone()),
@@ -138,8 +132,12 @@ pub fn start_on(config: Config, listener: TcpListener) -> std::io::Result<Broker
         server = server.workers(config.server.workers);
     }
     let server = server.run();
-    let scheme = if config.server.tls.is_some() { "https/wss" } else { "http/ws" };
-    info!("danmu-broker listening on {local_addr} ({scheme}), BIGO ingress at {}", config.bigo.path);
+    for line in report {
+        info!("{line}");
+    }
+    for warning in startup::warnings(&config) {
+        warn!("{warning}");
+    }
     let shutdown = ShutdownHandle { server: server.handle(), registry, draining, arbiters };
     Ok(Broker { local_addr, server, shutdown })
 }

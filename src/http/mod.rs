@@ -3,7 +3,7 @@
 //! - [`clients`]: `GET /iapi/websocket/end_point`, the client WebSocket upgrade,
 //!   `GET /iapi/user/info` (PROTOCOL.md 2.1, 2.2, 2.5).
 //! - [`bigo`]: the BIGO WebSocket upgrade (PROTOCOL.md 1).
-//! - [`ops`]: `/healthz` and `/metrics` (PROTOCOL.md 4).
+//! - [`ops`]: `/healthz` and `/metrics` (PROTOCOL.md 4); [`index`]: `GET /`.
 //! - [`demo`]: the `/demo` page and `/demo/token` (PROTOCOL.md 6), when enabled.
 //! - [`rooms`], [`admin`], [`callback`]: the live-room list, its operator calls and the
 //!   cloud's stream callback (PROTOCOL.md 3).
@@ -14,6 +14,7 @@ pub mod callback;
 pub mod clients;
 pub mod demo;
 pub mod error;
+pub mod index;
 pub mod ops;
 pub mod public_url;
 pub mod rooms;
@@ -57,7 +58,8 @@ pub fn routes(state: &AppState) -> impl FnOnce(&mut web::ServiceConfig) + Clone 
     let client_path = state.client.path.clone();
     let demo = state.config.demo.enabled;
     move |cfg: &mut web::ServiceConfig| {
-        cfg.route("/healthz", web::get().to(ops::healthz))
+        cfg.route("/", web::get().to(index::root))
+            .route("/healthz", web::get().to(ops::healthz))
             .route("/metrics", web::get().to(ops::metrics))
             .route(&bigo_path, web::get().to(bigo::upgrade))
             .route("/iapi/websocket/end_point", web::get().to(clients::end_point))
