@@ -12,6 +12,7 @@ pub mod cloud;
 pub mod config;
 pub mod http;
 pub mod live;
+pub mod secrets;
 pub mod simulate;
 pub mod startup;
 pub mod store;
@@ -95,6 +96,7 @@ pub fn start_on(config: Config, listener: TcpListener) -> std::io::Result<Broker
     let _ = rustls::crypto::ring::default_provider().install_default();
     let tls = config.server.tls.as_ref().map(tls::server_config).transpose()?;
     let local_addr = listener.local_addr()?;
+    let secrets_warning = secrets::check(&config, local_addr.ip()).map_err(std::io::Error::other)?;
     let metrics = Arc::new(Metrics::new());
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let arbiters: Vec<ArbiterHandle> = (0..cores).map(|_| Arbiter::new().handle()).collect();
@@ -135,7 +137,7 @@ pub fn start_on(config: Config, listener: TcpListener) -> std::io::Result<Broker
     for line in report {
         info!("{line}");
     }
-    for warning in startup::warnings(&config) {
+    for warning in startup::warnings(&config).into_iter().chain(secrets_warning) {
         warn!("{warning}");
     }
     let shutdown = ShutdownHandle { server: server.handle(), registry, draining, arbiters };

@@ -32,11 +32,20 @@ pub struct ServerConfig {
     pub tls: Option<TlsConfig>,
     /// HTTP worker threads; 0 = one per core.
     pub workers: usize,
+    /// Start on a non-loopback `host` even with secrets left at their shipped value.
+    pub allow_default_secrets: bool,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        Self { host: "127.0.0.1".into(), port: 8080, public_url: String::new(), tls: None, workers: 0 }
+        Self {
+            host: "127.0.0.1".into(),
+            port: 8080,
+            public_url: String::new(),
+            tls: None,
+            workers: 0,
+            allow_default_secrets: false,
+        }
     }
 }
 

@@ -59,7 +59,7 @@ pub async fn stream(state: web::Data<AppState>, body: web::Bytes) -> HttpRespons
         return bad("t is required");
     }
     let expected = sign::stream_callback(&state.config.live.callback_key, &t);
-    if event.sign != expected {
+    if !sign::matches(&event.sign, &expected) {
         return answer(StatusCode::FORBIDDEN, ErrorCode::BadSign.code(), "sign is error");
     }
     let Ok(expiry) = t.trim().parse::<u64>() else {
