@@ -12,6 +12,7 @@ pub mod cloud;
 pub mod config;
 pub mod http;
 pub mod live;
+pub mod logging;
 pub mod secrets;
 pub mod simulate;
 pub mod startup;

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use danmu_broker::{auth, config, simulate};
+use danmu_broker::{auth, config, logging, simulate};
 
 /// The process allocator. The hot paths allocate and free small buffers on one thread that
 /// another thread allocated (bundles built by a room, dropped by sessions; pushes parsed by a
@@ -53,7 +53,6 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let cli = Cli::parse();
     let (path, required) = match &cli.config {
         Some(path) => (path.clone(), true),
@@ -66,6 +65,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    logging::init(config.log.format);
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
             log::info!("{}", config::describe_source(&path));

@@ -18,6 +18,7 @@ pub struct Config {
     pub room: RoomConfig,
     pub admin: AdminConfig,
     pub live: LiveConfig,
+    pub log: LogConfig,
     pub demo: DemoConfig,
 }
 
@@ -250,6 +251,23 @@ impl Default for LiveConfig {
             forbid_api: String::new(),
         }
     }
+}
+
+/// How log lines are written to stderr (the shell's `logging` module).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// env_logger's human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    pub format: LogFormat,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
