@@ -60,7 +60,10 @@ pub fn report(config: &Config, local_addr: SocketAddr, public_url: &PublicUrl) -
         format!("BIGO ingress: {ws}://{at}{}", config.bigo.path),
         format!("clients: {http}://{at}/iapi/websocket/end_point, WebSocket {ws}://{at}{}", config.client.path),
         format!("end_point: {}", public_url.describe(&config.client.path)),
-        format!("live rooms: {http}://{at}/iapi/rooms; operations: {http}://{at}/healthz, {http}://{at}/metrics"),
+        format!(
+            "live rooms: {http}://{at}/iapi/rooms; operations: {http}://{at}/healthz, {http}://{at}/metrics; \
+             OpenAPI: {http}://{at}/iapi/openapi.json"
+        ),
     ];
     if config.demo.enabled {
         lines.push(format!("demo page: {http}://{at}/demo"));

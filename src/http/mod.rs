@@ -3,7 +3,8 @@
 //! - [`clients`]: `GET /iapi/websocket/end_point`, the client WebSocket upgrade,
 //!   `GET /iapi/user/info` (PROTOCOL.md 2.1, 2.2, 2.5).
 //! - [`bigo`]: the BIGO WebSocket upgrade (PROTOCOL.md 1).
-//! - [`ops`]: `/healthz` and `/metrics` (PROTOCOL.md 4); [`index`]: `GET /`.
+//! - [`ops`]: `/healthz` and `/metrics` (PROTOCOL.md 4); [`index`]: `GET /`;
+//!   [`openapi`]: `GET /iapi/openapi.json`, the OpenAPI document of all of these.
 //! - [`demo`]: the `/demo` page and `/demo/token` (PROTOCOL.md 6), when enabled.
 //! - [`rooms`], [`admin`], [`callback`]: the live-room list, its operator calls and the
 //!   cloud's stream callback (PROTOCOL.md 3).
@@ -15,6 +16,7 @@ pub mod clients;
 pub mod demo;
 pub mod error;
 pub mod index;
+pub mod openapi;
 pub mod ops;
 pub mod public_url;
 pub mod rooms;
@@ -74,7 +76,8 @@ pub fn routes(state: &AppState) -> impl FnOnce(&mut web::ServiceConfig) + Clone 
             .route("/iapi/rooms/{room_id}/like", web::post().to(rooms::like))
             .route("/iapi/admin/rooms/{room_id}/ban", web::post().to(admin::ban))
             .route("/iapi/admin/rooms/{room_id}/notice", web::post().to(admin::notice))
-            .route("/callback/stream", web::post().to(callback::stream));
+            .route("/callback/stream", web::post().to(callback::stream))
+            .route("/iapi/openapi.json", web::get().to(openapi::serve));
         demo::routes(cfg, demo);
     }
 }

@@ -24,7 +24,7 @@ pub use self::memory::MemoryStore;
 pub use self::redis::RedisStore;
 
 /// A live room's status (PROTOCOL.md 3); the moves between them are in `crate::live::status`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum RoomStatus {
     New,
