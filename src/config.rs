@@ -23,6 +23,7 @@ pub struct Config {
     pub room: RoomConfig,
     pub admin: AdminConfig,
     pub live: LiveConfig,
+    pub log: LogConfig,
     pub demo: DemoConfig,
 }
 
@@ -31,16 +32,26 @@ pub struct Config {
 pub struct ServerConfig {
     pub host: String,
     pub port: u16,
-    /// Base of the `end_point` URL handed to clients (`{public_url}{client.path}`).
+    /// Base of the `end_point` URL handed to clients (`{public_url}{client.path}`); empty =
+    /// derived from each request (`http::public_url`).
     pub public_url: String,
     pub tls: Option<TlsConfig>,
     /// HTTP worker threads; 0 = one per core.
     pub workers: usize,
+    /// Start on a non-loopback `host` even with secrets left at their shipped value.
+    pub allow_default_secrets: bool,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        Self { host: "127.0.0.1".into(), port: 8080, public_url: "ws://127.0.0.1:8080".into(), tls: None, workers: 0 }
+        Self {
+            host: "127.0.0.1".into(),
+            port: 8080,
+            public_url: String::new(),
+            tls: None,
+            workers: 0,
+            allow_default_secrets: false,
+        }
     }
 }
 
@@ -139,6 +150,23 @@ impl Default for LiveConfig {
     }
 }
 
+/// How log lines are written to stderr (the `logging` module).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// env_logger's human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    pub format: LogFormat,
+}
+
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DemoConfig {
@@ -187,6 +215,28 @@ pub fn load(path: &Path, required: bool) -> Result<Config, ConfigError> {
     Ok(config)
 }
 
+/// Where the configuration came from, for the start-up log: the file, or that there was none
+/// and the defaults apply, and the names (not the values: secrets) of the `DANMU__`
+/// variables that override it.
+pub fn describe_source(path: &Path) -> String {
+    let file = if path.is_file() {
+        let shown = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        format!("config file {}", shown.display())
+    } else {
+        format!("no config file ({} not found): built-in defaults", path.display())
+    };
+    let mut overrides: Vec<String> = std::env::vars_os()
+        .filter_map(|(name, _)| name.into_string().ok())
+        .filter(|name| name.starts_with("DANMU__"))
+        .collect();
+    overrides.sort();
+    if overrides.is_empty() {
+        file
+    } else {
+        format!("{file}, overridden by {}", overrides.join(", "))
+    }
+}
+
 /// Parses a YAML text the same way (used by tests and `--check`).
 pub fn from_yaml(text: &str) -> Result<Config, ConfigError> {
     let raw = config::Config::builder()
@@ -200,6 +250,9 @@ pub fn from_yaml(text: &str) -> Result<Config, ConfigError> {
 
 fn validate(c: &Config) -> Result<(), ConfigError> {
     let bad = |key: &'static str, problem: &str| Err(ConfigError::BadValue { key, problem: problem.to_string() });
+    if !is_host(&c.server.host) {
+        return bad("server.host", "must be an IP address or a host name, without scheme or port");
+    }
     if !c.bigo.path.starts_with('/') {
         return bad("bigo.path", "must start with /");
     }
@@ -263,6 +316,12 @@ fn validate(c: &Config) -> Result<(), ConfigError> {
     Ok(())
 }
 
+/// An IP address (IPv6 without brackets) or a host name: what `server.host` may be.
+fn is_host(host: &str) -> bool {
+    host.parse::<std::net::IpAddr>().is_ok()
+        || (!host.is_empty() && host.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.'))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -287,6 +346,17 @@ mod tests {
         assert_eq!(from_yaml("live:\n  status_poll_s: 60\n").unwrap().live.status_poll_s, 60.0);
         let err = from_yaml("live:\n  status_poll_s: 0\n").unwrap_err().to_string();
         assert!(err.contains("live.status_poll_s"), "{err}");
+    }
+
+    #[test]
+    fn server_host_takes_addresses_and_names_but_not_urls_or_ports() {
+        for good in ["127.0.0.1", "0.0.0.0", "::1", "::", "localhost", "danmu-1.internal"] {
+            assert!(from_yaml(&format!("server:\n  host: \"{good}\"\n")).is_ok(), "{good}");
+        }
+        for bad in ["127.0.0.1:8080", "http://0.0.0.0", "", "my host", "[::1]"] {
+            let err = from_yaml(&format!("server:\n  host: \"{bad}\"\n")).unwrap_err().to_string();
+            assert!(err.contains("server.host"), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -9,11 +9,14 @@
 //! in `simulator/`): a client of the broker, not part of it.
 
 pub mod auth;
-pub mod cluster;
 pub mod cloud;
+pub mod cluster;
 pub mod config;
 pub mod http;
 pub mod live;
+pub mod logging;
+pub mod secrets;
+pub mod startup;
 pub mod store;
 pub mod tls;
 
@@ -84,12 +87,13 @@ impl ShutdownHandle {
 
 /// Binds `config.server.host:port` and starts the broker.
 pub fn start(config: Config) -> std::io::Result<Broker> {
-    let listener = TcpListener::bind((config.server.host.as_str(), config.server.port))?;
+    let listener = startup::bind(&config.server.host, config.server.port)?;
     start_on(config, listener)
 }
 
 /// Starts the broker on an already-bound listener (tests bind port 0). Must run inside an
-/// actix system. An empty `server.public_url` means "this listener's address".
+/// actix system. An empty `server.public_url` means "derive it per request"
+/// ([`http::public_url`]).
 pub fn start_on(config: Config, listener: TcpListener) -> std::io::Result<Broker> {
     // rustls picks its process-wide crypto provider from its crate features; should a
     // dependency ever bring aws-lc-rs too, that choice would fail at the first TLS use (the
@@ -97,6 +101,7 @@ pub fn start_on(config: Config, listener: TcpListener) -> std::io::Result<Broker
     let _ = rustls::crypto::ring::default_provider().install_default();
     let tls = config.server.tls.as_ref().map(tls::server_config).transpose()?;
     let local_addr = listener.local_addr()?;
+    let secrets_warning = secrets::check(&config, local_addr.ip()).map_err(std::io::Error::other)?;
     let metrics = Arc::new(Metrics::new());
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let arbiters: Vec<ArbiterHandle> = (0..cores).map(|_| Arbiter::new().handle()).collect();
@@ -111,20 +116,9 @@ pub fn start_on(config: Config, listener: TcpListener) -> std::io::Result<Broker
         .start();
     let sessions = SessionIndex::default().start();
     let live = live::start(&config.live, store, registry.clone(), hooks);
-    info!("live rooms: {} store", live.store_kind());
-    let public_url = if config.server.public_url.is_empty() {
-        format!("{}://{local_addr}", if tls.is_some() { "wss" } else { "ws" })
-    } else {
-        config.server.public_url.trim_end_matches('/').to_string()
-    };
-    let end_point = format!("{public_url}{}", config.client.path);
+    let public_url = http::public_url::PublicUrl::new(&config.server.public_url, local_addr, tls.is_some());
+    let report = startup::report(&config, local_addr, &public_url);
     let draining = Arc::new(AtomicBool::new(false));
-    if config.demo.enabled {
-        warn!("demo.enabled is on: /demo/token mints client tokens for anyone; turn it off in production");
-    }
-    if config.bigo.pull.enabled && config.bigo.api_token.is_empty() {
-        warn!("bigo.pull.enabled is on but bigo.api_token is empty: BIGO will refuse every pull");
-    }
     let state = web::Data::new(AppState {
         bigo: Arc::new(config.bigo.clone()),
         client: Arc::new(config.client.clone()),
@@ -133,7 +127,7 @@ pub fn start_on(config: Config, listener: TcpListener) -> std::io::Result<Broker
         sessions: sessions.clone(),
         metrics,
         live,
-        end_point,
+        public_url,
         draining: draining.clone(),
     });
     let routes = http::routes(&state);
@@ -148,8 +142,12 @@ pub fn start_on(config: Config, listener: TcpListener) -> std::io::Result<Broker
         server = server.workers(config.server.workers);
     }
     let server = server.run();
-    let scheme = if config.server.tls.is_some() { "https/wss" } else { "http/ws" };
-    info!("danmu-broker listening on {local_addr} ({scheme}), BIGO ingress at {}", config.bigo.path);
+    for line in report {
+        info!("{line}");
+    }
+    for warning in startup::warnings(&config).into_iter().chain(secrets_warning) {
+        warn!("{warning}");
+    }
     let shutdown = ShutdownHandle { server: server.handle(), registry, sessions, draining, arbiters };
     Ok(Broker { local_addr, server, shutdown })
 }

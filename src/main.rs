@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use danmu_broker::{auth, config};
+use danmu_broker::{auth, config, logging};
 
 /// The process allocator. The hot paths allocate and free small buffers on one thread that
 /// another thread allocated (bundles built by a room, dropped by sessions; pushes parsed by a
@@ -32,15 +32,19 @@ enum Command {
     Serve,
     /// Print a client JWT signed with the configured auth.jwt_secret.
     Token {
+        /// The user the token is for (claim `sub`; the `user_id` the client sends).
         #[arg(long)]
         user_id: String,
+        /// Name shown to the room in enter_room and message events (claim `nickname`).
         #[arg(long)]
         nickname: Option<String>,
+        /// Sex shown in the profile, as the app codes it, e.g. 0, 1, 2 (claim `sex`).
         #[arg(long)]
         sex: Option<i64>,
+        /// Avatar image URL (claims `avatar_url` and `avatar_small_url`).
         #[arg(long)]
         avatar_url: Option<String>,
-        /// Lifetime in seconds.
+        /// Lifetime of the token in seconds (claim `exp` = now + this).
         #[arg(long, default_value_t = 86_400)]
         ttl_s: u64,
     },
@@ -49,7 +53,6 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let cli = Cli::parse();
     let (path, required) = match &cli.config {
         Some(path) => (path.clone(), true),
@@ -62,8 +65,12 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    logging::init(config.log.format);
     match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => serve(config),
+        Command::Serve => {
+            log::info!("{}", config::describe_source(&path));
+            serve(config)
+        }
         Command::Token { user_id, nickname, sex, avatar_url, ttl_s } => {
             let mut claims = auth::claims_for(&user_id, nickname, ttl_s);
             claims.sex = sex.map(serde_json::Value::from);

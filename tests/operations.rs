@@ -169,3 +169,40 @@ async fn the_log_has_a_line_per_connection_login_and_rejected_frame_and_none_per
     assert!(has(&["user_id log-viewer", "send_topic_msg_report refused with 1010"]), "{log}");
     assert!(!log.contains("quiet please") && !log.contains("s-ok"), "a line per message at info:\n{log}");
 }
+
+#[actix_rt::test]
+async fn with_log_format_json_every_line_is_a_json_object_naming_the_fields_an_operator_follows() {
+    let port = free_port();
+    let extra = "log: { format: json }\nroom: { reorder_window_ms: 50 }";
+    let mut broker = BrokerProcess::start(&process_config(port, extra), port).await;
+    let base = format!("ws://{}", broker.addr);
+    let mut client = app_client_at(&base, "json-viewer", None).await;
+    client.enter("gs-json").await;
+    let mut bigo = bigo_at(&base, None).await;
+    assert_eq!(bigo.login(ACCOUNT, PASSWORD, now_ms()).await["code"], 200);
+    let data = push_data("s-json-bad", "gs-json", 2, vec![]).to_string();
+    let frame = json!({"uri":"dataReception","retry_cnt":0,"send_time":now_ms(),"data":data,
+                       "access_token":bigo.token,"sign":"0".repeat(32)});
+    bigo.send_text(frame.to_string()).await;
+    assert_eq!(BigoClient::data_of(&bigo.recv().await)["rescode"], 403);
+    broker.terminate();
+    let _ = closed_with(&mut client.ws).await;
+    assert!(broker.wait_exit(Duration::from_secs(10)).await.is_some_and(|s| s.success()));
+
+    let log = broker.log_text();
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("not a JSON object ({e}): {line}")))
+        .collect();
+    assert!(lines.len() > 5, "{log}");
+    for line in &lines {
+        for key in ["timestamp", "level", "target", "message"] {
+            assert!(line[key].is_string(), "{key} missing: {line}");
+        }
+    }
+    let has = |pairs: &[(&str, &str)]| lines.iter().any(|l| pairs.iter().all(|(k, v)| l[*k] == *v));
+    assert!(has(&[("level", "WARN"), ("game_sess", "gs-json"), ("seqid", "s-json-bad")]), "{log}");
+    assert!(has(&[("target", "actors::client_session"), ("user_id", "json-viewer")]), "{log}");
+    assert!(has(&[("channel_name", "gs-json"), ("user_id", "json-viewer")]), "{log}");
+    assert!(has(&[("level", "INFO"), ("target", "danmu_broker")]), "{log}");
+}

@@ -277,7 +277,7 @@ pub fn check_login<'c>(config: &'c BigoConfig, req: &Request, now_ms: i64) -> Re
     let data: LoginData = req.data_text().and_then(|text| serde_json::from_str(&text).ok()).ok_or("data unparsable")?;
     let account = config.accounts.iter().find(|a| a.account == data.account).ok_or("account not found")?;
     let expected = sign::bigo_login(&account.password, &data.timestamp, &config.platform_abbr, &account.account);
-    if data.sign != expected {
+    if !sign::matches(&data.sign, &expected) {
         return Err("sign is error.");
     }
     let timestamp: i64 = data.timestamp.parse().map_err(|_| "timestamp expired")?;
@@ -297,13 +297,13 @@ pub fn check_data(
 ) -> Result<DataReception, Rejection> {
     let token = match (access_token, req.access_token.as_deref()) {
         (None, _) => return Err(Rejection::new(401, "not_logged_in", "not logged in")),
-        (Some(ours), Some(theirs)) if ours == theirs => ours,
+        (Some(ours), Some(theirs)) if sign::matches(theirs, ours) => ours,
         _ => return Err(Rejection::new(401, "bad_token", "access_token invalid")),
     };
     let data_text = data_text.ok_or_else(|| Rejection::new(400, "bad_data", "missing data"))?;
     if config.verify_message_sign {
         let expected = sign::bigo_message(data_text, token, &config.platform_abbr);
-        if req.sign.as_deref() != Some(expected.as_str()) {
+        if !req.sign.as_deref().is_some_and(|given| sign::matches(given, &expected)) {
             return Err(Rejection::new(403, "bad_sign", "sign is error."));
         }
     }

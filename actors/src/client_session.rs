@@ -90,7 +90,7 @@ pub fn check_frame(text: &str, online_token: &str, config: &ClientConfig, now_ms
     let envelope: Envelope = serde_json::from_str(text)
         .map_err(|e| Refusal::new("", ErrorCode::BadParameters, &format!("malformed frame: {e}")))?;
     let action = envelope.action.as_str();
-    if envelope.online_token.as_deref() != Some(online_token) {
+    if !envelope.online_token.as_deref().is_some_and(|given| sign::matches(given, online_token)) {
         return Err(Refusal::new(action, ErrorCode::TokenInvalid, "online_token invalid"));
     }
     let timestamp = lenient::text_of(&envelope.timestamp).unwrap_or_default();
@@ -100,7 +100,7 @@ pub fn check_frame(text: &str, online_token: &str, config: &ClientConfig, now_ms
     }
     let sid = envelope.sid.as_deref().unwrap_or_default();
     let expected = sign::client_frame(action, online_token, sid, &timestamp);
-    if envelope.sign.as_deref() != Some(expected.as_str()) {
+    if !envelope.sign.as_deref().is_some_and(|given| sign::matches(given, &expected)) {
         return Err(Refusal::new(action, ErrorCode::BadSign, "sign is error"));
     }
     if !ClientRequest::ACTIONS.contains(&action) {
@@ -278,7 +278,9 @@ impl ClientSession {
                 act.ack(ctx, &action, AckDetail { seq, room_seat, ..Default::default() })
             }
             Ok(Err(Refused { code, reason })) => act.refuse(ctx, Refusal { action, code, reason: reason.to_string() }),
-            Err(_) => act.refuse(ctx, Refusal { action, code: ErrorCode::Unavailable, reason: "room is gone, retry".into() }),
+            Err(_) => {
+                act.refuse(ctx, Refusal { action, code: ErrorCode::Unavailable, reason: "room is gone, retry".into() })
+            }
         }));
     }
 
@@ -322,12 +324,10 @@ impl ClientSession {
             Some((_, Err(Refused { code, reason }))) => {
                 act.refuse(ctx, Refusal { action, code, reason: reason.to_string() })
             }
-            None => {
-                act.refuse(
-                    ctx,
-                    Refusal { action, code: ErrorCode::Unavailable, reason: "room unavailable, retry".into() },
-                )
-            }
+            None => act.refuse(
+                ctx,
+                Refusal { action, code: ErrorCode::Unavailable, reason: "room unavailable, retry".into() },
+            ),
         }));
     }
 

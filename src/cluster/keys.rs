@@ -70,8 +70,10 @@ mod tests {
     fn every_key_of_a_room_shares_one_hash_tag() {
         let k = Keys::new("danmu:");
         for channel in ["17", "call:a:b", "we{ir}d", "}{", "%7B"] {
-            let tags: Vec<String> =
-                ["lease", "in", "events", "state"].iter().map(|w| cluster_tag(&k.room(channel, w)).to_string()).collect();
+            let tags: Vec<String> = ["lease", "in", "events", "state"]
+                .iter()
+                .map(|w| cluster_tag(&k.room(channel, w)).to_string())
+                .collect();
             assert!(tags.windows(2).all(|w| w[0] == w[1]), "{channel}: {tags:?}");
             assert_eq!(tags[0], tag(channel));
         }

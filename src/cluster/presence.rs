@@ -142,7 +142,12 @@ impl Actor for NodePresence {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        info!("node {}: several-nodes mode, presence every {:?} (ttl {:?})", self.node_id, Self::renew_every(self.ttl), self.ttl);
+        info!(
+            "node {}: several-nodes mode, presence every {:?} (ttl {:?})",
+            self.node_id,
+            Self::renew_every(self.ttl),
+            self.ttl
+        );
         self.renew(ctx);
         ctx.run_interval(Self::renew_every(self.ttl), |act, ctx| act.renew(ctx));
     }

@@ -7,6 +7,20 @@ use log::info;
 
 use super::AppState;
 
+/// BIGO ingress WebSocket
+///
+/// The platform's WebSocket: `platformLogin`, heartbeats, `dataReception` (PROTOCOL.md 1).
+/// The path is `bigo.path`.
+#[utoipa::path(
+    get,
+    path = "/bigo/ws",
+    operation_id = "bigo_upgrade",
+    tag = "bigo",
+    responses(
+        (status = 101, description = "Switching Protocols: the BIGO WebSocket"),
+        (status = 503, description = "Draining for shutdown: connect elsewhere"),
+    )
+)]
 pub async fn upgrade(
     req: HttpRequest,
     stream: web::Payload,

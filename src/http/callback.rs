@@ -17,26 +17,40 @@ use actors::protocol::sign;
 use log::{info, warn};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use utoipa::ToSchema;
 
+use super::openapi::string_or_number;
 use super::rooms::codes;
 use super::AppState;
 use crate::live::{now_s, StreamEventOutcome};
 
-#[derive(Deserialize)]
-struct StreamEvent {
+/// The cloud's stream event; `channel_id`, `app`, `appname` and `event_time` may come too and
+/// are not read.
+#[derive(Deserialize, ToSchema)]
+pub struct StreamEvent {
+    /// The callback's expiry, Unix seconds (string or number).
     #[serde(default)]
+    #[schema(schema_with = string_or_number)]
     t: Value,
+    /// `md5(callback_key + t)`
     #[serde(default)]
     sign: String,
+    /// 1 push began, 0 push ended (string or number).
     #[serde(default)]
+    #[schema(schema_with = string_or_number)]
     event_type: Value,
+    /// `{bizid}_{room_id}`
     #[serde(default, deserialize_with = "lenient::string")]
+    #[schema(schema_with = string_or_number)]
     stream_id: String,
 }
 
-#[derive(Serialize)]
-struct Answer<'a> {
+/// What the cloud is answered: `{"code":0}` once handled.
+#[derive(Serialize, ToSchema)]
+pub struct Answer<'a> {
+    /// 0 handled; 1001 bad body, 1002 bad sign, 1010 `t` expired, 2005 try again later.
     code: u16,
+    /// Why, when `code` is not 0.
     #[serde(skip_serializing_if = "str::is_empty")]
     message: &'a str,
 }
@@ -48,6 +62,23 @@ fn answer(status: StatusCode, code: u16, message: &str) -> HttpResponse {
     HttpResponse::build(status).json(Answer { code, message })
 }
 
+/// The cloud's stream event callback
+///
+/// `event_type` 1 takes a `new` room live, 0 closes a `live` one; an event that changes
+/// nothing is answered `{"code":0}` too, so that the cloud does not retry it.
+#[utoipa::path(
+    post,
+    path = "/callback/stream",
+    operation_id = "stream_callback",
+    tag = "callback",
+    request_body(content = StreamEvent, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Handled (code 0)", body = Answer),
+        (status = 400, description = "A bad body (1001)", body = Answer),
+        (status = 403, description = "A bad sign (1002) or an expired t (1010)", body = Answer),
+        (status = 503, description = "The store cannot be reached (2005): retry", body = Answer),
+    )
+)]
 pub async fn stream(state: web::Data<AppState>, body: web::Bytes) -> HttpResponse {
     let bad = |message: &str| answer(StatusCode::BAD_REQUEST, ErrorCode::BadParameters.code(), message);
     let event: StreamEvent = match serde_json::from_slice(&body) {
@@ -59,7 +90,7 @@ pub async fn stream(state: web::Data<AppState>, body: web::Bytes) -> HttpRespons
         return bad("t is required");
     }
     let expected = sign::stream_callback(&state.config.live.callback_key, &t);
-    if event.sign != expected {
+    if !sign::matches(&event.sign, &expected) {
         return answer(StatusCode::FORBIDDEN, ErrorCode::BadSign.code(), "sign is error");
     }
     let Ok(expiry) = t.trim().parse::<u64>() else {

@@ -10,16 +10,26 @@ use actors::protocol::now_ms;
 use actors::sessions::CurrentRoom;
 use log::{info, warn};
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
+use super::error::ErrorBody;
 use super::{ApiError, AppState};
 use crate::auth::{self, Claims};
 
-#[derive(Deserialize)]
+/// The "common parameters" (PROTOCOL.md 2.1). `user_id` and `token` are required everywhere,
+/// `sid` and `timestamp` by `end_point` and the upgrade; missing ones answer 400 with 1001.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct CommonParams {
+    /// The app's user id; the token's `sub` must name it.
     user_id: Option<String>,
+    /// Device session id: one connection per (user_id, sid).
     sid: Option<String>,
+    /// Unix milliseconds, within `client.max_skew_ms` of the server's clock (else 1010).
     timestamp: Option<String>,
+    /// The client JWT (HS256, `auth.jwt_secret`).
     token: Option<String>,
+    /// Upgrade only: `1` sends room events as JSON arrays (PROTOCOL.md 2.4).
     batch: Option<String>,
 }
 
@@ -43,24 +53,66 @@ fn check(state: &AppState, p: &CommonParams, need_sid: bool) -> Result<Claims, A
     auth::verify(&state.config.auth.jwt_secret, token, Some(user_id)).map_err(|e| ApiError::unauthorized(e.to_string()))
 }
 
-#[derive(Serialize)]
-struct EndPoint<'a> {
+/// The answer of `end_point`.
+#[derive(Serialize, ToSchema)]
+pub struct EndPoint<'a> {
+    /// 0
     error_code: u16,
+    /// ""
     error_reason: &'a str,
+    /// The client WebSocket URL to connect to, e.g. `ws://host:port/iapi/websocket`.
     end_point: &'a str,
+    /// Seconds between the client's pings.
     ping_interval: u64,
 }
 
-pub async fn end_point(state: web::Data<AppState>, q: web::Query<CommonParams>) -> Result<HttpResponse, ApiError> {
+/// Find a node: the client WebSocket URL
+///
+/// `end_point` is `server.public_url` + `client.path`, or, with `public_url` empty, derived
+/// from the request's Host header and scheme (PROTOCOL.md 2.1).
+#[utoipa::path(
+    get,
+    path = "/iapi/websocket/end_point",
+    tag = "clients",
+    params(CommonParams),
+    responses(
+        (status = 200, description = "The URL to connect to", body = EndPoint),
+        (status = 400, description = "A parameter is missing (1001) or the timestamp is stale (1010)", body = ErrorBody),
+        (status = 401, description = "The token is invalid, expired or not the user's (1003)", body = ErrorBody),
+    )
+)]
+pub async fn end_point(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    q: web::Query<CommonParams>,
+) -> Result<HttpResponse, ApiError> {
     check(&state, &q, true)?;
+    let end_point = format!("{}{}", state.public_url.for_request(&req), state.client.path);
     Ok(HttpResponse::Ok().json(EndPoint {
         error_code: 0,
         error_reason: "",
-        end_point: &state.end_point,
+        end_point: &end_point,
         ping_interval: state.client.ping_interval_s,
     }))
 }
 
+/// Client WebSocket
+///
+/// Upgrades to the app client WebSocket after the checks of `end_point` (PROTOCOL.md 2.2-2.6).
+/// The path is `client.path`.
+#[utoipa::path(
+    get,
+    path = "/iapi/websocket",
+    operation_id = "client_upgrade",
+    tag = "clients",
+    params(CommonParams),
+    responses(
+        (status = 101, description = "Switching Protocols: the client WebSocket; the first frame is `connected`"),
+        (status = 400, description = "A parameter is missing (1001) or the timestamp is stale (1010)", body = ErrorBody),
+        (status = 401, description = "The token is invalid (1003)", body = ErrorBody),
+        (status = 503, description = "Draining for shutdown: connect elsewhere"),
+    )
+)]
 pub async fn upgrade(
     req: HttpRequest,
     stream: web::Payload,
@@ -96,14 +148,30 @@ pub async fn upgrade(
     ws::WsResponseBuilder::new(session, &req, stream).frame_size(state.client.max_frame_bytes).start()
 }
 
-#[derive(Serialize)]
-struct UserInfo<'a> {
+/// The answer of `user/info`.
+#[derive(Serialize, ToSchema)]
+pub struct UserInfo<'a> {
+    /// 0
     error_code: u16,
+    /// ""
     error_reason: &'a str,
     user_id: &'a str,
+    /// The channel_name of the room the user is in, "" when in none.
     current_room_id: String,
 }
 
+/// The caller's current room
+#[utoipa::path(
+    get,
+    path = "/iapi/user/info",
+    tag = "clients",
+    params(CommonParams),
+    responses(
+        (status = 200, description = "The user and the room they are in", body = UserInfo),
+        (status = 400, description = "user_id or token missing (1001)", body = ErrorBody),
+        (status = 401, description = "The token is invalid (1003)", body = ErrorBody),
+    )
+)]
 pub async fn user_info(state: web::Data<AppState>, q: web::Query<CommonParams>) -> Result<HttpResponse, ApiError> {
     let claims = check(&state, &q, false)?;
     let current_room_id = state.sessions.send(CurrentRoom { user_id: claims.sub.clone() }).await.unwrap_or_default();

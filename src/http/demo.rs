@@ -4,7 +4,9 @@
 
 use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
+use super::error::ErrorBody;
 use super::{ApiError, AppState};
 use crate::auth;
 use actors::protocol::client::ErrorCode;
@@ -33,19 +35,36 @@ async fn file(body: &'static str, content_type: &'static str) -> HttpResponse {
     HttpResponse::Ok().content_type(content_type).body(body)
 }
 
-#[derive(Deserialize)]
-struct TokenRequest {
+/// Who the demo page logs in as.
+#[derive(Deserialize, ToSchema)]
+pub struct TokenRequest {
+    /// 1 to 64 characters.
     user_id: String,
     #[serde(default)]
     nickname: Option<String>,
 }
 
-#[derive(Serialize)]
-struct TokenAnswer {
+#[derive(Serialize, ToSchema)]
+pub struct TokenAnswer {
+    /// A client JWT for the user, valid for 24 hours.
     token: String,
 }
 
-async fn token(state: web::Data<AppState>, body: web::Json<TokenRequest>) -> Result<HttpResponse, ApiError> {
+/// Demo: a client token
+///
+/// Only with `demo.enabled` (404 otherwise): anyone can mint tokens with it.
+#[utoipa::path(
+    post,
+    path = "/demo/token",
+    operation_id = "demo_token",
+    tag = "demo",
+    request_body(content = TokenRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The token", body = TokenAnswer),
+        (status = 400, description = "A bad user_id (1001)", body = ErrorBody),
+    )
+)]
+pub async fn token(state: web::Data<AppState>, body: web::Json<TokenRequest>) -> Result<HttpResponse, ApiError> {
     let user_id = body.user_id.trim();
     if user_id.is_empty() || user_id.len() > 64 {
         return Err(ApiError::bad_request(ErrorCode::BadParameters, "user_id must be 1 to 64 characters"));

@@ -6,6 +6,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use actors::protocol::client::ErrorCode;
 use serde::Serialize;
+use utoipa::ToSchema;
 
 #[derive(Debug, thiserror::Error)]
 #[error("{status} error_code {code}: {reason}")]
@@ -15,9 +16,13 @@ pub struct ApiError {
     pub reason: String,
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
+/// Every refusal: HTTP 4xx/5xx with this body.
+#[derive(Serialize, ToSchema)]
+pub struct ErrorBody<'a> {
+    /// Not 0: a code of PROTOCOL.md 2.7 (1001 bad parameters, 1003 token, ...) or of the
+    /// live-room calls (2001 no such room ... 2006 admin key).
     error_code: u16,
+    /// What was wrong, in words.
     error_reason: &'a str,
 }
 
@@ -43,6 +48,6 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.status).json(Body { error_code: self.code, error_reason: &self.reason })
+        HttpResponse::build(self.status).json(ErrorBody { error_code: self.code, error_reason: &self.reason })
     }
 }

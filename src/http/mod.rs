@@ -3,7 +3,8 @@
 //! - [`clients`]: `GET /iapi/websocket/end_point`, the client WebSocket upgrade,
 //!   `GET /iapi/user/info` (PROTOCOL.md 2.1, 2.2, 2.5).
 //! - [`bigo`]: the BIGO WebSocket upgrade (PROTOCOL.md 1).
-//! - [`ops`]: `/healthz` and `/metrics` (PROTOCOL.md 4).
+//! - [`ops`]: `/healthz` and `/metrics` (PROTOCOL.md 4); [`index`]: `GET /`;
+//!   [`openapi`]: `GET /iapi/openapi.json`, the OpenAPI document of all of these.
 //! - [`demo`]: the `/demo` page and `/demo/token` (PROTOCOL.md 6), when enabled.
 //! - [`rooms`], [`admin`], [`callback`]: the live-room list, its operator calls and the
 //!   cloud's stream callback (PROTOCOL.md 3).
@@ -14,7 +15,10 @@ pub mod callback;
 pub mod clients;
 pub mod demo;
 pub mod error;
+pub mod index;
+pub mod openapi;
 pub mod ops;
+pub mod public_url;
 pub mod rooms;
 
 pub use error::ApiError;
@@ -41,8 +45,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// The live-room list service (PROTOCOL.md 3).
     pub live: LiveRooms,
-    /// The `end_point` URL clients are sent to.
-    pub end_point: String,
+    /// Where `end_point` sends clients: `server.public_url`, or derived per request.
+    pub public_url: public_url::PublicUrl,
     /// Set on shutdown: `/healthz` answers 503 and WebSocket upgrades are refused.
     pub draining: Arc<AtomicBool>,
 }
@@ -58,7 +62,8 @@ pub fn routes(state: &AppState) -> impl FnOnce(&mut web::ServiceConfig) + Clone 
     let client_path = state.client.path.clone();
     let demo = state.config.demo.enabled;
     move |cfg: &mut web::ServiceConfig| {
-        cfg.route("/healthz", web::get().to(ops::healthz))
+        cfg.route("/", web::get().to(index::root))
+            .route("/healthz", web::get().to(ops::healthz))
             .route("/metrics", web::get().to(ops::metrics))
             .route(&bigo_path, web::get().to(bigo::upgrade))
             .route("/iapi/websocket/end_point", web::get().to(clients::end_point))
@@ -73,7 +78,8 @@ pub fn routes(state: &AppState) -> impl FnOnce(&mut web::ServiceConfig) + Clone 
             .route("/iapi/rooms/{room_id}/like", web::post().to(rooms::like))
             .route("/iapi/admin/rooms/{room_id}/ban", web::post().to(admin::ban))
             .route("/iapi/admin/rooms/{room_id}/notice", web::post().to(admin::notice))
-            .route("/callback/stream", web::post().to(callback::stream));
+            .route("/callback/stream", web::post().to(callback::stream))
+            .route("/iapi/openapi.json", web::get().to(openapi::serve));
         demo::routes(cfg, demo);
     }
 }

@@ -15,7 +15,10 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use actors::protocol::client::ErrorCode;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
+use super::error::ErrorBody;
+use super::openapi::string_or_number;
 use super::{ApiError, AppState};
 use crate::auth::{self, Claims};
 use crate::live::status::Move;
@@ -53,21 +56,28 @@ impl From<LiveError> for ApiError {
 }
 
 /// A room as every answer shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct RoomView {
     pub room_id: u64,
+    /// The client channel of the room: its room_id as text.
     pub channel_name: String,
+    /// `{bizid}_{room_id}`
     pub stream_id: String,
     pub owner_id: String,
     pub title: String,
     pub location: String,
     pub cover_url: String,
+    /// `new`, `live`, `closed` or `banned`.
+    #[schema(value_type = String, example = "live")]
     pub status: RoomStatus,
+    /// Members now, counted from joins and leaves.
     pub viewers: i64,
     pub likes: i64,
     pub play_urls: PlayUrls,
     pub game_id: String,
+    /// The linked BIGO game session, "" when none.
     pub game_sess: String,
+    /// Unix seconds; 0 = not yet.
     pub created_at: i64,
     pub live_at: i64,
     pub ended_at: i64,
@@ -97,9 +107,12 @@ impl RoomView {
     }
 }
 
-#[derive(Serialize)]
-struct Success<T: Serialize> {
+/// A successful answer: `error_code` 0 and the body's fields beside it.
+#[derive(Serialize, ToSchema)]
+pub struct Success<T: Serialize> {
+    /// 0
     error_code: u16,
+    /// ""
     error_reason: &'static str,
     #[serde(flatten)]
     body: T,
@@ -142,8 +155,9 @@ pub fn json_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(body).map_err(|e| ApiError::bad_request(ErrorCode::BadParameters, format!("body: {e}")))
 }
 
-#[derive(Deserialize)]
-struct CreateBody {
+/// What an owner gives to create a room; an empty body is `{}`.
+#[derive(Deserialize, ToSchema)]
+pub struct CreateBody {
     #[serde(default)]
     title: String,
     #[serde(default)]
@@ -152,13 +166,32 @@ struct CreateBody {
     cover_url: String,
 }
 
-#[derive(Serialize)]
-struct Created {
+/// A new room and, for its owner only, the signed push URL.
+#[derive(Serialize, ToSchema)]
+pub struct Created {
     #[serde(flatten)]
     room: RoomView,
+    /// `rtmp://{push_domain}/live/{stream_id}?bizid=..&txSecret=..&txTime=..`
     push_url: String,
 }
 
+/// Create a room
+///
+/// A room owned by the caller, status `new`.
+#[utoipa::path(
+    post,
+    path = "/iapi/rooms",
+    operation_id = "create_room",
+    tag = "rooms",
+    request_body(content = Option<CreateBody>, content_type = "application/json"),
+    security(("bearer" = []), ("token" = [])),
+    responses(
+        (status = 200, description = "The room and its push URL", body = Success<Created>),
+        (status = 400, description = "A bad body (1001)", body = ErrorBody),
+        (status = 401, description = "No or a bad token (1003)", body = ErrorBody),
+        (status = 503, description = "The store cannot be reached (2005)", body = ErrorBody),
+    )
+)]
 pub async fn create(req: HttpRequest, state: web::Data<AppState>, body: web::Bytes) -> Result<HttpResponse, ApiError> {
     let claims = caller(&req, &state)?;
     let b: CreateBody = json_body(&body)?;
@@ -178,6 +211,25 @@ async fn owner_move(
     Ok(room_answer(&state, room))
 }
 
+/// The owner goes live
+///
+/// `new` -> `live`: only then is the room listed.
+#[utoipa::path(
+    post,
+    path = "/iapi/rooms/{room_id}/live",
+    tag = "rooms",
+    params(("room_id" = u64, Path, description = "The room")),
+    security(("bearer" = []), ("token" = [])),
+    responses(
+        (status = 200, description = "The room after the call", body = Success<RoomView>),
+        (status = 400, description = "room_id is not a room id (1001)", body = ErrorBody),
+        (status = 401, description = "No or a bad token (1003)", body = ErrorBody),
+        (status = 404, description = "No such room (2001)", body = ErrorBody),
+        (status = 403, description = "Not the room's owner (2002)", body = ErrorBody),
+        (status = 409, description = "The room's status does not allow it (2003)", body = ErrorBody),
+        (status = 503, description = "The store cannot be reached (2005)", body = ErrorBody),
+    )
+)]
 pub async fn go_live(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -186,6 +238,26 @@ pub async fn go_live(
     owner_move(req, state, &path, Move::GoLive).await
 }
 
+/// The owner ends the room
+///
+/// -> `closed`, off the list.
+#[utoipa::path(
+    post,
+    path = "/iapi/rooms/{room_id}/close",
+    operation_id = "close_room",
+    tag = "rooms",
+    params(("room_id" = u64, Path, description = "The room")),
+    security(("bearer" = []), ("token" = [])),
+    responses(
+        (status = 200, description = "The room after the call", body = Success<RoomView>),
+        (status = 400, description = "room_id is not a room id (1001)", body = ErrorBody),
+        (status = 401, description = "No or a bad token (1003)", body = ErrorBody),
+        (status = 404, description = "No such room (2001)", body = ErrorBody),
+        (status = 403, description = "Not the room's owner (2002)", body = ErrorBody),
+        (status = 409, description = "The room's status does not allow it (2003)", body = ErrorBody),
+        (status = 503, description = "The store cannot be reached (2005)", body = ErrorBody),
+    )
+)]
 pub async fn close(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -194,13 +266,38 @@ pub async fn close(
     owner_move(req, state, &path, Move::Close).await
 }
 
-#[derive(Deserialize)]
-struct GameBody {
+/// The BIGO game session to link (string or number each).
+#[derive(Deserialize, ToSchema)]
+pub struct GameBody {
     #[serde(default, deserialize_with = "actors::protocol::lenient::string")]
+    #[schema(schema_with = string_or_number)]
     game_id: String,
     #[serde(default, deserialize_with = "actors::protocol::lenient::string")]
+    #[schema(schema_with = string_or_number)]
     game_sess: String,
 }
+
+/// Link a BIGO game session
+///
+/// Its danmu go to this room's channel.
+#[utoipa::path(
+    post,
+    path = "/iapi/rooms/{room_id}/game",
+    operation_id = "link_game",
+    tag = "rooms",
+    params(("room_id" = u64, Path, description = "The room")),
+    request_body(content = GameBody, content_type = "application/json"),
+    security(("bearer" = []), ("token" = [])),
+    responses(
+        (status = 200, description = "The room after the call", body = Success<RoomView>),
+        (status = 400, description = "room_id is not a room id (1001)", body = ErrorBody),
+        (status = 401, description = "No or a bad token (1003)", body = ErrorBody),
+        (status = 404, description = "No such room (2001)", body = ErrorBody),
+        (status = 403, description = "Not the room's owner (2002)", body = ErrorBody),
+        (status = 409, description = "The room's status does not allow it (2003), or the game_sess is linked to another open room (2004)", body = ErrorBody),
+        (status = 503, description = "The store cannot be reached (2005)", body = ErrorBody),
+    )
+)]
 
 pub async fn game(
     req: HttpRequest,
@@ -215,6 +312,25 @@ pub async fn game(
     Ok(room_answer(&state, room))
 }
 
+/// Like the room
+///
+/// likes +1 (any signed-in user).
+#[utoipa::path(
+    post,
+    path = "/iapi/rooms/{room_id}/like",
+    operation_id = "like_room",
+    tag = "rooms",
+    params(("room_id" = u64, Path, description = "The room")),
+    security(("bearer" = []), ("token" = [])),
+    responses(
+        (status = 200, description = "The room after the call", body = Success<RoomView>),
+        (status = 400, description = "room_id is not a room id (1001)", body = ErrorBody),
+        (status = 401, description = "No or a bad token (1003)", body = ErrorBody),
+        (status = 404, description = "No such room (2001)", body = ErrorBody),
+        (status = 409, description = "The room is not live (2003)", body = ErrorBody),
+        (status = 503, description = "The store cannot be reached (2005)", body = ErrorBody),
+    )
+)]
 pub async fn like(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -225,14 +341,37 @@ pub async fn like(
     Ok(room_answer(&state, room))
 }
 
-#[derive(Serialize)]
-struct Listing {
+/// One page of the live rooms.
+#[derive(Serialize, ToSchema)]
+pub struct Listing {
+    /// Newest first.
     rooms: Vec<RoomView>,
     page: u64,
     page_size: u64,
+    /// Live rooms in all.
     total: u64,
 }
 
+/// Live rooms
+///
+/// The rooms that are `live`, newest first, a page at a time.
+#[utoipa::path(
+    get,
+    path = "/iapi/rooms",
+    operation_id = "list_rooms",
+    tag = "rooms",
+    params(
+        ("page" = Option<u64>, Query, description = "From 1 (default 1)"),
+        ("page_size" = Option<u64>, Query, description = "Rooms per page, at most 100 (default 20)"),
+    ),
+    security(("bearer" = []), ("token" = [])),
+    responses(
+        (status = 200, description = "A page of live rooms", body = Success<Listing>),
+        (status = 400, description = "page or page_size not a number (1001)", body = ErrorBody),
+        (status = 401, description = "No or a bad token (1003)", body = ErrorBody),
+        (status = 503, description = "The store cannot be reached (2005)", body = ErrorBody),
+    )
+)]
 pub async fn list(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     caller(&req, &state)?;
     let q = web::Query::<HashMap<String, String>>::from_query(req.query_string())
@@ -251,6 +390,22 @@ pub async fn list(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRe
     Ok(ok(Listing { rooms, page, page_size, total: found.total }))
 }
 
+/// One room
+#[utoipa::path(
+    get,
+    path = "/iapi/rooms/{room_id}",
+    operation_id = "get_room",
+    tag = "rooms",
+    params(("room_id" = u64, Path, description = "The room")),
+    security(("bearer" = []), ("token" = [])),
+    responses(
+        (status = 200, description = "The room after the call", body = Success<RoomView>),
+        (status = 400, description = "room_id is not a room id (1001)", body = ErrorBody),
+        (status = 401, description = "No or a bad token (1003)", body = ErrorBody),
+        (status = 404, description = "No such room (2001)", body = ErrorBody),
+        (status = 503, description = "The store cannot be reached (2005)", body = ErrorBody),
+    )
+)]
 pub async fn get(
     req: HttpRequest,
     state: web::Data<AppState>,

@@ -140,7 +140,7 @@ impl LiveRooms {
             match self.store.game_links().await {
                 Ok(links) => {
                     if !links.is_empty() {
-                        info!("live rooms: {} game_sess links reloaded", links.len());
+                        info!("live rooms: reloaded {} links of game sessions to rooms", links.len());
                     }
                     for (game_sess, room_id) in links {
                         self.registry.do_send(LinkGameSess { game_sess, channel_name: room_id.to_string() });
@@ -148,7 +148,7 @@ impl LiveRooms {
                     return;
                 }
                 Err(e) => {
-                    warn!("live rooms: cannot reload game_sess links yet ({e}); retrying in {pause:?}");
+                    warn!("live rooms: cannot reload the links of game sessions yet ({e}); retrying in {pause:?}");
                     actix_rt::time::sleep(pause).await;
                     pause = (pause * 2).min(Duration::from_secs(30));
                 }
@@ -211,7 +211,7 @@ impl LiveRooms {
             // The registry keeps routing the session here for this process's life (BIGO's own
             // status 3 should still reach these members); only the reload at start-up forgets it.
             if let Err(e) = self.store.unlink_game(room.game_sess.clone(), room.room_id).await {
-                warn!("live rooms: room {} ended but its game_sess link stays: {e}", room.room_id);
+                warn!("live rooms: room {} ended but its link to a game session stays: {e}", room.room_id);
             }
         }
         if room.status == RoomStatus::Banned {

@@ -27,10 +27,13 @@ pub fn push_url(live: &LiveConfig, stream_id: &str, now_s: u64) -> String {
 }
 
 /// The three play URLs of a room.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct PlayUrls {
+    /// `rtmp://{play_domain}/live/{stream_id}`
     pub rtmp: String,
+    /// `http://{play_domain}/live/{stream_id}.flv`
     pub flv: String,
+    /// `http://{play_domain}/live/{stream_id}.m3u8`
     pub hls: String,
 }
 

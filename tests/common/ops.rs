@@ -194,18 +194,14 @@ impl BrokerProcess {
         let dir = TempDir::new("proc");
         let config = dir.path("config.yaml");
         std::fs::write(&config, config_yaml).expect("write config");
-        let log = dir.path("stderr.log");
-        let child = Command::new(env!("CARGO_BIN_EXE_danmu-broker"))
-            .arg("--config")
-            .arg(&config)
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).expect("log file"))
-            .spawn()
-            .expect("spawn danmu-broker");
-        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-        let mut process = Self { child, addr, log, dir };
+        Self::start_file(dir, &config, &[], port).await
+    }
+
+    /// Starts the binary with `--config config` and the environment `env` (in `dir`, which
+    /// keeps its log), waiting until `/healthz` on `127.0.0.1:{port}` answers 200.
+    pub async fn start_file(dir: TempDir, config: &Path, env: &[(&str, &str)], port: u16) -> Self {
+        let mut process = Self::spawn(dir, config, env, port);
+        let addr = process.addr;
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Ok(Some(status)) = process.child.try_wait() {
@@ -217,6 +213,23 @@ impl BrokerProcess {
             assert!(Instant::now() < deadline, "danmu-broker did not come up: {}", process.log_text());
             actix_rt::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// Starts the binary as [`Self::start_file`] does, without waiting for anything (for one
+    /// that is expected to exit).
+    pub fn spawn(dir: TempDir, config: &Path, env: &[(&str, &str)], port: u16) -> Self {
+        let log = dir.path("stderr.log");
+        let child = Command::new(env!("CARGO_BIN_EXE_danmu-broker"))
+            .arg("--config")
+            .arg(config)
+            .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log file"))
+            .spawn()
+            .expect("spawn danmu-broker");
+        Self { child, addr: ([127, 0, 0, 1], port).into(), log, dir }
     }
 
     pub fn log_text(&self) -> String {

@@ -1,9 +1,11 @@
 //! Every md5 signature formula of PROTOCOL.md in one place, as plain functions.
 //!
 //! `md5(x)` is the lower-case hex MD5 of the UTF-8 bytes of `x`. Comparisons are exact
-//! (case-sensitive), as section 1.2 asks.
+//! (case-sensitive), as section 1.2 asks, and go through [`matches`], whose time does not
+//! depend on where a guess goes wrong.
 
 use md5::{Digest, Md5};
+use subtle::ConstantTimeEq;
 
 /// Lower-case hex MD5 of `input`.
 pub fn md5_hex(input: &str) -> String {
@@ -35,6 +37,14 @@ pub fn tx_secret(key: &str, stream_id: &str, tx_time_hex: &str) -> String {
     md5_hex(&format!("{key}{stream_id}{tx_time_hex}"))
 }
 
+/// Whether `given` (from the network) equals `expected` (a sign we computed, a key we hold),
+/// in time that does not depend on the first differing byte: with `==`, answer times would
+/// let a caller find a valid sign, or the admin key, a byte at a time. Only the length is
+/// not hidden (a sign's is public; a key's says little when the key is long).
+pub fn matches(given: impl AsRef<[u8]>, expected: impl AsRef<[u8]>) -> bool {
+    given.as_ref().ct_eq(expected.as_ref()).into()
+}
+
 /// A fresh 128-bit random token as 32 lower-case hex chars (access_token, online_token).
 pub fn random_token() -> String {
     let bytes: [u8; 16] = rand::random();
@@ -60,6 +70,16 @@ mod tests {
     fn client_sign_joins_fields_in_protocol_order() {
         let expected = md5_hex("action=ping&online_token=t&sid=s&timestamp=1");
         assert_eq!(client_frame("ping", "t", "s", "1"), expected);
+    }
+
+    #[test]
+    fn matches_only_equal_bytes() {
+        let sign = client_frame("ping", "t", "s", "1");
+        assert!(matches(&sign, &sign));
+        assert!(!matches(sign.to_uppercase(), &sign));
+        assert!(!matches(&sign[..31], &sign));
+        assert!(!matches("", &sign));
+        assert!(matches(b"key", "key"));
     }
 
     #[test]

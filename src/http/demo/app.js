@@ -509,7 +509,7 @@
     state.ws = ws;
     state.lastFrameAt = Date.now();
     ws.onmessage = function (ev) { if (ws === state.ws) onFrame(ev.data); };
-    ws.onclose = function (ev) { if (ws === state.ws) onSocketLost("closed (" + ev.code + ")"); };
+    ws.onclose = function (ev) { if (ws === state.ws) onSocketLost("to " + url.split("?")[0] + " closed (" + ev.code + ")"); };
     ws.onerror = function () { /* a close event follows */ };
   }
 
