@@ -165,6 +165,7 @@ export class DanmuClient extends Emitter<DanmuClientEvents> {
   private pingTimer: ReturnType<typeof setInterval> | null = null;
   private openTimer: ReturnType<typeof setTimeout> | null = null;
   private reconnectTimer: ReturnType<typeof setTimeout> | null = null;
+  private probeTimer: ReturnType<typeof setTimeout> | null = null;
   private connectWaiters: { resolve(frame: ConnectedFrame): void; reject(error: DanmuError): void }[] = [];
   private readonly answers = new AnswerQueue<Answer>();
   private room: WantedRoom | null = null;
@@ -352,6 +353,7 @@ export class DanmuClient extends Emitter<DanmuClientEvents> {
     this.ws = null;
     this.onlineToken = null;
     this.clearTimer("openTimer");
+    this.clearTimer("probeTimer");
     if (this.pingTimer !== null) clearInterval(this.pingTimer);
     this.pingTimer = null;
     if (ws) {
@@ -406,7 +408,7 @@ export class DanmuClient extends Emitter<DanmuClientEvents> {
     this.emit("state", state);
   }
 
-  private clearTimer(name: "openTimer" | "reconnectTimer"): void {
+  private clearTimer(name: "openTimer" | "reconnectTimer" | "probeTimer"): void {
     const t = this[name];
     if (t !== null) clearTimeout(t);
     this[name] = null;
@@ -482,6 +484,7 @@ export class DanmuClient extends Emitter<DanmuClientEvents> {
       const entry = this.answers.takeOldest();
       if (entry) entry.reject(new DanmuError("refused", entry.action, reason, code));
       else this.emit("error", new DanmuError("refused", "", reason, code));
+      if (code === ErrorCodes.RATE_LIMITED) this.probeAfterRateLimit();
       return;
     }
     const found = this.answers.take(forAction);
@@ -492,6 +495,20 @@ export class DanmuClient extends Emitter<DanmuClientEvents> {
     }
     found.dropped.forEach((w) => w.reject(droppedError(w.action)));
     found.entry.reject(error);
+  }
+
+  /**
+   * After a 1006 the broker drops further frames without answering for a while. A `ping` a
+   * second later (when the bucket has refilled) is answered, and its `pong` settles every
+   * frame sent before it that is still waiting as dropped, instead of leaving them to time out.
+   */
+  private probeAfterRateLimit(): void {
+    if (this.probeTimer !== null) return;
+    const ws = this.ws;
+    this.probeTimer = setTimeout(() => {
+      this.probeTimer = null;
+      if (this.ws === ws && this.answers.size > 0) this.send("ping", {}, { action: "ping", resolve: () => {}, reject: () => {} });
+    }, 1100);
   }
 
   private onKicked(frame: KickedFrame): void {

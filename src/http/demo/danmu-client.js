@@ -637,6 +637,7 @@ var DanmuClient = class extends Emitter {
     __publicField(this, "pingTimer", null);
     __publicField(this, "openTimer", null);
     __publicField(this, "reconnectTimer", null);
+    __publicField(this, "probeTimer", null);
     __publicField(this, "connectWaiters", []);
     __publicField(this, "answers", new AnswerQueue());
     __publicField(this, "room", null);
@@ -800,6 +801,7 @@ var DanmuClient = class extends Emitter {
     this.ws = null;
     this.onlineToken = null;
     this.clearTimer("openTimer");
+    this.clearTimer("probeTimer");
     if (this.pingTimer !== null) clearInterval(this.pingTimer);
     this.pingTimer = null;
     if (ws) {
@@ -917,6 +919,7 @@ var DanmuClient = class extends Emitter {
       const entry = this.answers.takeOldest();
       if (entry) entry.reject(new DanmuError("refused", entry.action, reason, code));
       else this.emit("error", new DanmuError("refused", "", reason, code));
+      if (code === ErrorCodes.RATE_LIMITED) this.probeAfterRateLimit();
       return;
     }
     const found = this.answers.take(forAction);
@@ -927,6 +930,21 @@ var DanmuClient = class extends Emitter {
     }
     found.dropped.forEach((w) => w.reject(droppedError(w.action)));
     found.entry.reject(error);
+  }
+  /**
+   * After a 1006 the broker drops further frames without answering for a while. A `ping` a
+   * second later (when the bucket has refilled) is answered, and its `pong` settles every
+   * frame sent before it that is still waiting as dropped, instead of leaving them to time out.
+   */
+  probeAfterRateLimit() {
+    if (this.probeTimer !== null) return;
+    const ws = this.ws;
+    this.probeTimer = setTimeout(() => {
+      this.probeTimer = null;
+      if (this.ws === ws && this.answers.size > 0) this.send("ping", {}, { action: "ping", resolve: () => {
+      }, reject: () => {
+      } });
+    }, 1100);
   }
   onKicked(frame) {
     if (frame.reason === "replaced") this.replaced = true;
