@@ -96,56 +96,58 @@ describe("connecting", () => {
 });
 
 describe("recovery", () => {
-  test("after a network cut the client re-enters with last_seq and gets every missed event (recovered: true)", async () => {
-    // Clients reach the broker through the proxy (its end_point names the proxy); BIGO directly.
-    const proxyPort = await freePort();
-    const b = await broker({ publicPort: proxyPort });
-    const proxy = await Proxy.start(b.port, proxyPort);
-    proxies.push(proxy);
-    const { client: ann, seen } = await newClient(proxy.baseUrl, "ann");
-    const bigo = await Bigo.connect(b);
-    await ann.enterRoom("net-1");
-    assert.equal(await bigo.push("net-1", [msgItem("net-1-0", Date.now(), "before")]), 200);
-    await waitFor("the first danmu", () => eventsOf(seen, "send_topic_msg").length === 1);
-    const before = ann.position!;
+  for (const batch of [true, false]) {
+    test(`after a network cut the client re-enters with last_seq and gets every missed event, recovered: true (batch ${batch})`, async () => {
+      // Clients reach the broker through the proxy (its end_point names the proxy); BIGO directly.
+      const proxyPort = await freePort();
+      const b = await broker({ publicPort: proxyPort });
+      const proxy = await Proxy.start(b.port, proxyPort);
+      proxies.push(proxy);
+      const { client: ann, seen } = await newClient(proxy.baseUrl, "ann", { batch });
+      const bigo = await Bigo.connect(b);
+      await ann.enterRoom("net-1");
+      assert.equal(await bigo.push("net-1", [msgItem("net-1-0", Date.now(), "before")]), 200);
+      await waitFor("the first danmu", () => eventsOf(seen, "send_topic_msg").length === 1);
+      const before = ann.position!;
 
-    proxy.hold();
-    proxy.cut();
-    await waitFor("the disconnect", () => ann.state === "reconnecting");
-    await sleep(200); // the broker notices the lost connection: ann's exit_room goes into history
-    for (const i of [1, 2, 3]) {
-      assert.equal(await bigo.push("net-1", [msgItem(`net-1-${i}`, Date.now(), `missed ${i}`)]), 200);
-    }
-    await sleep(200);
-    proxy.release();
+      proxy.hold();
+      proxy.cut();
+      await waitFor("the disconnect", () => ann.state === "reconnecting");
+      await sleep(200); // the broker notices the lost connection: ann's exit_room goes into history
+      for (const i of [1, 2, 3]) {
+        assert.equal(await bigo.push("net-1", [msgItem(`net-1-${i}`, Date.now(), `missed ${i}`)]), 200);
+      }
+      await sleep(200);
+      proxy.release();
 
-    const recovery = await waitFor("the recovery", () => ann.state === "connected" && seen.recoveries[0], 10_000);
-    assert.equal(recovery.recovered, true);
-    assert.equal(recovery.renumbered, false);
-    assert.equal(recovery.channel_name, "net-1");
-    await waitFor("the replay", () => eventsOf(seen, "send_topic_msg").length === 4);
-    assert.deepEqual(
-      eventsOf(seen, "send_topic_msg").map((m) => m.content),
-      ["before", "missed 1", "missed 2", "missed 3"],
-    );
-    const replayed = seen.events.filter((e) => e.meta.replayed);
-    assert.deepEqual(
-      replayed.map((e) => e.event.action),
-      ["exit_room", "send_topic_msg", "send_topic_msg", "send_topic_msg"],
-      "her own departure and the missed danmu are replayed, marked as such",
-    );
-    assert.ok(replayed.every((e) => e.event.seq! > before.last_seq && e.event.seq! < recovery.ack!.last_seq));
+      const recovery = await waitFor("the recovery", () => ann.state === "connected" && seen.recoveries[0], 10_000);
+      assert.equal(recovery.recovered, true);
+      assert.equal(recovery.renumbered, false);
+      assert.equal(recovery.channel_name, "net-1");
+      await waitFor("the replay", () => eventsOf(seen, "send_topic_msg").length === 4);
+      assert.deepEqual(
+        eventsOf(seen, "send_topic_msg").map((m) => m.content),
+        ["before", "missed 1", "missed 2", "missed 3"],
+      );
+      const replayed = seen.events.filter((e) => e.meta.replayed);
+      assert.deepEqual(
+        replayed.map((e) => e.event.action),
+        ["exit_room", "send_topic_msg", "send_topic_msg", "send_topic_msg"],
+        "her own departure and the missed danmu are replayed, marked as such",
+      );
+      assert.ok(replayed.every((e) => e.event.seq! > before.last_seq && e.event.seq! < recovery.ack!.last_seq));
 
-    assert.equal(await bigo.push("net-1", [msgItem("net-1-4", Date.now(), "live again")]), 200);
-    await waitFor("a live event", () => eventsOf(seen, "send_topic_msg").length === 5);
-    assert.equal(seen.events[seen.events.length - 1]!.meta.replayed, false);
-    const seqs = seen.events.map((e) => e.event.seq).filter((s) => s !== undefined) as number[];
-    assert.equal(new Set(seqs).size, seqs.length, "nothing delivered twice");
-    assert.deepEqual(seqs, [...seqs].sort((x, y) => x - y), "in seq order");
-    assert.deepEqual(seen.states, ["connecting", "connected", "reconnecting", "connected"]);
-    ann.close();
-    bigo.close();
-  });
+      assert.equal(await bigo.push("net-1", [msgItem("net-1-4", Date.now(), "live again")]), 200);
+      await waitFor("a live event", () => eventsOf(seen, "send_topic_msg").length === 5);
+      assert.equal(seen.events[seen.events.length - 1]!.meta.replayed, false);
+      const seqs = seen.events.map((e) => e.event.seq).filter((s) => s !== undefined) as number[];
+      assert.equal(new Set(seqs).size, seqs.length, "nothing delivered twice");
+      assert.deepEqual(seqs, [...seqs].sort((x, y) => x - y), "in seq order");
+      assert.deepEqual(seen.states, ["connecting", "connected", "reconnecting", "connected"]);
+      ann.close();
+      bigo.close();
+    });
+  }
 
   test("after the broker restarts the room's numbering starts again: recovered false, and live events flow", async () => {
     const b = await broker();

@@ -219,7 +219,7 @@ export async function newClient(
     baseUrl,
     userId,
     token,
-    WebSocket: WebSocket as unknown as DanmuClientOptions["WebSocket"],
+    WebSocket, // ws's class fits options.WebSocket as it is
     reconnect: { minDelayMs: 100, maxDelayMs: 500 },
     requestTimeoutMs: 5000,
     ...options,

@@ -67,6 +67,9 @@ describe("a room through the SDK", () => {
     const left = await waitFor("ann sees bob leave", () => eventsOf(annSeen, "exit_room")[0]);
     assert.equal(left.user_id, "bob");
     assert.equal(left.room_seat, null);
+    // Seed 001 2.4's relay acknowledgement of another user's exit: recorded and acked.
+    const relayed = await ann.relayExit("bob");
+    assert.equal(relayed.for, "exit_room_report");
 
     // Nothing seen twice, every seq increasing.
     const seqs = annSeen.events.map((e) => e.event.seq).filter((s) => s !== undefined) as number[];
@@ -195,6 +198,29 @@ describe("a room through the SDK", () => {
       client.close();
     });
   }
+
+  test("frames the rate limit drops unanswered fail with 1006 instead of hanging", async () => {
+    const limited = await Broker.start({ env: { DANMU__CLIENT__RATE_PER_S: "3" } });
+    try {
+      const { client } = await newClient(limited.baseUrl, "flood", { requestTimeoutMs: 8000 });
+      await client.enterRoom("flood-1");
+      await new Promise((resolve) => setTimeout(resolve, 1100)); // a full bucket again
+      const started = Date.now();
+      const results = await Promise.allSettled(Array.from({ length: 8 }, (_, i) => client.sendTopicMsg(`flood ${i}`)));
+      const elapsed = Date.now() - started;
+      const acked = results.filter((r) => r.status === "fulfilled").length;
+      const refused = results.filter((r) => r.status === "rejected").map((r) => (r as PromiseRejectedResult).reason as DanmuError);
+      assert.equal(acked, 3, "a burst of rate_per_s frames passes");
+      assert.equal(refused.length, 5);
+      assert.ok(refused.every((e) => e.kind === "refused" && e.error_code === 1006 && e.for === "send_topic_msg_report"), String(refused));
+      // The broker answers one 1006; the SDK's probe ping a second later settles the others.
+      assert.ok(elapsed < 3000, `settled in ${elapsed} ms, not at the request timeout`);
+      await client.sendTopicMsg("after the flood");
+      client.close();
+    } finally {
+      await limited.dispose();
+    }
+  });
 
   test("refusals reject the report's promise; reports while offline fail at once", async () => {
     const { client } = await newClient(broker.baseUrl, "eve");
