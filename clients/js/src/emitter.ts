@@ -44,8 +44,4 @@ export class Emitter<Events extends { [K in keyof Events]: unknown[] }> {
       }
     }
   }
-
-  protected listenerCount(name: keyof Events): number {
-    return this.listeners.get(name)?.size ?? 0;
-  }
 }

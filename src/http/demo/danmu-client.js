@@ -82,9 +82,6 @@ var Emitter = class {
       }
     }
   }
-  listenerCount(name) {
-    return this.listeners.get(name)?.size ?? 0;
-  }
 };
 
 // src/errors.ts
