@@ -459,9 +459,11 @@ import { DanmuClient, RoomsApi } from "/demo/danmu-client.js";
     client.on("kicked", function (frame) {
       if (client !== state.client) return;
       var reason = frame.reason || "unknown";
-      toast("kicked: " + reason);
+      // `replaced` (this user+sid connected elsewhere): the SDK does not fight it, the page is
+      // offline now. `shutdown` (the node restarts): the SDK reconnects and recovers by itself.
+      if (reason === "shutdown") info("the server restarts: reconnecting");
+      else toast("kicked: " + reason);
       logLine("system-line", "kicked by the server: " + reason);
-      // `replaced` (this user+sid connected elsewhere): the SDK does not fight it; `shutdown`: it reconnects.
     });
     client.on("recovery", function (r) { if (client === state.client) onRecovery(r); });
     client.on("error", function (e) {
