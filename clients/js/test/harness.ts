@@ -219,7 +219,8 @@ export async function newClient(
     baseUrl,
     userId,
     token,
-    WebSocket, // ws's class fits options.WebSocket as it is
+    // ws's class fits options.WebSocket as it is; DANMU_TEST_WEBSOCKET=global tries the runtime's own.
+    ...(process.env.DANMU_TEST_WEBSOCKET === "global" ? {} : { WebSocket }),
     reconnect: { minDelayMs: 100, maxDelayMs: 500 },
     requestTimeoutMs: 5000,
     ...options,
