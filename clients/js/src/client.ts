@@ -90,7 +90,7 @@ export interface EventMeta {
   replayed: boolean;
 }
 
-/** Told after the client entered its room again on a new connection. */
+/** Told after the client entered a room with a known position: again after a reconnect, or by `enterRoom(name, from)`. */
 export interface RecoveryInfo {
   channel_name: string;
   /** True: every missed event follows (as `replayed` events). False: reload the room from `ack.room`. */
@@ -601,13 +601,18 @@ export class DanmuClient extends Emitter<DanmuClientEvents> {
     this.room = room;
     previous?.waiters.splice(0).forEach((w) => w.reject(new DanmuError("closed", "enter_room_report", `entering ${channel_name} instead`)));
     const entered = new Promise<EnterRoomAck>((resolve, reject) => room.waiters.push({ resolve, reject }));
-    if (this.onlineToken) this.sendEnter(room, false);
+    if (this.onlineToken) this.sendEnter(room);
     else if (!this.wantOnline) this.connect().catch(() => {}); // a failure reaches the room's waiters too
     return entered;
   }
 
-  /** Sends the `enter_room_report` of `room`, with `last_seq`/`epoch` when its position is known. */
-  private sendEnter(room: WantedRoom, automatic = room.position.known): void {
+  /**
+   * Sends the `enter_room_report` of `room`, with `last_seq`/`epoch` when its position is known
+   * (a re-entry after a reconnect, or `enterRoom` with `from`): its outcome is then told in a
+   * `recovery` event, with the client's own verdict on `recovered` (the epoch check).
+   */
+  private sendEnter(room: WantedRoom): void {
+    const recovering = room.position.known;
     const sent = room.position.enterFields();
     const channel_name = room.position.channel_name;
     let timer: ReturnType<typeof setTimeout> | undefined;
@@ -620,7 +625,7 @@ export class DanmuClient extends Emitter<DanmuClientEvents> {
         const ack = answer as EnterRoomAck;
         const outcome = room.position.entered(ack, sent);
         room.waiters.splice(0).forEach((w) => w.resolve(ack));
-        if (automatic) this.emit("recovery", { channel_name, recovered: outcome.recovered, renumbered: outcome.renumbered, ack });
+        if (recovering) this.emit("recovery", { channel_name, recovered: outcome.recovered, renumbered: outcome.renumbered, ack });
       },
       reject: (error) => {
         clearTimeout(timer);
@@ -629,7 +634,7 @@ export class DanmuClient extends Emitter<DanmuClientEvents> {
         if (e.kind === "disconnected" || e.kind === "not_connected") return; // the next connection enters again
         this.room = null;
         room.waiters.splice(0).forEach((w) => w.reject(e));
-        if (automatic) this.emit("recovery", { channel_name, recovered: false, renumbered: false, error: e });
+        if (recovering) this.emit("recovery", { channel_name, recovered: false, renumbered: false, error: e });
       },
     };
     if (!this.send("enter_room_report", { channel_name, ...sent }, waiting)) return; // onConnected sends it

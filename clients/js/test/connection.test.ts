@@ -149,6 +149,31 @@ describe("recovery", () => {
     });
   }
 
+  test("a position kept across clients (a page reload) recovers with enterRoom(name, from)", async () => {
+    const b = await broker();
+    const bigo = await Bigo.connect(b);
+    const first = await newClient(b.baseUrl, "ann");
+    await first.client.enterRoom("reload-1");
+    assert.equal(await bigo.push("reload-1", [msgItem("reload-1-0", Date.now(), "seen")]), 200);
+    await waitFor("the first danmu", () => eventsOf(first.seen, "send_topic_msg").length === 1);
+    const kept = first.client.position!;
+    assert.equal(kept.channel_name, "reload-1");
+    first.client.close();
+    await sleep(100);
+    assert.equal(await bigo.push("reload-1", [msgItem("reload-1-1", Date.now(), "missed")]), 200);
+    await sleep(150);
+
+    const second = await newClient(b.baseUrl, "ann");
+    const ack = await second.client.enterRoom(kept.channel_name, kept);
+    assert.equal(ack.recovered, true);
+    assert.deepEqual(second.seen.recoveries.map((r) => r.recovered), [true]);
+    const missed = await waitFor("the replay", () => eventsOf(second.seen, "send_topic_msg")[0]);
+    assert.equal(missed.content, "missed");
+    assert.ok(second.seen.events.every((e) => e.meta.replayed && e.event.seq! > kept.last_seq));
+    second.client.close();
+    bigo.close();
+  });
+
   test("after the broker restarts the room's numbering starts again: recovered false, and live events flow", async () => {
     const b = await broker();
     const { client: ann, seen } = await newClient(b.baseUrl, "ann");

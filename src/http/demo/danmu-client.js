@@ -1025,13 +1025,18 @@ var DanmuClient = class extends Emitter {
     this.room = room;
     previous?.waiters.splice(0).forEach((w) => w.reject(new DanmuError("closed", "enter_room_report", `entering ${channel_name} instead`)));
     const entered = new Promise((resolve, reject) => room.waiters.push({ resolve, reject }));
-    if (this.onlineToken) this.sendEnter(room, false);
+    if (this.onlineToken) this.sendEnter(room);
     else if (!this.wantOnline) this.connect().catch(() => {
     });
     return entered;
   }
-  /** Sends the `enter_room_report` of `room`, with `last_seq`/`epoch` when its position is known. */
-  sendEnter(room, automatic = room.position.known) {
+  /**
+   * Sends the `enter_room_report` of `room`, with `last_seq`/`epoch` when its position is known
+   * (a re-entry after a reconnect, or `enterRoom` with `from`): its outcome is then told in a
+   * `recovery` event, with the client's own verdict on `recovered` (the epoch check).
+   */
+  sendEnter(room) {
+    const recovering = room.position.known;
     const sent = room.position.enterFields();
     const channel_name = room.position.channel_name;
     let timer;
@@ -1044,7 +1049,7 @@ var DanmuClient = class extends Emitter {
         const ack = answer;
         const outcome = room.position.entered(ack, sent);
         room.waiters.splice(0).forEach((w) => w.resolve(ack));
-        if (automatic) this.emit("recovery", { channel_name, recovered: outcome.recovered, renumbered: outcome.renumbered, ack });
+        if (recovering) this.emit("recovery", { channel_name, recovered: outcome.recovered, renumbered: outcome.renumbered, ack });
       },
       reject: (error) => {
         clearTimeout(timer);
@@ -1053,7 +1058,7 @@ var DanmuClient = class extends Emitter {
         if (e.kind === "disconnected" || e.kind === "not_connected") return;
         this.room = null;
         room.waiters.splice(0).forEach((w) => w.reject(e));
-        if (automatic) this.emit("recovery", { channel_name, recovered: false, renumbered: false, error: e });
+        if (recovering) this.emit("recovery", { channel_name, recovered: false, renumbered: false, error: e });
       }
     };
     if (!this.send("enter_room_report", { channel_name, ...sent }, waiting)) return;
