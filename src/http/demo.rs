@@ -1,6 +1,10 @@
 //! The demo page (PROTOCOL.md 6): its files are compiled into the binary and served from
 //! `/demo`; `POST /demo/token` mints client JWTs so the page can log in. Both exist only with
 //! `demo.enabled: true` (anyone can mint tokens then: never on a public server).
+//!
+//! The page speaks the protocol through the client SDK: `demo/danmu-client.js` is the browser
+//! bundle of `clients/js` (generated there by `npm run bundle`, committed so that the broker
+//! builds without npm; `npm run check-bundle` fails when it is stale).
 
 use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
@@ -14,7 +18,7 @@ use actors::protocol::client::ErrorCode;
 const INDEX_HTML: &str = include_str!("demo/index.html");
 const APP_JS: &str = include_str!("demo/app.js");
 const STYLE_CSS: &str = include_str!("demo/style.css");
-const MD5_JS: &str = include_str!("demo/md5.js");
+const SDK_JS: &str = include_str!("demo/danmu-client.js");
 
 /// How long a demo token lives.
 const DEMO_TOKEN_TTL_S: u64 = 24 * 3600;
@@ -26,7 +30,7 @@ pub fn routes(cfg: &mut web::ServiceConfig, enabled: bool) {
     cfg.route("/demo", web::get().to(|| file(INDEX_HTML, "text/html; charset=utf-8")))
         .route("/demo/", web::get().to(|| file(INDEX_HTML, "text/html; charset=utf-8")))
         .route("/demo/app.js", web::get().to(|| file(APP_JS, "text/javascript; charset=utf-8")))
-        .route("/demo/md5.js", web::get().to(|| file(MD5_JS, "text/javascript; charset=utf-8")))
+        .route("/demo/danmu-client.js", web::get().to(|| file(SDK_JS, "text/javascript; charset=utf-8")))
         .route("/demo/style.css", web::get().to(|| file(STYLE_CSS, "text/css; charset=utf-8")))
         .route("/demo/token", web::post().to(token));
 }

@@ -1,16 +1,20 @@
-/* danmu-broker /demo page logic (plain browser JS, no framework, no build step).
+/* danmu-broker /demo page logic (plain browser JS, no framework, no build step of its own).
  *
  *  - login:      POST /demo/token -> client JWT (PROTOCOL.md section 6)
- *  - live list:  /iapi/rooms calls (section 3), refreshed every 5 s
- *  - room view:  the client WebSocket action protocol (section 2): signed frames, ping,
- *                enter/exit, chat, gifts, seats, likes, notices, reconnect with
- *                last_seq recovery and seq de-duplication.
+ *  - live list:  the rooms API (section 3) through the SDK's RoomsApi, refreshed every 5 s
+ *  - room view:  the client protocol (section 2) through the SDK's DanmuClient, which signs
+ *                frames, pings, matches acks, reconnects and recovers with last_seq/epoch;
+ *                this file draws: chat, gifts, seats, likes, notices, the stage.
+ *
+ * The SDK is /demo/danmu-client.js, the browser bundle of clients/js (built there with
+ * `npm run bundle`; the broker embeds it like this file).
  *
  * Everything that comes from the network is untrusted: it is only ever written with
  * textContent / setAttribute, never innerHTML. This file is ASCII-only on purpose
  * (non-ASCII characters are written as \u escapes).
- * Needs md5(string) from /demo/md5.js (blueimp-md5).
  */
+import { DanmuClient, RoomsApi } from "/demo/danmu-client.js";
+
 (function () {
   "use strict";
 
@@ -18,9 +22,6 @@
 
   var PAGE_SIZE = 10;
   var LIST_REFRESH_MS = 5000;
-  var BACKOFF_MIN_MS = 500;
-  var BACKOFF_MAX_MS = 5000;
-  var DEFAULT_PING_S = 15;
   var DEFAULT_SEATS = 8;
   var CHAT_LOG_MAX = 500;
   var STAGE_MAX = 80;          // danmu on the stage at once; the oldest go first
@@ -43,16 +44,10 @@
   var state = {
     token: null, userId: null, nickname: null,
     sid: randomHex(16),                      // one device session id per tab
-    // connection
-    wantOnline: false, ws: null, onlineToken: null, connGen: 0,
-    pingIntervalS: DEFAULT_PING_S, pingTimer: null, lastFrameAt: 0,
-    backoffMs: BACKOFF_MIN_MS, reconnectTimer: null,
+    client: null,           // the SDK's DanmuClient of this session
+    rooms: null,            // the SDK's RoomsApi of this session
     // room
     channel: null,          // the channel we want to be in (null = none)
-    channelAcked: false,    // got the enter ack for it at least once
-    enterLastSeq: null,     // last_seq sent with the pending enter_room_report (null = fresh join)
-    highestSeq: 0,          // highest event seq shown in this channel
-    snapshotSeq: 0,         // last_seq of the latest enter ack (events up to it are in the snapshot)
     memberCount: 0, likeCount: 0,
     names: new Map(),       // user_id -> nickname, learned from events
     // lobby
@@ -60,7 +55,6 @@
     listReloadWanted: false,  // a reload was asked for while one was in flight
     liveRooms: new Map(),   // channel_name -> room object (from the list / create answer)
     myRoom: null,
-    pendingPtpGift: null,
     // timers for banners
     giftTimer: null, noticeTimer: null,
     laneFreeAt: [],
@@ -141,42 +135,39 @@
 
   // ---------------------------------------------------------------- HTTP
 
-  /** fetch + JSON; never throws. Answers {ok, status, data} where ok means HTTP 2xx and error_code 0 (or absent). */
-  function request(method, path, body, noAuth) {
-    var headers = { "Accept": "application/json" };
-    if (state.token && !noAuth) headers["Authorization"] = "Bearer " + state.token;
-    var init = { method: method, headers: headers, cache: "no-store" };
+  /** fetch + JSON for /demo/token (not part of the broker's API, so not in the SDK); never throws. */
+  function request(method, path, body) {
+    var init = { method: method, headers: { "Accept": "application/json" }, cache: "no-store" };
     if (body !== undefined) {
-      headers["Content-Type"] = "application/json";
+      init.headers["Content-Type"] = "application/json";
       init.body = JSON.stringify(body);
     }
     return fetch(path, init).then(function (res) {
       return res.text().then(function (text) {
         var data = null;
         try { data = text ? JSON.parse(text) : null; } catch (e) { data = null; }
-        var code = data && typeof data === "object" ? toNumber(data.error_code) : null;
-        return { ok: res.ok && (code === null || code === 0), status: res.status, data: data, code: code };
+        return { ok: res.ok, status: res.status, data: data };
       });
     }, function (err) {
-      return { ok: false, status: 0, data: null, code: null, networkError: String(err) };
+      return { ok: false, status: 0, data: null, networkError: String(err) };
     });
   }
 
-  /** Text for a failed request: error_reason when there is one. */
-  function failureText(path, r) {
-    if (r.data && r.data.error_reason) return r.data.error_reason + (r.code ? " (" + r.code + ")" : "");
-    if (r.code) return path + ": error " + r.code;
-    if (r.status === 0) return path + ": network error";
-    return path + ": HTTP " + r.status;
+  /** Text for a failed SDK call (a DanmuError: error_reason and error_code when the broker answered). */
+  function errorText(e) {
+    if (!e) return "error";
+    if (e.name !== "DanmuError") return String(e.message || e);
+    if (e.kind === "not_connected") return "not connected";
+    return e.message;
   }
 
-  /** request() that reports failures in #toast and answers the data, or null on failure. */
-  function api(method, path, body) {
-    return request(method, path, body).then(function (r) {
-      if (!r.ok) { toast(failureText(path, r)); return null; }
-      return r.data || {};
-    });
+  /** An SDK call that reports failures in #toast: answers its result, or null on failure. */
+  function api(promise) {
+    return promise.then(function (data) { return data || {}; }, function (e) { toast(errorText(e)); return null; });
   }
+
+  /** Reports a failed room report in #toast; for promises whose answer the page does not need. */
+  function reportFailure(e) { toast(errorText(e)); }
 
   // ---------------------------------------------------------------- login / session
 
@@ -194,9 +185,12 @@
     var userId = $("user-id").value.trim();
     var nickname = $("nickname").value.trim() || userId;
     if (!userId) { toast("enter a user id"); return; }
-    request("POST", "/demo/token", { user_id: userId, nickname: nickname }, true).then(function (r) {
+    request("POST", "/demo/token", { user_id: userId, nickname: nickname }).then(function (r) {
       if (r.status === 404) { toast("/demo/token is off (demo.enabled: false)"); return; }
-      if (!r.ok || !r.data || !r.data.token) { toast(failureText("/demo/token", r)); return; }
+      if (!r.ok || !r.data || !r.data.token) {
+        toast(r.data && r.data.error_reason ? r.data.error_reason : "/demo/token: " + (r.status ? "HTTP " + r.status : "network error"));
+        return;
+      }
       startSession(r.data.token, userId, nickname, true);
     });
   }
@@ -210,6 +204,8 @@
     state.token = token;
     state.userId = String(userId);
     state.nickname = nickname;
+    state.rooms = new RoomsApi({ baseUrl: location.origin, token: token });
+    state.client = newClient(token, state.userId);
     rememberName(userId, nickname);
     if (save) {
       try { localStorage.setItem(STORAGE_KEY, JSON.stringify({ token: token, user_id: userId, nickname: nickname })); } catch (e) { /* private mode */ }
@@ -219,6 +215,7 @@
     me.className = "logged-in";
     startRoomList();
     goOnline();
+    if (state.channel) joinChannel(state.channel);   // logged in again while in a channel
   }
 
   /** Restores the saved session unless the page URL asks for another user. */
@@ -252,14 +249,13 @@
     if (state.listLoading) { state.listReloadWanted = true; return; }
     state.listLoading = true;
     state.listReloadWanted = false;
-    var path = "/iapi/rooms?page=" + state.page + "&page_size=" + PAGE_SIZE;
-    request("GET", path).then(function (r) {
-      state.listLoading = false;
+    state.rooms.listRooms({ page: state.page, page_size: PAGE_SIZE }).then(renderRooms, function (e) {
       // A broker without the live-room list (section 3) answers 404: say so once, quietly,
       // instead of a toast every refresh. Channels can still be joined by name.
-      if (r.status === 404) renderListMissing();
-      else if (!r.ok) toast(failureText(path, r));
-      else renderRooms(r.data || {});
+      if (e && e.status === 404) renderListMissing();
+      else toast(errorText(e));
+    }).then(function () {
+      state.listLoading = false;
       if (state.listReloadWanted) loadRooms();
     });
   }
@@ -372,7 +368,7 @@
   }
 
   function likeRoom(roomId) {
-    return api("POST", "/iapi/rooms/" + encodeURIComponent(String(roomId)) + "/like", {}).then(function (data) {
+    return api(state.rooms.like(roomId)).then(function (data) {
       if (data) loadRooms();
       return data;
     });
@@ -381,7 +377,7 @@
   function createRoom() {
     var title = $("room-title").value.trim();
     if (!title) { toast("enter a room title"); return; }
-    api("POST", "/iapi/rooms", { title: title }).then(function (data) {
+    api(state.rooms.createRoom({ title: title })).then(function (data) {
       if (!data) return;
       var room = {
         room_id: data.room_id,
@@ -403,7 +399,7 @@
     var gameSess = $("game-sess").value.trim();
     if (!room) return;
     if (!gameSess) { toast("enter a game_sess"); return; }
-    api("POST", "/iapi/rooms/" + encodeURIComponent(String(room.room_id)) + "/game", { game_sess: gameSess }).then(function (data) {
+    api(state.rooms.linkGame(room.room_id, { game_sess: gameSess })).then(function (data) {
       if (!data) return;
       room.game_sess = str(data.game_sess || gameSess);
       showMyRoom();
@@ -426,7 +422,8 @@
   function myRoomAction(action) {
     var room = state.myRoom;
     if (!room) return;
-    api("POST", "/iapi/rooms/" + encodeURIComponent(String(room.room_id)) + "/" + action, {}).then(function (data) {
+    var call = action === "live" ? state.rooms.goLive(room.room_id) : state.rooms.closeRoom(room.room_id);
+    api(call).then(function (data) {
       if (!data) return;
       room.status = data.status ? String(data.status) : action === "live" ? "live" : "closed";
       info("room " + room.room_id + (action === "live" ? " is live" : " closed"));
@@ -438,206 +435,54 @@
 
   // ---------------------------------------------------------------- connection indicator
 
+  /** Shows the SDK's connection state: connecting, connected, reconnecting, or offline. */
   function setConn(status) {
+    if (status === "idle" || status === "closed") status = "offline";
     var c = $("conn-status");
     c.textContent = status;
     c.className = status;
     c.setAttribute("data-state", status);
   }
 
-  // ---------------------------------------------------------------- WebSocket connection
+  // ---------------------------------------------------------------- the SDK's client
 
-  function commonParams() {
-    return "user_id=" + encodeURIComponent(state.userId) +
-      "&sid=" + encodeURIComponent(state.sid) +
-      "&timestamp=" + Date.now() +
-      "&token=" + encodeURIComponent(state.token);
-  }
-
-  function defaultEndPoint() {
-    return (location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/iapi/websocket";
+  /** A DanmuClient for this session, its events wired to the page. */
+  function newClient(token, userId) {
+    var client = new DanmuClient({ baseUrl: location.origin, userId: userId, token: token, sid: state.sid });
+    client.on("state", function (s) { if (client === state.client) setConn(s); });
+    client.on("event", function (ev, meta) { if (client === state.client) onRoomEvent(ev, meta.replayed); });
+    client.on("disconnected", function (d) {
+      if (client === state.client && state.channel && d.reconnecting) {
+        logLine("system-line", "connection to " + d.url + " closed (" + d.code + "), reconnecting\u2026");
+      }
+    });
+    client.on("kicked", function (frame) {
+      if (client !== state.client) return;
+      var reason = frame.reason || "unknown";
+      // `replaced` (this user+sid connected elsewhere): the SDK does not fight it, the page is
+      // offline now. `shutdown` (the node restarts): the SDK reconnects and recovers by itself.
+      if (reason === "shutdown") info("the server restarts: reconnecting");
+      else toast("kicked: " + reason);
+      logLine("system-line", "kicked by the server: " + reason);
+    });
+    client.on("recovery", function (r) { if (client === state.client) onRecovery(r); });
+    client.on("error", function (e) {
+      if (client !== state.client) return;
+      if (e.kind === "closed" || e.error_code === 1003) {
+        toast(errorText(e));
+        if (e.error_code === 1003) toast("log in again");   // the JWT is bad or expired
+      }
+    });
+    return client;
   }
 
   function goOnline() {
-    state.wantOnline = true;
-    state.backoffMs = BACKOFF_MIN_MS;
-    connect();
+    if (state.client) state.client.connect().catch(function () { /* told through the "error" event */ });
   }
 
   function goOffline() {
-    state.wantOnline = false;
-    state.connGen += 1;
-    clearTimeout(state.reconnectTimer);
-    dropSocket();
+    if (state.client) state.client.close();
     setConn("offline");
-  }
-
-  /** Asks for a node, then opens the socket. Any failure schedules a retry with backoff. */
-  function connect() {
-    clearTimeout(state.reconnectTimer);
-    if (!state.wantOnline || !state.token) return;
-    var gen = ++state.connGen;
-    var path = "/iapi/websocket/end_point?" + commonParams();
-    request("GET", path).then(function (r) {
-      if (gen !== state.connGen || !state.wantOnline) return;
-      if (!r.ok) {
-        toast(failureText("/iapi/websocket/end_point", r));
-        if (r.status === 401 || r.code === 1003) {   // the JWT is bad or expired: retrying will not help
-          toast("log in again");
-          goOffline();
-          return;
-        }
-        scheduleReconnect();
-        return;
-      }
-      var data = r.data || {};
-      state.pingIntervalS = toNumber(data.ping_interval) || DEFAULT_PING_S;
-      var endPoint = data.end_point ? String(data.end_point) : defaultEndPoint();
-      openSocket(endPoint + (endPoint.indexOf("?") >= 0 ? "&" : "?") + commonParams() + "&batch=1");
-    });
-  }
-
-  function openSocket(url) {
-    var ws;
-    try {
-      ws = new WebSocket(url);
-    } catch (e) {
-      toast("cannot open WebSocket: " + e.message);
-      scheduleReconnect();
-      return;
-    }
-    state.ws = ws;
-    state.lastFrameAt = Date.now();
-    ws.onmessage = function (ev) { if (ws === state.ws) onFrame(ev.data); };
-    ws.onclose = function (ev) { if (ws === state.ws) onSocketLost("to " + url.split("?")[0] + " closed (" + ev.code + ")"); };
-    ws.onerror = function () { /* a close event follows */ };
-  }
-
-  /** Forgets the current socket (its late events are ignored) and closes it. */
-  function dropSocket() {
-    var ws = state.ws;
-    state.ws = null;
-    state.onlineToken = null;
-    stopPing();
-    if (ws) {
-      ws.onmessage = ws.onclose = ws.onerror = null;
-      try { ws.close(); } catch (e) { /* already closed */ }
-    }
-  }
-
-  function onSocketLost(why) {
-    dropSocket();
-    if (!state.wantOnline) { setConn("offline"); return; }
-    if (state.channel) logLine("system-line", "connection " + why + ", reconnecting\u2026");
-    scheduleReconnect();
-  }
-
-  function scheduleReconnect() {
-    if (!state.wantOnline) return;
-    clearTimeout(state.reconnectTimer);
-    setConn("reconnecting");
-    var delay = state.backoffMs;
-    state.backoffMs = Math.min(delay * 2, BACKOFF_MAX_MS);
-    state.reconnectTimer = setTimeout(connect, delay);
-  }
-
-  function startPing() {
-    stopPing();
-    state.pingTimer = setInterval(pingTick, state.pingIntervalS * 1000);
-  }
-
-  function stopPing() {
-    clearInterval(state.pingTimer);
-    state.pingTimer = null;
-  }
-
-  /** Sends a ping; a socket silent for two intervals (no pong) is considered dead. */
-  function pingTick() {
-    var silentMs = Date.now() - state.lastFrameAt;
-    if (silentMs > state.pingIntervalS * 2000 + 5000) { onSocketLost("timed out"); return; }
-    send("ping", {}, true);
-  }
-
-  function sign(action, onlineToken, sid, timestamp) {
-    return md5("action=" + action + "&online_token=" + onlineToken + "&sid=" + sid + "&timestamp=" + timestamp);
-  }
-
-  /** Sends one signed client frame; answers false (and says why unless quiet) when not connected. */
-  function send(action, fields, quiet) {
-    var ws = state.ws;
-    if (!ws || ws.readyState !== WebSocket.OPEN || !state.onlineToken) {
-      if (!quiet) toast("not connected");
-      return false;
-    }
-    var timestamp = Date.now();
-    var frame = {
-      action: action, online_token: state.onlineToken, sid: state.sid,
-      timestamp: timestamp, sign: sign(action, state.onlineToken, state.sid, timestamp)
-    };
-    Object.keys(fields || {}).forEach(function (k) { if (!(k in frame)) frame[k] = fields[k]; });
-    ws.send(JSON.stringify(frame));
-    return true;
-  }
-
-  // ---------------------------------------------------------------- incoming frames
-
-  function onFrame(text) {
-    state.lastFrameAt = Date.now();
-    var msg;
-    try { msg = JSON.parse(text); } catch (e) { console.warn("non-JSON frame", text); return; }
-    if (Array.isArray(msg)) msg.forEach(handleMessage);   // batch=1: several events in one frame
-    else handleMessage(msg);
-  }
-
-  function handleMessage(m) {
-    if (!m || typeof m !== "object") return;
-    switch (m.action) {
-      case "connected": onConnected(m); break;
-      case "pong": break;
-      case "ack": onAck(m); break;
-      case "error": onErrorFrame(m); break;
-      case "kicked": onKicked(m); break;
-      default: onRoomEvent(m);
-    }
-  }
-
-  function onConnected(m) {
-    state.onlineToken = m.online_token;
-    state.pingIntervalS = toNumber(m.ping_interval) || state.pingIntervalS;
-    state.backoffMs = BACKOFF_MIN_MS;
-    startPing();
-    setConn("connected");
-    if (state.channel) sendEnter(state.channelAcked);   // re-enter after a reconnect
-  }
-
-  function onAck(m) {
-    if (m.for === "enter_room_report") onEnterAck(m);
-    else if (m.for === "send_gift_report" && state.pendingPtpGift) {
-      info("private gift sent to " + state.pendingPtpGift);
-      state.pendingPtpGift = null;
-    }
-  }
-
-  function onErrorFrame(m) {
-    var reason = m.error_reason || "error";
-    toast((m.for ? m.for + ": " : "") + reason + (isSet(m.error_code) ? " (" + m.error_code + ")" : ""));
-    if (m.for === "enter_room_report" && state.channel) {   // not in the room: stop re-entering it
-      logLine("system-line", "could not enter " + state.channel + ": " + reason);
-      state.channel = null;
-      state.channelAcked = false;
-      resetRoomView();
-    }
-    if (m.for === "send_gift_report") state.pendingPtpGift = null;
-  }
-
-  function onKicked(m) {
-    var reason = m.reason || "unknown";
-    toast("kicked: " + reason);
-    logLine("system-line", "kicked by the server: " + reason);
-    if (reason === "replaced") {   // this user+sid connected elsewhere: do not fight it
-      goOffline();
-    }
-    // other reasons (e.g. shutdown): the server closes the socket and we reconnect.
   }
 
   // ---------------------------------------------------------------- joining / leaving
@@ -645,54 +490,45 @@
   function joinChannel(name) {
     name = String(name || "").trim();
     if (!name) { toast("enter a channel name"); return; }
-    if (!state.token) { toast("log in first"); return; }
+    if (!state.client) { toast("log in first"); return; }
     state.channel = name;
-    state.channelAcked = false;
-    state.highestSeq = 0;
-    state.snapshotSeq = 0;
     resetRoomView();
     logLine("system-line", "joining " + name + "\u2026");
-    if (state.onlineToken) sendEnter(false);
-    else if (!state.wantOnline) goOnline();
-    // otherwise onConnected() sends the enter.
-  }
-
-  /** Sends enter_room_report; with recover, asks for the events after the highest seq shown. */
-  function sendEnter(recover) {
-    var fields = { channel_name: state.channel };
-    state.enterLastSeq = null;
-    if (recover) {
-      fields.last_seq = state.highestSeq;
-      state.enterLastSeq = state.highestSeq;
-    }
-    send("enter_room_report", fields);
-  }
-
-  function onEnterAck(m) {
-    if (!state.channel) return;
-    var room = m.room && typeof m.room === "object" ? m.room : {};
-    var ackChannel = firstSet(room.channel_name, m.channel_name);
-    if (isSet(ackChannel) && String(ackChannel) !== state.channel) return;   // ack of an earlier join
-    var lastSeq = toNumber(firstSet(m.last_seq, room.last_seq));
-    var recovering = state.enterLastSeq !== null;
-    if (recovering) {
-      var recovered = firstSet(m.recovered, room.recovered) === true;
-      showRecovered(recovered);
-      // A room whose seq went backwards was restarted: start counting from its new seq.
-      if (lastSeq !== null && lastSeq < state.enterLastSeq) state.highestSeq = lastSeq;
-      logLine("system-line", "back in " + state.channel + ", recovered: " + recovered);
-    } else {
+    // Connects first when offline; waits for the connection.
+    state.client.enterRoom(name).then(function (ack) {
+      if (state.channel !== name) return;   // another join meanwhile
       showRecovered(null);
-      if (lastSeq !== null) state.highestSeq = Math.max(state.highestSeq, lastSeq);
-      logLine("system-line", "joined " + state.channel);
-    }
-    state.snapshotSeq = lastSeq !== null ? lastSeq : state.highestSeq;
-    state.channelAcked = true;
-    state.enterLastSeq = null;
-    renderSeats(firstSet(room.seats, m.seats));
-    setMemberCount(memberCountFrom(firstSet(room.members, m.members, room.member_count, m.member_count)));
-    var status = firstSet(room.status, m.status);
-    if (isSet(status)) setRoomStatus(status);
+      logLine("system-line", "joined " + name);
+      showSnapshot(ack);
+    }, function (e) {
+      if (state.channel !== name || e.kind === "closed") return;
+      enterFailed(name, e);
+    });
+  }
+
+  /** After a reconnect the SDK entered again: say whether everything was replayed. */
+  function onRecovery(r) {
+    if (r.channel_name !== state.channel) return;
+    if (r.error) { enterFailed(r.channel_name, r.error); return; }
+    showRecovered(r.recovered);
+    logLine("system-line", "back in " + state.channel + ", recovered: " + r.recovered);
+    // Recovered: the replayed events update the view. Not: the snapshot is the room now.
+    showSnapshot(r.ack);
+  }
+
+  function enterFailed(name, e) {
+    toast(errorText(e));
+    logLine("system-line", "could not enter " + name + ": " + (e.error_reason || e.message));
+    state.channel = null;
+    resetRoomView();
+  }
+
+  /** Draws the room from the enter ack's snapshot: seats, members, status. */
+  function showSnapshot(ack) {
+    var room = ack && ack.room ? ack.room : {};
+    renderSeats(room.seats);
+    setMemberCount(memberCountFrom(room.members));
+    if (isSet(room.status)) setRoomStatus(room.status);
     reloadIfRoom(state.channel);   // its viewers count now includes us
   }
 
@@ -705,10 +541,9 @@
   function leaveChannel() {
     if (!state.channel) return;
     var channel = state.channel;
-    send("exit_room_report", { user_id: state.userId, channel_name: channel }, true);
+    state.client.exitRoom().catch(function () { /* offline: the broker already dropped us */ });
     logLine("system-line", "left " + channel);
     state.channel = null;
-    state.channelAcked = false;
     resetRoomView();
     reloadIfRoom(channel);
   }
@@ -756,22 +591,18 @@
     hang_up: onHangUp
   };
 
-  /** Filters by channel, drops replayed duplicates (seq <= highest shown), then dispatches. */
-  function onRoomEvent(m) {
+  /**
+   * Dispatches a room event from the SDK, which already dropped duplicates and other rooms'
+   * numbered events. `inSnapshot`: a replayed event the enter ack's snapshot already covers
+   * (shown, but it does not change seats or the member count again).
+   */
+  function onRoomEvent(m, inSnapshot) {
     var handler = EVENT_HANDLERS[m.action];
-    if (!handler) { console.debug("unhandled frame", m); return; }
+    if (!handler) { console.debug("unhandled event", m); return; }
     if (isSet(m.channel_name) && String(m.channel_name) !== state.channel) {
       if (m.action === "hang_up") handler(m, false);   // a call ended elsewhere still concerns us
       return;
     }
-    var seq = toNumber(m.seq);
-    if (seq !== null) {
-      if (seq <= state.highestSeq) return;
-      state.highestSeq = seq;
-    }
-    // Events already covered by the enter ack's snapshot (replayed after a reconnect)
-    // are shown, but do not change seats or the member count again.
-    var inSnapshot = seq !== null && seq <= state.snapshotSeq;
     handler(m, inSnapshot);
   }
 
@@ -1090,7 +921,7 @@
     }
     var raw = s.getAttribute("data-seat-id");
     var id = toNumber(raw);
-    send("up_report", { channel_name: state.channel, seat_id: id !== null ? id : raw });
+    state.client.up(id !== null ? id : raw).catch(reportFailure);
   }
 
   // ---------------------------------------------------------------- user actions in the room
@@ -1106,7 +937,11 @@
     var content = input.value.trim();
     if (!content) return;
     if (Array.from(content).length > MAX_CONTENT_CHARS) { toast("message too long (max " + MAX_CONTENT_CHARS + ")"); return; }
-    if (send("send_topic_msg_report", { channel_name: state.channel, content: content })) input.value = "";
+    input.value = "";
+    state.client.sendTopicMsg(content).catch(function (e) {
+      if (!input.value) input.value = content;   // not sent: give the text back
+      reportFailure(e);
+    });
   }
 
   /** The live room behind the current channel, from the list, else asked for when the name is a room id. */
@@ -1115,13 +950,11 @@
     var known = state.liveRooms.get(channel);
     if (known) return Promise.resolve(known);
     if (!/^\d+$/.test(channel)) return Promise.resolve(null);
-    return request("GET", "/iapi/rooms/" + encodeURIComponent(channel)).then(function (r) {
-      if (!r.ok || !r.data) return null;
-      var room = r.data.room && typeof r.data.room === "object" ? r.data.room : r.data;
+    return state.rooms.getRoom(channel).then(function (room) {
       if (!isSet(room.room_id)) return null;
       rememberLiveRoom(room);
       return room;
-    });
+    }, function () { return null; });
   }
 
   function likeCurrent() {
@@ -1144,14 +977,14 @@
     var num = Math.max(1, Math.floor(toNumber($("gift-num").value) || 1));
     var notify = $("gift-notify").value === "ptp" ? "ptp" : "bc";
     var gift = { id: GIFT_IDS[name] || 0, name: name, num: num, receiver_id: receiver };
-    if (send("send_gift_report", { channel_name: state.channel, notify_type: notify, gift: gift })) {
-      state.pendingPtpGift = notify === "ptp" ? nameOf(receiver) : null;
-    }
+    state.client.sendGift(gift, notify).then(function () {
+      if (notify === "ptp") info("private gift sent to " + nameOf(receiver));
+    }, reportFailure);
   }
 
   function leaveSeat() {
     if (!requireChannel()) return;
-    send("down_report", { channel_name: state.channel });
+    state.client.down().catch(reportFailure);
   }
 
   // ---------------------------------------------------------------- wiring
@@ -1185,15 +1018,15 @@
     });
     $("seats").addEventListener("click", onSeatClick);
     window.addEventListener("pagehide", function () {
-      if (state.channel) send("exit_room_report", { user_id: state.userId, channel_name: state.channel }, true);
+      // The exit frame is written before the close: the others see exit_room at once.
+      if (state.channel && state.client) state.client.exitRoom().catch(function () {});
       goOffline();
     });
     window.addEventListener("pageshow", function (ev) {
-      // Back from the back/forward cache: pagehide went offline, so reconnect (and re-enter).
-      if (ev.persisted && state.token) goOnline();
-    });
-    window.addEventListener("online", function () {
-      if (state.wantOnline && !state.ws) { state.backoffMs = BACKOFF_MIN_MS; connect(); }
+      // Back from the back/forward cache: pagehide left the room and went offline.
+      if (!ev.persisted || !state.client) return;
+      goOnline();
+      if (state.channel) joinChannel(state.channel);
     });
 
     clearSeats();

@@ -1,0 +1,125 @@
+/**
+ * The SDK's pure parts without a broker: the frame signature (checked against a frame the
+ * broker accepted, from the README's "Client protocol by example"), answer matching by `for`
+ * in order, and the room position that drives recovery and de-duplication.
+ */
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+
+import { frameSign, md5Hex, RoomPosition, type EnterRoomAck } from "danmu-client";
+import { AnswerQueue } from "../dist/answers.js";
+
+describe("sign", () => {
+  test("md5 is lower-case hex of the UTF-8 bytes", () => {
+    assert.equal(md5Hex(""), "d41d8cd98f00b204e9800998ecf8427e");
+    assert.equal(md5Hex("你好"), "7eca689f0d3389d9dea66ae112e5cfd7");
+  });
+
+  test("a ping the broker accepted has the sign the SDK computes", () => {
+    // README, `ping`: online_token 31faec3e..., sid sid-1, timestamp 1795619147363.
+    const sign = frameSign("ping", "31faec3e80675c505aa3d9647635f3ef", "sid-1", 1795619147363);
+    assert.equal(sign, "232986e5f400e1970f55ebea0a9e36fb");
+  });
+});
+
+describe("answers are matched by `for` in order", () => {
+  const entry = (action: string, log: string[]) => ({
+    action,
+    resolve: (a: string) => log.push(`${action} ok ${a}`),
+    reject: (e: Error) => log.push(`${action} failed ${e.message}`),
+  });
+
+  test("an answer settles the oldest waiting frame of its action", () => {
+    const q = new AnswerQueue<string>();
+    const log: string[] = [];
+    const a1 = entry("send_topic_msg_report", log);
+    const a2 = entry("send_topic_msg_report", log);
+    q.add(a1);
+    q.add(a2);
+    const first = q.take("send_topic_msg_report");
+    assert.equal(first?.entry, a1);
+    assert.deepEqual(first?.dropped, []);
+    assert.equal(q.take("send_topic_msg_report")?.entry, a2);
+    assert.equal(q.size, 0);
+  });
+
+  test("waiting frames before the answered one were dropped unanswered", () => {
+    const q = new AnswerQueue<string>();
+    const log: string[] = [];
+    const chat = entry("send_topic_msg_report", log);
+    const up = entry("up_report", log);
+    const down = entry("down_report", log);
+    [chat, up, down].forEach((e) => q.add(e));
+    const found = q.take("down_report");
+    assert.equal(found?.entry, down);
+    assert.deepEqual(found?.dropped, [chat, up]);
+    assert.equal(q.size, 0);
+  });
+
+  test("an answer for nothing waiting takes nothing", () => {
+    const q = new AnswerQueue<string>();
+    q.add(entry("ping", []));
+    assert.equal(q.take("up_report"), undefined);
+    assert.equal(q.size, 1);
+    assert.equal(q.takeOldest()?.action, "ping");
+  });
+});
+
+function ack(last_seq: number, extra: Partial<EnterRoomAck> = {}): EnterRoomAck {
+  return {
+    action: "ack",
+    for: "enter_room_report",
+    error_code: 0,
+    error_reason: "",
+    room: { channel_name: "r", members: 1, seats: [], last_seq },
+    last_seq,
+    ...extra,
+  };
+}
+
+describe("room position", () => {
+  test("a first entry sends no last_seq and starts after its own enter_room", () => {
+    const p = new RoomPosition("r");
+    assert.deepEqual(p.enterFields(), {});
+    p.entered(ack(7, { room: { channel_name: "r", members: 1, seats: [], last_seq: 7, epoch: "e1" } }), {});
+    assert.deepEqual(p.enterFields(), { last_seq: 7, epoch: "e1" });
+    assert.deepEqual(p.accept(7), { deliver: false, replayed: false });
+    assert.deepEqual(p.accept(8), { deliver: true, replayed: false });
+    assert.deepEqual(p.accept(8), { deliver: false, replayed: false }, "a duplicate is dropped");
+    assert.deepEqual(p.accept(undefined), { deliver: true, replayed: false }, "ptp events carry no seq");
+  });
+
+  test("a recovered re-entry delivers the replay, marked, then live events", () => {
+    const p = new RoomPosition("r");
+    p.entered(ack(4, { epoch: "e1" }), {});
+    const sent = p.enterFields();
+    assert.deepEqual(sent, { last_seq: 4, epoch: "e1" });
+    const outcome = p.entered(ack(7, { recovered: true, epoch: "e1" }), sent);
+    assert.deepEqual(outcome, { recovered: true, renumbered: false });
+    assert.deepEqual([5, 6, 8].map((s) => p.accept(s)), [
+      { deliver: true, replayed: true },
+      { deliver: true, replayed: true },
+      { deliver: true, replayed: false },
+    ]);
+  });
+
+  test("a new epoch is not recovered, whatever the ack says, and numbering starts again", () => {
+    const p = new RoomPosition("r", { last_seq: 40, epoch: "e1" });
+    const outcome = p.entered(ack(3, { recovered: true, epoch: "e2" }), p.enterFields());
+    assert.deepEqual(outcome, { recovered: false, renumbered: true });
+    assert.equal(p.epoch, "e2");
+    assert.deepEqual(p.accept(4), { deliver: true, replayed: false });
+  });
+
+  test("without epochs, a seq that went backwards means a restarted room", () => {
+    const p = new RoomPosition("r", { last_seq: 12 });
+    const outcome = p.entered(ack(3, { recovered: false }), p.enterFields());
+    assert.deepEqual(outcome, { recovered: false, renumbered: true });
+    // The old broker replays what the new room holds: delivered once, as replayed.
+    assert.deepEqual([1, 2, 4].map((s) => p.accept(s)), [
+      { deliver: true, replayed: true },
+      { deliver: true, replayed: true },
+      { deliver: true, replayed: false },
+    ]);
+  });
+});
