@@ -218,12 +218,10 @@ impl RoomCore {
     }
 
     /// What the store says the live room's status is, learnt as the room starts: taken
-    /// without telling anyone (nobody is here yet). An ended room shows it in the snapshot.
+    /// without telling anyone (nobody is here yet), and shown in the snapshot.
     pub fn restore_live_status(&mut self, status: RoomStatus) {
         self.live_status = Some(status);
-        if status.is_ended() {
-            self.status = status.channel_status();
-        }
+        self.status = status.channel_status();
     }
 
     pub fn channel_name(&self) -> &str {
