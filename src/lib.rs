@@ -108,6 +108,7 @@ pub fn start_on(config: Config, listener: TcpListener) -> std::io::Result<Broker
     // The live-room list (PROTOCOL.md 3): its room hooks hear every room's joins and
     // leaves through the registry's membership hook.
     let store = store::Store::open(&config.store).map_err(std::io::Error::other)?;
+    let redis = store.redis_connection();
     let hooks = Context::<live::hooks::RoomHooks>::new();
     let registry = Registry::new(config.room.clone(), config.client.send_queue_len, metrics.clone(), arbiters.clone())
         .with_pull(Arc::new(config.bigo.clone()))
@@ -118,6 +119,14 @@ pub fn start_on(config: Config, listener: TcpListener) -> std::io::Result<Broker
     let live = live::start(&config.live, store, registry.clone(), hooks);
     let public_url = http::public_url::PublicUrl::new(&config.server.public_url, local_addr, tls.is_some());
     let report = startup::report(&config, local_addr, &public_url);
+    // Several nodes on one Redis (PROTOCOL.md 7): this node's presence, for end_point.
+    let presence = redis.map(|conn| {
+        let node_id = cluster::node_id(&config.store.node_id);
+        let url = public_url.of_node();
+        let ttl = Duration::from_millis(config.store.node_ttl_ms);
+        let keys = cluster::keys::Keys::new(&config.store.key_prefix);
+        cluster::presence::NodePresence::new(node_id, url, ttl, keys, conn, sessions.clone()).start()
+    });
     let draining = Arc::new(AtomicBool::new(false));
     let state = web::Data::new(AppState {
         bigo: Arc::new(config.bigo.clone()),
@@ -128,6 +137,7 @@ pub fn start_on(config: Config, listener: TcpListener) -> std::io::Result<Broker
         metrics,
         live,
         public_url,
+        presence,
         draining: draining.clone(),
     });
     let routes = http::routes(&state);

@@ -8,3 +8,12 @@
 
 pub mod keys;
 pub mod presence;
+
+/// This node's id: `store.node_id`, or a fresh random one (8 hex digits) when empty.
+pub fn node_id(configured: &str) -> String {
+    if configured.is_empty() {
+        format!("node-{}", &actors::protocol::sign::random_token()[..8])
+    } else {
+        configured.to_string()
+    }
+}

@@ -15,6 +15,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::error::ErrorBody;
 use super::{ApiError, AppState};
 use crate::auth::{self, Claims};
+use crate::cluster::presence::PickNode;
 
 /// The "common parameters" (PROTOCOL.md 2.1). `user_id` and `token` are required everywhere,
 /// `sid` and `timestamp` by `end_point` and the upgrade; missing ones answer 400 with 1001.
@@ -87,7 +88,13 @@ pub async fn end_point(
     q: web::Query<CommonParams>,
 ) -> Result<HttpResponse, ApiError> {
     check(&state, &q, true)?;
-    let end_point = format!("{}{}", state.public_url.for_request(&req), state.client.path);
+    // With several nodes, the live node with the fewest clients (PROTOCOL.md 7); else us.
+    let picked = match &state.presence {
+        Some(presence) => presence.send(PickNode).await.ok().flatten(),
+        None => None,
+    };
+    let base = picked.unwrap_or_else(|| state.public_url.for_request(&req));
+    let end_point = format!("{base}{}", state.client.path);
     Ok(HttpResponse::Ok().json(EndPoint {
         error_code: 0,
         error_reason: "",

@@ -32,6 +32,7 @@ use actors::metrics::Metrics;
 use actors::registry::Registry;
 use actors::sessions::SessionIndex;
 
+use crate::cluster::presence::NodePresence;
 use crate::config::{BigoConfig, ClientConfig, Config};
 use crate::live::LiveRooms;
 
@@ -47,6 +48,8 @@ pub struct AppState {
     pub live: LiveRooms,
     /// Where `end_point` sends clients: `server.public_url`, or derived per request.
     pub public_url: public_url::PublicUrl,
+    /// With several nodes: this node's presence, which names the node `end_point` picks.
+    pub presence: Option<Addr<NodePresence>>,
     /// Set on shutdown: `/healthz` answers 503 and WebSocket upgrades are refused.
     pub draining: Arc<AtomicBool>,
 }

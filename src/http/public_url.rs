@@ -45,6 +45,16 @@ impl PublicUrl {
         }
     }
 
+    /// The URL other nodes hand out for this node (several nodes share one Redis): the
+    /// configured one, else the listening address (which only loopback clients can use: set
+    /// `server.public_url` on every node of a real deployment).
+    pub fn of_node(&self) -> String {
+        match self {
+            Self::Fixed(url) => url.clone(),
+            Self::Derived { listen, tls } => derive(None, None, *tls, *listen),
+        }
+    }
+
     /// What the start-up log says about the `end_point` URLs (`path` = `client.path`).
     pub fn describe(&self, path: &str) -> String {
         match self {

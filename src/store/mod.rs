@@ -132,6 +132,14 @@ impl Store {
         })
     }
 
+    /// The Redis connection of a Redis store (shared with the several-nodes parts).
+    pub fn redis_connection(&self) -> Option<::redis::aio::ConnectionManager> {
+        match self {
+            Self::Memory(_) => None,
+            Self::Redis(r) => Some(r.connection()),
+        }
+    }
+
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Memory(_) => "memory",

@@ -106,16 +106,22 @@ fn unavailable(e: redis::RedisError) -> StoreError {
     StoreError::Unavailable(format!("redis: {e}"))
 }
 
+/// A lazily connecting, self-reconnecting connection to `url`, with the timeouts above: the
+/// broker starts while Redis is down, and calls fail fast until it is back.
+pub fn connection(url: &str) -> Result<ConnectionManager, StoreError> {
+    let client = redis::Client::open(url).map_err(|e| StoreError::Unavailable(format!("redis url {url}: {e}")))?;
+    let config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(Duration::from_secs(1)))
+        .set_response_timeout(Some(Duration::from_secs(2)))
+        .set_number_of_retries(1)
+        .set_max_delay(Duration::from_millis(500));
+    ConnectionManager::new_lazy_with_config(client, config).map_err(unavailable)
+}
+
 impl RedisStore {
     /// A store on `url` (not connected yet; see the module doc). Runs inside a Tokio runtime.
     pub fn open(url: &str, prefix: &str) -> Result<Self, StoreError> {
-        let client = redis::Client::open(url).map_err(|e| StoreError::Unavailable(format!("redis url {url}: {e}")))?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(1)))
-            .set_response_timeout(Some(Duration::from_secs(2)))
-            .set_number_of_retries(1)
-            .set_max_delay(Duration::from_millis(500));
-        let conn = ConnectionManager::new_lazy_with_config(client, config).map_err(unavailable)?;
+        let conn = connection(url)?;
         let scripts = Scripts {
             set_status: Script::new(SET_STATUS),
             like: Script::new(LIKE),
@@ -123,6 +129,11 @@ impl RedisStore {
             unlink: Script::new(UNLINK),
         };
         Ok(Self { conn, prefix: prefix.to_string(), scripts: Arc::new(scripts) })
+    }
+
+    /// The store's connection, shared with the other users of this Redis (node presence).
+    pub fn connection(&self) -> ConnectionManager {
+        self.conn.clone()
     }
 
     fn key(&self, suffix: &str) -> String {
