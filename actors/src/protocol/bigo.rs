@@ -120,7 +120,8 @@ pub struct DanmuEntry {
 }
 
 /// BIGO live status of a game session (section 1.4 `status`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum BigoStatus {
     Live,
     Game,

@@ -204,7 +204,7 @@ pub struct GiftReport {
 }
 
 /// A user's public profile, from the JWT claims (section 2.1).
-#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Profile {
     pub user_id: String,
     pub nickname: String,

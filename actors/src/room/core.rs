@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use bytestring::ByteString;
 use log::{debug, info, warn};
+use serde::{Deserialize, Serialize};
 
 use super::dedup::{Dedup, DedupWindow};
 use super::events::{serialise, RoomEvent, SessionId};
@@ -170,6 +171,23 @@ enum Pending {
     Status(BigoStatus),
 }
 
+/// What a room must carry over to go on elsewhere (another node taking it over, PROTOCOL.md
+/// 7): its numbering, members, seats and statuses. Not in it: history (kept apart, in the
+/// shared store), dedup (rebuilt from the shared store) and the items held for reordering
+/// (their pushes are read again from the room's input).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RoomState {
+    pub epoch: String,
+    /// The seq the next event gets.
+    pub next_seq: u64,
+    pub members: Vec<(SessionId, Profile)>,
+    /// Seat holders, in seat order.
+    pub seats: Vec<Option<Profile>>,
+    pub status: Option<ChannelStatus>,
+    pub bigo_status: Option<BigoStatus>,
+    pub live_status: Option<RoomStatus>,
+}
+
 pub struct RoomCore {
     channel_name: String,
     epoch: String,
@@ -214,6 +232,50 @@ impl RoomCore {
             epoch,
             config,
             metrics,
+        }
+    }
+
+    /// The room as it stands, to be carried over ([`RoomState`]).
+    pub fn state(&self) -> RoomState {
+        let mut members = self.members.sessions_and_profiles();
+        members.sort_by_key(|(session, _)| *session);
+        RoomState {
+            epoch: self.epoch.clone(),
+            next_seq: self.log.next_seq(),
+            members,
+            seats: self.seats.holders(),
+            status: self.status,
+            bigo_status: self.bigo_status,
+            live_status: self.live_status,
+        }
+    }
+
+    /// A room going on from `state`: same epoch, numbering from where it stopped, the same
+    /// members and seats. Its history starts empty (replay then comes from the shared store).
+    pub fn restore(
+        channel_name: String,
+        state: RoomState,
+        config: RoomConfig,
+        metrics: Arc<Metrics>,
+        now: Now,
+    ) -> Self {
+        let mut core = Self::new(channel_name, state.epoch, config, metrics, now);
+        core.log = Box::new(MemoryLog::starting_at(core.config.history_len, state.next_seq));
+        for (session, profile) in state.members {
+            core.members.join(session, profile);
+        }
+        core.seats = Seats::restore(&core.channel_name, core.config.seats, state.seats);
+        core.status = state.status;
+        core.bigo_status = state.bigo_status;
+        core.live_status = state.live_status;
+        core
+    }
+
+    /// Remembers data_seqs (as `game_sess/data_seq`) whose items left this room before: a
+    /// room taken over reads its unfinished pushes again, and must not deliver twice.
+    pub fn seen_before(&mut self, keys: impl IntoIterator<Item = String>) {
+        for key in keys {
+            self.data_seqs.first_time(&key);
         }
     }
 
@@ -872,6 +934,48 @@ mod tests {
         let at = r.next_release().unwrap();
         assert_eq!(at, now.at + WINDOW - Duration::from_millis(50), "a tick before it is due");
         assert_eq!(contents(&r.tick(Now { at, ..now }).events), ["a"]);
+    }
+
+    #[test]
+    fn a_restored_room_goes_on_numbering_with_its_members_seats_and_status() {
+        let now = t0();
+        let mut a = room("17", now);
+        a.join(join(1, "ann"), now).0.unwrap();
+        a.join(join(2, "bob"), now).0.unwrap();
+        a.join(join(3, "bob"), now).0.unwrap();
+        a.act(2, Action::Up { seat_id: Some(2) }, now).0.unwrap();
+        a.set_live_status(RoomStatus::Live, now);
+        let state = a.state();
+        let json = serde_json::to_string(&state).unwrap();
+        let mut b = RoomCore::restore(
+            "17".into(),
+            serde_json::from_str(&json).unwrap(),
+            config(),
+            Arc::new(Metrics::new()),
+            now,
+        );
+        assert_eq!(b.state(), state, "nothing lost in the round trip");
+        assert_eq!(b.snapshot().members, 2);
+        // Both go on alike: the same seqs, the same seats, the same refusals.
+        for core in [&mut a, &mut b] {
+            let said = core.act(1, Action::Say { content: "x".into() }, now).0.unwrap();
+            assert_eq!(said.seq, Some(state.next_seq));
+            let taken = core.act(1, Action::Up { seat_id: Some(2) }, now).0.unwrap_err();
+            assert_eq!(taken.code, ErrorCode::SeatTaken);
+            let (_, fx) = core.leave(3, LeaveReason::Exit, now);
+            assert!(fx.events.is_empty(), "bob is still here on session 2");
+        }
+        assert_eq!(a.state(), b.state());
+    }
+
+    #[test]
+    fn a_restored_room_does_not_deliver_an_item_seen_before() {
+        let now = t0();
+        let mut r = room("g", now);
+        r.seen_before(["g/a".to_string()]);
+        let (outcome, _) = r.push(push("1", vec![msg("a", 1), msg("b", 2)]), now);
+        assert_eq!(outcome, IngestOutcome::Accepted { new_items: 1 });
+        assert_eq!(contents(&r.flush(now).events), ["b"]);
     }
 
     #[test]

@@ -37,7 +37,13 @@ pub struct MemoryLog<E> {
 
 impl<E> MemoryLog<E> {
     pub fn new(capacity: usize) -> Self {
-        Self { events: VecDeque::with_capacity(capacity.min(1024)), capacity, next_seq: 1 }
+        Self::starting_at(capacity, 1)
+    }
+
+    /// A log whose next event gets `next_seq`: a room taken over from another node goes on
+    /// numbering where it stopped (its earlier events live in the shared history).
+    pub fn starting_at(capacity: usize, next_seq: u64) -> Self {
+        Self { events: VecDeque::with_capacity(capacity.min(1024)), capacity, next_seq: next_seq.max(1) }
     }
 
     /// The seq of the oldest event held.

@@ -101,6 +101,11 @@ impl Members {
     pub fn is_empty(&self) -> bool {
         self.by_session.is_empty()
     }
+
+    /// Every session and its user's profile (a room's state, to be restored elsewhere).
+    pub fn sessions_and_profiles(&self) -> Vec<(SessionId, Profile)> {
+        self.by_session.iter().map(|(s, p)| (*s, p.clone())).collect()
+    }
 }
 
 #[cfg(test)]

@@ -28,5 +28,6 @@ pub use self::actor::{
 };
 pub use self::core::{
     Action, ActionDone, Effects, IngestOutcome, JoinAnswer, JoinRequest, LeaveReason, Now, Push, Refused, RoomCore,
+    RoomState,
 };
 pub use self::events::{json_array, Bundle, Fanout, RoomEvent, SessionId};

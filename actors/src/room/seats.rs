@@ -29,6 +29,20 @@ impl Seats {
         Self { channel_name: channel_name.to_string(), held: vec![None; count as usize] }
     }
 
+    /// Who holds each seat, in seat order (a room's state, to be restored elsewhere).
+    pub fn holders(&self) -> Vec<Option<Profile>> {
+        self.held.clone()
+    }
+
+    /// Seats as `holders` left them; a seat count that changed keeps what still fits.
+    pub fn restore(channel_name: &str, count: u32, holders: Vec<Option<Profile>>) -> Self {
+        let mut seats = Self::new(channel_name, count);
+        for (slot, holder) in seats.held.iter_mut().zip(holders) {
+            *slot = holder;
+        }
+        seats
+    }
+
     /// Gives `seat_id` to `profile`'s user, moving them off any seat they held.
     pub fn take(&mut self, seat_id: u32, profile: &Profile) -> Result<Taken, SeatError> {
         let index = self.index(seat_id).ok_or(SeatError::NoSuchSeat)?;
