@@ -74,3 +74,38 @@ async fn end_point_names_the_live_node_with_the_fewest_clients() {
     until_end_point(&a, &a, Duration::from_millis(TTL_MS) * 3).await;
     assert!(died.elapsed() < Duration::from_millis(TTL_MS * 3), "took {:?}", died.elapsed());
 }
+
+/// `/healthz`'s store line and `danmu_store_up` of `at`.
+async fn store_state(at: &BrokerProcess) -> (String, Option<f64>) {
+    let get = |path: &str| format!("http://{}{path}", at.addr);
+    let mut health = awc::Client::new().get(get("/healthz")).send().await.expect("healthz");
+    assert_eq!(health.status().as_u16(), 200, "a node serves on while Redis is away");
+    let body = String::from_utf8_lossy(&health.body().await.expect("body")).into_owned();
+    let mut metrics = awc::Client::new().get(get("/metrics")).send().await.expect("metrics");
+    let text = String::from_utf8_lossy(&metrics.body().limit(1 << 20).await.expect("body")).into_owned();
+    let line = body.lines().find(|l| l.starts_with("store:")).unwrap_or_default().to_string();
+    (line, common::ops::sample(&text, "danmu_store_up", ""))
+}
+
+async fn until_store(at: &BrokerProcess, line: &str, up: f64) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let state = store_state(at).await;
+        if state == (line.to_string(), Some(up)) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "store state still {state:?}, not {line:?} / {up}");
+        actix_rt::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[actix_rt::test]
+async fn healthz_and_metrics_show_a_redis_outage_and_the_recovery_without_a_restart() {
+    let mut redis = RedisServer::start();
+    let a = node("node-a", &redis.url(), &unique_prefix()).await;
+    until_store(&a, "store: redis reachable", 1.0).await;
+    redis.stop();
+    until_store(&a, "store: redis unreachable", 0.0).await;
+    redis.restart();
+    until_store(&a, "store: redis reachable", 1.0).await;
+}

@@ -54,6 +54,10 @@ pub struct Metrics {
     pub room_queue_depth_max: Gauge,
     pub slow_clients_disconnected: Counter,
     pub delivery_delay: Histogram,
+    /// 1 while the shared store (Redis) answers, 0 while it does not; absent on the memory store.
+    pub store_up: Gauge,
+    /// Live nodes (presence records not expired) as this node last read them; several nodes.
+    pub nodes: Gauge,
 }
 
 impl Default for Metrics {
@@ -78,6 +82,8 @@ impl Metrics {
             room_queue_depth_max: Gauge::default(),
             slow_clients_disconnected: Counter::default(),
             delivery_delay: Histogram::new(exponential_buckets(0.001, 2.0, 14)),
+            store_up: Gauge::default(),
+            nodes: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register("danmu_connections", "Open WebSocket connections", m.connections.clone());
@@ -104,6 +110,8 @@ impl Metrics {
             "Delay from a danmu item's ts to its fan-out",
             m.delivery_delay.clone(),
         );
+        registry.register("danmu_store_up", "1 while Redis answers this node, 0 while not", m.store_up.clone());
+        registry.register("danmu_nodes", "Live broker nodes seen in Redis", m.nodes.clone());
         // Both kinds show from the first scrape, at 0, rather than appearing with their first
         // connection: a dashboard or alert then sees 0, not "no data".
         for kind in [Kind::Bigo, Kind::Client] {

@@ -15,6 +15,9 @@
 use std::time::Duration;
 
 use actix::{Actor, ActorFutureExt, Addr, AsyncContext, Context, Handler, Message, MessageResult, WrapFuture};
+use std::sync::Arc;
+
+use actors::metrics::Metrics;
 use actors::protocol::now_ms;
 use actors::sessions::{ClientCount, SessionIndex};
 use log::{debug, info, warn};
@@ -43,6 +46,19 @@ pub fn fewest_clients(nodes: &[NodeView], now_ms: i64) -> Option<&NodeView> {
 #[rtype(result = "Option<String>")]
 pub struct PickNode;
 
+/// Whether the last renewal reached Redis (`None` before the first one ended).
+#[derive(Message)]
+#[rtype(result = "Option<bool>")]
+pub struct StoreReachable;
+
+impl Handler<StoreReachable> for NodePresence {
+    type Result = Option<bool>;
+
+    fn handle(&mut self, _: StoreReachable, _ctx: &mut Self::Context) -> Option<bool> {
+        self.reachable
+    }
+}
+
 /// The live nodes as last read.
 #[derive(Message)]
 #[rtype(result = "Vec<NodeView>")]
@@ -55,6 +71,7 @@ pub struct NodePresence {
     keys: Keys,
     conn: ConnectionManager,
     sessions: Addr<SessionIndex>,
+    metrics: Arc<Metrics>,
     view: Vec<NodeView>,
     renewing: bool,
     /// Whether the last renewal reached Redis (for the log: said once per change).
@@ -69,8 +86,20 @@ impl NodePresence {
         keys: Keys,
         conn: ConnectionManager,
         sessions: Addr<SessionIndex>,
+        metrics: Arc<Metrics>,
     ) -> Self {
-        Self { node_id, public_url, ttl, keys, conn, sessions, view: Vec::new(), renewing: false, reachable: None }
+        Self {
+            node_id,
+            public_url,
+            ttl,
+            keys,
+            conn,
+            sessions,
+            metrics,
+            view: Vec::new(),
+            renewing: false,
+            reachable: None,
+        }
     }
 
     /// How often the record is written: a third of its lifetime, at most every 5 s.
@@ -124,6 +153,8 @@ impl NodePresence {
                         info!("node {}: presence renewed in Redis, {} live node(s)", act.node_id, view.len());
                     }
                     act.reachable = Some(true);
+                    act.metrics.store_up.set(1);
+                    act.metrics.nodes.set(view.len() as i64);
                     debug!("node {}: live nodes {:?}", act.node_id, view);
                     act.view = view;
                 }
@@ -132,6 +163,7 @@ impl NodePresence {
                         warn!("node {}: cannot renew its presence in Redis: {e}", act.node_id);
                     }
                     act.reachable = Some(false);
+                    act.metrics.store_up.set(0);
                 }
             }
         }));

@@ -3,6 +3,7 @@
 use actix_web::{web, HttpResponse};
 
 use super::AppState;
+use crate::cluster::presence::StoreReachable;
 
 /// Health
 #[utoipa::path(
@@ -10,16 +11,25 @@ use super::AppState;
     path = "/healthz",
     tag = "operations",
     responses(
-        (status = 200, description = "Serving", body = String, content_type = "text/plain", example = "ok\n"),
+        (status = 200, description = "Serving; a second line says whether the shared store (Redis) answers", body = String, content_type = "text/plain", example = "ok\nstore: redis reachable\n"),
         (status = 503, description = "Draining for shutdown: take the node out", body = String, content_type = "text/plain", example = "draining\n"),
     )
 )]
 pub async fn healthz(state: web::Data<AppState>) -> HttpResponse {
     if state.is_draining() {
-        HttpResponse::ServiceUnavailable().body("draining\n")
-    } else {
-        HttpResponse::Ok().body("ok\n")
+        return HttpResponse::ServiceUnavailable().body("draining\n");
     }
+    // The node serves its open connections while Redis is away, so this stays 200; the
+    // second line (and danmu_store_up) tells an operator what the store is doing.
+    let store = match &state.presence {
+        None => "memory",
+        Some(presence) => match presence.send(StoreReachable).await.ok().flatten() {
+            Some(true) => "redis reachable",
+            Some(false) => "redis unreachable",
+            None => "redis connecting",
+        },
+    };
+    HttpResponse::Ok().body(format!("ok\nstore: {store}\n"))
 }
 
 /// Metrics
