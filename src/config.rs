@@ -77,8 +77,12 @@ pub struct StoreConfig {
     pub key_prefix: String,
     /// This node's name among several (PROTOCOL.md 7); empty = generated at start.
     pub node_id: String,
-    /// A node whose presence record is this old is dead to the others.
+    /// A node whose presence record is this old is dead to the others; also the lease time
+    /// of a shared room's owner.
     pub node_ttl_ms: u64,
+    /// With `kind: redis`: rooms whose inputs, state and history live in Redis, served in one
+    /// order by every node (PROTOCOL.md 7). Off by default until node failover is complete.
+    pub shared_rooms: bool,
 }
 
 impl Default for StoreConfig {
@@ -89,6 +93,7 @@ impl Default for StoreConfig {
             key_prefix: "danmu:".into(),
             node_id: String::new(),
             node_ttl_ms: 15_000,
+            shared_rooms: false,
         }
     }
 }

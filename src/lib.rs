@@ -109,8 +109,26 @@ pub fn start_on(config: Config, listener: TcpListener) -> std::io::Result<Broker
     // leaves through the registry's membership hook.
     let store = store::Store::open(&config.store).map_err(std::io::Error::other)?;
     let redis = store.redis_connection();
+    let node_id = cluster::node_id(&config.store.node_id);
     let hooks = Context::<live::hooks::RoomHooks>::new();
-    let registry = Registry::new(config.room.clone(), config.client.send_queue_len, metrics.clone(), arbiters.clone())
+    let mut registry =
+        Registry::new(config.room.clone(), config.client.send_queue_len, metrics.clone(), arbiters.clone());
+    if let (Some(conn), true) = (&redis, config.store.shared_rooms) {
+        let bus = cluster::bus::Bus::open(&config.store.redis_url).map_err(std::io::Error::other)?.start();
+        let shared = cluster::room::SharedRooms {
+            node_id: node_id.clone(),
+            keys: cluster::keys::Keys::new(&config.store.key_prefix),
+            conn: conn.clone(),
+            bus,
+            lease_ttl: Duration::from_millis(config.store.node_ttl_ms),
+            config: config.room.clone(),
+            send_queue_len: config.client.send_queue_len,
+            metrics: metrics.clone(),
+        };
+        info!("rooms are shared through Redis (store.shared_rooms), node {node_id}");
+        registry = registry.with_room_factory(cluster::room::factory(shared));
+    }
+    let registry = registry
         .with_pull(Arc::new(config.bigo.clone()))
         .with_membership_hook(hooks.address().recipient())
         .with_status_source(hooks.address().recipient())
@@ -121,7 +139,7 @@ pub fn start_on(config: Config, listener: TcpListener) -> std::io::Result<Broker
     let report = startup::report(&config, local_addr, &public_url);
     // Several nodes on one Redis (PROTOCOL.md 7): this node's presence, for end_point.
     let presence = redis.map(|conn| {
-        let node_id = cluster::node_id(&config.store.node_id);
+        let node_id = node_id.clone();
         let url = public_url.of_node();
         let ttl = Duration::from_millis(config.store.node_ttl_ms);
         let keys = cluster::keys::Keys::new(&config.store.key_prefix);

@@ -1,6 +1,8 @@
 //! Several broker processes on one Redis (PROTOCOL.md 7): every node publishes its presence
 //! and client count, and `end_point` on any node names the live node with the fewest
-//! clients; a node that dies drops out within `store.node_ttl_ms`.
+//! clients; a node that dies drops out within `store.node_ttl_ms`. With
+//! `store.shared_rooms`, a room's pushes may arrive on any node and its members sit on any
+//! node: every member gets every item once, in one `seq` order, in `ts` order.
 
 mod common;
 
@@ -15,11 +17,21 @@ use serde_json::Value;
 const TTL_MS: u64 = 1_000;
 
 async fn node(id: &str, redis: &str, prefix: &str) -> BrokerProcess {
+    node_with(id, redis, prefix, false).await
+}
+
+async fn node_with(id: &str, redis: &str, prefix: &str, shared_rooms: bool) -> BrokerProcess {
     let port = free_port();
     let yaml = format!(
         "server: {{ host: 127.0.0.1, port: {port}, public_url: \"ws://127.0.0.1:{port}\", workers: 1 }}\n\
-         store: {{ kind: redis, redis_url: \"{redis}\", key_prefix: \"{prefix}\", node_id: \"{id}\", node_ttl_ms: {TTL_MS} }}\n\
-         auth: {{ jwt_secret: \"{SECRET}\" }}\n"
+         store: {{ kind: redis, redis_url: \"{redis}\", key_prefix: \"{prefix}\", node_id: \"{id}\", \
+                   node_ttl_ms: {TTL_MS}, shared_rooms: {shared_rooms} }}\n\
+         auth: {{ jwt_secret: \"{SECRET}\" }}\n\
+         bigo: {{ accounts: [ {{ account: \"{}\", password: \"{}\" }} ], platform_abbr: \"{}\" }}\n\
+         room: {{ reorder_window_ms: 500 }}\n",
+        common::ACCOUNT,
+        common::PASSWORD,
+        common::ABBR,
     );
     BrokerProcess::start(&yaml, port).await
 }
@@ -108,4 +120,212 @@ async fn healthz_and_metrics_show_a_redis_outage_and_the_recovery_without_a_rest
     until_store(&a, "store: redis unreachable", 0.0).await;
     redis.restart();
     until_store(&a, "store: redis reachable", 1.0).await;
+}
+
+/// A logged-in BIGO connection to `node`.
+async fn bigo_on(node: &BrokerProcess) -> common::BigoClient {
+    let mut bigo = common::ops::bigo_at(&format!("ws://{}", node.addr), None).await;
+    let resp = bigo.login(common::ACCOUNT, common::PASSWORD, common::now_ms()).await;
+    assert_eq!(resp["code"], 200, "login: {resp}");
+    bigo
+}
+
+fn seqs_and_contents(events: &[Value]) -> Vec<(u64, String)> {
+    events
+        .iter()
+        .map(|e| (e["seq"].as_u64().unwrap_or(0), e["content"].as_str().unwrap_or_default().to_string()))
+        .collect()
+}
+
+#[actix_rt::test]
+async fn pushes_spread_over_two_nodes_reach_members_on_both_once_in_one_order() {
+    let redis = RedisServer::start();
+    let prefix = unique_prefix();
+    let a = node_with("node-a", &redis.url(), &prefix, true).await;
+    let b = node_with("node-b", &redis.url(), &prefix, true).await;
+    let mut ann = app_client_at(&format!("ws://{}", a.addr), "ann", None).await;
+    let mut bob = app_client_at(&format!("ws://{}", b.addr), "bob", None).await;
+    ann.enter("g-shared").await;
+    bob.enter("g-shared").await;
+
+    let (mut to_a, mut to_b) = (bigo_on(&a).await, bigo_on(&b).await);
+    let base = common::now_ms();
+    // 40 items, one per push, alternating nodes, ts shuffled within the window (a fixed LCG).
+    let mut state: u64 = 7;
+    let mut sent = Vec::new();
+    for i in 0..40 {
+        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let ts = base + ((state >> 33) % 200) as i64;
+        let item = common::msg_item(&format!("d{i}"), ts, &format!("{i:02}"));
+        let push = common::push_data(&format!("s{i}"), "g-shared", 2, vec![item]);
+        let answer = if i % 2 == 0 { to_a.push(&push).await } else { to_b.push(&push).await };
+        assert_eq!(answer["rescode"], 200, "{answer}");
+        sent.push((ts, format!("{i:02}")));
+    }
+    // A retry of the first push, sent to the other node: taken (200), delivered once.
+    let retry = common::push_data("s0", "g-shared", 2, vec![common::msg_item("d0", base, "00")]);
+    assert_eq!(to_b.push(&retry).await["rescode"], 200);
+
+    let got_a = ann.events("send_topic_msg", 40).await;
+    let got_b = bob.events("send_topic_msg", 40).await;
+    assert_eq!(seqs_and_contents(&got_a), seqs_and_contents(&got_b), "one order on every node");
+    let mut expected = sent.clone();
+    expected.sort_by_key(|(ts, _)| *ts);
+    let contents: Vec<String> = got_a.iter().map(|e| e["content"].as_str().unwrap_or_default().to_string()).collect();
+    let expected: Vec<String> = expected.into_iter().map(|(_, c)| c).collect();
+    assert_eq!(contents, expected, "ts order within the window");
+    let seqs: Vec<u64> = got_a.iter().map(|e| e["seq"].as_u64().unwrap_or(0)).collect();
+    assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "seq without gaps: {seqs:?}");
+
+    // A member on one node talks to a member on the other.
+    bob.send("send_topic_msg_report", serde_json::json!({"channel_name": "g-shared", "content": "from b"})).await;
+    let heard = ann.recv_action("send_topic_msg").await;
+    assert_eq!((heard["content"].as_str(), heard["user_id"].as_str()), (Some("from b"), Some("bob")));
+
+    let owners = [&a, &b].iter().filter(|n| n.log_text().contains("room g-shared: node")).count();
+    assert_eq!(owners, 1, "one node owns the room");
+}
+
+/// Two shared-room nodes on one fresh Redis.
+async fn shared_pair() -> (RedisServer, BrokerProcess, BrokerProcess) {
+    let redis = RedisServer::start();
+    let prefix = unique_prefix();
+    let a = node_with("node-a", &redis.url(), &prefix, true).await;
+    let b = node_with("node-b", &redis.url(), &prefix, true).await;
+    (redis, a, b)
+}
+
+async fn client_on(node: &BrokerProcess, user: &str) -> common::AppClient {
+    app_client_at(&format!("ws://{}", node.addr), user, None).await
+}
+
+#[actix_rt::test]
+async fn a_member_recovers_on_another_node_with_last_seq_and_epoch() {
+    let (_redis, a, b) = shared_pair().await;
+    let mut ann = client_on(&a, "ann").await;
+    let mut watcher = client_on(&b, "wat").await;
+    let ack = ann.enter("g-recover").await;
+    let epoch = ack["epoch"].as_str().expect("epoch").to_string();
+    watcher.enter("g-recover").await;
+    let mut bigo = bigo_on(&b).await;
+    let t = common::now_ms();
+    let items = (0..3).map(|i| common::msg_item(&format!("seen{i}"), t + i, &format!("seen-{i}"))).collect();
+    assert_eq!(bigo.push(&common::push_data("p1", "g-recover", 2, items)).await["rescode"], 200);
+    let seen = ann.events("send_topic_msg", 3).await;
+    let last_seen = seen.last().and_then(|e| e["seq"].as_u64()).expect("seq");
+    ann.drop_without_close();
+    watcher.recv_action("exit_room").await;
+    let t = common::now_ms();
+    let items = (0..2).map(|i| common::msg_item(&format!("missed{i}"), t + i, &format!("missed-{i}"))).collect();
+    assert_eq!(bigo.push(&common::push_data("p2", "g-recover", 2, items)).await["rescode"], 200);
+    watcher.events("send_topic_msg", 2).await;
+
+    // Back on the other node: everything after last_seen, in order, before anything live.
+    let mut ann = client_on(&b, "ann").await;
+    ann.send(
+        "enter_room_report",
+        serde_json::json!({"channel_name": "g-recover", "last_seq": last_seen, "epoch": epoch}),
+    )
+    .await;
+    let ack = ann.recv_action("ack").await;
+    assert_eq!((ack["recovered"].as_bool(), ack["epoch"].as_str()), (Some(true), Some(epoch.as_str())), "{ack}");
+    let own = ack["last_seq"].as_u64().expect("last_seq");
+    let mut replay = Vec::new();
+    for _ in last_seen + 1..own {
+        replay.push(ann.recv().await);
+    }
+    let actions: Vec<&str> = replay.iter().map(|e| e["action"].as_str().unwrap_or_default()).collect();
+    assert_eq!(actions, ["exit_room", "send_topic_msg", "send_topic_msg"], "{replay:?}");
+    let seqs: Vec<u64> = replay.iter().map(|e| e["seq"].as_u64().unwrap_or(0)).collect();
+    assert_eq!(seqs, (last_seen + 1..own).collect::<Vec<_>>());
+}
+
+#[actix_rt::test]
+async fn seats_gifts_and_leaving_work_across_nodes() {
+    let (_redis, a, b) = shared_pair().await;
+    let mut ann = client_on(&a, "ann").await;
+    let mut bob = client_on(&b, "bob").await;
+    ann.enter("g-seats").await;
+    bob.enter("g-seats").await;
+    ann.recv_action("enter_room").await;
+
+    // Both want seat 1 at once: one wins, the other gets 1005.
+    ann.send("up_report", serde_json::json!({"channel_name": "g-seats", "seat_id": 1})).await;
+    bob.send("up_report", serde_json::json!({"channel_name": "g-seats", "seat_id": 1})).await;
+    let answers = [ann.answer("up_report").await, bob.answer("up_report").await];
+    let codes: Vec<u64> = answers.iter().map(|a| a["error_code"].as_u64().unwrap_or(99)).collect();
+    assert!(codes.contains(&0) && codes.contains(&1005), "one winner: {answers:?}");
+
+    // A ptp gift reaches the receiver on the other node only.
+    let gift = serde_json::json!({"channel_name": "g-seats", "notify_type": "ptp",
+                                  "gift": {"id": "g1", "name": "Rose", "num": 1, "receiver_id": "bob"}});
+    let ack = ann.request("send_gift_report", gift).await;
+    assert_eq!(ack["error_code"], 0, "{ack}");
+    let got = bob.recv_action("send_gift").await;
+    assert_eq!((got["notify_type"].as_str(), got["gift"]["sender_id"].as_str()), (Some("ptp"), Some("ann")));
+
+    // Leaving on one node frees the seat for everybody.
+    let seat_holder = if codes[0] == 0 { "ann" } else { "bob" };
+    let (mut leaver, mut stayer) = if seat_holder == "ann" { (ann, bob) } else { (bob, ann) };
+    let ack = leaver
+        .request("exit_room_report", serde_json::json!({"user_id": seat_holder, "channel_name": "g-seats"}))
+        .await;
+    assert_eq!(ack["error_code"], 0, "{ack}");
+    let exit = stayer.recv_action("exit_room").await;
+    assert_eq!((exit["user_id"].as_str(), exit["room_seat"]["id"].as_u64()), (Some(seat_holder), Some(1)));
+    let up = stayer.request("up_report", serde_json::json!({"channel_name": "g-seats", "seat_id": 1})).await;
+    assert_eq!(up["error_code"], 0, "the seat is free again: {up}");
+}
+
+#[actix_rt::test]
+async fn when_the_owner_is_killed_another_node_takes_the_room_over_and_loses_nothing_acknowledged() {
+    let (_redis, mut a, b) = shared_pair().await;
+    // The first input comes through a: a owns the room.
+    let mut via_a = bigo_on(&a).await;
+    let t = common::now_ms();
+    let first = common::push_data("k0", "g-kill", 2, vec![common::msg_item("k0", t, "before-0")]);
+    assert_eq!(via_a.push(&first).await["rescode"], 200);
+    let mut bob = client_on(&b, "bob").await;
+    bob.enter("g-kill").await;
+    let mut via_b = bigo_on(&b).await;
+    let mut acknowledged = vec!["before-0".to_string()];
+    for i in 1..10 {
+        let push = common::push_data(
+            &format!("k{i}"),
+            "g-kill",
+            2,
+            vec![common::msg_item(&format!("k{i}"), t + i, &format!("before-{i}"))],
+        );
+        assert_eq!(via_b.push(&push).await["rescode"], 200);
+        acknowledged.push(format!("before-{i}"));
+    }
+    // The owner dies with items in its reorder window; pushes go on through b.
+    a.child.kill().expect("kill -9 the owner");
+    let _ = a.child.wait();
+    let died = Instant::now();
+    for i in 0..10 {
+        let t = common::now_ms();
+        let push = common::push_data(
+            &format!("after{i}"),
+            "g-kill",
+            2,
+            vec![common::msg_item(&format!("a{i}"), t, &format!("after-{i}"))],
+        );
+        assert_eq!(via_b.push(&push).await["rescode"], 200, "a push is stored whoever owns the room");
+        acknowledged.push(format!("after-{i}"));
+        actix_rt::time::sleep(Duration::from_millis(150)).await;
+    }
+    let got = bob.events("send_topic_msg", acknowledged.len()).await;
+    let mut contents: Vec<String> = got.iter().map(|e| e["content"].as_str().unwrap_or_default().to_string()).collect();
+    let seqs: Vec<u64> = got.iter().map(|e| e["seq"].as_u64().unwrap_or(0)).collect();
+    assert!(seqs.windows(2).all(|w| w[1] > w[0]), "seq rises: {seqs:?}");
+    contents.sort();
+    acknowledged.sort();
+    assert_eq!(contents, acknowledged, "every acknowledged item, once");
+    assert!(died.elapsed() < Duration::from_millis(TTL_MS) + Duration::from_secs(5), "took {:?}", died.elapsed());
+    assert!(
+        b.log_text().contains("room g-kill: node node-b owns it now (state restored"),
+        "b took over: {}",
+        b.log_text()
+    );
 }

@@ -85,6 +85,10 @@ pub struct CloseAllBigo;
 /// status-3 push does not start a puller again.
 const CLOSED_GAME_SESS_REMEMBERED: usize = 10_000;
 
+/// Starts the room of a channel where the shell wants it (several nodes: a room whose state
+/// is shared), given the channel, its links and the arbiter it should run on.
+pub type RoomFactory = Box<dyn Fn(String, RoomLinks, Option<ArbiterHandle>) -> RoomHandle>;
+
 struct BigoEntry {
     close: Recipient<CloseBigo>,
     route_changed: Recipient<RouteChanged>,
@@ -106,6 +110,8 @@ pub struct Registry {
     closed_game_sess: DedupWindow,
     membership: Option<Recipient<MembershipChanged>>,
     status_of: Option<Recipient<StatusOf>>,
+    /// `None`: every room is a `RoomActor` of this node.
+    factory: Option<RoomFactory>,
 }
 
 impl Registry {
@@ -130,7 +136,14 @@ impl Registry {
             closed_game_sess: DedupWindow::new(CLOSED_GAME_SESS_REMEMBERED),
             membership: None,
             status_of: None,
+            factory: None,
         }
+    }
+
+    /// Every room started from now on is made by `factory` instead of being a `RoomActor`.
+    pub fn with_room_factory(mut self, factory: RoomFactory) -> Self {
+        self.factory = Some(factory);
+        self
     }
 
     /// Every room started from now on reports its joins and leaves to `hook`.
@@ -158,23 +171,29 @@ impl Registry {
     }
 
     fn room(&mut self, channel_name: &str, ctx: &mut Context<Self>) -> RoomHandle {
-        if let Some(addr) = self.rooms.get(channel_name).filter(|a| a.connected()) {
-            return addr.clone();
+        if let Some(room) = self.rooms.get(channel_name).filter(|r| r.connected()) {
+            return room.clone();
         }
         let links = RoomLinks {
             stopped: ctx.address().recipient(),
             membership: self.membership.clone(),
             status_of: self.status_of.clone(),
         };
-        let (config, queue, metrics, name) =
-            (self.room_config.clone(), self.send_queue_len, self.metrics.clone(), channel_name.to_string());
-        let make = move |_: &mut Context<RoomActor>| RoomActor::new(name, config, queue, metrics, links);
-        let addr = match self.next_arbiter() {
-            None => RoomActor::create(make),
-            Some(arbiter) => RoomActor::start_in_arbiter(&arbiter, make),
+        let arbiter = self.next_arbiter();
+        let room = match &self.factory {
+            Some(make) => make(channel_name.to_string(), links, arbiter),
+            None => {
+                let (config, queue, metrics, name) =
+                    (self.room_config.clone(), self.send_queue_len, self.metrics.clone(), channel_name.to_string());
+                let make = move |_: &mut Context<RoomActor>| RoomActor::new(name, config, queue, metrics, links);
+                let addr = match arbiter {
+                    None => RoomActor::create(make),
+                    Some(arbiter) => RoomActor::start_in_arbiter(&arbiter, make),
+                };
+                RoomHandle::of(&addr)
+            }
         };
         debug!("registry: started room {channel_name}");
-        let room = RoomHandle::of(&addr);
         self.rooms.insert(channel_name.to_string(), room.clone());
         room
     }

@@ -3,11 +3,16 @@
 //! - [`keys`]: every key and channel name, with the per-room hash tag.
 //! - [`presence`]: this node's presence record and its view of the live nodes, for
 //!   `end_point` (the live node with the fewest clients).
+//! - [`room`]: `SharedRoom`, a room whose inputs, state and history live in Redis and whose
+//!   owner (one node at a time, by lease) runs the room core for every node.
+//! - [`bus`]: the node's pub/sub connection (room channels, owner wake-ups).
 //!
 //! With `store.kind: memory` none of this runs.
 
+pub mod bus;
 pub mod keys;
 pub mod presence;
+pub mod room;
 
 /// This node's id: `store.node_id`, or a fresh random one (8 hex digits) when empty.
 pub fn node_id(configured: &str) -> String {

@@ -59,6 +59,10 @@ pub struct Effects {
     pub direct: Vec<(SessionId, ByteString)>,
     /// +1 when a user became a member, -1 when one stopped being one (viewer counts).
     pub membership: Vec<i64>,
+    /// The dedup keys (`game_sess/data_seq`) of the items that left the reorder buffer: a
+    /// room whose state is shared records them, so that whoever takes it over next does not
+    /// deliver them again.
+    pub released: Vec<String>,
 }
 
 /// A push (or a pulled batch, with an empty seqid) for this room.
@@ -92,6 +96,27 @@ pub struct Refused {
 impl Refused {
     pub const fn new(code: ErrorCode, reason: &'static str) -> Self {
         Self { code, reason }
+    }
+}
+
+/// Every `error_reason` a room gives, so that a refusal that travelled between nodes as text
+/// can be given back as the same `&'static str` ([`Refused::reason_of`]).
+const REASONS: &[&str] = &[
+    "not in that room",
+    "room closed",
+    "receiver not in that room",
+    "call already has two users",
+    "seat taken",
+    "every seat is taken",
+    "no seat with that seat_id",
+    "no seat held in that room",
+    "a ptp gift needs gift.receiver_id",
+];
+
+impl Refused {
+    /// The room's own reason text for `text`, or a general one for a text it never gives.
+    pub fn reason_of(text: &str) -> &'static str {
+        REASONS.iter().copied().find(|r| *r == text).unwrap_or("refused by the room")
     }
 }
 
@@ -166,8 +191,9 @@ pub struct ActionDone {
 /// reaches clients after the items pushed before it.
 #[derive(Debug)]
 enum Pending {
-    /// Boxed: the heap moves entries while sifting, and items are large.
-    Item(Box<DanmuItem>),
+    /// Boxed: the heap moves entries while sifting, and items are large. With its dedup key
+    /// (`game_sess/data_seq`), when it has a data_seq.
+    Item(Box<DanmuItem>, Option<String>),
     Status(BigoStatus),
 }
 
@@ -351,14 +377,13 @@ impl RoomCore {
         }
         let mut new_items = 0;
         for item in push.items {
-            let first =
-                item.data_seq.is_empty() || self.data_seqs.first_time(&format!("{}/{}", push.game_sess, item.data_seq));
-            if !first {
+            let key = (!item.data_seq.is_empty()).then(|| format!("{}/{}", push.game_sess, item.data_seq));
+            if key.as_ref().is_some_and(|key| !self.data_seqs.first_time(key)) {
                 self.metrics.duplicates.inc();
                 continue;
             }
             new_items += 1;
-            self.reorder.push(item.ts, Pending::Item(Box::new(item)), now.at);
+            self.reorder.push(item.ts, Pending::Item(Box::new(item), key), now.at);
         }
         if let Some(status) = status_change {
             self.bigo_status = Some(status);
@@ -637,8 +662,9 @@ impl RoomCore {
                 self.metrics.late_items.inc();
             }
             match r.item {
-                Pending::Item(item) => {
+                Pending::Item(item, key) => {
                     self.metrics.delivery_delay.observe((now.unix_ms - r.ts).max(0) as f64 / 1000.0);
+                    self.effects.released.extend(key);
                     let body = item_event(&self.channel_name, *item);
                     self.publish(body, r.ts, None);
                 }
@@ -976,6 +1002,16 @@ mod tests {
         let (outcome, _) = r.push(push("1", vec![msg("a", 1), msg("b", 2)]), now);
         assert_eq!(outcome, IngestOutcome::Accepted { new_items: 1 });
         assert_eq!(contents(&r.flush(now).events), ["b"]);
+    }
+
+    #[test]
+    fn every_reason_the_room_gives_is_known_by_text() {
+        let source = include_str!("core.rs");
+        let code = &source[..source.find("#[cfg(test)]").unwrap_or(source.len())];
+        for part in code.split("Refused::new(ErrorCode::").skip(1) {
+            let Some(reason) = part.split('"').nth(1) else { continue };
+            assert_eq!(Refused::reason_of(reason), reason, "{reason} missing from REASONS");
+        }
     }
 
     #[test]

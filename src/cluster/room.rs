@@ -1,0 +1,1196 @@
+//! `SharedRoom`: a room whose state lives in Redis, so that several nodes serve it in one
+//! order (PROTOCOL.md 7). One runs per channel on every node that uses the room; it takes
+//! the same messages as a `RoomActor` (sessions and ingesters hold a `RoomHandle`).
+//!
+//! Every node, for its own callers:
+//! - hands each input (a push, a join, a leave, a member action, a status, a notice) to the
+//!   room's input stream `room:{C}:in` with one Lua script ([`INGEST`]) that also drops a
+//!   seqid seen before; a push is answered 200 once it is there (stored: a node dying now
+//!   loses nothing), 503 when Redis cannot take it;
+//! - while it has members, subscribes to the room's channel and feeds what the owner
+//!   publishes (numbered events, join answers, acks, direct frames) to its members through a
+//!   local broadcast ring, filling any gap in `seq` from the events stream.
+//!
+//! One node, the owner (it holds `room:{C}:lease`, claimed with `SET NX PX` by a node that
+//! uses the room and renewed every third of `store.node_ttl_ms`), also runs the room's
+//! [`RoomCore`] on the inputs, in stream order, and commits each batch's effects with one
+//! fenced Lua script ([`COMMIT`]): the events (stream `room:{C}:events`, trimmed to
+//! `room.history_len`, ids `<seq>-1`), the dedup keys of released items, the core's state,
+//! the last input applied, the input stream trimmed below the oldest push that may still
+//! hold items, and one published message. A commit that finds another node's lease, or that
+//! fails, ends this node's ownership at once; whoever owns the room next restores the state,
+//! reads the inputs still in the stream again (pushes only, for the items still held; what
+//! was released is in the dedup keys), and goes on numbering where the last commit stopped.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::{
+    Actor, ActorContext, ActorFutureExt, Addr, AsyncContext, Context, Handler, ResponseActFuture, SpawnHandle,
+    WrapFuture,
+};
+use actors::config::RoomConfig;
+use actors::metrics::Metrics;
+use actors::protocol::bigo::{BigoStatus, DanmuItem};
+use actors::protocol::client::{ErrorCode, Profile, RoomSnapshot};
+use actors::protocol::status::RoomStatus;
+use actors::room::{
+    Action, ActionDone, Bundle, Effects, Flush, Ingest, IngestOutcome, Join, JoinRequest, Joined, Leave, LeaveReason,
+    MemberAction, MembershipChanged, Notice, Now, Push, Refused, RoomCore, RoomEvent, RoomLinks, RoomState, SessionId,
+    SetStatus, StatusOf, ToMember,
+};
+use bytestring::ByteString;
+use log::{debug, info, warn};
+use redis::aio::ConnectionManager;
+use redis::Script;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio::sync::{broadcast, oneshot};
+
+use super::bus::{Bus, BusMessage, Subscribe, Unsubscribe};
+use super::keys::Keys;
+
+/// How long a member's report waits for the owner's answer before it is error 1011.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often an owner reads its input stream without being woken.
+const POLL_EVERY: Duration = Duration::from_millis(200);
+/// Inputs read per round.
+const READ_COUNT: usize = 500;
+
+/// KEYS: seen, in, lease. ARGV: seqid key ("" = none), now ms, kind, node, body, wake channel.
+/// Answers {1, owner} for a seqid seen before, {0, owner} once the input is in the stream.
+const INGEST: &str = r"
+if ARGV[1] ~= '' then
+  if redis.call('ZADD', KEYS[1], 'NX', ARGV[2], 's|' .. ARGV[1]) == 0 then
+    return {1, redis.call('GET', KEYS[3]) or ''}
+  end
+end
+redis.call('XADD', KEYS[2], '*', 'k', ARGV[3], 'n', ARGV[4], 'b', ARGV[5])
+redis.call('PUBLISH', ARGV[6], '1')
+return {0, redis.call('GET', KEYS[3]) or ''}
+";
+
+/// KEYS: lease. ARGV: node, ttl ms. 1 when the lease is ours (and renewed), else 0.
+const RENEW: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+return 0
+";
+
+/// KEYS: lease, events, state, seen, in. ARGV: node, history_len, seen cap, now ms, core
+/// state, session nodes, applied id, trim id ("" = none), channel, message ("" = none),
+/// n events, then seq/exclude/json triples (exclude "" = none), then n released, then the
+/// released keys.
+/// Answers 1 when committed, 0 when the lease is not ours (nothing written).
+const COMMIT: &str = r"
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+local i = 12
+for _ = 1, tonumber(ARGV[11]) do
+  redis.call('XADD', KEYS[2], 'MAXLEN', '=', ARGV[2], ARGV[i] .. '-1', 'x', ARGV[i + 1], 'e', ARGV[i + 2])
+  i = i + 3
+end
+local released = tonumber(ARGV[i])
+i = i + 1
+for _ = 1, released do
+  redis.call('ZADD', KEYS[4], ARGV[4], 'd|' .. ARGV[i])
+  i = i + 1
+end
+if released > 0 then redis.call('ZREMRANGEBYRANK', KEYS[4], 0, -(tonumber(ARGV[3]) + 1)) end
+redis.call('HSET', KEYS[3], 'core', ARGV[5], 'nodes', ARGV[6], 'applied', ARGV[7])
+if ARGV[8] ~= '' then redis.call('XTRIM', KEYS[5], 'MINID', ARGV[8]) end
+if ARGV[10] ~= '' then redis.call('PUBLISH', ARGV[9], ARGV[10]) end
+return 1
+";
+
+/// Everything a shared room needs that is the same for every room of a node.
+#[derive(Clone)]
+pub struct SharedRooms {
+    pub node_id: String,
+    pub keys: Keys,
+    pub conn: ConnectionManager,
+    pub bus: Addr<Bus>,
+    pub lease_ttl: Duration,
+    pub config: RoomConfig,
+    pub send_queue_len: usize,
+    pub metrics: Arc<Metrics>,
+}
+
+/// The registry's room factory for shared rooms: a `SharedRoom` on the given arbiter.
+pub fn factory(shared: SharedRooms) -> actors::registry::RoomFactory {
+    Box::new(move |channel_name, links, arbiter| {
+        let shared = shared.clone();
+        let make = move |_: &mut Context<SharedRoom>| SharedRoom::new(channel_name, shared, links);
+        let addr = match arbiter {
+            None => SharedRoom::create(make),
+            Some(arbiter) => SharedRoom::start_in_arbiter(&arbiter, make),
+        };
+        actors::room::RoomHandle::of(&addr)
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// What travels through Redis
+
+/// One input of the room's stream, by kind (`k`) with its body (`b`).
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "k", rename_all = "snake_case")]
+enum Input {
+    Push { gs: String, sq: String, t: i64, st: Option<BigoStatus>, items: Vec<(String, Value)> },
+    Join { s: SessionId, n: String, p: Profile },
+    Leave { s: SessionId, why: Why },
+    Act { s: SessionId, n: String, r: u64, a: WireAction },
+    Status { st: RoomStatus },
+    Notice { c: String, e: i64, u: String },
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Why {
+    Exit,
+    Switch,
+    Disconnect,
+    Moved,
+}
+
+impl From<LeaveReason> for Why {
+    fn from(r: LeaveReason) -> Self {
+        match r {
+            LeaveReason::Exit => Self::Exit,
+            LeaveReason::Switch => Self::Switch,
+            LeaveReason::Disconnect => Self::Disconnect,
+            LeaveReason::Moved => Self::Moved,
+        }
+    }
+}
+
+impl From<Why> for LeaveReason {
+    fn from(w: Why) -> Self {
+        match w {
+            Why::Exit => Self::Exit,
+            Why::Switch => Self::Switch,
+            Why::Disconnect => Self::Disconnect,
+            Why::Moved => Self::Moved,
+        }
+    }
+}
+
+/// A member action as it travels (the core's `Action` holds a report type without serde).
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "t", rename_all = "snake_case")]
+enum WireAction {
+    Say { content: String },
+    Gift { notify_type: actors::protocol::client::NotifyType, gift: Value },
+    Up { seat_id: Option<u32> },
+    Down,
+    HangUp { receiver_id: String },
+}
+
+/// What the owner publishes after a commit.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Published {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    events: Vec<WireEvent>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    joins: Vec<JoinAnswerWire>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    acks: Vec<AckWire>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    direct: Vec<(SessionId, String)>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct WireEvent {
+    seq: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    x: Option<SessionId>,
+    j: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct JoinAnswerWire {
+    s: SessionId,
+    ok: Option<(Value, u64)>,
+    err: Option<(u16, String)>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct AckWire {
+    n: String,
+    r: u64,
+    ok: Option<(Option<u64>, Option<Value>)>,
+    err: Option<(u16, String)>,
+}
+
+fn code_of(code: u16) -> ErrorCode {
+    use ErrorCode::*;
+    [BadParameters, BadSign, TokenInvalid, NotInRoom, SeatTaken, RateLimited, RoomClosed, FrameTooLarge, UnknownAction]
+        .into_iter()
+        .chain([TimestampOutOfWindow, Unavailable])
+        .find(|c| c.code() == code)
+        .unwrap_or(Unavailable)
+}
+
+
+const UNAVAILABLE: Refused = Refused::new(ErrorCode::Unavailable, "store unavailable, retry");
+
+// ---------------------------------------------------------------------------------------------
+// The actor
+
+struct PendingJoin {
+    request: JoinRequest,
+    reply: oneshot::Sender<Result<Joined, Refused>>,
+}
+
+/// The owner's side: the core and where it is in the input stream.
+struct Owner {
+    core: RoomCore,
+    /// The last input read (stream id).
+    last_read: String,
+    /// The last input applied and committed.
+    applied: String,
+    /// Push inputs whose items may still be held, oldest first, with when they were applied.
+    held: VecDeque<(String, Instant)>,
+    /// Which node each member session is on (direct frames, answers).
+    node_of: HashMap<SessionId, String>,
+    /// When the lease was last renewed (or claimed).
+    renewed: Instant,
+    release_timer: Option<SpawnHandle>,
+}
+
+pub struct SharedRoom {
+    channel_name: String,
+    shared: SharedRooms,
+    links: RoomLinks,
+    scripts: Arc<(Script, Script, Script)>,
+    fanout: broadcast::Sender<Arc<Bundle>>,
+    sessions: HashMap<SessionId, actix::Recipient<ToMember>>,
+    pending_joins: HashMap<SessionId, PendingJoin>,
+    pending_acts: HashMap<u64, oneshot::Sender<Result<ActionDone, Refused>>>,
+    next_rid: u64,
+    subscribed: bool,
+    /// The last seq given to local members (None before any).
+    delivered: Option<u64>,
+    owner: Option<Owner>,
+    claiming: bool,
+    last_activity: Instant,
+}
+
+impl SharedRoom {
+    pub fn new(channel_name: String, shared: SharedRooms, links: RoomLinks) -> Self {
+        let (fanout, _) = broadcast::channel(shared.send_queue_len.max(1));
+        Self {
+            channel_name,
+            shared,
+            links,
+            scripts: Arc::new((Script::new(INGEST), Script::new(RENEW), Script::new(COMMIT))),
+            fanout,
+            sessions: HashMap::new(),
+            pending_joins: HashMap::new(),
+            pending_acts: HashMap::new(),
+            next_rid: 1,
+            subscribed: false,
+            delivered: None,
+            owner: None,
+            claiming: false,
+            last_activity: Instant::now(),
+        }
+    }
+
+    fn key(&self, what: &str) -> String {
+        self.shared.keys.room(&self.channel_name, what)
+    }
+
+    /// Puts an input into the room's stream; answers whether its seqid was new, and the owner.
+    fn send_input(
+        &self,
+        input: &Input,
+        seqid_key: &str,
+    ) -> impl std::future::Future<Output = redis::RedisResult<(bool, String)>> + 'static {
+        let body = serde_json::to_string(input).unwrap_or_default();
+        let kind =
+            serde_json::to_value(input).ok().and_then(|v| v["k"].as_str().map(str::to_string)).unwrap_or_default();
+        let mut conn = self.shared.conn.clone();
+        let scripts = self.scripts.clone();
+        let (seen, stream, lease, wake) = (self.key("seen"), self.key("in"), self.key("lease"), self.key("wake"));
+        let (seqid_key, node) = (seqid_key.to_string(), self.shared.node_id.clone());
+        async move {
+            let (dup, owner): (i64, String) = scripts
+                .0
+                .key(seen)
+                .key(stream)
+                .key(lease)
+                .arg(seqid_key)
+                .arg(actors::protocol::now_ms())
+                .arg(kind)
+                .arg(node)
+                .arg(body)
+                .arg(wake)
+                .invoke_async(&mut conn)
+                .await?;
+            Ok((dup == 0, owner))
+        }
+    }
+
+    /// After an input went in: a room without an owner is claimed by this node (it uses it).
+    fn claim_if_vacant(&mut self, owner: &str, ctx: &mut Context<Self>) {
+        if !owner.is_empty() || self.owner.is_some() || self.claiming {
+            return;
+        }
+        self.claiming = true;
+        let mut conn = self.shared.conn.clone();
+        let (lease, node, ttl) = (self.key("lease"), self.shared.node_id.clone(), self.shared.lease_ttl);
+        let claim = async move {
+            let ok: Option<String> = redis::cmd("SET")
+                .arg(lease)
+                .arg(node)
+                .arg("NX")
+                .arg("PX")
+                .arg(ttl.as_millis() as u64)
+                .query_async(&mut conn)
+                .await
+                .ok()
+                .flatten();
+            ok.is_some()
+        };
+        ctx.spawn(claim.into_actor(self).map(|won, room, ctx| {
+            room.claiming = false;
+            if won {
+                room.take_over(ctx);
+            }
+        }));
+    }
+
+    /// Became the owner: restores the room from Redis, then reads its inputs.
+    fn take_over(&mut self, ctx: &mut Context<Self>) {
+        let mut conn = self.shared.conn.clone();
+        let (state, seen, events) = (self.key("state"), self.key("seen"), self.key("events"));
+        let status_of = self.links.status_of.clone();
+        let channel_name = self.channel_name.clone();
+        let load = async move {
+            let (saved, seen): (HashMap<String, String>, Vec<String>) =
+                redis::pipe().hgetall(&state).zrange(&seen, 0, -1).query_async(&mut conn).await?;
+            let live_status = match (&status_of, saved.is_empty()) {
+                (Some(source), true) => source.send(StatusOf { channel_name }).await.ok().flatten(),
+                _ => None,
+            };
+            if saved.is_empty() {
+                // Numbering starts from nothing: a new epoch, and no history of an old one.
+                let _: () = redis::cmd("DEL").arg(&events).query_async(&mut conn).await?;
+            }
+            Ok::<_, redis::RedisError>((saved, seen, live_status))
+        };
+        ctx.wait(load.into_actor(self).map(|loaded, room, ctx| {
+            let (saved, seen, live_status) = match loaded {
+                Ok(loaded) => loaded,
+                Err(e) => {
+                    warn!("room {}: cannot load its state ({e}), not taking it over", room.channel_name);
+                    return;
+                }
+            };
+            let now = Now::real();
+            let mut config = room.shared.config.clone();
+            // An acknowledged push is never refused later: the owner's buffer has no cap.
+            config.queue_len = usize::MAX;
+            let state: Option<RoomState> = saved.get("core").and_then(|j| serde_json::from_str(j).ok());
+            let restored = state.is_some();
+            let mut core = match state {
+                Some(state) => {
+                    RoomCore::restore(room.channel_name.clone(), state, config, room.shared.metrics.clone(), now)
+                }
+                None => {
+                    let epoch = actors::protocol::sign::random_token()[..8].to_string();
+                    RoomCore::new(room.channel_name.clone(), epoch, config, room.shared.metrics.clone(), now)
+                }
+            };
+            if let Some(status) = live_status {
+                core.restore_live_status(status);
+            }
+            core.seen_before(seen.into_iter().filter_map(|k| k.strip_prefix("d|").map(str::to_string)));
+            let node_of = saved.get("nodes").and_then(|j| serde_json::from_str(j).ok()).unwrap_or_default();
+            let applied = saved.get("applied").cloned().unwrap_or_else(|| "0-0".to_string());
+            info!(
+                "room {}: node {} owns it now ({}, epoch {})",
+                room.channel_name,
+                room.shared.node_id,
+                if restored { "state restored" } else { "new numbering" },
+                core.epoch()
+            );
+            room.owner = Some(Owner {
+                core,
+                last_read: "-".to_string(),
+                applied,
+                held: VecDeque::new(),
+                node_of,
+                renewed: Instant::now(),
+                release_timer: None,
+            });
+            room.subscribe(&room.key("wake"), ctx);
+            room.read_inputs(ctx);
+        }));
+    }
+
+    /// Subscribes this room to `channel` on the bus (in the background).
+    fn subscribe(&self, channel: &str, ctx: &mut Context<Self>) {
+        let ask = self.shared.bus.send(Subscribe { channel: channel.to_string(), to: ctx.address().recipient() });
+        let channel = channel.to_string();
+        ctx.spawn(
+            async move {
+                if !matches!(ask.await, Ok(Ok(()))) {
+                    warn!("bus: could not subscribe to {channel}");
+                }
+            }
+            .into_actor(self),
+        );
+    }
+
+    /// The owner reads the inputs after the last one read, applies them and commits.
+    fn read_inputs(&mut self, ctx: &mut Context<Self>) {
+        let Some(owner) = &self.owner else { return };
+        let from = if owner.last_read == "-" { "-".to_string() } else { format!("({}", owner.last_read) };
+        let mut conn = self.shared.conn.clone();
+        let stream = self.key("in");
+        let read = async move {
+            let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
+                .arg(stream)
+                .arg(from)
+                .arg("+")
+                .arg("COUNT")
+                .arg(READ_COUNT)
+                .query_async(&mut conn)
+                .await?;
+            Ok::<_, redis::RedisError>(reply.ids)
+        };
+        ctx.wait(read.into_actor(self).map(|entries, room, ctx| match entries {
+            Ok(entries) if !entries.is_empty() => {
+                let more = entries.len() == READ_COUNT;
+                room.apply_inputs(entries, ctx);
+                if more {
+                    room.read_inputs(ctx);
+                }
+            }
+            Ok(_) => {}
+            Err(e) => warn!("room {}: cannot read its inputs: {e}", room.channel_name),
+        }));
+    }
+
+    fn apply_inputs(&mut self, entries: Vec<redis::streams::StreamId>, ctx: &mut Context<Self>) {
+        let Some(owner) = self.owner.as_mut() else { return };
+        let now = Now::real();
+        let mut effects = Effects::default();
+        let mut published = Published::default();
+        for entry in entries {
+            owner.last_read = entry.id.clone();
+            let already_applied = stream_id_le(&entry.id, &owner.applied);
+            let body: Option<String> = entry.get("b");
+            let Some(input) = body.and_then(|b| serde_json::from_str::<Input>(&b).ok()) else {
+                warn!("room {}: input {} unreadable, skipped", self.channel_name, entry.id);
+                continue;
+            };
+            match input {
+                Input::Push { gs, sq, t, st, items } => {
+                    let items = items.into_iter().map(|(openid, raw)| DanmuItem::from_value(raw, &openid, t)).collect();
+                    let push = Push { game_sess: gs, seqid: sq, timestamp: t, status: st, items };
+                    let (_, fx) = owner.core.push(push, now);
+                    merge(&mut effects, fx);
+                    owner.held.push_back((entry.id.clone(), Instant::now()));
+                }
+                // Applied before the last commit: its effects are in the state already.
+                _ if already_applied => {}
+                Input::Join { s, n, p } => {
+                    let (answer, fx) =
+                        owner.core.join(JoinRequest { session: s, profile: p, last_seq: None, epoch: None }, now);
+                    merge(&mut effects, fx);
+                    published.joins.push(match answer {
+                        Ok(a) => {
+                            owner.node_of.insert(s, n);
+                            let snapshot = serde_json::to_value(&a.snapshot).unwrap_or_default();
+                            JoinAnswerWire { s, ok: Some((snapshot, a.own_seq)), err: None }
+                        }
+                        Err(r) => JoinAnswerWire { s, ok: None, err: Some((r.code.code(), r.reason.to_string())) },
+                    });
+                }
+                Input::Leave { s, why } => {
+                    let (_, fx) = owner.core.leave(s, why.into(), now);
+                    merge(&mut effects, fx);
+                    owner.node_of.remove(&s);
+                }
+                Input::Act { s, n, r, a } => {
+                    let answer = match action_of(a) {
+                        Some(action) => {
+                            let (answer, fx) = owner.core.act(s, action, now);
+                            merge(&mut effects, fx);
+                            answer
+                        }
+                        None => Err(Refused::new(ErrorCode::BadParameters, "bad action")),
+                    };
+                    published.acks.push(match answer {
+                        Ok(done) => AckWire {
+                            n,
+                            r,
+                            ok: Some((done.seq, done.room_seat.and_then(|s| serde_json::to_value(s).ok()))),
+                            err: None,
+                        },
+                        Err(e) => AckWire { n, r, ok: None, err: Some((e.code.code(), e.reason.to_string())) },
+                    });
+                }
+                Input::Status { st } => merge(&mut effects, owner.core.set_live_status(st, now)),
+                Input::Notice { c, e, u } => merge(&mut effects, owner.core.notice(c, e, u, now)),
+            }
+            if !already_applied {
+                owner.applied = entry.id;
+            }
+        }
+        self.commit(effects, published, ctx);
+    }
+
+    /// Stores and publishes one batch of the owner's effects (waiting for it: the next batch
+    /// must not be stored before this one is).
+    fn commit(&mut self, effects: Effects, mut published: Published, ctx: &mut Context<Self>) {
+        let Some(owner) = self.owner.as_mut() else { return };
+        if owner.renewed.elapsed() > self.shared.lease_ttl * 2 / 3 {
+            warn!("room {}: lease not renewed in time, giving the room up", self.channel_name);
+            return self.give_up(ctx);
+        }
+        for delta in &effects.membership {
+            if let Some(hook) = &self.links.membership {
+                hook.do_send(MembershipChanged { channel_name: self.channel_name.clone(), delta: *delta });
+            }
+        }
+        let window = Duration::from_millis(self.shared.config.reorder_window_ms) + Duration::from_millis(100);
+        while owner.held.front().is_some_and(|(_, at)| at.elapsed() > window) && owner.core.held() == 0 {
+            owner.held.pop_front();
+        }
+        if owner.core.held() == 0 {
+            owner.held.clear();
+        }
+        let trim = owner.held.front().map(|(id, _)| id.clone()).unwrap_or_else(|| owner.applied.clone());
+        published.events = effects
+            .events
+            .iter()
+            .map(|e| WireEvent { seq: e.seq.unwrap_or(0), x: e.exclude, j: e.json.to_string() })
+            .collect();
+        published.direct = effects.direct.iter().map(|(s, f)| (*s, f.to_string())).collect();
+        let message = if published.events.is_empty()
+            && published.joins.is_empty()
+            && published.acks.is_empty()
+            && published.direct.is_empty()
+        {
+            String::new()
+        } else {
+            serde_json::to_string(&published).unwrap_or_default()
+        };
+        let state = serde_json::to_string(&owner.core.state()).unwrap_or_default();
+        let nodes = serde_json::to_string(&owner.node_of).unwrap_or_default();
+        let applied = owner.applied.clone();
+        let keys: Vec<String> = ["lease", "events", "state", "seen", "in"].iter().map(|w| self.key(w)).collect();
+        let mut args: Vec<String> = vec![
+            self.shared.node_id.clone(),
+            self.shared.config.history_len.max(1).to_string(),
+            self.shared.config.dedup_len.saturating_mul(2).to_string(),
+            actors::protocol::now_ms().to_string(),
+            state,
+            nodes,
+            applied,
+            trim,
+            self.key("ch"),
+            message,
+            published.events.len().to_string(),
+        ];
+        for e in published.events {
+            args.extend([e.seq.to_string(), e.x.map(|x| x.to_string()).unwrap_or_default(), e.j]);
+        }
+        args.push(effects.released.len().to_string());
+        args.extend(effects.released);
+        let mut conn = self.shared.conn.clone();
+        let scripts = self.scripts.clone();
+        let run = async move {
+            let mut invocation = scripts.2.prepare_invoke();
+            for key in keys {
+                invocation.key(key);
+            }
+            for arg in args {
+                invocation.arg(arg);
+            }
+            invocation.invoke_async::<i64>(&mut conn).await
+        };
+        ctx.wait(run.into_actor(self).map(|answer, room, ctx| {
+            match answer {
+                Ok(1) => {}
+                Ok(_) => {
+                    warn!("room {}: another node holds its lease now, giving it up", room.channel_name);
+                    return room.give_up(ctx);
+                }
+                Err(e) => {
+                    warn!("room {}: commit failed ({e}), giving it up", room.channel_name);
+                    return room.give_up(ctx);
+                }
+            }
+            room.schedule_release(ctx);
+        }));
+    }
+
+    /// Stops acting as owner (the lease lapsed, another node took it, or Redis failed).
+    fn give_up(&mut self, ctx: &mut Context<Self>) {
+        if let Some(owner) = self.owner.take() {
+            if let Some(timer) = owner.release_timer {
+                ctx.cancel_future(timer);
+            }
+            self.shared.bus.do_send(Unsubscribe { channel: self.key("wake") });
+        }
+    }
+
+    fn schedule_release(&mut self, ctx: &mut Context<Self>) {
+        let Some(owner) = self.owner.as_mut() else { return };
+        if owner.release_timer.is_some() {
+            return;
+        }
+        if let Some(at) = owner.core.next_release() {
+            let wait = at.saturating_duration_since(Instant::now());
+            owner.release_timer = Some(ctx.run_later(wait, |room, ctx| {
+                let Some(owner) = room.owner.as_mut() else { return };
+                owner.release_timer = None;
+                let effects = owner.core.tick(Now::real());
+                room.commit(effects, Published::default(), ctx);
+            }));
+        }
+    }
+
+    fn renew(&mut self, ctx: &mut Context<Self>) {
+        if self.owner.is_none() {
+            return;
+        }
+        let mut conn = self.shared.conn.clone();
+        let (lease, node, ttl) =
+            (self.key("lease"), self.shared.node_id.clone(), self.shared.lease_ttl.as_millis() as u64);
+        let scripts = self.scripts.clone();
+        let started = Instant::now();
+        let run = async move { scripts.1.key(lease).arg(node).arg(ttl).invoke_async::<i64>(&mut conn).await };
+        ctx.spawn(run.into_actor(self).map(move |answer, room, ctx| match answer {
+            Ok(1) => {
+                if let Some(owner) = room.owner.as_mut() {
+                    owner.renewed = started;
+                }
+            }
+            Ok(_) => {
+                warn!("room {}: its lease went to another node", room.channel_name);
+                room.give_up(ctx);
+            }
+            Err(e) => debug!("room {}: lease renewal failed: {e}", room.channel_name),
+        }));
+    }
+
+    /// A message on the room's channel: events for the local members, answers, direct frames.
+    fn on_published(&mut self, published: Published, ctx: &mut Context<Self>) {
+        let mut events = published.events;
+        let mut joins = published.joins;
+        // Anything missing between what was delivered and this batch comes from the stream.
+        if let (Some(delivered), Some(first)) = (self.delivered, events.first().map(|e| e.seq)) {
+            if first > delivered + 1 {
+                let (from, to) = (delivered + 1, first - 1);
+                let fetch = self.fetch_events(from, to);
+                ctx.wait(fetch.into_actor(self).map(move |missing, room, ctx| {
+                    let mut all = missing.unwrap_or_default();
+                    all.append(&mut events);
+                    room.deliver(all, std::mem::take(&mut joins), ctx);
+                }));
+                self.answer_acks(published.acks);
+                self.send_direct(published.direct);
+                return;
+            }
+        }
+        self.deliver(events, joins, ctx);
+        self.answer_acks(published.acks);
+        self.send_direct(published.direct);
+    }
+
+    fn deliver(&mut self, events: Vec<WireEvent>, mut joins: Vec<JoinAnswerWire>, ctx: &mut Context<Self>) {
+        joins.sort_by_key(|j| j.ok.as_ref().map_or(0, |(_, own)| *own));
+        let mut batch: Vec<RoomEvent> = Vec::new();
+        let mut joins = joins.into_iter().peekable();
+        for e in events {
+            if self.delivered.is_some_and(|d| e.seq <= d) {
+                continue;
+            }
+            // A join answered at or before this seq starts reading after its own enter_room.
+            while joins.peek().is_some_and(|j| j.ok.as_ref().is_none_or(|(_, own)| *own < e.seq)) {
+                self.flush_batch(&mut batch);
+                let join = joins.next();
+                if let Some(join) = join {
+                    self.answer_join(join, ctx);
+                }
+            }
+            self.delivered = Some(e.seq);
+            batch.push(RoomEvent { seq: Some(e.seq), exclude: e.x, json: ByteString::from(e.j) });
+        }
+        self.flush_batch(&mut batch);
+        for join in joins {
+            self.answer_join(join, ctx);
+        }
+    }
+
+    fn flush_batch(&mut self, batch: &mut Vec<RoomEvent>) {
+        if !batch.is_empty() {
+            let _ = self.fanout.send(Arc::new(Bundle::new(std::mem::take(batch))));
+        }
+    }
+
+    fn answer_join(&mut self, join: JoinAnswerWire, ctx: &mut Context<Self>) {
+        let Some(pending) = self.pending_joins.remove(&join.s) else { return };
+        let (snapshot, own_seq) = match (join.ok, join.err) {
+            (Some((snapshot, own_seq)), _) => match serde_json::from_value::<SnapshotWire>(snapshot) {
+                Ok(s) => (s, own_seq),
+                Err(_) => return drop(pending.reply.send(Err(UNAVAILABLE))),
+            },
+            (None, Some((code, reason))) => {
+                self.sessions.remove(&join.s);
+                return drop(pending.reply.send(Err(Refused::new(code_of(code), Refused::reason_of(&reason)))));
+            }
+            (None, None) => return drop(pending.reply.send(Err(UNAVAILABLE))),
+        };
+        if self.delivered.is_none_or(|d| d < own_seq) {
+            self.delivered = Some(own_seq);
+        }
+        // Reading from now on: every later event, none of the earlier ones.
+        let events = self.fanout.subscribe();
+        let epoch_matches = pending.request.epoch.as_deref().is_none_or(|e| e == snapshot.epoch);
+        let want = pending.request.last_seq.filter(|last| epoch_matches && *last + 1 < own_seq);
+        let recovered_without_replay = pending.request.last_seq.map(|last| epoch_matches && last + 1 >= own_seq);
+        let snapshot = snapshot.into_snapshot();
+        match want {
+            None => {
+                let _ = pending.reply.send(Ok(Joined {
+                    events,
+                    snapshot,
+                    own_seq,
+                    replay: Vec::new(),
+                    recovered: recovered_without_replay,
+                }));
+            }
+            Some(last) => {
+                let fetch = self.fetch_events(last + 1, own_seq - 1);
+                ctx.spawn(fetch.into_actor(self).map(move |found, _room, _ctx| {
+                    let found = found.unwrap_or_default();
+                    let complete = found.first().is_some_and(|e| e.seq == last + 1);
+                    let replay = found
+                        .into_iter()
+                        .map(|e| RoomEvent { seq: Some(e.seq), exclude: e.x, json: ByteString::from(e.j) })
+                        .collect();
+                    let _ =
+                        pending.reply.send(Ok(Joined { events, snapshot, own_seq, replay, recovered: Some(complete) }));
+                }));
+            }
+        }
+    }
+
+    fn answer_acks(&mut self, acks: Vec<AckWire>) {
+        for ack in acks.into_iter().filter(|a| a.n == self.shared.node_id) {
+            let Some(reply) = self.pending_acts.remove(&ack.r) else { continue };
+            let answer = match (ack.ok, ack.err) {
+                (Some((seq, seat)), _) => Ok(ActionDone {
+                    seq,
+                    room_seat: seat.and_then(|s| serde_json::from_value::<SeatWire>(s).ok()).map(SeatWire::into_seat),
+                }),
+                (None, Some((code, reason))) => Err(Refused::new(code_of(code), Refused::reason_of(&reason))),
+                (None, None) => Err(UNAVAILABLE),
+            };
+            let _ = reply.send(answer);
+        }
+    }
+
+    fn send_direct(&mut self, direct: Vec<(SessionId, String)>) {
+        for (session, frame) in direct {
+            if let Some(to) = self.sessions.get(&session) {
+                let _ = to.try_send(ToMember::Frame(ByteString::from(frame)));
+            }
+        }
+    }
+
+    /// Events `from..=to` from the room's history stream.
+    fn fetch_events(&self, from: u64, to: u64) -> impl std::future::Future<Output = Option<Vec<WireEvent>>> + 'static {
+        let mut conn = self.shared.conn.clone();
+        let stream = self.key("events");
+        async move {
+            let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
+                .arg(stream)
+                .arg(format!("{from}-1"))
+                .arg(format!("{to}-1"))
+                .query_async(&mut conn)
+                .await
+                .ok()?;
+            Some(
+                reply
+                    .ids
+                    .into_iter()
+                    .filter_map(|id| {
+                        let seq = id.id.split('-').next()?.parse().ok()?;
+                        let json: String = id.get("e")?;
+                        let x = id.get::<String>("x").and_then(|x| x.parse().ok());
+                        Some(WireEvent { seq, x, j: json })
+                    })
+                    .collect(),
+            )
+        }
+    }
+
+    /// Subscribes to the room's channel before a local join goes out.
+    fn ensure_subscribed(&mut self, ctx: &mut Context<Self>) -> impl std::future::Future<Output = bool> + 'static {
+        let first = !self.subscribed;
+        self.subscribed = true;
+        let ask =
+            first.then(|| self.shared.bus.send(Subscribe { channel: self.key("ch"), to: ctx.address().recipient() }));
+        async move {
+            match ask {
+                Some(ask) => matches!(ask.await, Ok(Ok(()))),
+                None => true,
+            }
+        }
+    }
+
+    fn maybe_unsubscribe(&mut self) {
+        if self.subscribed && self.sessions.is_empty() && self.pending_joins.is_empty() {
+            self.subscribed = false;
+            self.delivered = None;
+            self.shared.bus.do_send(Unsubscribe { channel: self.key("ch") });
+        }
+    }
+}
+
+/// Stream ids compare as (ms, seq) pairs.
+fn stream_id_le(a: &str, b: &str) -> bool {
+    let parse = |s: &str| {
+        let (ms, seq) = s.split_once('-').unwrap_or((s, "0"));
+        (ms.parse::<u64>().unwrap_or(0), seq.parse::<u64>().unwrap_or(0))
+    };
+    parse(a) <= parse(b)
+}
+
+fn merge(into: &mut Effects, from: Effects) {
+    into.events.extend(from.events);
+    into.direct.extend(from.direct);
+    into.membership.extend(from.membership);
+    into.released.extend(from.released);
+}
+
+fn wire_action(action: Action) -> WireAction {
+    match action {
+        Action::Say { content } => WireAction::Say { content },
+        Action::Gift { notify_type, gift } => {
+            let mut value = serde_json::Map::from_iter(gift.extra);
+            value.insert("id".into(), gift.id.into());
+            value.insert("name".into(), gift.name.into());
+            if let Some(num) = gift.num {
+                value.insert("num".into(), num.into());
+            }
+            value.insert("receiver_id".into(), gift.receiver_id.into());
+            WireAction::Gift { notify_type, gift: Value::Object(value) }
+        }
+        Action::Up { seat_id } => WireAction::Up { seat_id },
+        Action::Down => WireAction::Down,
+        Action::HangUp { receiver_id } => WireAction::HangUp { receiver_id },
+    }
+}
+
+fn action_of(action: WireAction) -> Option<Action> {
+    Some(match action {
+        WireAction::Say { content } => Action::Say { content },
+        WireAction::Gift { notify_type, gift } => {
+            Action::Gift { notify_type, gift: serde_json::from_value(gift).ok()? }
+        }
+        WireAction::Up { seat_id } => Action::Up { seat_id },
+        WireAction::Down => Action::Down,
+        WireAction::HangUp { receiver_id } => Action::HangUp { receiver_id },
+    })
+}
+
+/// The snapshot as it travels (the wire type only serialises).
+#[derive(Debug, Deserialize)]
+struct SnapshotWire {
+    channel_name: String,
+    members: usize,
+    seats: Vec<SeatWire>,
+    last_seq: u64,
+    epoch: String,
+    status: Option<actors::protocol::status::ChannelStatus>,
+}
+
+impl SnapshotWire {
+    fn into_snapshot(self) -> RoomSnapshot {
+        RoomSnapshot {
+            channel_name: self.channel_name,
+            members: self.members,
+            seats: self.seats.into_iter().map(SeatWire::into_seat).collect(),
+            last_seq: self.last_seq,
+            epoch: self.epoch,
+            status: self.status,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct SeatWire {
+    id: u32,
+    user_id: String,
+    nickname: String,
+    sex: Value,
+    avatar_url: String,
+    avatar_small_url: String,
+    status: u8,
+    microphone: u8,
+    rank: u32,
+    room_id: String,
+}
+
+impl SeatWire {
+    fn into_seat(self) -> actors::protocol::client::Seat {
+        actors::protocol::client::Seat {
+            id: self.id,
+            user_id: self.user_id,
+            nickname: self.nickname,
+            sex: self.sex,
+            avatar_url: self.avatar_url,
+            avatar_small_url: self.avatar_small_url,
+            status: self.status,
+            microphone: self.microphone,
+            rank: self.rank,
+            room_id: self.room_id,
+        }
+    }
+}
+
+impl Actor for SharedRoom {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(self.shared.config.queue_len.max(16));
+        self.shared.metrics.rooms.inc();
+        ctx.run_interval(POLL_EVERY, |room, ctx| room.read_inputs(ctx));
+        ctx.run_interval(self.shared.lease_ttl / 3, |room, ctx| room.renew(ctx));
+        let idle = Duration::from_millis(self.shared.config.idle_stop_ms);
+        ctx.run_interval((idle / 4).clamp(Duration::from_millis(100), Duration::from_secs(30)), move |room, ctx| {
+            let quiet =
+                room.sessions.is_empty() && room.pending_joins.is_empty() && room.last_activity.elapsed() >= idle;
+            let owner_idle = room.owner.as_ref().is_none_or(|o| o.core.is_idle(Now::real()));
+            if quiet && owner_idle {
+                ctx.stop();
+            }
+        });
+    }
+
+    fn stopped(&mut self, ctx: &mut Self::Context) {
+        self.shared.metrics.rooms.dec();
+        self.give_up(ctx);
+        if self.subscribed {
+            self.shared.bus.do_send(Unsubscribe { channel: self.key("ch") });
+        }
+        let room = actors::room::RoomHandle::of(&ctx.address());
+        self.links.stopped.do_send(actors::room::RoomStopped { channel_name: self.channel_name.clone(), room });
+    }
+}
+
+impl Handler<BusMessage> for SharedRoom {
+    type Result = ();
+
+    fn handle(&mut self, msg: BusMessage, ctx: &mut Self::Context) {
+        if msg.channel == self.key("wake") {
+            return self.read_inputs(ctx);
+        }
+        match serde_json::from_str::<Published>(&msg.payload) {
+            Ok(published) => self.on_published(published, ctx),
+            Err(e) => warn!("room {}: unreadable message on its channel: {e}", self.channel_name),
+        }
+    }
+}
+
+impl Handler<Ingest> for SharedRoom {
+    type Result = ();
+
+    fn handle(&mut self, msg: Ingest, ctx: &mut Self::Context) {
+        self.last_activity = Instant::now();
+        let Ingest { push, reply } = msg;
+        let n = push.items.len();
+        let seqid_key =
+            if push.seqid.is_empty() { String::new() } else { format!("{}/{}", push.game_sess, push.seqid) };
+        let input = Input::Push {
+            items: push.items.into_iter().map(|i| (i.openid, i.raw)).collect(),
+            gs: push.game_sess,
+            sq: push.seqid,
+            t: push.timestamp,
+            st: push.status,
+        };
+        let sent = self.send_input(&input, &seqid_key);
+        ctx.spawn(sent.into_actor(self).map(move |answer, room, ctx| match answer {
+            Ok((true, owner)) => {
+                let _ = reply.send(IngestOutcome::Accepted { new_items: n });
+                room.claim_if_vacant(&owner, ctx);
+            }
+            Ok((false, owner)) => {
+                let _ = reply.send(IngestOutcome::DuplicateSeqid);
+                room.claim_if_vacant(&owner, ctx);
+            }
+            Err(e) => {
+                warn!("room {}: push not stored ({e}): 503", room.channel_name);
+                let _ = reply.send(IngestOutcome::Full);
+            }
+        }));
+    }
+}
+
+impl Handler<Join> for SharedRoom {
+    type Result = ResponseActFuture<Self, Result<Joined, Refused>>;
+
+    fn handle(&mut self, msg: Join, ctx: &mut Self::Context) -> Self::Result {
+        self.last_activity = Instant::now();
+        let session = msg.request.session;
+        self.sessions.insert(session, msg.addr);
+        let (reply, answer) = oneshot::channel();
+        let input = Input::Join { s: session, n: self.shared.node_id.clone(), p: msg.request.profile.clone() };
+        self.pending_joins.insert(session, PendingJoin { request: msg.request, reply });
+        let subscribed = self.ensure_subscribed(ctx);
+        let sent = self.send_input(&input, "");
+        Box::pin(
+            async move {
+                if !subscribed.await {
+                    return Err(UNAVAILABLE);
+                }
+                let (_, owner) = sent.await.map_err(|_| UNAVAILABLE)?;
+                Ok(owner)
+            }
+            .into_actor(self)
+            .then(move |sent, room, ctx| {
+                if let Ok(owner) = &sent {
+                    room.claim_if_vacant(owner, ctx);
+                }
+                async move {
+                    sent?;
+                    match tokio::time::timeout(ANSWER_TIMEOUT, answer).await {
+                        Ok(Ok(answer)) => answer,
+                        _ => Err(UNAVAILABLE),
+                    }
+                }
+                .into_actor(room)
+                .map(move |answer, room, _ctx| {
+                    if answer.is_err() {
+                        room.pending_joins.remove(&session);
+                        room.sessions.remove(&session);
+                        room.maybe_unsubscribe();
+                    }
+                    answer
+                })
+            }),
+        )
+    }
+}
+
+impl Handler<Leave> for SharedRoom {
+    type Result = ResponseActFuture<Self, Result<(), ErrorCode>>;
+
+    fn handle(&mut self, msg: Leave, _ctx: &mut Self::Context) -> Self::Result {
+        self.last_activity = Instant::now();
+        let known = self.sessions.remove(&msg.session).is_some();
+        self.maybe_unsubscribe();
+        let sent = self.send_input(&Input::Leave { s: msg.session, why: msg.reason.into() }, "");
+        let channel = self.channel_name.clone();
+        Box::pin(
+            async move {
+                if let Err(e) = sent.await {
+                    warn!("room {channel}: a leave could not be stored: {e}");
+                }
+                if known {
+                    Ok(())
+                } else {
+                    Err(ErrorCode::NotInRoom)
+                }
+            }
+            .into_actor(self),
+        )
+    }
+}
+
+impl Handler<MemberAction> for SharedRoom {
+    type Result = ResponseActFuture<Self, Result<ActionDone, Refused>>;
+
+    fn handle(&mut self, msg: MemberAction, ctx: &mut Self::Context) -> Self::Result {
+        self.last_activity = Instant::now();
+        let rid = self.next_rid;
+        self.next_rid += 1;
+        let (reply, answer) = oneshot::channel();
+        self.pending_acts.insert(rid, reply);
+        let input = Input::Act { s: msg.session, n: self.shared.node_id.clone(), r: rid, a: wire_action(msg.action) };
+        let sent = self.send_input(&input, "");
+        let _ = ctx;
+        Box::pin(
+            async move {
+                sent.await.map_err(|_| UNAVAILABLE)?;
+                match tokio::time::timeout(ANSWER_TIMEOUT, answer).await {
+                    Ok(Ok(answer)) => answer,
+                    _ => Err(UNAVAILABLE),
+                }
+            }
+            .into_actor(self)
+            .map(move |answer, room, _ctx| {
+                room.pending_acts.remove(&rid);
+                answer
+            }),
+        )
+    }
+}
+
+impl Handler<SetStatus> for SharedRoom {
+    type Result = ();
+
+    fn handle(&mut self, msg: SetStatus, ctx: &mut Self::Context) {
+        let sent = self.send_input(&Input::Status { st: msg.status }, "");
+        ctx.spawn(sent.into_actor(self).map(|answer, room, ctx| {
+            if let Ok((_, owner)) = answer {
+                room.claim_if_vacant(&owner, ctx);
+            }
+        }));
+    }
+}
+
+impl Handler<Notice> for SharedRoom {
+    type Result = ();
+
+    fn handle(&mut self, msg: Notice, ctx: &mut Self::Context) {
+        let sent = self.send_input(&Input::Notice { c: msg.content, e: msg.expire_time, u: msg.client_url }, "");
+        ctx.spawn(sent.into_actor(self).map(|answer, room, ctx| {
+            if let Ok((_, owner)) = answer {
+                room.claim_if_vacant(&owner, ctx);
+            }
+        }));
+    }
+}
+
+impl Handler<Flush> for SharedRoom {
+    type Result = ();
+
+    fn handle(&mut self, _: Flush, ctx: &mut Self::Context) {
+        if let Some(owner) = self.owner.as_mut() {
+            let effects = owner.core.flush(Now::real());
+            self.commit(effects, Published::default(), ctx);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stream_ids_compare_as_pairs() {
+        assert!(stream_id_le("5-1", "5-2"));
+        assert!(stream_id_le("5-2", "5-2"));
+        assert!(!stream_id_le("10-0", "9-9"));
+        assert!(stream_id_le("0-0", "1-0"));
+    }
+
+    #[test]
+    fn inputs_read_back_what_they_write() {
+        let input = Input::Act { s: 7, n: "a".into(), r: 3, a: WireAction::Up { seat_id: Some(2) } };
+        let json = serde_json::to_string(&input).unwrap();
+        assert!(matches!(serde_json::from_str::<Input>(&json).unwrap(), Input::Act { s: 7, r: 3, .. }));
+    }
+}
