@@ -329,3 +329,26 @@ async fn when_the_owner_is_killed_another_node_takes_the_room_over_and_loses_not
         b.log_text()
     );
 }
+
+#[actix_rt::test]
+async fn a_killed_nodes_members_leave_their_rooms_within_the_node_ttl() {
+    let (_redis, a, mut b) = shared_pair().await;
+    // a owns the room (its member joins first); bob sits on b, on seat 2.
+    let mut ann = client_on(&a, "ann").await;
+    ann.enter("g-expire").await;
+    let mut bob = client_on(&b, "bob").await;
+    bob.enter("g-expire").await;
+    let up = bob.request("up_report", serde_json::json!({"channel_name": "g-expire", "seat_id": 2})).await;
+    assert_eq!(up["error_code"], 0, "{up}");
+    ann.recv_action("up").await;
+
+    b.child.kill().expect("kill -9 node b");
+    let _ = b.child.wait();
+    let died = Instant::now();
+    let exit = ann.recv_action("exit_room").await;
+    assert_eq!((exit["user_id"].as_str(), exit["room_seat"]["id"].as_u64()), (Some("bob"), Some(2)), "{exit}");
+    let within = Duration::from_millis(TTL_MS + TTL_MS / 3) + Duration::from_secs(2);
+    assert!(died.elapsed() < within, "took {:?}", died.elapsed());
+    let seat = ann.request("up_report", serde_json::json!({"channel_name": "g-expire", "seat_id": 2})).await;
+    assert_eq!(seat["error_code"], 0, "bob's seat is free: {seat}");
+}

@@ -233,7 +233,6 @@ fn code_of(code: u16) -> ErrorCode {
         .unwrap_or(Unavailable)
 }
 
-
 const UNAVAILABLE: Refused = Refused::new(ErrorCode::Unavailable, "store unavailable, retry");
 
 // ---------------------------------------------------------------------------------------------
@@ -673,12 +672,54 @@ impl SharedRoom {
                 if let Some(owner) = room.owner.as_mut() {
                     owner.renewed = started;
                 }
+                room.remove_members_of_dead_nodes(ctx);
             }
             Ok(_) => {
                 warn!("room {}: its lease went to another node", room.channel_name);
                 room.give_up(ctx);
             }
             Err(e) => debug!("room {}: lease renewal failed: {e}", room.channel_name),
+        }));
+    }
+
+    /// The owner removes the members of nodes whose presence record has expired (killed or
+    /// cut off): `exit_room` for the others, seats freed, viewers corrected (PROTOCOL.md 7).
+    fn remove_members_of_dead_nodes(&mut self, ctx: &mut Context<Self>) {
+        let Some(owner) = &self.owner else { return };
+        let mut nodes: Vec<String> = owner.node_of.values().filter(|n| **n != self.shared.node_id).cloned().collect();
+        nodes.sort_unstable();
+        nodes.dedup();
+        if nodes.is_empty() {
+            return;
+        }
+        let mut conn = self.shared.conn.clone();
+        let records: Vec<String> = nodes.iter().map(|n| self.shared.keys.node(n)).collect();
+        let check = async move {
+            let mut pipe = redis::pipe();
+            for record in &records {
+                pipe.exists(record);
+            }
+            let alive: Vec<bool> = pipe.query_async(&mut conn).await?;
+            Ok::<_, redis::RedisError>(
+                nodes.into_iter().zip(alive).filter(|(_, a)| !a).map(|(n, _)| n).collect::<Vec<_>>(),
+            )
+        };
+        ctx.wait(check.into_actor(self).map(|dead, room, ctx| {
+            let Ok(dead) = dead else { return };
+            let Some(owner) = room.owner.as_mut() else { return };
+            let gone: Vec<SessionId> =
+                owner.node_of.iter().filter(|(_, n)| dead.contains(n)).map(|(s, _)| *s).collect();
+            if gone.is_empty() {
+                return;
+            }
+            info!("room {}: {} member session(s) of dead node(s) {:?} removed", room.channel_name, gone.len(), dead);
+            let now = Now::real();
+            let mut effects = Effects::default();
+            for session in gone {
+                owner.node_of.remove(&session);
+                merge(&mut effects, owner.core.leave(session, LeaveReason::Disconnect, now).1);
+            }
+            room.commit(effects, Published::default(), ctx);
         }));
     }
 
