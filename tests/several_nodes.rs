@@ -352,3 +352,48 @@ async fn a_killed_nodes_members_leave_their_rooms_within_the_node_ttl() {
     let seat = ann.request("up_report", serde_json::json!({"channel_name": "g-expire", "seat_id": 2})).await;
     assert_eq!(seat["error_code"], 0, "bob's seat is free: {seat}");
 }
+
+#[actix_rt::test]
+async fn a_redis_restart_while_pushes_flow_answers_503_then_recovers_and_loses_nothing_acknowledged() {
+    let mut redis = RedisServer::start_persistent();
+    let prefix = unique_prefix();
+    let a = node_with("node-a", &redis.url(), &prefix, true).await;
+    let mut ann = client_on(&a, "ann").await;
+    ann.enter("g-outage").await;
+    let mut bigo = bigo_on(&a).await;
+    let (mut acknowledged, mut refused) = (Vec::new(), 0);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    for i in 0..60 {
+        if i == 15 {
+            redis.stop();
+        }
+        if i == 30 {
+            redis.restart();
+        }
+        let content = format!("m{i:02}");
+        let push = common::push_data(
+            &format!("o{i}"),
+            "g-outage",
+            2,
+            vec![common::msg_item(&format!("o{i}"), common::now_ms(), &content)],
+        );
+        match bigo.push(&push).await["rescode"].as_u64() {
+            Some(200) => acknowledged.push(content),
+            Some(503) => refused += 1,
+            other => panic!("a push answered {other:?}"),
+        }
+        actix_rt::time::sleep(Duration::from_millis(50)).await;
+        assert!(Instant::now() < deadline, "pushes took too long");
+    }
+    assert!(refused > 0, "the outage answered 503");
+    assert!(acknowledged.iter().any(|c| c.as_str() > "m30"), "service came back by itself: {acknowledged:?}");
+    let mut got: Vec<String> = ann
+        .events("send_topic_msg", acknowledged.len())
+        .await
+        .iter()
+        .map(|e| e["content"].as_str().unwrap_or_default().to_string())
+        .collect();
+    got.sort();
+    acknowledged.sort();
+    assert_eq!(got, acknowledged, "every acknowledged push delivered once, none that was refused");
+}

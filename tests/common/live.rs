@@ -43,11 +43,23 @@ fn free_port() -> u16 {
 pub struct RedisServer {
     pub port: u16,
     child: Option<Child>,
+    /// With persistence: the directory of its append-only file (kept across restarts).
+    dir: Option<std::path::PathBuf>,
 }
 
 impl RedisServer {
     pub fn start() -> Self {
-        let mut server = Self { port: free_port(), child: None };
+        let mut server = Self { port: free_port(), child: None, dir: None };
+        server.restart();
+        server
+    }
+
+    /// A server that writes every command to an append-only file before answering it
+    /// (`appendfsync always`), so that a restart keeps everything it acknowledged.
+    pub fn start_persistent() -> Self {
+        let dir = std::env::temp_dir().join(format!("danmu-redis-{}-{}", std::process::id(), free_port()));
+        std::fs::create_dir_all(&dir).expect("redis dir");
+        let mut server = Self { port: free_port(), child: None, dir: Some(dir) };
         server.restart();
         server
     }
@@ -58,8 +70,17 @@ impl RedisServer {
 
     /// Starts it (again) on the same port, empty, and waits until it answers PING.
     pub fn restart(&mut self) {
+        let persistence: Vec<String> = match &self.dir {
+            None => ["--appendonly", "no"].map(String::from).to_vec(),
+            Some(dir) => ["--appendonly", "yes", "--appendfsync", "always", "--dir"]
+                .map(String::from)
+                .into_iter()
+                .chain([dir.display().to_string()])
+                .collect(),
+        };
         let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", ""])
+            .args(&persistence)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -87,6 +108,9 @@ impl RedisServer {
 impl Drop for RedisServer {
     fn drop(&mut self) {
         self.stop();
+        if let Some(dir) = &self.dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }
 
