@@ -51,6 +51,7 @@ pub struct ShutdownHandle {
     server: actix_web::dev::ServerHandle,
     registry: Addr<Registry>,
     sessions: Addr<SessionIndex>,
+    presence: Option<Addr<cluster::presence::NodePresence>>,
     draining: Arc<AtomicBool>,
     arbiters: Vec<ArbiterHandle>,
 }
@@ -65,6 +66,10 @@ impl ShutdownHandle {
             return;
         }
         info!("shutdown: draining");
+        if let Some(presence) = &self.presence {
+            // Before anything else: no node sends new clients here any more.
+            let _ = presence.send(cluster::presence::Withdraw).await;
+        }
         let bigo = self.registry.send(CloseAllBigo).await.unwrap_or_default();
         let rooms = self.registry.send(AllRooms).await.unwrap_or_default();
         for room in &rooms {
@@ -155,7 +160,7 @@ pub fn start_on(config: Config, listener: TcpListener) -> std::io::Result<Broker
         metrics,
         live,
         public_url,
-        presence,
+        presence: presence.clone(),
         draining: draining.clone(),
     });
     let routes = http::routes(&state);
@@ -176,7 +181,7 @@ pub fn start_on(config: Config, listener: TcpListener) -> std::io::Result<Broker
     for warning in startup::warnings(&config).into_iter().chain(secrets_warning) {
         warn!("{warning}");
     }
-    let shutdown = ShutdownHandle { server: server.handle(), registry, sessions, draining, arbiters };
+    let shutdown = ShutdownHandle { server: server.handle(), registry, sessions, presence, draining, arbiters };
     Ok(Broker { local_addr, server, shutdown })
 }
 

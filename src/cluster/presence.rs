@@ -14,7 +14,9 @@
 
 use std::time::Duration;
 
-use actix::{Actor, ActorFutureExt, Addr, AsyncContext, Context, Handler, Message, MessageResult, WrapFuture};
+use actix::{
+    Actor, ActorFutureExt, Addr, AsyncContext, Context, Handler, Message, MessageResult, ResponseFuture, WrapFuture,
+};
 use std::sync::Arc;
 
 use actors::metrics::Metrics;
@@ -46,6 +48,34 @@ pub fn fewest_clients(nodes: &[NodeView], now_ms: i64) -> Option<&NodeView> {
 #[rtype(result = "Option<String>")]
 pub struct PickNode;
 
+/// The node is shutting down: its record goes now (clients are not sent to it any more), and
+/// it is not renewed again.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Withdraw;
+
+impl Handler<Withdraw> for NodePresence {
+    type Result = ResponseFuture<()>;
+
+    fn handle(&mut self, _: Withdraw, _ctx: &mut Self::Context) -> Self::Result {
+        self.withdrawn = true;
+        let (mut conn, keys, node_id) = (self.conn.clone(), self.keys.clone(), self.node_id.clone());
+        Box::pin(async move {
+            let gone: redis::RedisResult<()> = redis::pipe()
+                .zrem(keys.nodes(), &node_id)
+                .ignore()
+                .del(keys.node(&node_id))
+                .ignore()
+                .query_async(&mut conn)
+                .await;
+            match gone {
+                Ok(()) => info!("node {node_id}: presence withdrawn"),
+                Err(e) => warn!("node {node_id}: presence not withdrawn ({e}); it expires by itself"),
+            }
+        })
+    }
+}
+
 /// Whether the last renewal reached Redis (`None` before the first one ended).
 #[derive(Message)]
 #[rtype(result = "Option<bool>")]
@@ -74,6 +104,8 @@ pub struct NodePresence {
     metrics: Arc<Metrics>,
     view: Vec<NodeView>,
     renewing: bool,
+    /// Set on shutdown: no more renewals.
+    withdrawn: bool,
     /// Whether the last renewal reached Redis (for the log: said once per change).
     reachable: Option<bool>,
 }
@@ -98,6 +130,7 @@ impl NodePresence {
             metrics,
             view: Vec::new(),
             renewing: false,
+            withdrawn: false,
             reachable: None,
         }
     }
@@ -108,7 +141,7 @@ impl NodePresence {
     }
 
     fn renew(&mut self, ctx: &mut Context<Self>) {
-        if self.renewing {
+        if self.renewing || self.withdrawn {
             return;
         }
         self.renewing = true;
