@@ -6,7 +6,9 @@
 #   bench/compare.sh OLD_BROKER NEW_BROKER [rounds] -- danmu-bench args...
 #   bench/compare.sh /tmp/base/danmu-broker target/release/danmu-broker 2 -- --workload w1 --rate 1200
 #
-# The generator is this tree's target/release/danmu-bench. Loopback only; bounded in time.
+# The generator is this tree's target/release/danmu-bench; CONFIG= names the config file both
+# brokers read (default ./config.yaml: an older build may not know its newer keys). Loopback
+# only; bounded in time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,7 +27,7 @@ echo "# B = $B"
 run() {
   local label=$1 bin=$2; shift 2
   RUST_LOG=warn DANMU__SERVER__PORT=$PORT DANMU__SERVER__PUBLIC_URL=ws://127.0.0.1:$PORT \
-    "$bin" --config config.yaml > "/tmp/danmu-compare-$label.log" 2>&1 &
+    "$bin" --config "${CONFIG:-config.yaml}" > "/tmp/danmu-compare-$label.log" 2>&1 &
   local broker=$!
   for _ in $(seq 50); do
     (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null && break

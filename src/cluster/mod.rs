@@ -5,6 +5,7 @@
 //!   `end_point` (the live node with the fewest clients).
 //! - [`room`]: `SharedRoom`, a room whose inputs, state and history live in Redis and whose
 //!   owner (one node at a time, by lease) runs the room core for every node.
+//!   Its Lua scripts are in `scripts`, what it sends through Redis in `wire`.
 //! - [`bus`]: the node's pub/sub connection (room channels, owner wake-ups).
 //!
 //! With `store.kind: memory` none of this runs.
@@ -13,6 +14,8 @@ pub mod bus;
 pub mod keys;
 pub mod presence;
 pub mod room;
+mod scripts;
+mod wire;
 
 /// This node's id: `store.node_id`, or a fresh random one (8 hex digits) when empty.
 pub fn node_id(configured: &str) -> String {

@@ -32,11 +32,10 @@ use actix::{
 };
 use actors::config::RoomConfig;
 use actors::metrics::Metrics;
-use actors::protocol::bigo::{BigoStatus, DanmuItem};
-use actors::protocol::client::{ErrorCode, Profile, RoomSnapshot};
-use actors::protocol::status::RoomStatus;
+use actors::protocol::bigo::DanmuItem;
+use actors::protocol::client::ErrorCode;
 use actors::room::{
-    Action, ActionDone, Bundle, Effects, Flush, Ingest, IngestOutcome, Join, JoinRequest, Joined, Leave, LeaveReason,
+    ActionDone, Bundle, Effects, Flush, Ingest, IngestOutcome, Join, JoinRequest, Joined, Leave, LeaveReason,
     MemberAction, MembershipChanged, Notice, Now, Push, Refused, RoomCore, RoomEvent, RoomLinks, RoomState, SessionId,
     SetStatus, StatusOf, ToMember,
 };
@@ -44,12 +43,15 @@ use bytestring::ByteString;
 use log::{debug, info, warn};
 use redis::aio::ConnectionManager;
 use redis::Script;
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use tokio::sync::{broadcast, oneshot};
 
 use super::bus::{Bus, BusMessage, Subscribe, Unsubscribe};
 use super::keys::Keys;
+use super::scripts::{COMMIT, INGEST, RENEW};
+use super::wire::{
+    action_of, code_of, stream_id_le, wire_action, AckWire, Input, JoinAnswerWire, Published, SeatWire, SnapshotWire,
+    WireEvent,
+};
 
 /// How long a member's report waits for the owner's answer before it is error 1011.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
@@ -57,53 +59,6 @@ const ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
 const POLL_EVERY: Duration = Duration::from_millis(200);
 /// Inputs read per round.
 const READ_COUNT: usize = 500;
-
-/// KEYS: seen, in, lease. ARGV: seqid key ("" = none), now ms, kind, node, body, wake channel.
-/// Answers {1, owner} for a seqid seen before, {0, owner} once the input is in the stream.
-const INGEST: &str = r"
-if ARGV[1] ~= '' then
-  if redis.call('ZADD', KEYS[1], 'NX', ARGV[2], 's|' .. ARGV[1]) == 0 then
-    return {1, redis.call('GET', KEYS[3]) or ''}
-  end
-end
-redis.call('XADD', KEYS[2], '*', 'k', ARGV[3], 'n', ARGV[4], 'b', ARGV[5])
-redis.call('PUBLISH', ARGV[6], '1')
-return {0, redis.call('GET', KEYS[3]) or ''}
-";
-
-/// KEYS: lease. ARGV: node, ttl ms. 1 when the lease is ours (and renewed), else 0.
-const RENEW: &str = r"
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
-  return 1
-end
-return 0
-";
-
-/// KEYS: lease, events, state, seen, in. ARGV: node, history_len, seen cap, now ms, core
-/// state, session nodes, applied id, trim id ("" = none), channel, message ("" = none),
-/// n events, then seq/exclude/json triples (exclude "" = none), then n released, then the
-/// released keys.
-/// Answers 1 when committed, 0 when the lease is not ours (nothing written).
-const COMMIT: &str = r"
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-local i = 12
-for _ = 1, tonumber(ARGV[11]) do
-  redis.call('XADD', KEYS[2], 'MAXLEN', '=', ARGV[2], ARGV[i] .. '-1', 'x', ARGV[i + 1], 'e', ARGV[i + 2])
-  i = i + 3
-end
-local released = tonumber(ARGV[i])
-i = i + 1
-for _ = 1, released do
-  redis.call('ZADD', KEYS[4], ARGV[4], 'd|' .. ARGV[i])
-  i = i + 1
-end
-if released > 0 then redis.call('ZREMRANGEBYRANK', KEYS[4], 0, -(tonumber(ARGV[3]) + 1)) end
-redis.call('HSET', KEYS[3], 'core', ARGV[5], 'nodes', ARGV[6], 'applied', ARGV[7])
-if ARGV[8] ~= '' then redis.call('XTRIM', KEYS[5], 'MINID', ARGV[8]) end
-if ARGV[10] ~= '' then redis.call('PUBLISH', ARGV[9], ARGV[10]) end
-return 1
-";
 
 /// Everything a shared room needs that is the same for every room of a node.
 #[derive(Clone)]
@@ -129,108 +84,6 @@ pub fn factory(shared: SharedRooms) -> actors::registry::RoomFactory {
         };
         actors::room::RoomHandle::of(&addr)
     })
-}
-
-// ---------------------------------------------------------------------------------------------
-// What travels through Redis
-
-/// One input of the room's stream, by kind (`k`) with its body (`b`).
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(tag = "k", rename_all = "snake_case")]
-enum Input {
-    Push { gs: String, sq: String, t: i64, st: Option<BigoStatus>, items: Vec<(String, Value)> },
-    Join { s: SessionId, n: String, p: Profile },
-    Leave { s: SessionId, why: Why },
-    Act { s: SessionId, n: String, r: u64, a: WireAction },
-    Status { st: RoomStatus },
-    Notice { c: String, e: i64, u: String },
-}
-
-#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-enum Why {
-    Exit,
-    Switch,
-    Disconnect,
-    Moved,
-}
-
-impl From<LeaveReason> for Why {
-    fn from(r: LeaveReason) -> Self {
-        match r {
-            LeaveReason::Exit => Self::Exit,
-            LeaveReason::Switch => Self::Switch,
-            LeaveReason::Disconnect => Self::Disconnect,
-            LeaveReason::Moved => Self::Moved,
-        }
-    }
-}
-
-impl From<Why> for LeaveReason {
-    fn from(w: Why) -> Self {
-        match w {
-            Why::Exit => Self::Exit,
-            Why::Switch => Self::Switch,
-            Why::Disconnect => Self::Disconnect,
-            Why::Moved => Self::Moved,
-        }
-    }
-}
-
-/// A member action as it travels (the core's `Action` holds a report type without serde).
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(tag = "t", rename_all = "snake_case")]
-enum WireAction {
-    Say { content: String },
-    Gift { notify_type: actors::protocol::client::NotifyType, gift: Value },
-    Up { seat_id: Option<u32> },
-    Down,
-    HangUp { receiver_id: String },
-}
-
-/// What the owner publishes after a commit.
-#[derive(Debug, Default, Serialize, Deserialize)]
-struct Published {
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    events: Vec<WireEvent>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    joins: Vec<JoinAnswerWire>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    acks: Vec<AckWire>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    direct: Vec<(SessionId, String)>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct WireEvent {
-    seq: u64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    x: Option<SessionId>,
-    j: String,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-struct JoinAnswerWire {
-    s: SessionId,
-    ok: Option<(Value, u64)>,
-    err: Option<(u16, String)>,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-struct AckWire {
-    n: String,
-    r: u64,
-    ok: Option<(Option<u64>, Option<Value>)>,
-    err: Option<(u16, String)>,
-}
-
-fn code_of(code: u16) -> ErrorCode {
-    use ErrorCode::*;
-    [BadParameters, BadSign, TokenInvalid, NotInRoom, SeatTaken, RateLimited, RoomClosed, FrameTooLarge, UnknownAction]
-        .into_iter()
-        .chain([TimestampOutOfWindow, Unavailable])
-        .find(|c| c.code() == code)
-        .unwrap_or(Unavailable)
 }
 
 const UNAVAILABLE: Refused = Refused::new(ErrorCode::Unavailable, "store unavailable, retry");
@@ -899,108 +752,6 @@ impl SharedRoom {
     }
 }
 
-/// Stream ids compare as (ms, seq) pairs.
-fn stream_id_le(a: &str, b: &str) -> bool {
-    let parse = |s: &str| {
-        let (ms, seq) = s.split_once('-').unwrap_or((s, "0"));
-        (ms.parse::<u64>().unwrap_or(0), seq.parse::<u64>().unwrap_or(0))
-    };
-    parse(a) <= parse(b)
-}
-
-fn merge(into: &mut Effects, from: Effects) {
-    into.events.extend(from.events);
-    into.direct.extend(from.direct);
-    into.membership.extend(from.membership);
-    into.released.extend(from.released);
-}
-
-fn wire_action(action: Action) -> WireAction {
-    match action {
-        Action::Say { content } => WireAction::Say { content },
-        Action::Gift { notify_type, gift } => {
-            let mut value = serde_json::Map::from_iter(gift.extra);
-            value.insert("id".into(), gift.id.into());
-            value.insert("name".into(), gift.name.into());
-            if let Some(num) = gift.num {
-                value.insert("num".into(), num.into());
-            }
-            value.insert("receiver_id".into(), gift.receiver_id.into());
-            WireAction::Gift { notify_type, gift: Value::Object(value) }
-        }
-        Action::Up { seat_id } => WireAction::Up { seat_id },
-        Action::Down => WireAction::Down,
-        Action::HangUp { receiver_id } => WireAction::HangUp { receiver_id },
-    }
-}
-
-fn action_of(action: WireAction) -> Option<Action> {
-    Some(match action {
-        WireAction::Say { content } => Action::Say { content },
-        WireAction::Gift { notify_type, gift } => {
-            Action::Gift { notify_type, gift: serde_json::from_value(gift).ok()? }
-        }
-        WireAction::Up { seat_id } => Action::Up { seat_id },
-        WireAction::Down => Action::Down,
-        WireAction::HangUp { receiver_id } => Action::HangUp { receiver_id },
-    })
-}
-
-/// The snapshot as it travels (the wire type only serialises).
-#[derive(Debug, Deserialize)]
-struct SnapshotWire {
-    channel_name: String,
-    members: usize,
-    seats: Vec<SeatWire>,
-    last_seq: u64,
-    epoch: String,
-    status: Option<actors::protocol::status::ChannelStatus>,
-}
-
-impl SnapshotWire {
-    fn into_snapshot(self) -> RoomSnapshot {
-        RoomSnapshot {
-            channel_name: self.channel_name,
-            members: self.members,
-            seats: self.seats.into_iter().map(SeatWire::into_seat).collect(),
-            last_seq: self.last_seq,
-            epoch: self.epoch,
-            status: self.status,
-        }
-    }
-}
-
-#[derive(Debug, Deserialize)]
-struct SeatWire {
-    id: u32,
-    user_id: String,
-    nickname: String,
-    sex: Value,
-    avatar_url: String,
-    avatar_small_url: String,
-    status: u8,
-    microphone: u8,
-    rank: u32,
-    room_id: String,
-}
-
-impl SeatWire {
-    fn into_seat(self) -> actors::protocol::client::Seat {
-        actors::protocol::client::Seat {
-            id: self.id,
-            user_id: self.user_id,
-            nickname: self.nickname,
-            sex: self.sex,
-            avatar_url: self.avatar_url,
-            avatar_small_url: self.avatar_small_url,
-            status: self.status,
-            microphone: self.microphone,
-            rank: self.rank,
-            room_id: self.room_id,
-        }
-    }
-}
-
 impl Actor for SharedRoom {
     type Context = Context<Self>;
 
@@ -1216,22 +967,9 @@ impl Handler<Flush> for SharedRoom {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn stream_ids_compare_as_pairs() {
-        assert!(stream_id_le("5-1", "5-2"));
-        assert!(stream_id_le("5-2", "5-2"));
-        assert!(!stream_id_le("10-0", "9-9"));
-        assert!(stream_id_le("0-0", "1-0"));
-    }
-
-    #[test]
-    fn inputs_read_back_what_they_write() {
-        let input = Input::Act { s: 7, n: "a".into(), r: 3, a: WireAction::Up { seat_id: Some(2) } };
-        let json = serde_json::to_string(&input).unwrap();
-        assert!(matches!(serde_json::from_str::<Input>(&json).unwrap(), Input::Act { s: 7, r: 3, .. }));
-    }
+fn merge(into: &mut Effects, from: Effects) {
+    into.events.extend(from.events);
+    into.direct.extend(from.direct);
+    into.membership.extend(from.membership);
+    into.released.extend(from.released);
 }

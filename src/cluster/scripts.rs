@@ -1,0 +1,49 @@
+//! The Lua scripts of a shared room (see `room`): each runs atomically on the room's one
+//! hash slot, so that a check and the writes it guards cannot be split by another node.
+
+/// KEYS: seen, in, lease. ARGV: seqid key ("" = none), now ms, kind, node, body, wake channel.
+/// Answers {1, owner} for a seqid seen before, {0, owner} once the input is in the stream.
+pub const INGEST: &str = r"
+if ARGV[1] ~= '' then
+  if redis.call('ZADD', KEYS[1], 'NX', ARGV[2], 's|' .. ARGV[1]) == 0 then
+    return {1, redis.call('GET', KEYS[3]) or ''}
+  end
+end
+redis.call('XADD', KEYS[2], '*', 'k', ARGV[3], 'n', ARGV[4], 'b', ARGV[5])
+redis.call('PUBLISH', ARGV[6], '1')
+return {0, redis.call('GET', KEYS[3]) or ''}
+";
+
+/// KEYS: lease. ARGV: node, ttl ms. 1 when the lease is ours (and renewed), else 0.
+pub const RENEW: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+return 0
+";
+
+/// KEYS: lease, events, state, seen, in. ARGV: node, history_len, seen cap, now ms, core
+/// state, session nodes, applied id, trim id ("" = none), channel, message ("" = none),
+/// n events, then seq/exclude/json triples (exclude "" = none), then n released, then the
+/// released keys.
+/// Answers 1 when committed, 0 when the lease is not ours (nothing written).
+pub const COMMIT: &str = r"
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+local i = 12
+for _ = 1, tonumber(ARGV[11]) do
+  redis.call('XADD', KEYS[2], 'MAXLEN', '=', ARGV[2], ARGV[i] .. '-1', 'x', ARGV[i + 1], 'e', ARGV[i + 2])
+  i = i + 3
+end
+local released = tonumber(ARGV[i])
+i = i + 1
+for _ = 1, released do
+  redis.call('ZADD', KEYS[4], ARGV[4], 'd|' .. ARGV[i])
+  i = i + 1
+end
+if released > 0 then redis.call('ZREMRANGEBYRANK', KEYS[4], 0, -(tonumber(ARGV[3]) + 1)) end
+redis.call('HSET', KEYS[3], 'core', ARGV[5], 'nodes', ARGV[6], 'applied', ARGV[7])
+if ARGV[8] ~= '' then redis.call('XTRIM', KEYS[5], 'MINID', ARGV[8]) end
+if ARGV[10] ~= '' then redis.call('PUBLISH', ARGV[9], ARGV[10]) end
+return 1
+";
