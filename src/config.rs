@@ -179,18 +179,31 @@ pub struct DemoConfig {
 }
 
 impl Config {
-    /// The BIGO ingress this configuration serves, as a URL to connect to (the simulator's
-    /// default): `ws://{server.host}:{server.port}{bigo.path}`, `wss://` when the broker
-    /// terminates TLS itself; a wildcard bind address means this host.
+    /// The BIGO ingress this configuration serves, as a URL to connect to (the default of
+    /// `simulate` and `push`): `ws://{server.host}:{server.port}{bigo.path}`, `wss://` when the
+    /// broker terminates TLS itself; a wildcard bind address means this host.
     pub fn bigo_ingress_url(&self) -> String {
+        let scheme = if self.server.tls.is_some() { "wss" } else { "ws" };
+        format!("{scheme}://{}{}", self.dialable_host_port(), self.bigo.path)
+    }
+
+    /// The HTTP base this configuration serves (the default of `listen`):
+    /// `http://{server.host}:{server.port}`, `https://` under TLS.
+    pub fn http_base_url(&self) -> String {
+        let scheme = if self.server.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", self.dialable_host_port())
+    }
+
+    /// `server.host:server.port` as an address to dial: a wildcard bind address means this
+    /// host, an IPv6 address gets its brackets.
+    fn dialable_host_port(&self) -> String {
         let host = match self.server.host.as_str() {
             "0.0.0.0" | "" => "127.0.0.1".to_string(),
             "::" | "[::]" => "[::1]".to_string(),
             h if h.contains(':') && !h.starts_with('[') => format!("[{h}]"),
             h => h.to_string(),
         };
-        let scheme = if self.server.tls.is_some() { "wss" } else { "ws" };
-        format!("{scheme}://{host}:{}{}", self.server.port, self.bigo.path)
+        format!("{host}:{}", self.server.port)
     }
 }
 
@@ -380,5 +393,8 @@ mod tests {
         c.server.port = 9000;
         c.bigo.path = "/in".into();
         assert_eq!(c.bigo_ingress_url(), "ws://127.0.0.1:9000/in");
+        assert_eq!(c.http_base_url(), "http://127.0.0.1:9000");
+        c.server.host = "::1".into();
+        assert_eq!(c.http_base_url(), "http://[::1]:9000");
     }
 }

@@ -1,6 +1,10 @@
 //! The `danmu-broker` command: serves by default; `token` prints a client JWT for trying the
 //! server by hand (PROTOCOL.md 5); `simulate` stands in for the BIGO platform and pushes danmu
-//! into a broker (PROTOCOL.md 6, logic in the `danmu-simulator` crate, `simulator/`).
+//! into a broker (PROTOCOL.md 6, logic in the `danmu-simulator` crate, `simulator/`). The
+//! by-hand tools `listen` (an app client printing a channel's events), `push` (one danmu, as
+//! BIGO sends it) and `check-config` live in [`cli`].
+
+mod cli;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -50,6 +54,29 @@ enum Command {
     },
     /// Stand in for BIGO: log in to a broker's BIGO ingress and push danmu for a game session.
     Simulate(danmu_simulator::Options),
+    /// Be an app client: enter a channel and print its room events, one JSON line each.
+    ///
+    /// Mints its JWT with auth.jwt_secret, asks end_point, connects, pings every ping_interval,
+    /// enters the channel and prints each room event on stdout as the broker sent it (status
+    /// lines go to stderr). A dropped connection is opened again with back-off and the channel
+    /// entered again with the last seq and epoch seen; stderr says whether the ack said
+    /// recovered. Runs until Ctrl-C.
+    Listen(cli::listen::ListenOptions),
+    /// Push one danmu item as BIGO does and print the answer.
+    ///
+    /// Logs in to the BIGO ingress as the config's first bigo.accounts entry, sends one signed
+    /// dataReception (a fresh seqid and data_seq each run unless given) and prints its answer,
+    /// {"seqid","rescode","message"}, on stdout. Exit status 1 unless rescode is 200.
+    Push(cli::push::PushOptions),
+    /// Check the configuration and print it as YAML, secrets masked.
+    ///
+    /// Loads the configuration as serving does (the file, then DANMU__SECTION__KEY variables),
+    /// makes start-up's checks (values, TLS files, shipped secrets off loopback) and prints the
+    /// effective configuration as YAML, with auth.jwt_secret, admin.key, the bigo passwords,
+    /// bigo.api_token, live.push_key, live.play_key, live.callback_key and a store.redis_url
+    /// password shown as ***. Exit status 0 when valid; 2, with a message naming the key, when
+    /// not.
+    CheckConfig,
 }
 
 fn main() -> ExitCode {
@@ -58,15 +85,18 @@ fn main() -> ExitCode {
         Some(path) => (path.clone(), true),
         None => (PathBuf::from("config.yaml"), false),
     };
+    let command = cli.command.unwrap_or(Command::Serve);
     let config = match config::load(&path, required) {
         Ok(config) => config,
         Err(e) => {
-            eprintln!("danmu-broker: {e}");
+            let who =
+                if matches!(command, Command::CheckConfig) { "danmu-broker check-config" } else { "danmu-broker" };
+            eprintln!("{who}: {e}");
             return ExitCode::from(2);
         }
     };
     logging::init(config.log.format);
-    match cli.command.unwrap_or(Command::Serve) {
+    match command {
         Command::Serve => {
             log::info!("{}", config::describe_source(&path));
             serve(config)
@@ -80,7 +110,18 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Simulate(opts) => run_simulator(config, opts),
+        Command::Listen(opts) => run_client(cli::listen::run(&config, opts)),
+        Command::Push(opts) => run_client(cli::push::run(&config, opts)),
+        Command::CheckConfig => cli::check_config::run(&config, &path),
     }
+}
+
+/// Runs a by-hand client tool to its exit status, on the actix runtime (its HTTP client needs
+/// it), with rustls on ring for `wss://` and `https://`.
+fn run_client(tool: impl std::future::Future<Output = ExitCode>) -> ExitCode {
+    // An error means a provider is already installed: fine.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    actix_rt::System::new().block_on(tool)
 }
 
 fn run_simulator(config: config::Config, opts: danmu_simulator::Options) -> ExitCode {

@@ -253,15 +253,30 @@ pub fn run(opts: &Options) -> Result<Outcome, String> {
     let sustained_rate = reports.iter().filter(|r| r.ok && r.rate > 0).map(|r| r.rate).max();
     if plan.rates.len() > 1 && !opts.quiet {
         match sustained_rate {
-            Some(rate) => println!(
-                "sustained: {rate} pushes/s x {joined} clients = {} deliveries/s (batch={})",
-                rate * joined as u64,
-                opts.batch
-            ),
+            Some(rate) => {
+                println!("{} (batch={})", sustained_line(rate, plan.items_per_push, joined, plan.rooms), opts.batch)
+            }
             None => println!("sustained: no step passed"),
         }
     }
     Ok(Outcome { steps: reports, tail_lost, sustained_rate })
+}
+
+/// Deliveries per second at `rate` pushes/s of `items_per_push` items each, the pushes going
+/// round-robin over `rooms` rooms that `joined` clients share evenly: a push reaches only its
+/// own room's members, `joined / rooms` of them, each getting every item.
+fn sustained_deliveries_per_s(rate: u64, items_per_push: usize, joined: usize, rooms: usize) -> u64 {
+    let deliveries = u128::from(rate) * items_per_push as u128 * joined as u128 / rooms.max(1) as u128;
+    u64::try_from(deliveries).unwrap_or(u64::MAX)
+}
+
+/// The summary line of the highest passing rate.
+fn sustained_line(rate: u64, items_per_push: usize, joined: usize, rooms: usize) -> String {
+    let deliveries = sustained_deliveries_per_s(rate, items_per_push, joined, rooms);
+    let items = if items_per_push == 1 { String::new() } else { format!(" x {items_per_push} items") };
+    let members = joined as f64 / rooms.max(1) as f64;
+    let reached = format!("{members:.0} clients per room ({joined} in {rooms} rooms)");
+    format!("sustained: {rate} pushes/s{items} x {reached} = {deliveries} deliveries/s")
 }
 
 fn plan_drain_ms(opts: &Options) -> u64 {
@@ -388,4 +403,23 @@ fn tail_losses(shards: &[Arc<Mutex<ShardStats>>]) -> u64 {
         *e = last.max(*e);
     }
     all.iter().map(|(room, last)| room_last[room] - last).sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sustained_deliveries_count_only_the_members_of_the_room_each_push_reaches() {
+        // W1: one hot room, every client gets every push.
+        assert_eq!(sustained_deliveries_per_s(1600, 1, 2000, 1), 3_200_000);
+        // W2: 200 rooms of 10: a push reaches 10 clients, not 2000.
+        assert_eq!(sustained_deliveries_per_s(4000, 1, 2000, 200), 40_000);
+        // Items multiply: every item of a push is an event for each member.
+        assert_eq!(sustained_deliveries_per_s(100, 5, 50, 5), 5_000);
+        assert_eq!(sustained_deliveries_per_s(10, 1, 7, 0), 70, "no rooms counts as one");
+        let line = sustained_line(4000, 1, 2000, 200);
+        assert_eq!(line, "sustained: 4000 pushes/s x 10 clients per room (2000 in 200 rooms) = 40000 deliveries/s");
+        assert!(sustained_line(100, 5, 50, 5).contains("100 pushes/s x 5 items x 10 clients per room"));
+    }
 }

@@ -88,18 +88,19 @@ const GIFT_COUNTS: &[i64] = &[1, 1, 1, 1, 5, 10, 66, 99];
 
 /// The fields every danmu item carries (section 1.4).
 #[derive(Debug, Clone, Serialize)]
-struct Sender {
-    user: String,
-    nick_name: String,
-    user_img: String,
-    ts: String,
-    data_seq: String,
+pub struct Sender {
+    pub user: String,
+    pub nick_name: String,
+    pub user_img: String,
+    /// When the viewer acted (ms), as a string, the way the platform sends it.
+    pub ts: String,
+    pub data_seq: String,
 }
 
-/// One danmu item as the platform sends it.
+/// One danmu item as the platform sends it (`danmu-broker push` makes one by hand).
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
-enum Item {
+pub enum Item {
     Msg {
         #[serde(flatten)]
         from: Sender,
@@ -121,21 +122,30 @@ enum Item {
     },
 }
 
+/// One `danmu_data` entry: an anchor's items.
 #[derive(Debug, Serialize)]
-struct AnchorBatch<'a> {
-    openid: &'a str,
-    datas: Vec<Item>,
+pub struct AnchorBatch<'a> {
+    pub openid: &'a str,
+    pub datas: Vec<Item>,
 }
 
-/// The `data` object of `dataReception`.
+/// The `data` object of `dataReception` (section 1.4).
 #[derive(Debug, Serialize)]
-struct PushData<'a> {
-    seqid: &'a str,
-    timestamp: i64,
-    game_id: &'a str,
-    game_sess: &'a str,
-    status: i64,
-    danmu_data: Vec<AnchorBatch<'a>>,
+pub struct PushData<'a> {
+    pub seqid: &'a str,
+    pub timestamp: i64,
+    pub game_id: &'a str,
+    pub game_sess: &'a str,
+    pub status: i64,
+    pub danmu_data: Vec<AnchorBatch<'a>>,
+}
+
+impl PushData<'_> {
+    /// The JSON text to sign and send as `data`.
+    pub fn to_text(&self) -> String {
+        // Plain structs of strings and integers always serialise.
+        serde_json::to_string(self).unwrap_or_default()
+    }
 }
 
 /// Items per type.
@@ -228,8 +238,7 @@ impl Generator {
             status,
             danmu_data: vec![AnchorBatch { openid: &self.openid, datas: items }],
         };
-        // Plain structs of strings and integers always serialise.
-        let data = serde_json::to_string(&data).unwrap_or_default();
+        let data = data.to_text();
         Push { seqid, data, items: counts, status }
     }
 

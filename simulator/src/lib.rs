@@ -15,7 +15,9 @@
 //! push sent again, as section 1.4 asks of the platform.
 //!
 //! - [`options`]: the command-line [`Options`] and their checks.
-//! - [`generator`]: the danmu [`Generator`] (pure, unit-tested): the `data` of each push.
+//! - [`generator`]: the danmu [`Generator`] (pure, unit-tested): the `data` of each push; its
+//!   [`Item`] and [`PushData`] types also serve `danmu-broker push`, which sends one by hand.
+//! - [`link`]: one logged-in connection to the ingress ([`Target::open`]), shared with `push`.
 //! - [`run_loop`]: [`run`], the one async loop that owns the connection, the send queue and
 //!   the counters. It runs on any tokio runtime (the binary uses actix_rt's).
 //! - [`summary`]: the [`Summary`] of a run, as text or JSON.
@@ -24,11 +26,13 @@
 //! side written once for the simulator, the load generator and the tests.
 
 pub mod generator;
+pub mod link;
 pub mod options;
 pub mod run_loop;
 pub mod summary;
 
-pub use generator::{Generator, ItemCounts, Push};
+pub use generator::{AnchorBatch, Generator, Item, ItemCounts, Push, PushData, Sender};
+pub use link::{Link, Target};
 pub use options::Options;
 pub use run_loop::run;
 pub use summary::Summary;

@@ -1,7 +1,8 @@
 //! The run loop: the one async task that owns the connection to the broker, the send queue
 //! and the counters. It logs in (and logs in again after a lost connection or a 401), pings,
 //! sends the pushes when due, reads every answer, and retries as section 1.4 asks of the
-//! platform. Frames are built and answers read by `actors::protocol::bigo_client`.
+//! platform. The connection and its login are [`crate::link`]'s; frames are built and answers
+//! read by `actors::protocol::bigo_client`.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -9,21 +10,18 @@ use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
 use actors::config::BigoConfig;
-use actors::protocol::bigo::{URI_DATA_RESP, URI_ERROR, URI_LOGIN_RESP};
+use actors::protocol::bigo::{URI_DATA_RESP, URI_ERROR};
 use actors::protocol::bigo_client::{self, Answer, AnswerError};
 use actors::protocol::now_ms;
-use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{connect_async, MaybeTlsStream, WebSocketStream};
 
+use crate::link::{Link, Target};
 use crate::{Generator, Options, Push, SimulateError, Summary};
 
 /// PROTOCOL.md 1.3: the platform pings every 5 s.
 const PING_EVERY: Duration = Duration::from_secs(5);
-/// How long to wait for the login answer.
-const LOGIN_TIMEOUT: Duration = Duration::from_secs(5);
 /// After the end, how long to wait for outstanding acks before giving up on them.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 /// A push answered 503 is sent again after this long.
@@ -35,66 +33,6 @@ const DUPLICATE_AFTER: Duration = Duration::from_millis(50);
 /// Reconnect backoff bounds.
 const RECONNECT_MIN: Duration = Duration::from_millis(500);
 const RECONNECT_MAX: Duration = Duration::from_secs(5);
-
-type Ws = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
-
-/// A logged-in connection.
-struct Link {
-    sink: SplitSink<Ws, Message>,
-    stream: SplitStream<Ws>,
-    access_token: String,
-}
-
-/// Where to connect and as whom.
-struct Target {
-    url: String,
-    account: String,
-    password: String,
-    platform_abbr: String,
-}
-
-impl Target {
-    async fn open(&self) -> Result<Link, SimulateError> {
-        let connect_err = |reason: String| SimulateError::Connect { url: self.url.clone(), reason };
-        let (ws, _) = connect_async(self.url.as_str()).await.map_err(|e| connect_err(e.to_string()))?;
-        if let MaybeTlsStream::Plain(tcp) = ws.get_ref() {
-            // Small frames at a steady pace: do not let Nagle hold them back.
-            let _ = tcp.set_nodelay(true);
-        }
-        let (mut sink, mut stream) = ws.split();
-        let frame = bigo_client::login_request(&self.account, &self.password, &self.platform_abbr, now_ms());
-        sink.send(Message::Text(frame.into())).await.map_err(|e| connect_err(e.to_string()))?;
-        let answer = tokio::time::timeout(LOGIN_TIMEOUT, async {
-            while let Some(msg) = stream.next().await {
-                let msg = msg.map_err(|e| SimulateError::LoginFailed(e.to_string()))?;
-                match msg {
-                    Message::Text(text) => match bigo_client::parse_answer(&text) {
-                        Ok(Answer::Login(answer)) => return Ok(answer),
-                        Ok(_) => {}
-                        Err(AnswerError::NotAFrame) => {
-                            return Err(SimulateError::LoginFailed(format!("not JSON: {text}")));
-                        }
-                        Err(AnswerError::BadData { uri }) if uri == URI_LOGIN_RESP => {
-                            return Err(SimulateError::LoginFailed(format!("unreadable answer: {text}")));
-                        }
-                        Err(AnswerError::BadData { .. }) => {}
-                    },
-                    Message::Close(close) => {
-                        return Err(SimulateError::LoginFailed(format!("connection closed: {close:?}")));
-                    }
-                    _ => {}
-                }
-            }
-            Err(SimulateError::LoginFailed("connection closed".into()))
-        })
-        .await
-        .map_err(|_| SimulateError::LoginFailed("no answer within 5 s".into()))??;
-        match answer.accepted_token() {
-            Some(access_token) => Ok(Link { sink, stream, access_token: access_token.to_string() }),
-            None => Err(SimulateError::LoginRefused(format!("code {}: {}", answer.code, answer.message))),
-        }
-    }
-}
 
 /// A push waiting in the send queue or for its answer.
 struct InFlight {
@@ -298,13 +236,7 @@ impl Run {
 /// binary builds it from `server` and `bigo.path`).
 pub async fn run(bigo: &BigoConfig, default_url: &str, opts: Options) -> Result<Summary, SimulateError> {
     opts.check()?;
-    let account = bigo.accounts.first().ok_or(SimulateError::NoAccount)?;
-    let target = Target {
-        url: opts.url.clone().unwrap_or_else(|| default_url.to_string()),
-        account: account.account.clone(),
-        password: account.password.clone(),
-        platform_abbr: bigo.platform_abbr.clone(),
-    };
+    let target = Target::from_config(bigo, opts.url.clone().unwrap_or_else(|| default_url.to_string()))?;
     let mut link = Some(target.open().await?);
     let tty = std::io::stderr().is_terminal();
     if !opts.quiet {

@@ -93,8 +93,9 @@ impl LoginAnswer {
     }
 }
 
-/// `dataReceptionResp` data (section 1.4).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+/// `dataReceptionResp` data (section 1.4); serialises back to the same fields (`danmu-broker
+/// push` prints it).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 pub struct DataAnswer {
     #[serde(default, deserialize_with = "lenient::string")]
     pub seqid: String,
