@@ -397,3 +397,49 @@ async fn a_redis_restart_while_pushes_flow_answers_503_then_recovers_and_loses_n
     acknowledged.sort();
     assert_eq!(got, acknowledged, "every acknowledged push delivered once, none that was refused");
 }
+
+/// Bytes `node` has received from Redis so far, summed over its connections to `redis_port`
+/// (the kernel's `bytes_received` of each socket, read with `ss -ti`).
+fn bytes_from_redis(node: &BrokerProcess, redis_port: u16) -> u64 {
+    let out = std::process::Command::new("ss")
+        .args(["-tinpH", "state", "established", &format!("( dport = :{redis_port} )")])
+        .output()
+        .expect("ss (iproute2)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let pid = format!("pid={},", node.child.id());
+    let mut total = 0;
+    let mut ours = false;
+    for line in text.lines() {
+        if !line.starts_with(char::is_whitespace) {
+            ours = line.contains(&pid);
+        } else if ours {
+            let received = line.split_whitespace().find_map(|f| f.strip_prefix("bytes_received:"));
+            total += received.and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        }
+    }
+    total
+}
+
+#[actix_rt::test]
+async fn a_node_without_members_in_a_room_reads_none_of_its_traffic() {
+    let redis = RedisServer::start();
+    let prefix = unique_prefix();
+    let a = node_with("node-a", &redis.url(), &prefix, true).await;
+    let b = node_with("node-b", &redis.url(), &prefix, true).await;
+    let c = node_with("node-c", &redis.url(), &prefix, true).await;
+    let mut bob = client_on(&b, "bob").await;
+    bob.enter("g-traffic").await;
+    let mut bigo = bigo_on(&a).await;
+    let read = |n: &BrokerProcess| bytes_from_redis(n, redis.port);
+    let (b_before, c_before) = (read(&b), read(&c));
+    let padding = "x".repeat(2_000);
+    for i in 0..100 {
+        let item = common::msg_item(&format!("t{i}"), common::now_ms(), &format!("{i:03}{padding}"));
+        assert_eq!(bigo.push(&common::push_data(&format!("t{i}"), "g-traffic", 2, vec![item])).await["rescode"], 200);
+    }
+    bob.events("send_topic_msg", 100).await;
+    let (b_read, c_read) = (read(&b) - b_before, read(&c) - c_before);
+    // 100 events of 2 kB reached b (through Redis, then to bob); c only renewed its presence.
+    assert!(b_read > 200_000, "b read {b_read} bytes");
+    assert!(c_read < 20_000, "c read {c_read} bytes of a room it has no member in");
+}
