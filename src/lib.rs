@@ -118,8 +118,11 @@ pub fn start_on(config: Config, listener: TcpListener) -> std::io::Result<Broker
     let hooks = Context::<live::hooks::RoomHooks>::new();
     let mut registry =
         Registry::new(config.room.clone(), config.client.send_queue_len, metrics.clone(), arbiters.clone());
+    // Shared rooms and the session rules across nodes (PROTOCOL.md 7).
+    let mut shared_bus = None;
     if let (Some(conn), true) = (&redis, config.store.shared_rooms) {
         let bus = cluster::bus::Bus::open(&config.store.redis_url).map_err(std::io::Error::other)?.start();
+        shared_bus = Some((conn.clone(), bus.clone()));
         let shared = cluster::room::SharedRooms {
             node_id: node_id.clone(),
             keys: cluster::keys::Keys::new(&config.store.key_prefix),
@@ -138,7 +141,23 @@ pub fn start_on(config: Config, listener: TcpListener) -> std::io::Result<Broker
         .with_membership_hook(hooks.address().recipient())
         .with_status_source(hooks.address().recipient())
         .start();
-    let sessions = SessionIndex::default().start();
+    let (sessions, directory) = match shared_bus {
+        None => (SessionIndex::default().start(), None),
+        Some((conn, bus)) => {
+            let directory = Context::<cluster::directory::SessionDirectory>::new();
+            let sessions = SessionIndex::default().with_directory(directory.address().recipient()).start();
+            let keys = cluster::keys::Keys::new(&config.store.key_prefix);
+            let addr = directory.address();
+            directory.run(cluster::directory::SessionDirectory::new(
+                node_id.clone(),
+                keys,
+                conn,
+                bus,
+                sessions.clone(),
+            ));
+            (sessions, Some(addr))
+        }
+    };
     let live = live::start(&config.live, store, registry.clone(), hooks);
     let public_url = http::public_url::PublicUrl::new(&config.server.public_url, local_addr, tls.is_some());
     let report = startup::report(&config, local_addr, &public_url);
@@ -161,6 +180,7 @@ pub fn start_on(config: Config, listener: TcpListener) -> std::io::Result<Broker
         live,
         public_url,
         presence: presence.clone(),
+        directory,
         draining: draining.clone(),
     });
     let routes = http::routes(&state);

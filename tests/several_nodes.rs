@@ -443,3 +443,42 @@ async fn a_node_without_members_in_a_room_reads_none_of_its_traffic() {
     assert!(b_read > 200_000, "b read {b_read} bytes");
     assert!(c_read < 20_000, "c read {c_read} bytes of a room it has no member in");
 }
+
+#[actix_rt::test]
+async fn the_session_rules_hold_across_nodes() {
+    let (_redis, a, b) = shared_pair().await;
+    // One user_id and sid on a, then on b: the one on a is replaced.
+    let mut first = client_on(&a, "ann").await;
+    let _second = client_on(&b, "ann").await;
+    let kicked = first.recv_action("kicked").await;
+    assert_eq!(kicked["reason"], "replaced", "{kicked}");
+    assert_eq!(common::closed_with(&mut first.ws).await, Some(1000));
+
+    // user/info answers from a node the user is not on.
+    let mut bob = client_on(&b, "bob").await;
+    bob.enter("g-where").await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let url = format!("http://{}/iapi/user/info?{}", a.addr, client_query("bob", "sid-q"));
+        let mut resp = awc::Client::new().get(url).send().await.expect("user/info");
+        let body: Value = resp.json().await.expect("JSON");
+        if body["current_room_id"] == "g-where" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "user/info on a still says {body}");
+        actix_rt::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // One room per user: bob enters another room on a with another device; b moves him out.
+    let mut other_device = {
+        let url = format!("ws://{}/iapi/websocket?{}", a.addr, client_query("bob", "sid-2"));
+        let (ws, _) = tokio_tungstenite::connect_async(url).await.expect("connect");
+        let mut c = common::AppClient { ws, user_id: "bob".into(), sid: "sid-2".into(), online_token: String::new() };
+        let hello = c.recv().await;
+        c.online_token = hello["online_token"].as_str().expect("online_token").to_string();
+        c
+    };
+    other_device.enter("g-elsewhere").await;
+    let exit = bob.recv_action("exit_room").await;
+    assert_eq!((exit["user_id"].as_str(), exit["channel_name"].as_str()), (Some("bob"), Some("g-where")), "{exit}");
+}

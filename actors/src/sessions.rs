@@ -71,6 +71,26 @@ pub struct CurrentRoom {
 #[rtype(result = "usize")]
 pub struct ClientCount;
 
+/// What the session index tells a directory shared by several nodes (PROTOCOL.md 7), so that
+/// the rules above hold across nodes: a connection opened, closed, or changed rooms.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub enum SessionChange {
+    Opened { user_id: String, sid: String, session: SessionId },
+    Closed { user_id: String, sid: String, session: SessionId },
+    Room { user_id: String, sid: String, session: SessionId, channel_name: Option<String> },
+}
+
+/// From another node, through the directory: the session `session` of this node must go.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub enum Remote {
+    /// A newer connection of its (user_id, sid) opened on another node.
+    Replaced { session: SessionId },
+    /// Its user entered `channel_name` on another node.
+    MoveOut { session: SessionId, channel_name: String },
+}
+
 /// Kicks every client session with `reason` (shutdown).
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -89,9 +109,27 @@ pub struct SessionIndex {
     sessions: HashMap<(String, String), SessionEntry>,
     /// user_id -> the channel each of their sessions is in (one channel once moves settle).
     user_rooms: HashMap<String, HashMap<SessionId, String>>,
+    /// With several nodes: where every change is told as well.
+    directory: Option<Recipient<SessionChange>>,
 }
 
 impl SessionIndex {
+    /// Tells `directory` of every change, so that other nodes can apply the rules too.
+    pub fn with_directory(mut self, directory: Recipient<SessionChange>) -> Self {
+        self.directory = Some(directory);
+        self
+    }
+
+    fn tell(&self, change: SessionChange) {
+        if let Some(directory) = &self.directory {
+            directory.do_send(change);
+        }
+    }
+
+    fn sid_of(&self, user_id: &str, session: SessionId) -> Option<String> {
+        self.sessions.iter().find(|((u, _), e)| u == user_id && e.session == session).map(|((_, sid), _)| sid.clone())
+    }
+
     fn forget_room_of(&mut self, user_id: &str, session: SessionId) {
         if let Some(rooms) = self.user_rooms.get_mut(user_id) {
             rooms.remove(&session);
@@ -111,6 +149,7 @@ impl Handler<SessionOpened> for SessionIndex {
 
     fn handle(&mut self, msg: SessionOpened, _ctx: &mut Self::Context) {
         let entry = SessionEntry { session: msg.session, kick: msg.kick, move_out: msg.move_out };
+        self.tell(SessionChange::Opened { user_id: msg.user_id.clone(), sid: msg.sid.clone(), session: msg.session });
         if let Some(old) = self.sessions.insert((msg.user_id.clone(), msg.sid.clone()), entry) {
             info!("sessions: user_id {} sid {} connected again, replacing the older connection", msg.user_id, msg.sid);
             old.kick.do_send(Kick { reason: KickReason::Replaced });
@@ -122,6 +161,7 @@ impl Handler<SessionClosed> for SessionIndex {
     type Result = ();
 
     fn handle(&mut self, msg: SessionClosed, _ctx: &mut Self::Context) {
+        self.tell(SessionChange::Closed { user_id: msg.user_id.clone(), sid: msg.sid.clone(), session: msg.session });
         let key = (msg.user_id.clone(), msg.sid);
         if self.sessions.get(&key).is_some_and(|e| e.session == msg.session) {
             self.sessions.remove(&key);
@@ -134,6 +174,10 @@ impl Handler<SetCurrentRoom> for SessionIndex {
     type Result = ();
 
     fn handle(&mut self, msg: SetCurrentRoom, _ctx: &mut Self::Context) {
+        if let Some(sid) = self.sid_of(&msg.user_id, msg.session) {
+            let (user_id, session, channel_name) = (msg.user_id.clone(), msg.session, msg.channel_name.clone());
+            self.tell(SessionChange::Room { user_id, sid, session, channel_name });
+        }
         let Some(channel) = msg.channel_name else {
             return self.forget_room_of(&msg.user_id, msg.session);
         };
@@ -179,6 +223,27 @@ impl Handler<KickAll> for SessionIndex {
     fn handle(&mut self, msg: KickAll, _ctx: &mut Self::Context) {
         for entry in self.sessions.values() {
             entry.kick.do_send(Kick { reason: msg.reason });
+        }
+    }
+}
+
+impl Handler<Remote> for SessionIndex {
+    type Result = ();
+
+    fn handle(&mut self, msg: Remote, _ctx: &mut Self::Context) {
+        match msg {
+            Remote::Replaced { session } => {
+                let key = self.sessions.iter().find(|(_, e)| e.session == session).map(|(k, _)| k.clone());
+                if let Some(entry) = key.and_then(|k| self.sessions.remove(&k)) {
+                    info!("sessions: session {session} replaced by a connection on another node");
+                    entry.kick.do_send(Kick { reason: KickReason::Replaced });
+                }
+            }
+            Remote::MoveOut { session, channel_name } => {
+                if let Some(entry) = self.sessions.values().find(|e| e.session == session) {
+                    entry.move_out.do_send(MoveOut { channel_name });
+                }
+            }
         }
     }
 }

@@ -32,6 +32,11 @@ impl Keys {
         format!("{}node:{{{}}}:inbox", self.prefix, tag(node_id))
     }
 
+    /// One user's connections on every node: sid -> `node|session|channel`.
+    pub fn user(&self, user_id: &str) -> String {
+        format!("{}user:{{{}}}", self.prefix, tag(user_id))
+    }
+
     /// A key of the room `channel_name`: `what` is `lease`, `in`, `events`, `state`, `seen`...
     pub fn room(&self, channel_name: &str, what: &str) -> String {
         format!("{}room:{{{}}}:{what}", self.prefix, tag(channel_name))

@@ -6,11 +6,14 @@
 //! - [`room`]: `SharedRoom`, a room whose inputs, state and history live in Redis and whose
 //!   owner (one node at a time, by lease) runs the room core for every node.
 //!   Its Lua scripts are in `scripts`, what it sends through Redis in `wire`.
-//! - [`bus`]: the node's pub/sub connection (room channels, owner wake-ups).
+//! - [`bus`]: the node's pub/sub connection (room channels, owner wake-ups, node inboxes).
+//! - [`directory`]: the client-session rules across nodes (replacement, one room per user,
+//!   `user/info`).
 //!
 //! With `store.kind: memory` none of this runs.
 
 pub mod bus;
+pub mod directory;
 pub mod keys;
 pub mod presence;
 pub mod room;

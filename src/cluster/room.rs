@@ -119,6 +119,9 @@ pub struct SharedRoom {
     scripts: Arc<(Script, Script, Script)>,
     fanout: broadcast::Sender<Arc<Bundle>>,
     sessions: HashMap<SessionId, actix::Recipient<ToMember>>,
+    /// Members moved out by another connection of their user (PROTOCOL.md 2.3): they left the
+    /// room's events but still get the `exit_room` about themselves, which comes a moment later.
+    moved_out: HashMap<SessionId, (actix::Recipient<ToMember>, Instant)>,
     pending_joins: HashMap<SessionId, PendingJoin>,
     pending_acts: HashMap<u64, oneshot::Sender<Result<ActionDone, Refused>>>,
     next_rid: u64,
@@ -140,6 +143,7 @@ impl SharedRoom {
             scripts: Arc::new((Script::new(INGEST), Script::new(RENEW), Script::new(COMMIT))),
             fanout,
             sessions: HashMap::new(),
+            moved_out: HashMap::new(),
             pending_joins: HashMap::new(),
             pending_acts: HashMap::new(),
             next_rid: 1,
@@ -696,10 +700,12 @@ impl SharedRoom {
 
     fn send_direct(&mut self, direct: Vec<(SessionId, String)>) {
         for (session, frame) in direct {
-            if let Some(to) = self.sessions.get(&session) {
+            let moved = self.moved_out.remove(&session).map(|(to, _)| to);
+            if let Some(to) = self.sessions.get(&session).or(moved.as_ref()) {
                 let _ = to.try_send(ToMember::Frame(ByteString::from(frame)));
             }
         }
+        self.maybe_unsubscribe();
     }
 
     /// Events `from..=to` from the room's history stream.
@@ -744,7 +750,8 @@ impl SharedRoom {
     }
 
     fn maybe_unsubscribe(&mut self) {
-        if self.subscribed && self.sessions.is_empty() && self.pending_joins.is_empty() {
+        self.moved_out.retain(|_, (_, since)| since.elapsed() < ANSWER_TIMEOUT);
+        if self.subscribed && self.sessions.is_empty() && self.pending_joins.is_empty() && self.moved_out.is_empty() {
             self.subscribed = false;
             self.delivered = None;
             self.shared.bus.do_send(Unsubscribe { channel: self.key("ch") });
@@ -881,7 +888,11 @@ impl Handler<Leave> for SharedRoom {
 
     fn handle(&mut self, msg: Leave, _ctx: &mut Self::Context) -> Self::Result {
         self.last_activity = Instant::now();
-        let known = self.sessions.remove(&msg.session).is_some();
+        let left = self.sessions.remove(&msg.session);
+        let known = left.is_some();
+        if let (Some(to), LeaveReason::Moved) = (left, msg.reason) {
+            self.moved_out.insert(msg.session, (to, Instant::now()));
+        }
         self.maybe_unsubscribe();
         let sent = self.send_input(&Input::Leave { s: msg.session, why: msg.reason.into() }, "");
         let channel = self.channel_name.clone();

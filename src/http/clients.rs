@@ -15,6 +15,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::error::ErrorBody;
 use super::{ApiError, AppState};
 use crate::auth::{self, Claims};
+use crate::cluster::directory::RoomOfUser;
 use crate::cluster::presence::PickNode;
 
 /// The "common parameters" (PROTOCOL.md 2.1). `user_id` and `token` are required everywhere,
@@ -181,6 +182,12 @@ pub struct UserInfo<'a> {
 )]
 pub async fn user_info(state: web::Data<AppState>, q: web::Query<CommonParams>) -> Result<HttpResponse, ApiError> {
     let claims = check(&state, &q, false)?;
-    let current_room_id = state.sessions.send(CurrentRoom { user_id: claims.sub.clone() }).await.unwrap_or_default();
+    let mut current_room_id =
+        state.sessions.send(CurrentRoom { user_id: claims.sub.clone() }).await.unwrap_or_default();
+    if let (true, Some(directory)) = (current_room_id.is_empty(), &state.directory) {
+        // Not in a room here: maybe on another node (PROTOCOL.md 7).
+        let ask = RoomOfUser { user_id: claims.sub.clone() };
+        current_room_id = directory.send(ask).await.unwrap_or_default();
+    }
     Ok(HttpResponse::Ok().json(UserInfo { error_code: 0, error_reason: "", user_id: &claims.sub, current_room_id }))
 }

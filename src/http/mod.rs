@@ -50,6 +50,8 @@ pub struct AppState {
     pub public_url: public_url::PublicUrl,
     /// With several nodes: this node's presence, which names the node `end_point` picks.
     pub presence: Option<Addr<NodePresence>>,
+    /// With shared rooms: the session rules across nodes (and `user/info` from any node).
+    pub directory: Option<Addr<crate::cluster::directory::SessionDirectory>>,
     /// Set on shutdown: `/healthz` answers 503 and WebSocket upgrades are refused.
     pub draining: Arc<AtomicBool>,
 }
