@@ -167,7 +167,13 @@ pub fn start_on(config: Config, listener: TcpListener) -> std::io::Result<Broker
         let url = public_url.of_node();
         let ttl = Duration::from_millis(config.store.node_ttl_ms);
         let keys = cluster::keys::Keys::new(&config.store.key_prefix);
-        cluster::presence::NodePresence::new(node_id, url, ttl, keys, conn, sessions.clone(), metrics.clone()).start()
+        let presence =
+            cluster::presence::NodePresence::new(node_id, url, ttl, keys, conn, sessions.clone(), metrics.clone());
+        if config.store.shared_rooms {
+            presence.kicking_when_expired().start()
+        } else {
+            presence.start()
+        }
     });
     let draining = Arc::new(AtomicBool::new(false));
     let state = web::Data::new(AppState {

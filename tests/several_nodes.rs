@@ -482,3 +482,29 @@ async fn the_session_rules_hold_across_nodes() {
     let exit = bob.recv_action("exit_room").await;
     assert_eq!((exit["user_id"].as_str(), exit["channel_name"].as_str()), (Some("bob"), Some("g-where")), "{exit}");
 }
+
+fn signal(node: &BrokerProcess, sig: libc::c_int) {
+    // SAFETY: kill(2) with a pid we spawned and a valid signal number has no memory effects.
+    let rc = unsafe { libc::kill(node.child.id() as libc::pid_t, sig) };
+    assert_eq!(rc, 0, "kill {sig}");
+}
+
+#[actix_rt::test]
+async fn a_node_taken_for_dead_that_comes_back_closes_its_clients_with_1012() {
+    let (_redis, a, b) = shared_pair().await;
+    let mut ann = client_on(&a, "ann").await;
+    ann.enter("g-stopped").await;
+    let mut bob = client_on(&b, "bob").await;
+    bob.enter("g-stopped").await;
+    ann.recv_action("enter_room").await;
+
+    // b stops (as if cut off): its presence expires and the owner removes bob.
+    signal(&b, libc::SIGSTOP);
+    let exit = ann.recv_action("exit_room").await;
+    assert_eq!(exit["user_id"], "bob", "{exit}");
+    // b comes back: it may not serve bob as a member any more, so it sends him away.
+    signal(&b, libc::SIGCONT);
+    let kicked = bob.recv_action("kicked").await;
+    assert_eq!(kicked["reason"], "reconnect", "{kicked}");
+    assert_eq!(common::closed_with(&mut bob.ws).await, Some(1012));
+}

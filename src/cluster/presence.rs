@@ -20,8 +20,9 @@ use actix::{
 use std::sync::Arc;
 
 use actors::metrics::Metrics;
+use actors::protocol::client::KickReason;
 use actors::protocol::now_ms;
-use actors::sessions::{ClientCount, SessionIndex};
+use actors::sessions::{ClientCount, KickAll, SessionIndex};
 use log::{debug, info, warn};
 use redis::aio::ConnectionManager;
 
@@ -106,6 +107,11 @@ pub struct NodePresence {
     renewing: bool,
     /// Set on shutdown: no more renewals.
     withdrawn: bool,
+    /// When a renewal last reached Redis.
+    last_renewed: Option<std::time::Instant>,
+    /// Close every client connection when this node turns out to have been taken for dead
+    /// (shared rooms removed its members meanwhile).
+    kick_when_expired: bool,
     /// Whether the last renewal reached Redis (for the log: said once per change).
     reachable: Option<bool>,
 }
@@ -131,8 +137,18 @@ impl NodePresence {
             view: Vec::new(),
             renewing: false,
             withdrawn: false,
+            last_renewed: None,
+            kick_when_expired: false,
             reachable: None,
         }
+    }
+
+    /// With shared rooms: a node whose record expired (cut off, stopped) closes its client
+    /// connections with 1012 when it is back, so that they reconnect through `end_point` and
+    /// join their rooms again (PROTOCOL.md 7).
+    pub fn kicking_when_expired(mut self) -> Self {
+        self.kick_when_expired = true;
+        self
     }
 
     /// How often the record is written: a third of its lifetime, at most every 5 s.
@@ -147,6 +163,7 @@ impl NodePresence {
         self.renewing = true;
         let (sessions, mut conn, keys) = (self.sessions.clone(), self.conn.clone(), self.keys.clone());
         let (node_id, public_url, ttl) = (self.node_id.clone(), self.public_url.clone(), self.ttl);
+        let started = std::time::Instant::now();
         let round = async move {
             let clients = sessions.send(ClientCount).await.unwrap_or(0) as u64;
             let now = now_ms();
@@ -178,10 +195,19 @@ impl NodePresence {
                 .collect::<Vec<_>>();
             Ok::<_, redis::RedisError>(view)
         };
-        ctx.spawn(round.into_actor(self).map(|answer, act, _ctx| {
+        ctx.spawn(round.into_actor(self).map(move |answer, act, _ctx| {
             act.renewing = false;
             match answer {
                 Ok(view) => {
+                    let expired = act.last_renewed.is_some_and(|last| started.duration_since(last) >= act.ttl);
+                    act.last_renewed = Some(started);
+                    if expired && act.kick_when_expired {
+                        warn!(
+                            "node {}: its presence had expired (cut off for {:?} or more): closing its client connections (1012)",
+                            act.node_id, act.ttl
+                        );
+                        act.sessions.do_send(KickAll { reason: KickReason::Reconnect });
+                    }
                     if act.reachable != Some(true) {
                         info!("node {}: presence renewed in Redis, {} live node(s)", act.node_id, view.len());
                     }

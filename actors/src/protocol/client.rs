@@ -62,6 +62,9 @@ pub enum KickReason {
     Replaced,
     /// The node is shutting down: reconnect through `end_point` (section 4).
     Shutdown,
+    /// The node was cut off from the others long enough to be taken for dead: its rooms
+    /// removed its members, so they reconnect through `end_point` (section 7).
+    Reconnect,
 }
 
 impl KickReason {
@@ -69,6 +72,7 @@ impl KickReason {
         match self {
             Self::Replaced => "replaced",
             Self::Shutdown => "shutdown",
+            Self::Reconnect => "reconnect",
         }
     }
 
@@ -77,7 +81,7 @@ impl KickReason {
     pub fn close_code(self) -> u16 {
         match self {
             Self::Replaced => 1000,
-            Self::Shutdown => 1012,
+            Self::Shutdown | Self::Reconnect => 1012,
         }
     }
 }
