@@ -14,9 +14,7 @@
 
 use std::time::Duration;
 
-use actix::{
-    Actor, ActorFutureExt, Addr, AsyncContext, Context, Handler, Message, MessageResult, ResponseFuture, WrapFuture,
-};
+use actix::{Actor, ActorFutureExt, Addr, AsyncContext, Context, Handler, Message, ResponseFuture, WrapFuture};
 use std::sync::Arc;
 
 use actors::metrics::Metrics;
@@ -89,11 +87,6 @@ impl Handler<StoreReachable> for NodePresence {
         self.reachable
     }
 }
-
-/// The live nodes as last read.
-#[derive(Message)]
-#[rtype(result = "Vec<NodeView>")]
-pub struct LiveNodes;
 
 pub struct NodePresence {
     node_id: String,
@@ -249,15 +242,6 @@ impl Handler<PickNode> for NodePresence {
 
     fn handle(&mut self, _: PickNode, _ctx: &mut Self::Context) -> Option<String> {
         fewest_clients(&self.view, now_ms()).map(|n| n.public_url.clone())
-    }
-}
-
-impl Handler<LiveNodes> for NodePresence {
-    type Result = MessageResult<LiveNodes>;
-
-    fn handle(&mut self, _: LiveNodes, _ctx: &mut Self::Context) -> Self::Result {
-        let now = now_ms();
-        MessageResult(self.view.iter().filter(|n| n.expires_at > now).cloned().collect())
     }
 }
 
