@@ -12,11 +12,10 @@
 //! While Redis is unreachable the view keeps its last answer, minus the nodes whose records
 //! have expired since: `end_point` still answers, at worst with this node.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix::{Actor, ActorFutureExt, Addr, AsyncContext, Context, Handler, Message, ResponseFuture, WrapFuture};
-use std::sync::Arc;
-
 use actors::metrics::Metrics;
 use actors::protocol::client::KickReason;
 use actors::protocol::now_ms;
