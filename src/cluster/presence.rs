@@ -99,8 +99,8 @@ pub struct NodePresence {
     renewing: bool,
     /// Set on shutdown: no more renewals.
     withdrawn: bool,
-    /// When a renewal last reached Redis.
-    last_renewed: Option<std::time::Instant>,
+    /// Whether a renewal ever reached Redis (a new node's record does not exist yet).
+    renewed_once: bool,
     /// Close every client connection when this node turns out to have been taken for dead
     /// (shared rooms removed its members meanwhile).
     kick_when_expired: bool,
@@ -129,7 +129,7 @@ impl NodePresence {
             view: Vec::new(),
             renewing: false,
             withdrawn: false,
-            last_renewed: None,
+            renewed_once: false,
             kick_when_expired: false,
             reachable: None,
         }
@@ -155,13 +155,13 @@ impl NodePresence {
         self.renewing = true;
         let (sessions, mut conn, keys) = (self.sessions.clone(), self.conn.clone(), self.keys.clone());
         let (node_id, public_url, ttl) = (self.node_id.clone(), self.public_url.clone(), self.ttl);
-        let started = std::time::Instant::now();
         let round = async move {
             let clients = sessions.send(ClientCount).await.unwrap_or(0) as u64;
             let now = now_ms();
             let expires_at = now + ttl.as_millis() as i64;
             let record = keys.node(&node_id);
-            let (live,): (Vec<(String, i64)>,) = redis::pipe()
+            let (existed, live): (bool, Vec<(String, i64)>) = redis::pipe()
+                .exists(&record)
                 .hset_multiple(&record, &[("public_url", public_url.as_str()), ("clients", &clients.to_string())])
                 .ignore()
                 .pexpire(&record, ttl.as_millis() as i64)
@@ -185,18 +185,22 @@ impl NodePresence {
                     Some(NodeView { node_id, public_url: url?, clients: clients.unwrap_or(0), expires_at })
                 })
                 .collect::<Vec<_>>();
-            Ok::<_, redis::RedisError>(view)
+            Ok::<_, redis::RedisError>((existed, view))
         };
-        ctx.spawn(round.into_actor(self).map(move |answer, act, _ctx| {
+        ctx.spawn(round.into_actor(self).map(|answer, act, _ctx| {
             act.renewing = false;
             match answer {
-                Ok(view) => {
-                    let expired = act.last_renewed.is_some_and(|last| started.duration_since(last) >= act.ttl);
-                    act.last_renewed = Some(started);
-                    if expired && act.kick_when_expired {
+                Ok((existed, view)) => {
+                    // Our record was gone while another node was alive: that node took us for
+                    // dead and removed our members from their rooms. (Alone, or back from a
+                    // Redis outage that every node saw, nobody did.)
+                    let others = view.iter().any(|n| n.node_id != act.node_id);
+                    let taken_for_dead = act.renewed_once && !existed && others;
+                    act.renewed_once = true;
+                    if taken_for_dead && act.kick_when_expired {
                         warn!(
-                            "node {}: its presence had expired (cut off for {:?} or more): closing its client connections (1012)",
-                            act.node_id, act.ttl
+                            "node {}: its presence had expired while other nodes were up: closing its client connections (1012)",
+                            act.node_id
                         );
                         act.sessions.do_send(KickAll { reason: KickReason::Reconnect });
                     }

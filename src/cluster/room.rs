@@ -514,8 +514,24 @@ impl SharedRoom {
         }
     }
 
+    /// Every third of the lease: the owner renews it; a node with members here claims it when
+    /// it is vacant (the owner died), so that the room goes on without waiting for an input.
     fn renew(&mut self, ctx: &mut Context<Self>) {
         if self.owner.is_none() {
+            if self.sessions.is_empty() || self.claiming {
+                return;
+            }
+            let mut conn = self.shared.conn.clone();
+            let lease = self.key("lease");
+            let holder = async move {
+                let holder: Option<String> = redis::cmd("GET").arg(lease).query_async(&mut conn).await.ok()?;
+                Some(holder.unwrap_or_default())
+            };
+            ctx.spawn(holder.into_actor(self).map(|holder, room, ctx| {
+                if let Some(holder) = holder {
+                    room.claim_if_vacant(&holder, ctx);
+                }
+            }));
             return;
         }
         let mut conn = self.shared.conn.clone();
