@@ -103,8 +103,8 @@ struct Owner {
     last_read: String,
     /// The last input applied and committed.
     applied: String,
-    /// Push inputs whose items may still be held, oldest first, with when they were applied.
-    held: VecDeque<(String, Instant)>,
+    /// Push inputs read since the reorder buffer was last empty (their items may be held).
+    held: VecDeque<String>,
     /// Which node each member session is on (direct frames, answers).
     node_of: HashMap<SessionId, String>,
     /// When the lease was last renewed (or claimed).
@@ -166,8 +166,7 @@ impl SharedRoom {
         seqid_key: &str,
     ) -> impl std::future::Future<Output = redis::RedisResult<(bool, String)>> + 'static {
         let body = serde_json::to_string(input).unwrap_or_default();
-        let kind =
-            serde_json::to_value(input).ok().and_then(|v| v["k"].as_str().map(str::to_string)).unwrap_or_default();
+        let kind = input.kind();
         let mut conn = self.shared.conn.clone();
         let scripts = self.scripts.clone();
         let (seen, stream, lease, wake) = (self.key("seen"), self.key("in"), self.key("lease"), self.key("wake"));
@@ -351,7 +350,7 @@ impl SharedRoom {
                     let push = Push { game_sess: gs, seqid: sq, timestamp: t, status: st, items };
                     let (_, fx) = owner.core.push(push, now);
                     merge(&mut effects, fx);
-                    owner.held.push_back((entry.id.clone(), Instant::now()));
+                    owner.held.push_back(entry.id.clone());
                 }
                 // Applied before the last commit: its effects are in the state already.
                 _ if already_applied => {}
@@ -415,14 +414,12 @@ impl SharedRoom {
                 hook.do_send(MembershipChanged { channel_name: self.channel_name.clone(), delta: *delta });
             }
         }
-        let window = Duration::from_millis(self.shared.config.reorder_window_ms) + Duration::from_millis(100);
-        while owner.held.front().is_some_and(|(_, at)| at.elapsed() > window) && owner.core.held() == 0 {
-            owner.held.pop_front();
-        }
+        // While anything is held, any push read since the buffer was last empty may hold it:
+        // the input stream is trimmed no further than the oldest of them.
         if owner.core.held() == 0 {
             owner.held.clear();
         }
-        let trim = owner.held.front().map(|(id, _)| id.clone()).unwrap_or_else(|| owner.applied.clone());
+        let trim = owner.held.front().cloned().unwrap_or_else(|| owner.applied.clone());
         published.events = effects
             .events
             .iter()

@@ -31,8 +31,27 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    const ALL: [Self; 11] = [
+        Self::BadParameters,
+        Self::BadSign,
+        Self::TokenInvalid,
+        Self::NotInRoom,
+        Self::SeatTaken,
+        Self::RateLimited,
+        Self::RoomClosed,
+        Self::FrameTooLarge,
+        Self::UnknownAction,
+        Self::TimestampOutOfWindow,
+        Self::Unavailable,
+    ];
+
     pub fn code(self) -> u16 {
         self as u16
+    }
+
+    /// The error of a wire code, `None` for a code section 2.7 does not have.
+    pub fn from_code(code: u16) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.code() == code)
     }
 
     /// Label for the `danmu_rejected_frames_total{reason}` metric and logs.
@@ -423,6 +442,14 @@ mod tests {
         let body = EventBody::RoomStatus { channel_name: "c".into(), status: ChannelStatus::Live };
         let json = serde_json::to_value(RoomEventFrame { body: &body, seq: Some(4), ts: 9 }).unwrap();
         assert_eq!(json, serde_json::json!({"action":"room_status","channel_name":"c","status":"live","seq":4,"ts":9}));
+    }
+
+    #[test]
+    fn every_error_code_reads_back_from_its_number() {
+        for code in ErrorCode::ALL {
+            assert_eq!(ErrorCode::from_code(code.code()), Some(code));
+        }
+        assert_eq!(ErrorCode::from_code(1000), None);
     }
 
     #[test]
