@@ -67,6 +67,16 @@ pub struct TlsConfig {
 pub enum StoreKind {
     Memory,
     Redis,
+    /// A Redis Cluster, seeded by `store.cluster_nodes`.
+    #[serde(rename = "redis-cluster")]
+    RedisCluster,
+}
+
+impl StoreKind {
+    /// Redis of either kind: the store several nodes share (PROTOCOL.md 7).
+    pub fn is_redis(self) -> bool {
+        self != Self::Memory
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -74,6 +84,11 @@ pub enum StoreKind {
 pub struct StoreConfig {
     pub kind: StoreKind,
     pub redis_url: String,
+    /// With `kind: redis-cluster`: seed URLs of the cluster's nodes (any reachable one is
+    /// enough; the rest of the cluster is found from it). A YAML list, or one comma-separated
+    /// string (as `DANMU__STORE__CLUSTER_NODES` gives it).
+    #[serde(deserialize_with = "list_or_commas")]
+    pub cluster_nodes: Vec<String>,
     pub key_prefix: String,
     /// This node's name among several (PROTOCOL.md 7); empty = generated at start.
     pub node_id: String,
@@ -85,15 +100,30 @@ pub struct StoreConfig {
     pub shared_rooms: bool,
 }
 
+/// A list of strings, or one string of comma-separated items (an environment variable).
+fn list_or_commas<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Either {
+        List(Vec<String>),
+        Text(String),
+    }
+    Ok(match Either::deserialize(d)? {
+        Either::List(items) => items,
+        Either::Text(text) => text.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect(),
+    })
+}
+
 impl Default for StoreConfig {
     fn default() -> Self {
         Self {
             kind: StoreKind::Memory,
             redis_url: "redis://127.0.0.1:6379".into(),
+            cluster_nodes: Vec::new(),
             key_prefix: "danmu:".into(),
             node_id: String::new(),
             node_ttl_ms: 15_000,
-            shared_rooms: false,
+            shared_rooms: true,
         }
     }
 }
@@ -316,6 +346,18 @@ fn validate(c: &Config) -> Result<(), ConfigError> {
     if c.store.kind == StoreKind::Redis && redis::Client::open(c.store.redis_url.as_str()).is_err() {
         return bad("store.redis_url", "is not a redis:// URL");
     }
+    if c.store.kind == StoreKind::RedisCluster {
+        if c.store.cluster_nodes.is_empty() {
+            return bad("store.cluster_nodes", "must name at least one node with kind: redis-cluster");
+        }
+        if let Some(url) = c.store.cluster_nodes.iter().find(|u| redis::Client::open(u.as_str()).is_err()) {
+            return bad("store.cluster_nodes", &format!("{url:?} is not a redis:// URL"));
+        }
+    }
+    if c.store.kind.is_redis() && c.store.key_prefix.contains(['{', '}']) {
+        // The keys carry hash tags of their own (one slot per room, one for the live list).
+        return bad("store.key_prefix", "must not contain { or }");
+    }
     if c.store.node_ttl_ms < 1_000 {
         return bad("store.node_ttl_ms", "must be at least 1000");
     }
@@ -350,6 +392,25 @@ mod tests {
         assert_eq!(c.server.port, 8080);
         assert_eq!(c.room.reorder_window_ms, 300);
         assert_eq!(c.bigo.platform_abbr, "inke");
+    }
+
+    #[test]
+    fn a_redis_cluster_takes_a_list_or_commas_and_names_a_missing_or_bad_seed() {
+        let list =
+            from_yaml("store:\n  kind: redis-cluster\n  cluster_nodes: [\"redis://a:7000\", \"redis://b:7001\"]\n");
+        let commas = from_yaml("store:\n  kind: redis-cluster\n  cluster_nodes: \"redis://a:7000, redis://b:7001\"\n");
+        for c in [list.unwrap(), commas.unwrap()] {
+            assert_eq!(c.store.kind, StoreKind::RedisCluster);
+            assert_eq!(c.store.cluster_nodes, ["redis://a:7000", "redis://b:7001"]);
+        }
+        for (yaml, key) in [
+            ("store:\n  kind: redis-cluster\n", "store.cluster_nodes"),
+            ("store:\n  kind: redis-cluster\n  cluster_nodes: [\"http://a\"]\n", "store.cluster_nodes"),
+            ("store:\n  kind: redis\n  key_prefix: \"a{b}:\"\n", "store.key_prefix"),
+        ] {
+            let err = from_yaml(yaml).unwrap_err().to_string();
+            assert!(err.contains(key), "{yaml}: {err}");
+        }
     }
 
     #[test]

@@ -121,7 +121,8 @@ pub fn start_on(config: Config, listener: TcpListener) -> std::io::Result<Broker
     // Shared rooms and the session rules across nodes (PROTOCOL.md 7).
     let mut shared_bus = None;
     if let (Some(conn), true) = (&redis, config.store.shared_rooms) {
-        let bus = cluster::bus::Bus::open(&config.store.redis_url).map_err(std::io::Error::other)?.start();
+        let target = store::conn::RedisTarget::of(&config.store).expect("a Redis store");
+        let bus = cluster::bus::Bus::open(&target).map_err(std::io::Error::other)?.start();
         shared_bus = Some((conn.clone(), bus.clone()));
         let shared = cluster::room::SharedRooms {
             node_id: node_id.clone(),
@@ -141,6 +142,7 @@ pub fn start_on(config: Config, listener: TcpListener) -> std::io::Result<Broker
         .with_membership_hook(hooks.address().recipient())
         .with_status_source(hooks.address().recipient())
         .start();
+    let shared_links = shared_bus.clone();
     let (sessions, directory) = match shared_bus {
         None => (SessionIndex::default().start(), None),
         Some((conn, bus)) => {
@@ -158,7 +160,20 @@ pub fn start_on(config: Config, listener: TcpListener) -> std::io::Result<Broker
             (sessions, Some(addr))
         }
     };
-    let live = live::start(&config.live, store, registry.clone(), hooks);
+    // A /game link made here reaches every node's routing when rooms are shared.
+    let links = match &shared_links {
+        Some((conn, bus)) => cluster::links::LinkFeed::new(
+            &config.store.key_prefix,
+            conn.clone(),
+            bus.clone(),
+            store.clone(),
+            registry.clone(),
+        )
+        .start()
+        .recipient(),
+        None => registry.clone().recipient(),
+    };
+    let live = live::start(&config.live, store, registry.clone(), links, hooks);
     let public_url = http::public_url::PublicUrl::new(&config.server.public_url, local_addr, tls.is_some());
     let report = startup::report(&config, local_addr, &public_url);
     // Several nodes on one Redis (PROTOCOL.md 7): this node's presence, for end_point.

@@ -73,8 +73,8 @@ enum Command {
     /// Loads the configuration as serving does (the file, then DANMU__SECTION__KEY variables),
     /// makes start-up's checks (values, TLS files, shipped secrets off loopback) and prints the
     /// effective configuration as YAML, with auth.jwt_secret, admin.key, the bigo passwords,
-    /// bigo.api_token, live.push_key, live.play_key, live.callback_key and a store.redis_url
-    /// password shown as ***. Exit status 0 when valid; 2, with a message naming the key, when
+    /// bigo.api_token, live.push_key, live.play_key, live.callback_key and the passwords in store.redis_url
+    /// and store.cluster_nodes shown as ***. Exit status 0 when valid; 2, with a message naming the key, when
     /// not.
     CheckConfig,
 }

@@ -75,6 +75,11 @@ pub fn report(config: &Config, local_addr: SocketAddr, public_url: &PublicUrl) -
             redacted_url(&config.store.redis_url),
             config.store.key_prefix
         ),
+        StoreKind::RedisCluster => format!(
+            "store: redis-cluster seeded by {} (key prefix {:?})",
+            config.store.cluster_nodes.iter().map(|u| redacted_url(u)).collect::<Vec<_>>().join(", "),
+            config.store.key_prefix
+        ),
     });
     lines
 }

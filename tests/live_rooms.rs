@@ -1,10 +1,12 @@
-//! The live-room list (PROTOCOL.md 3). Every test body is written once and runs on both
-//! stores: `memory::<name>` on the embedded store, `redis::<name>` on a real redis-server.
-//! The Redis-only tests at the end cover what only Redis has: outages, keys, restarts.
+//! The live-room list (PROTOCOL.md 3). Every test body is written once and runs on every
+//! store: `memory::<name>` on the embedded store, `redis::<name>` on a real redis-server,
+//! `redis_cluster::<name>` on a real 3-master Redis Cluster (PROTOCOL.md 7: the live list
+//! works on a cluster). The Redis-only tests at the end cover what only Redis has: outages,
+//! keys, restarts.
 
 mod common;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use common::live::*;
@@ -12,7 +14,7 @@ use common::*;
 use danmu_broker::config::StoreKind;
 use serde_json::{json, Value};
 
-macro_rules! on_both_stores {
+macro_rules! on_every_store {
     ($($name:ident),* $(,)?) => {
         mod memory {
             $( #[actix_rt::test] async fn $name() { super::$name(super::StoreKind::Memory).await } )*
@@ -20,10 +22,13 @@ macro_rules! on_both_stores {
         mod redis {
             $( #[actix_rt::test] async fn $name() { super::$name(super::StoreKind::Redis).await } )*
         }
+        mod redis_cluster {
+            $( #[actix_rt::test] async fn $name() { super::$name(super::StoreKind::RedisCluster).await } )*
+        }
     };
 }
 
-on_both_stores!(
+on_every_store!(
     creating_a_room_answers_status_new_and_a_push_url_whose_signature_recomputes,
     a_new_room_is_not_listed_until_it_goes_live,
     pagination_over_25_live_rooms_gives_10_10_5_newest_first_without_overlap,
@@ -448,20 +453,24 @@ async fn a_redis_outage_gives_clear_errors_and_recovers_by_itself() {
     assert!(reason.starts_with("store unavailable: redis"), "{reason}");
     let (status, _) = lb.call("GET", "/iapi/rooms", As::User("viewer"), None).await;
     assert_eq!(status, 503);
-    // The WebSocket side does not need the store.
+    // Clients stay connected; a room lives in Redis (several nodes share it), so entering one
+    // answers 1011 until Redis is back (PROTOCOL.md 7), and then works on the same connection.
     let mut viewer = lb.client("viewer").await;
-    viewer.enter("lobby").await;
+    viewer.send("enter_room_report", json!({"channel_name": "lobby"})).await;
+    let refused = viewer.recv_action("error").await;
+    assert_eq!((refused["for"].as_str(), refused["error_code"].as_u64()), (Some("enter_room_report"), Some(1011)));
 
     redis.restart();
     eventually("rooms can be created again", || async {
         lb.call("POST", "/iapi/rooms", As::User("anchor"), Some(json!({"title": "t"}))).await.0 == 200
     })
     .await;
+    viewer.enter("lobby").await;
 }
 
-#[actix_rt::test]
-async fn redis_keys_are_the_documented_ones_and_counters_are_integers() {
-    let lb = LiveBroker::start(StoreKind::Redis).await;
+/// The documented keys of one live room with a like, a game link and a viewer, and their
+/// types, as `keys` finds them under the store's prefix.
+async fn the_documented_keys_are_there(lb: &LiveBroker, keys: impl Fn(&str) -> HashMap<String, String>) -> u64 {
     let room_id = lb.live_room("owner").await;
     lb.ok("POST", &format!("/iapi/rooms/{room_id}/like"), As::User("fan"), None).await;
     let body = Some(json!({"game_id": "1", "game_sess": "gs-keys"}));
@@ -470,28 +479,54 @@ async fn redis_keys_are_the_documented_ones_and_counters_are_integers() {
     viewer.enter(&room_id.to_string()).await;
     lb.room_field_becomes(room_id, "viewers", json!(1)).await;
 
-    let (url, prefix) = (lb.config.store.redis_url.clone(), lb.config.store.key_prefix.clone());
-    let mut keys = redis_keys(&url, &prefix);
-    // The node's presence (several nodes): one record under its own hash tag, and the set.
-    let records: Vec<String> = keys.keys().filter(|k| k.starts_with("node:{")).cloned().collect();
-    assert_eq!(records.len(), 1, "{keys:?}");
-    assert_eq!(keys.remove(&records[0]).as_deref(), Some("hash"));
-    assert_eq!(keys.remove("nodes").as_deref(), Some("zset"));
-    let expected: std::collections::HashMap<String, String> = [
-        ("room_id_seq", "string"),
-        ("live_seq", "string"),
-        ("live", "zset"),
-        ("game_links", "hash"),
-        (&*format!("room:{room_id}"), "hash"),
-        (&*format!("room:{room_id}:likes"), "string"),
-        (&*format!("room:{room_id}:viewers"), "string"),
+    let mut found = keys(&lb.config.store.key_prefix);
+    // The node's presence (several nodes): its record and the node list, under one tag.
+    let records: Vec<String> = found.keys().filter(|k| k.starts_with("{nodes}:node:")).cloned().collect();
+    assert_eq!(records.len(), 1, "{found:?}");
+    assert_eq!(found.remove(&records[0]).as_deref(), Some("hash"));
+    assert_eq!(found.remove("{nodes}:live").as_deref(), Some("zset"));
+    let expected: HashMap<String, String> = [
+        ("{rooms}:room_id_seq", "string"),
+        ("{rooms}:live_seq", "string"),
+        ("{rooms}:live", "zset"),
+        ("{rooms}:game_links", "hash"),
+        (&*format!("{{rooms}}:room:{room_id}"), "hash"),
+        (&*format!("{{rooms}}:room:{room_id}:likes"), "string"),
+        (&*format!("{{rooms}}:room:{room_id}:viewers"), "string"),
+        // The room's channel, shared by the nodes (PROTOCOL.md 7), under its own tag; no push
+        // came, so it has no `:seen` set yet.
+        (&*format!("room:{{{room_id}}}:lease"), "string"),
+        (&*format!("room:{{{room_id}}}:in"), "stream"),
+        (&*format!("room:{{{room_id}}}:events"), "stream"),
+        (&*format!("room:{{{room_id}}}:state"), "hash"),
+        ("user:{viewer}", "hash"),
     ]
     .into_iter()
     .map(|(k, t)| (k.to_string(), t.to_string()))
     .collect();
-    assert_eq!(keys, expected);
-    assert_eq!(redis_get(&url, &format!("{prefix}room:{room_id}:likes")), Some("1".into()));
-    assert_eq!(redis_get(&url, &format!("{prefix}room:{room_id}:viewers")), Some("1".into()));
+    assert_eq!(found, expected);
+    room_id
+}
+
+#[actix_rt::test]
+async fn redis_keys_are_the_documented_ones_and_counters_are_integers() {
+    let lb = LiveBroker::start(StoreKind::Redis).await;
+    let (url, prefix) = (lb.config.store.redis_url.clone(), lb.config.store.key_prefix.clone());
+    let room_id = the_documented_keys_are_there(&lb, |p| redis_keys(&url, p)).await;
+    assert_eq!(redis_get(&url, &format!("{prefix}{{rooms}}:room:{room_id}:likes")), Some("1".into()));
+    assert_eq!(redis_get(&url, &format!("{prefix}{{rooms}}:room:{room_id}:viewers")), Some("1".into()));
+}
+
+#[actix_rt::test]
+async fn on_a_cluster_the_live_list_sits_on_one_slot_and_the_counters_are_integers() {
+    let cluster = RedisCluster::shared();
+    let lb = LiveBroker::start(StoreKind::RedisCluster).await;
+    let room_id = the_documented_keys_are_there(&lb, |p| cluster.keys(p)).await;
+    let prefix = &lb.config.store.key_prefix;
+    let likes = format!("{prefix}{{rooms}}:room:{room_id}:likes");
+    let port = cluster.port_of(&likes);
+    assert_eq!(port, cluster.port_of(&format!("{prefix}{{rooms}}:live")), "one slot for the list");
+    assert_eq!(redis_get(&format!("redis://127.0.0.1:{port}"), &likes), Some("1".into()));
 }
 
 #[actix_rt::test]
@@ -531,4 +566,66 @@ async fn a_restarted_broker_reloads_links_and_closed_rooms_from_redis() {
         }
     };
     assert_eq!(msg["channel_name"], linked.to_string());
+}
+
+/// Three brokers on one Redis (`kind`) with one prefix: a room made and taken live on one is
+/// listed on all, likes from two add up, viewers joined on two count once each, a `/game`
+/// link made on one routes the game's danmu pushed to another into the room, and a close on
+/// the third (which has no members) reaches the members on the other two and empties the list.
+async fn nodes_share_the_live_list_its_counters_links_and_statuses(kind: StoreKind) {
+    let a = LiveBroker::start(kind).await;
+    let url = match kind {
+        StoreKind::RedisCluster => a.config.store.cluster_nodes.join(","),
+        _ => a.config.store.redis_url.clone(),
+    };
+    let prefix = a.config.store.key_prefix.clone();
+    let b = LiveBroker::start_on_redis(kind, None, url.clone(), prefix.clone(), |_| {}).await;
+    let c = LiveBroker::start_on_redis(kind, None, url, prefix, |_| {}).await;
+    let room_id = a.live_room("owner").await;
+    let channel = room_id.to_string();
+    assert_eq!(b.listed(1, 20).await, vec![room_id]);
+    for lb in [&a, &b, &a] {
+        lb.ok("POST", &format!("/iapi/rooms/{room_id}/like"), As::User("fan"), None).await;
+    }
+    let (mut on_a, mut on_b) = (a.client("va").await, b.client("vb").await);
+    on_a.enter(&channel).await;
+    on_b.enter(&channel).await;
+    for lb in [&a, &b] {
+        lb.room_field_becomes(room_id, "viewers", json!(2)).await;
+        lb.room_field_becomes(room_id, "likes", json!(3)).await;
+    }
+
+    let game_sess = format!("gs-{}", actors::protocol::sign::random_token());
+    let body = Some(json!({"game_id": "1", "game_sess": game_sess}));
+    a.ok("POST", &format!("/iapi/rooms/{room_id}/game"), As::User("owner"), body).await;
+    let mut bigo = b.bigo_logged_in().await;
+    let mut seqid = 0;
+    let heard = loop {
+        seqid += 1;
+        assert!(seqid <= 20, "the game's danmu pushed to b never reached the linked room");
+        let item = msg_item(&seqid.to_string(), now_ms(), "linked elsewhere");
+        assert_eq!(bigo.push(&push_data(&seqid.to_string(), &game_sess, 2, vec![item])).await["rescode"], 200);
+        if let Ok(msg) = tokio::time::timeout(Duration::from_millis(500), on_a.recv_action("send_topic_msg")).await {
+            break msg;
+        }
+    };
+    assert_eq!(heard["channel_name"], channel);
+
+    c.ok("POST", &format!("/iapi/rooms/{room_id}/close"), As::User("owner"), None).await;
+    for member in [&mut on_a, &mut on_b] {
+        // (The game's own statuses come first: BIGO's status 2 is `game`.)
+        while member.recv_action("room_status").await["status"] != "closed" {}
+    }
+    assert_eq!(a.listed(1, 20).await, Vec::<u64>::new());
+    assert_eq!(b.room(room_id).await["status"], "closed");
+}
+
+#[actix_rt::test]
+async fn nodes_on_one_redis_share_the_live_list_its_counters_links_and_statuses() {
+    nodes_share_the_live_list_its_counters_links_and_statuses(StoreKind::Redis).await;
+}
+
+#[actix_rt::test]
+async fn nodes_on_a_redis_cluster_share_the_live_list_its_counters_links_and_statuses() {
+    nodes_share_the_live_list_its_counters_links_and_statuses(StoreKind::RedisCluster).await;
 }

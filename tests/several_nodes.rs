@@ -8,7 +8,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::live::{unique_prefix, RedisServer};
+use common::live::{unique_prefix, RedisCluster, RedisServer};
 use common::ops::{app_client_at, client_query, free_port, BrokerProcess};
 use common::SECRET;
 use serde_json::Value;
@@ -22,11 +22,21 @@ async fn node(id: &str, redis: &str, prefix: &str) -> BrokerProcess {
 }
 
 async fn node_with(id: &str, redis: &str, prefix: &str, shared_rooms: bool) -> BrokerProcess {
+    node_on(id, &format!("kind: redis, redis_url: \"{redis}\", shared_rooms: {shared_rooms}"), prefix).await
+}
+
+/// A shared-room node on the Redis Cluster `cluster`.
+async fn cluster_node(id: &str, cluster: &RedisCluster, prefix: &str) -> BrokerProcess {
+    let seeds = cluster.urls().iter().map(|u| format!("\"{u}\"")).collect::<Vec<_>>().join(", ");
+    node_on(id, &format!("kind: redis-cluster, cluster_nodes: [{seeds}], shared_rooms: true"), prefix).await
+}
+
+/// A node whose `store` section holds `store` (its kind and where Redis is) and the rest.
+async fn node_on(id: &str, store: &str, prefix: &str) -> BrokerProcess {
     let port = free_port();
     let yaml = format!(
         "server: {{ host: 127.0.0.1, port: {port}, public_url: \"ws://127.0.0.1:{port}\", workers: 1 }}\n\
-         store: {{ kind: redis, redis_url: \"{redis}\", key_prefix: \"{prefix}\", node_id: \"{id}\", \
-                   node_ttl_ms: {TTL_MS}, shared_rooms: {shared_rooms} }}\n\
+         store: {{ {store}, key_prefix: \"{prefix}\", node_id: \"{id}\", node_ttl_ms: {TTL_MS} }}\n\
          auth: {{ jwt_secret: \"{SECRET}\" }}\n\
          bigo: {{ accounts: [ {{ account: \"{}\", password: \"{}\" }} ], platform_abbr: \"{}\" }}\n\
          room: {{ reorder_window_ms: 500 }}\n",
@@ -138,53 +148,90 @@ fn seqs_and_contents(events: &[Value]) -> Vec<(u64, String)> {
         .collect()
 }
 
-#[actix_rt::test]
-async fn pushes_spread_over_two_nodes_reach_members_on_both_once_in_one_order() {
-    let redis = RedisServer::start();
-    let prefix = unique_prefix();
-    let a = node_with("node-a", &redis.url(), &prefix, true).await;
-    let b = node_with("node-b", &redis.url(), &prefix, true).await;
-    let mut ann = app_client_at(&format!("ws://{}", a.addr), "ann", None).await;
-    let mut bob = app_client_at(&format!("ws://{}", b.addr), "bob", None).await;
-    ann.enter("g-shared").await;
-    bob.enter("g-shared").await;
-
-    let (mut to_a, mut to_b) = (bigo_on(&a).await, bigo_on(&b).await);
+/// Pushes for `game_sess`, one item each, spread round-robin over `nodes` with `ts` shuffled
+/// within the window, and a retry of the first on another node; a member on every node.
+/// Every member gets every item once, in one `seq` order, in `ts` order; members on
+/// different nodes chat; one node owns the room.
+async fn pushes_spread_over_nodes_reach_every_member_once_in_one_order(nodes: &[&BrokerProcess], game_sess: &str) {
+    let mut members = Vec::new();
+    for (i, node) in nodes.iter().enumerate() {
+        let mut member = app_client_at(&format!("ws://{}", node.addr), &format!("{game_sess}-member-{i}"), None).await;
+        member.enter(game_sess).await;
+        members.push(member);
+    }
+    let mut pushers = Vec::new();
+    for node in nodes {
+        pushers.push(bigo_on(node).await);
+    }
     let base = common::now_ms();
-    // 40 items, one per push, alternating nodes, ts shuffled within the window (a fixed LCG).
+    // 40 items, one per push, round-robin over the nodes, ts shuffled within the window (a
+    // fixed LCG).
     let mut state: u64 = 7;
     let mut sent = Vec::new();
     for i in 0..40 {
         state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
         let ts = base + ((state >> 33) % 200) as i64;
         let item = common::msg_item(&format!("d{i}"), ts, &format!("{i:02}"));
-        let push = common::push_data(&format!("s{i}"), "g-shared", 2, vec![item]);
-        let answer = if i % 2 == 0 { to_a.push(&push).await } else { to_b.push(&push).await };
+        let push = common::push_data(&format!("s{i}"), game_sess, 2, vec![item]);
+        let answer = pushers[i % nodes.len()].push(&push).await;
         assert_eq!(answer["rescode"], 200, "{answer}");
         sent.push((ts, format!("{i:02}")));
     }
-    // A retry of the first push, sent to the other node: taken (200), delivered once.
-    let retry = common::push_data("s0", "g-shared", 2, vec![common::msg_item("d0", base, "00")]);
-    assert_eq!(to_b.push(&retry).await["rescode"], 200);
+    // A retry of the first push, sent to another node: taken (200), delivered once.
+    let retry = common::push_data("s0", game_sess, 2, vec![common::msg_item("d0", base, "00")]);
+    assert_eq!(pushers[1].push(&retry).await["rescode"], 200);
 
-    let got_a = ann.events("send_topic_msg", 40).await;
-    let got_b = bob.events("send_topic_msg", 40).await;
-    assert_eq!(seqs_and_contents(&got_a), seqs_and_contents(&got_b), "one order on every node");
+    let mut got = Vec::new();
+    for member in &mut members {
+        got.push(seqs_and_contents(&member.events("send_topic_msg", 40).await));
+    }
+    assert!(got.windows(2).all(|w| w[0] == w[1]), "one order on every node: {got:?}");
     let mut expected = sent.clone();
     expected.sort_by_key(|(ts, _)| *ts);
-    let contents: Vec<String> = got_a.iter().map(|e| e["content"].as_str().unwrap_or_default().to_string()).collect();
+    let contents: Vec<String> = got[0].iter().map(|(_, c)| c.clone()).collect();
     let expected: Vec<String> = expected.into_iter().map(|(_, c)| c).collect();
     assert_eq!(contents, expected, "ts order within the window");
-    let seqs: Vec<u64> = got_a.iter().map(|e| e["seq"].as_u64().unwrap_or(0)).collect();
+    let seqs: Vec<u64> = got[0].iter().map(|(seq, _)| *seq).collect();
     assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "seq without gaps: {seqs:?}");
 
-    // A member on one node talks to a member on the other.
-    bob.send("send_topic_msg_report", serde_json::json!({"channel_name": "g-shared", "content": "from b"})).await;
-    let heard = ann.recv_action("send_topic_msg").await;
-    assert_eq!((heard["content"].as_str(), heard["user_id"].as_str()), (Some("from b"), Some("bob")));
+    // A member on one node talks to the members on the others.
+    let (first, rest) = members.split_first_mut().expect("members");
+    rest[0].send("send_topic_msg_report", serde_json::json!({"channel_name": game_sess, "content": "hello"})).await;
+    let heard = first.recv_action("send_topic_msg").await;
+    assert_eq!(
+        (heard["content"].as_str(), heard["user_id"].as_str()),
+        (Some("hello"), Some(&*format!("{game_sess}-member-1")))
+    );
 
-    let owners = [&a, &b].iter().filter(|n| n.log_text().contains("room g-shared: node")).count();
+    let owners = nodes.iter().filter(|n| n.log_text().contains(&format!("room {game_sess}: node"))).count();
     assert_eq!(owners, 1, "one node owns the room");
+}
+
+#[actix_rt::test]
+async fn pushes_spread_over_two_nodes_reach_members_on_both_once_in_one_order() {
+    let (_redis, a, b) = shared_pair().await;
+    pushes_spread_over_nodes_reach_every_member_once_in_one_order(&[&a, &b], "g-shared").await;
+}
+
+#[actix_rt::test]
+async fn on_a_redis_cluster_pushes_spread_over_three_nodes_reach_every_member_once_in_one_order() {
+    let cluster = RedisCluster::start();
+    let prefix = unique_prefix();
+    let (a, b, c) = (
+        cluster_node("node-a", &cluster, &prefix).await,
+        cluster_node("node-b", &cluster, &prefix).await,
+        cluster_node("node-c", &cluster, &prefix).await,
+    );
+    // Two rooms whose keys sit on different masters, served side by side.
+    let keys = danmu_broker::cluster::keys::Keys::new(&prefix);
+    let master = |channel: &str| cluster.port_of(&keys.room(channel, "events"));
+    let first = "g-c0".to_string();
+    let second = (1..).map(|i| format!("g-c{i}")).find(|c| master(c) != master(&first)).expect("another master");
+    let nodes = [&a, &b, &c];
+    futures_util::join!(
+        pushes_spread_over_nodes_reach_every_member_once_in_one_order(&nodes, &first),
+        pushes_spread_over_nodes_reach_every_member_once_in_one_order(&nodes, &second),
+    );
 }
 
 /// Two shared-room nodes on one fresh Redis.
@@ -508,4 +555,96 @@ async fn a_node_taken_for_dead_that_comes_back_closes_its_clients_with_1012() {
     let kicked = bob.recv_action("kicked").await;
     assert_eq!(kicked["reason"], "reconnect", "{kicked}");
     assert_eq!(common::closed_with(&mut bob.ws).await, Some(1012));
+}
+
+/// Three nodes on one Redis. `a_url` is asked for `end_point` until it names a live node
+/// other than `dead`.
+async fn end_point_other_than(at: &BrokerProcess, dead: &str) -> String {
+    let deadline = Instant::now() + Duration::from_millis(TTL_MS) * 3;
+    loop {
+        let url = end_point(at).await;
+        if url != dead {
+            return url.trim_end_matches("/iapi/websocket").to_string();
+        }
+        assert!(Instant::now() < deadline, "end_point still names the dead node {dead}");
+        actix_rt::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[actix_rt::test]
+async fn when_the_node_bigo_pushes_to_dies_bigo_retries_elsewhere_and_its_clients_recover_exactly_what_they_missed() {
+    let redis = RedisServer::start();
+    let prefix = unique_prefix();
+    let mut a = node_with("node-a", &redis.url(), &prefix, true).await;
+    let b = node_with("node-b", &redis.url(), &prefix, true).await;
+    let c = node_with("node-c", &redis.url(), &prefix, true).await;
+    // carol on c joins first (c owns the room); ann sits on a, the node BIGO pushes to.
+    let mut carol = client_on(&c, "carol").await;
+    carol.enter("g-move").await;
+    let mut ann = client_on(&a, "ann").await;
+    let epoch = ann.enter("g-move").await["epoch"].as_str().expect("epoch").to_string();
+
+    let mut bigo = bigo_on(&a).await;
+    let mut acknowledged = Vec::new();
+    let mut moved = false;
+    for i in 0..30 {
+        let item = common::msg_item(&format!("m{i}"), common::now_ms(), &format!("item-{i:02}"));
+        let push = common::push_data(&format!("q{i}"), "g-move", 2, vec![item]);
+        if i == 15 {
+            // Past the reorder window, the first 15 items have reached ann; then a dies with this push on the wire: BIGO gets no answer and sends it again to
+            // another node (it may have been stored already: the retry is recognised).
+            actix_rt::time::sleep(Duration::from_millis(1_000)).await;
+            bigo.send_push(&push).await;
+            a.child.kill().expect("kill -9 node a");
+            let _ = a.child.wait();
+        }
+        let answer = match (i == 15, bigo.try_push(&push).await) {
+            (false, Some(answer)) => answer,
+            _ => {
+                assert!(!moved, "only one node died");
+                moved = true;
+                bigo = bigo_on(&b).await;
+                bigo.push(&push).await
+            }
+        };
+        assert_eq!(answer["rescode"], 200, "{answer}");
+        acknowledged.push(format!("item-{i:02}"));
+        actix_rt::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(moved, "BIGO moved to another node");
+
+    // carol, on a node that lived, has every acknowledged item once, in seq order.
+    let got = carol.events("send_topic_msg", acknowledged.len()).await;
+    let contents: Vec<String> = got.iter().map(|e| e["content"].as_str().unwrap_or_default().to_string()).collect();
+    let mut sorted = contents.clone();
+    sorted.sort();
+    assert_eq!(sorted, acknowledged, "every acknowledged item once");
+
+    // ann saw what reached her before a died; through end_point she recovers the rest.
+    let before: Vec<Value> =
+        ann.frames_until_closed().await.into_iter().filter(|f| f["action"] == "send_topic_msg").collect();
+    let last_seq = before.last().and_then(|e| e["seq"].as_u64()).expect("ann saw items before a died");
+    let elsewhere = end_point_other_than(&b, &client_url(&a)).await;
+    let mut ann = app_client_at(&elsewhere, "ann", None).await;
+    ann.send("enter_room_report", serde_json::json!({"channel_name": "g-move", "last_seq": last_seq, "epoch": epoch}))
+        .await;
+    let ack = ann.recv_action("ack").await;
+    assert_eq!((ack["recovered"].as_bool(), ack["epoch"].as_str()), (Some(true), Some(epoch.as_str())), "{ack}");
+    // Then the missed events (her own enter_room, numbered `own` when she came in as a new
+    // user, excepted), and live ones: every seq after last_seq once, in order.
+    let own = ack["last_seq"].as_u64().expect("last_seq");
+    let mut seen: Vec<String> = before.iter().map(|e| e["content"].as_str().unwrap_or_default().to_string()).collect();
+    let mut seqs = Vec::new();
+    while seen.len() < acknowledged.len() {
+        let frame = ann.recv().await;
+        seqs.push(frame["seq"].as_u64().expect("a room event"));
+        if frame["action"] == "send_topic_msg" {
+            seen.push(frame["content"].as_str().unwrap_or_default().to_string());
+        }
+    }
+    let expected: Vec<u64> =
+        (last_seq + 1..=*seqs.last().unwrap_or(&last_seq)).filter(|s| *s != own || seqs.contains(s)).collect();
+    assert_eq!(seqs, expected, "every seq after last_seq once, in order (own enter {own})");
+    seen.sort();
+    assert_eq!(seen, acknowledged, "what she saw before + after = every acknowledged item, once");
 }

@@ -241,8 +241,15 @@ impl Handler<LinkGameSess> for Registry {
 impl Handler<SetRoomStatus> for Registry {
     type Result = ();
 
-    fn handle(&mut self, msg: SetRoomStatus, _ctx: &mut Self::Context) {
-        if let Some(room) = self.rooms.get(&msg.channel_name).filter(|a| a.connected()) {
+    fn handle(&mut self, msg: SetRoomStatus, ctx: &mut Self::Context) {
+        // A room of this node that is not running learns its status from the store when it
+        // starts; a room made by a factory may run on other nodes too (shared rooms), so it is
+        // started here to hand the change on (it stops again when idle).
+        let room = match &self.factory {
+            Some(_) => Some(self.room(&msg.channel_name, ctx)),
+            None => self.rooms.get(&msg.channel_name).filter(|a| a.connected()).cloned(),
+        };
+        if let Some(room) = room {
             room.set_status.do_send(SetStatus { status: msg.status });
         }
     }

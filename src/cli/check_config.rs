@@ -79,6 +79,7 @@ fn masked(config: &Config) -> Config {
     mask(&mut c.live.play_key);
     mask(&mut c.live.callback_key);
     c.store.redis_url = startup::redacted_url(&c.store.redis_url);
+    c.store.cluster_nodes = c.store.cluster_nodes.iter().map(|u| startup::redacted_url(u)).collect();
     c
 }
 

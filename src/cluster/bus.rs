@@ -1,6 +1,7 @@
-//! `Bus`: this node's one Redis pub/sub connection (RESP3 pushes on a `ConnectionManager`
-//! that resubscribes by itself after a reconnect). Shared rooms subscribe to their channels
-//! through it while they need them, and get each message as a [`BusMessage`].
+//! `Bus`: this node's one Redis pub/sub connection (RESP3 pushes on a [`RedisConn`] that
+//! resubscribes by itself after a reconnect; sharded channels on a cluster). Shared rooms
+//! subscribe to their channels through it while they need them, and get each message as a
+//! [`BusMessage`].
 //!
 //! Pub/sub may lose messages while the connection is down; what travels on it is numbered
 //! (room events carry `seq`) or retried (answers time out), so a subscriber can tell and
@@ -13,8 +14,9 @@ use actix::{
     WrapFuture,
 };
 use log::{debug, warn};
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{IntoConnectionInfo, ProtocolVersion, PushInfo, PushKind, Value};
+use redis::{PushInfo, PushKind, Value};
+
+use crate::store::conn::{RedisConn, RedisTarget};
 
 /// A message that arrived on a subscribed channel.
 #[derive(Message, Debug, Clone)]
@@ -39,24 +41,16 @@ pub struct Unsubscribe {
 }
 
 pub struct Bus {
-    conn: ConnectionManager,
+    conn: RedisConn,
     pushes: Option<tokio::sync::mpsc::UnboundedReceiver<PushInfo>>,
     subscribers: HashMap<String, Recipient<BusMessage>>,
 }
 
 impl Bus {
-    /// A bus on the Redis at `url` (connecting lazily, like the store).
-    pub fn open(url: &str) -> redis::RedisResult<Self> {
-        let info = url.into_connection_info()?;
-        let settings = info.redis_settings().clone().set_protocol(ProtocolVersion::RESP3);
-        let client = redis::Client::open(info.set_redis_settings(settings))?;
+    /// A bus on the store's Redis (connecting lazily, like the store).
+    pub fn open(target: &RedisTarget) -> redis::RedisResult<Self> {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(std::time::Duration::from_secs(1)))
-            .set_response_timeout(Some(std::time::Duration::from_secs(2)))
-            .set_push_sender(tx)
-            .set_automatic_resubscription();
-        let conn = ConnectionManager::new_lazy_with_config(client, config)?;
+        let conn = RedisConn::open_pubsub(target, tx)?;
         Ok(Self { conn, pushes: Some(rx), subscribers: HashMap::new() })
     }
 }
@@ -74,7 +68,7 @@ impl Actor for Bus {
 
 impl StreamHandler<PushInfo> for Bus {
     fn handle(&mut self, push: PushInfo, _ctx: &mut Self::Context) {
-        if push.kind != PushKind::Message {
+        if !matches!(push.kind, PushKind::Message | PushKind::SMessage) {
             debug!("bus: {:?}", push.kind);
             return;
         }

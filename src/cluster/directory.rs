@@ -9,11 +9,11 @@
 //! it out of another room ([`Remote::MoveOut`]). Messages on this node's inbox come back here
 //! (through the bus) and go to the local index.
 
+use crate::store::conn::RedisConn;
 use actix::{Actor, ActorFutureExt, Addr, AsyncContext, Context, Handler, Message, ResponseFuture, WrapFuture};
 use actors::room::SessionId;
 use actors::sessions::{Remote, SessionChange, SessionIndex};
 use log::{debug, warn};
-use redis::aio::ConnectionManager;
 use serde::{Deserialize, Serialize};
 
 use super::bus::{Bus, BusMessage, Subscribe};
@@ -58,19 +58,13 @@ pub struct RoomOfUser {
 pub struct SessionDirectory {
     node_id: String,
     keys: Keys,
-    conn: ConnectionManager,
+    conn: RedisConn,
     bus: Addr<Bus>,
     sessions: Addr<SessionIndex>,
 }
 
 impl SessionDirectory {
-    pub fn new(
-        node_id: String,
-        keys: Keys,
-        conn: ConnectionManager,
-        bus: Addr<Bus>,
-        sessions: Addr<SessionIndex>,
-    ) -> Self {
+    pub fn new(node_id: String, keys: Keys, conn: RedisConn, bus: Addr<Bus>, sessions: Addr<SessionIndex>) -> Self {
         Self { node_id, keys, conn, bus, sessions }
     }
 
@@ -80,7 +74,7 @@ impl SessionDirectory {
         ctx.spawn(
             async move {
                 let sent: redis::RedisResult<i64> =
-                    redis::cmd("PUBLISH").arg(channel).arg(payload).query_async(&mut conn).await;
+                    redis::cmd(conn.publish_command()).arg(channel).arg(payload).query_async(&mut conn).await;
                 if let Err(e) = sent {
                     warn!("directory: a message to another node was lost: {e}");
                 }

@@ -4,7 +4,9 @@
 //! `{<channel>}` so that a room's operations (a Lua script touching its lease, input, events
 //! and state) run on one Redis Cluster slot. A channel name is written into a key with `{`,
 //! `}` and `%` percent-encoded, so that the tag is exactly the channel and a channel can never
-//! forge another room's keys. Node keys are tagged with the node id the same way.
+//! forge another room's keys. The presence keys share the tag `{nodes}` (a node's renewal
+//! writes its record and the node list in one pipeline, and the owners read every record in
+//! one); a user's key and a node's inbox channel are tagged with the user or node id.
 
 /// The key and channel names under one prefix.
 #[derive(Debug, Clone)]
@@ -19,12 +21,12 @@ impl Keys {
 
     /// The sorted set of node ids, scored by the Unix ms their presence expires at.
     pub fn nodes(&self) -> String {
-        format!("{}nodes", self.prefix)
+        format!("{}{{nodes}}:live", self.prefix)
     }
 
     /// One node's presence hash (`public_url`, `clients`), expiring with the node.
     pub fn node(&self, node_id: &str) -> String {
-        format!("{}node:{{{}}}", self.prefix, tag(node_id))
+        format!("{}{{nodes}}:node:{node_id}", self.prefix)
     }
 
     /// The pub/sub channel of frames addressed to one node's sessions.
@@ -90,5 +92,14 @@ mod tests {
         assert_ne!(k.room("a}:in", "x"), k.room("a", "in}:x"));
         assert_ne!(k.room("%7B", "in"), k.room("{", "in"));
         assert_eq!(k.room("17", "lease"), "p:room:{17}:lease");
+    }
+
+    #[test]
+    fn the_presence_keys_share_one_slot() {
+        let k = Keys::new("p:");
+        for id in ["node-a", "we{ir}d", "}"] {
+            assert_eq!(cluster_tag(&k.node(id)), "nodes");
+        }
+        assert_eq!(cluster_tag(&k.nodes()), "nodes");
     }
 }

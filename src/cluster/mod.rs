@@ -9,12 +9,14 @@
 //! - [`bus`]: the node's pub/sub connection (room channels, owner wake-ups, node inboxes).
 //! - [`directory`]: the client-session rules across nodes (replacement, one room per user,
 //!   `user/info`).
+//! - [`links`]: a `/game` link made on one node reaches every node's routing.
 //!
 //! With `store.kind: memory` none of this runs.
 
 pub mod bus;
 pub mod directory;
 pub mod keys;
+pub mod links;
 pub mod presence;
 pub mod room;
 mod scripts;

@@ -15,13 +15,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::store::conn::RedisConn;
 use actix::{Actor, ActorFutureExt, Addr, AsyncContext, Context, Handler, Message, ResponseFuture, WrapFuture};
 use actors::metrics::Metrics;
 use actors::protocol::client::KickReason;
 use actors::protocol::now_ms;
 use actors::sessions::{ClientCount, KickAll, SessionIndex};
 use log::{debug, info, warn};
-use redis::aio::ConnectionManager;
 
 use super::keys::Keys;
 
@@ -92,7 +92,7 @@ pub struct NodePresence {
     public_url: String,
     ttl: Duration,
     keys: Keys,
-    conn: ConnectionManager,
+    conn: RedisConn,
     sessions: Addr<SessionIndex>,
     metrics: Arc<Metrics>,
     view: Vec<NodeView>,
@@ -114,7 +114,7 @@ impl NodePresence {
         public_url: String,
         ttl: Duration,
         keys: Keys,
-        conn: ConnectionManager,
+        conn: RedisConn,
         sessions: Addr<SessionIndex>,
         metrics: Arc<Metrics>,
     ) -> Self {

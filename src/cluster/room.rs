@@ -26,6 +26,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::store::conn::RedisConn;
 use actix::{
     Actor, ActorContext, ActorFutureExt, Addr, AsyncContext, Context, Handler, ResponseActFuture, SpawnHandle,
     WrapFuture,
@@ -41,13 +42,11 @@ use actors::room::{
 };
 use bytestring::ByteString;
 use log::{debug, info, warn};
-use redis::aio::ConnectionManager;
-use redis::Script;
 use tokio::sync::{broadcast, oneshot};
 
 use super::bus::{Bus, BusMessage, Subscribe, Unsubscribe};
 use super::keys::Keys;
-use super::scripts::{COMMIT, INGEST, RENEW};
+use super::scripts::Scripts;
 use super::wire::{
     action_of, code_of, stream_id_le, wire_action, AckWire, Input, JoinAnswerWire, Published, SeatWire, SnapshotWire,
     WireEvent,
@@ -65,7 +64,7 @@ const READ_COUNT: usize = 500;
 pub struct SharedRooms {
     pub node_id: String,
     pub keys: Keys,
-    pub conn: ConnectionManager,
+    pub conn: RedisConn,
     pub bus: Addr<Bus>,
     pub lease_ttl: Duration,
     pub config: RoomConfig,
@@ -116,7 +115,7 @@ pub struct SharedRoom {
     channel_name: String,
     shared: SharedRooms,
     links: RoomLinks,
-    scripts: Arc<(Script, Script, Script)>,
+    scripts: Arc<Scripts>,
     fanout: broadcast::Sender<Arc<Bundle>>,
     sessions: HashMap<SessionId, actix::Recipient<ToMember>>,
     /// Members moved out by another connection of their user (PROTOCOL.md 2.3): they left the
@@ -140,7 +139,7 @@ impl SharedRoom {
             channel_name,
             shared,
             links,
-            scripts: Arc::new((Script::new(INGEST), Script::new(RENEW), Script::new(COMMIT))),
+            scripts: Arc::new(Scripts::new()),
             fanout,
             sessions: HashMap::new(),
             moved_out: HashMap::new(),
@@ -173,7 +172,7 @@ impl SharedRoom {
         let (seqid_key, node) = (seqid_key.to_string(), self.shared.node_id.clone());
         async move {
             let (dup, owner): (i64, String) = scripts
-                .0
+                .ingest
                 .key(seen)
                 .key(stream)
                 .key(lease)
@@ -183,6 +182,7 @@ impl SharedRoom {
                 .arg(node)
                 .arg(body)
                 .arg(wake)
+                .arg(conn.publish_command())
                 .invoke_async(&mut conn)
                 .await?;
             Ok((dup == 0, owner))
@@ -191,24 +191,18 @@ impl SharedRoom {
 
     /// After an input went in: a room without an owner is claimed by this node (it uses it).
     fn claim_if_vacant(&mut self, owner: &str, ctx: &mut Context<Self>) {
-        if !owner.is_empty() || self.owner.is_some() || self.claiming {
+        let ours = owner == self.shared.node_id;
+        if !(owner.is_empty() || ours) || self.owner.is_some() || self.claiming {
             return;
         }
         self.claiming = true;
         let mut conn = self.shared.conn.clone();
         let (lease, node, ttl) = (self.key("lease"), self.shared.node_id.clone(), self.shared.lease_ttl);
+        let scripts = self.scripts.clone();
         let claim = async move {
-            let ok: Option<String> = redis::cmd("SET")
-                .arg(lease)
-                .arg(node)
-                .arg("NX")
-                .arg("PX")
-                .arg(ttl.as_millis() as u64)
-                .query_async(&mut conn)
-                .await
-                .ok()
-                .flatten();
-            ok.is_some()
+            let won: redis::RedisResult<i64> =
+                scripts.claim.key(lease).arg(node).arg(ttl.as_millis() as u64).invoke_async(&mut conn).await;
+            matches!(won, Ok(1))
         };
         ctx.spawn(claim.into_actor(self).map(|won, room, ctx| {
             room.claiming = false;
@@ -451,6 +445,7 @@ impl SharedRoom {
             self.key("ch"),
             message,
             published.events.len().to_string(),
+            self.shared.conn.publish_command().to_string(),
         ];
         for e in published.events {
             args.extend([e.seq.to_string(), e.x.map(|x| x.to_string()).unwrap_or_default(), e.j]);
@@ -460,7 +455,7 @@ impl SharedRoom {
         let mut conn = self.shared.conn.clone();
         let scripts = self.scripts.clone();
         let run = async move {
-            let mut invocation = scripts.2.prepare_invoke();
+            let mut invocation = scripts.commit.prepare_invoke();
             for key in keys {
                 invocation.key(key);
             }
@@ -536,7 +531,7 @@ impl SharedRoom {
             (self.key("lease"), self.shared.node_id.clone(), self.shared.lease_ttl.as_millis() as u64);
         let scripts = self.scripts.clone();
         let started = Instant::now();
-        let run = async move { scripts.1.key(lease).arg(node).arg(ttl).invoke_async::<i64>(&mut conn).await };
+        let run = async move { scripts.renew.key(lease).arg(node).arg(ttl).invoke_async::<i64>(&mut conn).await };
         ctx.spawn(run.into_actor(self).map(move |answer, room, ctx| match answer {
             Ok(1) => {
                 if let Some(owner) = room.owner.as_mut() {
@@ -667,8 +662,11 @@ impl SharedRoom {
         // Reading from now on: every later event, none of the earlier ones.
         let events = self.fanout.subscribe();
         let epoch_matches = pending.request.epoch.as_deref().is_none_or(|e| e == snapshot.epoch);
-        let want = pending.request.last_seq.filter(|last| epoch_matches && *last + 1 < own_seq);
-        let recovered_without_replay = pending.request.last_seq.map(|last| epoch_matches && last + 1 >= own_seq);
+        // `own_seq` is this session's own `enter_room` when it came in as a new user, else the
+        // newest event when it joined (another device of a user already in): either way the
+        // replay is what followed `last_seq` up to it, without the session's own events.
+        let want = pending.request.last_seq.filter(|last| epoch_matches && *last < own_seq);
+        let recovered_without_replay = pending.request.last_seq.map(|last| epoch_matches && last >= own_seq);
         let snapshot = snapshot.into_snapshot();
         match want {
             None => {
@@ -681,12 +679,14 @@ impl SharedRoom {
                 }));
             }
             Some(last) => {
-                let fetch = self.fetch_events(last + 1, own_seq - 1);
+                let session = join.s;
+                let fetch = self.fetch_events(last + 1, own_seq);
                 ctx.spawn(fetch.into_actor(self).map(move |found, _room, _ctx| {
                     let found = found.unwrap_or_default();
                     let complete = found.first().is_some_and(|e| e.seq == last + 1);
                     let replay = found
                         .into_iter()
+                        .filter(|e| e.x != Some(session))
                         .map(|e| RoomEvent { seq: Some(e.seq), exclude: e.x, json: ByteString::from(e.j) })
                         .collect();
                     let _ =
@@ -793,6 +793,15 @@ impl Actor for SharedRoom {
 
     fn stopped(&mut self, ctx: &mut Self::Context) {
         self.shared.metrics.rooms.dec();
+        if self.owner.is_some() {
+            // Hand the room on at once rather than after the lease's time: whoever uses it
+            // next (here or elsewhere) restores it from Redis.
+            let (mut conn, scripts) = (self.shared.conn.clone(), self.scripts.clone());
+            let (lease, node) = (self.key("lease"), self.shared.node_id.clone());
+            actix::spawn(async move {
+                let _: redis::RedisResult<i64> = scripts.release.key(lease).arg(node).invoke_async(&mut conn).await;
+            });
+        }
         self.give_up(ctx);
         if self.subscribed {
             self.shared.bus.do_send(Unsubscribe { channel: self.key("ch") });

@@ -1,7 +1,8 @@
 //! The Lua scripts of a shared room (see `room`): each runs atomically on the room's one
 //! hash slot, so that a check and the writes it guards cannot be split by another node.
 
-/// KEYS: seen, in, lease. ARGV: seqid key ("" = none), now ms, kind, node, body, wake channel.
+/// KEYS: seen, in, lease. ARGV: seqid key ("" = none), now ms, kind, node, body, wake channel,
+/// publish command (`PUBLISH`, or `SPUBLISH` on a cluster: the channel shares the room's tag).
 /// Answers {1, owner} for a seqid seen before, {0, owner} once the input is in the stream.
 pub const INGEST: &str = r"
 if ARGV[1] ~= '' then
@@ -10,8 +11,26 @@ if ARGV[1] ~= '' then
   end
 end
 redis.call('XADD', KEYS[2], '*', 'k', ARGV[3], 'n', ARGV[4], 'b', ARGV[5])
-redis.call('PUBLISH', ARGV[6], '1')
+redis.call(ARGV[7], ARGV[6], '1')
 return {0, redis.call('GET', KEYS[3]) or ''}
+";
+
+/// KEYS: lease. ARGV: node, ttl ms. Takes the lease when nobody holds it, or when it still
+/// names this node (a room that stopped here and starts again, or this node restarted under
+/// the same `store.node_id`). 1 when it is ours now, else 0.
+pub const CLAIM: &str = r"
+local holder = redis.call('GET', KEYS[1])
+if holder == false or holder == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+return 0
+";
+
+/// KEYS: lease. ARGV: node. Gives the lease up if it is ours (a room that stops here).
+pub const RELEASE: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
 ";
 
 /// KEYS: lease. ARGV: node, ttl ms. 1 when the lease is ours (and renewed), else 0.
@@ -25,12 +44,12 @@ return 0
 
 /// KEYS: lease, events, state, seen, in. ARGV: node, history_len, seen cap, now ms, core
 /// state, session nodes, applied id, trim id ("" = none), channel, message ("" = none),
-/// n events, then seq/exclude/json triples (exclude "" = none), then n released, then the
+/// n events, publish command (as for INGEST), then seq/exclude/json triples (exclude "" = none), then n released, then the
 /// released keys.
 /// Answers 1 when committed, 0 when the lease is not ours (nothing written).
 pub const COMMIT: &str = r"
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-local i = 12
+local i = 13
 for _ = 1, tonumber(ARGV[11]) do
   redis.call('XADD', KEYS[2], 'MAXLEN', '=', ARGV[2], ARGV[i] .. '-1', 'x', ARGV[i + 1], 'e', ARGV[i + 2])
   i = i + 3
@@ -44,6 +63,27 @@ end
 if released > 0 then redis.call('ZREMRANGEBYRANK', KEYS[4], 0, -(tonumber(ARGV[3]) + 1)) end
 redis.call('HSET', KEYS[3], 'core', ARGV[5], 'nodes', ARGV[6], 'applied', ARGV[7])
 if ARGV[8] ~= '' then redis.call('XTRIM', KEYS[5], 'MINID', ARGV[8]) end
-if ARGV[10] ~= '' then redis.call('PUBLISH', ARGV[9], ARGV[10]) end
+if ARGV[10] ~= '' then redis.call(ARGV[12], ARGV[9], ARGV[10]) end
 return 1
 ";
+
+/// The scripts, each hashed once per room.
+pub struct Scripts {
+    pub ingest: redis::Script,
+    pub claim: redis::Script,
+    pub renew: redis::Script,
+    pub release: redis::Script,
+    pub commit: redis::Script,
+}
+
+impl Scripts {
+    pub fn new() -> Self {
+        Self {
+            ingest: redis::Script::new(INGEST),
+            claim: redis::Script::new(CLAIM),
+            renew: redis::Script::new(RENEW),
+            release: redis::Script::new(RELEASE),
+            commit: redis::Script::new(COMMIT),
+        }
+    }
+}

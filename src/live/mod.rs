@@ -20,7 +20,7 @@ pub mod zombies;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix::{Addr, AsyncContext, Context};
+use actix::{Addr, AsyncContext, Context, Recipient};
 use actors::protocol::now_ms;
 use actors::registry::{LinkGameSess, Registry, RoomFor, SetRoomStatus};
 use actors::room::Notice;
@@ -98,18 +98,26 @@ pub struct LiveRooms {
     store: Store,
     config: Arc<LiveConfig>,
     registry: Addr<Registry>,
+    /// Where a new `/game` link goes: the registry, or with shared rooms every node's.
+    links: Recipient<LinkGameSess>,
     cloud: Addr<CloudAgent>,
 }
 
 /// Starts the room hooks (on the context whose address the registry was given as its
 /// membership hook) and the cloud agent, reloads the `game_sess` links, and answers the
 /// service. Runs inside the actix system, on the thread the cloud agent will live on.
-pub fn start(config: &LiveConfig, store: Store, registry: Addr<Registry>, hooks: Context<RoomHooks>) -> LiveRooms {
+pub fn start(
+    config: &LiveConfig,
+    store: Store,
+    registry: Addr<Registry>,
+    links: Recipient<LinkGameSess>,
+    hooks: Context<RoomHooks>,
+) -> LiveRooms {
     hooks.run(RoomHooks::new(store.clone()));
     // The agent needs the service (to close zombies) and the service the agent (to forbid
     // pushes): create the agent's context first so that both can hold the other's handle.
     let cloud = Context::<CloudAgent>::new();
-    let live = LiveRooms { store, config: Arc::new(config.clone()), registry, cloud: cloud.address() };
+    let live = LiveRooms { store, config: Arc::new(config.clone()), registry, links, cloud: cloud.address() };
     cloud.run(CloudAgent::new(config, live.clone()));
     let reload = live.clone();
     actix_rt::spawn(async move { reload.reload_links().await });
@@ -247,7 +255,7 @@ impl LiveRooms {
         }
         self.store.link_game(room_id, game_id, game_sess.clone()).await?;
         info!("live rooms: room {room_id} linked game_sess {game_sess}");
-        self.registry.do_send(LinkGameSess { game_sess, channel_name: room.channel_name() });
+        self.links.do_send(LinkGameSess { game_sess, channel_name: room.channel_name() });
         self.get(room_id).await
     }
 

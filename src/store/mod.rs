@@ -13,6 +13,7 @@
 //! `match` keeps both implementations of each operation next to each other in one place.
 //! Who talks to it: `crate::live` (the service, the viewer counter, the zombie poller).
 
+pub mod conn;
 pub mod memory;
 pub mod redis;
 
@@ -128,12 +129,15 @@ impl Store {
     pub fn open(config: &StoreConfig) -> Result<Self, StoreError> {
         Ok(match config.kind {
             StoreKind::Memory => Self::Memory(MemoryStore::default().start()),
-            StoreKind::Redis => Self::Redis(RedisStore::open(&config.redis_url, &config.key_prefix)?),
+            StoreKind::Redis | StoreKind::RedisCluster => {
+                let target = conn::RedisTarget::of(config).expect("a Redis kind");
+                Self::Redis(RedisStore::open(&target, &config.key_prefix)?)
+            }
         })
     }
 
     /// The Redis connection of a Redis store (shared with the several-nodes parts).
-    pub fn redis_connection(&self) -> Option<::redis::aio::ConnectionManager> {
+    pub fn redis_connection(&self) -> Option<conn::RedisConn> {
         match self {
             Self::Memory(_) => None,
             Self::Redis(r) => Some(r.connection()),
@@ -143,7 +147,7 @@ impl Store {
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Memory(_) => "memory",
-            Self::Redis(_) => "redis",
+            Self::Redis(r) => r.kind(),
         }
     }
 

@@ -2,38 +2,43 @@
 //! that uses the same `store.redis_url` and `store.key_prefix` (seed 002 advises Redis for
 //! the high-rate counters).
 //!
-//! Keys (every one starts with `store.key_prefix`, written `{p}` here):
+//! Keys (every one starts with `store.key_prefix`, written `{p}` here, and carries the hash
+//! tag `{rooms}`, so that the scripts and pipelines below, which touch a room together with the
+//! live list, stay on one slot of a Redis Cluster):
 //!
 //! | key | type | holds |
 //! | --- | --- | --- |
-//! | `{p}room_id_seq` | integer | the last `room_id` given out (INCR) |
-//! | `{p}room:{room_id}` | hash | `room_id owner_id title location cover_url stream_id status created_at live_at ended_at game_id game_sess` |
-//! | `{p}room:{room_id}:likes` | integer | likes (INCR) |
-//! | `{p}room:{room_id}:viewers` | integer | current viewers (INCRBY +1/-1 from joins and leaves) |
-//! | `{p}live` | sorted set | `room_id`s of `live` rooms, scored by `live_seq` (newest = highest) |
-//! | `{p}live_seq` | integer | the last `live_seq` given out (INCR when a room goes live) |
-//! | `{p}game_links` | hash | `game_sess` -> `room_id` (`/game` links, reloaded at start-up) |
+//! | `{p}{rooms}:room_id_seq` | integer | the last `room_id` given out (INCR) |
+//! | `{p}{rooms}:room:{room_id}` | hash | `room_id owner_id title location cover_url stream_id status created_at live_at ended_at game_id game_sess` |
+//! | `{p}{rooms}:room:{room_id}:likes` | integer | likes (INCR) |
+//! | `{p}{rooms}:room:{room_id}:viewers` | integer | current viewers (INCRBY +1/-1 from joins and leaves) |
+//! | `{p}{rooms}:live` | sorted set | `room_id`s of `live` rooms, scored by `live_seq` (newest = highest) |
+//! | `{p}{rooms}:live_seq` | integer | the last `live_seq` given out (INCR when a room goes live) |
+//! | `{p}{rooms}:game_links` | hash | `game_sess` -> `room_id` (`/game` links, reloaded at start-up) |
+//!
+//! One tag means one slot, and so one master, for the whole list: its traffic is a few
+//! commands per status change, join, leave and like, far below what one master serves (see
+//! BENCHMARKS.md, "Capacity"); the rooms' danmu traffic is spread by the rooms' own tags.
 //!
 //! Every change that reads before it writes (status compare-and-set, "like only when live",
 //! viewers never below 0, unlink only our own link) is one Lua script, so it is atomic without
 //! WATCH (which a shared, multiplexed connection cannot use safely). Plain counters use INCR.
 //!
-//! The connection is the `redis` crate's [`ConnectionManager`], created lazily: the broker
+//! The connection is a [`RedisConn`] (a single server or a cluster), created lazily: the broker
 //! starts even when Redis is down, every call made during an outage fails quickly with
-//! [`StoreError::Unavailable`] (connect timeout 1 s, response timeout 2 s), and the manager
+//! [`StoreError::Unavailable`] (connect timeout 1 s, response timeout 2 s), and the connection
 //! reconnects by itself once Redis is back. A call whose connection attempt was refused is
-//! tried once more, because the manager only starts reconnecting when a call fails (the first
-//! call after Redis returns would otherwise fail too); a command that was already sent is
-//! never repeated, so an INCR is never counted twice.
+//! tried once more, because a single server's connection manager only starts reconnecting when
+//! a call fails (the first call after Redis returns would otherwise fail too); a command that
+//! was already sent is never repeated, so an INCR is never counted twice.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, RedisResult, Script, Value};
 
+use super::conn::{RedisConn, RedisTarget};
 use super::{Guarded, LivePage, NewRoom, Room, RoomStatus, StoreError};
 
 /// Status compare-and-set; moves the room onto or off the live list.
@@ -96,7 +101,8 @@ struct Scripts {
 
 #[derive(Clone)]
 pub struct RedisStore {
-    conn: ConnectionManager,
+    conn: RedisConn,
+    /// `store.key_prefix` and the list's hash tag.
     prefix: String,
     /// Immutable after start; shared so that clones do not re-hash the scripts.
     scripts: Arc<Scripts>,
@@ -106,34 +112,30 @@ fn unavailable(e: redis::RedisError) -> StoreError {
     StoreError::Unavailable(format!("redis: {e}"))
 }
 
-/// A lazily connecting, self-reconnecting connection to `url`, with the timeouts above: the
-/// broker starts while Redis is down, and calls fail fast until it is back.
-pub fn connection(url: &str) -> Result<ConnectionManager, StoreError> {
-    let client = redis::Client::open(url).map_err(|e| StoreError::Unavailable(format!("redis url {url}: {e}")))?;
-    let config = ConnectionManagerConfig::new()
-        .set_connection_timeout(Some(Duration::from_secs(1)))
-        .set_response_timeout(Some(Duration::from_secs(2)))
-        .set_number_of_retries(1)
-        .set_max_delay(Duration::from_millis(500));
-    ConnectionManager::new_lazy_with_config(client, config).map_err(unavailable)
-}
-
 impl RedisStore {
     /// A store on `url` (not connected yet; see the module doc). Runs inside a Tokio runtime.
-    pub fn open(url: &str, prefix: &str) -> Result<Self, StoreError> {
-        let conn = connection(url)?;
+    pub fn open(target: &RedisTarget, prefix: &str) -> Result<Self, StoreError> {
+        let conn = RedisConn::open(target).map_err(|e| StoreError::Unavailable(format!("redis {target:?}: {e}")))?;
         let scripts = Scripts {
             set_status: Script::new(SET_STATUS),
             like: Script::new(LIKE),
             add_viewers: Script::new(ADD_VIEWERS),
             unlink: Script::new(UNLINK),
         };
-        Ok(Self { conn, prefix: prefix.to_string(), scripts: Arc::new(scripts) })
+        Ok(Self { conn, prefix: format!("{prefix}{{rooms}}:"), scripts: Arc::new(scripts) })
     }
 
     /// The store's connection, shared with the other users of this Redis (node presence).
-    pub fn connection(&self) -> ConnectionManager {
+    pub fn connection(&self) -> RedisConn {
         self.conn.clone()
+    }
+
+    /// `redis` or `redis-cluster`.
+    pub fn kind(&self) -> &'static str {
+        match self.conn {
+            RedisConn::Single(_) => "redis",
+            RedisConn::Cluster(_) => "redis-cluster",
+        }
     }
 
     fn key(&self, suffix: &str) -> String {
@@ -156,7 +158,7 @@ impl RedisStore {
     /// module doc: that first failure is what makes the manager reconnect).
     async fn run<T, F, Fut>(&self, op: F) -> Result<T, StoreError>
     where
-        F: Fn(ConnectionManager) -> Fut,
+        F: Fn(RedisConn) -> Fut,
         Fut: Future<Output = RedisResult<T>>,
     {
         match op(self.conn.clone()).await {

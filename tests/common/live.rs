@@ -1,5 +1,6 @@
-//! Live-room harness (PROTOCOL.md 3): a broker on either store ([`LiveBroker`]), a real
-//! `redis-server` per test ([`RedisServer`], or the one `REDIS_URL` names), and a fake of the
+//! Live-room harness (PROTOCOL.md 3): a broker on any store ([`LiveBroker`]), a real
+//! `redis-server` per test ([`RedisServer`], or the one `REDIS_URL` names), a real 3-master
+//! Redis Cluster ([`RedisCluster`], one per test process, shared by prefix), and a fake of the
 //! cloud's stream APIs ([`FakeCloud`]: a real actix-web server on port 0, scripted per
 //! `stream_id`). The cloud is the one system here outside our control, so it is the one fake.
 
@@ -8,8 +9,9 @@ use std::future::Future;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::ops::Deref;
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use actix_web::{web, App, HttpResponse, HttpServer};
@@ -123,6 +125,146 @@ fn ping(port: u16) -> bool {
     conn.write_all(b"PING\r\n").is_ok() && conn.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n"
 }
 
+/// A Redis Cluster of three masters (no replicas) on free ports, built the way an operator
+/// builds one (`redis-cli --cluster create`), and stopped by PID when dropped.
+pub struct RedisCluster {
+    pub ports: Vec<u16>,
+    children: Vec<Child>,
+    dir: std::path::PathBuf,
+}
+
+impl RedisCluster {
+    pub fn start() -> Self {
+        let dir = std::env::temp_dir().join(format!("danmu-cluster-{}-{}", std::process::id(), free_port()));
+        std::fs::create_dir_all(&dir).expect("cluster dir");
+        let mut cluster = Self { ports: Vec::new(), children: Vec::new(), dir };
+        for _ in 0..3 {
+            let (port, bus) = (free_port(), free_port());
+            let mut command = Command::new("redis-server");
+            // The server gets SIGKILL when the thread that started it ends, so that no test
+            // run (even one that panics or is killed) leaves a cluster behind.
+            // SAFETY: the hook only calls prctl(2), which is async-signal-safe.
+            unsafe {
+                command.pre_exec(|| {
+                    if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == 0 {
+                        Ok(())
+                    } else {
+                        Err(std::io::Error::last_os_error())
+                    }
+                });
+            }
+            let child = command
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+                .args(["--cluster-enabled", "yes", "--cluster-port", &bus.to_string()])
+                .args(["--cluster-node-timeout", "3000", "--cluster-config-file", &format!("nodes-{port}.conf")])
+                .arg("--dir")
+                .arg(&cluster.dir)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("redis-server (apt-get install redis-server)");
+            cluster.children.push(child);
+            cluster.ports.push(port);
+        }
+        for port in &cluster.ports {
+            wait_for_ping(*port);
+        }
+        let addrs: Vec<String> = cluster.ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+        let created = Command::new("redis-cli")
+            .args(["--cluster", "create"])
+            .args(&addrs)
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .output()
+            .expect("redis-cli (apt-get install redis-tools)");
+        assert!(created.status.success(), "redis-cli --cluster create: {}", String::from_utf8_lossy(&created.stderr));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !cluster.ports.iter().all(|p| cluster_ok(*p)) {
+            assert!(Instant::now() < deadline, "the cluster on {:?} never reached cluster_state:ok", cluster.ports);
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        cluster
+    }
+
+    /// One cluster for every test of this process (each test uses a prefix of its own): a
+    /// cluster takes seconds to form. A static is never dropped, so its servers are started
+    /// from a thread that lives as long as the process, and die with it (see `start`).
+    pub fn shared() -> &'static RedisCluster {
+        static CLUSTER: OnceLock<RedisCluster> = OnceLock::new();
+        CLUSTER.get_or_init(|| {
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                let _ = tx.send(Self::start());
+                loop {
+                    std::thread::park();
+                }
+            });
+            rx.recv().expect("the cluster thread")
+        })
+    }
+
+    /// The seed URLs (`store.cluster_nodes`).
+    pub fn urls(&self) -> Vec<String> {
+        self.ports.iter().map(|p| format!("redis://127.0.0.1:{p}")).collect()
+    }
+
+    /// Keys under `prefix` on every master, with their types.
+    pub fn keys(&self, prefix: &str) -> HashMap<String, String> {
+        self.urls().iter().flat_map(|url| redis_keys(url, prefix)).collect()
+    }
+
+    /// The master port that serves `key`'s slot.
+    pub fn port_of(&self, key: &str) -> u16 {
+        let client = redis::Client::open(self.urls()[0].as_str()).expect("redis url");
+        let mut conn = client.get_connection().expect("redis connection");
+        let slot: i64 = redis::cmd("CLUSTER").arg("KEYSLOT").arg(key).query(&mut conn).expect("KEYSLOT");
+        let shards: Vec<redis::Value> = redis::cmd("CLUSTER").arg("SLOTS").query(&mut conn).expect("SLOTS");
+        for shard in shards {
+            let redis::Value::Array(parts) = shard else { continue };
+            let (Some(from), Some(to), Some(redis::Value::Array(master))) = (parts.first(), parts.get(1), parts.get(2))
+            else {
+                continue;
+            };
+            let (from, to): (i64, i64) =
+                (redis::from_redis_value_ref(from).unwrap(), redis::from_redis_value_ref(to).unwrap());
+            if (from..=to).contains(&slot) {
+                return redis::from_redis_value_ref(&master[1]).expect("master port");
+            }
+        }
+        panic!("no master serves slot {slot}");
+    }
+}
+
+impl Drop for RedisCluster {
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn cluster_ok(port: u16) -> bool {
+    Command::new("redis-cli")
+        .args(["-p", &port.to_string(), "cluster", "info"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).contains("cluster_state:ok"))
+        .unwrap_or(false)
+}
+
+fn wait_for_ping(port: u16) {
+    let deadline = Instant::now() + WAIT;
+    while Instant::now() < deadline {
+        if ping(port) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("redis-server on port {port} did not answer PING");
+}
+
 /// Who a call is made as.
 #[derive(Clone, Copy)]
 pub enum As<'a> {
@@ -169,12 +311,13 @@ impl LiveBroker {
                     (Some(server), url)
                 }
             },
+            StoreKind::RedisCluster => (None, RedisCluster::shared().urls().join(",")),
         };
         Self::start_on_redis(kind, redis, url, unique_prefix(), adjust).await
     }
 
     /// A broker on `url` with `prefix` (a second broker on the same Redis data, or one on a
-    /// server the test controls).
+    /// server the test controls); for a cluster, `url` is its seed URLs joined by commas.
     pub async fn start_on_redis(
         kind: StoreKind,
         redis: Option<RedisServer>,
@@ -185,10 +328,12 @@ impl LiveBroker {
         let broker = TestBroker::start_with(|c| {
             live_config(c);
             c.store.kind = kind;
-            if kind == StoreKind::Redis {
-                c.store.redis_url = url;
-                c.store.key_prefix = prefix;
+            match kind {
+                StoreKind::Memory => {}
+                StoreKind::Redis => c.store.redis_url = url,
+                StoreKind::RedisCluster => c.store.cluster_nodes = url.split(',').map(String::from).collect(),
             }
+            c.store.key_prefix = prefix;
             adjust(c);
         })
         .await;

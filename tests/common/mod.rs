@@ -191,6 +191,23 @@ impl BigoClient {
         self.send_text(frame).await;
     }
 
+    /// Pushes and answers the response's data, or `None` when the connection failed before
+    /// an answer came (the push may or may not have been taken: a BIGO client retries it).
+    pub async fn try_push(&mut self, data: &Value) -> Option<Value> {
+        let frame = bigo_client::data_reception_request(&data.to_string(), &self.token, ABBR, 0, now_ms());
+        self.ws.send(Message::Text(frame.into())).await.ok()?;
+        loop {
+            match tokio::time::timeout(WAIT, self.ws.next()).await.ok()?? {
+                Ok(Message::Text(text)) => {
+                    let resp: Value = serde_json::from_str(&text).ok()?;
+                    return (resp["uri"] == "dataReceptionResp").then(|| Self::data_of(&resp));
+                }
+                Ok(Message::Close(_)) | Err(_) => return None,
+                Ok(_) => continue,
+            }
+        }
+    }
+
     /// Pushes and answers the response's data.
     pub async fn push(&mut self, data: &Value) -> Value {
         self.send_push(data).await;
@@ -272,6 +289,23 @@ impl AppClient {
         let ack = self.recv_action("ack").await;
         assert_eq!(ack["for"], "enter_room_report", "{ack}");
         ack
+    }
+
+    /// Every frame (arrays flattened) until the connection ends, however it ends.
+    pub async fn frames_until_closed(&mut self) -> Vec<Value> {
+        let mut out = Vec::new();
+        while let Ok(Some(Ok(msg))) = tokio::time::timeout(WAIT, self.ws.next()).await {
+            match msg {
+                Message::Text(text) => match serde_json::from_str(&text) {
+                    Ok(Value::Array(items)) => out.extend(items),
+                    Ok(frame) => out.push(frame),
+                    Err(_) => {}
+                },
+                Message::Close(_) => break,
+                _ => {}
+            }
+        }
+        out
     }
 
     /// The next `n` room events with the given action (skipping other actions).
