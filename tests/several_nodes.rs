@@ -648,3 +648,29 @@ async fn when_the_node_bigo_pushes_to_dies_bigo_retries_elsewhere_and_its_client
     seen.sort();
     assert_eq!(seen, acknowledged, "what she saw before + after = every acknowledged item, once");
 }
+
+#[actix_rt::test]
+async fn a_node_that_shuts_down_hands_its_rooms_on_at_once() {
+    let (_redis, mut a, b) = shared_pair().await;
+    // ann's join makes a the owner; bob is on b.
+    let mut ann = client_on(&a, "ann").await;
+    ann.enter("g-handover").await;
+    let mut bob = client_on(&b, "bob").await;
+    bob.enter("g-handover").await;
+    let mut via_b = bigo_on(&b).await;
+    let t = common::now_ms();
+    let first = common::push_data("h0", "g-handover", 2, vec![common::msg_item("h0", t, "before")]);
+    assert_eq!(via_b.push(&first).await["rescode"], 200);
+    assert_eq!(bob.events("send_topic_msg", 1).await[0]["content"], "before");
+
+    a.terminate();
+    assert!(a.wait_exit(Duration::from_secs(10)).await.is_some_and(|s| s.success()), "a clean exit");
+    let gone = Instant::now();
+    let next = common::push_data("h1", "g-handover", 2, vec![common::msg_item("h1", common::now_ms(), "after")]);
+    assert_eq!(via_b.push(&next).await["rescode"], 200);
+    let after = bob.events("send_topic_msg", 1).await;
+    assert_eq!(after[0]["content"], "after");
+    // Well within the lease's time: b did not wait for a's lease to run out.
+    assert!(gone.elapsed() < Duration::from_millis(TTL_MS), "took {:?}", gone.elapsed());
+    assert!(a.log_text().contains("room g-handover: node node-a hands it on (shutdown)"), "{}", a.log_text());
+}

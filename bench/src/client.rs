@@ -48,7 +48,10 @@ pub struct ShardStats {
 }
 
 pub struct ShardConfig {
-    pub host_port: String,
+    /// The nodes; client `index` of room `index % rooms` connects to
+    /// `host_ports[(index / rooms) % len]`, so that every room has members on every node.
+    pub host_ports: Vec<String>,
+    pub rooms: usize,
     pub client_path: String,
     pub jwt_secret: String,
     pub batch: bool,
@@ -283,7 +286,8 @@ async fn join(cfg: &ShardConfig, spec: &ClientSpec) -> std::io::Result<(TcpStrea
     );
     let mut attempt = 0;
     let (mut stream, rest) = loop {
-        match ws::connect(&cfg.host_port, &query).await {
+        let node = (spec.index / cfg.rooms.max(1)) % cfg.host_ports.len();
+        match ws::connect(&cfg.host_ports[node], &query).await {
             Ok(ok) => break ok,
             // A full accept queue refuses now and then while thousands connect: retry a little.
             Err(e) if attempt < 5 && e.kind() != std::io::ErrorKind::Other => {

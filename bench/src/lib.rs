@@ -59,12 +59,22 @@ pub fn run(opts: &Options) -> Result<Outcome, String> {
             plan.clients
         ));
     }
-    let broker_pid = opts.broker_pid.or_else(|| procfs::pid_listening_on(plan.port));
-    match broker_pid {
-        Some(pid) => say(opts, format!("broker pid {pid}")),
-        None => say(opts, "broker pid not found: no broker CPU/RSS figures (pass --broker-pid)"),
+    let brokers: Vec<u32> = if opts.broker_pid.is_empty() {
+        plan.ports.iter().filter_map(|p| procfs::pid_listening_on(*p)).collect()
+    } else {
+        opts.broker_pid.clone()
+    };
+    if brokers.len() == plan.ports.len() {
+        say(opts, format!("broker pid(s) {brokers:?}"));
+    } else {
+        say(opts, "broker pid(s) not all found: no broker CPU/RSS figures (pass --broker-pid)");
     }
-    let rss_before = broker_pid.and_then(procfs::rss_kb).map_or(0, |(rss, _)| rss);
+    let broker_pid = (brokers.len() == plan.ports.len()).then_some(brokers);
+    let redis = opts.redis_port.map(|port| (port, procfs::pid_listening_on(port)));
+    if let Some((port, pid)) = redis {
+        say(opts, format!("redis on port {port}, pid {pid:?}"));
+    }
+    let rss_before = broker_pid.as_deref().and_then(procfs::rss_kb_of).map_or(0, |(rss, _)| rss);
     let run_id = format!("{:x}", control::now_ms() % 0xff_ffff);
     let rooms: Vec<String> = (0..plan.rooms).map(|r| format!("bench-{run_id}-{r}")).collect();
     let ctl = Arc::new(Control::new(plan.rates.len(), plan.rooms));
@@ -72,7 +82,8 @@ pub fn run(opts: &Options) -> Result<Outcome, String> {
 
     // Clients, sharded over threads.
     let shard_cfg = Arc::new(ShardConfig {
-        host_port: plan.host_port.clone(),
+        host_ports: plan.host_ports.clone(),
+        rooms: plan.rooms,
         client_path: opts.client_path.clone(),
         jwt_secret: opts.jwt_secret.clone(),
         batch: opts.batch,
@@ -133,7 +144,7 @@ pub fn run(opts: &Options) -> Result<Outcome, String> {
     }
     // Let the joins' enter_room fan-out settle before measuring memory and pushing.
     std::thread::sleep(Duration::from_millis(1000));
-    let rss_after = broker_pid.and_then(procfs::rss_kb).map_or(0, |(rss, _)| rss);
+    let rss_after = broker_pid.as_deref().and_then(procfs::rss_kb_of).map_or(0, |(rss, _)| rss);
     let rss_per_conn = if joined > 0 { rss_after.saturating_sub(rss_before) as f64 / joined as f64 } else { 0.0 };
 
     // Pushers on their own thread.
@@ -144,7 +155,7 @@ pub fn run(opts: &Options) -> Result<Outcome, String> {
         ]));
     let closed_loop = plan.rates.iter().all(|&r| r == 0);
     let push_cfg = Arc::new(PushConfig {
-        host_port: plan.host_port.clone(),
+        host_ports: plan.host_ports.clone(),
         bigo_path: opts.bigo_path.clone(),
         account: opts.account.clone(),
         password: opts.password.clone(),
@@ -191,11 +202,13 @@ pub fn run(opts: &Options) -> Result<Outcome, String> {
         ctl.pushing.store(true, Relaxed);
         say(opts, format!("step {}: rate {rate}/s, warm-up {}s, measuring {}s", i + 1, opts.warmup_s, opts.duration_s));
         sleep_until_ms(start);
-        let cpu0 = broker_pid.and_then(procfs::cpu_seconds);
+        let cpu0 = broker_pid.as_deref().and_then(procfs::cpu_seconds_of);
         let gen0 = procfs::cpu_seconds(self_pid);
+        let redis0 = redis.map(redis_reading);
         sleep_until_ms(end);
-        let cpu1 = broker_pid.and_then(procfs::cpu_seconds);
+        let cpu1 = broker_pid.as_deref().and_then(procfs::cpu_seconds_of);
         let gen1 = procfs::cpu_seconds(self_pid);
+        let redis1 = redis.map(redis_reading);
         let load = procfs::load_avg_1m();
         ctl.pushing.store(false, Relaxed);
         std::thread::sleep(Duration::from_millis(plan_drain_ms(opts)));
@@ -208,8 +221,13 @@ pub fn run(opts: &Options) -> Result<Outcome, String> {
             ctl: &ctl,
             shards: &shard_stats,
             pushes: &push_stats,
-            broker_pid,
+            broker_pid: broker_pid.as_deref(),
             cpu: cpu0.zip(cpu1).map(|(a, b)| b - a),
+            redis: redis0.zip(redis1).map(|(a, b)| RedisReading {
+                cpu_s: b.cpu_s.zip(a.cpu_s).map(|(b, a)| b - a),
+                commands: b.commands.zip(a.commands).map(|(b, a)| b.saturating_sub(a)),
+                net_bytes: b.net_bytes.zip(a.net_bytes).map(|(b, a)| b.saturating_sub(a)),
+            }),
             gen_cpu: gen0.zip(gen1).map(|(a, b)| b - a),
             load,
             rss_per_conn,
@@ -290,6 +308,32 @@ fn sleep_until_ms(t: i64) {
     }
 }
 
+/// What Redis has done so far: its CPU seconds (from `/proc`, when its pid is known) and the
+/// commands it processed (`INFO stats`).
+#[derive(Clone, Copy)]
+struct RedisReading {
+    cpu_s: Option<f64>,
+    commands: Option<u64>,
+    /// Bytes Redis read from and wrote to its clients (the nodes).
+    net_bytes: Option<u64>,
+}
+
+fn redis_reading((port, pid): (u16, Option<u32>)) -> RedisReading {
+    let stats = (|| -> redis::RedisResult<(u64, u64)> {
+        let client = redis::Client::open(format!("redis://127.0.0.1:{port}"))?;
+        let mut conn = client.get_connection_with_timeout(Duration::from_secs(1))?;
+        let info: redis::InfoDict = redis::cmd("INFO").arg("stats").query(&mut conn)?;
+        let field = |name: &str| info.get::<u64>(name).unwrap_or(0);
+        Ok((field("total_commands_processed"), field("total_net_input_bytes") + field("total_net_output_bytes")))
+    })()
+    .ok();
+    RedisReading {
+        cpu_s: pid.and_then(procfs::cpu_seconds),
+        commands: stats.map(|s| s.0),
+        net_bytes: stats.map(|s| s.1),
+    }
+}
+
 struct StepInputs<'a> {
     opts: &'a Options,
     plan: &'a Plan,
@@ -299,8 +343,10 @@ struct StepInputs<'a> {
     ctl: &'a Control,
     shards: &'a [Arc<Mutex<ShardStats>>],
     pushes: &'a Mutex<Vec<PushStats>>,
-    broker_pid: Option<u32>,
+    broker_pid: Option<&'a [u32]>,
     cpu: Option<f64>,
+    /// Redis's CPU seconds and commands during the step.
+    redis: Option<RedisReading>,
     gen_cpu: Option<f64>,
     load: f64,
     rss_per_conn: f64,
@@ -321,7 +367,11 @@ fn step_report(x: StepInputs) -> StepReport {
         .map(|(r, items)| items * x.ctl.joined_per_room[r].load(Relaxed) as u64)
         .sum();
     let d = x.opts.duration_s.max(0.001);
-    let (rss, hwm) = x.broker_pid.and_then(procfs::rss_kb).unwrap_or((0, 0));
+    let (rss, hwm) = x.broker_pid.and_then(procfs::rss_kb_of).unwrap_or((0, 0));
+    let redis_cpu_pct = x.redis.and_then(|r| r.cpu_s).map_or(0.0, |c| c / d * 100.0);
+    let redis_commands_per_push =
+        x.redis.and_then(|r| r.commands).filter(|_| pushes.acked > 0).map_or(0.0, |c| c as f64 / pushes.acked as f64);
+    let redis_bytes_per_s = x.redis.and_then(|r| r.net_bytes).map_or(0.0, |b| b as f64 / d);
     let mut r = StepReport {
         label: x.plan.label.clone(),
         batch: x.opts.batch,
@@ -348,13 +398,17 @@ fn step_report(x: StepInputs) -> StepReport {
         duplicated: clients.duplicated,
         out_of_order: clients.out_of_order,
         disconnected: clients.disconnected,
-        broker_pid: x.broker_pid,
+        nodes: x.plan.ports.len(),
+        broker_pid: x.broker_pid.and_then(|p| p.first().copied()),
         broker_cpu_s: x.cpu.unwrap_or(0.0),
         broker_cpu_pct: x.cpu.map_or(0.0, |c| c / d * 100.0),
         broker_rss_kb: rss,
         broker_peak_rss_kb: hwm,
         broker_rss_per_conn_kb: x.rss_per_conn,
         gen_cpu_pct: x.gen_cpu.map_or(0.0, |c| c / d * 100.0),
+        redis_cpu_pct,
+        redis_commands_per_push,
+        redis_bytes_per_s,
         load_avg_1m: x.load,
         ok: false,
         latency_bound_ms: x.plan.latency_bound_ms as f64,

@@ -20,9 +20,10 @@ pub enum Workload {
 #[derive(Debug, Clone, Parser)]
 #[command(name = "danmu-bench", version, about = "Load generator for danmu-broker (loopback only)")]
 pub struct Options {
-    /// Broker base URL; must be a loopback address.
-    #[arg(long, default_value = "ws://127.0.0.1:8080")]
-    pub url: String,
+    /// Broker base URL, or several nodes' URLs separated by commas (clients and pushers are
+    /// spread over them round-robin); loopback addresses only.
+    #[arg(long, default_value = "ws://127.0.0.1:8080", value_delimiter = ',')]
+    pub url: Vec<String>,
     /// A preset; explicit options below override its values.
     #[arg(long, value_enum)]
     pub workload: Option<Workload>,
@@ -72,9 +73,14 @@ pub struct Options {
     /// about 1.5 million events/s on this class of machine; W1 needs two.
     #[arg(long, default_value_t = 2)]
     pub client_threads: usize,
-    /// The broker's pid for CPU and RSS; default: the process listening on the URL's port.
+    /// The brokers' pids for CPU and RSS (summed over nodes); default: the processes listening
+    /// on the URLs' ports.
+    #[arg(long, value_delimiter = ',')]
+    pub broker_pid: Vec<u32>,
+    /// Port of the Redis the nodes share (loopback): the run then also reports Redis's CPU and
+    /// the Redis commands per acknowledged push (`INFO stats`).
     #[arg(long)]
-    pub broker_pid: Option<u32>,
+    pub redis_port: Option<u16>,
     /// The broker's room.reorder_window_ms (the latency bound is this plus --latency-slack-ms).
     #[arg(long, default_value_t = 300)]
     pub reorder_window_ms: u64,
@@ -113,8 +119,9 @@ pub struct Options {
 /// A resolved run.
 #[derive(Debug, Clone)]
 pub struct Plan {
-    pub host_port: String,
-    pub port: u16,
+    /// One `host:port` per broker node.
+    pub host_ports: Vec<String>,
+    pub ports: Vec<u16>,
     pub label: String,
     pub clients: usize,
     pub rooms: usize,
@@ -138,26 +145,36 @@ impl Options {
         if rates.is_empty() {
             return Err("--rate needs at least one value".into());
         }
-        let host_port = self
-            .url
-            .strip_prefix("ws://")
-            .ok_or("--url must start with ws:// (TLS is not supported by the generator)")?
-            .trim_end_matches('/')
-            .to_string();
-        let (host, port) = host_port.rsplit_once(':').ok_or("--url must name a port")?;
-        let port: u16 = port.parse().map_err(|_| "--url port is not a number")?;
-        // Loopback only: this tool floods whatever it points at.
-        let loopback = host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
-        if !loopback {
-            return Err(format!("--url host {host} is not a loopback address; danmu-bench only targets 127.0.0.0/8"));
+        if self.url.is_empty() {
+            return Err("--url needs at least one URL".into());
+        }
+        let mut host_ports = Vec::new();
+        let mut ports = Vec::new();
+        for url in &self.url {
+            let host_port = url
+                .strip_prefix("ws://")
+                .ok_or("--url must start with ws:// (TLS is not supported by the generator)")?
+                .trim_end_matches('/')
+                .to_string();
+            let (host, port) = host_port.rsplit_once(':').ok_or("--url must name a port")?;
+            let port: u16 = port.parse().map_err(|_| "--url port is not a number")?;
+            // Loopback only: this tool floods whatever it points at.
+            let loopback = host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+            if !loopback {
+                return Err(format!(
+                    "--url host {host} is not a loopback address; danmu-bench only targets 127.0.0.0/8"
+                ));
+            }
+            host_ports.push(host_port);
+            ports.push(port);
         }
         let label = self.label.clone().unwrap_or_else(|| match self.workload {
             Some(w) => format!("{w:?}"),
             None => "custom".into(),
         });
         Ok(Plan {
-            host_port: host_port.clone(),
-            port,
+            host_ports,
+            ports,
             label,
             clients: self.clients.unwrap_or(c),
             rooms,
@@ -186,5 +203,14 @@ mod tests {
         assert!(o.resolve().is_err());
         let o = Options::parse_from(["danmu-bench", "--url", "ws://127.0.0.1:9000", "--rate", "1,2"]);
         assert_eq!(o.resolve().unwrap().rates, vec![1, 2]);
+        let o = Options::parse_from(["danmu-bench", "--url", "ws://127.0.0.1:9000,ws://10.0.0.1:9001"]);
+        assert!(o.resolve().is_err(), "every node must be local");
+    }
+
+    #[test]
+    fn several_urls_are_several_nodes() {
+        let o = Options::parse_from(["danmu-bench", "--url", "ws://127.0.0.1:9000,ws://localhost:9001/"]);
+        let p = o.resolve().unwrap();
+        assert_eq!((p.host_ports, p.ports), (vec!["127.0.0.1:9000".into(), "localhost:9001".into()], vec![9000, 9001]));
     }
 }

@@ -17,6 +17,16 @@ pub fn cpu_seconds(pid: u32) -> Option<f64> {
     Some((utime + stime) / clock_ticks())
 }
 
+/// CPU seconds of every process in `pids` together (the nodes of a multi-node run).
+pub fn cpu_seconds_of(pids: &[u32]) -> Option<f64> {
+    pids.iter().map(|p| cpu_seconds(*p)).sum()
+}
+
+/// `VmRSS` and `VmHWM` of every process in `pids`, summed.
+pub fn rss_kb_of(pids: &[u32]) -> Option<(u64, u64)> {
+    pids.iter().map(|p| rss_kb(*p)).try_fold((0, 0), |(r, h), x| x.map(|(xr, xh)| (r + xr, h + xh)))
+}
+
 fn clock_ticks() -> f64 {
     // SAFETY: sysconf only reads a constant of the running system.
     let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };

@@ -24,7 +24,8 @@ use crate::stats::PushStats;
 use crate::ws::{self, FrameReader, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT};
 
 pub struct PushConfig {
-    pub host_port: String,
+    /// The nodes; pusher `id` connects to `host_ports[id % len]`.
+    pub host_ports: Vec<String>,
     pub bigo_path: String,
     pub account: String,
     pub password: String,
@@ -99,7 +100,7 @@ async fn run_pusher(
     ctl: &Control,
     stats: Arc<Mutex<Vec<PushStats>>>,
 ) -> std::io::Result<()> {
-    let (stream, rest) = ws::connect(&cfg.host_port, &cfg.bigo_path).await?;
+    let (stream, rest) = ws::connect(&cfg.host_ports[id % cfg.host_ports.len()], &cfg.bigo_path).await?;
     let (mut rd, mut wr) = stream.into_split();
     let mut reader = FrameReader::new(rest);
     let mut mask = 0x9e37_79b9u32 ^ id as u32;
@@ -400,7 +401,7 @@ mod tests {
     #[test]
     fn push_data_is_json_with_unique_data_seqs() {
         let cfg = PushConfig {
-            host_port: String::new(),
+            host_ports: vec![String::new()],
             bigo_path: String::new(),
             account: String::new(),
             password: String::new(),

@@ -179,6 +179,14 @@ pub struct StepReport {
     /// (RSS after connecting - RSS before) / clients, when clients > 0.
     pub broker_rss_per_conn_kb: f64,
     pub gen_cpu_pct: f64,
+    /// Broker nodes the run was spread over (their CPU and RSS are summed).
+    pub nodes: usize,
+    /// With --redis-port: Redis's CPU during the step, and the commands it processed per
+    /// acknowledged push (everything the nodes sent it, renewals and polls included).
+    pub redis_cpu_pct: f64,
+    pub redis_commands_per_push: f64,
+    /// Bytes in and out of Redis per second (its `total_net_*_bytes`), in the JSON only.
+    pub redis_bytes_per_s: f64,
     pub load_avg_1m: f64,
     /// Zero loss and duplicates, every expected event delivered, p99 within the latency bound.
     pub ok: bool,
@@ -202,11 +210,11 @@ impl StepReport {
         self.ack_p99_ms = ms(h.quantile(0.99));
     }
 
-    pub const HEADER: &'static str = "label        batch  C      R    rate    push/s   ack99ms  deliv/s     p50ms   p99ms   p999ms  maxms   lost  dup  ooo  disc  brkCPU%  brkRSS_MB  KB/conn  genCPU%  load  ok";
+    pub const HEADER: &'static str = "label        batch  C      R    rate    push/s   ack99ms  deliv/s     p50ms   p99ms   p999ms  maxms   lost  dup  ooo  disc  brkCPU%  brkRSS_MB  KB/conn  genCPU%  redCPU%  cmd/push  load  ok";
 
     pub fn row(&self) -> String {
         format!(
-            "{:<12} {:<6} {:<6} {:<4} {:<7} {:<8.0} {:<8.1} {:<11.0} {:<7.1} {:<7.1} {:<7.1} {:<7.1} {:<6} {:<4} {:<4} {:<5} {:<8.1} {:<10.1} {:<8.1} {:<8.1} {:<5.2} {}",
+            "{:<12} {:<6} {:<6} {:<4} {:<7} {:<8.0} {:<8.1} {:<11.0} {:<7.1} {:<7.1} {:<7.1} {:<7.1} {:<6} {:<4} {:<4} {:<5} {:<8.1} {:<10.1} {:<8.1} {:<8.1} {:<8.1} {:<9.1} {:<5.2} {}",
             self.label,
             if self.batch { "yes" } else { "no" },
             self.clients_joined,
@@ -227,6 +235,8 @@ impl StepReport {
             self.broker_rss_kb as f64 / 1024.0,
             self.broker_rss_per_conn_kb,
             self.gen_cpu_pct,
+            self.redis_cpu_pct,
+            self.redis_commands_per_push,
             self.load_avg_1m,
             if self.ok { "yes" } else { "NO" },
         )

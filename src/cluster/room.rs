@@ -28,8 +28,8 @@ use std::time::{Duration, Instant};
 
 use crate::store::conn::RedisConn;
 use actix::{
-    Actor, ActorContext, ActorFutureExt, Addr, AsyncContext, Context, Handler, ResponseActFuture, SpawnHandle,
-    WrapFuture,
+    Actor, ActorContext, ActorFutureExt, Addr, AsyncContext, Context, Handler, ResponseActFuture, ResponseFuture,
+    SpawnHandle, WrapFuture,
 };
 use actors::config::RoomConfig;
 use actors::metrics::Metrics;
@@ -129,6 +129,8 @@ pub struct SharedRoom {
     delivered: Option<u64>,
     owner: Option<Owner>,
     claiming: bool,
+    /// This node shuts down: it handed the room on and claims it no more.
+    handed_on: bool,
     last_activity: Instant,
 }
 
@@ -150,6 +152,7 @@ impl SharedRoom {
             delivered: None,
             owner: None,
             claiming: false,
+            handed_on: false,
             last_activity: Instant::now(),
         }
     }
@@ -192,7 +195,7 @@ impl SharedRoom {
     /// After an input went in: a room without an owner is claimed by this node (it uses it).
     fn claim_if_vacant(&mut self, owner: &str, ctx: &mut Context<Self>) {
         let ours = owner == self.shared.node_id;
-        if !(owner.is_empty() || ours) || self.owner.is_some() || self.claiming {
+        if !(owner.is_empty() || ours) || self.owner.is_some() || self.claiming || self.handed_on {
             return;
         }
         self.claiming = true;
@@ -481,6 +484,18 @@ impl SharedRoom {
     }
 
     /// Stops acting as owner (the lease lapsed, another node took it, or Redis failed).
+    /// Deletes the room's lease if it still names this node.
+    fn release_lease(&self) -> impl std::future::Future<Output = ()> + 'static {
+        let (mut conn, scripts) = (self.shared.conn.clone(), self.scripts.clone());
+        let (lease, node) = (self.key("lease"), self.shared.node_id.clone());
+        async move {
+            let released: redis::RedisResult<i64> = scripts.release.key(lease).arg(node).invoke_async(&mut conn).await;
+            if let Err(e) = released {
+                debug!("a lease was not given up ({e}); it runs out by itself");
+            }
+        }
+    }
+
     fn give_up(&mut self, ctx: &mut Context<Self>) {
         if let Some(owner) = self.owner.take() {
             if let Some(timer) = owner.release_timer {
@@ -796,11 +811,7 @@ impl Actor for SharedRoom {
         if self.owner.is_some() {
             // Hand the room on at once rather than after the lease's time: whoever uses it
             // next (here or elsewhere) restores it from Redis.
-            let (mut conn, scripts) = (self.shared.conn.clone(), self.scripts.clone());
-            let (lease, node) = (self.key("lease"), self.shared.node_id.clone());
-            actix::spawn(async move {
-                let _: redis::RedisResult<i64> = scripts.release.key(lease).arg(node).invoke_async(&mut conn).await;
-            });
+            actix::spawn(self.release_lease());
         }
         self.give_up(ctx);
         if self.subscribed {
@@ -989,14 +1000,20 @@ impl Handler<Notice> for SharedRoom {
     }
 }
 
+/// The node shuts down: the owner hands the room on instead of flushing it. What its reorder
+/// window holds is still in the input stream, so the next owner (restoring the state, as after
+/// a death) releases it in order; giving the lease up now spares the room the lease's time.
 impl Handler<Flush> for SharedRoom {
-    type Result = ();
+    type Result = ResponseFuture<()>;
 
-    fn handle(&mut self, _: Flush, ctx: &mut Self::Context) {
-        if let Some(owner) = self.owner.as_mut() {
-            let effects = owner.core.flush(Now::real());
-            self.commit(effects, Published::default(), ctx);
+    fn handle(&mut self, _: Flush, ctx: &mut Self::Context) -> Self::Result {
+        if self.owner.is_none() {
+            return Box::pin(async {});
         }
+        self.handed_on = true;
+        self.give_up(ctx);
+        info!("room {}: node {} hands it on (shutdown)", self.channel_name, self.shared.node_id);
+        Box::pin(self.release_lease())
     }
 }
 
