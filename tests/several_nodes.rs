@@ -674,3 +674,63 @@ async fn a_node_that_shuts_down_hands_its_rooms_on_at_once() {
     assert!(gone.elapsed() < Duration::from_millis(TTL_MS), "took {:?}", gone.elapsed());
     assert!(a.log_text().contains("room g-handover: node node-a hands it on (shutdown)"), "{}", a.log_text());
 }
+
+#[actix_rt::test]
+async fn an_owner_cut_off_from_redis_stops_owning_and_the_room_goes_on_elsewhere() {
+    let redis = RedisServer::start();
+    let prefix = unique_prefix();
+    // a reaches Redis through a link the test can cut; b directly.
+    let link = common::ops::TcpCut::start(redis.port);
+    let a = node_with("node-a", &format!("redis://127.0.0.1:{}", link.port), &prefix, true).await;
+    let b = node_with("node-b", &redis.url(), &prefix, true).await;
+    let mut ann = client_on(&a, "ann").await;
+    ann.enter("g-cut").await;
+    let mut bob = client_on(&b, "bob").await;
+    bob.enter("g-cut").await;
+    let mut via_b = bigo_on(&b).await;
+    let push = |i: usize| {
+        let item = common::msg_item(&format!("c{i}"), common::now_ms(), &format!("cut-{i}"));
+        common::push_data(&format!("c{i}"), "g-cut", 2, vec![item])
+    };
+    assert_eq!(via_b.push(&push(0)).await["rescode"], 200);
+    let first = bob.events("send_topic_msg", 1).await;
+    assert!(a.log_text().contains("room g-cut: node node-a owns it"), "a owns the room");
+
+    // a loses Redis while it keeps running; b and Redis go on.
+    link.cut();
+    let cut_at = Instant::now();
+    for i in 1..6 {
+        assert_eq!(via_b.push(&push(i)).await["rescode"], 200, "b stores pushes whoever owns the room");
+        actix_rt::time::sleep(Duration::from_millis(300)).await;
+    }
+    let after = bob.events("send_topic_msg", 5).await;
+    let contents: Vec<&str> = after.iter().map(|e| e["content"].as_str().unwrap_or_default()).collect();
+    assert_eq!(contents, ["cut-1", "cut-2", "cut-3", "cut-4", "cut-5"]);
+    let seqs: Vec<u64> = first.iter().chain(&after).map(|e| e["seq"].as_u64().unwrap_or(0)).collect();
+    assert!(seqs.windows(2).all(|w| w[1] > w[0]), "one numbering, rising: {seqs:?}");
+    assert!(cut_at.elapsed() < Duration::from_millis(TTL_MS) + Duration::from_secs(5), "took {:?}", cut_at.elapsed());
+    assert!(b.log_text().contains("room g-cut: node node-b owns it now (state restored"), "{}", b.log_text());
+
+    // a's link comes back: it sees it was taken for dead and sends its clients elsewhere; it
+    // numbers nothing for the room (its commits are fenced by the lease b holds).
+    link.restore();
+    let kicked = ann.recv_action("kicked").await;
+    assert_eq!(kicked["reason"], "reconnect");
+    assert_eq!(common::closed_with(&mut ann.ws).await, Some(1012));
+    let gave_up = |log: &str| {
+        log.contains("room g-cut: its lease went to another node")
+            || log.contains("room g-cut: lease not renewed in time, giving the room up")
+            || log.contains("room g-cut: another node holds its lease now, giving it up")
+    };
+    let deadline = Instant::now() + Duration::from_millis(TTL_MS);
+    while !gave_up(&a.log_text()) {
+        assert!(Instant::now() < deadline, "a never gave the room up: {}", a.log_text());
+        actix_rt::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(via_b.push(&push(6)).await["rescode"], 200);
+    let last = bob.events("send_topic_msg", 1).await;
+    assert_eq!(
+        (last[0]["content"].as_str(), last[0]["seq"].as_u64().map(|s| s > seqs[seqs.len() - 1])),
+        (Some("cut-6"), Some(true))
+    );
+}

@@ -321,3 +321,60 @@ pub async fn bigo_at(base: &str, connector: Option<Connector>) -> super::BigoCli
         .expect("connect BIGO ingress");
     super::BigoClient { ws, token: String::new() }
 }
+
+/// A TCP forwarder on a free loopback port to `upstream`, which a test can cut (every open
+/// connection is shut down, new ones are closed at once) and restore: one node's link to Redis
+/// fails while the node and Redis keep running, as in a network partition.
+pub struct TcpCut {
+    pub port: u16,
+    cut: Arc<std::sync::atomic::AtomicBool>,
+    open: Arc<Mutex<Vec<std::net::TcpStream>>>,
+}
+
+impl TcpCut {
+    pub fn start(upstream: u16) -> Self {
+        use std::sync::atomic::Ordering::SeqCst;
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the forwarder");
+        let port = listener.local_addr().expect("its address").port();
+        let cut = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let open: Arc<Mutex<Vec<std::net::TcpStream>>> = Arc::default();
+        let (is_cut, conns) = (cut.clone(), open.clone());
+        std::thread::spawn(move || {
+            for inbound in listener.incoming().flatten() {
+                if is_cut.load(SeqCst) {
+                    let _ = inbound.shutdown(std::net::Shutdown::Both);
+                    continue;
+                }
+                let Ok(outbound) = std::net::TcpStream::connect(("127.0.0.1", upstream)) else { continue };
+                let pipe = |mut from: std::net::TcpStream, mut to: std::net::TcpStream| {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(std::net::Shutdown::Both);
+                    });
+                };
+                if let (Ok(i2), Ok(o2)) = (inbound.try_clone(), outbound.try_clone()) {
+                    if let Ok(mut held) = conns.lock() {
+                        held.extend([i2, o2]);
+                    }
+                    pipe(inbound.try_clone().expect("clone"), outbound.try_clone().expect("clone"));
+                    pipe(outbound, inbound);
+                }
+            }
+        });
+        Self { port, cut, open }
+    }
+
+    /// Cuts the link: open connections end, new ones are refused.
+    pub fn cut(&self) {
+        self.cut.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Ok(mut held) = self.open.lock() {
+            for conn in held.drain(..) {
+                let _ = conn.shutdown(std::net::Shutdown::Both);
+            }
+        }
+    }
+
+    pub fn restore(&self) {
+        self.cut.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+}
