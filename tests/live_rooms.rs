@@ -499,6 +499,7 @@ async fn the_documented_keys_are_there(lb: &LiveBroker, keys: impl Fn(&str) -> H
         (&*format!("room:{{{room_id}}}:in"), "stream"),
         (&*format!("room:{{{room_id}}}:events"), "stream"),
         (&*format!("room:{{{room_id}}}:state"), "hash"),
+        (&*format!("room:{{{room_id}}}:members"), "hash"),
         ("user:{viewer}", "hash"),
     ]
     .into_iter()

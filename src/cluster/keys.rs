@@ -39,7 +39,8 @@ impl Keys {
         format!("{}user:{{{}}}", self.prefix, tag(user_id))
     }
 
-    /// A key of the room `channel_name`: `what` is `lease`, `in`, `events`, `state`, `seen`...
+    /// A key of the room `channel_name`: `what` is `lease`, `in`, `events`, `state`, `seen`,
+    /// `members`, or a channel (`ch`, `wake`).
     pub fn room(&self, channel_name: &str, what: &str) -> String {
         format!("{}room:{{{}}}:{what}", self.prefix, tag(channel_name))
     }
@@ -77,7 +78,7 @@ mod tests {
     fn every_key_of_a_room_shares_one_hash_tag() {
         let k = Keys::new("danmu:");
         for channel in ["17", "call:a:b", "we{ir}d", "}{", "%7B"] {
-            let tags: Vec<String> = ["lease", "in", "events", "state"]
+            let tags: Vec<String> = ["lease", "in", "events", "state", "seen", "members"]
                 .iter()
                 .map(|w| cluster_tag(&k.room(channel, w)).to_string())
                 .collect();

@@ -37,8 +37,8 @@ use actors::protocol::bigo::DanmuItem;
 use actors::protocol::client::ErrorCode;
 use actors::room::{
     ActionDone, Bundle, Effects, Flush, Ingest, IngestOutcome, Join, JoinRequest, Joined, Leave, LeaveReason,
-    MemberAction, MembershipChanged, Notice, Now, Push, Refused, RoomCore, RoomEvent, RoomLinks, RoomState, SessionId,
-    SetStatus, StatusOf, ToMember,
+    MemberAction, MemberChange, MembershipChanged, Notice, Now, Push, Refused, RoomCore, RoomEvent, RoomLinks,
+    RoomState, SessionId, SetStatus, StatusOf, ToMember,
 };
 use bytestring::ByteString;
 use log::{debug, info, warn};
@@ -48,8 +48,8 @@ use super::bus::{Bus, BusMessage, Subscribe, Unsubscribe};
 use super::keys::Keys;
 use super::scripts::Scripts;
 use super::wire::{
-    action_of, code_of, stream_id_le, wire_action, AckWire, Input, JoinAnswerWire, Published, SeatWire, SnapshotWire,
-    WireEvent,
+    action_of, code_of, stream_id_le, wire_action, AckWire, Input, JoinAnswerWire, MemberWire, Published, SeatWire,
+    SnapshotWire, WireEvent,
 };
 
 /// How long a member's report waits for the owner's answer before it is error 1011.
@@ -218,24 +218,25 @@ impl SharedRoom {
     /// Became the owner: restores the room from Redis, then reads its inputs.
     fn take_over(&mut self, ctx: &mut Context<Self>) {
         let mut conn = self.shared.conn.clone();
-        let (state, seen, events) = (self.key("state"), self.key("seen"), self.key("events"));
+        let (state, seen, events, members) =
+            (self.key("state"), self.key("seen"), self.key("events"), self.key("members"));
         let status_of = self.links.status_of.clone();
         let channel_name = self.channel_name.clone();
         let load = async move {
-            let (saved, seen): (HashMap<String, String>, Vec<String>) =
-                redis::pipe().hgetall(&state).zrange(&seen, 0, -1).query_async(&mut conn).await?;
+            let (saved, seen, members): (HashMap<String, String>, Vec<String>, HashMap<SessionId, String>) =
+                redis::pipe().hgetall(&state).zrange(&seen, 0, -1).hgetall(&members).query_async(&mut conn).await?;
             let live_status = match (&status_of, saved.is_empty()) {
                 (Some(source), true) => source.send(StatusOf { channel_name }).await.ok().flatten(),
                 _ => None,
             };
             if saved.is_empty() {
                 // Numbering starts from nothing: a new epoch, and no history of an old one.
-                let _: () = redis::cmd("DEL").arg(&events).query_async(&mut conn).await?;
+                let _: () = redis::cmd("DEL").arg(&events).arg(&members).query_async(&mut conn).await?;
             }
-            Ok::<_, redis::RedisError>((saved, seen, live_status))
+            Ok::<_, redis::RedisError>((saved, seen, members, live_status))
         };
         ctx.wait(load.into_actor(self).map(|loaded, room, ctx| {
-            let (saved, seen, live_status) = match loaded {
+            let (saved, seen, members, live_status) = match loaded {
                 Ok(loaded) => loaded,
                 Err(e) => {
                     warn!("room {}: cannot load its state ({e}), not taking it over", room.channel_name);
@@ -246,7 +247,19 @@ impl SharedRoom {
             let mut config = room.shared.config.clone();
             // An acknowledged push is never refused later: the owner's buffer has no cap.
             config.queue_len = usize::MAX;
-            let state: Option<RoomState> = saved.get("core").and_then(|j| serde_json::from_str(j).ok());
+            let mut node_of = HashMap::new();
+            let mut listed: Vec<(SessionId, actors::protocol::client::Profile)> = Vec::new();
+            for (session, entry) in members {
+                if let Ok(m) = serde_json::from_str::<MemberWire>(&entry) {
+                    node_of.insert(session, m.n);
+                    listed.push((session, m.p));
+                }
+            }
+            listed.sort_by_key(|(session, _)| *session);
+            let state: Option<RoomState> = saved
+                .get("core")
+                .and_then(|j| serde_json::from_str::<RoomState>(j).ok())
+                .map(|state| RoomState { members: listed, ..state });
             let restored = state.is_some();
             let mut core = match state {
                 Some(state) => {
@@ -261,7 +274,6 @@ impl SharedRoom {
                 core.restore_live_status(status);
             }
             core.seen_before(seen.into_iter().filter_map(|k| k.strip_prefix("d|").map(str::to_string)));
-            let node_of = saved.get("nodes").and_then(|j| serde_json::from_str(j).ok()).unwrap_or_default();
             let applied = saved.get("applied").cloned().unwrap_or_else(|| "0-0".to_string());
             info!(
                 "room {}: node {} owns it now ({}, epoch {})",
@@ -432,17 +444,28 @@ impl SharedRoom {
         } else {
             serde_json::to_string(&published).unwrap_or_default()
         };
-        let state = serde_json::to_string(&owner.core.state()).unwrap_or_default();
-        let nodes = serde_json::to_string(&owner.node_of).unwrap_or_default();
+        let state = serde_json::to_string(&owner.core.state_without_members()).unwrap_or_default();
+        // The member list changes one entry at a time: the last change of each session wins.
+        let mut changed: HashMap<SessionId, Option<String>> = HashMap::new();
+        for change in &effects.members {
+            let (session, entry) = match change {
+                MemberChange::In(session, profile) => {
+                    let n = owner.node_of.get(session).cloned().unwrap_or_default();
+                    (*session, serde_json::to_string(&MemberWire { p: profile.clone(), n }).ok())
+                }
+                MemberChange::Out(session) => (*session, None),
+            };
+            changed.insert(session, entry);
+        }
         let applied = owner.applied.clone();
-        let keys: Vec<String> = ["lease", "events", "state", "seen", "in"].iter().map(|w| self.key(w)).collect();
+        let keys: Vec<String> =
+            ["lease", "events", "state", "seen", "in", "members"].iter().map(|w| self.key(w)).collect();
         let mut args: Vec<String> = vec![
             self.shared.node_id.clone(),
             self.shared.config.history_len.max(1).to_string(),
             self.shared.config.dedup_len.saturating_mul(2).to_string(),
             actors::protocol::now_ms().to_string(),
             state,
-            nodes,
             applied,
             trim,
             self.key("ch"),
@@ -455,6 +478,13 @@ impl SharedRoom {
         }
         args.push(effects.released.len().to_string());
         args.extend(effects.released);
+        let (puts, dels): (Vec<_>, Vec<_>) = changed.into_iter().partition(|(_, entry)| entry.is_some());
+        args.push(puts.len().to_string());
+        for (session, entry) in puts {
+            args.extend([session.to_string(), entry.unwrap_or_default()]);
+        }
+        args.push(dels.len().to_string());
+        args.extend(dels.into_iter().map(|(session, _)| session.to_string()));
         let mut conn = self.shared.conn.clone();
         let scripts = self.scripts.clone();
         let run = async move {
@@ -1022,4 +1052,5 @@ fn merge(into: &mut Effects, from: Effects) {
     into.direct.extend(from.direct);
     into.membership.extend(from.membership);
     into.released.extend(from.released);
+    into.members.extend(from.members);
 }

@@ -42,15 +42,16 @@ end
 return 0
 ";
 
-/// KEYS: lease, events, state, seen, in. ARGV: node, history_len, seen cap, now ms, core
-/// state, session nodes, applied id, trim id ("" = none), channel, message ("" = none),
-/// n events, publish command (as for INGEST), then seq/exclude/json triples (exclude "" = none), then n released, then the
-/// released keys.
+/// KEYS: lease, events, state, seen, in, members. ARGV: node, history_len, seen cap, now ms,
+/// core state (without the members), applied id, trim id ("" = none), channel, message
+/// ("" = none), n events, publish command (as for INGEST), then seq/exclude/json triples
+/// (exclude "" = none), then n released and the released keys, then n member entries and
+/// session/entry pairs, then n members gone and their sessions.
 /// Answers 1 when committed, 0 when the lease is not ours (nothing written).
 pub const COMMIT: &str = r"
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-local i = 13
-for _ = 1, tonumber(ARGV[11]) do
+local i = 12
+for _ = 1, tonumber(ARGV[10]) do
   redis.call('XADD', KEYS[2], 'MAXLEN', '=', ARGV[2], ARGV[i] .. '-1', 'x', ARGV[i + 1], 'e', ARGV[i + 2])
   i = i + 3
 end
@@ -61,9 +62,21 @@ for _ = 1, released do
   i = i + 1
 end
 if released > 0 then redis.call('ZREMRANGEBYRANK', KEYS[4], 0, -(tonumber(ARGV[3]) + 1)) end
-redis.call('HSET', KEYS[3], 'core', ARGV[5], 'nodes', ARGV[6], 'applied', ARGV[7])
-if ARGV[8] ~= '' then redis.call('XTRIM', KEYS[5], 'MINID', ARGV[8]) end
-if ARGV[10] ~= '' then redis.call(ARGV[12], ARGV[9], ARGV[10]) end
+local puts = tonumber(ARGV[i])
+i = i + 1
+for _ = 1, puts do
+  redis.call('HSET', KEYS[6], ARGV[i], ARGV[i + 1])
+  i = i + 2
+end
+local dels = tonumber(ARGV[i])
+i = i + 1
+for _ = 1, dels do
+  redis.call('HDEL', KEYS[6], ARGV[i])
+  i = i + 1
+end
+redis.call('HSET', KEYS[3], 'core', ARGV[5], 'applied', ARGV[6])
+if ARGV[7] ~= '' then redis.call('XTRIM', KEYS[5], 'MINID', ARGV[7]) end
+if ARGV[9] ~= '' then redis.call(ARGV[11], ARGV[8], ARGV[9]) end
 return 1
 ";
 

@@ -232,3 +232,11 @@ mod tests {
         assert!(matches!(serde_json::from_str::<Input>(&json).unwrap(), Input::Act { s: 7, r: 3, .. }));
     }
 }
+
+/// One member in a room's member hash (`room:{C}:members`, field = session id).
+#[derive(Debug, Serialize, Deserialize)]
+pub(super) struct MemberWire {
+    pub(super) p: Profile,
+    /// The node the member's session is on.
+    pub(super) n: String,
+}

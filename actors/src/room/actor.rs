@@ -228,7 +228,7 @@ impl RoomActor {
     /// Carries the core's effects out.
     fn apply(&mut self, effects: Effects) {
         // `released` matters only where the room's state is shared (several nodes).
-        let Effects { events, direct, membership, released: _ } = effects;
+        let Effects { events, direct, membership, released: _, members: _ } = effects;
         if !events.is_empty() {
             // An error only means nobody is listening right now; history still has the events.
             let _ = self.fanout.send(Arc::new(Bundle::new(events)));

@@ -63,6 +63,16 @@ pub struct Effects {
     /// room whose state is shared records them, so that whoever takes it over next does not
     /// deliver them again.
     pub released: Vec<String>,
+    /// Sessions that became or stopped being members, in order: a room whose state is shared
+    /// stores its members one by one instead of rewriting the whole list.
+    pub members: Vec<MemberChange>,
+}
+
+/// One change of the member list (see [`Effects::members`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum MemberChange {
+    In(SessionId, Profile),
+    Out(SessionId),
 }
 
 /// A push (or a pulled batch, with an empty seqid) for this room.
@@ -276,6 +286,20 @@ impl RoomCore {
         }
     }
 
+    /// [`state`](Self::state) without the member list, for a room that keeps its members
+    /// apart (changed one by one, from [`Effects::members`]): the rest is small.
+    pub fn state_without_members(&self) -> RoomState {
+        RoomState {
+            epoch: self.epoch.clone(),
+            next_seq: self.log.next_seq(),
+            members: Vec::new(),
+            seats: self.seats.holders(),
+            status: self.status,
+            bigo_status: self.bigo_status,
+            live_status: self.live_status,
+        }
+    }
+
     /// A room going on from `state`: same epoch, numbering from where it stopped, the same
     /// members and seats. Its history starts empty (replay then comes from the shared store).
     pub fn restore(
@@ -420,7 +444,11 @@ impl RoomCore {
             None => (Vec::new(), None),
         };
         let user_id = req.profile.user_id.clone();
-        let own_seq = match self.members.join(req.session, req.profile.clone()) {
+        let joining = self.members.join(req.session, req.profile.clone());
+        if !matches!(joining, Joining::AlreadyIn) {
+            self.effects.members.push(MemberChange::In(req.session, req.profile.clone()));
+        }
+        let own_seq = match joining {
             Joining::AlreadyIn | Joining::NewDevice => self.log.last_seq(),
             Joining::NewUser => {
                 self.effects.membership.push(1);
@@ -447,6 +475,7 @@ impl RoomCore {
 
     fn take_leave(&mut self, session: SessionId, reason: LeaveReason, now: Now) -> Result<(), ErrorCode> {
         let left = self.members.leave(session).ok_or(ErrorCode::NotInRoom)?;
+        self.effects.members.push(MemberChange::Out(session));
         self.last_activity = now.at;
         let user_id = left.profile.user_id;
         info!("room {}: user_id {} left ({:?}), {} members", self.channel_name, user_id, reason, self.members.users());
@@ -754,6 +783,20 @@ mod tests {
 
     fn contents(events: &[RoomEvent]) -> Vec<String> {
         wire(events).iter().map(|e| e["content"].as_str().unwrap_or_default().to_string()).collect()
+    }
+
+    #[test]
+    fn member_changes_name_each_session_that_came_or_went() {
+        let now = t0();
+        let mut r = room("g", now);
+        assert_eq!(r.join(join(1, "ann"), now).1.members, [MemberChange::In(1, user("ann"))]);
+        assert_eq!(r.join(join(2, "ann"), now).1.members, [MemberChange::In(2, user("ann"))], "a second device");
+        assert!(r.join(join(2, "ann"), now).1.members.is_empty(), "already in: no change");
+        assert_eq!(r.leave(1, LeaveReason::Exit, now).1.members, [MemberChange::Out(1)]);
+        assert!(r.leave(1, LeaveReason::Exit, now).1.members.is_empty(), "not a member: no change");
+        let state = r.state_without_members();
+        assert!(state.members.is_empty());
+        assert_eq!((state.epoch, r.state().members.len()), (r.epoch().to_string(), 1));
     }
 
     #[test]

@@ -27,7 +27,7 @@ pub use self::actor::{
     RoomStopped, SetStatus, StatusOf, ToMember,
 };
 pub use self::core::{
-    Action, ActionDone, Effects, IngestOutcome, JoinAnswer, JoinRequest, LeaveReason, Now, Push, Refused, RoomCore,
-    RoomState,
+    Action, ActionDone, Effects, IngestOutcome, JoinAnswer, JoinRequest, LeaveReason, MemberChange, Now, Push, Refused,
+    RoomCore, RoomState,
 };
 pub use self::events::{json_array, Bundle, Fanout, RoomEvent, SessionId};
