@@ -95,8 +95,9 @@ pub struct StoreConfig {
     /// A node whose presence record is this old is dead to the others; also the lease time
     /// of a shared room's owner.
     pub node_ttl_ms: u64,
-    /// With `kind: redis`: rooms whose inputs, state and history live in Redis, served in one
-    /// order by every node (PROTOCOL.md 7). Off by default until node failover is complete.
+    /// With a Redis store: rooms whose inputs, state and history live in Redis, served in one
+    /// order by every node (PROTOCOL.md 7). Off by default while a burst of joins can stall
+    /// one node's Redis connection (README, "Running several nodes").
     pub shared_rooms: bool,
 }
 
@@ -123,7 +124,7 @@ impl Default for StoreConfig {
             key_prefix: "danmu:".into(),
             node_id: String::new(),
             node_ttl_ms: 15_000,
-            shared_rooms: true,
+            shared_rooms: false,
         }
     }
 }

@@ -439,11 +439,16 @@ async fn calls_without_a_valid_token_are_refused(kind: StoreKind) {
 // ---------------------------------------------------------------------------------------------
 // Redis only
 
+/// Rooms shared through Redis (`store.shared_rooms`, PROTOCOL.md 7).
+fn shared(c: &mut danmu_broker::config::Config) {
+    c.store.shared_rooms = true;
+}
+
 #[actix_rt::test]
 async fn a_redis_outage_gives_clear_errors_and_recovers_by_itself() {
     let mut redis = RedisServer::start();
     let url = redis.url();
-    let lb = LiveBroker::start_on_redis(StoreKind::Redis, None, url, unique_prefix(), |_| {}).await;
+    let lb = LiveBroker::start_on_redis(StoreKind::Redis, None, url, unique_prefix(), shared).await;
     lb.create_room("anchor").await;
 
     redis.stop();
@@ -511,7 +516,7 @@ async fn the_documented_keys_are_there(lb: &LiveBroker, keys: impl Fn(&str) -> H
 
 #[actix_rt::test]
 async fn redis_keys_are_the_documented_ones_and_counters_are_integers() {
-    let lb = LiveBroker::start(StoreKind::Redis).await;
+    let lb = LiveBroker::start_with(StoreKind::Redis, shared).await;
     let (url, prefix) = (lb.config.store.redis_url.clone(), lb.config.store.key_prefix.clone());
     let room_id = the_documented_keys_are_there(&lb, |p| redis_keys(&url, p)).await;
     assert_eq!(redis_get(&url, &format!("{prefix}{{rooms}}:room:{room_id}:likes")), Some("1".into()));
@@ -521,7 +526,7 @@ async fn redis_keys_are_the_documented_ones_and_counters_are_integers() {
 #[actix_rt::test]
 async fn on_a_cluster_the_live_list_sits_on_one_slot_and_the_counters_are_integers() {
     let cluster = RedisCluster::shared();
-    let lb = LiveBroker::start(StoreKind::RedisCluster).await;
+    let lb = LiveBroker::start_with(StoreKind::RedisCluster, shared).await;
     let room_id = the_documented_keys_are_there(&lb, |p| cluster.keys(p)).await;
     let prefix = &lb.config.store.key_prefix;
     let likes = format!("{prefix}{{rooms}}:room:{room_id}:likes");
@@ -574,14 +579,14 @@ async fn a_restarted_broker_reloads_links_and_closed_rooms_from_redis() {
 /// link made on one routes the game's danmu pushed to another into the room, and a close on
 /// the third (which has no members) reaches the members on the other two and empties the list.
 async fn nodes_share_the_live_list_its_counters_links_and_statuses(kind: StoreKind) {
-    let a = LiveBroker::start(kind).await;
+    let a = LiveBroker::start_with(kind, shared).await;
     let url = match kind {
         StoreKind::RedisCluster => a.config.store.cluster_nodes.join(","),
         _ => a.config.store.redis_url.clone(),
     };
     let prefix = a.config.store.key_prefix.clone();
-    let b = LiveBroker::start_on_redis(kind, None, url.clone(), prefix.clone(), |_| {}).await;
-    let c = LiveBroker::start_on_redis(kind, None, url, prefix, |_| {}).await;
+    let b = LiveBroker::start_on_redis(kind, None, url.clone(), prefix.clone(), shared).await;
+    let c = LiveBroker::start_on_redis(kind, None, url, prefix, shared).await;
     let room_id = a.live_room("owner").await;
     let channel = room_id.to_string();
     assert_eq!(b.listed(1, 20).await, vec![room_id]);

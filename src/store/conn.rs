@@ -76,6 +76,7 @@ impl RedisConn {
                     .set_connection_timeout(Some(CONNECT_TIMEOUT))
                     .set_response_timeout(Some(RESPONSE_TIMEOUT))
                     .set_number_of_retries(1)
+                    .set_pipeline_buffer_size(4096)
                     .set_max_delay(Duration::from_millis(500));
                 if let Some(tx) = pushes {
                     let settings = info.redis_settings().clone().set_protocol(ProtocolVersion::RESP3);
