@@ -634,7 +634,7 @@ impl SharedRoom {
                 }
             }
             self.delivered = Some(e.seq);
-            batch.push(RoomEvent { seq: Some(e.seq), exclude: e.x, json: ByteString::from(e.j) });
+            batch.push(RoomEvent::from_json(Some(e.seq), e.x, ByteString::from(e.j)));
         }
         self.flush_batch(&mut batch);
         for join in joins {
@@ -687,7 +687,7 @@ impl SharedRoom {
                     let complete = found.first().is_some_and(|e| e.seq == last + 1);
                     let replay = found
                         .into_iter()
-                        .map(|e| RoomEvent { seq: Some(e.seq), exclude: e.x, json: ByteString::from(e.j) })
+                        .map(|e| RoomEvent::from_json(Some(e.seq), e.x, ByteString::from(e.j)))
                         .collect();
                     let _ =
                         pending.reply.send(Ok(Joined { events, snapshot, own_seq, replay, recovered: Some(complete) }));
