@@ -32,7 +32,9 @@ use actix_codec::{AsyncRead, AsyncWrite, Framed};
 use actix_http::body::{BoxBody, MessageBody};
 use actix_http::{h1, HttpService, Request};
 use actix_server::Server;
-use actix_service::{fn_factory, fn_service, map_config, IntoServiceFactory, Service, ServiceFactory, ServiceFactoryExt};
+use actix_service::{
+    fn_factory, fn_service, map_config, IntoServiceFactory, Service, ServiceFactory, ServiceFactoryExt,
+};
 use actix_web::dev::{AppConfig, ServiceResponse};
 use actix_web::Error;
 use actors::ws_conn::{Handover, TakeOver};
@@ -163,62 +165,60 @@ where
     }
     let mut body = std::pin::pin!(body);
     let mut body_done = false;
-    poll_fn(|cx| {
-        loop {
-            let mut progress = false;
-            if !body_done {
-                match body.as_mut().poll_next(cx) {
-                    Poll::Ready(Some(Ok(chunk))) => {
-                        codec.encode(h1::Message::Chunk(Some(chunk)), &mut write_buf)?;
-                        progress = true;
-                    }
-                    Poll::Ready(Some(Err(e))) => {
-                        debug!("upgrade answer body failed: {e}");
-                        return Poll::Ready(Ok(()));
-                    }
-                    Poll::Ready(None) => {
-                        codec.encode(h1::Message::Chunk(None), &mut write_buf)?;
-                        body_done = true;
-                        progress = true;
-                    }
-                    Poll::Pending => {}
+    poll_fn(|cx| loop {
+        let mut progress = false;
+        if !body_done {
+            match body.as_mut().poll_next(cx) {
+                Poll::Ready(Some(Ok(chunk))) => {
+                    codec.encode(h1::Message::Chunk(Some(chunk)), &mut write_buf)?;
+                    progress = true;
                 }
-            }
-            while !write_buf.is_empty() {
-                match Pin::new(&mut io).poll_write(cx, &write_buf) {
-                    Poll::Ready(Ok(0)) => return Poll::Ready(Ok(())),
-                    Poll::Ready(Ok(n)) => {
-                        let _ = write_buf.split_to(n);
-                        progress = true;
-                    }
-                    Poll::Ready(Err(_)) => return Poll::Ready(Ok(())),
-                    Poll::Pending => break,
+                Poll::Ready(Some(Err(e))) => {
+                    debug!("upgrade answer body failed: {e}");
+                    return Poll::Ready(Ok(()));
                 }
-            }
-            if body_done && write_buf.is_empty() {
-                return match Pin::new(&mut io).poll_flush(cx) {
-                    Poll::Pending => Poll::Pending,
-                    Poll::Ready(_) => Poll::Ready(Ok(())),
-                };
-            }
-            if let Some(tx) = payload_tx.as_mut() {
-                read_buf.reserve(4096);
-                match poll_read_buf(Pin::new(&mut io), cx, &mut read_buf) {
-                    Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => {
-                        tx.feed_eof();
-                        payload_tx = None;
-                        progress = true;
-                    }
-                    Poll::Ready(Ok(_)) => {
-                        tx.feed_data(read_buf.split().freeze());
-                        progress = true;
-                    }
-                    Poll::Pending => {}
+                Poll::Ready(None) => {
+                    codec.encode(h1::Message::Chunk(None), &mut write_buf)?;
+                    body_done = true;
+                    progress = true;
                 }
+                Poll::Pending => {}
             }
-            if !progress {
-                return Poll::Pending;
+        }
+        while !write_buf.is_empty() {
+            match Pin::new(&mut io).poll_write(cx, &write_buf) {
+                Poll::Ready(Ok(0)) => return Poll::Ready(Ok(())),
+                Poll::Ready(Ok(n)) => {
+                    let _ = write_buf.split_to(n);
+                    progress = true;
+                }
+                Poll::Ready(Err(_)) => return Poll::Ready(Ok(())),
+                Poll::Pending => break,
             }
+        }
+        if body_done && write_buf.is_empty() {
+            return match Pin::new(&mut io).poll_flush(cx) {
+                Poll::Pending => Poll::Pending,
+                Poll::Ready(_) => Poll::Ready(Ok(())),
+            };
+        }
+        if let Some(tx) = payload_tx.as_mut() {
+            read_buf.reserve(4096);
+            match poll_read_buf(Pin::new(&mut io), cx, &mut read_buf) {
+                Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => {
+                    tx.feed_eof();
+                    payload_tx = None;
+                    progress = true;
+                }
+                Poll::Ready(Ok(_)) => {
+                    tx.feed_data(read_buf.split().freeze());
+                    progress = true;
+                }
+                Poll::Pending => {}
+            }
+        }
+        if !progress {
+            return Poll::Pending;
         }
     })
     .await

@@ -438,8 +438,11 @@ impl Actor for ClientSession {
             move_out: ctx.address().recipient(),
         });
         let online_token = self.online_token.clone();
-        let connected =
-            Direct::Connected { online_token: &online_token, ping_interval: self.config.ping_interval_s, server_time: now_ms() };
+        let connected = Direct::Connected {
+            online_token: &online_token,
+            ping_interval: self.config.ping_interval_s,
+            server_time: now_ms(),
+        };
         self.send_direct(ctx, &connected);
         let idle = Duration::from_millis(self.config.idle_timeout_ms);
         let write_timeout = Duration::from_millis(self.config.write_timeout_ms);

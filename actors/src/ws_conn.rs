@@ -333,7 +333,9 @@ impl<A: Driven> ActorFuture<A> for Driver {
                     };
                 }
             }
-            if act.conn().wants_more() && act.refill(cx, ctx) {
+            // Not while the actor awaits an answer (a room's): the answer goes out before the
+            // room events that follow it, as the client expects.
+            if !ctx.waiting() && act.conn().wants_more() && act.refill(cx, ctx) {
                 progress = true;
             }
             match act.conn().poll_output(cx) {
@@ -482,4 +484,46 @@ fn discard_input(conn: &mut WsConn, cx: &mut TaskContext<'_>) -> Poll<()> {
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conn() -> WsConn {
+        let (ours, _theirs) = tokio::io::duplex(64);
+        let handover = Handover {
+            io: Box::new(ours),
+            read_ahead: BytesMut::new(),
+            response_head: Bytes::from_static(b"HTTP/1.1 101\r\n\r\n"),
+        };
+        WsConn::new(handover, 1024)
+    }
+
+    #[test]
+    fn what_waits_for_a_client_is_bounded() {
+        let mut conn = conn();
+        let frame = encode(&[b'x'; 60_000], OpCode::Text);
+        let fits = (MAX_QUEUED_BYTES - 16) / frame.len();
+        for _ in 0..fits {
+            assert!(conn.send(frame.clone()));
+        }
+        assert!(!conn.send(frame.clone()), "past MAX_QUEUED_BYTES the frame is refused");
+        assert!(!conn.wants_more(), "no more room events are pulled long before that");
+        assert!(conn.queued <= MAX_QUEUED_BYTES);
+    }
+
+    #[test]
+    fn nothing_waits_for_an_idle_client_and_a_closed_one_takes_nothing_more() {
+        let mut conn = conn();
+        assert_eq!(conn.queued, "HTTP/1.1 101\r\n\r\n".len(), "the 101 answer");
+        conn.drop_now();
+        assert_eq!((conn.queue.capacity(), conn.inbox.is_none()), (0, true));
+        let mut conn = self::tests::conn();
+        conn.close(None);
+        assert!(!conn.is_open());
+        let before = conn.queued;
+        assert!(conn.text(b"late"));
+        assert_eq!(conn.queued, before, "nothing is queued after the close frame");
+    }
 }
