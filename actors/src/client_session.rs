@@ -47,9 +47,12 @@ pub struct ClientHello {
     pub peer: String,
 }
 
+/// The room this session is in: only the two recipients it uses (each recipient of a
+/// `RoomHandle` costs an allocation per holder, and a big room has thousands of holders).
 struct CurrentRoom {
     channel_name: String,
-    room: RoomHandle,
+    act: Recipient<MemberAction>,
+    leave: Recipient<Leave>,
     /// The room's broadcast ring; `None` once the room stopped (the session lives on).
     events: Option<BroadcastStream<Fanout>>,
 }
@@ -303,7 +306,7 @@ impl ClientSession {
     /// the answer so that acks keep the order of the client's frames.
     fn room_action(&mut self, action: String, channel_name: &str, what: Action, ctx: &mut Context<Self>) {
         let room = match self.in_room(channel_name) {
-            Ok(current) => current.room.act.clone(),
+            Ok(current) => current.act.clone(),
             Err(code) => {
                 let reason = format!("not in room {channel_name:?}");
                 return self.refuse(ctx, Refusal { action, code, reason });
@@ -325,7 +328,7 @@ impl ClientSession {
     fn leave(&mut self, reason: LeaveReason, _ctx: &mut Context<Self>) {
         if let Some(room) = self.room.take() {
             // do_send: a leave must not be lost to a full mailbox (the seat would stay taken).
-            room.room.leave.do_send(Leave { session: self.id, reason });
+            room.leave.do_send(Leave { session: self.id, reason });
             self.sessions.do_send(SetCurrentRoom {
                 user_id: self.user_id().to_string(),
                 session: self.id,
@@ -400,7 +403,8 @@ impl ClientSession {
             session: self.id,
             channel_name: Some(channel_name.clone()),
         });
-        self.room = Some(CurrentRoom { channel_name, room, events });
+        let RoomHandle { act, leave, .. } = room;
+        self.room = Some(CurrentRoom { channel_name, act, leave, events });
     }
 
     /// Writes one bundle of room events, skipping the ones meant for everybody but us.

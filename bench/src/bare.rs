@@ -6,8 +6,10 @@
 //! What it answers: on the client path, `connected` and an `ack` for `enter_room_report` (no
 //! rooms, no fan-out), `pong` for `ping`; on the BIGO path, a successful `platformLoginResp`
 //! and a 200 `dataReceptionResp` for every push. Everything else is read and dropped. One
-//! task per connection on a tokio runtime of `--threads` workers, the default
-//! `WebSocketConfig`: the cost of a WebSocket held by tokio and tungstenite and nothing else.
+//! task per connection on a tokio runtime of `--threads` workers: the cost of a WebSocket held
+//! by tokio and tungstenite and nothing else. tungstenite's default read buffer (128 KiB,
+//! allocated per connection) would make that 135 KB per connection; `--read-buffer` (default
+//! 4 KiB) and a write buffer of 0 (each frame written at once) are the lean settings.
 
 use std::time::Duration;
 
@@ -16,6 +18,7 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 
 #[derive(Debug, Clone, Parser)]
@@ -29,6 +32,9 @@ pub struct BareOptions {
     pub threads: usize,
     #[arg(long, default_value = "/bigo/ws")]
     pub bigo_path: String,
+    /// tungstenite's per-connection read buffer, bytes.
+    #[arg(long, default_value_t = 4096)]
+    pub read_buffer: usize,
 }
 
 /// Serves until killed.
@@ -49,9 +55,9 @@ pub fn serve(opts: BareOptions) -> Result<(), String> {
         loop {
             match listener.accept().await {
                 Ok((stream, _)) => {
-                    let bigo_path = opts.bigo_path.clone();
+                    let (bigo_path, read_buffer) = (opts.bigo_path.clone(), opts.read_buffer);
                     tokio::spawn(async move {
-                        let _ = connection(stream, bigo_path).await;
+                        let _ = connection(stream, bigo_path, read_buffer).await;
                     });
                 }
                 // Out of file descriptors: wait rather than spin.
@@ -63,14 +69,19 @@ pub fn serve(opts: BareOptions) -> Result<(), String> {
 
 // The handshake callback's error type is tungstenite's; the callback never fails.
 #[allow(clippy::result_large_err)]
-async fn connection(stream: TcpStream, bigo_path: String) -> Result<(), tokio_tungstenite::tungstenite::Error> {
+async fn connection(
+    stream: TcpStream,
+    bigo_path: String,
+    read_buffer: usize,
+) -> Result<(), tokio_tungstenite::tungstenite::Error> {
     let _ = stream.set_nodelay(true);
     let mut path = String::new();
-    let ws = tokio_tungstenite::accept_hdr_async(stream, |req: &Request, res: Response| {
+    let config = WebSocketConfig::default().read_buffer_size(read_buffer).write_buffer_size(0);
+    let callback = |req: &Request, res: Response| {
         path = req.uri().path().to_string();
         Ok(res)
-    })
-    .await?;
+    };
+    let ws = tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(config)).await?;
     let bigo = path == bigo_path;
     let (mut tx, mut rx) = ws.split();
     if !bigo {

@@ -39,9 +39,19 @@ impl RoomEvent {
 
     /// An event already serialised (a shared room reads them from Redis).
     pub fn from_json(seq: Option<u64>, exclude: Option<SessionId>, json: ByteString) -> Self {
-        let frame = text_frame(json.as_bytes());
+        let (json, frame) = framed(&json);
         Self { seq, exclude, json, frame }
     }
+}
+
+/// `json` as a text frame, and the JSON again as a view into that frame's payload: one
+/// allocation for both (a room's history keeps them).
+fn framed(json: &str) -> (ByteString, Bytes) {
+    let frame = text_frame(json.as_bytes());
+    let payload = frame.slice(frame.len() - json.len()..);
+    // The payload is a copy of a `str`: always UTF-8.
+    let json = ByteString::try_from(payload).unwrap_or_else(|_| ByteString::from(json));
+    (json, frame)
 }
 
 /// Events released together, as individual frames and as one JSON array (for `batch=1`).
@@ -55,8 +65,7 @@ pub struct Bundle {
 
 impl Bundle {
     pub fn new(events: Vec<RoomEvent>) -> Self {
-        let array = json_array(events.iter());
-        let array_frame = text_frame(array.as_bytes());
+        let (array, array_frame) = framed(&json_array(events.iter()));
         Self { events, array, array_frame }
     }
 }
