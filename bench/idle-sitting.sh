@@ -42,9 +42,15 @@ broker() {
   echo $!
 }
 
+# Stops a server and waits until it has exited (a broker drains for up to 10 s, and the
+# servers started by broker() are not this shell's children, so `wait` would not wait).
 stop() {
   kill "$1" 2>/dev/null || true
-  wait "$1" 2>/dev/null || true
+  for _ in $(seq 150); do
+    kill -0 "$1" 2>/dev/null || return 0
+    sleep 0.1
+  done
+  kill -9 "$1" 2>/dev/null || true
 }
 
 for round in $(seq "$ROUNDS"); do

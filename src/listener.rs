@@ -84,6 +84,10 @@ where
                 .keep_alive(actix_http::KeepAlive::default())
                 .client_request_timeout(Duration::from_secs(5))
                 .client_disconnect_timeout(Duration::from_secs(1))
+                // A client connection's writes are whole bundles already (one vectored write
+                // per wake-up, ws_conn): Nagle would only hold a small event back until the
+                // previous one is acknowledged, a delayed ACK away.
+                .tcp_nodelay(true)
                 .local_addr(addr)
                 .upgrade(upgrade_service(make_app.clone(), app_config))
                 .finish(map_config(make_app().into_factory(), move |_| app_config()))
