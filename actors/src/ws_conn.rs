@@ -125,6 +125,9 @@ pub struct WsConn {
     closed_at: Option<Instant>,
     /// The actor's task, woken when a frame is queued from outside the driver.
     waker: Option<Waker>,
+    /// The driver is running: it writes what is queued before it returns, no wake-up needed
+    /// (waking our own task would poll it a second time for nothing).
+    driving: bool,
 }
 
 impl WsConn {
@@ -144,6 +147,7 @@ impl WsConn {
             state: State::Open,
             closed_at: None,
             waker: None,
+            driving: false,
         };
         if !response_head.is_empty() {
             conn.push(response_head);
@@ -224,7 +228,7 @@ impl WsConn {
     fn push(&mut self, frame: Bytes) {
         if self.queue.is_empty() && !self.needs_flush {
             self.last_write_progress = Instant::now();
-            if let Some(waker) = &self.waker {
+            if let (false, Some(waker)) = (self.driving, &self.waker) {
                 waker.wake_by_ref();
             }
         }
@@ -305,66 +309,74 @@ impl<A: Driven> ActorFuture<A> for Driver {
         if act.conn().waker.is_none() {
             act.conn().waker = Some(cx.waker().clone());
         }
-        loop {
-            let mut progress = false;
-            match act.conn().state {
-                State::Dropped => {
+        act.conn().driving = true;
+        let done = drive(act, ctx, cx);
+        act.conn().driving = false;
+        done
+    }
+}
+
+/// One wake-up of the driver: read, refill, write until nothing moves.
+fn drive<A: Driven>(act: &mut A, ctx: &mut Context<A>, cx: &mut TaskContext<'_>) -> Poll<()> {
+    loop {
+        let mut progress = false;
+        match act.conn().state {
+            State::Dropped => {
+                ctx.stop();
+                return Poll::Ready(());
+            }
+            State::Open => match read_frames(act, ctx, cx) {
+                Ok(read) => progress |= read,
+                Err(why) => {
+                    act.on_lost(why, ctx);
                     ctx.stop();
                     return Poll::Ready(());
                 }
-                State::Open => match read_frames(act, ctx, cx) {
-                    Ok(read) => progress |= read,
-                    Err(why) => {
-                        act.on_lost(why, ctx);
+            },
+            State::Closing => {}
+            State::ShutDown => {
+                // Drop what the client still sends, so that our close frame is not lost to
+                // a reset, until its side ends (or LINGER, the session's timer).
+                return match discard_input(act.conn(), cx) {
+                    Poll::Pending => Poll::Pending,
+                    Poll::Ready(()) => {
                         ctx.stop();
-                        return Poll::Ready(());
+                        Poll::Ready(())
                     }
-                },
-                State::Closing => {}
-                State::ShutDown => {
-                    // Drop what the client still sends, so that our close frame is not lost to
-                    // a reset, until its side ends (or LINGER, the session's timer).
-                    return match discard_input(act.conn(), cx) {
-                        Poll::Pending => Poll::Pending,
-                        Poll::Ready(()) => {
-                            ctx.stop();
-                            Poll::Ready(())
-                        }
-                    };
+                };
+            }
+        }
+        // Not while the actor awaits an answer (a room's): the answer goes out before the
+        // room events that follow it, as the client expects.
+        if !ctx.waiting() && act.conn().wants_more() && act.refill(cx, ctx) {
+            progress = true;
+        }
+        match act.conn().poll_output(cx) {
+            Ok(wrote) => progress |= wrote,
+            Err(_) => {
+                if act.conn().is_open() {
+                    act.on_lost("write failed", ctx);
                 }
+                ctx.stop();
+                return Poll::Ready(());
             }
-            // Not while the actor awaits an answer (a room's): the answer goes out before the
-            // room events that follow it, as the client expects.
-            if !ctx.waiting() && act.conn().wants_more() && act.refill(cx, ctx) {
-                progress = true;
-            }
-            match act.conn().poll_output(cx) {
-                Ok(wrote) => progress |= wrote,
-                Err(_) => {
-                    if act.conn().is_open() {
-                        act.on_lost("write failed", ctx);
-                    }
+        }
+        let conn = act.conn();
+        if conn.state == State::Closing && conn.queue.is_empty() && !conn.needs_flush {
+            match Pin::new(&mut conn.io).poll_shutdown(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Ok(())) => {
+                    conn.state = State::ShutDown;
+                    continue;
+                }
+                Poll::Ready(Err(_)) => {
                     ctx.stop();
                     return Poll::Ready(());
                 }
             }
-            let conn = act.conn();
-            if conn.state == State::Closing && conn.queue.is_empty() && !conn.needs_flush {
-                match Pin::new(&mut conn.io).poll_shutdown(cx) {
-                    Poll::Pending => return Poll::Pending,
-                    Poll::Ready(Ok(())) => {
-                        conn.state = State::ShutDown;
-                        continue;
-                    }
-                    Poll::Ready(Err(_)) => {
-                        ctx.stop();
-                        return Poll::Ready(());
-                    }
-                }
-            }
-            if !progress {
-                return Poll::Pending;
-            }
+        }
+        if !progress {
+            return Poll::Pending;
         }
     }
 }
