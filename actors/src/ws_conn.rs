@@ -72,7 +72,8 @@ impl TakeOver {
 pub const MAX_QUEUED_BYTES: usize = 4 << 20;
 /// The session pulls more room events only while fewer bytes than this are queued.
 pub const REFILL_BELOW: usize = 256 << 10;
-/// How long a closed connection waits for the client's side to end before dropping it.
+/// How long a closed connection waits for its close frame to leave, and then for the client's
+/// side to end, before it is dropped.
 pub const LINGER: Duration = Duration::from_secs(2);
 /// Size of the per-thread read buffer.
 const SCRATCH_LEN: usize = 16 << 10;
@@ -100,10 +101,8 @@ pub enum Incoming {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     Open,
-    /// A close frame is queued: flushing, then shutting the socket down.
+    /// A close frame is queued: flushing, then shutting the socket down (then [`linger`]).
     Closing,
-    /// Our side is shut down: reading (and dropping) until the client's side ends.
-    ShutDown,
     /// Ending without flushing (stalled client, broken socket).
     Dropped,
 }
@@ -334,17 +333,6 @@ fn drive<A: Driven>(act: &mut A, ctx: &mut Context<A>, cx: &mut TaskContext<'_>)
                 }
             },
             State::Closing => {}
-            State::ShutDown => {
-                // Drop what the client still sends, so that our close frame is not lost to
-                // a reset, until its side ends (or LINGER, the session's timer).
-                return match discard_input(act.conn(), cx) {
-                    Poll::Pending => Poll::Pending,
-                    Poll::Ready(()) => {
-                        ctx.stop();
-                        Poll::Ready(())
-                    }
-                };
-            }
         }
         // Not while the actor awaits an answer (a room's): the answer goes out before the
         // room events that follow it, as the client expects.
@@ -366,8 +354,12 @@ fn drive<A: Driven>(act: &mut A, ctx: &mut Context<A>, cx: &mut TaskContext<'_>)
             match Pin::new(&mut conn.io).poll_shutdown(cx) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Ok(())) => {
-                    conn.state = State::ShutDown;
-                    continue;
+                    // The session ends now (its room is left, its log line written); the
+                    // socket lingers on its own for what the client still sends.
+                    let io = std::mem::replace(&mut conn.io, Box::new(tokio::io::empty()));
+                    actix::spawn(linger(io));
+                    ctx.stop();
+                    return Poll::Ready(());
                 }
                 Poll::Ready(Err(_)) => {
                     ctx.stop();
@@ -482,20 +474,19 @@ fn incoming_of(e: FrameError) -> Incoming {
     }
 }
 
-/// After our shutdown: reads and drops until the client's side ends.
-fn discard_input(conn: &mut WsConn, cx: &mut TaskContext<'_>) -> Poll<()> {
-    SCRATCH.with(|cell| {
-        let mut scratch = cell.borrow_mut();
-        loop {
-            scratch.clear();
-            scratch.reserve(SCRATCH_LEN);
-            match poll_read_buf(Pin::new(&mut conn.io), cx, &mut *scratch) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => return Poll::Ready(()),
-                Poll::Ready(Ok(_)) => {}
-            }
+/// After our close frame and shutdown: reads and drops what the client still sends (its close
+/// frame answering ours, frames in flight) until its side ends or [`LINGER`] passes, so that
+/// closing a socket with unread bytes does not reset the connection and lose our close frame.
+async fn linger(mut io: Box<dyn ClientIo>) {
+    let drain = std::future::poll_fn(|cx| loop {
+        let mut buf = BytesMut::with_capacity(1024);
+        match poll_read_buf(Pin::new(&mut io), cx, &mut buf) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => return Poll::Ready(()),
+            Poll::Ready(Ok(_)) => {}
         }
-    })
+    });
+    let _ = tokio::time::timeout(LINGER, drain).await;
 }
 
 #[cfg(test)]
