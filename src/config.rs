@@ -320,6 +320,9 @@ fn validate(c: &Config) -> Result<(), ConfigError> {
     if c.client.idle_timeout_ms == 0 {
         return bad("client.idle_timeout_ms", "must be above 0");
     }
+    if c.client.write_timeout_ms == 0 {
+        return bad("client.write_timeout_ms", "must be above 0");
+    }
     if c.client.rate_per_s == 0 {
         return bad("client.rate_per_s", "must be at least 1");
     }

@@ -5,6 +5,8 @@
 //! running server (a future to await), its address, and a handle for a graceful [`shutdown`].
 //! `main.rs` and the integration tests both start the broker this way. With `server.tls` the
 //! same listener speaks TLS ([`tls`]), so BIGO can reach `wss://` without a proxy in front.
+//! The [`listener`] serves the routes and hands each app client's WebSocket over to its
+//! session after the upgrade.
 //! The BIGO stand-in behind `danmu-broker simulate` is a crate of its own (`danmu-simulator`,
 //! in `simulator/`): a client of the broker, not part of it.
 
@@ -13,6 +15,7 @@ pub mod cloud;
 pub mod cluster;
 pub mod config;
 pub mod http;
+pub mod listener;
 pub mod live;
 pub mod logging;
 pub mod secrets;
@@ -26,7 +29,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::{Actor, Addr, Arbiter, ArbiterHandle, AsyncContext, Context};
-use actix_web::{web, App, HttpServer};
+use actix_web::{web, App};
 use actors::metrics::Metrics;
 use actors::protocol::client::KickReason;
 use actors::registry::{AllRooms, CloseAllBigo, Registry};
@@ -205,17 +208,8 @@ pub fn start_on(config: Config, listener: TcpListener) -> std::io::Result<Broker
         draining: draining.clone(),
     });
     let routes = http::routes(&state);
-    let server = HttpServer::new(move || App::new().app_data(state.clone()).configure(routes.clone()))
-        .disable_signals()
-        .shutdown_timeout(5);
-    let mut server = match tls {
-        Some(tls) => server.listen_rustls_0_23(listener, tls)?,
-        None => server.listen(listener)?,
-    };
-    if config.server.workers > 0 {
-        server = server.workers(config.server.workers);
-    }
-    let server = server.run();
+    let listen = listener::Listen { listener, tls, workers: config.server.workers, shutdown_timeout_s: 5 };
+    let server = listener::serve(listen, move || App::new().app_data(state.clone()).configure(routes.clone()))?;
     for line in report {
         info!("{line}");
     }

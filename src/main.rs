@@ -17,6 +17,9 @@ use danmu_broker::{auth, config, logging};
 /// session, consumed by a room): glibc's malloc spent ~30% of the ingest benchmark (W4) in
 /// malloc/free/consolidate. mimalloc's thread-local free lists make these cheap. The one
 /// static of the program: an allocator can only be installed this way.
+/// `--features system-alloc` leaves it out, for heap profilers that see only malloc/free
+/// (valgrind's massif: BENCHMARKS.md, issue 13).
+#[cfg(not(feature = "system-alloc"))]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

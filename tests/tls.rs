@@ -5,23 +5,10 @@ mod common;
 
 use std::sync::Arc;
 
-use common::ops::{app_client_at, bigo_at, free_port, self_signed, TempDir};
+use common::ops::{app_client_at, bigo_at, free_port, self_signed, trusting, TempDir};
 use common::*;
 use danmu_broker::config::TlsConfig;
-use rustls::pki_types::CertificateDer;
 use tokio_tungstenite::Connector;
-
-/// A rustls client config on ring that trusts exactly `cert_der`.
-fn trusting(cert_der: &[u8]) -> Arc<rustls::ClientConfig> {
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(CertificateDer::from(cert_der.to_vec())).expect("add the test certificate");
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .expect("protocol versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Arc::new(config)
-}
 
 async fn tls_broker(dir: &TempDir) -> (TestBroker, Arc<rustls::ClientConfig>) {
     let (cert, key, der) = self_signed(&dir.0);

@@ -6,14 +6,21 @@
 //! carries the actions to its room. A room is found through the registry once, on entering.
 //!
 //! Room events arrive through the room's broadcast ring as already-serialised [`Bundle`]s and
-//! are written as they are (one frame per event, or the bundle's JSON array with `batch=1`).
-//! If the ring laps this session it is too slow: it closes itself with 1013 (section 2.3).
+//! are written as they are (one frame per event, or the bundle's JSON array with `batch=1`),
+//! the frames' bytes shared with every other member. The socket is driven by
+//! [`crate::ws_conn`] from inside this actor: the session pulls the next bundles from the ring
+//! only when its connection has room for them. If the ring laps the session, its queue grows
+//! past `ws_conn::MAX_QUEUED_BYTES`, or its socket takes nothing for `client.write_timeout_ms`,
+//! it is too slow: it is closed and counted (section 2.3).
 
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll};
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use actix_web_actors::ws::{self, CloseCode, CloseReason};
+use actix_http::ws::{CloseCode, CloseReason};
+use futures_util::Stream;
 use log::{debug, info, warn};
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 use tokio_stream::wrappers::BroadcastStream;
@@ -29,7 +36,8 @@ use crate::room::{
     RoomEvent, RoomHandle, SessionId, ToMember,
 };
 use crate::sessions::{Kick, MoveOut, SessionClosed, SessionIndex, SessionOpened, SetCurrentRoom};
-use crate::ws_frames::{Frame, FrameError, Reassembler};
+use crate::ws_conn::{Driven, Driver, Handover, Incoming, WsConn};
+use crate::ws_frames::Frame;
 
 /// What the HTTP layer learnt at the upgrade.
 pub struct ClientHello {
@@ -39,10 +47,14 @@ pub struct ClientHello {
     pub peer: String,
 }
 
+/// The room this session is in: only the two recipients it uses (each recipient of a
+/// `RoomHandle` costs an allocation per holder, and a big room has thousands of holders).
 struct CurrentRoom {
     channel_name: String,
-    room: RoomHandle,
-    stream: SpawnHandle,
+    act: Recipient<MemberAction>,
+    leave: Recipient<Leave>,
+    /// The room's broadcast ring; `None` once the room stopped (the session lives on).
+    events: Option<BroadcastStream<Fanout>>,
 }
 
 pub struct ClientSession {
@@ -54,11 +66,10 @@ pub struct ClientSession {
     sessions: Addr<SessionIndex>,
     metrics: Arc<Metrics>,
     room: Option<CurrentRoom>,
-    last_seen: Instant,
+    conn: WsConn,
     bucket: TokenBucket,
     /// When the last 1006 was sent: a flood gets one per second, not one per frame.
     last_rate_error: Option<Instant>,
-    frames: Reassembler,
     /// Why the connection ended, for the "disconnected" log line; the first reason wins.
     close_reason: Option<&'static str>,
 }
@@ -118,9 +129,10 @@ impl ClientSession {
         registry: Addr<Registry>,
         sessions: Addr<SessionIndex>,
         metrics: Arc<Metrics>,
+        handover: Handover,
     ) -> Self {
         let bucket = TokenBucket::new(config.rate_per_s);
-        let frames = Reassembler::new(config.max_frame_bytes);
+        let conn = WsConn::new(handover, config.max_frame_bytes);
         Self {
             id: rand::random(),
             hello,
@@ -130,10 +142,9 @@ impl ClientSession {
             sessions,
             metrics,
             room: None,
-            last_seen: Instant::now(),
+            conn,
             bucket,
             last_rate_error: None,
-            frames,
             close_reason: None,
         }
     }
@@ -142,16 +153,43 @@ impl ClientSession {
         &self.hello.profile.user_id
     }
 
-    fn send_direct(&self, ctx: &mut ws::WebsocketContext<Self>, frame: &Direct) {
-        ctx.text(frame.to_json());
-        self.metrics.frames_out(Kind::Client, 1);
+    fn send_direct(&mut self, ctx: &mut Context<Self>, frame: &Direct) {
+        let json = frame.to_json();
+        self.write(ctx, crate::room::text_frame(json.as_bytes()), 1);
     }
 
-    fn ack(&self, ctx: &mut ws::WebsocketContext<Self>, action: &str, detail: AckDetail) {
+    /// Queues `n` frames' bytes; a queue over its bound means a client too slow to keep.
+    fn write(&mut self, ctx: &mut Context<Self>, frames: bytes::Bytes, n: u64) {
+        if !self.conn.send(frames) {
+            self.too_slow(ctx, "its queue passed the bound");
+            return;
+        }
+        self.metrics.frames_out(Kind::Client, n);
+    }
+
+    /// Too slow (PROTOCOL.md 2.3): counted, its room left at once, the socket dropped (a
+    /// client that does not read would not get a close frame either).
+    fn too_slow(&mut self, ctx: &mut Context<Self>, why: &str) {
+        if !self.conn.is_open() {
+            return;
+        }
+        warn!(
+            "client user_id {}: too slow in {} ({why}), disconnecting",
+            self.user_id(),
+            self.room.as_ref().map_or("", |r| r.channel_name.as_str())
+        );
+        self.metrics.slow_clients_disconnected.inc();
+        self.close_reason.get_or_insert("too slow");
+        self.leave(LeaveReason::Disconnect, ctx);
+        self.conn.drop_now();
+        ctx.stop();
+    }
+
+    fn ack(&mut self, ctx: &mut Context<Self>, action: &str, detail: AckDetail) {
         self.send_direct(ctx, &Direct::Ack { for_action: action, error_code: 0, error_reason: "", detail });
     }
 
-    fn refuse(&mut self, ctx: &mut ws::WebsocketContext<Self>, refusal: Refusal) {
+    fn refuse(&mut self, ctx: &mut Context<Self>, refusal: Refusal) {
         self.metrics.rejected(Kind::Client, refusal.code.reason());
         if refusal.code == ErrorCode::RateLimited {
             let recently = self.last_rate_error.is_some_and(|t| t.elapsed() < Duration::from_secs(1));
@@ -178,13 +216,15 @@ impl ClientSession {
         );
     }
 
-    fn close(&mut self, ctx: &mut ws::WebsocketContext<Self>, code: CloseCode, why: &'static str) {
+    /// Sends a close frame and leaves the room at once; the connection ends once the frame is
+    /// written (`ws_conn`).
+    fn close(&mut self, ctx: &mut Context<Self>, code: CloseCode, why: &'static str) {
         self.close_reason.get_or_insert(why);
-        ctx.close(Some(CloseReason { code, description: Some(why.to_string()) }));
-        ctx.stop();
+        self.leave(LeaveReason::Disconnect, ctx);
+        self.conn.close(Some(CloseReason { code, description: Some(why.to_string()) }));
     }
 
-    fn on_text(&mut self, text: &str, ctx: &mut ws::WebsocketContext<Self>) {
+    fn on_text(&mut self, text: &str, ctx: &mut Context<Self>) {
         self.metrics.frame_in(Kind::Client);
         let checked = if self.bucket.take() {
             check_frame(text, &self.online_token, &self.config, now_ms())
@@ -197,7 +237,7 @@ impl ClientSession {
         }
     }
 
-    fn act(&mut self, Checked { action, request }: Checked, ctx: &mut ws::WebsocketContext<Self>) {
+    fn act(&mut self, Checked { action, request }: Checked, ctx: &mut Context<Self>) {
         let refuse = |code, reason: &str| Refusal { action: action.clone(), code, reason: reason.to_string() };
         // Seed 001's reports carry no channel_name: absent means the room this connection is in.
         let here = |channel_name: String, room: &Option<CurrentRoom>| match room {
@@ -264,9 +304,9 @@ impl ClientSession {
 
     /// Sends a member action to the room and answers `ack` or `error`; the session waits for
     /// the answer so that acks keep the order of the client's frames.
-    fn room_action(&mut self, action: String, channel_name: &str, what: Action, ctx: &mut ws::WebsocketContext<Self>) {
+    fn room_action(&mut self, action: String, channel_name: &str, what: Action, ctx: &mut Context<Self>) {
         let room = match self.in_room(channel_name) {
-            Ok(current) => current.room.act.clone(),
+            Ok(current) => current.act.clone(),
             Err(code) => {
                 let reason = format!("not in room {channel_name:?}");
                 return self.refuse(ctx, Refusal { action, code, reason });
@@ -285,11 +325,10 @@ impl ClientSession {
     }
 
     /// Leaves the current room, if any: stops reading its events and tells it and the registry.
-    fn leave(&mut self, reason: LeaveReason, ctx: &mut ws::WebsocketContext<Self>) {
+    fn leave(&mut self, reason: LeaveReason, _ctx: &mut Context<Self>) {
         if let Some(room) = self.room.take() {
-            ctx.cancel_future(room.stream);
             // do_send: a leave must not be lost to a full mailbox (the seat would stay taken).
-            room.room.leave.do_send(Leave { session: self.id, reason });
+            room.leave.do_send(Leave { session: self.id, reason });
             self.sessions.do_send(SetCurrentRoom {
                 user_id: self.user_id().to_string(),
                 session: self.id,
@@ -304,7 +343,7 @@ impl ClientSession {
         channel_name: String,
         last_seq: Option<u64>,
         epoch: Option<String>,
-        ctx: &mut ws::WebsocketContext<Self>,
+        ctx: &mut Context<Self>,
     ) {
         self.leave(LeaveReason::Switch, ctx);
         let registry = self.registry.clone();
@@ -337,7 +376,7 @@ impl ClientSession {
         channel_name: String,
         room: RoomHandle,
         joined: Joined,
-        ctx: &mut ws::WebsocketContext<Self>,
+        ctx: &mut Context<Self>,
     ) {
         let Joined { events, snapshot, own_seq, replay, recovered } = joined;
         info!("client user_id {} entered {} (seq {}, epoch {})", self.user_id(), channel_name, own_seq, snapshot.epoch);
@@ -350,49 +389,45 @@ impl ClientSession {
         if !replay.is_empty() {
             debug!("client user_id {}: replaying {} events of {}", self.user_id(), replay.len(), channel_name);
             if self.hello.batch {
-                ctx.text(json_array(replay.iter()));
-                self.metrics.frames_out(Kind::Client, 1);
+                let array = json_array(replay.iter());
+                self.write(ctx, crate::room::text_frame(array.as_bytes()), 1);
             } else {
                 for event in &replay {
-                    ctx.text(event.json.clone());
+                    self.write(ctx, event.frame.clone(), 1);
                 }
-                self.metrics.frames_out(Kind::Client, replay.len() as u64);
             }
         }
-        let stream = ctx.add_stream(BroadcastStream::new(events));
+        let events = Some(BroadcastStream::new(events));
         self.sessions.do_send(SetCurrentRoom {
             user_id: self.user_id().to_string(),
             session: self.id,
             channel_name: Some(channel_name.clone()),
         });
-        self.room = Some(CurrentRoom { channel_name, room, stream });
+        let RoomHandle { act, leave, .. } = room;
+        self.room = Some(CurrentRoom { channel_name, act, leave, events });
     }
 
     /// Writes one bundle of room events, skipping the ones meant for everybody but us.
-    fn write_bundle(&mut self, bundle: &Fanout, ctx: &mut ws::WebsocketContext<Self>) {
-        let mine = |e: &&RoomEvent| e.exclude != Some(self.id);
+    fn write_bundle(&mut self, bundle: &Fanout, ctx: &mut Context<Self>) {
+        let id = self.id;
+        let mine = |e: &&RoomEvent| e.exclude != Some(id);
         if self.hello.batch {
             if bundle.events.iter().all(|e| e.exclude != Some(self.id)) {
-                ctx.text(bundle.array.clone());
+                self.write(ctx, bundle.array_frame.clone(), 1);
             } else if bundle.events.iter().any(|e| e.exclude != Some(self.id)) {
-                ctx.text(json_array(bundle.events.iter().filter(mine)));
-            } else {
-                return;
+                let array = json_array(bundle.events.iter().filter(mine));
+                self.write(ctx, crate::room::text_frame(array.as_bytes()), 1);
             }
-            self.metrics.frames_out(Kind::Client, 1);
         } else {
-            let mut n = 0;
             for event in bundle.events.iter().filter(mine) {
-                ctx.text(event.json.clone());
-                n += 1;
+                self.write(ctx, event.frame.clone(), 1);
             }
-            self.metrics.frames_out(Kind::Client, n);
         }
     }
 }
 
 impl Actor for ClientSession {
-    type Context = ws::WebsocketContext<Self>;
+    type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
         // Direct messages (ptp gifts, hang_up, kicks) queue here; room events use the ring.
@@ -406,18 +441,27 @@ impl Actor for ClientSession {
             kick: ctx.address().recipient(),
             move_out: ctx.address().recipient(),
         });
+        let online_token = self.online_token.clone();
         let connected = Direct::Connected {
-            online_token: &self.online_token,
+            online_token: &online_token,
             ping_interval: self.config.ping_interval_s,
             server_time: now_ms(),
         };
         self.send_direct(ctx, &connected);
         let idle = Duration::from_millis(self.config.idle_timeout_ms);
-        ctx.run_interval(Duration::from_millis(500).min(idle), move |act, ctx| {
-            if act.last_seen.elapsed() >= idle {
+        let write_timeout = Duration::from_millis(self.config.write_timeout_ms);
+        let tick = Duration::from_millis(500).min(idle).min(write_timeout);
+        ctx.run_interval(tick, move |act, ctx| {
+            if act.conn.write_stalled_for() >= write_timeout {
+                act.too_slow(ctx, "its socket took nothing for client.write_timeout_ms");
+            } else if act.conn.lingered() {
+                act.conn.drop_now();
+                ctx.stop();
+            } else if act.conn.is_open() && act.conn.last_input().elapsed() >= idle {
                 act.close(ctx, CloseCode::Normal, "idle timeout");
             }
         });
+        ctx.spawn(Driver);
     }
 
     fn stopped(&mut self, ctx: &mut Self::Context) {
@@ -433,56 +477,71 @@ impl Actor for ClientSession {
     }
 }
 
-impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for ClientSession {
-    fn handle(&mut self, msg: Result<ws::Message, ws::ProtocolError>, ctx: &mut Self::Context) {
-        self.last_seen = Instant::now();
-        let frame = match msg {
-            Ok(msg) => self.frames.push(msg),
-            Err(ws::ProtocolError::Overflow) => Err(FrameError::TooBig),
-            Err(e) => {
-                debug!("client user_id {}: protocol error {e}", self.user_id());
-                return self.close(ctx, CloseCode::Protocol, "protocol error");
+impl Driven for ClientSession {
+    fn conn(&mut self) -> &mut WsConn {
+        &mut self.conn
+    }
+
+    fn on_incoming(&mut self, incoming: Incoming, ctx: &mut Context<Self>) {
+        match incoming {
+            Incoming::Frame(Frame::Text(text)) => self.on_text(&text, ctx),
+            Incoming::Frame(Frame::Ping(payload)) => {
+                if !self.conn.pong(&payload) {
+                    self.too_slow(ctx, "its queue passed the bound");
+                }
             }
-        };
-        match frame {
-            Ok(Some(Frame::Text(text))) => self.on_text(&text, ctx),
-            Ok(Some(Frame::Ping(payload))) => ctx.pong(&payload),
-            Ok(Some(Frame::Close(_))) => self.close(ctx, CloseCode::Normal, "closed by client"),
-            Ok(None) => {}
-            Err(FrameError::TooBig) => {
+            Incoming::Frame(Frame::Close(_)) => self.close(ctx, CloseCode::Normal, "closed by client"),
+            Incoming::TooBig => {
                 let max = self.config.max_frame_bytes;
                 let reason = format!("frame larger than {max} bytes");
                 self.refuse(ctx, Refusal { action: String::new(), code: ErrorCode::FrameTooLarge, reason });
                 self.close(ctx, CloseCode::Size, "frame too large");
             }
-            Err(FrameError::Binary) => self.close(ctx, CloseCode::Unsupported, "binary frames are not supported"),
-        }
-    }
-
-    fn finished(&mut self, ctx: &mut Self::Context) {
-        ctx.stop();
-    }
-}
-
-impl StreamHandler<Result<Fanout, BroadcastStreamRecvError>> for ClientSession {
-    fn handle(&mut self, item: Result<Fanout, BroadcastStreamRecvError>, ctx: &mut Self::Context) {
-        match item {
-            Ok(bundle) => self.write_bundle(&bundle, ctx),
-            Err(BroadcastStreamRecvError::Lagged(missed)) => {
-                warn!(
-                    "client user_id {}: fell {} bundles behind in {}, disconnecting (1013)",
-                    self.user_id(),
-                    missed,
-                    self.room.as_ref().map_or("", |r| r.channel_name.as_str())
-                );
-                self.metrics.slow_clients_disconnected.inc();
-                self.close(ctx, CloseCode::Again, "too slow, reconnect with last_seq");
+            Incoming::Binary => self.close(ctx, CloseCode::Unsupported, "binary frames are not supported"),
+            Incoming::Protocol(e) => {
+                debug!("client user_id {}: protocol error {e}", self.user_id());
+                self.close(ctx, CloseCode::Protocol, "protocol error");
             }
         }
     }
 
-    /// The room's ring closed (the room stopped): the session lives on.
-    fn finished(&mut self, _ctx: &mut Self::Context) {}
+    /// Pulls bundles from the room's ring while the connection has room for them.
+    fn refill(&mut self, cx: &mut TaskContext<'_>, ctx: &mut Context<Self>) -> bool {
+        let mut queued = false;
+        while self.conn.wants_more() {
+            let Some(events) = self.room.as_mut().and_then(|r| r.events.as_mut()) else { break };
+            match Pin::new(events).poll_next(cx) {
+                Poll::Pending => break,
+                Poll::Ready(Some(Ok(bundle))) => {
+                    self.write_bundle(&bundle, ctx);
+                    queued = true;
+                }
+                Poll::Ready(Some(Err(BroadcastStreamRecvError::Lagged(missed)))) => {
+                    warn!(
+                        "client user_id {}: fell {} bundles behind in {}, disconnecting (1013)",
+                        self.user_id(),
+                        missed,
+                        self.room.as_ref().map_or("", |r| r.channel_name.as_str())
+                    );
+                    self.metrics.slow_clients_disconnected.inc();
+                    self.close(ctx, CloseCode::Again, "too slow, reconnect with last_seq");
+                    return true;
+                }
+                // The room's ring closed (the room stopped): the session lives on.
+                Poll::Ready(None) => {
+                    if let Some(room) = self.room.as_mut() {
+                        room.events = None;
+                    }
+                }
+            }
+        }
+        queued
+    }
+
+    fn on_lost(&mut self, why: &'static str, ctx: &mut Context<Self>) {
+        self.close_reason.get_or_insert(why);
+        self.leave(LeaveReason::Disconnect, ctx);
+    }
 }
 
 impl Handler<ToMember> for ClientSession {
@@ -490,8 +549,7 @@ impl Handler<ToMember> for ClientSession {
 
     fn handle(&mut self, msg: ToMember, ctx: &mut Self::Context) {
         let ToMember::Frame(json) = msg;
-        ctx.text(json);
-        self.metrics.frames_out(Kind::Client, 1);
+        self.write(ctx, crate::room::text_frame(json.as_bytes()), 1);
     }
 }
 

@@ -77,6 +77,9 @@ pub struct ClientConfig {
     pub max_frame_bytes: usize,
     pub rate_per_s: u32,
     pub send_queue_len: usize,
+    /// A client whose socket takes no bytes for this long while frames wait for it (it
+    /// stopped reading) is closed and counted as slow (`crate::ws_conn`).
+    pub write_timeout_ms: u64,
 }
 
 impl Default for ClientConfig {
@@ -90,6 +93,7 @@ impl Default for ClientConfig {
             max_frame_bytes: 65_536,
             rate_per_s: 20,
             send_queue_len: 4096,
+            write_timeout_ms: 10_000,
         }
     }
 }

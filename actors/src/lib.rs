@@ -2,6 +2,8 @@
 //!
 //! - [`bigo_session`]: one BIGO WebSocket: login, heartbeat, `dataReception` (PROTOCOL.md 1).
 //! - [`client_session`]: one app client WebSocket: signed frames and actions (PROTOCOL.md 2).
+//! - [`ws_conn`]: the transport of a client session: the socket the listener handed over after
+//!   the upgrade, read and written from inside the session actor with no idle buffers.
 //! - [`room`]: one per channel: the pure [`room::RoomCore`] (dedup, reorder, `seq` and epoch,
 //!   history, members, seats, the danmu mapping) and the [`room::RoomActor`] shell that feeds
 //!   it and fans its events out.
@@ -35,4 +37,5 @@ pub mod rate;
 pub mod registry;
 pub mod room;
 pub mod sessions;
+pub mod ws_conn;
 pub mod ws_frames;

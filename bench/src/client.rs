@@ -106,7 +106,7 @@ pub fn run_shard(
     });
 }
 
-fn token(secret: &str, user_id: &str) -> String {
+pub(crate) fn token(secret: &str, user_id: &str) -> String {
     let exp = now_ms() / 1000 + 86_400;
     let claims = json!({"sub": user_id, "exp": exp, "nickname": user_id});
     let key = jsonwebtoken::EncodingKey::from_secret(secret.as_bytes());
@@ -114,7 +114,7 @@ fn token(secret: &str, user_id: &str) -> String {
 }
 
 /// A signed client frame (PROTOCOL.md 2.3) with extra fields.
-fn signed_frame(action: &str, online_token: &str, sid: &str, extra: serde_json::Value) -> String {
+pub(crate) fn signed_frame(action: &str, online_token: &str, sid: &str, extra: serde_json::Value) -> String {
     let ts = now_ms();
     let sign = md5_hex(&format!("action={action}&online_token={online_token}&sid={sid}&timestamp={ts}"));
     let mut frame = json!({"action": action, "online_token": online_token, "sid": sid, "timestamp": ts, "sign": sign});
@@ -325,7 +325,7 @@ async fn join(cfg: &ShardConfig, spec: &ClientSpec) -> std::io::Result<(TcpStrea
 
 /// Reads frames until `pick` answers something for a text frame. Only used before the join
 /// completes, when nothing else arrives but the greeting and the ack.
-async fn next_text<T>(
+pub(crate) async fn next_text<T>(
     stream: &mut TcpStream,
     reader: &mut FrameReader,
     mut pick: impl FnMut(&[u8]) -> Option<T>,

@@ -3,7 +3,9 @@
 //! `enter_room_report`, optional `batch=1`) and measures at the clients (issue 7).
 //!
 //! Module map:
-//! - [`options`]: the command line and the W1-W4 presets.
+//! - [`options`]: the command line and the W1-W5 presets.
+//! - [`churn`]: W5's short-lived clients (connect, join, chat, leave, some recover).
+//! - [`bare`]: `danmu-bench serve-bare`, a bare WebSocket server for W3's memory floor.
 //! - [`client`]: app clients, sharded over single-threaded runtimes; `seq` and latency checks.
 //! - [`pusher`]: BIGO pushers on their own thread; open or closed loop; ack latency.
 //! - [`ws`], [`scan`]: a minimal WebSocket client and a field scanner, so that the client
@@ -13,6 +15,8 @@
 //! [`run`] is the orchestrator: connect (paced), then per step warm up, measure, drain, and
 //! report one [`StepReport`].
 
+pub mod bare;
+pub mod churn;
 pub mod client;
 pub mod control;
 pub mod options;
@@ -162,7 +166,7 @@ pub fn run(opts: &Options) -> Result<Outcome, String> {
         platform_abbr: opts.platform_abbr.clone(),
         pushers: opts.pushers.max(1),
         content: pusher::content_for(opts.event_bytes, &rooms[0]),
-        rooms,
+        rooms: rooms.clone(),
         items_per_push: plan.items_per_push,
         window: plan.window,
         closed_loop,
@@ -194,23 +198,63 @@ pub fn run(opts: &Options) -> Result<Outcome, String> {
     for (i, &rate) in plan.rates.iter().enumerate() {
         ctl.step.store(i, Relaxed);
         let start = control::now_ms() + (opts.warmup_s * 1000.0) as i64;
-        let end = start + (opts.duration_s * 1000.0) as i64;
+        let end = start + (plan.duration_s * 1000.0) as i64;
         ctl.windows[i].0.store(start, Relaxed);
         ctl.windows[i].1.store(end, Relaxed);
         ctl.rate.store(rate, Relaxed);
         ctl.epoch.fetch_add(1, Relaxed);
         ctl.pushing.store(true, Relaxed);
-        say(opts, format!("step {}: rate {rate}/s, warm-up {}s, measuring {}s", i + 1, opts.warmup_s, opts.duration_s));
+        say(opts, format!("step {}: rate {rate}/s, warm-up {}s, measuring {}s", i + 1, opts.warmup_s, plan.duration_s));
         sleep_until_ms(start);
         let cpu0 = broker_pid.as_deref().and_then(procfs::cpu_seconds_of);
         let gen0 = procfs::cpu_seconds(self_pid);
         let redis0 = redis.map(redis_reading);
-        sleep_until_ms(end);
+        let churn = (plan.churn_rate > 0).then(|| start_churn(opts, &plan, &run_id, &rooms));
+        // W5: the broker's RSS a minute in, against the end (connections come and go).
+        let mut rss_1min = None;
+        while control::now_ms() < end {
+            std::thread::sleep(
+                Duration::from_millis(500).min(Duration::from_millis((end - control::now_ms()).max(1) as u64)),
+            );
+            if rss_1min.is_none() && control::now_ms() >= start + 60_000 {
+                rss_1min = broker_pid.as_deref().and_then(procfs::rss_kb_of).map(|(rss, _)| rss);
+            }
+        }
         let cpu1 = broker_pid.as_deref().and_then(procfs::cpu_seconds_of);
         let gen1 = procfs::cpu_seconds(self_pid);
         let redis1 = redis.map(redis_reading);
         let load = procfs::load_avg_1m();
+        let rss_end = broker_pid.as_deref().and_then(procfs::rss_kb_of).map(|(rss, _)| rss);
         ctl.pushing.store(false, Relaxed);
+        if let Some((handle, counters)) = churn {
+            let _ = handle.join();
+            say(opts, counters.summary());
+            let growth = rss_1min.zip(rss_end).map(|(a, b)| (b as f64 - a as f64) / a.max(1) as f64 * 100.0);
+            let line = format!(
+                "{{\"label\":\"{}-churn\",\"rss_1min_kb\":{},\"rss_end_kb\":{},\"rss_growth_pct\":{:.1},\"started\":{},\"joined\":{},\"left\":{},\"reconnected\":{},\"recovered\":{},\"failed\":{}}}",
+                plan.label,
+                rss_1min.unwrap_or(0),
+                rss_end.unwrap_or(0),
+                growth.unwrap_or(f64::NAN),
+                counters.started.load(Relaxed),
+                counters.joined.load(Relaxed),
+                counters.left.load(Relaxed),
+                counters.reconnected.load(Relaxed),
+                counters.recovered.load(Relaxed),
+                counters.failed.load(Relaxed),
+            );
+            if !opts.quiet {
+                println!(
+                    "{}: broker RSS {} KB after the first minute, {} KB at the end ({:+.1} %); {}",
+                    plan.label,
+                    rss_1min.unwrap_or(0),
+                    rss_end.unwrap_or(0),
+                    growth.unwrap_or(f64::NAN),
+                    counters.summary()
+                );
+            }
+            append_json(opts, &line);
+        }
         std::thread::sleep(Duration::from_millis(plan_drain_ms(opts)));
         let report = step_report(StepInputs {
             opts,
@@ -366,7 +410,7 @@ fn step_report(x: StepInputs) -> StepReport {
         .enumerate()
         .map(|(r, items)| items * x.ctl.joined_per_room[r].load(Relaxed) as u64)
         .sum();
-    let d = x.opts.duration_s.max(0.001);
+    let d = x.plan.duration_s.max(0.001);
     let (rss, hwm) = x.broker_pid.and_then(procfs::rss_kb_of).unwrap_or((0, 0));
     let redis_cpu_pct = x.redis.and_then(|r| r.cpu_s).map_or(0.0, |c| c / d * 100.0);
     let redis_commands_per_push =
@@ -416,7 +460,8 @@ fn step_report(x: StepInputs) -> StepReport {
     r.fill_latency(&clients.latency_us);
     r.fill_acks(&pushes.ack_us);
     let clean = r.lost == 0 && r.duplicated == 0 && r.disconnected == 0 && r.refused == 0 && r.skipped == 0;
-    let complete = r.delivered == r.expected && pushes.acked > 0;
+    // With churn the members also get the short-lived clients' chat: loss shows in `seq` only.
+    let complete = (r.delivered == r.expected || x.plan.churn_rate > 0) && pushes.acked > 0;
     let fast = r.clients_joined == 0 || r.lat_p99_ms <= r.latency_bound_ms;
     r.ok = clean && complete && fast;
     r
@@ -431,6 +476,11 @@ fn emit(opts: &Options, r: &StepReport) {
         println!("{json}");
     }
     let _ = std::io::stdout().flush();
+    append_json(opts, &json);
+}
+
+/// Appends one JSON line to `--json-out`, if given.
+fn append_json(opts: &Options, json: &str) {
     if let Some(path) = &opts.json_out {
         let file = std::fs::OpenOptions::new().create(true).append(true).open(path);
         match file {
@@ -440,6 +490,33 @@ fn emit(opts: &Options, r: &StepReport) {
             Err(e) => eprintln!("danmu-bench: --json-out {}: {e}", path.display()),
         }
     }
+}
+
+/// Starts W5's short-lived clients on their own thread for the step's duration.
+fn start_churn(
+    opts: &Options,
+    plan: &Plan,
+    run_id: &str,
+    rooms: &[String],
+) -> (std::thread::JoinHandle<()>, Arc<churn::ChurnCounters>) {
+    let cfg = Arc::new(churn::ChurnConfig {
+        // W5 churns on the first node named (a single-node workload).
+        host_port: plan.host_ports[0].clone(),
+        client_path: opts.client_path.clone(),
+        jwt_secret: opts.jwt_secret.clone(),
+        run_id: run_id.to_string(),
+        rooms: rooms.to_vec(),
+        rate: plan.churn_rate,
+        stay: Duration::from_millis(opts.churn_stay_ms),
+        reconnect_every: 100u64.checked_div(opts.churn_reconnect_pct).map_or(0, |every| every.max(1)),
+    });
+    let counters = Arc::new(churn::ChurnCounters::default());
+    let duration = Duration::from_secs_f64(plan.duration_s);
+    let handle = {
+        let counters = counters.clone();
+        std::thread::spawn(move || churn::run(cfg, counters, duration))
+    };
+    (handle, counters)
 }
 
 /// Events no client saw by the end: per room, the highest last `seq` any member saw, minus

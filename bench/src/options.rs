@@ -1,4 +1,5 @@
-//! The generator's command line (clap) and the workload presets W1-W4 of issue 7.
+//! The generator's command line (clap) and the workload presets: W1-W4 of issue 7, W5 of
+//! issue 13.
 //!
 //! A preset fills in whatever the command line left unset, so `--workload w1 --clients 500`
 //! is W1 with fewer clients. [`Options::resolve`] turns the parsed line into a [`Plan`].
@@ -15,6 +16,10 @@ pub enum Workload {
     W3,
     /// Ingest: no clients, pushes of 5 items as fast as acks allow (64 outstanding).
     W4,
+    /// Churn: 1000 members in 20 rooms and 100 pushes/s for 300 s, while 200 clients/s
+    /// connect, join, chat and leave (one in ten cutting its connection and recovering with
+    /// last_seq); reports broker RSS after the first minute and at the end.
+    W5,
 }
 
 #[derive(Debug, Clone, Parser)]
@@ -50,9 +55,18 @@ pub struct Options {
     /// outstanding before a due push is skipped (and counted).
     #[arg(long)]
     pub window: Option<usize>,
-    /// Measured seconds per step.
-    #[arg(long, default_value_t = 10.0)]
-    pub duration_s: f64,
+    /// Measured seconds per step (default 10; W5: 300).
+    #[arg(long)]
+    pub duration_s: Option<f64>,
+    /// Short-lived clients started per second during each step (default 0; W5: 200).
+    #[arg(long)]
+    pub churn_rate: Option<u64>,
+    /// How long each short-lived client stays in its room.
+    #[arg(long, default_value_t = 1000)]
+    pub churn_stay_ms: u64,
+    /// Percentage of short-lived clients that cut their connection and recover with last_seq.
+    #[arg(long, default_value_t = 10)]
+    pub churn_reconnect_pct: u64,
     /// Seconds of pushing before each step's measurement starts.
     #[arg(long, default_value_t = 3.0)]
     pub warmup_s: f64,
@@ -129,6 +143,9 @@ pub struct Plan {
     pub items_per_push: usize,
     pub window: usize,
     pub latency_bound_ms: u64,
+    pub duration_s: f64,
+    /// Short-lived clients per second (W5); 0 = none.
+    pub churn_rate: u64,
 }
 
 impl Options {
@@ -138,9 +155,11 @@ impl Options {
             Some(Workload::W2) => (2000, 200, vec![4000], 1, 4096, 10),
             Some(Workload::W3) => (10_000, 100, vec![10], 1, 4096, 150),
             Some(Workload::W4) => (0, 10, vec![0], 5, 64, 150),
+            Some(Workload::W5) => (1000, 20, vec![100], 1, 4096, 150),
             None => (10, 1, vec![100], 1, 4096, 150),
         };
         let rooms = self.rooms.unwrap_or(r).max(1);
+        let w5 = self.workload == Some(Workload::W5);
         let rates = self.rate.clone().unwrap_or(rates);
         if rates.is_empty() {
             return Err("--rate needs at least one value".into());
@@ -182,6 +201,8 @@ impl Options {
             items_per_push: self.items_per_push.unwrap_or(items).max(1),
             window: self.window.unwrap_or(window).max(1),
             latency_bound_ms: self.reorder_window_ms + self.latency_slack_ms.unwrap_or(slack),
+            duration_s: self.duration_s.unwrap_or(if w5 { 300.0 } else { 10.0 }),
+            churn_rate: self.churn_rate.unwrap_or(if w5 { 200 } else { 0 }),
         })
     }
 }
@@ -201,6 +222,8 @@ mod tests {
     fn non_loopback_targets_are_refused() {
         let o = Options::parse_from(["danmu-bench", "--url", "ws://10.0.0.1:8080"]);
         assert!(o.resolve().is_err());
+        let w5 = Options::parse_from(["danmu-bench", "--workload", "w5"]).resolve().unwrap();
+        assert_eq!((w5.clients, w5.rooms, w5.duration_s, w5.churn_rate), (1000, 20, 300.0, 200));
         let o = Options::parse_from(["danmu-bench", "--url", "ws://127.0.0.1:9000", "--rate", "1,2"]);
         assert_eq!(o.resolve().unwrap().rates, vec![1, 2]);
         let o = Options::parse_from(["danmu-bench", "--url", "ws://127.0.0.1:9000,ws://10.0.0.1:9001"]);

@@ -674,7 +674,7 @@ impl SharedRoom {
                 }
             }
             self.delivered = Some(e.seq);
-            batch.push(RoomEvent { seq: Some(e.seq), exclude: e.x, json: ByteString::from(e.j) });
+            batch.push(RoomEvent::from_json(Some(e.seq), e.x, ByteString::from(e.j)));
         }
         self.flush_batch(&mut batch);
         for join in joins {
@@ -732,7 +732,7 @@ impl SharedRoom {
                     let replay = found
                         .into_iter()
                         .filter(|e| e.x != Some(session))
-                        .map(|e| RoomEvent { seq: Some(e.seq), exclude: e.x, json: ByteString::from(e.j) })
+                        .map(|e| RoomEvent::from_json(Some(e.seq), e.x, ByteString::from(e.j)))
                         .collect();
                     let _ =
                         pending.reply.send(Ok(Joined { events, snapshot, own_seq, replay, recovered: Some(complete) }));

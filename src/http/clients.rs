@@ -2,12 +2,14 @@
 //! upgrade, and `user/info`. All check the "common parameters" the same way: `user_id`, `sid`,
 //! `timestamp` (within `client.max_skew_ms`) and the JWT `token` naming that user.
 
+use actix::Actor;
 use actix_web::{web, HttpRequest, HttpResponse};
 use actix_web_actors::ws;
 use actors::client_session::{ClientHello, ClientSession};
 use actors::protocol::client::ErrorCode;
 use actors::protocol::now_ms;
 use actors::sessions::CurrentRoom;
+use actors::ws_conn::TakeOver;
 use log::{info, warn};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -123,7 +125,6 @@ pub async fn end_point(
 )]
 pub async fn upgrade(
     req: HttpRequest,
-    stream: web::Payload,
     state: web::Data<AppState>,
     q: web::Query<CommonParams>,
 ) -> actix_web::Result<HttpResponse> {
@@ -146,14 +147,15 @@ pub async fn upgrade(
         batch: q.batch.as_deref() == Some("1"),
         peer,
     };
-    let session = ClientSession::new(
-        hello,
-        state.client.clone(),
-        state.registry.clone(),
-        state.sessions.clone(),
-        state.metrics.clone(),
-    );
-    ws::WsResponseBuilder::new(session, &req, stream).frame_size(state.client.max_frame_bytes).start()
+    // The same handshake checks and answers as actix-web-actors' (it still serves BIGO); the
+    // listener writes this 101 and hands the socket to the session (src/listener.rs).
+    let mut res = ws::handshake(&req)?.finish();
+    let (config, registry, sessions, metrics) =
+        (state.client.clone(), state.registry.clone(), state.sessions.clone(), state.metrics.clone());
+    res.extensions_mut().insert(TakeOver::new(move |handover| {
+        ClientSession::new(hello, config, registry, sessions, metrics, handover).start();
+    }));
+    Ok(res)
 }
 
 /// The answer of `user/info`.

@@ -314,6 +314,19 @@ pub async fn app_client_at(base: &str, user_id: &str, connector: Option<Connecto
     client
 }
 
+/// A rustls client config on ring that trusts exactly `cert_der`.
+pub fn trusting(cert_der: &[u8]) -> std::sync::Arc<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(rustls::pki_types::CertificateDer::from(cert_der.to_vec())).expect("add the test certificate");
+    let config =
+        rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .expect("protocol versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+    std::sync::Arc::new(config)
+}
+
 /// A BIGO connection on `base`, not yet logged in.
 pub async fn bigo_at(base: &str, connector: Option<Connector>) -> super::BigoClient {
     let (ws, _) = connect_async_tls_with_config(format!("{base}/bigo/ws"), None, false, connector)

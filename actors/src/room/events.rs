@@ -4,9 +4,15 @@
 //! A [`Bundle`] is what one room input released (usually one event in a small room, a release
 //! tick's worth in a big one), both as individual frames and as one JSON array for `batch=1`
 //! members (PROTOCOL.md 2.4). It travels as a [`Fanout`] through the room's broadcast ring.
+//!
+//! Besides its JSON, every event and every bundle array carries its WebSocket text frame
+//! (header + payload, unmasked as a server sends it), built once here: a member's connection
+//! writes those shared bytes as they are (`crate::ws_conn`), with no per-member encoding.
 
 use std::sync::Arc;
 
+use actix_http::ws::{OpCode, Parser};
+use bytes::{Bytes, BytesMut};
 use bytestring::ByteString;
 
 use crate::protocol::client::{EventBody, RoomEventFrame};
@@ -21,13 +27,31 @@ pub struct RoomEvent {
     pub seq: Option<u64>,
     pub exclude: Option<SessionId>,
     pub json: ByteString,
+    /// `json` as one WebSocket text frame, shared by every member that writes it.
+    pub frame: Bytes,
 }
 
 impl RoomEvent {
     /// Serialises `body` with its `seq` (None for a direct frame) and `ts`.
     pub fn new(body: &EventBody, seq: Option<u64>, ts: i64, exclude: Option<SessionId>) -> Self {
-        Self { seq, exclude, json: serialise(body, seq, ts) }
+        Self::from_json(seq, exclude, serialise(body, seq, ts))
     }
+
+    /// An event already serialised (a shared room reads them from Redis).
+    pub fn from_json(seq: Option<u64>, exclude: Option<SessionId>, json: ByteString) -> Self {
+        let (json, frame) = framed(&json);
+        Self { seq, exclude, json, frame }
+    }
+}
+
+/// `json` as a text frame, and the JSON again as a view into that frame's payload: one
+/// allocation for both (a room's history keeps them).
+fn framed(json: &str) -> (ByteString, Bytes) {
+    let frame = text_frame(json.as_bytes());
+    let payload = frame.slice(frame.len() - json.len()..);
+    // The payload is a copy of a `str`: always UTF-8.
+    let json = ByteString::try_from(payload).unwrap_or_else(|_| ByteString::from(json));
+    (json, frame)
 }
 
 /// Events released together, as individual frames and as one JSON array (for `batch=1`).
@@ -35,13 +59,22 @@ impl RoomEvent {
 pub struct Bundle {
     pub events: Vec<RoomEvent>,
     pub array: ByteString,
+    /// `array` as one WebSocket text frame.
+    pub array_frame: Bytes,
 }
 
 impl Bundle {
     pub fn new(events: Vec<RoomEvent>) -> Self {
-        let array = json_array(events.iter());
-        Self { events, array }
+        let (array, array_frame) = framed(&json_array(events.iter()));
+        Self { events, array, array_frame }
     }
+}
+
+/// One unmasked, final WebSocket text frame holding `payload` (actix-http's frame writer).
+pub fn text_frame(payload: &[u8]) -> Bytes {
+    let mut out = BytesMut::with_capacity(payload.len() + 10);
+    Parser::write_message(&mut out, payload, OpCode::Text, true, false);
+    out.freeze()
 }
 
 pub type Fanout = Arc<Bundle>;
@@ -83,5 +116,19 @@ mod tests {
         assert_eq!(parsed[0]["seq"], 1);
         assert_eq!(parsed[1]["channel_name"], "b");
         assert_eq!(json_array(std::iter::empty()), "[]");
+    }
+
+    #[test]
+    fn an_event_carries_its_websocket_frame() {
+        let body = EventBody::RoomStatus { channel_name: "a".into(), status: ChannelStatus::Live };
+        let event = RoomEvent::new(&body, Some(1), 5, None);
+        // FIN + text opcode, unmasked, 7-bit length, then the JSON itself.
+        assert_eq!(event.frame[0], 0x81);
+        assert_eq!(event.frame[1] as usize, event.json.len());
+        assert_eq!(&event.frame[2..], event.json.as_bytes());
+        let long = "x".repeat(300);
+        let frame = text_frame(long.as_bytes());
+        assert_eq!(&frame[..4], &[0x81, 126, 1, 44]);
+        assert_eq!(frame.len(), 304);
     }
 }

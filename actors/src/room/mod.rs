@@ -30,4 +30,4 @@ pub use self::core::{
     Action, ActionDone, Effects, IngestOutcome, JoinAnswer, JoinRequest, LeaveReason, MemberChange, Now, Push, Refused,
     RoomCore, RoomState,
 };
-pub use self::events::{json_array, Bundle, Fanout, RoomEvent, SessionId};
+pub use self::events::{json_array, text_frame, Bundle, Fanout, RoomEvent, SessionId};

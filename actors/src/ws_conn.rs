@@ -1,0 +1,532 @@
+//! `WsConn`: the WebSocket transport of one app client connection, driven from inside its
+//! session actor (`ClientSession`), with no buffer held while the connection is idle.
+//!
+//! Why not actix-web-actors here: it keeps the WebSocket on actix-http's HTTP/1 dispatcher,
+//! whose 8 KiB read and 8 KiB write buffers live as long as the connection, and a client that
+//! stops reading stalls the whole session (its timers too). A broker's memory goes on idle
+//! viewers, so the listener (`src/listener.rs`) takes the socket out of the dispatcher after
+//! the 101 and hands it over here ([`Handover`], through the [`TakeOver`] response extension).
+//!
+//! - **Reading**: only when the socket is readable, into a per-thread scratch buffer; frames
+//!   are decoded from it with actix-http's `ws::Codec` and handed to the actor at once. Only
+//!   what is left over (a partial frame, or frames that wait while the actor awaits a room's
+//!   answer) is copied into a buffer of the connection's own, freed when consumed.
+//! - **Writing**: frames queue as `Bytes`, most of them shared by every member of a room (the
+//!   room builds each event's frame once, `room::RoomEvent::frame`), and leave by vectored
+//!   writes straight from those bytes. The queue is freed when it empties.
+//! - **Slow readers**: a connection that takes no bytes for `client.write_timeout_ms` while
+//!   frames wait, or whose queue passes [`MAX_QUEUED_BYTES`], is closed by its session; the
+//!   session stops pulling room events while [`REFILL_BELOW`] bytes are queued, so what waits
+//!   for a stalled client is bounded (README "Decisions").
+//!
+//! The [`Driver`] is the one actor future that moves bytes; the actor implements [`Driven`]
+//! to receive frames and refill the queue.
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::io::{self, IoSlice};
+use std::pin::Pin;
+use std::task::{Context as TaskContext, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use actix::fut::ActorFuture;
+use actix::{Actor, ActorContext, AsyncContext, Context};
+use actix_http::ws::{self, CloseReason, Codec, Message, OpCode, Parser, ProtocolError};
+use bytes::{Buf, Bytes, BytesMut};
+use bytestring::ByteString;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_util::codec::Decoder;
+use tokio_util::io::poll_read_buf;
+
+use crate::ws_frames::{Frame, FrameError, Reassembler};
+
+/// A stream a client connection runs on: plain TCP or TLS.
+pub trait ClientIo: AsyncRead + AsyncWrite + Unpin + 'static {}
+impl<T: AsyncRead + AsyncWrite + Unpin + 'static> ClientIo for T {}
+
+/// What the listener hands over once the upgrade answer is decided.
+pub struct Handover {
+    pub io: Box<dyn ClientIo>,
+    /// Bytes the client sent after its request head (frames already), usually none.
+    pub read_ahead: BytesMut,
+    /// The 101 answer, written before any frame.
+    pub response_head: Bytes,
+}
+
+/// The response extension by which an upgrade handler asks the listener for the connection:
+/// the listener writes the 101 it answered and calls this with the socket.
+pub struct TakeOver(Box<dyn FnOnce(Handover)>);
+
+impl TakeOver {
+    pub fn new(start: impl FnOnce(Handover) + 'static) -> Self {
+        Self(Box::new(start))
+    }
+
+    pub fn start(self, handover: Handover) {
+        (self.0)(handover)
+    }
+}
+
+/// Above this many queued bytes a connection is closed as too slow (a stalled client's queue
+/// holds mostly room frames shared with the room's ring and history).
+pub const MAX_QUEUED_BYTES: usize = 4 << 20;
+/// The session pulls more room events only while fewer bytes than this are queued.
+pub const REFILL_BELOW: usize = 256 << 10;
+/// How long a closed connection waits for its close frame to leave, and then for the client's
+/// side to end, before it is dropped.
+pub const LINGER: Duration = Duration::from_secs(2);
+/// Size of the per-thread read buffer.
+const SCRATCH_LEN: usize = 16 << 10;
+/// Reads per wake-up before the driver lets other connections of the thread run.
+const READS_PER_POLL: usize = 16;
+/// Slices per vectored write.
+const SLICES: usize = 64;
+
+thread_local! {
+    static SCRATCH: RefCell<BytesMut> = RefCell::new(BytesMut::new());
+}
+
+/// Input as the session sees it: a complete frame, or why the connection must close.
+#[derive(Debug)]
+pub enum Incoming {
+    Frame(Frame),
+    /// Over `client.max_frame_bytes` (joined continuation frames too): error 1008, close 1009.
+    TooBig,
+    /// Binary data: close 1003.
+    Binary,
+    /// Not WebSocket (bad opcode, unmasked, bad UTF-8 text...): close 1002.
+    Protocol(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Open,
+    /// A close frame is queued: flushing, then shutting the socket down (then [`linger`]).
+    Closing,
+    /// Ending without flushing (stalled client, broken socket).
+    Dropped,
+}
+
+pub struct WsConn {
+    io: Box<dyn ClientIo>,
+    codec: Codec,
+    frames: Reassembler,
+    /// A partial frame, or frames read while the actor was waiting; `None` when idle.
+    inbox: Option<BytesMut>,
+    queue: VecDeque<Bytes>,
+    queued: usize,
+    /// Bytes were written to a stream that may buffer them (TLS): flush before idling.
+    needs_flush: bool,
+    /// Last time bytes left, or the queue went from empty to not.
+    last_write_progress: Instant,
+    last_input: Instant,
+    state: State,
+    closed_at: Option<Instant>,
+    /// The actor's task, woken when a frame is queued from outside the driver.
+    waker: Option<Waker>,
+    /// The driver is running: it writes what is queued before it returns, no wake-up needed
+    /// (waking our own task would poll it a second time for nothing).
+    driving: bool,
+}
+
+impl WsConn {
+    pub fn new(handover: Handover, max_frame_bytes: usize) -> Self {
+        let Handover { io, read_ahead, response_head } = handover;
+        let now = Instant::now();
+        let mut conn = Self {
+            io,
+            codec: Codec::new().max_size(max_frame_bytes),
+            frames: Reassembler::new(max_frame_bytes),
+            inbox: (!read_ahead.is_empty()).then(|| BytesMut::from(&read_ahead[..])),
+            queue: VecDeque::new(),
+            queued: 0,
+            needs_flush: false,
+            last_write_progress: now,
+            last_input: now,
+            state: State::Open,
+            closed_at: None,
+            waker: None,
+            driving: false,
+        };
+        if !response_head.is_empty() {
+            conn.push(response_head);
+        }
+        conn
+    }
+
+    /// Still reading frames and taking new ones to send.
+    pub fn is_open(&self) -> bool {
+        self.state == State::Open
+    }
+
+    /// Room for more room events (the session's refill stops above [`REFILL_BELOW`]).
+    pub fn wants_more(&self) -> bool {
+        self.is_open() && self.queued < REFILL_BELOW
+    }
+
+    /// When the client last sent a frame (any frame counts as life).
+    pub fn last_input(&self) -> Instant {
+        self.last_input
+    }
+
+    /// How long frames have waited without a byte leaving; zero when nothing waits.
+    pub fn write_stalled_for(&self) -> Duration {
+        if self.queue.is_empty() && !self.needs_flush {
+            return Duration::ZERO;
+        }
+        self.last_write_progress.elapsed()
+    }
+
+    /// Closed longer ago than [`LINGER`]: time to drop it whatever the client does.
+    pub fn lingered(&self) -> bool {
+        self.closed_at.is_some_and(|t| t.elapsed() >= LINGER)
+    }
+
+    /// Queues an encoded frame; `false` when the queue would pass [`MAX_QUEUED_BYTES`] (the
+    /// frame is not queued: the client is too slow).
+    pub fn send(&mut self, frame: Bytes) -> bool {
+        if !self.is_open() {
+            return true;
+        }
+        if self.queued + frame.len() > MAX_QUEUED_BYTES {
+            return false;
+        }
+        self.push(frame);
+        true
+    }
+
+    /// Queues one text frame.
+    pub fn text(&mut self, text: &[u8]) -> bool {
+        self.send(encode(text, OpCode::Text))
+    }
+
+    pub fn pong(&mut self, payload: &[u8]) -> bool {
+        self.send(encode(payload, OpCode::Pong))
+    }
+
+    /// Queues a close frame; the driver flushes it, shuts the socket down and stops the actor.
+    pub fn close(&mut self, reason: Option<CloseReason>) {
+        if !self.is_open() {
+            return;
+        }
+        let mut out = BytesMut::new();
+        Parser::write_close(&mut out, reason, false);
+        self.push(out.freeze());
+        self.state = State::Closing;
+        self.closed_at = Some(Instant::now());
+    }
+
+    /// Ends without writing anything more (the client stopped reading).
+    pub fn drop_now(&mut self) {
+        self.state = State::Dropped;
+        self.queue = VecDeque::new();
+        self.queued = 0;
+        self.inbox = None;
+    }
+
+    fn push(&mut self, frame: Bytes) {
+        if self.queue.is_empty() && !self.needs_flush {
+            self.last_write_progress = Instant::now();
+            if let (false, Some(waker)) = (self.driving, &self.waker) {
+                waker.wake_by_ref();
+            }
+        }
+        self.queued += frame.len();
+        self.queue.push_back(frame);
+    }
+
+    /// Writes what is queued until the socket would block; answers whether bytes left.
+    fn poll_output(&mut self, cx: &mut TaskContext<'_>) -> io::Result<bool> {
+        let mut progress = false;
+        while !self.queue.is_empty() {
+            let mut slices = [IoSlice::new(&[]); SLICES];
+            let n = self.queue.iter().take(SLICES).zip(slices.iter_mut()).map(|(b, s)| *s = IoSlice::new(b)).count();
+            let mut written = match Pin::new(&mut self.io).poll_write_vectored(cx, &slices[..n]) {
+                Poll::Pending => break,
+                Poll::Ready(Err(e)) => return Err(e),
+                Poll::Ready(Ok(0)) => return Err(io::ErrorKind::WriteZero.into()),
+                Poll::Ready(Ok(written)) => written,
+            };
+            progress = true;
+            self.needs_flush = true;
+            self.last_write_progress = Instant::now();
+            self.queued -= written;
+            while written > 0 {
+                let Some(front) = self.queue.front_mut() else { break };
+                if front.len() <= written {
+                    written -= front.len();
+                    self.queue.pop_front();
+                } else {
+                    front.advance(written);
+                    written = 0;
+                }
+            }
+        }
+        if self.queue.is_empty() {
+            // No idle buffers: the next burst allocates its own.
+            if self.queue.capacity() > 0 {
+                self.queue = VecDeque::new();
+            }
+            if self.needs_flush {
+                match Pin::new(&mut self.io).poll_flush(cx) {
+                    Poll::Ready(Ok(())) => self.needs_flush = false,
+                    Poll::Ready(Err(e)) => return Err(e),
+                    Poll::Pending => {}
+                }
+            }
+        }
+        Ok(progress)
+    }
+}
+
+/// One unmasked, final frame of `op` (actix-http's frame writer).
+pub fn encode(payload: &[u8], op: OpCode) -> Bytes {
+    let mut out = BytesMut::with_capacity(payload.len() + 10);
+    Parser::write_message(&mut out, payload, op, true, false);
+    out.freeze()
+}
+
+/// An actor whose connection a [`Driver`] moves.
+pub trait Driven: Actor<Context = Context<Self>> {
+    fn conn(&mut self) -> &mut WsConn;
+    /// A complete frame arrived, or input that ends the connection.
+    fn on_incoming(&mut self, incoming: Incoming, ctx: &mut Context<Self>);
+    /// The queue has room ([`WsConn::wants_more`]): queue more if there is any, registering
+    /// `cx` to be woken when there will be; answer whether something was queued.
+    fn refill(&mut self, cx: &mut TaskContext<'_>, ctx: &mut Context<Self>) -> bool;
+    /// The socket ended or failed (not after our own close).
+    fn on_lost(&mut self, why: &'static str, ctx: &mut Context<Self>);
+}
+
+/// The actor future that reads, refills and writes; spawn one per connection.
+pub struct Driver;
+
+impl<A: Driven> ActorFuture<A> for Driver {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, act: &mut A, ctx: &mut Context<A>, cx: &mut TaskContext<'_>) -> Poll<()> {
+        if act.conn().waker.is_none() {
+            act.conn().waker = Some(cx.waker().clone());
+        }
+        act.conn().driving = true;
+        let done = drive(act, ctx, cx);
+        act.conn().driving = false;
+        done
+    }
+}
+
+/// One wake-up of the driver: read, refill, write until nothing moves.
+fn drive<A: Driven>(act: &mut A, ctx: &mut Context<A>, cx: &mut TaskContext<'_>) -> Poll<()> {
+    loop {
+        let mut progress = false;
+        match act.conn().state {
+            State::Dropped => {
+                ctx.stop();
+                return Poll::Ready(());
+            }
+            State::Open => match read_frames(act, ctx, cx) {
+                Ok(read) => progress |= read,
+                Err(why) => {
+                    act.on_lost(why, ctx);
+                    ctx.stop();
+                    return Poll::Ready(());
+                }
+            },
+            State::Closing => {}
+        }
+        // Not while the actor awaits an answer (a room's): the answer goes out before the
+        // room events that follow it, as the client expects.
+        if !ctx.waiting() && act.conn().wants_more() && act.refill(cx, ctx) {
+            progress = true;
+        }
+        match act.conn().poll_output(cx) {
+            Ok(wrote) => progress |= wrote,
+            Err(_) => {
+                if act.conn().is_open() {
+                    act.on_lost("write failed", ctx);
+                }
+                ctx.stop();
+                return Poll::Ready(());
+            }
+        }
+        let conn = act.conn();
+        if conn.state == State::Closing && conn.queue.is_empty() && !conn.needs_flush {
+            match Pin::new(&mut conn.io).poll_shutdown(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Ok(())) => {
+                    // The session ends now (its room is left, its log line written); the
+                    // socket lingers on its own for what the client still sends.
+                    let io = std::mem::replace(&mut conn.io, Box::new(tokio::io::empty()));
+                    actix::spawn(linger(io));
+                    ctx.stop();
+                    return Poll::Ready(());
+                }
+                Poll::Ready(Err(_)) => {
+                    ctx.stop();
+                    return Poll::Ready(());
+                }
+            }
+        }
+        if !progress {
+            return Poll::Pending;
+        }
+    }
+}
+
+/// Reads and hands over frames until the socket would block, the actor waits for an answer
+/// (a room's), or the connection closes; answers whether anything was read.
+fn read_frames<A: Driven>(act: &mut A, ctx: &mut Context<A>, cx: &mut TaskContext<'_>) -> Result<bool, &'static str> {
+    let mut progress = false;
+    // Frames an earlier read left while the actor waited.
+    if let Some(mut inbox) = act.conn().inbox.take() {
+        progress |= deliver(act, ctx, &mut inbox);
+        if !inbox.is_empty() {
+            act.conn().inbox = Some(inbox);
+        }
+    }
+    for _ in 0..READS_PER_POLL {
+        if ctx.waiting() || !act.conn().is_open() {
+            return Ok(progress);
+        }
+        let read = SCRATCH.with(|cell| {
+            let mut scratch = cell.borrow_mut();
+            scratch.clear();
+            scratch.reserve(SCRATCH_LEN);
+            match poll_read_buf(Pin::new(&mut act.conn().io), cx, &mut *scratch) {
+                Poll::Pending => return Ok(false),
+                Poll::Ready(Err(_)) => return Err("read failed"),
+                Poll::Ready(Ok(0)) => return Err("connection lost"),
+                Poll::Ready(Ok(_)) => {}
+            }
+            match act.conn().inbox.take() {
+                // A partial frame waits: this read continues it.
+                Some(mut inbox) => {
+                    inbox.extend_from_slice(&scratch);
+                    scratch.clear();
+                    deliver(act, ctx, &mut inbox);
+                    if !inbox.is_empty() {
+                        act.conn().inbox = Some(inbox);
+                    }
+                }
+                None => {
+                    deliver(act, ctx, &mut scratch);
+                    if !scratch.is_empty() {
+                        act.conn().inbox = Some(BytesMut::from(&scratch[..]));
+                        scratch.clear();
+                    }
+                }
+            }
+            Ok(true)
+        })?;
+        if !read {
+            return Ok(progress);
+        }
+        progress = true;
+    }
+    // A client with more to say: let the thread's other connections run first.
+    cx.waker().wake_by_ref();
+    Ok(progress)
+}
+
+/// Decodes complete frames from `buf` and hands them to the actor, stopping when it waits or
+/// closes; answers whether a frame was decoded.
+fn deliver<A: Driven>(act: &mut A, ctx: &mut Context<A>, buf: &mut BytesMut) -> bool {
+    let mut any = false;
+    while !ctx.waiting() && act.conn().is_open() {
+        let conn = act.conn();
+        let incoming = match conn.codec.decode(buf) {
+            Ok(None) => break,
+            Ok(Some(frame)) => {
+                conn.last_input = Instant::now();
+                any = true;
+                match message_of(frame).and_then(|msg| conn.frames.push(msg).map_err(incoming_of)) {
+                    Ok(Some(frame)) => Incoming::Frame(frame),
+                    Ok(None) => continue,
+                    Err(refused) => refused,
+                }
+            }
+            Err(ProtocolError::Overflow) => Incoming::TooBig,
+            Err(e) => Incoming::Protocol(e.to_string()),
+        };
+        act.on_incoming(incoming, ctx);
+    }
+    any
+}
+
+/// A decoded frame as the reassembler takes it; text must be UTF-8.
+fn message_of(frame: ws::Frame) -> Result<Message, Incoming> {
+    Ok(match frame {
+        ws::Frame::Text(bytes) => {
+            Message::Text(ByteString::try_from(bytes).map_err(|e| Incoming::Protocol(e.to_string()))?)
+        }
+        ws::Frame::Binary(bytes) => Message::Binary(bytes),
+        ws::Frame::Continuation(item) => Message::Continuation(item),
+        ws::Frame::Ping(payload) => Message::Ping(payload),
+        ws::Frame::Pong(payload) => Message::Pong(payload),
+        ws::Frame::Close(reason) => Message::Close(reason),
+    })
+}
+
+fn incoming_of(e: FrameError) -> Incoming {
+    match e {
+        FrameError::TooBig => Incoming::TooBig,
+        FrameError::Binary => Incoming::Binary,
+    }
+}
+
+/// After our close frame and shutdown: reads and drops what the client still sends (its close
+/// frame answering ours, frames in flight) until its side ends or [`LINGER`] passes, so that
+/// closing a socket with unread bytes does not reset the connection and lose our close frame.
+async fn linger(mut io: Box<dyn ClientIo>) {
+    let drain = std::future::poll_fn(|cx| loop {
+        let mut buf = BytesMut::with_capacity(1024);
+        match poll_read_buf(Pin::new(&mut io), cx, &mut buf) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => return Poll::Ready(()),
+            Poll::Ready(Ok(_)) => {}
+        }
+    });
+    let _ = tokio::time::timeout(LINGER, drain).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conn() -> WsConn {
+        let (ours, _theirs) = tokio::io::duplex(64);
+        let handover = Handover {
+            io: Box::new(ours),
+            read_ahead: BytesMut::new(),
+            response_head: Bytes::from_static(b"HTTP/1.1 101\r\n\r\n"),
+        };
+        WsConn::new(handover, 1024)
+    }
+
+    #[test]
+    fn what_waits_for_a_client_is_bounded() {
+        let mut conn = conn();
+        let frame = encode(&[b'x'; 60_000], OpCode::Text);
+        let fits = (MAX_QUEUED_BYTES - 16) / frame.len();
+        for _ in 0..fits {
+            assert!(conn.send(frame.clone()));
+        }
+        assert!(!conn.send(frame.clone()), "past MAX_QUEUED_BYTES the frame is refused");
+        assert!(!conn.wants_more(), "no more room events are pulled long before that");
+        assert!(conn.queued <= MAX_QUEUED_BYTES);
+    }
+
+    #[test]
+    fn nothing_waits_for_an_idle_client_and_a_closed_one_takes_nothing_more() {
+        let mut conn = conn();
+        assert_eq!(conn.queued, "HTTP/1.1 101\r\n\r\n".len(), "the 101 answer");
+        conn.drop_now();
+        assert_eq!((conn.queue.capacity(), conn.inbox.is_none()), (0, true));
+        let mut conn = self::tests::conn();
+        conn.close(None);
+        assert!(!conn.is_open());
+        let before = conn.queued;
+        assert!(conn.text(b"late"));
+        assert_eq!(conn.queued, before, "nothing is queued after the close frame");
+    }
+}
