@@ -281,5 +281,8 @@ async fn equal_and_shuffled_ts_leave_in_ts_order_with_ties_in_sending_order() {
     let expected: Vec<String> = expected.into_iter().map(|(_, _, c)| c).collect();
     assert_eq!(contents(&events), expected);
     let seqs = seqs(&events);
-    assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "seq rises by one");
+    // The first push's status (2, `room_status: game`) is numbered among the items, ordered by
+    // that push's own `timestamp`: where it falls depends on the clock, so one gap may be it.
+    let gaps: u64 = seqs.windows(2).map(|w| w[1].saturating_sub(w[0] + 1)).sum();
+    assert!(seqs.windows(2).all(|w| w[1] > w[0]) && gaps <= 1, "seq rises, one gap at most: {seqs:?}");
 }
