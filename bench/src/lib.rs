@@ -230,19 +230,19 @@ pub fn run(opts: &Options) -> Result<Outcome, String> {
             let _ = handle.join();
             say(opts, counters.summary());
             let growth = rss_1min.zip(rss_end).map(|(a, b)| (b as f64 - a as f64) / a.max(1) as f64 * 100.0);
-            let line = format!(
-                "{{\"label\":\"{}-churn\",\"rss_1min_kb\":{},\"rss_end_kb\":{},\"rss_growth_pct\":{:.1},\"started\":{},\"joined\":{},\"left\":{},\"reconnected\":{},\"recovered\":{},\"failed\":{}}}",
-                plan.label,
-                rss_1min.unwrap_or(0),
-                rss_end.unwrap_or(0),
-                growth.unwrap_or(f64::NAN),
-                counters.started.load(Relaxed),
-                counters.joined.load(Relaxed),
-                counters.left.load(Relaxed),
-                counters.reconnected.load(Relaxed),
-                counters.recovered.load(Relaxed),
-                counters.failed.load(Relaxed),
-            );
+            let line = serde_json::json!({
+                "label": format!("{}-churn", plan.label),
+                "rss_1min_kb": rss_1min.unwrap_or(0),
+                "rss_end_kb": rss_end.unwrap_or(0),
+                "rss_growth_pct": growth.map(|g| (g * 10.0).round() / 10.0),
+                "started": counters.started.load(Relaxed),
+                "joined": counters.joined.load(Relaxed),
+                "left": counters.left.load(Relaxed),
+                "reconnected": counters.reconnected.load(Relaxed),
+                "recovered": counters.recovered.load(Relaxed),
+                "failed": counters.failed.load(Relaxed),
+            })
+            .to_string();
             if !opts.quiet {
                 println!(
                     "{}: broker RSS {} KB after the first minute, {} KB at the end ({:+.1} %); {}",

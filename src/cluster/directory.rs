@@ -73,9 +73,7 @@ impl SessionDirectory {
         let payload = serde_json::to_string(message).unwrap_or_default();
         ctx.spawn(
             async move {
-                let sent: redis::RedisResult<i64> =
-                    redis::cmd(conn.publish_command()).arg(channel).arg(payload).query_async(&mut conn).await;
-                if let Err(e) = sent {
+                if let Err(e) = conn.publish(&channel, &payload).await {
                     warn!("directory: a message to another node was lost: {e}");
                 }
             }

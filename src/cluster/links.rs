@@ -84,9 +84,7 @@ impl Handler<LinkGameSess> for LinkFeed {
         let (mut conn, channel) = (self.conn.clone(), self.channel.clone());
         ctx.spawn(
             async move {
-                let sent: redis::RedisResult<i64> =
-                    redis::cmd(conn.publish_command()).arg(channel).arg(payload).query_async(&mut conn).await;
-                if let Err(e) = sent {
+                if let Err(e) = conn.publish(&channel, &payload).await {
                     warn!("links: a link did not reach the other nodes yet ({e}); their reload catches up");
                 }
             }

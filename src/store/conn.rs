@@ -113,6 +113,12 @@ impl RedisConn {
         }
     }
 
+    /// Publishes `payload` on `channel` with [`publish_command`](Self::publish_command);
+    /// answers how many subscribers got it (on a cluster: those of the channel's shard).
+    pub async fn publish(&mut self, channel: &str, payload: &str) -> RedisResult<i64> {
+        redis::cmd(self.publish_command()).arg(channel).arg(payload).query_async(self).await
+    }
+
     /// Subscribes this (pub/sub) connection to `channel`; answers once Redis confirmed.
     pub async fn subscribe(&mut self, channel: &str) -> RedisResult<()> {
         match self {
