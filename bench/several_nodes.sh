@@ -44,12 +44,13 @@ cleanup() {
 trap cleanup EXIT
 for _ in $(seq 50); do redis-cli -p "$REDIS_PORT" ping > /dev/null 2>&1 && break; sleep 0.1; done
 
-# node NAME PORT STORE-KIND: starts a broker; its pid is appended to PIDS.
+# node NAME PORT STORE-KIND: starts a broker; its pid is appended to PIDS. The nodes of one run
+# share one key prefix ($run): a node with a prefix of its own would share nothing with the others.
 node() {
   local name=$1 port=$2 kind=$3
-  RUST_LOG=warn DANMU__SERVER__PORT=$port DANMU__SERVER__PUBLIC_URL=ws://127.0.0.1:$port \
+  RUST_LOG=${NODE_LOG:-warn} DANMU__SERVER__PORT=$port DANMU__SERVER__PUBLIC_URL=ws://127.0.0.1:$port \
     DANMU__STORE__KIND=$kind DANMU__STORE__REDIS_URL=redis://127.0.0.1:$REDIS_PORT DANMU__STORE__SHARED_ROOMS=true \
-    DANMU__STORE__KEY_PREFIX="bench-$name-$$:" DANMU__STORE__NODE_ID="$name" \
+    DANMU__STORE__KEY_PREFIX="bench-$run-$$:" DANMU__STORE__NODE_ID="$name" \
     ./target/release/danmu-broker --config config.yaml > "/tmp/danmu-bench-$name.log" 2>&1 &
   PIDS+=($!)
   for _ in $(seq 50); do

@@ -33,13 +33,17 @@ async fn cluster_node(id: &str, cluster: &RedisCluster, prefix: &str) -> BrokerP
 
 /// A node whose `store` section holds `store` (its kind and where Redis is) and the rest.
 async fn node_on(id: &str, store: &str, prefix: &str) -> BrokerProcess {
+    node_with_window(id, store, prefix, 500).await
+}
+
+async fn node_with_window(id: &str, store: &str, prefix: &str, reorder_window_ms: u64) -> BrokerProcess {
     let port = free_port();
     let yaml = format!(
         "server: {{ host: 127.0.0.1, port: {port}, public_url: \"ws://127.0.0.1:{port}\", workers: 1 }}\n\
          store: {{ {store}, key_prefix: \"{prefix}\", node_id: \"{id}\", node_ttl_ms: {TTL_MS} }}\n\
          auth: {{ jwt_secret: \"{SECRET}\" }}\n\
          bigo: {{ accounts: [ {{ account: \"{}\", password: \"{}\" }} ], platform_abbr: \"{}\" }}\n\
-         room: {{ reorder_window_ms: 500 }}\n",
+         room: {{ reorder_window_ms: {reorder_window_ms} }}\n",
         common::ACCOUNT,
         common::PASSWORD,
         common::ABBR,
@@ -376,6 +380,66 @@ async fn when_the_owner_is_killed_another_node_takes_the_room_over_and_loses_not
         "b took over: {}",
         b.log_text()
     );
+}
+
+/// More inputs wait in the stream than one read takes (500): the owner that takes the room
+/// over reads them page by page, each page committed before the next is read, so nothing is
+/// numbered twice or stored out of order. (No reorder window: every page numbers events.)
+#[actix_rt::test]
+async fn a_backlog_longer_than_one_read_is_committed_page_by_page() {
+    const BACKLOG: usize = 1_200;
+    let redis = RedisServer::start();
+    let prefix = unique_prefix();
+    let store = format!("kind: redis, redis_url: \"{}\", shared_rooms: true", redis.url());
+    let mut a = node_with_window("node-a", &store, &prefix, 0).await;
+    let b = node_with_window("node-b", &store, &prefix, 0).await;
+    let mut via_a = bigo_on(&a).await;
+    let t = common::now_ms();
+    let first = common::push_data("p0", "g-pages", 2, vec![common::msg_item("p0", t, "first")]);
+    assert_eq!(via_a.push(&first).await["rescode"], 200);
+    let mut bob = client_on(&b, "bob").await;
+    bob.enter("g-pages").await;
+    // The owner dies, and its lease is made to outlast the pushes (as a slow death would):
+    // they pile up in the room's input stream until b takes the room over.
+    a.child.kill().expect("kill -9 the owner");
+    let _ = a.child.wait();
+    let mut conn = redis::Client::open(redis.url()).expect("redis url").get_connection().expect("redis");
+    let lease = format!("{prefix}room:{{g-pages}}:lease");
+    let _: () = redis::cmd("SET").arg(&lease).arg("node-a").arg("PX").arg(4_000).query(&mut conn).expect("SET");
+    let mut via_b = bigo_on(&b).await;
+    // ("first" went out before bob came in.)
+    let mut acknowledged = Vec::new();
+    for i in 1..=BACKLOG {
+        let push = common::push_data(
+            &format!("p{i}"),
+            "g-pages",
+            2,
+            vec![common::msg_item(&format!("p{i}"), common::now_ms(), &format!("item-{i}"))],
+        );
+        via_b.send_push(&push).await;
+        acknowledged.push(format!("item-{i}"));
+    }
+    for _ in 1..=BACKLOG {
+        let resp = via_b.recv().await;
+        assert_eq!(common::BigoClient::data_of(&resp)["rescode"], 200, "{resp}");
+    }
+    let waiting: usize = redis::cmd("XLEN").arg(format!("{prefix}room:{{g-pages}}:in")).query(&mut conn).expect("XLEN");
+    assert!(waiting > BACKLOG / 2, "a backlog of more than one read: {waiting}");
+    // The lease runs out; b, with a member there, takes the room over and reads the backlog.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !b.log_text().contains("room g-pages: node node-b owns it now") {
+        assert!(Instant::now() < deadline, "b did not take the room over: {}", b.log_text());
+        actix_rt::time::sleep(Duration::from_millis(100)).await;
+    }
+    let got = bob.events("send_topic_msg", acknowledged.len()).await;
+    let seqs: Vec<u64> = got.iter().map(|e| e["seq"].as_u64().unwrap_or(0)).collect();
+    assert!(seqs.windows(2).all(|w| w[1] > w[0]), "seq rises");
+    let mut contents: Vec<String> = got.iter().map(|e| e["content"].as_str().unwrap_or_default().to_string()).collect();
+    contents.sort();
+    acknowledged.sort();
+    assert_eq!(contents, acknowledged, "every acknowledged item, once");
+    let log = b.log_text();
+    assert!(!log.contains("giving it up"), "b kept the room: {log}");
 }
 
 #[actix_rt::test]

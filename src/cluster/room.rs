@@ -104,6 +104,8 @@ struct Owner {
     applied: String,
     /// Push inputs read since the reorder buffer was last empty (their items may be held).
     held: VecDeque<String>,
+    /// The last read filled a whole page: read on once its commit is stored.
+    more_to_read: bool,
     /// Which node each member session is on (direct frames, answers).
     node_of: HashMap<SessionId, String>,
     /// When the lease was last renewed (or claimed).
@@ -287,6 +289,7 @@ impl SharedRoom {
                 last_read: "-".to_string(),
                 applied,
                 held: VecDeque::new(),
+                more_to_read: false,
                 node_of,
                 renewed: Instant::now(),
                 release_timer: None,
@@ -310,7 +313,12 @@ impl SharedRoom {
         );
     }
 
-    /// The owner reads the inputs after the last one read, applies them and commits.
+    /// The owner reads the inputs after the last one read, applies them and commits; a full
+    /// page is followed by the next read once its commit is stored.
+    ///
+    /// Every step waits (`ctx.wait`), so that no message or timer runs between a read and its
+    /// commit; but actix polls the most recent wait first, so a step never queues two waits
+    /// at once (a read queued beside a commit would run, and commit, before it).
     fn read_inputs(&mut self, ctx: &mut Context<Self>) {
         let Some(owner) = &self.owner else { return };
         let from = if owner.last_read == "-" { "-".to_string() } else { format!("({}", owner.last_read) };
@@ -329,11 +337,10 @@ impl SharedRoom {
         };
         ctx.wait(read.into_actor(self).map(|entries, room, ctx| match entries {
             Ok(entries) if !entries.is_empty() => {
-                let more = entries.len() == READ_COUNT;
-                room.apply_inputs(entries, ctx);
-                if more {
-                    room.read_inputs(ctx);
+                if let Some(owner) = room.owner.as_mut() {
+                    owner.more_to_read = entries.len() == READ_COUNT;
                 }
+                room.apply_inputs(entries, ctx);
             }
             Ok(_) => {}
             Err(e) => warn!("room {}: cannot read its inputs: {e}", room.channel_name),
@@ -500,8 +507,12 @@ impl SharedRoom {
         ctx.wait(run.into_actor(self).map(|answer, room, ctx| {
             match answer {
                 Ok(1) => {}
-                Ok(_) => {
+                Ok(0) => {
                     warn!("room {}: another node holds its lease now, giving it up", room.channel_name);
+                    return room.give_up(ctx);
+                }
+                Ok(_) => {
+                    warn!("room {}: its events stream is ahead of this owner, giving it up", room.channel_name);
                     return room.give_up(ctx);
                 }
                 Err(e) => {
@@ -510,6 +521,10 @@ impl SharedRoom {
                 }
             }
             room.schedule_release(ctx);
+            if let Some(owner) = room.owner.as_mut().filter(|o| o.more_to_read) {
+                owner.more_to_read = false;
+                room.read_inputs(ctx);
+            }
         }));
     }
 

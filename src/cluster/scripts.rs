@@ -47,10 +47,16 @@ return 0
 /// ("" = none), n events, publish command (as for INGEST), then seq/exclude/json triples
 /// (exclude "" = none), then n released and the released keys, then n member entries and
 /// session/entry pairs, then n members gone and their sessions.
-/// Answers 1 when committed, 0 when the lease is not ours (nothing written).
+/// Answers 1 when committed, 0 when the lease is not ours, -1 when the events stream already
+/// holds the first event's seq (nothing written either way: a script that fails half-way
+/// keeps what it wrote, so it refuses before the first write).
 pub const COMMIT: &str = r"
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 local i = 12
+if tonumber(ARGV[10]) > 0 then
+  local top = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)[1]
+  if top and tonumber(string.match(top[1], '^%d+')) >= tonumber(ARGV[i]) then return -1 end
+end
 for _ = 1, tonumber(ARGV[10]) do
   redis.call('XADD', KEYS[2], 'MAXLEN', '=', ARGV[2], ARGV[i] .. '-1', 'x', ARGV[i + 1], 'e', ARGV[i + 2])
   i = i + 3
