@@ -96,8 +96,8 @@ pub struct StoreConfig {
     /// of a shared room's owner.
     pub node_ttl_ms: u64,
     /// With a Redis store: rooms whose inputs, state and history live in Redis, served in one
-    /// order by every node (PROTOCOL.md 7). Off by default while a burst of joins can stall
-    /// one node's Redis connection (README, "Running several nodes").
+    /// order by every node (PROTOCOL.md 7). `false`: each node serves its own rooms, and the
+    /// nodes share only the live-room list, its counters and `end_point`.
     pub shared_rooms: bool,
 }
 
@@ -124,7 +124,7 @@ impl Default for StoreConfig {
             key_prefix: "danmu:".into(),
             node_id: String::new(),
             node_ttl_ms: 15_000,
-            shared_rooms: false,
+            shared_rooms: true,
         }
     }
 }
