@@ -54,8 +54,9 @@ use super::wire::{
 
 /// How long a member's report waits for the owner's answer before it is error 1011.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
-/// How often an owner reads its input stream without being woken.
-const POLL_EVERY: Duration = Duration::from_millis(200);
+/// How often an owner reads its input stream without being woken (every input publishes a
+/// wake message; this is for one that was lost, e.g. while the pub/sub link reconnected).
+const POLL_EVERY: Duration = Duration::from_secs(1);
 /// Inputs read per round.
 const READ_COUNT: usize = 500;
 
