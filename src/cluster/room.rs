@@ -105,8 +105,10 @@ struct Owner {
     applied: String,
     /// Push inputs read since the reorder buffer was last empty (their items may be held).
     held: VecDeque<String>,
-    /// The last read filled a whole page: read on once its commit is stored.
-    more_to_read: bool,
+    /// Effects applied to the core and not yet sent to Redis (see [`SharedRoom::pump`]).
+    staged: Option<(Effects, Published)>,
+    /// The input stream may hold inputs not read yet (a wake, the poll, a full page).
+    read_wanted: bool,
     /// Which node each member session is on (direct frames, answers).
     node_of: HashMap<SessionId, String>,
     /// When the lease was last renewed (or claimed).
@@ -131,6 +133,8 @@ pub struct SharedRoom {
     /// The last seq given to local members (None before any).
     delivered: Option<u64>,
     owner: Option<Owner>,
+    /// One of the owner's reads or commits is on its way to Redis (at most one at a time).
+    owner_busy: bool,
     claiming: bool,
     /// This node shuts down: it handed the room on and claims it no more.
     handed_on: bool,
@@ -154,6 +158,7 @@ impl SharedRoom {
             subscribed: false,
             delivered: None,
             owner: None,
+            owner_busy: false,
             claiming: false,
             handed_on: false,
             last_activity: Instant::now(),
@@ -198,7 +203,8 @@ impl SharedRoom {
     /// After an input went in: a room without an owner is claimed by this node (it uses it).
     fn claim_if_vacant(&mut self, owner: &str, ctx: &mut Context<Self>) {
         let ours = owner == self.shared.node_id;
-        if !(owner.is_empty() || ours) || self.owner.is_some() || self.claiming || self.handed_on {
+        // (An earlier ownership's commit still on its way: claim once it is answered.)
+        if !(owner.is_empty() || ours) || self.owner.is_some() || self.claiming || self.handed_on || self.owner_busy {
             return;
         }
         self.claiming = true;
@@ -290,13 +296,14 @@ impl SharedRoom {
                 last_read: "-".to_string(),
                 applied,
                 held: VecDeque::new(),
-                more_to_read: false,
+                staged: None,
+                read_wanted: true,
                 node_of,
                 renewed: Instant::now(),
                 release_timer: None,
             });
             room.subscribe(&room.key("wake"), ctx);
-            room.read_inputs(ctx);
+            room.pump(ctx);
         }));
     }
 
@@ -314,12 +321,34 @@ impl SharedRoom {
         );
     }
 
-    /// The owner reads the inputs after the last one read, applies them and commits; a full
-    /// page is followed by the next read once its commit is stored.
-    ///
-    /// Every step waits (`ctx.wait`), so that no message or timer runs between a read and its
-    /// commit; but actix polls the most recent wait first, so a step never queues two waits
-    /// at once (a read queued beside a commit would run, and commit, before it).
+    /// The owner's inputs may have grown (a wake, the poll): read them when the owner is free.
+    fn want_read(&mut self, ctx: &mut Context<Self>) {
+        if let Some(owner) = self.owner.as_mut() {
+            owner.read_wanted = true;
+            self.pump(ctx);
+        }
+    }
+
+    /// Drives the owner, one step at a time: a commit of what is staged, else a read of the
+    /// inputs when some are wanted. Each step is spawned, not waited for, so that the room
+    /// goes on taking pushes, joins and timers (the lease renewal above all) while Redis
+    /// answers; and the next step starts only once the last one is answered, so commits reach
+    /// Redis in the order the core made them.
+    fn pump(&mut self, ctx: &mut Context<Self>) {
+        if self.owner_busy {
+            return;
+        }
+        let Some(owner) = self.owner.as_mut() else { return };
+        if let Some((effects, published)) = owner.staged.take() {
+            return self.send_commit(effects, published, ctx);
+        }
+        if owner.read_wanted {
+            owner.read_wanted = false;
+            self.read_inputs(ctx);
+        }
+    }
+
+    /// Reads the inputs after the last one read and applies them (staging their commit).
     fn read_inputs(&mut self, ctx: &mut Context<Self>) {
         let Some(owner) = &self.owner else { return };
         let from = if owner.last_read == "-" { "-".to_string() } else { format!("({}", owner.last_read) };
@@ -336,15 +365,20 @@ impl SharedRoom {
                 .await?;
             Ok::<_, redis::RedisError>(reply.ids)
         };
-        ctx.wait(read.into_actor(self).map(|entries, room, ctx| match entries {
-            Ok(entries) if !entries.is_empty() => {
-                if let Some(owner) = room.owner.as_mut() {
-                    owner.more_to_read = entries.len() == READ_COUNT;
+        self.owner_busy = true;
+        ctx.spawn(read.into_actor(self).map(|entries, room, ctx| {
+            room.owner_busy = false;
+            match entries {
+                Ok(entries) if !entries.is_empty() => {
+                    if let Some(owner) = room.owner.as_mut() {
+                        owner.read_wanted |= entries.len() == READ_COUNT;
+                    }
+                    room.apply_inputs(entries, ctx);
                 }
-                room.apply_inputs(entries, ctx);
+                Ok(_) => {}
+                Err(e) => warn!("room {}: cannot read its inputs: {e}", room.channel_name),
             }
-            Ok(_) => {}
-            Err(e) => warn!("room {}: cannot read its inputs: {e}", room.channel_name),
+            room.pump(ctx);
         }));
     }
 
@@ -418,9 +452,23 @@ impl SharedRoom {
         self.commit(effects, published, ctx);
     }
 
-    /// Stores and publishes one batch of the owner's effects (waiting for it: the next batch
-    /// must not be stored before this one is).
-    fn commit(&mut self, effects: Effects, mut published: Published, ctx: &mut Context<Self>) {
+    /// Stages one batch of the owner's effects for the next commit (merged with any batch
+    /// still waiting), and commits when the owner is free.
+    fn commit(&mut self, effects: Effects, published: Published, ctx: &mut Context<Self>) {
+        let Some(owner) = self.owner.as_mut() else { return };
+        match owner.staged.as_mut() {
+            Some((staged, into)) => {
+                merge(staged, effects);
+                into.joins.extend(published.joins);
+                into.acks.extend(published.acks);
+            }
+            None => owner.staged = Some((effects, published)),
+        }
+        self.pump(ctx);
+    }
+
+    /// Stores and publishes one batch of the owner's effects, fenced by the lease.
+    fn send_commit(&mut self, effects: Effects, mut published: Published, ctx: &mut Context<Self>) {
         let Some(owner) = self.owner.as_mut() else { return };
         if owner.renewed.elapsed() > self.shared.lease_ttl * 2 / 3 {
             warn!("room {}: lease not renewed in time, giving the room up", self.channel_name);
@@ -505,7 +553,9 @@ impl SharedRoom {
             }
             invocation.invoke_async::<i64>(&mut conn).await
         };
-        ctx.wait(run.into_actor(self).map(|answer, room, ctx| {
+        self.owner_busy = true;
+        ctx.spawn(run.into_actor(self).map(|answer, room, ctx| {
+            room.owner_busy = false;
             match answer {
                 Ok(1) => {}
                 Ok(0) => {
@@ -522,10 +572,7 @@ impl SharedRoom {
                 }
             }
             room.schedule_release(ctx);
-            if let Some(owner) = room.owner.as_mut().filter(|o| o.more_to_read) {
-                owner.more_to_read = false;
-                room.read_inputs(ctx);
-            }
+            room.pump(ctx);
         }));
     }
 
@@ -630,7 +677,7 @@ impl SharedRoom {
                 nodes.into_iter().zip(alive).filter(|(_, a)| !a).map(|(n, _)| n).collect::<Vec<_>>(),
             )
         };
-        ctx.wait(check.into_actor(self).map(|dead, room, ctx| {
+        ctx.spawn(check.into_actor(self).map(|dead, room, ctx| {
             let Ok(dead) = dead else { return };
             let Some(owner) = room.owner.as_mut() else { return };
             let gone: Vec<SessionId> =
@@ -839,7 +886,7 @@ impl Actor for SharedRoom {
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(self.shared.config.queue_len.max(16));
         self.shared.metrics.rooms.inc();
-        ctx.run_interval(POLL_EVERY, |room, ctx| room.read_inputs(ctx));
+        ctx.run_interval(POLL_EVERY, |room, ctx| room.want_read(ctx));
         ctx.run_interval(self.shared.lease_ttl / 3, |room, ctx| room.renew(ctx));
         let idle = Duration::from_millis(self.shared.config.idle_stop_ms);
         ctx.run_interval((idle / 4).clamp(Duration::from_millis(100), Duration::from_secs(30)), move |room, ctx| {
@@ -873,7 +920,7 @@ impl Handler<BusMessage> for SharedRoom {
 
     fn handle(&mut self, msg: BusMessage, ctx: &mut Self::Context) {
         if msg.channel == self.key("wake") {
-            return self.read_inputs(ctx);
+            return self.want_read(ctx);
         }
         match serde_json::from_str::<Published>(&msg.payload) {
             Ok(published) => self.on_published(published, ctx),
