@@ -212,9 +212,13 @@ async fn pushes_spread_over_nodes_reach_every_member_once_in_one_order(nodes: &[
 }
 
 #[actix_rt::test]
-async fn pushes_spread_over_two_nodes_reach_members_on_both_once_in_one_order() {
-    let (_redis, a, b) = shared_pair().await;
-    pushes_spread_over_nodes_reach_every_member_once_in_one_order(&[&a, &b], "g-shared").await;
+async fn pushes_spread_over_three_nodes_reach_members_on_all_once_in_one_order() {
+    let redis = RedisServer::start();
+    let prefix = unique_prefix();
+    let a = node_with("node-a", &redis.url(), &prefix, true).await;
+    let b = node_with("node-b", &redis.url(), &prefix, true).await;
+    let c = node_with("node-c", &redis.url(), &prefix, true).await;
+    pushes_spread_over_nodes_reach_every_member_once_in_one_order(&[&a, &b, &c], "g-shared").await;
 }
 
 #[actix_rt::test]
