@@ -320,6 +320,16 @@ async fn seats_gifts_and_leaving_work_across_nodes() {
     let got = bob.recv_action("send_gift").await;
     assert_eq!((got["notify_type"].as_str(), got["gift"]["sender_id"].as_str()), (Some("ptp"), Some("ann")));
 
+    // So does a hang_up, both ways.
+    let ack = ann.request("hang_up_report", serde_json::json!({"receiver_id": "bob"})).await;
+    assert_eq!(ack["error_code"], 0, "{ack}");
+    let hang_up = bob.recv_action("hang_up").await;
+    assert_eq!((hang_up["user_id"].as_str(), hang_up["receiver_id"].as_str()), (Some("ann"), Some("bob")));
+    let ack = bob.request("hang_up_report", serde_json::json!({"receiver_id": "ann"})).await;
+    assert_eq!(ack["error_code"], 0, "{ack}");
+    let hang_up = ann.recv_action("hang_up").await;
+    assert_eq!((hang_up["user_id"].as_str(), hang_up["receiver_id"].as_str()), (Some("bob"), Some("ann")));
+
     // Leaving on one node frees the seat for everybody.
     let seat_holder = if codes[0] == 0 { "ann" } else { "bob" };
     let (mut leaver, mut stayer) = if seat_holder == "ann" { (ann, bob) } else { (bob, ann) };
