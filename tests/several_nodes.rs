@@ -64,6 +64,21 @@ fn client_url(node: &BrokerProcess) -> String {
     format!("ws://{}/iapi/websocket", node.addr)
 }
 
+/// Waits until `at` sees `n` live nodes (`danmu_nodes`).
+async fn until_nodes(at: &BrokerProcess, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let url = format!("http://{}/metrics", at.addr);
+        let mut resp = awc::Client::new().get(url).send().await.expect("metrics");
+        let text = String::from_utf8_lossy(&resp.body().limit(1 << 20).await.expect("body")).into_owned();
+        if common::ops::sample(&text, "danmu_nodes", "") == Some(n as f64) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{} does not see {n} nodes", at.addr);
+        actix_rt::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Asks `at` until `end_point` names `expected` (presence records travel through Redis).
 async fn until_end_point(at: &BrokerProcess, expected: &BrokerProcess, within: Duration) {
     let deadline = Instant::now() + within;
@@ -87,6 +102,13 @@ async fn end_point_names_the_live_node_with_the_fewest_clients() {
     // No clients anywhere: a tie, which every node breaks alike (the lower id).
     until_end_point(&b, &a, Duration::from_secs(5)).await;
     until_end_point(&a, &a, Duration::from_secs(5)).await;
+
+    // A burst of newcomers asking one node is spread at once: each answer counts its client
+    // until the next renewal brings fresh counts (so three answers name both nodes even if a
+    // renewal falls between two of them).
+    until_nodes(&a, 2).await;
+    let burst = [end_point(&a).await, end_point(&a).await, end_point(&a).await];
+    assert!(burst.contains(&client_url(&a)) && burst.contains(&client_url(&b)), "spread: {burst:?}");
 
     // Two clients on a: both nodes now send newcomers to b.
     let _ann = app_client_at(&format!("ws://{}", a.addr), "ann", None).await;

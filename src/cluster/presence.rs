@@ -244,7 +244,13 @@ impl Handler<PickNode> for NodePresence {
     type Result = Option<String>;
 
     fn handle(&mut self, _: PickNode, _ctx: &mut Self::Context) -> Option<String> {
-        fewest_clients(&self.view, now_ms()).map(|n| n.public_url.clone())
+        let picked = fewest_clients(&self.view, now_ms())?.node_id.clone();
+        // The counts are as of the last renewal (up to 5 s old): until the next one, count the
+        // newcomer just sent there, so that a burst of `end_point` calls spreads over the nodes
+        // instead of naming the same one every time.
+        let node = self.view.iter_mut().find(|n| n.node_id == picked)?;
+        node.clients += 1;
+        Some(node.public_url.clone())
     }
 }
 
