@@ -775,6 +775,46 @@ async fn a_node_that_shuts_down_hands_its_rooms_on_at_once() {
     assert!(a.log_text().contains("room g-handover: node node-a hands it on (shutdown)"), "{}", a.log_text());
 }
 
+/// A link to Redis that stays open but carries nothing any more (half-open: no reset, no end
+/// of stream): the node's store calls time out, its connections are taken for stalled and
+/// replaced, and pushes are stored and delivered again without a restart.
+#[actix_rt::test]
+async fn a_half_open_link_to_redis_is_replaced_and_service_comes_back() {
+    let redis = RedisServer::start();
+    let prefix = unique_prefix();
+    let link = common::ops::TcpCut::start(redis.port);
+    let a = node_with("node-a", &format!("redis://127.0.0.1:{}", link.port), &prefix, true).await;
+    let mut ann = client_on(&a, "ann").await;
+    ann.enter("g-frozen").await;
+    let mut via_a = bigo_on(&a).await;
+    let push = |i: usize| {
+        let item = common::msg_item(&format!("f{i}"), common::now_ms(), &format!("frozen-{i}"));
+        common::push_data(&format!("f{i}"), "g-frozen", 2, vec![item])
+    };
+    assert_eq!(via_a.push(&push(0)).await["rescode"], 200);
+    assert_eq!(ann.events("send_topic_msg", 1).await[0]["content"], "frozen-0");
+
+    link.freeze_open();
+    let frozen_at = Instant::now();
+    let mut refused = 0;
+    let mut i = 1;
+    loop {
+        let answer = via_a.push(&push(i)).await;
+        if answer["rescode"] == 200 {
+            break;
+        }
+        assert_eq!(answer["rescode"], 503, "never a 200 for what was not stored: {answer}");
+        refused += 1;
+        i += 1;
+        assert!(frozen_at.elapsed() < Duration::from_secs(30), "the node never got Redis back: {}", a.log_text());
+    }
+    assert!(refused > 0, "the frozen link refused pushes first");
+    assert!(a.log_text().contains("Redis requests in a row timed out on one connection"), "{}", a.log_text());
+    // The stored push reaches the member: the pub/sub connection was replaced too.
+    let got = ann.events("send_topic_msg", 1).await;
+    assert_eq!(got[0]["content"].as_str(), Some(&*format!("frozen-{i}")));
+}
+
 #[actix_rt::test]
 async fn an_owner_cut_off_from_redis_stops_owning_and_the_room_goes_on_elsewhere() {
     let redis = RedisServer::start();

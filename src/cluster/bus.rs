@@ -3,11 +3,16 @@
 //! subscribe to their channels through it while they need them, and get each message as a
 //! [`BusMessage`].
 //!
+//! While it holds subscriptions, the bus pings Redis every second on that connection: a link
+//! that stays open but carries nothing any more shows as timed-out pings, and the connection
+//! replaces itself (and subscribes again) after a few (`store::conn::STALLED_AFTER`).
+//!
 //! Pub/sub may lose messages while the connection is down; what travels on it is numbered
 //! (room events carry `seq`) or retried (answers time out), so a subscriber can tell and
 //! fetch what it missed from the streams.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use actix::{
     Actor, ActorFutureExt, AsyncContext, Context, Handler, Message, Recipient, ResponseActFuture, StreamHandler,
@@ -18,12 +23,15 @@ use redis::{PushInfo, PushKind, Value};
 
 use crate::store::conn::{RedisConn, RedisTarget};
 
-/// A message that arrived on a subscribed channel.
+/// A message that arrived on a subscribed channel, or (`resubscribed`, empty payload) the
+/// news that Redis confirmed the channel's subscription again after the connection was
+/// replaced or reconnected: whatever was published meanwhile did not arrive.
 #[derive(Message, Debug, Clone)]
 #[rtype(result = "()")]
 pub struct BusMessage {
     pub channel: String,
     pub payload: String,
+    pub resubscribed: bool,
 }
 
 /// Subscribes `to` to `channel` (answers once Redis confirmed the subscription).
@@ -39,6 +47,9 @@ pub struct Subscribe {
 pub struct Unsubscribe {
     pub channel: String,
 }
+
+/// How often a bus with subscriptions pings Redis on its connection.
+const HEARTBEAT: Duration = Duration::from_secs(1);
 
 pub struct Bus {
     conn: RedisConn,
@@ -63,25 +74,49 @@ impl Actor for Bus {
             let stream = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|m| (m, rx)) });
             ctx.add_stream(stream);
         }
+        ctx.run_interval(HEARTBEAT, |bus, ctx| {
+            if bus.subscribers.is_empty() {
+                return;
+            }
+            let mut conn = bus.conn.clone();
+            ctx.spawn(
+                async move {
+                    let pong: redis::RedisResult<String> = redis::cmd("PING").query_async(&mut conn).await;
+                    if let Err(e) = pong {
+                        debug!("bus: ping not answered: {e}");
+                    }
+                }
+                .into_actor(bus),
+            );
+        });
     }
 }
 
 impl StreamHandler<PushInfo> for Bus {
     fn handle(&mut self, push: PushInfo, _ctx: &mut Self::Context) {
-        if !matches!(push.kind, PushKind::Message | PushKind::SMessage) {
-            debug!("bus: {:?}", push.kind);
-            return;
-        }
         let text = |v: &Value| match v {
             Value::BulkString(b) => Some(String::from_utf8_lossy(b).into_owned()),
             Value::SimpleString(s) => Some(s.clone()),
             _ => None,
         };
-        let (Some(channel), Some(payload)) = (push.data.first().and_then(text), push.data.get(1).and_then(text)) else {
-            return;
+        let message = match push.kind {
+            PushKind::Message | PushKind::SMessage => {
+                let (Some(channel), Some(payload)) =
+                    (push.data.first().and_then(text), push.data.get(1).and_then(text))
+                else {
+                    return;
+                };
+                BusMessage { channel, payload, resubscribed: false }
+            }
+            // Also the first confirmation, which a subscriber that has seen nothing yet ignores.
+            PushKind::Subscribe | PushKind::SSubscribe => {
+                let Some(channel) = push.data.first().and_then(text) else { return };
+                BusMessage { channel, payload: String::new(), resubscribed: true }
+            }
+            kind => return debug!("bus: {kind:?}"),
         };
-        if let Some(to) = self.subscribers.get(&channel) {
-            if to.try_send(BusMessage { channel, payload }).is_err() {
+        if let Some(to) = self.subscribers.get(&message.channel) {
+            if to.try_send(message).is_err() {
                 // A full or gone subscriber: it finds the gap by seq, or times out.
                 debug!("bus: a message was not taken");
             }

@@ -167,6 +167,9 @@ impl Handler<BusMessage> for SessionDirectory {
     type Result = ();
 
     fn handle(&mut self, msg: BusMessage, _ctx: &mut Self::Context) {
+        if msg.resubscribed {
+            return; // what was missed is a replaced or moved session, found at its next report
+        }
         match serde_json::from_str::<Inbox>(&msg.payload) {
             Ok(Inbox::Replaced { s }) => self.sessions.do_send(Remote::Replaced { session: s }),
             Ok(Inbox::MoveOut { s, c }) => self.sessions.do_send(Remote::MoveOut { session: s, channel_name: c }),

@@ -97,6 +97,9 @@ impl Handler<BusMessage> for LinkFeed {
     type Result = ();
 
     fn handle(&mut self, msg: BusMessage, _ctx: &mut Self::Context) {
+        if msg.resubscribed {
+            return; // a link missed meanwhile comes with the next reload
+        }
         match serde_json::from_str::<Link>(&msg.payload) {
             Ok(link) => self.registry.do_send(LinkGameSess { game_sess: link.g, channel_name: link.c }),
             Err(e) => warn!("links: unreadable message: {e}"),

@@ -720,6 +720,25 @@ impl SharedRoom {
         self.send_direct(published.direct);
     }
 
+    /// The room's channel was subscribed again (a new or reconnected pub/sub connection):
+    /// what was published meanwhile is read from the events stream, so that the last events
+    /// before a quiet spell are not left waiting for the next one's gap check.
+    fn catch_up(&mut self, ctx: &mut Context<Self>) {
+        let Some(delivered) = self.delivered else { return };
+        let fetch = self.fetch_events(delivered + 1, u64::MAX);
+        ctx.wait(fetch.into_actor(self).map(|missed, room, ctx| {
+            let missed = missed.unwrap_or_default();
+            if !missed.is_empty() {
+                info!(
+                    "room {}: {} event(s) published while its channel was away, read from the stream",
+                    room.channel_name,
+                    missed.len()
+                );
+            }
+            room.deliver(missed, Vec::new(), ctx);
+        }));
+    }
+
     fn deliver(&mut self, events: Vec<WireEvent>, mut joins: Vec<JoinAnswerWire>, ctx: &mut Context<Self>) {
         joins.sort_by_key(|j| j.ok.as_ref().map_or(0, |(_, own)| *own));
         let mut batch: Vec<RoomEvent> = Vec::new();
@@ -921,6 +940,9 @@ impl Handler<BusMessage> for SharedRoom {
     fn handle(&mut self, msg: BusMessage, ctx: &mut Self::Context) {
         if msg.channel == self.key("wake") {
             return self.want_read(ctx);
+        }
+        if msg.resubscribed {
+            return self.catch_up(ctx);
         }
         match serde_json::from_str::<Published>(&msg.payload) {
             Ok(published) => self.on_published(published, ctx),

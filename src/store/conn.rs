@@ -4,7 +4,12 @@
 //! its key's slot and follows MOVED/ASK and failovers by itself).
 //!
 //! Both connect lazily (the broker starts while Redis is down), fail fast during an outage
-//! (connect timeout 1 s, response timeout 2 s) and reconnect by themselves. [`RedisConn`] is a
+//! (connect timeout 1 s, response timeout 2 s) and reconnect by themselves. The
+//! `ConnectionManager` reconnects when its connection drops (reset, end of stream, refused),
+//! but not when requests time out on a connection that stays open (a half-open TCP link, or a
+//! pipeline stalled inside the client): every call would then fail for good. So a single
+//! server's connection is a [`SingleConn`], which opens a fresh manager after
+//! [`STALLED_AFTER`] timeouts in a row (and subscribes it to the channels the old one had). [`RedisConn`] is a
 //! [`ConnectionLike`], so commands, pipelines and scripts run on it unchanged. Two things
 //! differ by engine, and only here:
 //!
@@ -16,8 +21,13 @@
 //!   one slot, so every such group of keys shares one hash tag (see `cluster::keys` and the
 //!   live list's `{rooms}` tag in `store::redis`); on a single server the tags are harmless.
 
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
+use log::warn;
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::{ClusterClientBuilder, ClusterConfig};
 use redis::cluster_async::ClusterConnection;
@@ -28,6 +38,9 @@ use crate::config::{StoreConfig, StoreKind};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
+/// Requests timed out in a row, with no answer between, after which a single server's
+/// connection is taken for stalled and replaced.
+pub const STALLED_AFTER: u32 = 5;
 
 /// Where the store's Redis is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,8 +65,128 @@ impl RedisTarget {
 /// A cloneable, self-reconnecting connection to a single server or a cluster.
 #[derive(Clone)]
 pub enum RedisConn {
-    Single(ConnectionManager),
+    Single(SingleConn),
     Cluster(ClusterConnection),
+}
+
+/// A single server's connection: the `redis` crate's [`ConnectionManager`], replaced by a
+/// fresh one when [`STALLED_AFTER`] requests in a row have timed out (see the module doc).
+/// Clones share the manager in use, so a replacement serves every holder at once.
+#[derive(Clone)]
+pub struct SingleConn(Arc<Single>);
+
+struct Single {
+    client: redis::Client,
+    config: ConnectionManagerConfig,
+    current: ArcSwap<ConnectionManager>,
+    timeouts: AtomicU32,
+    /// The channels a pub/sub connection is subscribed to (for its replacement).
+    channels: Mutex<BTreeSet<String>>,
+}
+
+impl SingleConn {
+    fn open(client: redis::Client, config: ConnectionManagerConfig) -> RedisResult<Self> {
+        let manager = ConnectionManager::new_lazy_with_config(client.clone(), config.clone())?;
+        Ok(Self(Arc::new(Single {
+            client,
+            config,
+            current: ArcSwap::from_pointee(manager),
+            timeouts: AtomicU32::new(0),
+            channels: Mutex::default(),
+        })))
+    }
+
+    fn manager(&self) -> Arc<ConnectionManager> {
+        self.0.current.load_full()
+    }
+
+    /// Counts a request's outcome on `used`; replaces `used` once it has stalled.
+    fn note<T>(&self, used: &Arc<ConnectionManager>, result: &RedisResult<T>) {
+        match result {
+            Ok(_) => self.0.timeouts.store(0, Ordering::Relaxed),
+            Err(e) if e.is_timeout() => {
+                if self.0.timeouts.fetch_add(1, Ordering::Relaxed) + 1 >= STALLED_AFTER {
+                    self.replace(used);
+                }
+            }
+            Err(_) => {}
+        }
+    }
+
+    fn replace(&self, stalled: &Arc<ConnectionManager>) {
+        let fresh = match ConnectionManager::new_lazy_with_config(self.0.client.clone(), self.0.config.clone()) {
+            Ok(fresh) => Arc::new(fresh),
+            Err(e) => return warn!("store: cannot open a new Redis connection: {e}"),
+        };
+        let previous = self.0.current.compare_and_swap(stalled, fresh.clone());
+        if !Arc::ptr_eq(&previous, stalled) {
+            return; // another request replaced it already
+        }
+        self.0.timeouts.store(0, Ordering::Relaxed);
+        warn!("store: {STALLED_AFTER} Redis requests in a row timed out on one connection; opening a new one");
+        let channels: Vec<String> = self.0.channels.lock().map(|c| c.iter().cloned().collect()).unwrap_or_default();
+        if !channels.is_empty() {
+            tokio::spawn(async move {
+                let mut manager = (*fresh).clone();
+                for channel in channels {
+                    if let Err(e) = manager.subscribe(&channel).await {
+                        warn!("store: {channel} not subscribed again on the new connection: {e}");
+                    }
+                }
+            });
+        }
+    }
+
+    async fn subscribe(&self, channel: &str) -> RedisResult<()> {
+        let used = self.manager();
+        let result = (*used).clone().subscribe(channel).await;
+        self.note(&used, &result);
+        if result.is_ok() {
+            if let Ok(mut channels) = self.0.channels.lock() {
+                channels.insert(channel.to_string());
+            }
+        }
+        result
+    }
+
+    async fn unsubscribe(&self, channel: &str) -> RedisResult<()> {
+        if let Ok(mut channels) = self.0.channels.lock() {
+            channels.remove(channel);
+        }
+        let used = self.manager();
+        let result = (*used).clone().unsubscribe(channel).await;
+        self.note(&used, &result);
+        result
+    }
+}
+
+impl ConnectionLike for SingleConn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        Box::pin(async move {
+            let used = self.manager();
+            let result = (*used).clone().req_packed_command(cmd).await;
+            self.note(&used, &result);
+            result
+        })
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        Box::pin(async move {
+            let used = self.manager();
+            let result = (*used).clone().req_packed_commands(pipeline, offset, count).await;
+            self.note(&used, &result);
+            result
+        })
+    }
+
+    fn get_db(&self) -> i64 {
+        self.manager().get_db()
+    }
 }
 
 impl RedisConn {
@@ -84,7 +217,7 @@ impl RedisConn {
                     config = config.set_push_sender(tx).set_automatic_resubscription();
                 }
                 let client = redis::Client::open(info)?;
-                Ok(Self::Single(ConnectionManager::new_lazy_with_config(client, config)?))
+                Ok(Self::Single(SingleConn::open(client, config)?))
             }
             RedisTarget::Cluster(seeds) => {
                 let mut builder = ClusterClientBuilder::new(seeds.iter().map(String::as_str))

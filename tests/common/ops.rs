@@ -337,11 +337,14 @@ pub async fn bigo_at(base: &str, connector: Option<Connector>) -> super::BigoCli
 
 /// A TCP forwarder on a free loopback port to `upstream`, which a test can cut (every open
 /// connection is shut down, new ones are closed at once) and restore: one node's link to Redis
-/// fails while the node and Redis keep running, as in a network partition.
+/// fails while the node and Redis keep running, as in a network partition. Or it can freeze
+/// the connections open now: they stay open and swallow what is sent either way (a half-open
+/// link), while new connections are forwarded as before.
 pub struct TcpCut {
     pub port: u16,
     cut: Arc<std::sync::atomic::AtomicBool>,
     open: Arc<Mutex<Vec<std::net::TcpStream>>>,
+    frozen: Arc<Mutex<Vec<Arc<std::sync::atomic::AtomicBool>>>>,
 }
 
 impl TcpCut {
@@ -351,7 +354,8 @@ impl TcpCut {
         let port = listener.local_addr().expect("its address").port();
         let cut = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let open: Arc<Mutex<Vec<std::net::TcpStream>>> = Arc::default();
-        let (is_cut, conns) = (cut.clone(), open.clone());
+        let frozen: Arc<Mutex<Vec<Arc<std::sync::atomic::AtomicBool>>>> = Arc::default();
+        let (is_cut, conns, flags) = (cut.clone(), open.clone(), frozen.clone());
         std::thread::spawn(move || {
             for inbound in listener.incoming().flatten() {
                 if is_cut.load(SeqCst) {
@@ -359,9 +363,23 @@ impl TcpCut {
                     continue;
                 }
                 let Ok(outbound) = std::net::TcpStream::connect(("127.0.0.1", upstream)) else { continue };
+                let this_frozen = Arc::new(std::sync::atomic::AtomicBool::new(false));
+                if let Ok(mut all) = flags.lock() {
+                    all.push(this_frozen.clone());
+                }
                 let pipe = |mut from: std::net::TcpStream, mut to: std::net::TcpStream| {
+                    let frozen = this_frozen.clone();
                     std::thread::spawn(move || {
-                        let _ = std::io::copy(&mut from, &mut to);
+                        use std::io::{Read, Write};
+                        let mut buf = [0u8; 16 * 1024];
+                        while let Ok(n) = from.read(&mut buf) {
+                            if n == 0 {
+                                break;
+                            }
+                            if !frozen.load(SeqCst) && to.write_all(&buf[..n]).is_err() {
+                                break;
+                            }
+                        }
                         let _ = to.shutdown(std::net::Shutdown::Both);
                     });
                 };
@@ -374,7 +392,16 @@ impl TcpCut {
                 }
             }
         });
-        Self { port, cut, open }
+        Self { port, cut, open, frozen }
+    }
+
+    /// Freezes the connections open now: nothing more passes either way, none of them closes.
+    pub fn freeze_open(&self) {
+        if let Ok(all) = self.frozen.lock() {
+            for flag in all.iter() {
+                flag.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
     }
 
     /// Cuts the link: open connections end, new ones are refused.
