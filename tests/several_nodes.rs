@@ -167,6 +167,11 @@ async fn bigo_on(node: &BrokerProcess) -> common::BigoClient {
     bigo
 }
 
+/// A push of one chat item stamped now, whose seqid and data_seq are both `id`.
+fn chat_push(game_sess: &str, id: &str, content: &str) -> Value {
+    common::push_data(id, game_sess, 2, vec![common::msg_item(id, common::now_ms(), content)])
+}
+
 fn seqs_and_contents(events: &[Value]) -> Vec<(u64, String)> {
     events
         .iter()
@@ -787,10 +792,7 @@ async fn a_half_open_link_to_redis_is_replaced_and_service_comes_back() {
     let mut ann = client_on(&a, "ann").await;
     ann.enter("g-frozen").await;
     let mut via_a = bigo_on(&a).await;
-    let push = |i: usize| {
-        let item = common::msg_item(&format!("f{i}"), common::now_ms(), &format!("frozen-{i}"));
-        common::push_data(&format!("f{i}"), "g-frozen", 2, vec![item])
-    };
+    let push = |i: usize| chat_push("g-frozen", &format!("f{i}"), &format!("frozen-{i}"));
     assert_eq!(via_a.push(&push(0)).await["rescode"], 200);
     assert_eq!(ann.events("send_topic_msg", 1).await[0]["content"], "frozen-0");
 
@@ -828,10 +830,7 @@ async fn an_owner_cut_off_from_redis_stops_owning_and_the_room_goes_on_elsewhere
     let mut bob = client_on(&b, "bob").await;
     bob.enter("g-cut").await;
     let mut via_b = bigo_on(&b).await;
-    let push = |i: usize| {
-        let item = common::msg_item(&format!("c{i}"), common::now_ms(), &format!("cut-{i}"));
-        common::push_data(&format!("c{i}"), "g-cut", 2, vec![item])
-    };
+    let push = |i: usize| chat_push("g-cut", &format!("c{i}"), &format!("cut-{i}"));
     assert_eq!(via_b.push(&push(0)).await["rescode"], 200);
     let first = bob.events("send_topic_msg", 1).await;
     assert!(a.log_text().contains("room g-cut: node node-a owns it"), "a owns the room");
