@@ -15,7 +15,7 @@ use futures_util::StreamExt;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{client_async, MaybeTlsStream};
+use tokio_tungstenite::MaybeTlsStream;
 
 /// A masked client text frame (the test writes the bytes itself to control their segments).
 fn masked_frame(opcode_byte: u8, payload: &[u8]) -> Vec<u8> {
@@ -48,27 +48,13 @@ async fn metrics(broker: &TestBroker) -> String {
     broker.get_text("/metrics").await.1
 }
 
-/// An app client whose socket has a small receive buffer, so that it fills soon once the
-/// client stops reading.
-async fn small_window_client(broker: &TestBroker, user_id: &str) -> AppClient {
-    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
-    socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
-    let tcp = socket.connect(broker.addr).await.expect("connect");
-    let url = broker.ws_url(&format!("/iapi/websocket?{}", common::ops::client_query(user_id, "sid-1")));
-    let (ws, _) = client_async(url, MaybeTlsStream::Plain(tcp)).await.expect("upgrade");
-    let mut client = AppClient { ws, user_id: user_id.into(), sid: "sid-1".into(), online_token: String::new() };
-    let hello = client.recv().await;
-    client.online_token = hello["online_token"].as_str().expect("online_token").to_string();
-    client
-}
-
 #[actix_rt::test]
 async fn a_client_that_stops_reading_is_closed_within_the_write_timeout_while_the_room_gets_every_event() {
     let write_timeout_ms = 1000;
     let broker = TestBroker::start_with(|c| c.client.write_timeout_ms = write_timeout_ms).await;
     let channel = "gs-stall";
     let mut reader = broker.member("reader", channel).await;
-    let mut stalled = small_window_client(&broker, "stalled").await;
+    let mut stalled = broker.client_with_small_window("stalled").await;
     stalled.enter(channel).await;
     let _ = reader.events("enter_room", 1).await;
 

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use common::room::*;
 use common::*;
+use futures_util::StreamExt;
 use serde_json::{json, Value};
 
 const QUIET: Duration = Duration::from_millis(300);
@@ -25,9 +26,8 @@ fn free_seat(id: u32, channel: &str) -> Value {
 // ---------------------------------------------------------------------------------------------
 // Seats
 
-#[actix_rt::test]
-async fn up_report_takes_a_free_seat_and_every_member_sees_up_with_the_full_room_seat() {
-    let broker = TestBroker::start().await;
+async fn up_report_takes_a_free_seat_and_every_member_sees_up_with_the_full_room_seat(engine: Engine) {
+    let broker = TestBroker::start_on(engine, |_| {}).await;
     let mut a = broker.member("a", "seats").await;
     let mut b = broker.member("b", "seats").await;
     let ack = a.request("up_report", json!({"channel_name": "seats", "seat_id": 3})).await;
@@ -48,9 +48,8 @@ async fn up_report_takes_a_free_seat_and_every_member_sees_up_with_the_full_room
     }
 }
 
-#[actix_rt::test]
-async fn seed_spelling_up_deport_without_seat_or_channel_takes_the_lowest_free_seat() {
-    let broker = TestBroker::start_with(|c| c.room.seats = 2).await;
+async fn seed_spelling_up_deport_without_seat_or_channel_takes_the_lowest_free_seat(engine: Engine) {
+    let broker = TestBroker::start_on(engine, |c| c.room.seats = 2).await;
     let mut a = broker.member("a", "deport").await;
     let mut b = broker.member("b", "deport").await;
     let mut c = broker.member("c", "deport").await;
@@ -67,9 +66,8 @@ async fn seed_spelling_up_deport_without_seat_or_channel_takes_the_lowest_free_s
     assert_eq!(full["error_reason"], "every seat is taken");
 }
 
-#[actix_rt::test]
-async fn two_clients_racing_for_one_seat_exactly_one_wins() {
-    let broker = TestBroker::start_with(|c| c.server.workers = 2).await;
+async fn two_clients_racing_for_one_seat_exactly_one_wins(engine: Engine) {
+    let broker = TestBroker::start_on(engine, |c| c.server.workers = 2).await;
     let mut a = broker.member("a", "race").await;
     let mut b = broker.member("b", "race").await;
     let mut watcher = broker.member("w", "race").await;
@@ -90,9 +88,8 @@ async fn two_clients_racing_for_one_seat_exactly_one_wins() {
     assert!(late.is_empty(), "{late:?}");
 }
 
-#[actix_rt::test]
-async fn down_report_frees_the_seat_and_broadcasts_down() {
-    let broker = TestBroker::start().await;
+async fn down_report_frees_the_seat_and_broadcasts_down(engine: Engine) {
+    let broker = TestBroker::start_on(engine, |_| {}).await;
     let mut a = broker.member("a", "down").await;
     let mut b = broker.member("b", "down").await;
     assert_eq!(error_code(&a.request("up_report", json!({"channel_name": "down", "seat_id": "2"})).await), 0);
@@ -108,9 +105,8 @@ async fn down_report_frees_the_seat_and_broadcasts_down() {
     assert_eq!((error_code(&again), again["error_reason"].clone()), (1004, json!("no seat held in that room")));
 }
 
-#[actix_rt::test]
-async fn moving_to_another_seat_sends_down_then_up_and_a_bad_seat_id_gets_1001() {
-    let broker = TestBroker::start().await;
+async fn moving_to_another_seat_sends_down_then_up_and_a_bad_seat_id_gets_1001(engine: Engine) {
+    let broker = TestBroker::start_on(engine, |_| {}).await;
     let mut a = broker.member("a", "move").await;
     let mut b = broker.member("b", "move").await;
     a.request("up_report", json!({"channel_name": "move", "seat_id": 1})).await;
@@ -131,9 +127,8 @@ async fn moving_to_another_seat_sends_down_then_up_and_a_bad_seat_id_gets_1001()
 // ---------------------------------------------------------------------------------------------
 // Gifts
 
-#[actix_rt::test]
-async fn a_bc_gift_reaches_every_member_with_sender_receiver_and_seats() {
-    let broker = TestBroker::start().await;
+async fn a_bc_gift_reaches_every_member_with_sender_receiver_and_seats(engine: Engine) {
+    let broker = TestBroker::start_on(engine, |_| {}).await;
     let mut a = broker.member("a", "gifts").await;
     let mut b = broker.member("b", "gifts").await;
     let mut c = broker.member("c", "gifts").await;
@@ -156,9 +151,8 @@ async fn a_bc_gift_reaches_every_member_with_sender_receiver_and_seats() {
     }
 }
 
-#[actix_rt::test]
-async fn a_ptp_gift_reaches_only_the_receiver() {
-    let broker = TestBroker::start().await;
+async fn a_ptp_gift_reaches_only_the_receiver(engine: Engine) {
+    let broker = TestBroker::start_on(engine, |_| {}).await;
     let mut a = broker.member("a", "ptp").await;
     let mut b = broker.member("b", "ptp").await;
     let mut c = broker.member("c", "ptp").await;
@@ -180,9 +174,8 @@ async fn a_ptp_gift_reaches_only_the_receiver() {
     }
 }
 
-#[actix_rt::test]
-async fn a_ptp_gift_to_someone_outside_the_room_gets_1004_and_without_receiver_1001() {
-    let broker = TestBroker::start().await;
+async fn a_ptp_gift_to_someone_outside_the_room_gets_1004_and_without_receiver_1001(engine: Engine) {
+    let broker = TestBroker::start_on(engine, |_| {}).await;
     let mut a = broker.member("a", "ptp-x").await;
     let gift = json!({"id": "g1", "name": "Kiss", "num": 1, "receiver_id": "nobody"});
     let err = a.request("send_gift_report", json!({"channel_name": "ptp-x", "notify_type": "ptp", "gift": gift})).await;
@@ -198,9 +191,8 @@ async fn a_ptp_gift_to_someone_outside_the_room_gets_1004_and_without_receiver_1
 // ---------------------------------------------------------------------------------------------
 // Calls
 
-#[actix_rt::test]
-async fn a_call_holds_two_users_and_a_third_joiner_gets_1007() {
-    let broker = TestBroker::start().await;
+async fn a_call_holds_two_users_and_a_third_joiner_gets_1007(engine: Engine) {
+    let broker = TestBroker::start_on(engine, |_| {}).await;
     let _a = broker.member("a", "call:a-b").await;
     let _b = broker.member("b", "call:a-b").await;
     let mut c = broker.client("c").await;
@@ -215,9 +207,8 @@ async fn a_call_holds_two_users_and_a_third_joiner_gets_1007() {
     assert_eq!(ack["room"]["members"], 2, "members counts users, not devices");
 }
 
-#[actix_rt::test]
-async fn hang_up_report_gives_the_peer_hang_up_with_or_without_receiver_id() {
-    let broker = TestBroker::start().await;
+async fn hang_up_report_gives_the_peer_hang_up_with_or_without_receiver_id(engine: Engine) {
+    let broker = TestBroker::start_on(engine, |_| {}).await;
     let mut a = broker.member("a", "call:hang").await;
     let mut b = broker.member("b", "call:hang").await;
     let ack = a.request("hang_up_report", json!({"receiver_id": "b"})).await;
@@ -234,9 +225,8 @@ async fn hang_up_report_gives_the_peer_hang_up_with_or_without_receiver_id() {
     assert_eq!((hang_up["user_id"].clone(), hang_up["receiver_id"].clone()), (json!("b"), json!("a")));
 }
 
-#[actix_rt::test]
-async fn a_dropped_call_peer_gives_the_other_side_hang_up_and_exit_room() {
-    let broker = TestBroker::start_with(|c| c.client.idle_timeout_ms = 1000).await;
+async fn a_dropped_call_peer_gives_the_other_side_hang_up_and_exit_room(engine: Engine) {
+    let broker = TestBroker::start_on(engine, |c| c.client.idle_timeout_ms = 1000).await;
     let a = broker.member("a", "call:drop").await;
     let mut b = broker.member("b", "call:drop").await;
     a.drop_without_close();
@@ -254,9 +244,8 @@ async fn a_dropped_call_peer_gives_the_other_side_hang_up_and_exit_room() {
 // ---------------------------------------------------------------------------------------------
 // Disconnects
 
-#[actix_rt::test]
-async fn a_client_killed_without_a_close_frame_leaves_and_its_seat_is_freed() {
-    let broker = TestBroker::start_with(|c| c.client.idle_timeout_ms = 1000).await;
+async fn a_client_killed_without_a_close_frame_leaves_and_its_seat_is_freed(engine: Engine) {
+    let broker = TestBroker::start_on(engine, |c| c.client.idle_timeout_ms = 1000).await;
     let mut a = broker.member("a", "drops").await;
     let mut b = broker.member("b", "drops").await;
     a.request("up_report", json!({"channel_name": "drops", "seat_id": 4})).await;
@@ -273,9 +262,8 @@ async fn a_client_killed_without_a_close_frame_leaves_and_its_seat_is_freed() {
     assert_eq!(error_code(&b.request("up_report", json!({"channel_name": "drops", "seat_id": 4})).await), 0);
 }
 
-#[actix_rt::test]
-async fn a_silent_client_is_removed_after_the_idle_timeout_and_its_seat_freed() {
-    let broker = TestBroker::start_with(|c| c.client.idle_timeout_ms = 800).await;
+async fn a_silent_client_is_removed_after_the_idle_timeout_and_its_seat_freed(engine: Engine) {
+    let broker = TestBroker::start_on(engine, |c| c.client.idle_timeout_ms = 800).await;
     let mut a = broker.member("a", "silent").await;
     let mut b = broker.member("b", "silent").await;
     a.request("up_report", json!({"channel_name": "silent", "seat_id": 1})).await;
@@ -287,9 +275,8 @@ async fn a_silent_client_is_removed_after_the_idle_timeout_and_its_seat_freed() 
     assert_eq!(broker.user_info("a").await["current_room_id"], "");
 }
 
-#[actix_rt::test]
-async fn exit_room_report_about_another_user_is_the_relay_acknowledgement() {
-    let broker = TestBroker::start_with(|c| c.client.idle_timeout_ms = 1000).await;
+async fn exit_room_report_about_another_user_is_the_relay_acknowledgement(engine: Engine) {
+    let broker = TestBroker::start_on(engine, |c| c.client.idle_timeout_ms = 1000).await;
     let a = broker.member("a", "relay").await;
     let mut b = broker.member("b", "relay").await;
     let mut c = broker.member("c", "relay").await;
@@ -307,9 +294,8 @@ async fn exit_room_report_about_another_user_is_the_relay_acknowledgement() {
     assert!(flatten(&frames).iter().all(|f| f["action"] != "exit_room"), "{frames:?}");
 }
 
-#[actix_rt::test]
-async fn exit_room_report_for_oneself_in_seed_form_leaves_the_current_room() {
-    let broker = TestBroker::start().await;
+async fn exit_room_report_for_oneself_in_seed_form_leaves_the_current_room(engine: Engine) {
+    let broker = TestBroker::start_on(engine, |_| {}).await;
     let mut a = broker.member("a", "leave").await;
     let mut b = broker.member("b", "leave").await;
     a.request("up_report", json!({"channel_name": "leave", "seat_id": 2})).await;
@@ -322,9 +308,8 @@ async fn exit_room_report_for_oneself_in_seed_form_leaves_the_current_room() {
     assert_eq!(error_code(&err), 1004, "{err}");
 }
 
-#[actix_rt::test]
-async fn user_info_names_the_current_room_and_is_empty_before_and_after() {
-    let broker = TestBroker::start().await;
+async fn user_info_names_the_current_room_and_is_empty_before_and_after(engine: Engine) {
+    let broker = TestBroker::start_on(engine, |_| {}).await;
     let mut a = broker.client("a").await;
     assert_eq!(
         broker.user_info("a").await,
@@ -339,9 +324,8 @@ async fn user_info_names_the_current_room_and_is_empty_before_and_after() {
 // ---------------------------------------------------------------------------------------------
 // One connection per (user_id, sid), one room per user
 
-#[actix_rt::test]
-async fn a_second_connection_of_the_same_user_and_sid_replaces_the_first() {
-    let broker = TestBroker::start().await;
+async fn a_second_connection_of_the_same_user_and_sid_replaces_the_first(engine: Engine) {
+    let broker = TestBroker::start_on(engine, |_| {}).await;
     let mut first = broker.member("a", "replace").await;
     let mut b = broker.member("b", "replace").await;
     let mut second = broker.client("a").await;
@@ -359,9 +343,8 @@ async fn a_second_connection_of_the_same_user_and_sid_replaces_the_first() {
     assert_eq!(other_device.recv().await["action"], "pong");
 }
 
-#[actix_rt::test]
-async fn a_user_entering_a_room_on_one_device_leaves_the_room_of_the_other() {
-    let broker = TestBroker::start().await;
+async fn a_user_entering_a_room_on_one_device_leaves_the_room_of_the_other(engine: Engine) {
+    let broker = TestBroker::start_on(engine, |_| {}).await;
     let mut phone = broker.member("a", "room-a").await;
     let mut b = broker.member("b", "room-a").await;
     phone.request("up_report", json!({"channel_name": "room-a", "seat_id": 1})).await;
@@ -380,9 +363,8 @@ async fn a_user_entering_a_room_on_one_device_leaves_the_room_of_the_other() {
     assert_eq!(error_code(&err), 1004);
 }
 
-#[actix_rt::test]
-async fn entering_another_room_on_the_same_connection_leaves_the_first() {
-    let broker = TestBroker::start().await;
+async fn entering_another_room_on_the_same_connection_leaves_the_first(engine: Engine) {
+    let broker = TestBroker::start_on(engine, |_| {}).await;
     let mut a = broker.member("a", "first").await;
     let mut b = broker.member("b", "first").await;
     a.enter("second").await;
@@ -402,9 +384,8 @@ async fn push_msgs(bigo: &mut BigoClient, game_sess: &str, seqid: &str, prefix: 
     assert_eq!(resp["rescode"], 200, "{resp}");
 }
 
-#[actix_rt::test]
-async fn replay_after_reconnect_returns_exactly_the_missed_seq_range_before_live_events() {
-    let broker = TestBroker::start().await;
+async fn replay_after_reconnect_returns_exactly_the_missed_seq_range_before_live_events(engine: Engine) {
+    let broker = TestBroker::start_on(engine, |_| {}).await;
     let mut bigo = broker.bigo_logged_in().await;
     let mut a = broker.member("a", "gs-replay").await;
     let mut b = broker.member("b", "gs-replay").await;
@@ -438,9 +419,8 @@ async fn replay_after_reconnect_returns_exactly_the_missed_seq_range_before_live
     assert_eq!((live["content"].clone(), live["seq"].clone()), (json!("live-0"), json!(own + 1)));
 }
 
-#[actix_rt::test]
-async fn recovered_is_false_once_history_has_moved_on() {
-    let broker = TestBroker::start_with(|c| c.room.history_len = 5).await;
+async fn recovered_is_false_once_history_has_moved_on(engine: Engine) {
+    let broker = TestBroker::start_on(engine, |c| c.room.history_len = 5).await;
     let mut bigo = broker.bigo_logged_in().await;
     let a = broker.member("a", "gs-lost").await;
     let mut b = broker.client("b").await;
@@ -455,17 +435,17 @@ async fn recovered_is_false_once_history_has_moved_on() {
     assert_eq!(ack["recovered"], false, "{ack}");
     let own = ack["last_seq"].as_u64().unwrap();
     let mut replay = Vec::new();
-    for _ in 0..5 {
+    for _ in 0..4 {
         replay.push(b.recv().await);
     }
-    // Only the newest `history_len` events before the join are still there, in order.
-    assert_eq!(seqs(&replay), range(own - 5, own - 1));
+    // Only the newest `history_len` events are still held, the newcomer's own enter_room
+    // among them: what is left of the missed ones comes, in order.
+    assert_eq!(seqs(&replay), range(own - 4, own - 1));
     assert!(b.drain(QUIET).await.is_empty());
 }
 
-#[actix_rt::test]
-async fn entering_with_the_newest_last_seq_is_recovered_with_nothing_to_replay() {
-    let broker = TestBroker::start().await;
+async fn entering_with_the_newest_last_seq_is_recovered_with_nothing_to_replay(engine: Engine) {
+    let broker = TestBroker::start_on(engine, |_| {}).await;
     let mut a = broker.client("a").await;
     let last = a.enter("gs-fresh").await["last_seq"].as_u64().unwrap();
     a.request("exit_room_report", json!({"user_id": "a"})).await;
@@ -475,12 +455,24 @@ async fn entering_with_the_newest_last_seq_is_recovered_with_nothing_to_replay()
     assert!(a.drain(QUIET).await.is_empty());
 }
 
+async fn a_last_seq_beyond_the_newest_is_not_recovered_and_replays_nothing(engine: Engine) {
+    let broker = TestBroker::start_on(engine, |_| {}).await;
+    let mut a = broker.client("a").await;
+    let ack = a.enter("gs-future").await;
+    let (last, epoch) = (ack["last_seq"].as_u64().unwrap(), ack["epoch"].as_str().unwrap().to_string());
+    a.request("exit_room_report", json!({"user_id": "a"})).await;
+    // The room's newest event is now a's exit_room (last + 1): last + 2 was never numbered.
+    let fields = json!({"channel_name": "gs-future", "last_seq": last + 2, "epoch": epoch});
+    let ack = a.request("enter_room_report", fields).await;
+    assert_eq!((ack["recovered"].clone(), ack["last_seq"].clone()), (json!(false), json!(last + 2)), "{ack}");
+    assert!(a.drain(QUIET).await.is_empty());
+}
+
 // ---------------------------------------------------------------------------------------------
 // batch=1
 
-#[actix_rt::test]
-async fn batch_clients_get_arrays_in_seq_order_and_others_one_event_per_frame() {
-    let broker = TestBroker::start().await;
+async fn batch_clients_get_arrays_in_seq_order_and_others_one_event_per_frame(engine: Engine) {
+    let broker = TestBroker::start_on(engine, |_| {}).await;
     let mut bigo = broker.bigo_logged_in().await;
     let mut batched = broker.client_with("a", "sid-1", true).await;
     batched.enter("gs-batch").await;
@@ -520,9 +512,8 @@ async fn batch_clients_get_arrays_in_seq_order_and_others_one_event_per_frame() 
 // ---------------------------------------------------------------------------------------------
 // Abuse
 
-#[actix_rt::test]
-async fn a_flooding_client_gets_1006_while_another_member_receives_every_event() {
-    let broker = TestBroker::start_with(|c| c.client.rate_per_s = 5).await;
+async fn a_flooding_client_gets_1006_while_another_member_receives_every_event(engine: Engine) {
+    let broker = TestBroker::start_on(engine, |c| c.client.rate_per_s = 5).await;
     let mut flooder = broker.member("f", "flood").await;
     let mut talker = broker.member("t", "flood").await;
     let mut observer = broker.client("o").await;
@@ -548,9 +539,8 @@ async fn a_flooding_client_gets_1006_while_another_member_receives_every_event()
     assert_eq!(flood, acks, "every accepted flood frame reached the observer");
 }
 
-#[actix_rt::test]
-async fn a_frame_over_max_frame_bytes_gets_1008_then_close_1009_and_the_room_carries_on() {
-    let broker = TestBroker::start_with(|c| c.client.max_frame_bytes = 1024).await;
+async fn a_frame_over_max_frame_bytes_gets_1008_then_close_1009_and_the_room_carries_on(engine: Engine) {
+    let broker = TestBroker::start_on(engine, |c| c.client.max_frame_bytes = 1024).await;
     let mut big = broker.member("a", "big").await;
     let mut b = broker.member("b", "big").await;
     let frame = big.frame("send_topic_msg_report", chat("big", &"x".repeat(2000))).to_string();
@@ -562,9 +552,8 @@ async fn a_frame_over_max_frame_bytes_gets_1008_then_close_1009_and_the_room_car
     assert_eq!(error_code(&b.request("send_topic_msg_report", chat("big", "fine")).await), 0);
 }
 
-#[actix_rt::test]
-async fn long_content_gets_1001_and_an_unknown_action_1009_without_disturbing_anyone() {
-    let broker = TestBroker::start_with(|c| c.client.max_content_chars = 10).await;
+async fn long_content_gets_1001_and_an_unknown_action_1009_without_disturbing_anyone(engine: Engine) {
+    let broker = TestBroker::start_on(engine, |c| c.client.max_content_chars = 10).await;
     let mut a = broker.member("a", "limits").await;
     let mut b = broker.member("b", "limits").await;
     let err = a.request("send_topic_msg_report", chat("limits", "01234567890")).await;
@@ -579,9 +568,8 @@ async fn long_content_gets_1001_and_an_unknown_action_1009_without_disturbing_an
     assert!(b.drain(QUIET).await.is_empty());
 }
 
-#[actix_rt::test]
-async fn a_user_on_two_devices_in_one_room_is_one_member_to_the_others() {
-    let broker = TestBroker::start().await;
+async fn a_user_on_two_devices_in_one_room_is_one_member_to_the_others(engine: Engine) {
+    let broker = TestBroker::start_on(engine, |_| {}).await;
     let mut other = broker.member("b", "two-devices").await;
     let mut phone = broker.client_with("a", "phone", false).await;
     assert_eq!(phone.enter("two-devices").await["room"]["members"], 2);
@@ -601,9 +589,8 @@ async fn a_user_on_two_devices_in_one_room_is_one_member_to_the_others() {
     assert_eq!(other.recv_action("exit_room").await["user_id"], "a");
 }
 
-#[actix_rt::test]
-async fn a_member_that_stops_reading_is_closed_with_1013_while_the_others_get_everything() {
-    let broker = TestBroker::start_with(|c| {
+async fn a_member_that_stops_reading_is_closed_with_1013_while_the_others_get_everything(engine: Engine) {
+    let broker = TestBroker::start_on(engine, |c| {
         c.client.send_queue_len = 8;
         c.room.reorder_window_ms = 0;
     })
@@ -626,12 +613,84 @@ async fn a_member_that_stops_reading_is_closed_with_1013_while_the_others_get_ev
     assert!(metrics.lines().any(|l| l == "danmu_slow_clients_disconnected_total 1"), "{metrics}");
 }
 
+async fn a_burst_reaches_a_reading_member_whole_and_one_that_reads_nothing_is_closed_with_1013(engine: Engine) {
+    let write_timeout = Duration::from_millis(2_000);
+    let broker = TestBroker::start_on(engine, |c| c.client.write_timeout_ms = write_timeout.as_millis() as u64).await;
+    let channel = "gs-burst";
+    let mut reader = broker.member("reader", channel).await;
+    let mut stalled = broker.client_with_small_window("stalled").await;
+    stalled.enter(channel).await;
+    let other = broker.member("other", channel).await;
+    let _ = reader.events("enter_room", 2).await;
+
+    // A gift storm: 3,800 items of about 1.2 KB (5.7 MB as events, more than the stalled
+    // member's socket buffers hold), 50 to a push, every push in flight at once.
+    let (pushes, per_push, total) = (76, 50, 3_800);
+    let reading = |mut member: AppClient| {
+        actix_rt::spawn(async move {
+            let mut contents = Vec::new();
+            let mut numbers = Vec::new();
+            while contents.len() < total {
+                for event in flatten(&[member.recv().await]) {
+                    numbers.extend(event["seq"].as_u64());
+                    if event["action"] == "send_topic_msg" {
+                        contents.push(event["content"].as_str().unwrap_or_default()[..9].to_string());
+                    }
+                }
+            }
+            (member, contents, numbers, std::time::Instant::now())
+        })
+    };
+    let (reader_task, other_task) = (reading(reader), reading(other));
+    let mut bigo = broker.bigo_logged_in().await;
+    let filler = "礼".repeat(400);
+    let ts = now_ms();
+    for p in 0..pushes {
+        let items = (0..per_push)
+            .map(|i| {
+                let n = p * per_push + i;
+                msg_item(&format!("b{n}"), ts, &format!("item{n:05}{filler}"))
+            })
+            .collect();
+        bigo.send_push(&push_data(&format!("burst{p}"), channel, 2, items)).await;
+    }
+    for _ in 0..pushes {
+        assert_eq!(BigoClient::data_of(&bigo.recv().await)["rescode"], 200);
+    }
+    let expected: Vec<String> = (0..total).map(|n| format!("item{n:05}")).collect();
+    for task in [reader_task, other_task] {
+        let (_member, contents, numbers, _) = task.await.expect("a reading member");
+        assert_eq!(contents, expected, "every item once, in the order pushed");
+        assert!(numbers.windows(2).all(|w| w[1] == w[0] + 1), "no seq missing");
+    }
+    // The one that read nothing: closed with 1013 once its socket took nothing for the write
+    // timeout; when it reads again, it finds the close after what its socket already held.
+    tokio::time::sleep(write_timeout + Duration::from_millis(1_000)).await;
+    assert_eq!(broker.user_info("stalled").await["current_room_id"], "", "it left the room");
+    let frames = tokio::time::timeout(write_timeout * 3, async {
+        let mut frames = 0;
+        loop {
+            match stalled.ws.next().await {
+                Some(Ok(tokio_tungstenite::tungstenite::Message::Close(close))) => {
+                    return (frames, close.map(|c| u16::from(c.code)))
+                }
+                Some(Ok(_)) => frames += 1,
+                _ => return (frames, None),
+            }
+        }
+    })
+    .await
+    .expect("closed in time");
+    assert_eq!(frames.1, Some(1013), "after {} frames", frames.0);
+    assert!(frames.0 < total, "it did not read the whole burst: {}", frames.0);
+    assert_eq!(broker.metric_on_every_node("danmu_slow_clients_disconnected_total").await, 1.0);
+}
+
 // ---------------------------------------------------------------------------------------------
 // epochs
 
-#[actix_rt::test]
-async fn the_enter_ack_carries_the_rooms_epoch_and_a_known_epoch_recovers() {
-    let broker = TestBroker::start().await;
+async fn the_enter_ack_carries_the_rooms_epoch_and_a_known_epoch_recovers(engine: Engine) {
+    let broker = TestBroker::start_on(engine, |_| {}).await;
     let mut a = broker.client("a").await;
     let ack = a.enter("gs-epoch").await;
     let epoch = ack["epoch"].as_str().expect("the ack carries epoch").to_string();
@@ -643,9 +702,8 @@ async fn the_enter_ack_carries_the_rooms_epoch_and_a_known_epoch_recovers() {
     assert_eq!((again["recovered"].as_bool(), again["epoch"].as_str()), (Some(true), Some(epoch.as_str())));
 }
 
-#[actix_rt::test]
-async fn a_room_that_stopped_has_a_new_epoch_and_an_old_last_seq_is_not_recovered() {
-    let broker = TestBroker::start_with(|c| c.room.idle_stop_ms = 200).await;
+async fn a_room_that_stopped_keeps_its_epoch_only_where_its_state_is_stored(engine: Engine) {
+    let broker = TestBroker::start_on(engine, |c| c.room.idle_stop_ms = 200).await;
     let mut a = broker.client("a").await;
     let first = a.enter("gs-restart").await;
     let (old_epoch, last) = (first["epoch"].as_str().unwrap().to_string(), first["last_seq"].as_u64().unwrap());
@@ -654,8 +712,52 @@ async fn a_room_that_stopped_has_a_new_epoch_and_an_old_last_seq_is_not_recovere
     tokio::time::sleep(std::time::Duration::from_millis(800)).await;
     a.send("enter_room_report", json!({"channel_name": "gs-restart", "last_seq": last, "epoch": old_epoch})).await;
     let ack = a.recv_action("ack").await;
-    assert_ne!(ack["epoch"].as_str(), Some(old_epoch.as_str()), "numbering started again: a new epoch");
-    assert_eq!(ack["recovered"], false, "{ack}");
-    assert_eq!(ack["last_seq"], 1, "its own enter_room is the new room's first event");
-    assert!(a.drain(QUIET).await.is_empty(), "another epoch replays nothing");
+    if engine == Engine::Memory {
+        // On the memory store the room's state went with it: numbering started again.
+        assert_ne!(ack["epoch"].as_str(), Some(old_epoch.as_str()), "a new epoch");
+        assert_eq!(ack["recovered"], false, "{ack}");
+        assert_eq!(ack["last_seq"], 1, "its own enter_room is the new room's first event");
+        assert!(a.drain(QUIET).await.is_empty(), "another epoch replays nothing");
+    } else {
+        // In Redis the room goes on where it stopped: the missed exit_room is replayed.
+        assert_eq!((ack["epoch"].as_str(), ack["recovered"].as_bool()), (Some(old_epoch.as_str()), Some(true)));
+        assert_eq!(ack["last_seq"], last + 2, "{ack}");
+        let replay = a.drain(QUIET).await;
+        assert_eq!((replay.len(), replay[0]["action"].as_str()), (1, Some("exit_room")), "{replay:?}");
+    }
 }
+
+on_every_engine!(
+    up_report_takes_a_free_seat_and_every_member_sees_up_with_the_full_room_seat,
+    seed_spelling_up_deport_without_seat_or_channel_takes_the_lowest_free_seat,
+    two_clients_racing_for_one_seat_exactly_one_wins,
+    down_report_frees_the_seat_and_broadcasts_down,
+    moving_to_another_seat_sends_down_then_up_and_a_bad_seat_id_gets_1001,
+    a_bc_gift_reaches_every_member_with_sender_receiver_and_seats,
+    a_ptp_gift_reaches_only_the_receiver,
+    a_ptp_gift_to_someone_outside_the_room_gets_1004_and_without_receiver_1001,
+    a_call_holds_two_users_and_a_third_joiner_gets_1007,
+    hang_up_report_gives_the_peer_hang_up_with_or_without_receiver_id,
+    a_dropped_call_peer_gives_the_other_side_hang_up_and_exit_room,
+    a_client_killed_without_a_close_frame_leaves_and_its_seat_is_freed,
+    a_silent_client_is_removed_after_the_idle_timeout_and_its_seat_freed,
+    exit_room_report_about_another_user_is_the_relay_acknowledgement,
+    exit_room_report_for_oneself_in_seed_form_leaves_the_current_room,
+    user_info_names_the_current_room_and_is_empty_before_and_after,
+    a_second_connection_of_the_same_user_and_sid_replaces_the_first,
+    a_user_entering_a_room_on_one_device_leaves_the_room_of_the_other,
+    entering_another_room_on_the_same_connection_leaves_the_first,
+    replay_after_reconnect_returns_exactly_the_missed_seq_range_before_live_events,
+    recovered_is_false_once_history_has_moved_on,
+    entering_with_the_newest_last_seq_is_recovered_with_nothing_to_replay,
+    a_last_seq_beyond_the_newest_is_not_recovered_and_replays_nothing,
+    batch_clients_get_arrays_in_seq_order_and_others_one_event_per_frame,
+    a_flooding_client_gets_1006_while_another_member_receives_every_event,
+    a_frame_over_max_frame_bytes_gets_1008_then_close_1009_and_the_room_carries_on,
+    long_content_gets_1001_and_an_unknown_action_1009_without_disturbing_anyone,
+    a_user_on_two_devices_in_one_room_is_one_member_to_the_others,
+    a_member_that_stops_reading_is_closed_with_1013_while_the_others_get_everything,
+    a_burst_reaches_a_reading_member_whole_and_one_that_reads_nothing_is_closed_with_1013,
+    the_enter_ack_carries_the_rooms_epoch_and_a_known_epoch_recovers,
+    a_room_that_stopped_keeps_its_epoch_only_where_its_state_is_stored,
+);

@@ -5,25 +5,21 @@
 //! `online_token` 1003, `timestamp` 1010, `sign` 1002, then the action: 1009 / 1001), and
 //! carries the actions to its room. A room is found through the registry once, on entering.
 //!
-//! Room events arrive through the room's broadcast ring as already-serialised [`Bundle`]s and
+//! Room events arrive through the room's fan-out ([`Feed`]) as already-serialised bundles and
 //! are written as they are (one frame per event, or the bundle's JSON array with `batch=1`),
 //! the frames' bytes shared with every other member. The socket is driven by
-//! [`crate::ws_conn`] from inside this actor: the session pulls the next bundles from the ring
-//! only when its connection has room for them. If the ring laps the session, its queue grows
-//! past `ws_conn::MAX_QUEUED_BYTES`, or its socket takes nothing for `client.write_timeout_ms`,
-//! it is too slow: it is closed and counted (section 2.3).
+//! [`crate::ws_conn`] from inside this actor: the session takes the next bundles from its feed
+//! only when its connection has room for them, so a burst waits in the room, held once. If
+//! it falls more than `client.send_queue_len` events behind, or its socket takes nothing for
+//! `client.write_timeout_ms`, it is too slow: closed with 1013 and counted (section 2.3).
 
-use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use actix_http::ws::{CloseCode, CloseReason};
-use futures_util::Stream;
 use log::{debug, info, warn};
-use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
-use tokio_stream::wrappers::BroadcastStream;
 
 use crate::config::ClientConfig;
 use crate::metrics::{Kind, Metrics};
@@ -32,8 +28,8 @@ use crate::protocol::{lenient, now_ms, sign};
 use crate::rate::TokenBucket;
 use crate::registry::{Registry, RoomFor};
 use crate::room::{
-    json_array, Action, ActionDone, Fanout, Join, JoinRequest, Joined, Leave, LeaveReason, MemberAction, Refused,
-    RoomEvent, RoomHandle, SessionId, ToMember,
+    json_array, Action, ActionDone, Bundle, Feed, Join, JoinRequest, Joined, Leave, LeaveReason, MemberAction, Refused,
+    RoomEvent, RoomHandle, SessionId, Taken, ToMember,
 };
 use crate::sessions::{Kick, MoveOut, SessionClosed, SessionIndex, SessionOpened, SetCurrentRoom};
 use crate::ws_conn::{Driven, Driver, Handover, Incoming, WsConn};
@@ -53,8 +49,8 @@ struct CurrentRoom {
     channel_name: String,
     act: Recipient<MemberAction>,
     leave: Recipient<Leave>,
-    /// The room's broadcast ring; `None` once the room stopped (the session lives on).
-    events: Option<BroadcastStream<Fanout>>,
+    /// The room's events for this member; `None` once the room stopped (the session lives on).
+    events: Option<Feed>,
 }
 
 pub struct ClientSession {
@@ -153,22 +149,20 @@ impl ClientSession {
         &self.hello.profile.user_id
     }
 
-    fn send_direct(&mut self, ctx: &mut Context<Self>, frame: &Direct) {
+    fn send_direct(&mut self, frame: &Direct) {
         let json = frame.to_json();
-        self.write(ctx, crate::room::text_frame(json.as_bytes()), 1);
+        self.write(crate::room::text_frame(json.as_bytes()), 1);
     }
 
-    /// Queues `n` frames' bytes; a queue over its bound means a client too slow to keep.
-    fn write(&mut self, ctx: &mut Context<Self>, frames: bytes::Bytes, n: u64) {
-        if !self.conn.send(frames) {
-            self.too_slow(ctx, "its queue passed the bound");
-            return;
-        }
+    /// Queues `n` frames' bytes.
+    fn write(&mut self, frames: bytes::Bytes, n: u64) {
+        self.conn.send(frames);
         self.metrics.frames_out(Kind::Client, n);
     }
 
-    /// Too slow (PROTOCOL.md 2.3): counted, its room left at once, the socket dropped (a
-    /// client that does not read would not get a close frame either).
+    /// Too slow (PROTOCOL.md 2.3): counted, its room left at once, closed with 1013 as soon as
+    /// its socket takes the close frame (what waited unsent is dropped: it reconnects and
+    /// recovers with `last_seq`).
     fn too_slow(&mut self, ctx: &mut Context<Self>, why: &str) {
         if !self.conn.is_open() {
             return;
@@ -181,15 +175,20 @@ impl ClientSession {
         self.metrics.slow_clients_disconnected.inc();
         self.close_reason.get_or_insert("too slow");
         self.leave(LeaveReason::Disconnect, ctx);
-        self.conn.drop_now();
-        ctx.stop();
+        let description = Some("too slow, reconnect with last_seq".to_string());
+        self.conn.close_abandoning(Some(CloseReason { code: CloseCode::Again, description }));
     }
 
-    fn ack(&mut self, ctx: &mut Context<Self>, action: &str, detail: AckDetail) {
-        self.send_direct(ctx, &Direct::Ack { for_action: action, error_code: 0, error_reason: "", detail });
+    /// Further behind its room than `client.send_queue_len` events.
+    fn too_far_behind(&self) -> bool {
+        self.room.as_ref().and_then(|r| r.events.as_ref()).is_some_and(Feed::is_too_far_behind)
     }
 
-    fn refuse(&mut self, ctx: &mut Context<Self>, refusal: Refusal) {
+    fn ack(&mut self, action: &str, detail: AckDetail) {
+        self.send_direct(&Direct::Ack { for_action: action, error_code: 0, error_reason: "", detail });
+    }
+
+    fn refuse(&mut self, refusal: Refusal) {
         self.metrics.rejected(Kind::Client, refusal.code.reason());
         if refusal.code == ErrorCode::RateLimited {
             let recently = self.last_rate_error.is_some_and(|t| t.elapsed() < Duration::from_secs(1));
@@ -206,14 +205,11 @@ impl ClientSession {
             refusal.code.code(),
             refusal.reason
         );
-        self.send_direct(
-            ctx,
-            &Direct::Error {
-                for_action: &refusal.action,
-                error_code: refusal.code.code(),
-                error_reason: &refusal.reason,
-            },
-        );
+        self.send_direct(&Direct::Error {
+            for_action: &refusal.action,
+            error_code: refusal.code.code(),
+            error_reason: &refusal.reason,
+        });
     }
 
     /// Sends a close frame and leaves the room at once; the connection ends once the frame is
@@ -233,7 +229,7 @@ impl ClientSession {
         };
         match checked {
             Ok(checked) => self.act(checked, ctx),
-            Err(refusal) => self.refuse(ctx, refusal),
+            Err(refusal) => self.refuse(refusal),
         }
     }
 
@@ -245,10 +241,10 @@ impl ClientSession {
             _ => channel_name,
         };
         match request {
-            ClientRequest::Ping => self.send_direct(ctx, &Direct::Pong { server_time: now_ms() }),
+            ClientRequest::Ping => self.send_direct(&Direct::Pong { server_time: now_ms() }),
             ClientRequest::EnterRoom { channel_name, last_seq, epoch } => {
                 if channel_name.is_empty() {
-                    return self.refuse(ctx, refuse(ErrorCode::BadParameters, "channel_name is empty"));
+                    return self.refuse(refuse(ErrorCode::BadParameters, "channel_name is empty"));
                 }
                 let last_seq = last_seq.map(|s| s.max(0) as u64);
                 self.enter(action, channel_name, last_seq, epoch, ctx);
@@ -262,19 +258,19 @@ impl ClientSession {
                         user_id,
                         channel_name
                     );
-                    return self.ack(ctx, &action, AckDetail::default());
+                    return self.ack(&action, AckDetail::default());
                 }
                 let channel_name = here(channel_name, &self.room);
                 if let Err(code) = self.in_room(&channel_name) {
-                    return self.refuse(ctx, refuse(code, "not in that room"));
+                    return self.refuse(refuse(code, "not in that room"));
                 }
                 self.leave(LeaveReason::Exit, ctx);
-                self.ack(ctx, &action, AckDetail::default());
+                self.ack(&action, AckDetail::default());
             }
             ClientRequest::SendTopicMsg { channel_name, content } => {
                 if content.is_empty() || content.chars().count() > self.config.max_content_chars {
                     let reason = format!("content must be 1 to {} characters", self.config.max_content_chars);
-                    return self.refuse(ctx, refuse(ErrorCode::BadParameters, &reason));
+                    return self.refuse(refuse(ErrorCode::BadParameters, &reason));
                 }
                 let channel_name = here(channel_name, &self.room);
                 self.room_action(action, &channel_name, Action::Say { content }, ctx);
@@ -309,17 +305,17 @@ impl ClientSession {
             Ok(current) => current.act.clone(),
             Err(code) => {
                 let reason = format!("not in room {channel_name:?}");
-                return self.refuse(ctx, Refusal { action, code, reason });
+                return self.refuse(Refusal { action, code, reason });
             }
         };
         let msg = MemberAction { session: self.id, action: what };
-        ctx.wait(room.send(msg).into_actor(self).map(move |answer, act, ctx| match answer {
+        ctx.wait(room.send(msg).into_actor(self).map(move |answer, act, _ctx| match answer {
             Ok(Ok(ActionDone { seq, room_seat })) => {
-                act.ack(ctx, &action, AckDetail { seq, room_seat, ..Default::default() })
+                act.ack(&action, AckDetail { seq, room_seat, ..Default::default() })
             }
-            Ok(Err(Refused { code, reason })) => act.refuse(ctx, Refusal { action, code, reason: reason.to_string() }),
+            Ok(Err(Refused { code, reason })) => act.refuse(Refusal { action, code, reason: reason.to_string() }),
             Err(_) => {
-                act.refuse(ctx, Refusal { action, code: ErrorCode::Unavailable, reason: "room is gone, retry".into() })
+                act.refuse(Refusal { action, code: ErrorCode::Unavailable, reason: "room is gone, retry".into() })
             }
         }));
     }
@@ -358,31 +354,22 @@ impl ClientSession {
                 Err(_) => None,
             }
         };
-        ctx.wait(fut.into_actor(self).map(move |answer, act, ctx| match answer {
-            Some((room, Ok(joined))) => act.joined(action, channel_name, room, joined, ctx),
+        ctx.wait(fut.into_actor(self).map(move |answer, act, _ctx| match answer {
+            Some((room, Ok(joined))) => act.joined(action, channel_name, room, joined),
             Some((_, Err(Refused { code, reason }))) => {
-                act.refuse(ctx, Refusal { action, code, reason: reason.to_string() })
+                act.refuse(Refusal { action, code, reason: reason.to_string() })
             }
-            None => act.refuse(
-                ctx,
-                Refusal { action, code: ErrorCode::Unavailable, reason: "room unavailable, retry".into() },
-            ),
+            None => {
+                act.refuse(Refusal { action, code: ErrorCode::Unavailable, reason: "room unavailable, retry".into() })
+            }
         }));
     }
 
-    fn joined(
-        &mut self,
-        action: String,
-        channel_name: String,
-        room: RoomHandle,
-        joined: Joined,
-        ctx: &mut Context<Self>,
-    ) {
+    fn joined(&mut self, action: String, channel_name: String, room: RoomHandle, joined: Joined) {
         let Joined { events, snapshot, own_seq, replay, recovered } = joined;
         info!("client user_id {} entered {} (seq {}, epoch {})", self.user_id(), channel_name, own_seq, snapshot.epoch);
         let epoch = Some(snapshot.epoch.clone());
         self.ack(
-            ctx,
             &action,
             AckDetail { room: Some(snapshot), last_seq: Some(own_seq), epoch, recovered, ..Default::default() },
         );
@@ -390,14 +377,14 @@ impl ClientSession {
             debug!("client user_id {}: replaying {} events of {}", self.user_id(), replay.len(), channel_name);
             if self.hello.batch {
                 let array = json_array(replay.iter());
-                self.write(ctx, crate::room::text_frame(array.as_bytes()), 1);
+                self.write(crate::room::text_frame(array.as_bytes()), 1);
             } else {
                 for event in &replay {
-                    self.write(ctx, event.frame.clone(), 1);
+                    self.write(event.frame.clone(), 1);
                 }
             }
         }
-        let events = Some(BroadcastStream::new(events));
+        let events = Some(events);
         self.sessions.do_send(SetCurrentRoom {
             user_id: self.user_id().to_string(),
             session: self.id,
@@ -408,19 +395,19 @@ impl ClientSession {
     }
 
     /// Writes one bundle of room events, skipping the ones meant for everybody but us.
-    fn write_bundle(&mut self, bundle: &Fanout, ctx: &mut Context<Self>) {
+    fn write_bundle(&mut self, bundle: &Bundle) {
         let id = self.id;
         let mine = |e: &&RoomEvent| e.exclude != Some(id);
         if self.hello.batch {
             if bundle.events.iter().all(|e| e.exclude != Some(self.id)) {
-                self.write(ctx, bundle.array_frame.clone(), 1);
+                self.write(bundle.array_frame.clone(), 1);
             } else if bundle.events.iter().any(|e| e.exclude != Some(self.id)) {
                 let array = json_array(bundle.events.iter().filter(mine));
-                self.write(ctx, crate::room::text_frame(array.as_bytes()), 1);
+                self.write(crate::room::text_frame(array.as_bytes()), 1);
             }
         } else {
             for event in bundle.events.iter().filter(mine) {
-                self.write(ctx, event.frame.clone(), 1);
+                self.write(event.frame.clone(), 1);
             }
         }
     }
@@ -447,17 +434,22 @@ impl Actor for ClientSession {
             ping_interval: self.config.ping_interval_s,
             server_time: now_ms(),
         };
-        self.send_direct(ctx, &connected);
+        self.send_direct(&connected);
         let idle = Duration::from_millis(self.config.idle_timeout_ms);
         let write_timeout = Duration::from_millis(self.config.write_timeout_ms);
         let tick = Duration::from_millis(500).min(idle).min(write_timeout);
         ctx.run_interval(tick, move |act, ctx| {
-            if act.conn.write_stalled_for() >= write_timeout {
-                act.too_slow(ctx, "its socket took nothing for client.write_timeout_ms");
-            } else if act.conn.lingered() {
+            if act.conn.closed_longer_than(write_timeout) {
+                // Its close frame could not leave within the write timeout.
                 act.conn.drop_now();
                 ctx.stop();
-            } else if act.conn.is_open() && act.conn.last_input().elapsed() >= idle {
+            } else if !act.conn.is_open() {
+                // Closing: the close frame is on its way.
+            } else if act.conn.write_stalled_for() >= write_timeout {
+                act.too_slow(ctx, "its socket took nothing for client.write_timeout_ms");
+            } else if act.too_far_behind() {
+                act.too_slow(ctx, "it fell more than client.send_queue_len events behind");
+            } else if act.conn.last_input().elapsed() >= idle {
                 act.close(ctx, CloseCode::Normal, "idle timeout");
             }
         });
@@ -485,16 +477,12 @@ impl Driven for ClientSession {
     fn on_incoming(&mut self, incoming: Incoming, ctx: &mut Context<Self>) {
         match incoming {
             Incoming::Frame(Frame::Text(text)) => self.on_text(&text, ctx),
-            Incoming::Frame(Frame::Ping(payload)) => {
-                if !self.conn.pong(&payload) {
-                    self.too_slow(ctx, "its queue passed the bound");
-                }
-            }
+            Incoming::Frame(Frame::Ping(payload)) => self.conn.pong(&payload),
             Incoming::Frame(Frame::Close(_)) => self.close(ctx, CloseCode::Normal, "closed by client"),
             Incoming::TooBig => {
                 let max = self.config.max_frame_bytes;
                 let reason = format!("frame larger than {max} bytes");
-                self.refuse(ctx, Refusal { action: String::new(), code: ErrorCode::FrameTooLarge, reason });
+                self.refuse(Refusal { action: String::new(), code: ErrorCode::FrameTooLarge, reason });
                 self.close(ctx, CloseCode::Size, "frame too large");
             }
             Incoming::Binary => self.close(ctx, CloseCode::Unsupported, "binary frames are not supported"),
@@ -505,30 +493,23 @@ impl Driven for ClientSession {
         }
     }
 
-    /// Pulls bundles from the room's ring while the connection has room for them.
+    /// Takes bundles from the room's fan-out while the connection has room for them.
     fn refill(&mut self, cx: &mut TaskContext<'_>, ctx: &mut Context<Self>) -> bool {
         let mut queued = false;
         while self.conn.wants_more() {
-            let Some(events) = self.room.as_mut().and_then(|r| r.events.as_mut()) else { break };
-            match Pin::new(events).poll_next(cx) {
+            let Some(feed) = self.room.as_mut().and_then(|r| r.events.as_mut()) else { break };
+            match feed.poll_take(cx) {
                 Poll::Pending => break,
-                Poll::Ready(Some(Ok(bundle))) => {
-                    self.write_bundle(&bundle, ctx);
+                Poll::Ready(Taken::Bundle(bundle)) => {
+                    self.write_bundle(&bundle);
                     queued = true;
                 }
-                Poll::Ready(Some(Err(BroadcastStreamRecvError::Lagged(missed)))) => {
-                    warn!(
-                        "client user_id {}: fell {} bundles behind in {}, disconnecting (1013)",
-                        self.user_id(),
-                        missed,
-                        self.room.as_ref().map_or("", |r| r.channel_name.as_str())
-                    );
-                    self.metrics.slow_clients_disconnected.inc();
-                    self.close(ctx, CloseCode::Again, "too slow, reconnect with last_seq");
+                Poll::Ready(Taken::Lagged) => {
+                    self.too_slow(ctx, "it fell more than client.send_queue_len events behind");
                     return true;
                 }
-                // The room's ring closed (the room stopped): the session lives on.
-                Poll::Ready(None) => {
+                // The room stopped: the session lives on.
+                Poll::Ready(Taken::Ended) => {
                     if let Some(room) = self.room.as_mut() {
                         room.events = None;
                     }
@@ -547,9 +528,9 @@ impl Driven for ClientSession {
 impl Handler<ToMember> for ClientSession {
     type Result = ();
 
-    fn handle(&mut self, msg: ToMember, ctx: &mut Self::Context) {
+    fn handle(&mut self, msg: ToMember, _ctx: &mut Self::Context) {
         let ToMember::Frame(json) = msg;
-        self.write(ctx, crate::room::text_frame(json.as_bytes()), 1);
+        self.write(crate::room::text_frame(json.as_bytes()), 1);
     }
 }
 
@@ -572,7 +553,7 @@ impl Handler<Kick> for ClientSession {
     fn handle(&mut self, msg: Kick, ctx: &mut Self::Context) {
         let reason = msg.reason;
         info!("client user_id {}: kicked ({})", self.user_id(), reason.as_str());
-        self.send_direct(ctx, &Direct::Kicked { reason });
+        self.send_direct(&Direct::Kicked { reason });
         self.close(ctx, CloseCode::from(reason.close_code()), reason.as_str());
     }
 }

@@ -14,10 +14,12 @@
 //! - **Writing**: frames queue as `Bytes`, most of them shared by every member of a room (the
 //!   room builds each event's frame once, `room::RoomEvent::frame`), and leave by vectored
 //!   writes straight from those bytes. The queue is freed when it empties.
-//! - **Slow readers**: a connection that takes no bytes for `client.write_timeout_ms` while
-//!   frames wait, or whose queue passes [`MAX_QUEUED_BYTES`], is closed by its session; the
-//!   session stops pulling room events while [`REFILL_BELOW`] bytes are queued, so what waits
-//!   for a stalled client is bounded (README "Decisions").
+//! - **Slow readers**: the session pulls room events only while fewer than [`REFILL_BELOW`]
+//!   bytes are queued, so what waits here for a stalled client is bounded and the rest of a
+//!   burst stays in the room's fan-out, shared. A connection that takes no bytes for
+//!   `client.write_timeout_ms` while frames wait, or that falls too far behind its room, is
+//!   closed by its session with [`WsConn::close_abandoning`]: what waits unsent is dropped and
+//!   the close frame (1013) goes out as soon as the socket takes it.
 //!
 //! The [`Driver`] is the one actor future that moves bytes; the actor implements [`Driven`]
 //! to receive frames and refill the queue.
@@ -67,9 +69,6 @@ impl TakeOver {
     }
 }
 
-/// Above this many queued bytes a connection is closed as too slow (a stalled client's queue
-/// holds mostly room frames shared with the room's ring and history).
-pub const MAX_QUEUED_BYTES: usize = 4 << 20;
 /// The session pulls more room events only while fewer bytes than this are queued.
 pub const REFILL_BELOW: usize = 256 << 10;
 /// How long a closed connection waits for its close frame to leave, and then for the client's
@@ -115,6 +114,8 @@ pub struct WsConn {
     inbox: Option<BytesMut>,
     queue: VecDeque<Bytes>,
     queued: usize,
+    /// The front of `queue` is partly written: it must be finished before anything else.
+    front_started: bool,
     /// Bytes were written to a stream that may buffer them (TLS): flush before idling.
     needs_flush: bool,
     /// Last time bytes left, or the queue went from empty to not.
@@ -140,6 +141,7 @@ impl WsConn {
             inbox: (!read_ahead.is_empty()).then(|| BytesMut::from(&read_ahead[..])),
             queue: VecDeque::new(),
             queued: 0,
+            front_started: false,
             needs_flush: false,
             last_write_progress: now,
             last_input: now,
@@ -177,31 +179,39 @@ impl WsConn {
         self.last_write_progress.elapsed()
     }
 
-    /// Closed longer ago than [`LINGER`]: time to drop it whatever the client does.
-    pub fn lingered(&self) -> bool {
-        self.closed_at.is_some_and(|t| t.elapsed() >= LINGER)
+    /// Closed longer ago than `wait` (and than [`LINGER`]): time to drop it whatever the
+    /// client does.
+    pub fn closed_longer_than(&self, wait: Duration) -> bool {
+        self.closed_at.is_some_and(|t| t.elapsed() >= wait.max(LINGER))
     }
 
-    /// Queues an encoded frame; `false` when the queue would pass [`MAX_QUEUED_BYTES`] (the
-    /// frame is not queued: the client is too slow).
-    pub fn send(&mut self, frame: Bytes) -> bool {
-        if !self.is_open() {
-            return true;
+    /// Queues an encoded frame (nothing once closing). What is queued is bounded by the
+    /// session: room events only below [`REFILL_BELOW`], its own answers by the rate limit.
+    pub fn send(&mut self, frame: Bytes) {
+        if self.is_open() {
+            self.push(frame);
         }
-        if self.queued + frame.len() > MAX_QUEUED_BYTES {
-            return false;
-        }
-        self.push(frame);
-        true
     }
 
     /// Queues one text frame.
-    pub fn text(&mut self, text: &[u8]) -> bool {
+    pub fn text(&mut self, text: &[u8]) {
         self.send(encode(text, OpCode::Text))
     }
 
-    pub fn pong(&mut self, payload: &[u8]) -> bool {
+    pub fn pong(&mut self, payload: &[u8]) {
         self.send(encode(payload, OpCode::Pong))
+    }
+
+    /// Closes a client too slow to keep: drops every queued frame not yet begun (a frame
+    /// partly written is finished, or the stream would break) and queues the close frame
+    /// after it, to leave as soon as the socket takes bytes; [`LINGER`] bounds the wait.
+    pub fn close_abandoning(&mut self, reason: Option<CloseReason>) {
+        if !self.is_open() {
+            return;
+        }
+        self.queue.truncate(usize::from(self.front_started));
+        self.queued = self.queue.iter().map(Bytes::len).sum();
+        self.close(reason);
     }
 
     /// Queues a close frame; the driver flushes it, shuts the socket down and stops the actor.
@@ -221,6 +231,7 @@ impl WsConn {
         self.state = State::Dropped;
         self.queue = VecDeque::new();
         self.queued = 0;
+        self.front_started = false;
         self.inbox = None;
     }
 
@@ -256,8 +267,10 @@ impl WsConn {
                 if front.len() <= written {
                     written -= front.len();
                     self.queue.pop_front();
+                    self.front_started = false;
                 } else {
                     front.advance(written);
+                    self.front_started = true;
                     written = 0;
                 }
             }
@@ -504,16 +517,29 @@ mod tests {
     }
 
     #[test]
-    fn what_waits_for_a_client_is_bounded() {
+    fn room_events_are_pulled_only_while_little_is_queued() {
         let mut conn = conn();
         let frame = encode(&[b'x'; 60_000], OpCode::Text);
-        let fits = (MAX_QUEUED_BYTES - 16) / frame.len();
-        for _ in 0..fits {
-            assert!(conn.send(frame.clone()));
+        while conn.wants_more() {
+            conn.send(frame.clone());
         }
-        assert!(!conn.send(frame.clone()), "past MAX_QUEUED_BYTES the frame is refused");
-        assert!(!conn.wants_more(), "no more room events are pulled long before that");
-        assert!(conn.queued <= MAX_QUEUED_BYTES);
+        assert!(conn.queued < REFILL_BELOW + frame.len());
+    }
+
+    #[test]
+    fn a_slow_client_is_closed_after_the_frame_it_is_reading_and_nothing_else() {
+        let mut conn = conn();
+        let frame = encode(&[b'x'; 1000], OpCode::Text);
+        conn.send(frame.clone());
+        conn.send(frame.clone());
+        // The 101 answer is partly written.
+        conn.queue[0].advance(3);
+        conn.front_started = true;
+        conn.close_abandoning(Some(CloseReason { code: ws::CloseCode::Again, description: None }));
+        assert_eq!(conn.queue.len(), 2, "the partly written frame, then the close frame");
+        assert_eq!(conn.queue[1][0], 0x88, "a close frame");
+        assert_eq!(conn.queued, conn.queue.iter().map(Bytes::len).sum::<usize>());
+        assert!(!conn.is_open());
     }
 
     #[test]
@@ -526,7 +552,7 @@ mod tests {
         conn.close(None);
         assert!(!conn.is_open());
         let before = conn.queued;
-        assert!(conn.text(b"late"));
+        conn.text(b"late");
         assert_eq!(conn.queued, before, "nothing is queued after the close frame");
     }
 }

@@ -35,14 +35,15 @@ use actors::config::RoomConfig;
 use actors::metrics::Metrics;
 use actors::protocol::bigo::DanmuItem;
 use actors::protocol::client::ErrorCode;
+use actors::room::replay::{self, Replay};
 use actors::room::{
-    ActionDone, Bundle, Effects, Flush, Ingest, IngestOutcome, Join, JoinRequest, Joined, Leave, LeaveReason,
+    ActionDone, Effects, Fanout, Flush, Ingest, IngestOutcome, Join, JoinRequest, Joined, Leave, LeaveReason,
     MemberAction, MemberChange, MembershipChanged, Notice, Now, Push, Refused, RoomCore, RoomEvent, RoomLinks,
     RoomState, SessionId, SetStatus, StatusOf, ToMember,
 };
 use bytestring::ByteString;
 use log::{debug, info, warn};
-use tokio::sync::{broadcast, oneshot};
+use tokio::sync::oneshot;
 
 use super::bus::{Bus, BusMessage, Subscribe, Unsubscribe};
 use super::keys::Keys;
@@ -91,6 +92,34 @@ const UNAVAILABLE: Refused = Refused::new(ErrorCode::Unavailable, "store unavail
 // ---------------------------------------------------------------------------------------------
 // The actor
 
+/// What became of an input sent to the room's stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stored {
+    New,
+    /// A push whose seqid was taken before: nothing stored.
+    SeenBefore,
+    /// A push refused: the room's stream holds `room.queue_len` inputs already.
+    Full,
+}
+
+impl Stored {
+    fn of(answer: i64) -> Self {
+        match answer {
+            0 => Self::New,
+            1 => Self::SeenBefore,
+            _ => Self::Full,
+        }
+    }
+}
+
+/// An input waiting to be sent (see [`SharedRoom::send_outbox`]).
+struct Outgoing {
+    seqid_key: String,
+    kind: &'static str,
+    body: String,
+    reply: oneshot::Sender<Result<(Stored, String), String>>,
+}
+
 struct PendingJoin {
     request: JoinRequest,
     reply: oneshot::Sender<Result<Joined, Refused>>,
@@ -121,7 +150,7 @@ pub struct SharedRoom {
     shared: SharedRooms,
     links: RoomLinks,
     scripts: Arc<Scripts>,
-    fanout: broadcast::Sender<Arc<Bundle>>,
+    fanout: Fanout,
     sessions: HashMap<SessionId, actix::Recipient<ToMember>>,
     /// Members moved out by another connection of their user (PROTOCOL.md 2.3): they left the
     /// room's events but still get the `exit_room` about themselves, which comes a moment later.
@@ -129,6 +158,9 @@ pub struct SharedRoom {
     pending_joins: HashMap<SessionId, PendingJoin>,
     pending_acts: HashMap<u64, oneshot::Sender<Result<ActionDone, Refused>>>,
     next_rid: u64,
+    /// Inputs waiting for the call on its way to answer (see [`Self::send_outbox`]).
+    outbox: Vec<Outgoing>,
+    outbox_busy: bool,
     subscribed: bool,
     /// The last seq given to local members (None before any).
     delivered: Option<u64>,
@@ -143,7 +175,7 @@ pub struct SharedRoom {
 
 impl SharedRoom {
     pub fn new(channel_name: String, shared: SharedRooms, links: RoomLinks) -> Self {
-        let (fanout, _) = broadcast::channel(shared.send_queue_len.max(1));
+        let fanout = Fanout::new(shared.send_queue_len);
         Self {
             channel_name,
             shared,
@@ -155,6 +187,8 @@ impl SharedRoom {
             pending_joins: HashMap::new(),
             pending_acts: HashMap::new(),
             next_rid: 1,
+            outbox: Vec::new(),
+            outbox_busy: false,
             subscribed: false,
             delivered: None,
             owner: None,
@@ -169,35 +203,70 @@ impl SharedRoom {
         self.shared.keys.room(&self.channel_name, what)
     }
 
-    /// Puts an input into the room's stream; answers whether its seqid was new, and the owner.
+    /// Puts an input into the room's stream, after every input this node's callers sent the
+    /// room before it; answers what became of it, and the room's owner.
     fn send_input(
-        &self,
+        &mut self,
         input: &Input,
         seqid_key: &str,
-    ) -> impl std::future::Future<Output = redis::RedisResult<(bool, String)>> + 'static {
+        ctx: &mut Context<Self>,
+    ) -> impl std::future::Future<Output = Result<(Stored, String), String>> + 'static {
+        let (reply, answer) = oneshot::channel();
         let body = serde_json::to_string(input).unwrap_or_default();
-        let kind = input.kind();
+        self.outbox.push(Outgoing { seqid_key: seqid_key.to_string(), kind: input.kind(), body, reply });
+        self.send_outbox(ctx);
+        async move { answer.await.unwrap_or_else(|_| Err("the room stopped".to_string())) }
+    }
+
+    /// Sends every input waiting in the outbox with one script call, unless a call is on its
+    /// way: inputs reach the stream in the order the room's handlers took them (spawned
+    /// futures are not polled in the order they were spawned, so each input cannot go alone).
+    fn send_outbox(&mut self, ctx: &mut Context<Self>) {
+        if self.outbox_busy || self.outbox.is_empty() {
+            return;
+        }
+        let batch = std::mem::take(&mut self.outbox);
+        self.outbox_busy = true;
         let mut conn = self.shared.conn.clone();
         let scripts = self.scripts.clone();
-        let (seen, stream, lease, wake) = (self.key("seen"), self.key("in"), self.key("lease"), self.key("wake"));
-        let (seqid_key, node) = (seqid_key.to_string(), self.shared.node_id.clone());
-        async move {
-            let (dup, owner): (i64, String) = scripts
-                .ingest
-                .key(seen)
-                .key(stream)
-                .key(lease)
-                .arg(seqid_key)
-                .arg(actors::protocol::now_ms())
-                .arg(kind)
-                .arg(node)
-                .arg(body)
-                .arg(wake)
-                .arg(conn.publish_command())
-                .invoke_async(&mut conn)
-                .await?;
-            Ok((dup == 0, owner))
+        let keys = (self.key("seen"), self.key("in"), self.key("lease"));
+        let mut args = vec![
+            actors::protocol::now_ms().to_string(),
+            self.shared.node_id.clone(),
+            self.key("wake"),
+            self.shared.conn.publish_command().to_string(),
+            self.shared.config.queue_len.to_string(),
+            batch.len().to_string(),
+        ];
+        let mut replies = Vec::with_capacity(batch.len());
+        for out in batch {
+            args.extend([out.seqid_key, out.kind.to_string(), out.body]);
+            replies.push(out.reply);
         }
+        let run = async move {
+            let mut invocation = scripts.ingest.key(keys.0);
+            invocation.key(keys.1).key(keys.2);
+            for arg in args {
+                invocation.arg(arg);
+            }
+            invocation.invoke_async::<(String, Vec<i64>)>(&mut conn).await
+        };
+        ctx.spawn(run.into_actor(self).map(|answer, room, ctx| {
+            room.outbox_busy = false;
+            match answer {
+                Ok((owner, answers)) => {
+                    for (reply, answer) in replies.into_iter().zip(answers.into_iter().map(Stored::of)) {
+                        let _ = reply.send(Ok((answer, owner.clone())));
+                    }
+                }
+                Err(e) => {
+                    for reply in replies {
+                        let _ = reply.send(Err(e.to_string()));
+                    }
+                }
+            }
+            room.send_outbox(ctx);
+        }));
     }
 
     /// After an input went in: a room without an owner is claimed by this node (it uses it).
@@ -218,7 +287,10 @@ impl SharedRoom {
         };
         ctx.spawn(claim.into_actor(self).map(|won, room, ctx| {
             room.claiming = false;
-            if won {
+            if won && room.handed_on {
+                // Won while this node was handing its rooms on (shutdown): give it back.
+                ctx.spawn(room.release_lease().into_actor(room));
+            } else if won {
                 room.take_over(ctx);
             }
         }));
@@ -413,7 +485,7 @@ impl SharedRoom {
                         Ok(a) => {
                             owner.node_of.insert(s, n);
                             let snapshot = serde_json::to_value(&a.snapshot).unwrap_or_default();
-                            JoinAnswerWire { s, ok: Some((snapshot, a.own_seq)), err: None }
+                            JoinAnswerWire { s, ok: Some((snapshot, a.own_seq, a.newest)), err: None }
                         }
                         Err(r) => JoinAnswerWire { s, ok: None, err: Some((r.code.code(), r.reason.to_string())) },
                     });
@@ -740,7 +812,7 @@ impl SharedRoom {
     }
 
     fn deliver(&mut self, events: Vec<WireEvent>, mut joins: Vec<JoinAnswerWire>, ctx: &mut Context<Self>) {
-        joins.sort_by_key(|j| j.ok.as_ref().map_or(0, |(_, own)| *own));
+        joins.sort_by_key(|j| j.ok.as_ref().map_or(0, |(_, own, _)| *own));
         let mut batch: Vec<RoomEvent> = Vec::new();
         let mut joins = joins.into_iter().peekable();
         for e in events {
@@ -748,7 +820,7 @@ impl SharedRoom {
                 continue;
             }
             // A join answered at or before this seq starts reading after its own enter_room.
-            while joins.peek().is_some_and(|j| j.ok.as_ref().is_none_or(|(_, own)| *own < e.seq)) {
+            while joins.peek().is_some_and(|j| j.ok.as_ref().is_none_or(|(_, own, _)| *own < e.seq)) {
                 self.flush_batch(&mut batch);
                 let join = joins.next();
                 if let Some(join) = join {
@@ -766,15 +838,15 @@ impl SharedRoom {
 
     fn flush_batch(&mut self, batch: &mut Vec<RoomEvent>) {
         if !batch.is_empty() {
-            let _ = self.fanout.send(Arc::new(Bundle::new(std::mem::take(batch))));
+            self.fanout.publish(std::mem::take(batch));
         }
     }
 
     fn answer_join(&mut self, join: JoinAnswerWire, ctx: &mut Context<Self>) {
         let Some(pending) = self.pending_joins.remove(&join.s) else { return };
-        let (snapshot, own_seq) = match (join.ok, join.err) {
-            (Some((snapshot, own_seq)), _) => match serde_json::from_value::<SnapshotWire>(snapshot) {
-                Ok(s) => (s, own_seq),
+        let (snapshot, own_seq, newest) = match (join.ok, join.err) {
+            (Some((snapshot, own_seq, newest)), _) => match serde_json::from_value::<SnapshotWire>(snapshot) {
+                Ok(s) => (s, own_seq, newest),
                 Err(_) => return drop(pending.reply.send(Err(UNAVAILABLE))),
             },
             (None, Some((code, reason))) => {
@@ -787,40 +859,32 @@ impl SharedRoom {
             self.delivered = Some(own_seq);
         }
         // Reading from now on: every later event, none of the earlier ones.
-        let events = self.fanout.subscribe();
-        let epoch_matches = pending.request.epoch.as_deref().is_none_or(|e| e == snapshot.epoch);
-        // `own_seq` is this session's own `enter_room` when it came in as a new user, else the
-        // newest event when it joined (another device of a user already in): either way the
-        // replay is what followed `last_seq` up to it, without the session's own events.
-        let want = pending.request.last_seq.filter(|last| epoch_matches && *last < own_seq);
-        let recovered_without_replay = pending.request.last_seq.map(|last| epoch_matches && last >= own_seq);
+        let events = self.fanout.feed();
+        let (last_seq, epoch) = (pending.request.last_seq, pending.request.epoch.as_deref());
+        let plan = replay::plan(last_seq, epoch, &snapshot.epoch, newest);
         let snapshot = snapshot.into_snapshot();
-        match want {
-            None => {
-                let _ = pending.reply.send(Ok(Joined {
-                    events,
-                    snapshot,
-                    own_seq,
-                    replay: Vec::new(),
-                    recovered: recovered_without_replay,
-                }));
+        let (from, to) = match plan {
+            Replay::NotAsked | Replay::Answered(_) => {
+                let recovered = match plan {
+                    Replay::Answered(recovered) => Some(recovered),
+                    _ => None,
+                };
+                let joined = Joined { events, snapshot, own_seq, replay: Vec::new(), recovered };
+                return drop(pending.reply.send(Ok(joined)));
             }
-            Some(last) => {
-                let session = join.s;
-                let fetch = self.fetch_events(last + 1, own_seq);
-                ctx.spawn(fetch.into_actor(self).map(move |found, _room, _ctx| {
-                    let found = found.unwrap_or_default();
-                    let complete = found.first().is_some_and(|e| e.seq == last + 1);
-                    let replay = found
-                        .into_iter()
-                        .filter(|e| e.x != Some(session))
-                        .map(|e| RoomEvent::from_json(Some(e.seq), e.x, ByteString::from(e.j)))
-                        .collect();
-                    let _ =
-                        pending.reply.send(Ok(Joined { events, snapshot, own_seq, replay, recovered: Some(complete) }));
-                }));
-            }
-        }
+            Replay::Fetch { from, to } => (from, to),
+        };
+        let session = join.s;
+        let fetch = self.fetch_events(from, to);
+        ctx.spawn(fetch.into_actor(self).map(move |found, _room, _ctx| {
+            let found = found
+                .unwrap_or_default()
+                .into_iter()
+                .map(|e| RoomEvent::from_json(Some(e.seq), e.x, ByteString::from(e.j)))
+                .collect();
+            let (replay, complete) = replay::recovered(from, to, found, session);
+            let _ = pending.reply.send(Ok(Joined { events, snapshot, own_seq, replay, recovered: Some(complete) }));
+        }));
     }
 
     fn answer_acks(&mut self, acks: Vec<AckWire>) {
@@ -967,14 +1031,17 @@ impl Handler<Ingest> for SharedRoom {
             t: push.timestamp,
             st: push.status,
         };
-        let sent = self.send_input(&input, &seqid_key);
+        let sent = self.send_input(&input, &seqid_key, ctx);
         ctx.spawn(sent.into_actor(self).map(move |answer, room, ctx| match answer {
-            Ok((true, owner)) => {
-                let _ = reply.send(IngestOutcome::Accepted { new_items: n });
-                room.claim_if_vacant(&owner, ctx);
-            }
-            Ok((false, owner)) => {
-                let _ = reply.send(IngestOutcome::DuplicateSeqid);
+            Ok((stored, owner)) => {
+                let _ = reply.send(match stored {
+                    Stored::New => IngestOutcome::Accepted { new_items: n },
+                    Stored::SeenBefore => IngestOutcome::DuplicateSeqid,
+                    Stored::Full => {
+                        warn!("room {}: its input stream is full, a push refused with 503", room.channel_name);
+                        IngestOutcome::Full
+                    }
+                });
                 room.claim_if_vacant(&owner, ctx);
             }
             Err(e) => {
@@ -996,7 +1063,7 @@ impl Handler<Join> for SharedRoom {
         let input = Input::Join { s: session, n: self.shared.node_id.clone(), p: msg.request.profile.clone() };
         self.pending_joins.insert(session, PendingJoin { request: msg.request, reply });
         let subscribed = self.ensure_subscribed(ctx);
-        let sent = self.send_input(&input, "");
+        let sent = self.send_input(&input, "", ctx);
         Box::pin(
             async move {
                 if !subscribed.await {
@@ -1034,7 +1101,7 @@ impl Handler<Join> for SharedRoom {
 impl Handler<Leave> for SharedRoom {
     type Result = ResponseActFuture<Self, Result<(), ErrorCode>>;
 
-    fn handle(&mut self, msg: Leave, _ctx: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, msg: Leave, ctx: &mut Self::Context) -> Self::Result {
         self.last_activity = Instant::now();
         let left = self.sessions.remove(&msg.session);
         let known = left.is_some();
@@ -1042,7 +1109,7 @@ impl Handler<Leave> for SharedRoom {
             self.moved_out.insert(msg.session, (to, Instant::now()));
         }
         self.maybe_unsubscribe();
-        let sent = self.send_input(&Input::Leave { s: msg.session, why: msg.reason.into() }, "");
+        let sent = self.send_input(&Input::Leave { s: msg.session, why: msg.reason.into() }, "", ctx);
         let channel = self.channel_name.clone();
         Box::pin(
             async move {
@@ -1070,8 +1137,7 @@ impl Handler<MemberAction> for SharedRoom {
         let (reply, answer) = oneshot::channel();
         self.pending_acts.insert(rid, reply);
         let input = Input::Act { s: msg.session, n: self.shared.node_id.clone(), r: rid, a: wire_action(msg.action) };
-        let sent = self.send_input(&input, "");
-        let _ = ctx;
+        let sent = self.send_input(&input, "", ctx);
         Box::pin(
             async move {
                 sent.await.map_err(|_| UNAVAILABLE)?;
@@ -1093,7 +1159,7 @@ impl Handler<SetStatus> for SharedRoom {
     type Result = ();
 
     fn handle(&mut self, msg: SetStatus, ctx: &mut Self::Context) {
-        let sent = self.send_input(&Input::Status { st: msg.status }, "");
+        let sent = self.send_input(&Input::Status { st: msg.status }, "", ctx);
         ctx.spawn(sent.into_actor(self).map(|answer, room, ctx| {
             if let Ok((_, owner)) = answer {
                 room.claim_if_vacant(&owner, ctx);
@@ -1106,7 +1172,8 @@ impl Handler<Notice> for SharedRoom {
     type Result = ();
 
     fn handle(&mut self, msg: Notice, ctx: &mut Self::Context) {
-        let sent = self.send_input(&Input::Notice { c: msg.content, e: msg.expire_time, u: msg.client_url }, "");
+        let input = Input::Notice { c: msg.content, e: msg.expire_time, u: msg.client_url };
+        let sent = self.send_input(&input, "", ctx);
         ctx.spawn(sent.into_actor(self).map(|answer, room, ctx| {
             if let Ok((_, owner)) = answer {
                 room.claim_if_vacant(&owner, ctx);

@@ -1,18 +1,31 @@
 //! The Lua scripts of a shared room (see `room`): each runs atomically on the room's one
 //! hash slot, so that a check and the writes it guards cannot be split by another node.
 
-/// KEYS: seen, in, lease. ARGV: seqid key ("" = none), now ms, kind, node, body, wake channel,
-/// publish command (`PUBLISH`, or `SPUBLISH` on a cluster: the channel shares the room's tag).
-/// Answers {1, owner} for a seqid seen before, {0, owner} once the input is in the stream.
+/// Every input a node has for one room, in the order its callers sent them, in one call.
+/// KEYS: seen, in, lease. ARGV: now ms, node, wake channel, publish command (`PUBLISH`, or
+/// `SPUBLISH` on a cluster: the channel shares the room's tag), queue cap (inputs the stream
+/// may hold before a push is refused), n inputs, then per input: seqid key ("" = none), kind,
+/// body. Answers {owner, {answer per input}}: 0 in the stream, 1 a seqid seen before (nothing
+/// stored), 2 refused (the room's queue is full: 503).
 pub const INGEST: &str = r"
-if ARGV[1] ~= '' then
-  if redis.call('ZADD', KEYS[1], 'NX', ARGV[2], 's|' .. ARGV[1]) == 0 then
-    return {1, redis.call('GET', KEYS[3]) or ''}
+local answers = {}
+local stored = 0
+local i = 7
+for _ = 1, tonumber(ARGV[6]) do
+  local seqid, kind, body = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  i = i + 3
+  if kind == 'push' and redis.call('XLEN', KEYS[2]) >= tonumber(ARGV[5]) then
+    answers[#answers + 1] = 2
+  elseif seqid ~= '' and redis.call('ZADD', KEYS[1], 'NX', ARGV[1], 's|' .. seqid) == 0 then
+    answers[#answers + 1] = 1
+  else
+    redis.call('XADD', KEYS[2], '*', 'k', kind, 'n', ARGV[2], 'b', body)
+    answers[#answers + 1] = 0
+    stored = stored + 1
   end
 end
-redis.call('XADD', KEYS[2], '*', 'k', ARGV[3], 'n', ARGV[4], 'b', ARGV[5])
-redis.call(ARGV[7], ARGV[6], '1')
-return {0, redis.call('GET', KEYS[3]) or ''}
+if stored > 0 then redis.call(ARGV[4], ARGV[3], '1') end
+return {redis.call('GET', KEYS[3]) or '', answers}
 ";
 
 /// KEYS: lease. ARGV: node, ttl ms. Takes the lease when nobody holds it, or when it still

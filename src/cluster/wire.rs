@@ -101,7 +101,8 @@ pub(super) struct WireEvent {
 #[derive(Debug, Serialize, Deserialize)]
 pub(super) struct JoinAnswerWire {
     pub(super) s: SessionId,
-    pub(super) ok: Option<(Value, u64)>,
+    /// The snapshot, the member's own seq, and the newest seq before the join's own events.
+    pub(super) ok: Option<(Value, u64, u64)>,
     pub(super) err: Option<(u16, String)>,
 }
 

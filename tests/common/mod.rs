@@ -45,10 +45,31 @@ pub fn test_config() -> Config {
     c
 }
 
+/// Where a test's rooms run. The room tests (`room_protocol.rs`, `room_order.rs`, ...) run on
+/// every engine ([`on_every_engine!`]): one behaviour, whichever engine sequences the room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    /// One node on the memory store: the room sequenced in-process.
+    Memory,
+    /// One node on a Redis of its own: the room sequenced through Redis.
+    Redis,
+    /// Two nodes on one Redis: members alternate between the nodes (the first on the node
+    /// HTTP calls go to), BIGO pushes to the second.
+    TwoNodes,
+}
+
 pub struct TestBroker {
+    /// The node HTTP calls go to (the first).
     pub addr: SocketAddr,
     pub config: Config,
     pub shutdown: danmu_broker::ShutdownHandle,
+    pub engine: Engine,
+    /// Every node, the first being `addr`.
+    pub nodes: Vec<SocketAddr>,
+    /// Which node the next client connects to (two nodes: they alternate).
+    next_node: std::cell::Cell<usize>,
+    /// The Redis of a Redis engine (stopped when the test ends).
+    pub redis: Option<live::RedisServer>,
 }
 
 impl TestBroker {
@@ -57,13 +78,60 @@ impl TestBroker {
     }
 
     pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> Self {
+        Self::start_on(Engine::Memory, adjust).await
+    }
+
+    /// A broker whose rooms run on `engine`, configured by `adjust` (every node alike).
+    pub async fn start_on(engine: Engine, adjust: impl FnOnce(&mut Config)) -> Self {
         let _ = env_logger::builder().is_test(true).try_init();
         let mut config = test_config();
         adjust(&mut config);
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
-        let broker = danmu_broker::start_on(config.clone(), listener).expect("start the broker");
-        actix_rt::spawn(broker.server);
-        Self { addr: broker.local_addr, config, shutdown: broker.shutdown }
+        let redis = (engine != Engine::Memory).then(live::RedisServer::start);
+        if let Some(redis) = &redis {
+            config.store.kind = danmu_broker::config::StoreKind::Redis;
+            config.store.redis_url = redis.url();
+            config.store.key_prefix = live::unique_prefix();
+            config.store.shared_rooms = true;
+        }
+        let count = if engine == Engine::TwoNodes { 2 } else { 1 };
+        let mut nodes = Vec::new();
+        let mut shutdowns = Vec::new();
+        for i in 0..count {
+            let mut node = config.clone();
+            if count > 1 {
+                node.store.node_id = format!("node-{i}");
+            }
+            let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+            let broker = danmu_broker::start_on(node, listener).expect("start the broker");
+            actix_rt::spawn(broker.server);
+            nodes.push(broker.local_addr);
+            shutdowns.push(broker.shutdown);
+        }
+        Self {
+            addr: nodes[0],
+            config,
+            shutdown: shutdowns.swap_remove(0),
+            engine,
+            nodes,
+            next_node: std::cell::Cell::new(0),
+            redis,
+        }
+    }
+
+    /// The sum of an unlabelled metric over every node.
+    pub async fn metric_on_every_node(&self, name: &str) -> f64 {
+        let mut sum = 0.0;
+        for node in &self.nodes {
+            let mut resp = awc::Client::new().get(format!("http://{node}/metrics")).send().await.expect("GET /metrics");
+            let text = String::from_utf8_lossy(&resp.body().limit(8 << 20).await.expect("body")).into_owned();
+            sum += ops::sample(&text, name, "").unwrap_or(0.0);
+        }
+        sum
+    }
+
+    /// The node BIGO connects to: the last one (with two nodes, not the first member's).
+    pub fn bigo_node(&self) -> SocketAddr {
+        self.nodes[self.nodes.len() - 1]
     }
 
     pub fn http_url(&self, path: &str) -> String {
@@ -76,7 +144,8 @@ impl TestBroker {
 
     /// A BIGO connection, not yet logged in.
     pub async fn bigo(&self) -> BigoClient {
-        let (ws, _) = connect_async(self.ws_url(&self.config.bigo.path)).await.expect("connect BIGO ingress");
+        let url = format!("ws://{}{}", self.bigo_node(), self.config.bigo.path);
+        let (ws, _) = connect_async(url).await.expect("connect BIGO ingress");
         BigoClient { ws, token: String::new() }
     }
 
@@ -98,13 +167,39 @@ impl TestBroker {
     }
 
     pub async fn client_with(&self, user_id: &str, sid: &str, batch: bool) -> AppClient {
+        self.connect_client(user_id, sid, batch, None).await
+    }
+
+    /// An app client whose socket has a small receive buffer, so that it fills soon once the
+    /// client stops reading (a phone on a bad network, or an app that froze).
+    pub async fn client_with_small_window(&self, user_id: &str) -> AppClient {
+        self.connect_client(user_id, "sid-1", false, Some(4096)).await
+    }
+
+    async fn connect_client(&self, user_id: &str, sid: &str, batch: bool, recv_buffer: Option<u32>) -> AppClient {
         let token = self.token(user_id);
         let query = format!("user_id={user_id}&sid={sid}&timestamp={}&token={token}", now_ms());
         let answer: Value = self.get_json(&format!("/iapi/websocket/end_point?{query}")).await.1;
         assert_eq!(answer["error_code"], 0, "end_point: {answer}");
-        let end_point = answer["end_point"].as_str().expect("end_point").to_string();
+        let mut end_point = answer["end_point"].as_str().expect("end_point").to_string();
+        if self.nodes.len() > 1 {
+            // Members alternate between the nodes, whatever end_point would spread them to.
+            let node = self.nodes[self.next_node.get() % self.nodes.len()];
+            self.next_node.set(self.next_node.get() + 1);
+            end_point = format!("ws://{node}{}", self.config.client.path);
+        }
         let url = format!("{end_point}?{query}{}", if batch { "&batch=1" } else { "" });
-        let (ws, _) = connect_async(url).await.expect("connect client");
+        let ws = match recv_buffer {
+            None => connect_async(url).await.expect("connect client").0,
+            Some(bytes) => {
+                let host = end_point.trim_start_matches("ws://").split('/').next().expect("host:port");
+                let addr: SocketAddr = host.parse().expect("an address");
+                let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+                socket.set_recv_buffer_size(bytes).expect("SO_RCVBUF");
+                let tcp = socket.connect(addr).await.expect("connect");
+                tokio_tungstenite::client_async(url, MaybeTlsStream::Plain(tcp)).await.expect("upgrade").0
+            }
+        };
         let mut client = AppClient { ws, user_id: user_id.into(), sid: sid.into(), online_token: String::new() };
         let hello = client.recv().await;
         assert_eq!(hello["action"], "connected", "first frame: {hello}");
@@ -322,6 +417,23 @@ impl AppClient {
         out
     }
 }
+/// Runs each listed room test on every [`Engine`]: `on_every_engine!(a, b)` makes the tests
+/// `memory::a`, `redis::a`, `two_nodes::a`, ... of the `async fn a(engine: Engine)` above it.
+#[macro_export]
+macro_rules! on_every_engine {
+    ($($test:ident),* $(,)?) => {
+        mod memory {
+            $(#[actix_rt::test] async fn $test() { super::$test($crate::common::Engine::Memory).await })*
+        }
+        mod redis {
+            $(#[actix_rt::test] async fn $test() { super::$test($crate::common::Engine::Redis).await })*
+        }
+        mod two_nodes {
+            $(#[actix_rt::test] async fn $test() { super::$test($crate::common::Engine::TwoNodes).await })*
+        }
+    };
+}
+
 pub mod browser;
 pub mod live;
 pub mod ops;

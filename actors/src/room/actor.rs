@@ -1,11 +1,11 @@
 //! `RoomActor`: the actix shell around one [`RoomCore`]. It turns messages and timers into
-//! core inputs and carries the core's effects out: events into the room's broadcast ring,
-//! direct frames to one session's mailbox, membership deltas to the viewer hook.
+//! core inputs and carries the core's effects out: events into the room's fan-out, direct
+//! frames to one session's mailbox, membership deltas to the viewer hook.
 //!
-//! Fan-out is O(1) per event in the number of members: each effect bundle is serialised once
-//! (by the core) into a [`Bundle`] and sent into a `tokio::sync::broadcast` ring that every
-//! member's session reads. A member that falls more than the ring's capacity behind learns it
-//! from the ring (`Lagged`) and disconnects itself with 1013; nobody waits for it.
+//! Fan-out is O(1) per event in the number of members: each event is serialised once (by the
+//! core) and published in bundles through the room's [`Fanout`], which every member's session
+//! reads at its own pace. A member that falls more than `client.send_queue_len` events behind
+//! disconnects itself with 1013; nobody waits for it.
 //!
 //! Who talks to it: BIGO sessions and pullers send [`Ingest`] (see `crate::ingest`);
 //! `ClientSession` sends [`Join`], [`Leave`] and [`MemberAction`]; the live-room layer sends
@@ -20,10 +20,12 @@ use std::time::Duration;
 use actix::prelude::*;
 use bytestring::ByteString;
 use log::{debug, warn};
-use tokio::sync::{broadcast, oneshot};
+use tokio::sync::oneshot;
 
 use super::core::{Action, ActionDone, Effects, IngestOutcome, JoinRequest, LeaveReason, Now, Push, Refused, RoomCore};
-use super::events::{Bundle, Fanout, RoomEvent, SessionId};
+use super::events::{RoomEvent, SessionId};
+use super::fanout::{Fanout, Feed};
+use super::replay::{self, Replay};
 use crate::config::RoomConfig;
 use crate::metrics::Metrics;
 use crate::protocol::client::{ErrorCode, RoomSnapshot};
@@ -53,7 +55,7 @@ pub struct Join {
 }
 
 pub struct Joined {
-    pub events: broadcast::Receiver<Fanout>,
+    pub events: Feed,
     pub snapshot: RoomSnapshot,
     /// The member's own `enter_room` seq (the ack's `last_seq`).
     pub own_seq: u64,
@@ -206,7 +208,7 @@ pub struct RoomActor {
     config: RoomConfig,
     metrics: Arc<Metrics>,
     links: RoomLinks,
-    fanout: broadcast::Sender<Fanout>,
+    fanout: Fanout,
     /// Where each member session's direct frames go.
     sessions: HashMap<SessionId, Recipient<ToMember>>,
     release_timer: Option<SpawnHandle>,
@@ -220,7 +222,7 @@ impl RoomActor {
         metrics: Arc<Metrics>,
         links: RoomLinks,
     ) -> Self {
-        let (fanout, _) = broadcast::channel(send_queue_len.max(1));
+        let fanout = Fanout::new(send_queue_len);
         let core = RoomCore::new(channel_name, new_epoch(), config.clone(), metrics.clone(), Now::real());
         Self { core, config, metrics, links, fanout, sessions: HashMap::new(), release_timer: None }
     }
@@ -230,8 +232,7 @@ impl RoomActor {
         // `released` matters only where the room's state is shared (several nodes).
         let Effects { events, direct, membership, released: _, members: _ } = effects;
         if !events.is_empty() {
-            // An error only means nobody is listening right now; history still has the events.
-            let _ = self.fanout.send(Arc::new(Bundle::new(events)));
+            self.fanout.publish(events);
         }
         for (session, frame) in direct {
             if let Some(addr) = self.sessions.get(&session) {
@@ -323,19 +324,22 @@ impl Handler<Join> for RoomActor {
     fn handle(&mut self, msg: Join, _ctx: &mut Self::Context) -> Self::Result {
         // Subscribe before the join publishes anything so that no event falls between the
         // replay and the live ones.
-        let events = self.fanout.subscribe();
+        let events = self.fanout.feed();
         let session = msg.request.session;
+        let (last_seq, epoch) = (msg.request.last_seq, msg.request.epoch.clone());
         let (answer, effects) = self.core.join(msg.request, Now::real());
         let answer = answer?;
         self.sessions.insert(session, msg.addr);
         self.apply(effects);
-        Ok(Joined {
-            events,
-            snapshot: answer.snapshot,
-            own_seq: answer.own_seq,
-            replay: answer.replay,
-            recovered: answer.recovered,
-        })
+        let (replay, recovered) = match replay::plan(last_seq, epoch.as_deref(), self.core.epoch(), answer.newest) {
+            Replay::NotAsked => (Vec::new(), None),
+            Replay::Answered(recovered) => (Vec::new(), Some(recovered)),
+            Replay::Fetch { from, to } => {
+                let (events, complete) = replay::recovered(from, to, self.core.history(from, to), session);
+                (events, Some(complete))
+            }
+        };
+        Ok(Joined { events, snapshot: answer.snapshot, own_seq: answer.own_seq, replay, recovered })
     }
 }
 

@@ -144,15 +144,15 @@ pub struct JoinRequest {
     pub epoch: Option<String>,
 }
 
-/// A join's answer.
+/// A join's answer. What to replay is decided from it by `super::replay`, the same for every
+/// engine.
 #[derive(Debug)]
 pub struct JoinAnswer {
     pub snapshot: RoomSnapshot,
     /// The member's own `enter_room` seq (the ack's `last_seq`).
     pub own_seq: u64,
-    /// Missed events from history, in order, when `last_seq` was given.
-    pub replay: Vec<RoomEvent>,
-    pub recovered: Option<bool>,
+    /// The newest seq before this join's own events: the most a returning member can know.
+    pub newest: u64,
 }
 
 /// Why a member leaves.
@@ -434,15 +434,7 @@ impl RoomCore {
             // Error code choice: README "Client protocol by example", calls.
             return Err(Refused::new(ErrorCode::RoomClosed, "call already has two users"));
         }
-        let (replay, recovered) = match req.last_seq {
-            // Another epoch's seq means nothing here: replay nothing, the client reloads.
-            Some(_) if req.epoch.as_deref().is_some_and(|e| e != self.epoch) => (Vec::new(), Some(false)),
-            Some(last_seq) => {
-                let r = self.log.since(last_seq);
-                (r.events, Some(r.complete))
-            }
-            None => (Vec::new(), None),
-        };
+        let newest = self.log.last_seq();
         let user_id = req.profile.user_id.clone();
         let joining = self.members.join(req.session, req.profile.clone());
         if !matches!(joining, Joining::AlreadyIn) {
@@ -463,7 +455,7 @@ impl RoomCore {
                 self.publish(enter, now.unix_ms, Some(req.session))
             }
         };
-        Ok(JoinAnswer { snapshot: self.snapshot(), own_seq, replay, recovered })
+        Ok(JoinAnswer { snapshot: self.snapshot(), own_seq, newest })
     }
 
     /// A member leaves: its seat is freed and the others told (`exit_room`; a call peer also
@@ -658,6 +650,13 @@ impl RoomCore {
         self.members.is_empty()
             && self.reorder.is_empty()
             && now.at.saturating_duration_since(self.last_activity) >= Duration::from_millis(self.config.idle_stop_ms)
+    }
+
+    /// The events `from..=to` that history still holds, in order.
+    pub fn history(&self, from: u64, to: u64) -> Vec<RoomEvent> {
+        let mut events = self.log.since(from.saturating_sub(1)).events;
+        events.retain(|e| e.seq.is_some_and(|s| s <= to));
+        events
     }
 
     pub fn snapshot(&self) -> RoomSnapshot {
@@ -883,23 +882,17 @@ mod tests {
     }
 
     #[test]
-    fn last_seq_replays_within_its_epoch_and_another_epoch_replays_nothing() {
+    fn a_join_says_the_newest_seq_before_its_own_and_history_holds_the_rest() {
         let now = t0();
         let mut r = room("c", now);
         r.join(join(1, "ann"), now).0.unwrap();
         r.act(1, Action::Say { content: "x".into() }, now).0.unwrap();
         r.act(1, Action::Say { content: "y".into() }, now).0.unwrap();
-        let back =
-            |epoch: Option<&str>| JoinRequest { last_seq: Some(2), epoch: epoch.map(str::to_string), ..join(2, "bob") };
-        let same = r.join(back(Some("e1")), now).0.unwrap();
-        assert_eq!((contents(&same.replay), same.recovered), (vec!["y".to_string()], Some(true)));
-        r.leave(2, LeaveReason::Exit, now).0.unwrap();
-        let old_clients = r.join(back(None), now).0.unwrap();
-        assert_eq!(old_clients.recovered, Some(true), "no epoch: the current one");
-        r.leave(2, LeaveReason::Exit, now).0.unwrap();
-        let other = r.join(back(Some("e0")), now).0.unwrap();
-        assert!(other.replay.is_empty());
-        assert_eq!(other.recovered, Some(false));
+        let bob = r.join(join(2, "bob"), now).0.unwrap();
+        assert_eq!((bob.newest, bob.own_seq), (3, 4));
+        assert_eq!(contents(&r.history(3, 3)), ["y"]);
+        let again = r.join(join(3, "bob"), now).0.unwrap();
+        assert_eq!((again.newest, again.own_seq), (4, 4), "a second device adds no event");
     }
 
     #[test]

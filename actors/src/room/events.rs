@@ -2,14 +2,13 @@
 //! member's session (STYLE "Hot path").
 //!
 //! A [`Bundle`] is what one room input released (usually one event in a small room, a release
-//! tick's worth in a big one), both as individual frames and as one JSON array for `batch=1`
-//! members (PROTOCOL.md 2.4). It travels as a [`Fanout`] through the room's broadcast ring.
+//! tick's worth in a big one, cut to a bounded size), both as individual frames and as one JSON
+//! array for `batch=1` members (PROTOCOL.md 2.4). It travels through the room's fan-out
+//! (`super::fanout`).
 //!
 //! Besides its JSON, every event and every bundle array carries its WebSocket text frame
 //! (header + payload, unmasked as a server sends it), built once here: a member's connection
 //! writes those shared bytes as they are (`crate::ws_conn`), with no per-member encoding.
-
-use std::sync::Arc;
 
 use actix_http::ws::{OpCode, Parser};
 use bytes::{Bytes, BytesMut};
@@ -76,8 +75,6 @@ pub fn text_frame(payload: &[u8]) -> Bytes {
     Parser::write_message(&mut out, payload, OpCode::Text, true, false);
     out.freeze()
 }
-
-pub type Fanout = Arc<Bundle>;
 
 /// `[a,b,c]` from already-serialised events.
 pub fn json_array<'a>(events: impl Iterator<Item = &'a RoomEvent> + Clone) -> ByteString {

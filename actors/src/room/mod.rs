@@ -7,7 +7,11 @@
 //! - [`actor`]: [`RoomActor`], the actix shell that feeds the core from messages and timers
 //!   and carries its effects out (broadcast ring, direct frames, viewer hook); its messages.
 //! - [`events`]: events as they travel, serialised once ([`RoomEvent`], [`Bundle`]).
+//! - [`fanout`]: the events held once for all of this node's members, and each member's
+//!   [`Feed`] of them, bounded in events ([`Fanout`]).
 //! - [`mapping`]: the danmu mapping of PROTOCOL.md 2.4 and the gifts of member reports.
+//! - [`replay`]: the one rule for a join's `last_seq` and `epoch`: what to replay, and whether
+//!   the member recovered.
 //! - The core's parts: [`dedup`] (seen seqids / data_seqs), [`reorder`] (the window),
 //!   [`tick`] (release ticks), [`history`] (numbering and replay), [`members`], [`seats`].
 
@@ -15,10 +19,12 @@ pub mod actor;
 pub mod core;
 pub mod dedup;
 pub mod events;
+pub mod fanout;
 pub mod history;
 pub mod mapping;
 pub mod members;
 pub mod reorder;
+pub mod replay;
 pub mod seats;
 pub mod tick;
 
@@ -30,4 +36,5 @@ pub use self::core::{
     Action, ActionDone, Effects, IngestOutcome, JoinAnswer, JoinRequest, LeaveReason, MemberChange, Now, Push, Refused,
     RoomCore, RoomState,
 };
-pub use self::events::{json_array, text_frame, Bundle, Fanout, RoomEvent, SessionId};
+pub use self::events::{json_array, text_frame, Bundle, RoomEvent, SessionId};
+pub use self::fanout::{Fanout, Feed, Taken};
