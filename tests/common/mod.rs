@@ -47,6 +47,8 @@ pub fn test_config() -> Config {
 
 pub struct TestBroker {
     pub addr: SocketAddr,
+    /// The internal listener (operator endpoints), when `server.internal` is set.
+    pub internal_addr: Option<SocketAddr>,
     pub config: Config,
     pub shutdown: danmu_broker::ShutdownHandle,
 }
@@ -63,7 +65,7 @@ impl TestBroker {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
         let broker = danmu_broker::start_on(config.clone(), listener).expect("start the broker");
         actix_rt::spawn(broker.server);
-        Self { addr: broker.local_addr, config, shutdown: broker.shutdown }
+        Self { addr: broker.local_addr, internal_addr: broker.internal_addr, config, shutdown: broker.shutdown }
     }
 
     pub fn http_url(&self, path: &str) -> String {
