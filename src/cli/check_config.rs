@@ -28,7 +28,10 @@ pub fn run(config: &Config, path: &Path) -> ExitCode {
     let exposure_warnings = match start_up_checks(config) {
         Ok(warning) => warning,
         Err(e) => {
-            eprintln!("danmu-broker check-config: {e}");
+            // One line per refusal (`exposure::check` gives them all at once).
+            for line in e.lines() {
+                eprintln!("danmu-broker check-config: {line}");
+            }
             return ExitCode::from(2);
         }
     };
