@@ -40,6 +40,10 @@ pub struct ServerConfig {
     pub workers: usize,
     /// Start on a non-loopback `host` even with secrets left at their shipped value.
     pub allow_default_secrets: bool,
+    /// The operator listener (`/healthz`, `/metrics`, the OpenAPI document, `/iapi/admin`):
+    /// when set, those are served there only and the public listener answers 404 for them;
+    /// `None` (the default) serves them beside the rest, on one port (`http::operator_routes`).
+    pub internal: Option<InternalConfig>,
 }
 
 impl Default for ServerConfig {
@@ -51,7 +55,23 @@ impl Default for ServerConfig {
             tls: None,
             workers: 0,
             allow_default_secrets: false,
+            internal: None,
         }
+    }
+}
+
+/// `server.internal`: where the operator endpoints listen, apart from the public listener;
+/// plain HTTP (TLS ends at the public listener), meant for a private network.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct InternalConfig {
+    pub host: String,
+    pub port: u16,
+}
+
+impl Default for InternalConfig {
+    fn default() -> Self {
+        Self { host: "127.0.0.1".into(), port: 9090 }
     }
 }
 
@@ -207,6 +227,9 @@ pub struct LogConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct DemoConfig {
     pub enabled: bool,
+    /// Serve the demo on a non-loopback `server.host` anyway: `/demo/token` then mints client
+    /// tokens for anyone who reaches the port (`exposure`). Off, such a start is refused.
+    pub public: bool,
 }
 
 impl Config {
@@ -301,6 +324,14 @@ fn validate(c: &Config) -> Result<(), ConfigError> {
     let bad = |key: &'static str, problem: &str| Err(ConfigError::BadValue { key, problem: problem.to_string() });
     if !is_host(&c.server.host) {
         return bad("server.host", "must be an IP address or a host name, without scheme or port");
+    }
+    if let Some(internal) = &c.server.internal {
+        if !is_host(&internal.host) {
+            return bad("server.internal.host", "must be an IP address or a host name, without scheme or port");
+        }
+        if internal.port != 0 && internal.port == c.server.port {
+            return bad("server.internal.port", "must differ from server.port (the operator endpoints listen apart)");
+        }
     }
     if !c.bigo.path.starts_with('/') {
         return bad("bigo.path", "must start with /");
@@ -439,6 +470,21 @@ mod tests {
         for bad in ["127.0.0.1:8080", "http://0.0.0.0", "", "my host", "[::1]"] {
             let err = from_yaml(&format!("server:\n  host: \"{bad}\"\n")).unwrap_err().to_string();
             assert!(err.contains("server.host"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn server_internal_is_off_by_default_and_takes_a_host_and_a_port_of_its_own() {
+        assert!(from_yaml("{}").unwrap().server.internal.is_none());
+        let c = from_yaml("server:\n  internal: { port: 9191 }\n").unwrap();
+        let internal = c.server.internal.unwrap();
+        assert_eq!((internal.host.as_str(), internal.port), ("127.0.0.1", 9191));
+        for (yaml, key) in [
+            ("server:\n  internal: { host: \"http://10.0.0.1\" }\n", "server.internal.host"),
+            ("server:\n  port: 9000\n  internal: { port: 9000 }\n", "server.internal.port"),
+        ] {
+            let err = from_yaml(yaml).unwrap_err().to_string();
+            assert!(err.contains(key), "{yaml}: {err}");
         }
     }
 

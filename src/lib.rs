@@ -5,6 +5,9 @@
 //! running server (a future to await), its address, and a handle for a graceful [`shutdown`].
 //! `main.rs` and the integration tests both start the broker this way. With `server.tls` the
 //! same listener speaks TLS ([`tls`]), so BIGO can reach `wss://` without a proxy in front.
+//! With `server.internal` a second, internal listener serves the operator endpoints
+//! ([`http::operator_routes`]) and the public one no longer does. What a broker facing a
+//! network refuses to start with is [`exposure`]'s.
 //! The [`listener`] serves the routes and hands each app client's WebSocket over to its
 //! session after the upgrade.
 //! The BIGO stand-in behind `danmu-broker simulate` is a crate of its own (`danmu-simulator`,
@@ -14,6 +17,7 @@ pub mod auth;
 pub mod cloud;
 pub mod cluster;
 pub mod config;
+pub mod exposure;
 pub mod http;
 pub mod listener;
 pub mod live;
@@ -43,6 +47,8 @@ use crate::http::AppState;
 /// A started broker.
 pub struct Broker {
     pub local_addr: SocketAddr,
+    /// The internal listener's address, when `server.internal` is set.
+    pub internal_addr: Option<SocketAddr>,
     /// The server itself: await it (it ends after [`Broker::shutdown`] or a signal).
     pub server: actix_web::dev::Server,
     pub shutdown: ShutdownHandle,
@@ -99,8 +105,9 @@ pub fn start(config: Config) -> std::io::Result<Broker> {
     start_on(config, listener)
 }
 
-/// Starts the broker on an already-bound listener (tests bind port 0). Must run inside an
-/// actix system. An empty `server.public_url` means "derive it per request"
+/// Starts the broker on an already-bound listener (tests bind port 0), and binds
+/// `server.internal` when it is set (port 0: any free port, [`Broker::internal_addr`]). Must
+/// run inside an actix system. An empty `server.public_url` means "derive it per request"
 /// ([`http::public_url`]).
 pub fn start_on(config: Config, listener: TcpListener) -> std::io::Result<Broker> {
     // rustls picks its process-wide crypto provider from its crate features; should a
@@ -109,7 +116,13 @@ pub fn start_on(config: Config, listener: TcpListener) -> std::io::Result<Broker
     let _ = rustls::crypto::ring::default_provider().install_default();
     let tls = config.server.tls.as_ref().map(tls::server_config).transpose()?;
     let local_addr = listener.local_addr()?;
-    let secrets_warning = secrets::check(&config, local_addr.ip()).map_err(std::io::Error::other)?;
+    let internal = match &config.server.internal {
+        Some(internal) => Some(startup::bind_as("server.internal", &internal.host, internal.port)?),
+        None => None,
+    };
+    let internal_addr = internal.as_ref().map(TcpListener::local_addr).transpose()?;
+    let exposure_warnings =
+        exposure::check(&config, local_addr.ip(), internal_addr.map(|a| a.ip())).map_err(std::io::Error::other)?;
     let metrics = Arc::new(Metrics::new());
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let arbiters: Vec<ArbiterHandle> = (0..cores).map(|_| Arbiter::new().handle()).collect();
@@ -178,7 +191,7 @@ pub fn start_on(config: Config, listener: TcpListener) -> std::io::Result<Broker
     };
     let live = live::start(&config.live, store, registry.clone(), links, hooks);
     let public_url = http::public_url::PublicUrl::new(&config.server.public_url, local_addr, tls.is_some());
-    let report = startup::report(&config, local_addr, &public_url);
+    let report = startup::report(&config, local_addr, internal_addr, &public_url);
     // Several nodes on one Redis (PROTOCOL.md 7): this node's presence, for end_point.
     let presence = redis.map(|conn| {
         let node_id = node_id.clone();
@@ -208,16 +221,21 @@ pub fn start_on(config: Config, listener: TcpListener) -> std::io::Result<Broker
         draining: draining.clone(),
     });
     let routes = http::routes(&state);
-    let listen = listener::Listen { listener, tls, workers: config.server.workers, shutdown_timeout_s: 5 };
-    let server = listener::serve(listen, move || App::new().app_data(state.clone()).configure(routes.clone()))?;
+    let listen = listener::Listen { listener, tls, internal, workers: config.server.workers, shutdown_timeout_s: 5 };
+    let internal_state = state.clone();
+    let server = listener::serve(
+        listen,
+        move || App::new().app_data(state.clone()).configure(routes.clone()),
+        move || App::new().app_data(internal_state.clone()).configure(http::operator_routes),
+    )?;
     for line in report {
         info!("{line}");
     }
-    for warning in startup::warnings(&config).into_iter().chain(secrets_warning) {
+    for warning in startup::warnings(&config).into_iter().chain(exposure_warnings) {
         warn!("{warning}");
     }
     let shutdown = ShutdownHandle { server: server.handle(), registry, sessions, presence, draining, arbiters };
-    Ok(Broker { local_addr, server, shutdown })
+    Ok(Broker { local_addr, internal_addr, server, shutdown })
 }
 
 /// Runs `handle.shutdown()` on SIGTERM or SIGINT.

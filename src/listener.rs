@@ -20,6 +20,9 @@
 //! would, with its settings (keep-alive, request and disconnect timeouts). Connections handed
 //! over no longer count towards actix-server's per-worker connection limit, and a graceful
 //! stop does not wait for them (the shutdown kicks every client session first, `lib.rs`).
+//!
+//! With `server.internal` the same server also listens on the internal listener, with an App
+//! of its own (the operator routes): plain HTTP, no upgrades, stopped with the rest.
 
 use std::future::poll_fn;
 use std::net::TcpListener;
@@ -48,15 +51,19 @@ use tokio_util::io::poll_read_buf;
 pub struct Listen {
     pub listener: TcpListener,
     pub tls: Option<ServerConfig>,
+    /// The internal listener (`server.internal`), served by the second App.
+    pub internal: Option<TcpListener>,
     /// 0 = one per core.
     pub workers: usize,
     pub shutdown_timeout_s: u64,
 }
 
-/// Starts serving `make_app`'s App on `listen.listener`.
-pub fn serve<F, I, S, B>(listen: Listen, make_app: F) -> std::io::Result<Server>
+/// Starts serving `make_app`'s App on `listen.listener`, and `make_internal_app`'s on
+/// `listen.internal` when there is one.
+pub fn serve<F, G, I, S, B>(listen: Listen, make_app: F, make_internal_app: G) -> std::io::Result<Server>
 where
     F: Fn() -> I + Send + Clone + 'static,
+    G: Fn() -> I + Send + Clone + 'static,
     I: IntoServiceFactory<S, Request>,
     S: ServiceFactory<Request, Config = AppConfig, Response = ServiceResponse<B>, Error = Error, InitError = ()>
         + 'static,
@@ -64,7 +71,7 @@ where
     S::Service: 'static,
     B: MessageBody + 'static,
 {
-    let Listen { listener, tls, workers, shutdown_timeout_s } = listen;
+    let Listen { listener, tls, internal, workers, shutdown_timeout_s } = listen;
     let addr = listener.local_addr()?;
     let secure = tls.is_some();
     // As HttpServer: the connection's host for ConnectionInfo when a request names none.
@@ -93,10 +100,23 @@ where
                 .finish(map_config(make_app().into_factory(), move |_| app_config()))
         };
     }
-    let builder = match tls {
+    let mut builder = match tls {
         None => builder.listen(name, listener, move || http_service!().tcp())?,
         Some(tls) => builder.listen(name, listener, move || http_service!().rustls_0_23(tls.clone()))?,
     };
+    if let Some(internal) = internal {
+        let addr = internal.local_addr()?;
+        let app_config = move || AppConfig::__priv_test_new(false, addr.to_string(), addr);
+        builder = builder.listen(format!("danmu-broker-internal-{addr}"), internal, move || {
+            HttpService::build()
+                .keep_alive(actix_http::KeepAlive::default())
+                .client_request_timeout(Duration::from_secs(5))
+                .client_disconnect_timeout(Duration::from_secs(1))
+                .local_addr(addr)
+                .finish(map_config(make_internal_app().into_factory(), move |_| app_config()))
+                .tcp()
+        })?;
+    }
     Ok(builder.run())
 }
 

@@ -74,8 +74,8 @@ enum Command {
     /// Check the configuration and print it as YAML, secrets masked.
     ///
     /// Loads the configuration as serving does (the file, then DANMU__SECTION__KEY variables),
-    /// makes start-up's checks (values, TLS files, shipped secrets off loopback) and prints the
-    /// effective configuration as YAML, with auth.jwt_secret, admin.key, the bigo passwords,
+    /// makes start-up's checks (values, TLS files, and off loopback: shipped or short secrets, the
+    /// demo) and prints the effective configuration as YAML, with auth.jwt_secret, admin.key, the bigo passwords,
     /// bigo.api_token, live.push_key, live.play_key, live.callback_key and the passwords in store.redis_url
     /// and store.cluster_nodes shown as ***. Exit status 0 when valid; 2, with a message naming the key, when
     /// not.
@@ -159,7 +159,10 @@ fn serve(config: config::Config) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("danmu-broker: {e}");
+            // One line per refusal when start-up refuses for several reasons (`exposure`).
+            for line in e.to_string().lines() {
+                eprintln!("danmu-broker: {line}");
+            }
             ExitCode::FAILURE
         }
     }

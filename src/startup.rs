@@ -16,6 +16,12 @@ use crate::http::public_url::{self, PublicUrl};
 /// Binds `host:port` (`server.host`, `server.port`). Every failure says which address it was
 /// and why in words: `cannot listen on 127.0.0.1:8080: address already in use`.
 pub fn bind(host: &str, port: u16) -> io::Result<TcpListener> {
+    bind_as("server", host, port)
+}
+
+/// Binds `host:port` as [`bind`] does, for the listener whose keys are `{section}.host` and
+/// `{section}.port` (`server`, `server.internal`): failures name those keys.
+pub fn bind_as(section: &str, host: &str, port: u16) -> io::Result<TcpListener> {
     let shown = |addr: SocketAddr| match host.parse::<IpAddr>() {
         Ok(_) => addr.to_string(),
         Err(_) => format!("{host}:{port} ({addr})"),
@@ -23,33 +29,43 @@ pub fn bind(host: &str, port: u16) -> io::Result<TcpListener> {
     let addrs: Vec<SocketAddr> = (host, port)
         .to_socket_addrs()
         .map_err(|e| {
-            io::Error::new(e.kind(), format!("cannot listen on {host}:{port}: cannot resolve server.host: {e}"))
+            io::Error::new(e.kind(), format!("cannot listen on {host}:{port}: cannot resolve {section}.host: {e}"))
         })?
         .collect();
     let mut failure = io::Error::new(io::ErrorKind::NotFound, format!("cannot listen on {host}:{port}: no address"));
     for addr in addrs {
         match TcpListener::bind(addr) {
             Ok(listener) => return Ok(listener),
-            Err(e) => failure = io::Error::new(e.kind(), format!("cannot listen on {}: {}", shown(addr), reason(&e))),
+            Err(e) => {
+                failure = io::Error::new(e.kind(), format!("cannot listen on {}: {}", shown(addr), reason(section, &e)))
+            }
         }
     }
     Err(failure)
 }
 
 /// A bind error in words an operator acts on.
-fn reason(e: &io::Error) -> String {
+fn reason(section: &str, e: &io::Error) -> String {
     match e.kind() {
-        io::ErrorKind::AddrInUse => "address already in use (another process listens there; see server.port)".into(),
+        io::ErrorKind::AddrInUse => {
+            format!("address already in use (another process listens there; see {section}.port)")
+        }
         io::ErrorKind::AddrNotAvailable => {
-            "address not available (not an address of this machine; see server.host)".into()
+            format!("address not available (not an address of this machine; see {section}.host)")
         }
         io::ErrorKind::PermissionDenied => "permission denied (ports below 1024 need privileges)".into(),
         _ => e.to_string(),
     }
 }
 
-/// The start-up lines: the listener, every entry point as a URL, the store.
-pub fn report(config: &Config, local_addr: SocketAddr, public_url: &PublicUrl) -> Vec<String> {
+/// The start-up lines: the listener (and the internal one, `internal`, when
+/// `server.internal` is set), every entry point as a URL, the store.
+pub fn report(
+    config: &Config,
+    local_addr: SocketAddr,
+    internal: Option<SocketAddr>,
+    public_url: &PublicUrl,
+) -> Vec<String> {
     let tls = config.server.tls.is_some();
     let (http, ws) = if tls { ("https", "wss") } else { ("http", "ws") };
     // URLs name an address one can dial: an all-interfaces bind shows loopback.
@@ -60,11 +76,22 @@ pub fn report(config: &Config, local_addr: SocketAddr, public_url: &PublicUrl) -
         format!("BIGO ingress: {ws}://{at}{}", config.bigo.path),
         format!("clients: {http}://{at}/iapi/websocket/end_point, WebSocket {ws}://{at}{}", config.client.path),
         format!("end_point: {}", public_url.describe(&config.client.path)),
-        format!(
+    ];
+    lines.push(match internal {
+        None => format!(
             "live rooms: {http}://{at}/iapi/rooms; operations: {http}://{at}/healthz, {http}://{at}/metrics; \
              OpenAPI: {http}://{at}/iapi/openapi.json"
         ),
-    ];
+        Some(internal) => {
+            // Plain HTTP: TLS (server.tls) ends at the public listener.
+            let on = public_url::reachable(internal);
+            format!(
+                "live rooms: {http}://{at}/iapi/rooms; operator endpoints on the internal listener {internal} \
+                 (server.internal, http; the public listener answers 404 for them): http://{on}/healthz, \
+                 http://{on}/metrics, admin http://{on}/iapi/admin, OpenAPI http://{on}/iapi/openapi.json"
+            )
+        }
+    });
     if config.demo.enabled {
         lines.push(format!("demo page: {http}://{at}/demo"));
     }
@@ -84,13 +111,10 @@ pub fn report(config: &Config, local_addr: SocketAddr, public_url: &PublicUrl) -
     lines
 }
 
-/// Settings that work but that an operator should know about.
+/// Settings that work but that an operator should know about (what the listeners' addresses
+/// make dangerous is `crate::exposure`'s).
 pub fn warnings(config: &Config) -> Vec<String> {
     let mut warnings = Vec::new();
-    if config.demo.enabled {
-        warnings
-            .push("demo.enabled is on: /demo/token mints client tokens for anyone; turn it off in production".into());
-    }
     if config.bigo.pull.enabled && config.bigo.api_token.is_empty() {
         warnings.push("bigo.pull.enabled is on but bigo.api_token is empty: BIGO will refuse every pull".into());
     }
@@ -163,7 +187,7 @@ mod tests {
         config.store.kind = StoreKind::Redis;
         config.store.redis_url = "redis://:hunter2@10.0.0.5:6379".into();
         let at: SocketAddr = "0.0.0.0:18510".parse().unwrap();
-        let lines = report(&config, at, &PublicUrl::new("", at, false)).join("\n");
+        let lines = report(&config, at, None, &PublicUrl::new("", at, false)).join("\n");
         for needle in [
             "listening on 0.0.0.0:18510 (http/ws, every interface)",
             "BIGO ingress: ws://127.0.0.1:18510/bigo/ws",
@@ -174,5 +198,33 @@ mod tests {
             assert!(lines.contains(needle), "{needle:?} missing from\n{lines}");
         }
         assert!(!lines.contains("hunter2"), "{lines}");
+        assert!(
+            lines.contains("operations: http://127.0.0.1:18510/healthz, http://127.0.0.1:18510/metrics"),
+            "{lines}"
+        );
+    }
+
+    #[test]
+    fn with_an_internal_listener_the_report_sends_operators_there() {
+        let at: SocketAddr = "0.0.0.0:18510".parse().unwrap();
+        let internal: SocketAddr = "127.0.0.1:19090".parse().unwrap();
+        let lines = report(&Config::default(), at, Some(internal), &PublicUrl::new("", at, false)).join("\n");
+        for needle in [
+            "operator endpoints on the internal listener 127.0.0.1:19090",
+            "http://127.0.0.1:19090/metrics",
+            "admin http://127.0.0.1:19090/iapi/admin",
+            "OpenAPI http://127.0.0.1:19090/iapi/openapi.json",
+        ] {
+            assert!(lines.contains(needle), "{needle:?} missing from\n{lines}");
+        }
+        assert!(!lines.contains("18510/metrics"), "{lines}");
+    }
+
+    #[test]
+    fn a_port_in_use_on_the_internal_listener_names_its_key() {
+        let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = taken.local_addr().unwrap().port();
+        let err = bind_as("server.internal", "127.0.0.1", port).unwrap_err().to_string();
+        assert!(err.contains("address already in use") && err.contains("see server.internal.port"), "{err}");
     }
 }

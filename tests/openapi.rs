@@ -1,12 +1,14 @@
 //! The OpenAPI document (`GET /iapi/openapi.json`): it names every route that
 //! `src/http/mod.rs` wires, every operation it names is served, and it follows the config
-//! (WebSocket paths, the demo). `.ci/openapi` validates the same document against the
-//! OpenAPI specification.
+//! (WebSocket paths, the demo). With `server.internal` every operation is served by exactly
+//! one listener: the operator ones (`http::is_operator_path`) by the internal one.
+//! `.ci/openapi` validates the same document against the OpenAPI specification.
 
 mod common;
 
 use common::TestBroker;
-use danmu_broker::config::Config;
+use danmu_broker::config::{Config, InternalConfig};
+use danmu_broker::http::is_operator_path;
 use serde_json::Value;
 
 /// (method, path) of every `.route(..)` in `src/http/mod.rs`, the two configurable WebSocket
@@ -49,29 +51,61 @@ async fn the_document_lists_every_route_of_the_http_module() {
     }
 }
 
+/// Whether `method path` is routed at `base` (`http://host:port`): an unrouted request gets
+/// actix's own empty 404, a wrong method 405.
+async fn is_served(base: &str, method: &str, path: &str) -> bool {
+    let client = awc::Client::builder().disable_redirects().finish();
+    let url = format!("{base}{}", path.replace("{room_id}", "1"));
+    let request = match method {
+        "get" => client.get(url),
+        "post" => client.post(url),
+        other => panic!("{other} {path}: a method the broker does not use"),
+    };
+    let mut resp = request.send().await.expect("request");
+    let body = resp.body().limit(1 << 20).await.expect("body");
+    let status = resp.status().as_u16();
+    status != 405 && !(status == 404 && body.is_empty())
+}
+
+/// (method, path) of every operation of `doc`.
+fn operations(doc: &Value) -> Vec<(String, String)> {
+    let mut operations = Vec::new();
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for method in item.as_object().expect("path item").keys() {
+            operations.push((method.clone(), path.clone()));
+        }
+    }
+    operations
+}
+
 #[actix_rt::test]
 async fn every_operation_of_the_document_is_served() {
     let broker = TestBroker::start().await;
-    let doc = document(&broker).await;
-    let client = awc::Client::builder().disable_redirects().finish();
-    let mut operations = 0;
-    for (path, item) in doc["paths"].as_object().expect("paths") {
-        for method in item.as_object().expect("path item").keys() {
-            let url = broker.http_url(&path.replace("{room_id}", "1"));
-            let request = match method.as_str() {
-                "get" => client.get(url),
-                "post" => client.post(url),
-                other => panic!("{other} {path}: a method the broker does not use"),
-            };
-            let mut resp = request.send().await.expect("request");
-            let body = resp.body().limit(1 << 20).await.expect("body");
-            let status = resp.status().as_u16();
-            // An unrouted request gets actix's own empty 404, a wrong method 405.
-            assert!(status != 405 && !(status == 404 && body.is_empty()), "{method} {path}: {status}, not routed");
-            operations += 1;
-        }
+    let operations = operations(&document(&broker).await);
+    for (method, path) in &operations {
+        assert!(is_served(&broker.http_url(""), method, path).await, "{method} {path}: not routed");
     }
-    assert!(operations >= 18, "{operations} operations");
+    assert!(operations.len() >= 18, "{} operations", operations.len());
+}
+
+#[actix_rt::test]
+async fn with_server_internal_each_operation_is_served_by_one_listener_the_operators_by_the_internal_one() {
+    let broker =
+        TestBroker::start_with(|c| c.server.internal = Some(InternalConfig { host: "127.0.0.1".into(), port: 0 }))
+            .await;
+    let internal = format!("http://{}", broker.internal_addr.expect("the internal listener"));
+    let (status, doc) = broker.get_json("/iapi/openapi.json").await;
+    assert_eq!((status, doc), (404, Value::Null), "the document on the public listener");
+    let mut answer = awc::Client::new().get(format!("{internal}/iapi/openapi.json")).send().await.expect("GET");
+    let doc: Value = answer.json().limit(1 << 20).await.expect("the document");
+    let operations = operations(&doc);
+    let operator: Vec<_> = operations.iter().filter(|(_, path)| is_operator_path(path)).collect();
+    assert_eq!(operator.len(), 5, "healthz, metrics, this document, ban, notice: {operator:?}");
+    for (method, path) in &operations {
+        let on_public = is_served(&broker.http_url(""), method, path).await;
+        let on_internal = is_served(&internal, method, path).await;
+        assert_eq!((on_public, on_internal), (!is_operator_path(path), is_operator_path(path)), "{method} {path}");
+    }
 }
 
 #[actix_rt::test]

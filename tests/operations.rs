@@ -1,5 +1,6 @@
 //! Operations (PROTOCOL.md 4): every metric on `/metrics` after a short run, the log lines an
-//! operator follows, and graceful shutdown of the real binary on SIGTERM.
+//! operator follows, graceful shutdown of the real binary on SIGTERM, and the operator
+//! endpoints on their own listener (`server.internal`).
 
 mod common;
 
@@ -205,4 +206,107 @@ async fn with_log_format_json_every_line_is_a_json_object_naming_the_fields_an_o
     assert!(has(&[("target", "actors::client_session"), ("user_id", "json-viewer")]), "{log}");
     assert!(has(&[("channel_name", "gs-json"), ("user_id", "json-viewer")]), "{log}");
     assert!(has(&[("level", "INFO"), ("target", "danmu_broker")]), "{log}");
+}
+
+/// `GET`s `url`: (status, body).
+async fn get(url: &str) -> (u16, String) {
+    let mut resp = awc::Client::new().get(url).send().await.expect("GET");
+    let body = resp.body().limit(8 << 20).await.expect("body");
+    (resp.status().as_u16(), String::from_utf8_lossy(&body).into_owned())
+}
+
+/// `POST`s a notice to room 1 at `base` with the admin key: (status, body).
+async fn notice(base: &str, admin_key: &str) -> (u16, String) {
+    let mut resp = awc::Client::new()
+        .post(format!("{base}/iapi/admin/rooms/1/notice"))
+        .insert_header(("X-Admin-Key", admin_key))
+        .send_json(&json!({"content": "hello"}))
+        .await
+        .expect("POST notice");
+    let body = resp.body().await.expect("body");
+    (resp.status().as_u16(), String::from_utf8_lossy(&body).into_owned())
+}
+
+#[actix_rt::test]
+async fn with_server_internal_the_operator_endpoints_answer_there_and_404_on_the_public_listener() {
+    let (port, internal_port) = (free_port(), free_port());
+    let yaml = format!(
+        "server: {{ host: 127.0.0.1, port: {port}, workers: 1, internal: {{ host: 127.0.0.1, port: {internal_port} }} }}\n\
+         auth: {{ jwt_secret: {SECRET} }}\n\
+         admin: {{ key: test-admin-key }}\n"
+    );
+    // The harness waits for /healthz: on the internal port now.
+    let mut broker = BrokerProcess::start(&yaml, internal_port).await;
+    let (public, internal) = (format!("http://127.0.0.1:{port}"), format!("http://127.0.0.1:{internal_port}"));
+
+    let (status, body) = get(&format!("{internal}/healthz")).await;
+    assert_eq!((status, body.lines().next()), (200, Some("ok")), "{body}");
+    let (status, metrics) = get(&format!("{internal}/metrics")).await;
+    assert_eq!(status, 200);
+    assert_eq!(sample(&metrics, "danmu_connections", "kind=\"client\""), Some(0.0), "{metrics}");
+    let (status, document) = get(&format!("{internal}/iapi/openapi.json")).await;
+    assert_eq!(status, 200);
+    assert!(document.contains("internal listener (server.internal)"), "{document}");
+    // The admin API: its own answers (no such room, a wrong key), not the router's empty 404.
+    let (status, body) = notice(&internal, "test-admin-key").await;
+    assert_eq!(status, 404);
+    assert!(body.contains("2001"), "{body}");
+    let (status, body) = notice(&internal, "wrong").await;
+    assert_eq!(status, 403);
+    assert!(body.contains("2006"), "{body}");
+
+    for path in ["/healthz", "/metrics", "/iapi/openapi.json"] {
+        assert_eq!(get(&format!("{public}{path}")).await, (404, String::new()), "public {path}");
+    }
+    assert_eq!(notice(&public, "test-admin-key").await, (404, String::new()), "public admin API");
+    // The public listener serves clients as before; the internal one does not.
+    let mut client = app_client_at(&format!("ws://127.0.0.1:{port}"), "viewer", None).await;
+    client.enter("gs-internal").await;
+    let (status, page) = get(&format!("{public}/")).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("/iapi/rooms") && !page.contains("/metrics"), "{page}");
+    assert_eq!(get(&format!("{internal}/iapi/rooms")).await.0, 404);
+    let (_, metrics) = get(&format!("{internal}/metrics")).await;
+    assert_eq!(sample(&metrics, "danmu_connections", "kind=\"client\""), Some(1.0), "{metrics}");
+
+    // Draining shows on the internal listener's /healthz.
+    broker.terminate();
+    let mut seen = Vec::new();
+    while seen.last() != Some(&None) && seen.len() < 500 {
+        seen.push(healthz(broker.addr).await);
+        actix_rt::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(seen.contains(&Some(503)), "the internal /healthz never answered 503 while draining: {seen:?}");
+    assert!(broker.wait_exit(Duration::from_secs(10)).await.is_some_and(|s| s.success()));
+    let log = broker.log_text();
+    for needle in [
+        format!("listening on 127.0.0.1:{port} (http/ws)"),
+        format!("operator endpoints on the internal listener 127.0.0.1:{internal_port}"),
+        format!("http://127.0.0.1:{internal_port}/metrics"),
+    ] {
+        assert!(log.contains(&needle), "{needle:?} missing from the log:\n{log}");
+    }
+}
+
+#[actix_rt::test]
+async fn an_internal_port_in_use_stops_start_up_naming_the_key() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("hold a port");
+    let internal_port = taken.local_addr().expect("port").port();
+    let port = free_port();
+    let yaml = format!(
+        "server: {{ host: 127.0.0.1, port: {port}, workers: 1, internal: {{ port: {internal_port} }} }}\n\
+         auth: {{ jwt_secret: {SECRET} }}\n"
+    );
+    let dir = common::ops::TempDir::new("internal-in-use");
+    let config = dir.path("config.yaml");
+    std::fs::write(&config, yaml).expect("write config");
+    let mut broker = BrokerProcess::spawn(dir, &config, &[], port);
+    let status = broker.wait_exit(Duration::from_secs(10)).await;
+    let log = broker.log_text();
+    assert!(status.is_some_and(|s| !s.success()), "exit status {status:?}:\n{log}");
+    assert!(
+        log.contains(&format!("cannot listen on 127.0.0.1:{internal_port}: address already in use"))
+            && log.contains("see server.internal.port"),
+        "{log}"
+    );
 }

@@ -1,8 +1,9 @@
 //! `danmu-broker check-config`: the configuration loaded exactly as serving loads it (the
 //! file, or the defaults without one, then the `DANMU__*` environment: `config::load`, called
 //! by `main`, which reports its errors with exit status 2), then the checks start-up makes
-//! before it binds (the TLS files readable and matching, no shipped secret on a non-loopback
-//! `server.host`), then the effective configuration printed as YAML with every secret masked.
+//! before it binds (the TLS files readable and matching, and what `danmu_broker::exposure`
+//! refuses on a non-loopback `server.host` or `server.internal.host`: shipped or short secrets,
+//! the demo), then the effective configuration printed as YAML with every secret masked.
 //! Exit status 0 when serving would start, 2 with a message naming the key when it would not.
 //! Start-up's warnings go to stderr.
 //!
@@ -10,12 +11,12 @@
 //! `bigo.api_token`, `live.push_key`, `live.play_key`, `live.callback_key` (each `***`, or `""`
 //! when empty, since an empty key means "off") and the password in `store.redis_url`.
 
-use std::net::ToSocketAddrs;
+use std::net::{IpAddr, ToSocketAddrs};
 use std::path::Path;
 use std::process::ExitCode;
 
 use danmu_broker::config::{self, Config};
-use danmu_broker::{secrets, startup, tls};
+use danmu_broker::{exposure, startup, tls};
 use yaml_rust2::{YamlEmitter, YamlLoader};
 
 /// What a masked secret shows.
@@ -24,10 +25,13 @@ const MASK: &str = "***";
 /// Checks `config`, loaded from `path` (`main` reports a load error, with exit status 2), and
 /// prints it.
 pub fn run(config: &Config, path: &Path) -> ExitCode {
-    let secrets_warning = match start_up_checks(config) {
+    let exposure_warnings = match start_up_checks(config) {
         Ok(warning) => warning,
         Err(e) => {
-            eprintln!("danmu-broker check-config: {e}");
+            // One line per refusal (`exposure::check` gives them all at once).
+            for line in e.lines() {
+                eprintln!("danmu-broker check-config: {line}");
+            }
             return ExitCode::from(2);
         }
     };
@@ -38,7 +42,7 @@ pub fn run(config: &Config, path: &Path) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    for warning in startup::warnings(config).into_iter().chain(secrets_warning) {
+    for warning in startup::warnings(config).into_iter().chain(exposure_warnings) {
         eprintln!("danmu-broker check-config: warning: {warning}");
     }
     println!("# danmu-broker check-config: valid; {}; secrets masked", config::describe_source(path));
@@ -46,19 +50,26 @@ pub fn run(config: &Config, path: &Path) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// The checks of `danmu_broker::start_on` that need no listener: the TLS files, and the
-/// shipped secrets against the address `server.host` names (a warning on loopback).
-fn start_up_checks(config: &Config) -> Result<Option<String>, String> {
+/// The checks of `danmu_broker::start_on` that need no listener: the TLS files, and
+/// `exposure::check` against the addresses `server.host` and `server.internal.host` name
+/// (warnings on loopback).
+fn start_up_checks(config: &Config) -> Result<Vec<String>, String> {
     if let Some(tls) = &config.server.tls {
         tls::server_config(tls).map_err(|e| e.to_string())?;
     }
-    let host = config.server.host.as_str();
-    let addr = (host, config.server.port)
+    let public = address_of("server.host", &config.server.host)?;
+    let internal = config.server.internal.as_ref().map(|i| address_of("server.internal.host", &i.host)).transpose()?;
+    exposure::check(config, public, internal)
+}
+
+/// The address `host` (the value of `key`) names, as binding would resolve it.
+fn address_of(key: &str, host: &str) -> Result<IpAddr, String> {
+    let addr = (host, 0)
         .to_socket_addrs()
-        .map_err(|e| format!("config key server.host: cannot resolve {host}: {e}"))?
+        .map_err(|e| format!("config key {key}: cannot resolve {host}: {e}"))?
         .next()
-        .ok_or_else(|| format!("config key server.host: {host} has no address"))?;
-    secrets::check(config, addr.ip())
+        .ok_or_else(|| format!("config key {key}: {host} has no address"))?;
+    Ok(addr.ip())
 }
 
 /// `config` with every secret masked.

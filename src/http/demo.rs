@@ -1,6 +1,7 @@
 //! The demo page (PROTOCOL.md 6): its files are compiled into the binary and served from
 //! `/demo`; `POST /demo/token` mints client JWTs so the page can log in. Both exist only with
-//! `demo.enabled: true` (anyone can mint tokens then: never on a public server).
+//! `demo.enabled: true` (anyone can mint tokens then: on a non-loopback `server.host` the
+//! broker refuses to start with it unless `demo.public: true`, `crate::exposure`).
 //!
 //! The page speaks the protocol through the client SDK: `demo/danmu-client.js` is the browser
 //! bundle of `clients/js` (generated there by `npm run bundle`, committed so that the broker

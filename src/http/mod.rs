@@ -8,6 +8,10 @@
 //! - [`demo`]: the `/demo` page and `/demo/token` (PROTOCOL.md 6), when enabled.
 //! - [`rooms`], [`admin`], [`callback`]: the live-room list, its operator calls and the
 //!   cloud's stream callback (PROTOCOL.md 3).
+//!
+//! The operator endpoints ([`operator_routes`]: `/healthz`, `/metrics`, the OpenAPI document,
+//! `/iapi/admin`) are served beside the rest, or, with `server.internal` set, on the internal
+//! listener only: the public listener then answers 404 for them (`docs/security.md`).
 
 pub mod admin;
 pub mod bigo;
@@ -62,14 +66,15 @@ impl AppState {
     }
 }
 
+/// The routes of the public listener: every route, but the operator ones only while
+/// `server.internal` is off (else they are the internal listener's, [`operator_routes`]).
 pub fn routes(state: &AppState) -> impl FnOnce(&mut web::ServiceConfig) + Clone {
     let bigo_path = state.bigo.path.clone();
     let client_path = state.client.path.clone();
     let demo = state.config.demo.enabled;
+    let operators_apart = state.config.server.internal.is_some();
     move |cfg: &mut web::ServiceConfig| {
         cfg.route("/", web::get().to(index::root))
-            .route("/healthz", web::get().to(ops::healthz))
-            .route("/metrics", web::get().to(ops::metrics))
             .route(&bigo_path, web::get().to(bigo::upgrade))
             .route("/iapi/websocket/end_point", web::get().to(clients::end_point))
             .route(&client_path, web::get().to(clients::upgrade))
@@ -81,10 +86,26 @@ pub fn routes(state: &AppState) -> impl FnOnce(&mut web::ServiceConfig) + Clone 
             .route("/iapi/rooms/{room_id}/close", web::post().to(rooms::close))
             .route("/iapi/rooms/{room_id}/game", web::post().to(rooms::game))
             .route("/iapi/rooms/{room_id}/like", web::post().to(rooms::like))
-            .route("/iapi/admin/rooms/{room_id}/ban", web::post().to(admin::ban))
-            .route("/iapi/admin/rooms/{room_id}/notice", web::post().to(admin::notice))
-            .route("/callback/stream", web::post().to(callback::stream))
-            .route("/iapi/openapi.json", web::get().to(openapi::serve));
+            .route("/callback/stream", web::post().to(callback::stream));
+        if !operators_apart {
+            operator_routes(cfg);
+        }
         demo::routes(cfg, demo);
     }
+}
+
+/// The operator endpoints: health, metrics (PROTOCOL.md 4), the OpenAPI document and the
+/// admin API (PROTOCOL.md 3). [`is_operator_path`] names the same paths.
+pub fn operator_routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/healthz", web::get().to(ops::healthz))
+        .route("/metrics", web::get().to(ops::metrics))
+        .route("/iapi/openapi.json", web::get().to(openapi::serve))
+        .route("/iapi/admin/rooms/{room_id}/ban", web::post().to(admin::ban))
+        .route("/iapi/admin/rooms/{room_id}/notice", web::post().to(admin::notice));
+}
+
+/// Whether `path` (as the OpenAPI document writes it) is one of [`operator_routes`]: served
+/// on the internal listener when `server.internal` is set, and not on the public one.
+pub fn is_operator_path(path: &str) -> bool {
+    matches!(path, "/healthz" | "/metrics" | "/iapi/openapi.json") || path.starts_with("/iapi/admin/")
 }

@@ -82,9 +82,17 @@ pub fn string_or_number() -> Schema {
 }
 
 /// The document as this broker serves it: the WebSocket paths as configured, `/demo/token`
-/// only when the demo is on.
+/// only when the demo is on, and with `server.internal` a word on where the operator
+/// endpoints are.
 pub fn document(config: &Config) -> utoipa::openapi::OpenApi {
     let mut doc = ApiDoc::openapi();
+    if config.server.internal.is_some() {
+        let description = doc.info.description.get_or_insert_with(String::new);
+        description.push_str(
+            " This broker serves the operator endpoints (/healthz, /metrics, this document, /iapi/admin) on its \
+             internal listener (server.internal) only; its public listener answers 404 for them.",
+        );
+    }
     let defaults = Config::default();
     let renamed = [(defaults.bigo.path, &config.bigo.path), (defaults.client.path, &config.client.path)];
     let paths = std::mem::take(&mut doc.paths.paths);

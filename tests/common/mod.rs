@@ -61,6 +61,8 @@ pub enum Engine {
 pub struct TestBroker {
     /// The node HTTP calls go to (the first).
     pub addr: SocketAddr,
+    /// The internal listener (operator endpoints), when `server.internal` is set.
+    pub internal_addr: Option<SocketAddr>,
     pub config: Config,
     pub shutdown: danmu_broker::ShutdownHandle,
     pub engine: Engine,
@@ -96,6 +98,7 @@ impl TestBroker {
         let count = if engine == Engine::TwoNodes { 2 } else { 1 };
         let mut nodes = Vec::new();
         let mut shutdowns = Vec::new();
+        let mut internal_addr = None;
         for i in 0..count {
             let mut node = config.clone();
             if count > 1 {
@@ -105,10 +108,12 @@ impl TestBroker {
             let broker = danmu_broker::start_on(node, listener).expect("start the broker");
             actix_rt::spawn(broker.server);
             nodes.push(broker.local_addr);
+            internal_addr = internal_addr.or(broker.internal_addr);
             shutdowns.push(broker.shutdown);
         }
         Self {
             addr: nodes[0],
+            internal_addr,
             config,
             shutdown: shutdowns.swap_remove(0),
             engine,
