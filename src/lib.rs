@@ -22,6 +22,7 @@ pub mod http;
 pub mod listener;
 pub mod live;
 pub mod logging;
+pub mod room_redis;
 pub mod secrets;
 pub mod startup;
 pub mod store;
@@ -140,7 +141,7 @@ pub fn start_on(config: Config, listener: TcpListener) -> std::io::Result<Broker
         let target = store::conn::RedisTarget::of(&config.store).expect("a Redis store");
         let bus = cluster::bus::Bus::open(&target).map_err(std::io::Error::other)?.start();
         shared_bus = Some((conn.clone(), bus.clone()));
-        let shared = cluster::room::SharedRooms {
+        let shared = room_redis::SharedRooms {
             node_id: node_id.clone(),
             keys: cluster::keys::Keys::new(&config.store.key_prefix),
             conn: conn.clone(),
@@ -151,7 +152,7 @@ pub fn start_on(config: Config, listener: TcpListener) -> std::io::Result<Broker
             metrics: metrics.clone(),
         };
         info!("rooms are shared through Redis (store.shared_rooms), node {node_id}");
-        registry = registry.with_room_factory(cluster::room::factory(shared));
+        registry = registry.with_room_factory(room_redis::factory(shared));
     }
     let registry = registry
         .with_pull(Arc::new(config.bigo.clone()))

@@ -5,8 +5,8 @@
 //! - [`ws_conn`]: the transport of a client session: the socket the listener handed over after
 //!   the upgrade, read and written from inside the session actor with no idle buffers.
 //! - [`room`]: one per channel: the pure [`room::RoomCore`] (dedup, reorder, `seq` and epoch,
-//!   history, members, seats, the danmu mapping) and the [`room::RoomActor`] shell that feeds
-//!   it and fans its events out.
+//!   history, members, seats, the danmu mapping), and the [`room::RoomFront`]: the member side
+//!   over an engine that numbers the room's inputs (this node's core, or Redis).
 //! - [`ingest`]: how pushes and pulled batches reach their room (shared by BIGO sessions and
 //!   pullers): routed once, then straight into the room's mailbox, in arrival order.
 //! - [`registry`]: finds or starts rooms, routes `game_sess` to channels, knows the BIGO

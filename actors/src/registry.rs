@@ -1,5 +1,5 @@
 //! The `Registry` actor: the rooms of this node and the ingest side around them. It finds or
-//! starts the [`RoomActor`] of a channel, routes a BIGO `game_sess` to its channel
+//! starts the room of a channel (a [`RoomFront`](crate::room::RoomFront) over its engine), routes a BIGO `game_sess` to its channel
 //! (PROTOCOL.md 2.6, Channels), forwards live-room statuses to running rooms, knows the BIGO
 //! sessions (route changes, shutdown) and owns the pullers (PROTOCOL.md 1.5).
 //!
@@ -25,7 +25,7 @@ use crate::protocol::status::RoomStatus;
 use crate::puller::{GameSessSeen, Puller, PullerLinks, PullerStopped};
 use crate::room::dedup::{Dedup, DedupWindow};
 use crate::room::events::SessionId;
-use crate::room::{MembershipChanged, RoomActor, RoomHandle, RoomLinks, RoomStopped, SetStatus, StatusOf};
+use crate::room::{LocalEngine, MembershipChanged, RoomHandle, RoomLinks, RoomStopped, SetStatus, StatusOf};
 
 /// Closes a BIGO connection (shutdown: BIGO re-sends what it has no 200 for to another node).
 #[derive(Message, Clone, Copy, Debug)]
@@ -110,7 +110,7 @@ pub struct Registry {
     closed_game_sess: DedupWindow,
     membership: Option<Recipient<MembershipChanged>>,
     status_of: Option<Recipient<StatusOf>>,
-    /// `None`: every room is a `RoomActor` of this node.
+    /// `None`: every room runs on this node's own engine ([`LocalEngine`]).
     factory: Option<RoomFactory>,
 }
 
@@ -140,7 +140,7 @@ impl Registry {
         }
     }
 
-    /// Every room started from now on is made by `factory` instead of being a `RoomActor`.
+    /// Every room started from now on is made by `factory` (another engine) instead.
     pub fn with_room_factory(mut self, factory: RoomFactory) -> Self {
         self.factory = Some(factory);
         self
@@ -182,16 +182,14 @@ impl Registry {
         let arbiter = self.next_arbiter();
         let room = match &self.factory {
             Some(make) => make(channel_name.to_string(), links, arbiter),
-            None => {
-                let (config, queue, metrics, name) =
-                    (self.room_config.clone(), self.send_queue_len, self.metrics.clone(), channel_name.to_string());
-                let make = move |_: &mut Context<RoomActor>| RoomActor::new(name, config, queue, metrics, links);
-                let addr = match arbiter {
-                    None => RoomActor::create(make),
-                    Some(arbiter) => RoomActor::start_in_arbiter(&arbiter, make),
-                };
-                RoomHandle::of(&addr)
-            }
+            None => LocalEngine::start(
+                channel_name.to_string(),
+                self.room_config.clone(),
+                self.send_queue_len,
+                self.metrics.clone(),
+                links,
+                arbiter,
+            ),
         };
         debug!("registry: started room {channel_name}");
         self.rooms.insert(channel_name.to_string(), room.clone());

@@ -3,9 +3,8 @@
 //! - [`keys`]: every key and channel name, with the per-room hash tag.
 //! - [`presence`]: this node's presence record and its view of the live nodes, for
 //!   `end_point` (the live node with the fewest clients).
-//! - [`room`]: `SharedRoom`, a room whose inputs, state and history live in Redis and whose
-//!   owner (one node at a time, by lease) runs the room core for every node.
-//!   Its Lua scripts are in `scripts`, what it sends through Redis in `wire`.
+//! - Rooms themselves on Redis are `crate::room_redis` (the Redis engine under each room's
+//!   front).
 //! - [`bus`]: the node's pub/sub connection (room channels, owner wake-ups, node inboxes).
 //! - [`directory`]: the client-session rules across nodes (replacement, one room per user,
 //!   `user/info`).
@@ -18,9 +17,6 @@ pub mod directory;
 pub mod keys;
 pub mod links;
 pub mod presence;
-pub mod room;
-mod scripts;
-mod wire;
 
 /// This node's id: `store.node_id`, or a fresh random one (8 hex digits) when empty.
 pub fn node_id(configured: &str) -> String {

@@ -2,8 +2,8 @@
 //! calls (a push, a join, a leave, a member action, a status, a notice, a tick) that each take
 //! the time as a value ([`Now`]); its outputs are the call's answer plus [`Effects`]: the
 //! numbered events to publish to every member, the frames for single sessions, and the change
-//! in membership. [`RoomActor`](super::RoomActor) feeds it from messages and timers and
-//! carries the effects out; tests drive it directly, with a clock of their own.
+//! in membership. An engine ([`LocalEngine`](super::LocalEngine), or the Redis engine's owner)
+//! feeds it and carries the effects out; tests drive it directly, with a clock of their own.
 //!
 //! What it owns (PROTOCOL.md 2.3-2.6): dedup of seqids and data_seqs, the reorder buffer and
 //! its release ticks, `seq` numbering and history under one `epoch`, members, seats and

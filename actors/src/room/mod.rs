@@ -2,25 +2,29 @@
 //! orders them by `ts` within the reorder window, numbers every event (`seq`, under an
 //! `epoch`), keeps history, members, seats and calls, and fans events out to the members.
 //!
+//! How it is built, from the inside out:
 //! - [`core`]: [`RoomCore`], the room's state and rules as plain Rust: inputs in, effects out,
-//!   the clock passed in. Everything a room decides is decided there.
-//! - [`actor`]: [`RoomActor`], the actix shell that feeds the core from messages and timers
-//!   and carries its effects out (broadcast ring, direct frames, viewer hook); its messages.
-//! - [`events`]: events as they travel, serialised once ([`RoomEvent`], [`Bundle`]).
-//! - [`fanout`]: the events held once for all of this node's members, and each member's
-//!   [`Feed`] of them, bounded in events ([`Fanout`]).
-//! - [`mapping`]: the danmu mapping of PROTOCOL.md 2.4 and the gifts of member reports.
-//! - [`replay`]: the one rule for a join's `last_seq` and `epoch`: what to replay, and whether
-//!   the member recovered.
-//! - The core's parts: [`dedup`] (seen seqids / data_seqs), [`reorder`] (the window),
-//!   [`tick`] (release ticks), [`history`] (numbering and replay), [`members`], [`seats`].
+//!   the clock passed in. Everything a room decides is decided there. Its parts: [`dedup`]
+//!   (seen seqids / data_seqs), [`reorder`] (the window), [`tick`] (release ticks),
+//!   [`history`] (numbering), [`members`], [`seats`], [`mapping`] (the danmu mapping of
+//!   PROTOCOL.md 2.4 and the gifts of member reports).
+//! - [`front`]: [`RoomFront`], the room's member side on one node, written once: this node's
+//!   members, their joins and reports, replay ([`replay`]: the one rule for `last_seq` and
+//!   `epoch`), the fan-out ([`fanout`]), the idle stop. It hands inputs to an [`Engine`], the
+//!   seam, which numbers them under one order and answers in that order.
+//! - [`local`]: [`LocalEngine`], the engine that runs the core on this node. The other engine,
+//!   for several nodes on Redis, is the server crate's `room_redis`.
+//! - [`handle`]: the messages every room takes and the [`RoomHandle`] the rest of the system
+//!   holds. [`events`]: events as they travel, serialised once.
 
-pub mod actor;
 pub mod core;
 pub mod dedup;
 pub mod events;
 pub mod fanout;
+pub mod front;
+pub mod handle;
 pub mod history;
+pub mod local;
 pub mod mapping;
 pub mod members;
 pub mod reorder;
@@ -28,13 +32,15 @@ pub mod replay;
 pub mod seats;
 pub mod tick;
 
-pub use self::actor::{
-    Flush, Ingest, Join, Joined, Leave, MemberAction, MembershipChanged, Notice, RoomActor, RoomHandle, RoomLinks,
-    RoomStopped, SetStatus, StatusOf, ToMember,
-};
 pub use self::core::{
     Action, ActionDone, Effects, IngestOutcome, JoinAnswer, JoinRequest, LeaveReason, MemberChange, Now, Push, Refused,
     RoomCore, RoomState,
 };
 pub use self::events::{json_array, text_frame, Bundle, RoomEvent, SessionId};
 pub use self::fanout::{Fanout, Feed, Taken};
+pub use self::front::{Engine, FrontConfig, Input, Output, RoomFront};
+pub use self::handle::{
+    Flush, Ingest, Join, Joined, Leave, MemberAction, MembershipChanged, Notice, RoomHandle, RoomLinks, RoomStopped,
+    SetStatus, StatusOf, ToMember,
+};
+pub use self::local::LocalEngine;

@@ -1,5 +1,5 @@
 //! Release ticks (README "Release ticks"): when a room's flush timer fires and how much it
-//! releases. Pure functions, wired up by `RoomActor::schedule_flush`.
+//! releases. Pure functions, wired up by the room's engine (`LocalEngine`, and the Redis engine's owner).
 //!
 //! A released bundle costs every member one wake-up and one socket write, so a big room
 //! releases in ticks: the tick grows with the room ([`TICK_PER_MEMBER`] per member, capped by

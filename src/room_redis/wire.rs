@@ -12,7 +12,7 @@ use serde_json::Value;
 /// One input of the room's stream, by kind (`k`) with its body (`b`).
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "k", rename_all = "snake_case")]
-pub(super) enum Input {
+pub(crate) enum Input {
     Push { gs: String, sq: String, t: i64, st: Option<BigoStatus>, items: Vec<(String, Value)> },
     Join { s: SessionId, n: String, p: Profile },
     Leave { s: SessionId, why: Why },
@@ -23,7 +23,7 @@ pub(super) enum Input {
 
 impl Input {
     /// The stream entry's `k` field, for an operator reading the stream (the body says it too).
-    pub(super) fn kind(&self) -> &'static str {
+    pub(crate) fn kind(&self) -> &'static str {
         match self {
             Self::Push { .. } => "push",
             Self::Join { .. } => "join",
@@ -37,7 +37,7 @@ impl Input {
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub(super) enum Why {
+pub(crate) enum Why {
     Exit,
     Switch,
     Disconnect,
@@ -69,7 +69,7 @@ impl From<Why> for LeaveReason {
 /// A member action as it travels (the core's `Action` holds a report type without serde).
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "t", rename_all = "snake_case")]
-pub(super) enum WireAction {
+pub(crate) enum WireAction {
     Say { content: String },
     Gift { notify_type: NotifyType, gift: Value },
     Up { seat_id: Option<u32> },
@@ -79,48 +79,48 @@ pub(super) enum WireAction {
 
 /// What the owner publishes after a commit.
 #[derive(Debug, Default, Serialize, Deserialize)]
-pub(super) struct Published {
+pub(crate) struct Published {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub(super) events: Vec<WireEvent>,
+    pub(crate) events: Vec<WireEvent>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub(super) joins: Vec<JoinAnswerWire>,
+    pub(crate) joins: Vec<JoinAnswerWire>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub(super) acks: Vec<AckWire>,
+    pub(crate) acks: Vec<AckWire>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub(super) direct: Vec<(SessionId, String)>,
+    pub(crate) direct: Vec<(SessionId, String)>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub(super) struct WireEvent {
-    pub(super) seq: u64,
+pub(crate) struct WireEvent {
+    pub(crate) seq: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(super) x: Option<SessionId>,
-    pub(super) j: String,
+    pub(crate) x: Option<SessionId>,
+    pub(crate) j: String,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
-pub(super) struct JoinAnswerWire {
-    pub(super) s: SessionId,
+pub(crate) struct JoinAnswerWire {
+    pub(crate) s: SessionId,
     /// The snapshot, the member's own seq, and the newest seq before the join's own events.
-    pub(super) ok: Option<(Value, u64, u64)>,
-    pub(super) err: Option<(u16, String)>,
+    pub(crate) ok: Option<(Value, u64, u64)>,
+    pub(crate) err: Option<(u16, String)>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
-pub(super) struct AckWire {
-    pub(super) n: String,
-    pub(super) r: u64,
-    pub(super) ok: Option<(Option<u64>, Option<Value>)>,
-    pub(super) err: Option<(u16, String)>,
+pub(crate) struct AckWire {
+    pub(crate) n: String,
+    pub(crate) r: u64,
+    pub(crate) ok: Option<(Option<u64>, Option<Value>)>,
+    pub(crate) err: Option<(u16, String)>,
 }
 
 /// A code that travelled between nodes; one this build does not know reads as 1011.
-pub(super) fn code_of(code: u16) -> ErrorCode {
+pub(crate) fn code_of(code: u16) -> ErrorCode {
     ErrorCode::from_code(code).unwrap_or(ErrorCode::Unavailable)
 }
 
 /// Stream ids compare as (ms, seq) pairs.
-pub(super) fn stream_id_le(a: &str, b: &str) -> bool {
+pub(crate) fn stream_id_le(a: &str, b: &str) -> bool {
     let parse = |s: &str| {
         let (ms, seq) = s.split_once('-').unwrap_or((s, "0"));
         (ms.parse::<u64>().unwrap_or(0), seq.parse::<u64>().unwrap_or(0))
@@ -128,7 +128,7 @@ pub(super) fn stream_id_le(a: &str, b: &str) -> bool {
     parse(a) <= parse(b)
 }
 
-pub(super) fn wire_action(action: Action) -> WireAction {
+pub(crate) fn wire_action(action: Action) -> WireAction {
     match action {
         Action::Say { content } => WireAction::Say { content },
         Action::Gift { notify_type, gift } => {
@@ -147,7 +147,7 @@ pub(super) fn wire_action(action: Action) -> WireAction {
     }
 }
 
-pub(super) fn action_of(action: WireAction) -> Option<Action> {
+pub(crate) fn action_of(action: WireAction) -> Option<Action> {
     Some(match action {
         WireAction::Say { content } => Action::Say { content },
         WireAction::Gift { notify_type, gift } => {
@@ -161,17 +161,17 @@ pub(super) fn action_of(action: WireAction) -> Option<Action> {
 
 /// The snapshot as it travels (the wire type only serialises).
 #[derive(Debug, Deserialize)]
-pub(super) struct SnapshotWire {
-    pub(super) channel_name: String,
-    pub(super) members: usize,
-    pub(super) seats: Vec<SeatWire>,
-    pub(super) last_seq: u64,
-    pub(super) epoch: String,
-    pub(super) status: Option<ChannelStatus>,
+pub(crate) struct SnapshotWire {
+    pub(crate) channel_name: String,
+    pub(crate) members: usize,
+    pub(crate) seats: Vec<SeatWire>,
+    pub(crate) last_seq: u64,
+    pub(crate) epoch: String,
+    pub(crate) status: Option<ChannelStatus>,
 }
 
 impl SnapshotWire {
-    pub(super) fn into_snapshot(self) -> RoomSnapshot {
+    pub(crate) fn into_snapshot(self) -> RoomSnapshot {
         RoomSnapshot {
             channel_name: self.channel_name,
             members: self.members,
@@ -184,21 +184,21 @@ impl SnapshotWire {
 }
 
 #[derive(Debug, Deserialize)]
-pub(super) struct SeatWire {
-    pub(super) id: u32,
-    pub(super) user_id: String,
-    pub(super) nickname: String,
-    pub(super) sex: Value,
-    pub(super) avatar_url: String,
-    pub(super) avatar_small_url: String,
-    pub(super) status: u8,
-    pub(super) microphone: u8,
-    pub(super) rank: u32,
-    pub(super) room_id: String,
+pub(crate) struct SeatWire {
+    pub(crate) id: u32,
+    pub(crate) user_id: String,
+    pub(crate) nickname: String,
+    pub(crate) sex: Value,
+    pub(crate) avatar_url: String,
+    pub(crate) avatar_small_url: String,
+    pub(crate) status: u8,
+    pub(crate) microphone: u8,
+    pub(crate) rank: u32,
+    pub(crate) room_id: String,
 }
 
 impl SeatWire {
-    pub(super) fn into_seat(self) -> Seat {
+    pub(crate) fn into_seat(self) -> Seat {
         Seat {
             id: self.id,
             user_id: self.user_id,
@@ -236,8 +236,8 @@ mod tests {
 
 /// One member in a room's member hash (`room:{C}:members`, field = session id).
 #[derive(Debug, Serialize, Deserialize)]
-pub(super) struct MemberWire {
-    pub(super) p: Profile,
+pub(crate) struct MemberWire {
+    pub(crate) p: Profile,
     /// The node the member's session is on.
-    pub(super) n: String,
+    pub(crate) n: String,
 }

@@ -1,0 +1,510 @@
+//! `RedisEngine`: the [`Engine`] of a room whose inputs, state and history live in Redis, so
+//! that several nodes serve it in one order (PROTOCOL.md 7). Every node that uses the room runs
+//! one, under the room's [`RoomFront`].
+//!
+//! For its own callers, every node:
+//! - puts each input (a push, a join, a leave, a report, a status, a notice) into the room's
+//!   input stream `room:{C}:in`, in the order its front took them, all that wait in one
+//!   [`INGEST`](super::scripts::INGEST) call: a push is answered 200 once it is there (stored:
+//!   a node dying now loses nothing), 503 when Redis cannot take it or the stream is full;
+//! - while it has members here, subscribes to the room's channel and hands what the owner
+//!   publishes (numbered events, join answers, acks, direct frames) to its front in order,
+//!   filling any gap in `seq` from the events stream.
+//!
+//! One node at a time, the owner (it holds the room's [`Lease`]), also runs the room's core on
+//! the inputs in stream order and commits the effects, fenced by the lease
+//! ([`super::owner`]).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::fut::wrap_future;
+use actix::{ActorFutureExt, AsyncContext, Context, Handler};
+use actors::room::front::{BoxFuture, UNAVAILABLE};
+use actors::room::{
+    Engine, IngestOutcome, Input, JoinAnswer, Output, Push, Refused, RoomEvent, RoomFront, RoomLinks, SessionId,
+};
+use bytestring::ByteString;
+use log::{info, warn};
+use tokio::sync::oneshot;
+
+use super::lease::{Claimed, Lease};
+use super::owner::Owner;
+use super::scripts::Scripts;
+use super::wire::{
+    code_of, wire_action, AckWire, Input as WireInput, JoinAnswerWire, Published, SeatWire, SnapshotWire, WireEvent,
+};
+use super::SharedRooms;
+use crate::cluster::bus::{BusMessage, Subscribe, Unsubscribe};
+
+pub type Front = RoomFront<RedisEngine>;
+pub type Ctx = Context<Front>;
+
+/// How often an owner reads its input stream without being woken (every input publishes a
+/// wake message; this is for one that was lost, e.g. while the pub/sub link reconnected).
+const POLL_EVERY: Duration = Duration::from_secs(1);
+
+/// What to do with an input's fate once Redis answered.
+enum Answer {
+    Push { reply: oneshot::Sender<IngestOutcome>, items: usize },
+    Join(SessionId),
+    Act(u64),
+    None,
+}
+
+/// An input waiting to be sent (see [`RedisEngine::send_outbox`]).
+struct Outgoing {
+    seqid_key: String,
+    kind: &'static str,
+    body: String,
+    answer: Answer,
+}
+
+pub struct RedisEngine {
+    pub(super) channel_name: String,
+    pub(super) shared: SharedRooms,
+    pub(super) links: RoomLinks,
+    pub(super) scripts: Arc<Scripts>,
+    /// Inputs waiting for the call on its way to answer.
+    outbox: Vec<Outgoing>,
+    outbox_busy: bool,
+    /// Subscribed to the room's channel (this node has members here), or on its way.
+    pub(super) subscribed: bool,
+    /// The subscription is on its way: inputs wait, so that a join's answer is not missed.
+    subscribing: bool,
+    /// The last seq handed to the front (None before any).
+    delivered: Option<u64>,
+    pub(super) lease: Lease,
+    pub(super) owner: Option<Owner>,
+    /// One of the owner's reads or commits is on its way to Redis (at most one at a time, and
+    /// a new ownership waits for an earlier one's).
+    pub(super) step_busy: bool,
+    pub(super) last_activity: Instant,
+}
+
+impl RedisEngine {
+    pub fn new(channel_name: String, shared: SharedRooms, links: RoomLinks) -> Self {
+        Self {
+            channel_name,
+            shared,
+            links,
+            scripts: Arc::new(Scripts::new()),
+            outbox: Vec::new(),
+            outbox_busy: false,
+            subscribed: false,
+            subscribing: false,
+            delivered: None,
+            lease: Lease::NotOurs,
+            owner: None,
+            step_busy: false,
+            last_activity: Instant::now(),
+        }
+    }
+
+    pub(super) fn key(&self, what: &str) -> String {
+        self.shared.keys.room(&self.channel_name, what)
+    }
+
+    /// Queues an input for the room's stream, after every input queued before it.
+    fn send_input(&mut self, input: &WireInput, seqid_key: String, answer: Answer, ctx: &mut Ctx) {
+        self.last_activity = Instant::now();
+        let body = serde_json::to_string(input).unwrap_or_default();
+        self.outbox.push(Outgoing { seqid_key, kind: input.kind(), body, answer });
+        self.send_outbox(ctx);
+    }
+
+    /// Sends every input waiting in the outbox with one script call, unless a call (or the
+    /// room's subscription) is on its way: inputs reach the stream in the order the front
+    /// took them.
+    fn send_outbox(&mut self, ctx: &mut Ctx) {
+        if self.outbox_busy || self.subscribing || self.outbox.is_empty() {
+            return;
+        }
+        let batch = std::mem::take(&mut self.outbox);
+        self.outbox_busy = true;
+        let mut conn = self.shared.conn.clone();
+        let scripts = self.scripts.clone();
+        let keys = [self.key("seen"), self.key("in"), self.key("lease")];
+        let mut args = vec![
+            actors::protocol::now_ms().to_string(),
+            self.shared.node_id.clone(),
+            self.key("wake"),
+            self.shared.conn.publish_command().to_string(),
+            self.shared.config.queue_len.to_string(),
+            batch.len().to_string(),
+        ];
+        let mut answers = Vec::with_capacity(batch.len());
+        for out in batch {
+            args.extend([out.seqid_key, out.kind.to_string(), out.body]);
+            answers.push(out.answer);
+        }
+        let run = async move {
+            let mut invocation = scripts.ingest.prepare_invoke();
+            for key in keys {
+                invocation.key(key);
+            }
+            for arg in args {
+                invocation.arg(arg);
+            }
+            invocation.invoke_async::<(String, Vec<i64>)>(&mut conn).await
+        };
+        ctx.spawn(wrap_future::<_, Front>(run).map(|result, front, ctx| {
+            let engine = front.engine_mut();
+            engine.outbox_busy = false;
+            let (owner, stored) = match result {
+                Ok((owner, stored)) => (Some(owner), stored),
+                Err(e) => {
+                    warn!("room {}: inputs not stored ({e})", engine.channel_name);
+                    (None, Vec::new())
+                }
+            };
+            let mut outputs = Vec::new();
+            for (i, answer) in answers.into_iter().enumerate() {
+                // 0 stored, 1 a seqid seen before, 2 refused: the stream is full.
+                let fate = owner.as_ref().map(|_| stored.get(i).copied().unwrap_or(0));
+                match (answer, fate) {
+                    (Answer::Push { reply, items }, fate) => {
+                        let outcome = match fate {
+                            Some(0) => IngestOutcome::Accepted { new_items: items },
+                            Some(1) => IngestOutcome::DuplicateSeqid,
+                            Some(_) => {
+                                warn!(
+                                    "room {}: its input stream is full, a push refused with 503",
+                                    engine.channel_name
+                                );
+                                IngestOutcome::Full
+                            }
+                            None => IngestOutcome::Full,
+                        };
+                        let _ = reply.send(outcome);
+                    }
+                    (Answer::Join(session), None) => outputs.push(Output::Joined { session, answer: Err(UNAVAILABLE) }),
+                    (Answer::Act(rid), None) => outputs.push(Output::Acted { rid, answer: Err(UNAVAILABLE) }),
+                    _ => {}
+                }
+            }
+            if let Some(owner) = owner {
+                engine.claim_if_vacant(&owner, ctx);
+            }
+            front.engine_mut().send_outbox(ctx);
+            front.apply(outputs, ctx);
+        }));
+    }
+
+    /// A room without an owner is claimed by a node that uses it.
+    pub(super) fn claim_if_vacant(&mut self, holder: &str, ctx: &mut Ctx) {
+        if !self.lease.should_claim(holder, &self.shared.node_id, self.step_busy) {
+            return;
+        }
+        self.lease.claim();
+        let mut conn = self.shared.conn.clone();
+        let (lease, node, ttl) = (self.key("lease"), self.shared.node_id.clone(), self.shared.lease_ttl);
+        let scripts = self.scripts.clone();
+        let claim = async move {
+            let won: redis::RedisResult<i64> =
+                scripts.claim.key(lease).arg(node).arg(ttl.as_millis() as u64).invoke_async(&mut conn).await;
+            matches!(won, Ok(1))
+        };
+        ctx.spawn(wrap_future::<_, Front>(claim).map(|won, front, ctx| {
+            let engine = front.engine_mut();
+            match engine.lease.claimed(won) {
+                Claimed::TakeOver => engine.take_over(ctx),
+                Claimed::GiveBack => {
+                    ctx.spawn(wrap_future(engine.release_lease()));
+                }
+                Claimed::Lost => {}
+            }
+        }));
+    }
+
+    /// Subscribes to the room's channel (this node's members start here) or leaves it.
+    fn set_subscribed(&mut self, attended: bool, ctx: &mut Ctx) {
+        if attended == self.subscribed {
+            return;
+        }
+        self.subscribed = attended;
+        if !attended {
+            self.delivered = None;
+            self.shared.bus.do_send(Unsubscribe { channel: self.key("ch") });
+            return;
+        }
+        self.subscribing = true;
+        let ask = self.shared.bus.send(Subscribe { channel: self.key("ch"), to: ctx.address().recipient() });
+        ctx.spawn(wrap_future::<_, Front>(ask).map(|answer, front, ctx| {
+            let engine = front.engine_mut();
+            engine.subscribing = false;
+            if matches!(answer, Ok(Ok(()))) {
+                return engine.send_outbox(ctx);
+            }
+            warn!("room {}: could not subscribe to its channel", engine.channel_name);
+            // The joins waiting would miss their answers: refused (1011), the rest goes on.
+            let (joins, rest): (Vec<_>, Vec<_>) =
+                std::mem::take(&mut engine.outbox).into_iter().partition(|o| matches!(o.answer, Answer::Join(_)));
+            engine.outbox = rest;
+            engine.send_outbox(ctx);
+            let outputs = joins
+                .into_iter()
+                .filter_map(|o| match o.answer {
+                    Answer::Join(session) => Some(Output::Joined { session, answer: Err(UNAVAILABLE) }),
+                    _ => None,
+                })
+                .collect();
+            front.apply(outputs, ctx);
+        }));
+    }
+
+    /// Subscribes to another channel of the room (the owner's wake-ups), in the background.
+    pub(super) fn subscribe(&self, channel: String, ctx: &mut Ctx) {
+        let ask = self.shared.bus.send(Subscribe { channel: channel.clone(), to: ctx.address().recipient() });
+        ctx.spawn(wrap_future(async move {
+            if !matches!(ask.await, Ok(Ok(()))) {
+                warn!("bus: could not subscribe to {channel}");
+            }
+        }));
+    }
+
+    /// A message on the room's channel: events, join answers, acks and direct frames for the
+    /// front, filling a gap in `seq` from the events stream first.
+    fn on_published(&mut self, published: Published, ctx: &mut Ctx) -> Vec<Output> {
+        let Published { mut events, joins, acks, direct } = published;
+        let first = events.first().map(|e| e.seq);
+        if let (Some(delivered), Some(first)) = (self.delivered, first) {
+            if first > delivered + 1 {
+                let fetch = self.fetch_events(delivered + 1, first - 1);
+                let node = self.shared.node_id.clone();
+                // Waited for: nothing else reaches the front before the missing events.
+                ctx.wait(wrap_future::<_, Front>(fetch).map(move |missing, front, ctx| {
+                    let mut all = missing.unwrap_or_default();
+                    all.append(&mut events);
+                    let mut outputs = front.engine_mut().deliver(all, joins);
+                    outputs.extend(answers_of(acks, direct, &node));
+                    front.apply(outputs, ctx);
+                }));
+                return Vec::new();
+            }
+        }
+        let mut outputs = self.deliver(events, joins);
+        outputs.extend(answers_of(acks, direct, &self.shared.node_id));
+        outputs
+    }
+
+    /// The room's channel was subscribed again (a new or reconnected pub/sub connection): what
+    /// was published meanwhile is read from the events stream.
+    fn catch_up(&mut self, ctx: &mut Ctx) {
+        let Some(delivered) = self.delivered else { return };
+        let fetch = self.fetch_events(delivered + 1, u64::MAX);
+        ctx.wait(wrap_future::<_, Front>(fetch).map(|missed, front, ctx| {
+            let missed = missed.unwrap_or_default();
+            if !missed.is_empty() {
+                let channel = &front.engine_mut().channel_name;
+                info!("room {channel}: {} event(s) published while its channel was away, read again", missed.len());
+            }
+            let outputs = front.engine_mut().deliver(missed, Vec::new());
+            front.apply(outputs, ctx);
+        }));
+    }
+
+    /// Events and join answers in the room's order: a join answered at or before an event's seq
+    /// comes before it (the member reads every event after its own).
+    fn deliver(&mut self, events: Vec<WireEvent>, mut joins: Vec<JoinAnswerWire>) -> Vec<Output> {
+        joins.sort_by_key(|j| j.ok.as_ref().map_or(0, |(_, own, _)| *own));
+        let mut outputs = Vec::new();
+        let mut batch: Vec<RoomEvent> = Vec::new();
+        let mut joins = joins.into_iter().peekable();
+        for e in events {
+            if self.delivered.is_some_and(|d| e.seq <= d) {
+                continue;
+            }
+            while let Some(join) = joins.next_if(|j| j.ok.as_ref().is_none_or(|(_, own, _)| *own < e.seq)) {
+                if !batch.is_empty() {
+                    outputs.push(Output::Events(std::mem::take(&mut batch)));
+                }
+                outputs.push(self.joined(join));
+            }
+            self.delivered = Some(e.seq);
+            batch.push(RoomEvent::from_json(Some(e.seq), e.x, ByteString::from(e.j)));
+        }
+        if !batch.is_empty() {
+            outputs.push(Output::Events(batch));
+        }
+        for join in joins {
+            outputs.push(self.joined(join));
+        }
+        outputs
+    }
+
+    fn joined(&mut self, join: JoinAnswerWire) -> Output {
+        let answer = match (join.ok, join.err) {
+            (Some((snapshot, own_seq, newest)), _) => match serde_json::from_value::<SnapshotWire>(snapshot) {
+                Ok(snapshot) => {
+                    if self.delivered.is_none_or(|d| d < own_seq) {
+                        self.delivered = Some(own_seq);
+                    }
+                    Ok(JoinAnswer { snapshot: snapshot.into_snapshot(), own_seq, newest })
+                }
+                Err(_) => Err(UNAVAILABLE),
+            },
+            (None, Some((code, reason))) => Err(Refused::new(code_of(code), Refused::reason_of(&reason))),
+            (None, None) => Err(UNAVAILABLE),
+        };
+        Output::Joined { session: join.s, answer }
+    }
+
+    /// Events `from..=to` from the room's history stream.
+    fn fetch_events(&self, from: u64, to: u64) -> impl std::future::Future<Output = Option<Vec<WireEvent>>> + 'static {
+        let mut conn = self.shared.conn.clone();
+        let stream = self.key("events");
+        async move {
+            let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
+                .arg(stream)
+                .arg(format!("{from}-1"))
+                .arg(format!("{to}-1"))
+                .query_async(&mut conn)
+                .await
+                .ok()?;
+            Some(
+                reply
+                    .ids
+                    .into_iter()
+                    .filter_map(|id| {
+                        let seq = id.id.split('-').next()?.parse().ok()?;
+                        let json: String = id.get("e")?;
+                        let x = id.get::<String>("x").and_then(|x| x.parse().ok());
+                        Some(WireEvent { seq, x, j: json })
+                    })
+                    .collect(),
+            )
+        }
+    }
+}
+
+/// The acks meant for this node's reports, and the direct frames.
+fn answers_of(acks: Vec<AckWire>, direct: Vec<(SessionId, String)>, node: &str) -> Vec<Output> {
+    let mut outputs: Vec<Output> = acks
+        .into_iter()
+        .filter(|a| a.n == node)
+        .map(|ack| {
+            let answer = match (ack.ok, ack.err) {
+                (Some((seq, seat)), _) => Ok(actors::room::ActionDone {
+                    seq,
+                    room_seat: seat.and_then(|s| serde_json::from_value::<SeatWire>(s).ok()).map(SeatWire::into_seat),
+                }),
+                (None, Some((code, reason))) => Err(Refused::new(code_of(code), Refused::reason_of(&reason))),
+                (None, None) => Err(UNAVAILABLE),
+            };
+            Output::Acted { rid: ack.r, answer }
+        })
+        .collect();
+    if !direct.is_empty() {
+        outputs.push(Output::Direct(direct.into_iter().map(|(s, f)| (s, ByteString::from(f))).collect()));
+    }
+    outputs
+}
+
+impl Engine for RedisEngine {
+    fn started(&mut self, ctx: &mut Ctx) {
+        ctx.run_interval(POLL_EVERY, |front, ctx| front.engine_mut().want_read(ctx));
+        ctx.run_interval(self.shared.lease_ttl / 3, |front, ctx| front.engine_mut().renew(ctx));
+    }
+
+    fn stopped(&mut self, ctx: &mut Ctx) {
+        if self.owner.is_some() {
+            // Hand the room on at once rather than after the lease's time: whoever uses it
+            // next (here or elsewhere) restores it from Redis.
+            actix::spawn(self.release_lease());
+        }
+        self.give_up(ctx);
+        if self.subscribed {
+            self.shared.bus.do_send(Unsubscribe { channel: self.key("ch") });
+        }
+    }
+
+    fn ingest(&mut self, push: Push, reply: oneshot::Sender<IngestOutcome>, ctx: &mut Ctx) -> Vec<Output> {
+        let items = push.items.len();
+        let seqid_key =
+            if push.seqid.is_empty() { String::new() } else { format!("{}/{}", push.game_sess, push.seqid) };
+        let input = WireInput::Push {
+            items: push.items.into_iter().map(|i| (i.openid, i.raw)).collect(),
+            gs: push.game_sess,
+            sq: push.seqid,
+            t: push.timestamp,
+            st: push.status,
+        };
+        self.send_input(&input, seqid_key, Answer::Push { reply, items }, ctx);
+        Vec::new()
+    }
+
+    fn submit(&mut self, input: Input, ctx: &mut Ctx) -> Vec<Output> {
+        let node = self.shared.node_id.clone();
+        let (input, answer) = match input {
+            Input::Join(request) => {
+                let session = request.session;
+                (WireInput::Join { s: session, n: node, p: request.profile }, Answer::Join(session))
+            }
+            Input::Leave { session, reason } => (WireInput::Leave { s: session, why: reason.into() }, Answer::None),
+            Input::Act { session, rid, action } => {
+                (WireInput::Act { s: session, n: node, r: rid, a: wire_action(action) }, Answer::Act(rid))
+            }
+            Input::Status(status) => (WireInput::Status { st: status }, Answer::None),
+            Input::Notice { content, expire_time, client_url } => {
+                (WireInput::Notice { c: content, e: expire_time, u: client_url }, Answer::None)
+            }
+        };
+        self.send_input(&input, String::new(), answer, ctx);
+        Vec::new()
+    }
+
+    fn history(&self, from: u64, to: u64) -> BoxFuture<Vec<RoomEvent>> {
+        let fetch = self.fetch_events(from, to);
+        Box::pin(async move {
+            let found = fetch.await.unwrap_or_default();
+            found.into_iter().map(|e| RoomEvent::from_json(Some(e.seq), e.x, ByteString::from(e.j))).collect()
+        })
+    }
+
+    /// The node shuts down: the owner hands the room on instead of flushing it. What its reorder
+    /// window holds is still in the input stream, so the next owner (restoring the state, as
+    /// after a death) releases it in order; giving the lease up now spares the room the lease's
+    /// time.
+    fn flush(&mut self, ctx: &mut Ctx) -> (Vec<Output>, BoxFuture<()>) {
+        let owned = self.owner.is_some();
+        self.lease.hand_on();
+        if !owned {
+            return (Vec::new(), Box::pin(async {}));
+        }
+        self.give_up(ctx);
+        info!("room {}: node {} hands it on (shutdown)", self.channel_name, self.shared.node_id);
+        (Vec::new(), Box::pin(self.release_lease()))
+    }
+
+    fn attended(&mut self, attended: bool, ctx: &mut Ctx) {
+        self.set_subscribed(attended, ctx);
+    }
+
+    fn is_idle(&self) -> bool {
+        let idle = Duration::from_millis(self.shared.config.idle_stop_ms);
+        let quiet = self.last_activity.elapsed() >= idle && self.outbox.is_empty() && !self.outbox_busy;
+        quiet && self.owner.as_ref().is_none_or(Owner::is_idle)
+    }
+}
+
+impl Handler<BusMessage> for Front {
+    type Result = ();
+
+    fn handle(&mut self, msg: BusMessage, ctx: &mut Self::Context) {
+        let engine = self.engine_mut();
+        if msg.channel == engine.key("wake") {
+            return engine.want_read(ctx);
+        }
+        if msg.resubscribed {
+            return engine.catch_up(ctx);
+        }
+        match serde_json::from_str::<Published>(&msg.payload) {
+            Ok(published) => {
+                let outputs = engine.on_published(published, ctx);
+                self.apply(outputs, ctx);
+            }
+            Err(e) => warn!("room {}: unreadable message on its channel: {e}", engine.channel_name),
+        }
+    }
+}

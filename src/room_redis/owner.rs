@@ -1,0 +1,545 @@
+//! The owner's side of a room on Redis: the one node that holds the room's lease runs the
+//! room's [`RoomCore`] on the inputs of its stream, in stream order, and commits each batch's
+//! effects with one fenced script ([`COMMIT`](super::scripts::COMMIT)): the events (stream
+//! `room:{C}:events`, trimmed to `room.history_len`, ids `<seq>-1`), the dedup keys of released
+//! items, the core's state, the last input applied, the input stream trimmed below the oldest
+//! push that may still hold items, and one published message. A commit that finds another
+//! node's lease, or that fails, ends this node's ownership at once; whoever owns the room next
+//! restores the state, reads the inputs still in the stream again (pushes only, for the items
+//! still held; what was released is in the dedup keys), and goes on numbering where the last
+//! commit stopped.
+//!
+//! Every step that waits for Redis (a read, a commit) is spawned, one at a time ([`pump`]):
+//! the room goes on taking pushes, joins and timers while Redis answers, and commits reach
+//! Redis in the order the core made them.
+//!
+//! [`pump`]: RedisEngine::pump
+
+use std::collections::{HashMap, VecDeque};
+use std::time::Instant;
+
+use actix::fut::wrap_future;
+use actix::{ActorFutureExt, AsyncContext, SpawnHandle};
+use actors::protocol::bigo::DanmuItem;
+use actors::protocol::client::ErrorCode;
+use actors::room::{
+    Effects, JoinRequest, LeaveReason, MemberChange, MembershipChanged, Now, Push, Refused, RoomCore, RoomState,
+    SessionId, StatusOf,
+};
+use log::{debug, info, warn};
+
+use super::engine::{Ctx, Front, RedisEngine};
+use super::lease::Lease;
+use super::wire::{action_of, stream_id_le, AckWire, Input, JoinAnswerWire, MemberWire, Published, WireEvent};
+use crate::cluster::bus::Unsubscribe;
+
+/// Inputs read per round.
+const READ_COUNT: usize = 500;
+
+/// The owner's state: the core and where it is in the input stream.
+pub struct Owner {
+    core: RoomCore,
+    /// The last input read (stream id).
+    last_read: String,
+    /// The last input applied and committed.
+    applied: String,
+    /// Push inputs read since the reorder buffer was last empty (their items may be held).
+    held: VecDeque<String>,
+    /// Effects applied to the core and not yet sent to Redis (see [`RedisEngine::pump`]).
+    staged: Option<(Effects, Published)>,
+    /// The input stream may hold inputs not read yet (a wake, the poll, a full page).
+    read_wanted: bool,
+    /// Which node each member session is on (direct frames, answers).
+    node_of: HashMap<SessionId, String>,
+    release_timer: Option<SpawnHandle>,
+}
+
+impl Owner {
+    /// Nothing held and nobody in the room.
+    pub fn is_idle(&self) -> bool {
+        self.core.is_idle(Now::real())
+    }
+}
+
+impl RedisEngine {
+    /// Became the owner: restores the room from Redis, then reads its inputs.
+    pub(super) fn take_over(&mut self, ctx: &mut Ctx) {
+        let mut conn = self.shared.conn.clone();
+        let (state, seen, events, members) =
+            (self.key("state"), self.key("seen"), self.key("events"), self.key("members"));
+        let status_of = self.links.status_of.clone();
+        let channel_name = self.channel_name.clone();
+        let load = async move {
+            let (saved, seen, members): (HashMap<String, String>, Vec<String>, HashMap<SessionId, String>) =
+                redis::pipe().hgetall(&state).zrange(&seen, 0, -1).hgetall(&members).query_async(&mut conn).await?;
+            let live_status = match (&status_of, saved.is_empty()) {
+                (Some(source), true) => source.send(StatusOf { channel_name }).await.ok().flatten(),
+                _ => None,
+            };
+            if saved.is_empty() {
+                // Numbering starts from nothing: a new epoch, and no history of an old one.
+                let _: () = redis::cmd("DEL").arg(&events).arg(&members).query_async(&mut conn).await?;
+            }
+            Ok::<_, redis::RedisError>((saved, seen, members, live_status))
+        };
+        ctx.spawn(wrap_future::<_, Front>(load).map(|loaded, front: &mut Front, ctx| {
+            let room = front.engine_mut();
+            let (saved, seen, members, live_status) = match loaded {
+                Ok(loaded) => loaded,
+                Err(e) => {
+                    warn!("room {}: cannot load its state ({e}), not taking it over", room.channel_name);
+                    room.lease.lost();
+                    ctx.spawn(wrap_future(room.release_lease()));
+                    return;
+                }
+            };
+            if !room.lease.restored(Instant::now()) {
+                // Handed on meanwhile (shutdown).
+                ctx.spawn(wrap_future(room.release_lease()));
+                return;
+            }
+            let now = Now::real();
+            let mut config = room.shared.config.clone();
+            // An acknowledged push is never refused later: the owner's buffer has no cap.
+            config.queue_len = usize::MAX;
+            let mut node_of = HashMap::new();
+            let mut listed: Vec<(SessionId, actors::protocol::client::Profile)> = Vec::new();
+            for (session, entry) in members {
+                if let Ok(m) = serde_json::from_str::<MemberWire>(&entry) {
+                    node_of.insert(session, m.n);
+                    listed.push((session, m.p));
+                }
+            }
+            listed.sort_by_key(|(session, _)| *session);
+            let state: Option<RoomState> = saved
+                .get("core")
+                .and_then(|j| serde_json::from_str::<RoomState>(j).ok())
+                .map(|state| RoomState { members: listed, ..state });
+            let restored = state.is_some();
+            let mut core = match state {
+                Some(state) => {
+                    RoomCore::restore(room.channel_name.clone(), state, config, room.shared.metrics.clone(), now)
+                }
+                None => {
+                    let epoch = actors::protocol::sign::random_token()[..8].to_string();
+                    RoomCore::new(room.channel_name.clone(), epoch, config, room.shared.metrics.clone(), now)
+                }
+            };
+            if let Some(status) = live_status {
+                core.restore_live_status(status);
+            }
+            core.seen_before(seen.into_iter().filter_map(|k| k.strip_prefix("d|").map(str::to_string)));
+            let applied = saved.get("applied").cloned().unwrap_or_else(|| "0-0".to_string());
+            info!(
+                "room {}: node {} owns it now ({}, epoch {})",
+                room.channel_name,
+                room.shared.node_id,
+                if restored { "state restored" } else { "new numbering" },
+                core.epoch()
+            );
+            room.owner = Some(Owner {
+                core,
+                last_read: "-".to_string(),
+                applied,
+                held: VecDeque::new(),
+                staged: None,
+                read_wanted: true,
+                node_of,
+                release_timer: None,
+            });
+            room.subscribe(room.key("wake"), ctx);
+            room.pump(ctx);
+        }));
+    }
+
+    /// The owner's inputs may have grown (a wake, the poll): read them when the owner is free.
+    pub(super) fn want_read(&mut self, ctx: &mut Ctx) {
+        if let Some(owner) = self.owner.as_mut() {
+            owner.read_wanted = true;
+            self.pump(ctx);
+        }
+    }
+
+    /// Drives the owner, one step at a time: a commit of what is staged, else a read of the
+    /// inputs when some are wanted. Each step is spawned, not waited for, so that the room
+    /// goes on taking pushes, joins and timers (the lease renewal above all) while Redis
+    /// answers; and the next step starts only once the last one is answered, so commits reach
+    /// Redis in the order the core made them.
+    fn pump(&mut self, ctx: &mut Ctx) {
+        if self.step_busy {
+            return;
+        }
+        let Some(owner) = self.owner.as_mut() else { return };
+        if let Some((effects, published)) = owner.staged.take() {
+            return self.send_commit(effects, published, ctx);
+        }
+        if owner.read_wanted {
+            owner.read_wanted = false;
+            self.read_inputs(ctx);
+        }
+    }
+
+    /// Reads the inputs after the last one read and applies them (staging their commit).
+    fn read_inputs(&mut self, ctx: &mut Ctx) {
+        let Some(owner) = &self.owner else { return };
+        let from = if owner.last_read == "-" { "-".to_string() } else { format!("({}", owner.last_read) };
+        let mut conn = self.shared.conn.clone();
+        let stream = self.key("in");
+        let read = async move {
+            let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
+                .arg(stream)
+                .arg(from)
+                .arg("+")
+                .arg("COUNT")
+                .arg(READ_COUNT)
+                .query_async(&mut conn)
+                .await?;
+            Ok::<_, redis::RedisError>(reply.ids)
+        };
+        self.step_busy = true;
+        ctx.spawn(wrap_future::<_, Front>(read).map(|entries, front: &mut Front, ctx| {
+            let room = front.engine_mut();
+            room.step_busy = false;
+            match entries {
+                Ok(entries) if !entries.is_empty() => {
+                    if let Some(owner) = room.owner.as_mut() {
+                        owner.read_wanted |= entries.len() == READ_COUNT;
+                    }
+                    room.apply_inputs(entries, ctx);
+                }
+                Ok(_) => {}
+                Err(e) => warn!("room {}: cannot read its inputs: {e}", room.channel_name),
+            }
+            room.pump(ctx);
+        }));
+    }
+
+    fn apply_inputs(&mut self, entries: Vec<redis::streams::StreamId>, ctx: &mut Ctx) {
+        let Some(owner) = self.owner.as_mut() else { return };
+        let now = Now::real();
+        let mut effects = Effects::default();
+        let mut published = Published::default();
+        for entry in entries {
+            owner.last_read = entry.id.clone();
+            let already_applied = stream_id_le(&entry.id, &owner.applied);
+            let body: Option<String> = entry.get("b");
+            let Some(input) = body.and_then(|b| serde_json::from_str::<Input>(&b).ok()) else {
+                warn!("room {}: input {} unreadable, skipped", self.channel_name, entry.id);
+                continue;
+            };
+            match input {
+                Input::Push { gs, sq, t, st, items } => {
+                    let items = items.into_iter().map(|(openid, raw)| DanmuItem::from_value(raw, &openid, t)).collect();
+                    let push = Push { game_sess: gs, seqid: sq, timestamp: t, status: st, items };
+                    let (_, fx) = owner.core.push(push, now);
+                    merge(&mut effects, fx);
+                    owner.held.push_back(entry.id.clone());
+                }
+                // Applied before the last commit: its effects are in the state already.
+                _ if already_applied => {}
+                Input::Join { s, n, p } => {
+                    let (answer, fx) =
+                        owner.core.join(JoinRequest { session: s, profile: p, last_seq: None, epoch: None }, now);
+                    merge(&mut effects, fx);
+                    published.joins.push(match answer {
+                        Ok(a) => {
+                            owner.node_of.insert(s, n);
+                            let snapshot = serde_json::to_value(&a.snapshot).unwrap_or_default();
+                            JoinAnswerWire { s, ok: Some((snapshot, a.own_seq, a.newest)), err: None }
+                        }
+                        Err(r) => JoinAnswerWire { s, ok: None, err: Some((r.code.code(), r.reason.to_string())) },
+                    });
+                }
+                Input::Leave { s, why } => {
+                    let (_, fx) = owner.core.leave(s, why.into(), now);
+                    merge(&mut effects, fx);
+                    owner.node_of.remove(&s);
+                }
+                Input::Act { s, n, r, a } => {
+                    let answer = match action_of(a) {
+                        Some(action) => {
+                            let (answer, fx) = owner.core.act(s, action, now);
+                            merge(&mut effects, fx);
+                            answer
+                        }
+                        None => Err(Refused::new(ErrorCode::BadParameters, "bad action")),
+                    };
+                    published.acks.push(match answer {
+                        Ok(done) => AckWire {
+                            n,
+                            r,
+                            ok: Some((done.seq, done.room_seat.and_then(|s| serde_json::to_value(s).ok()))),
+                            err: None,
+                        },
+                        Err(e) => AckWire { n, r, ok: None, err: Some((e.code.code(), e.reason.to_string())) },
+                    });
+                }
+                Input::Status { st } => merge(&mut effects, owner.core.set_live_status(st, now)),
+                Input::Notice { c, e, u } => merge(&mut effects, owner.core.notice(c, e, u, now)),
+            }
+            if !already_applied {
+                owner.applied = entry.id;
+            }
+        }
+        self.commit(effects, published, ctx);
+    }
+
+    /// Stages one batch of the owner's effects for the next commit (merged with any batch
+    /// still waiting), and commits when the owner is free.
+    fn commit(&mut self, effects: Effects, published: Published, ctx: &mut Ctx) {
+        let Some(owner) = self.owner.as_mut() else { return };
+        match owner.staged.as_mut() {
+            Some((staged, into)) => {
+                merge(staged, effects);
+                into.joins.extend(published.joins);
+                into.acks.extend(published.acks);
+            }
+            None => owner.staged = Some((effects, published)),
+        }
+        self.pump(ctx);
+    }
+
+    /// Stores and publishes one batch of the owner's effects, fenced by the lease.
+    fn send_commit(&mut self, effects: Effects, mut published: Published, ctx: &mut Ctx) {
+        if self.lease.is_stale(Instant::now(), self.shared.lease_ttl) {
+            warn!("room {}: lease not renewed in time, giving the room up", self.channel_name);
+            return self.give_up(ctx);
+        }
+        let Some(owner) = self.owner.as_mut() else { return };
+        for delta in &effects.membership {
+            if let Some(hook) = &self.links.membership {
+                hook.do_send(MembershipChanged { channel_name: self.channel_name.clone(), delta: *delta });
+            }
+        }
+        // While anything is held, any push read since the buffer was last empty may hold it:
+        // the input stream is trimmed no further than the oldest of them.
+        if owner.core.held() == 0 {
+            owner.held.clear();
+        }
+        let trim = owner.held.front().cloned().unwrap_or_else(|| owner.applied.clone());
+        published.events = effects
+            .events
+            .iter()
+            .map(|e| WireEvent { seq: e.seq.unwrap_or(0), x: e.exclude, j: e.json.to_string() })
+            .collect();
+        published.direct = effects.direct.iter().map(|(s, f)| (*s, f.to_string())).collect();
+        let message = if published.events.is_empty()
+            && published.joins.is_empty()
+            && published.acks.is_empty()
+            && published.direct.is_empty()
+        {
+            String::new()
+        } else {
+            serde_json::to_string(&published).unwrap_or_default()
+        };
+        let state = serde_json::to_string(&owner.core.state_without_members()).unwrap_or_default();
+        // The member list changes one entry at a time: the last change of each session wins.
+        let mut changed: HashMap<SessionId, Option<String>> = HashMap::new();
+        for change in &effects.members {
+            let (session, entry) = match change {
+                MemberChange::In(session, profile) => {
+                    let n = owner.node_of.get(session).cloned().unwrap_or_default();
+                    (*session, serde_json::to_string(&MemberWire { p: profile.clone(), n }).ok())
+                }
+                MemberChange::Out(session) => (*session, None),
+            };
+            changed.insert(session, entry);
+        }
+        let applied = owner.applied.clone();
+        let keys: Vec<String> =
+            ["lease", "events", "state", "seen", "in", "members"].iter().map(|w| self.key(w)).collect();
+        let mut args: Vec<String> = vec![
+            self.shared.node_id.clone(),
+            self.shared.config.history_len.max(1).to_string(),
+            self.shared.config.dedup_len.saturating_mul(2).to_string(),
+            actors::protocol::now_ms().to_string(),
+            state,
+            applied,
+            trim,
+            self.key("ch"),
+            message,
+            published.events.len().to_string(),
+            self.shared.conn.publish_command().to_string(),
+        ];
+        for e in published.events {
+            args.extend([e.seq.to_string(), e.x.map(|x| x.to_string()).unwrap_or_default(), e.j]);
+        }
+        args.push(effects.released.len().to_string());
+        args.extend(effects.released);
+        let (puts, dels): (Vec<_>, Vec<_>) = changed.into_iter().partition(|(_, entry)| entry.is_some());
+        args.push(puts.len().to_string());
+        for (session, entry) in puts {
+            args.extend([session.to_string(), entry.unwrap_or_default()]);
+        }
+        args.push(dels.len().to_string());
+        args.extend(dels.into_iter().map(|(session, _)| session.to_string()));
+        let mut conn = self.shared.conn.clone();
+        let scripts = self.scripts.clone();
+        let run = async move {
+            let mut invocation = scripts.commit.prepare_invoke();
+            for key in keys {
+                invocation.key(key);
+            }
+            for arg in args {
+                invocation.arg(arg);
+            }
+            invocation.invoke_async::<i64>(&mut conn).await
+        };
+        self.step_busy = true;
+        ctx.spawn(wrap_future::<_, Front>(run).map(|answer, front: &mut Front, ctx| {
+            let room = front.engine_mut();
+            room.step_busy = false;
+            match answer {
+                Ok(1) => {}
+                Ok(0) => {
+                    warn!("room {}: another node holds its lease now, giving it up", room.channel_name);
+                    return room.give_up(ctx);
+                }
+                Ok(_) => {
+                    warn!("room {}: its events stream is ahead of this owner, giving it up", room.channel_name);
+                    return room.give_up(ctx);
+                }
+                Err(e) => {
+                    warn!("room {}: commit failed ({e}), giving it up", room.channel_name);
+                    return room.give_up(ctx);
+                }
+            }
+            room.schedule_release(ctx);
+            room.pump(ctx);
+        }));
+    }
+
+    /// Stops acting as owner (the lease lapsed, another node took it, or Redis failed).
+    /// Deletes the room's lease if it still names this node.
+    pub(super) fn release_lease(&self) -> impl std::future::Future<Output = ()> + 'static {
+        let (mut conn, scripts) = (self.shared.conn.clone(), self.scripts.clone());
+        let (lease, node) = (self.key("lease"), self.shared.node_id.clone());
+        async move {
+            let released: redis::RedisResult<i64> = scripts.release.key(lease).arg(node).invoke_async(&mut conn).await;
+            if let Err(e) = released {
+                debug!("a lease was not given up ({e}); it runs out by itself");
+            }
+        }
+    }
+
+    pub(super) fn give_up(&mut self, ctx: &mut Ctx) {
+        self.lease.lost();
+        if let Some(owner) = self.owner.take() {
+            if let Some(timer) = owner.release_timer {
+                ctx.cancel_future(timer);
+            }
+            self.shared.bus.do_send(Unsubscribe { channel: self.key("wake") });
+        }
+    }
+
+    fn schedule_release(&mut self, ctx: &mut Ctx) {
+        let Some(owner) = self.owner.as_mut() else { return };
+        if owner.release_timer.is_some() {
+            return;
+        }
+        if let Some(at) = owner.core.next_release() {
+            let wait = at.saturating_duration_since(Instant::now());
+            owner.release_timer = Some(ctx.run_later(wait, |front, ctx| {
+                let room = front.engine_mut();
+                let Some(owner) = room.owner.as_mut() else { return };
+                owner.release_timer = None;
+                let effects = owner.core.tick(Now::real());
+                room.commit(effects, Published::default(), ctx);
+            }));
+        }
+    }
+
+    /// Every third of the lease: the owner renews it; a node with members here claims it when
+    /// it is vacant (the owner died), so that the room goes on without waiting for an input.
+    pub(super) fn renew(&mut self, ctx: &mut Ctx) {
+        if !self.lease.is_owned() {
+            if !self.subscribed || self.lease != Lease::NotOurs {
+                return;
+            }
+            let mut conn = self.shared.conn.clone();
+            let lease = self.key("lease");
+            let holder = async move {
+                let holder: Option<String> = redis::cmd("GET").arg(lease).query_async(&mut conn).await.ok()?;
+                Some(holder.unwrap_or_default())
+            };
+            ctx.spawn(wrap_future::<_, Front>(holder).map(|holder, front: &mut Front, ctx| {
+                let room = front.engine_mut();
+                if let Some(holder) = holder {
+                    room.claim_if_vacant(&holder, ctx);
+                }
+            }));
+            return;
+        }
+        let mut conn = self.shared.conn.clone();
+        let (lease, node, ttl) =
+            (self.key("lease"), self.shared.node_id.clone(), self.shared.lease_ttl.as_millis() as u64);
+        let scripts = self.scripts.clone();
+        let started = Instant::now();
+        let run = async move { scripts.renew.key(lease).arg(node).arg(ttl).invoke_async::<i64>(&mut conn).await };
+        ctx.spawn(wrap_future::<_, Front>(run).map(move |answer, front: &mut Front, ctx| {
+            let room = front.engine_mut();
+            match answer {
+                Ok(1) => {
+                    room.lease.renewed(true, started);
+                    room.remove_members_of_dead_nodes(ctx);
+                }
+                Ok(_) => {
+                    warn!("room {}: its lease went to another node", room.channel_name);
+                    room.lease.renewed(false, started);
+                    room.give_up(ctx);
+                }
+                Err(e) => debug!("room {}: lease renewal failed: {e}", room.channel_name),
+            }
+        }));
+    }
+
+    /// The owner removes the members of nodes whose presence record has expired (killed or
+    /// cut off): `exit_room` for the others, seats freed, viewers corrected (PROTOCOL.md 7).
+    fn remove_members_of_dead_nodes(&mut self, ctx: &mut Ctx) {
+        let Some(owner) = &self.owner else { return };
+        let mut nodes: Vec<String> = owner.node_of.values().filter(|n| **n != self.shared.node_id).cloned().collect();
+        nodes.sort_unstable();
+        nodes.dedup();
+        if nodes.is_empty() {
+            return;
+        }
+        let mut conn = self.shared.conn.clone();
+        let records: Vec<String> = nodes.iter().map(|n| self.shared.keys.node(n)).collect();
+        let check = async move {
+            let mut pipe = redis::pipe();
+            for record in &records {
+                pipe.exists(record);
+            }
+            let alive: Vec<bool> = pipe.query_async(&mut conn).await?;
+            Ok::<_, redis::RedisError>(
+                nodes.into_iter().zip(alive).filter(|(_, a)| !a).map(|(n, _)| n).collect::<Vec<_>>(),
+            )
+        };
+        ctx.spawn(wrap_future::<_, Front>(check).map(|dead, front: &mut Front, ctx| {
+            let room = front.engine_mut();
+            let Ok(dead) = dead else { return };
+            let Some(owner) = room.owner.as_mut() else { return };
+            let gone: Vec<SessionId> =
+                owner.node_of.iter().filter(|(_, n)| dead.contains(n)).map(|(s, _)| *s).collect();
+            if gone.is_empty() {
+                return;
+            }
+            info!("room {}: {} member session(s) of dead node(s) {:?} removed", room.channel_name, gone.len(), dead);
+            let now = Now::real();
+            let mut effects = Effects::default();
+            for session in gone {
+                owner.node_of.remove(&session);
+                merge(&mut effects, owner.core.leave(session, LeaveReason::Disconnect, now).1);
+            }
+            room.commit(effects, Published::default(), ctx);
+        }));
+    }
+}
+
+fn merge(into: &mut Effects, from: Effects) {
+    into.events.extend(from.events);
+    into.direct.extend(from.direct);
+    into.membership.extend(from.membership);
+    into.released.extend(from.released);
+    into.members.extend(from.members);
+}
