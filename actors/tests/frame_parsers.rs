@@ -4,12 +4,12 @@
 //! and to the client frame checks (section 2.3: errors 1001, 1002, 1003, 1009, 1010, or an
 //! authentic frame).
 
-use actors::bigo_session::{check_data, check_login};
+use actors::bigo_session::{check_data, check_login, up_cost};
 use actors::client_session::check_frame;
 use actors::config::{BigoAccount, BigoConfig, ClientConfig};
 use actors::protocol::bigo::{self, Request};
 use actors::protocol::client::ErrorCode;
-use actors::protocol::sign;
+use actors::protocol::{lenient, sign};
 use proptest::prelude::*;
 use serde_json::json;
 
@@ -53,8 +53,12 @@ fn bigo_answer(text: &str) -> u16 {
 }
 
 fn login_frame() -> String {
-    let ts = NOW.to_string();
-    let data = json!({"account":"acc","timestamp":ts,"sign":sign::bigo_login("pw", &ts, "inke", "acc")}).to_string();
+    login_frame_at(&NOW.to_string())
+}
+
+/// A login whose `timestamp` is the text `ts`, correctly signed.
+fn login_frame_at(ts: &str) -> String {
+    let data = json!({"account":"acc","timestamp":ts,"sign":sign::bigo_login("pw", ts, "inke", "acc")}).to_string();
     json!({"uri":"platformLogin","retry_cnt":0,"send_time":NOW,"data":data}).to_string()
 }
 
@@ -117,12 +121,51 @@ fn mutated(frame: String) -> impl Strategy<Value = String> {
     })
 }
 
+/// A ping whose `timestamp` is the JSON text `ts` (a number or a string), correctly signed
+/// over the text the server reads from it.
+fn ping_at(ts: &str) -> String {
+    let value: serde_json::Value = serde_json::from_str(ts).expect("ts is JSON");
+    let text = lenient::text_of(&value).unwrap_or_default();
+    let sign = sign::client_frame("ping", ONLINE, "s", &text);
+    format!(r#"{{"action":"ping","online_token":"{ONLINE}","sid":"s","timestamp":{ts},"sign":"{sign}"}}"#)
+}
+
 #[test]
 fn the_valid_frames_are_accepted() {
     assert_eq!(bigo_answer(&login_frame()), 200);
     assert_eq!(bigo_answer(&push_frame()), 200);
     assert_eq!(client_answer(&client_frame("ping", json!({}))), 0);
     assert_eq!(client_answer(&client_frame("enter_room_report", json!({"channel_name":"c","last_seq":3}))), 0);
+}
+
+// Issue 26: each of these overflowed where overflow checks are on, and wrapped in release.
+
+#[test]
+fn up_cost_of_a_send_time_no_clock_could_tell_is_zero() {
+    for send_time in [json!(i64::MIN), json!("-9223372036854775808"), json!(-1e19), json!(1e19), json!(i64::MAX)] {
+        assert_eq!(up_cost(&send_time, NOW), 0, "send_time {send_time}");
+    }
+    assert_eq!(up_cost(&json!(NOW - 40), NOW), 40);
+    assert_eq!(up_cost(&json!((NOW - 40).to_string()), NOW), 40);
+    assert_eq!(up_cost(&json!("soon"), NOW), 0);
+}
+
+#[test]
+fn a_client_timestamp_at_either_end_of_i64_is_out_of_the_window() {
+    for ts in ["-9223372036854775808", "9223372036854775807", "\"-9223372036854775808\"", "-1e19", "1e19"] {
+        assert_eq!(client_answer(&ping_at(ts)), 1010, "timestamp {ts}");
+    }
+    assert_eq!(client_answer(&ping_at(&NOW.to_string())), 0);
+}
+
+#[test]
+fn a_login_timestamp_at_either_end_of_i64_has_expired() {
+    let config = bigo_config();
+    for ts in ["-9223372036854775808", "9223372036854775807"] {
+        let frame = login_frame_at(ts);
+        let req: Request = serde_json::from_str(&frame).expect("a login frame");
+        assert_eq!(check_login(&config, &req, NOW).err(), Some("timestamp expired"), "timestamp {ts}");
+    }
 }
 
 proptest! {
