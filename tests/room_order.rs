@@ -117,6 +117,24 @@ async fn an_item_later_than_the_window_is_still_delivered(engine: Engine) {
     assert!(metrics.contains("danmu_late_items_total 1"), "{metrics}");
 }
 
+/// Issue 26: a room panicked on such an item once its window ended, and was lost.
+async fn a_ts_and_timestamp_no_clock_could_tell_take_the_brokers_clock_and_the_room_goes_on(engine: Engine) {
+    let broker = TestBroker::start_on(engine, |_| {}).await;
+    let mut alice = broker.client("alice").await;
+    alice.enter("g-absurd").await;
+    let mut bigo = broker.bigo_logged_in().await;
+    let before = now_ms();
+    let mut data = push_data("a1", "g-absurd", 2, vec![msg_item("1", 0, "absurd")]);
+    data["timestamp"] = json!(-1e19);
+    data["danmu_data"][0]["datas"][0]["ts"] = json!("-9223372036854775808");
+    assert_eq!(bigo.push(&data).await["rescode"], 200);
+    let absurd = alice.events("send_topic_msg", 1).await;
+    let ts = absurd[0]["ts"].as_i64().expect("ts");
+    assert!((before..=now_ms()).contains(&ts), "{absurd:?}");
+    assert_eq!(bigo.push(&push_data("a2", "g-absurd", 2, vec![msg_item("2", now_ms(), "next")])).await["rescode"], 200);
+    assert_eq!(contents(&alice.events("send_topic_msg", 1).await), vec!["next"]);
+}
+
 async fn seq_is_contiguous_across_pushes_and_client_events(engine: Engine) {
     let broker = TestBroker::start_on(engine, |_| {}).await;
     let mut alice = broker.client("alice").await;
@@ -287,6 +305,7 @@ on_every_engine!(
     a_data_seq_repeated_in_a_later_push_is_delivered_once,
     items_pushed_out_of_order_within_the_window_arrive_sorted_by_ts,
     an_item_later_than_the_window_is_still_delivered,
+    a_ts_and_timestamp_no_clock_could_tell_take_the_brokers_clock_and_the_room_goes_on,
     seq_is_contiguous_across_pushes_and_client_events,
     status_changes_become_room_status_and_3_closes,
     three_clients_in_one_room_receive_the_same_events_in_the_same_order,
