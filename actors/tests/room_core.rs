@@ -16,6 +16,7 @@ use actors::config::RoomConfig;
 use actors::metrics::Metrics;
 use actors::protocol::bigo::{BigoStatus, DanmuItem};
 use actors::protocol::client::Profile;
+use actors::protocol::clock::LATEST_MS;
 use actors::room::{Action, Effects, IngestOutcome, JoinRequest, LeaveReason, Now, Push, RoomCore};
 use proptest::prelude::*;
 use serde_json::{json, Value};
@@ -284,5 +285,127 @@ proptest! {
             driver.run(op);
         }
         driver.finish();
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Numbers from outside at their extremes (issue 26). An item reaches the core with any `ts` the
+// store gives back, so these set `ts` on the item directly, past the wire's checks.
+
+const T0_MS: i64 = 1_700_000_000_000;
+const WINDOW: Duration = Duration::from_millis(WINDOW_MS);
+
+fn quiet_room(now: Now) -> RoomCore {
+    quiet_room_counting(now, Arc::new(Metrics::new()))
+}
+
+fn quiet_room_counting(now: Now, metrics: Arc<Metrics>) -> RoomCore {
+    let config = RoomConfig { reorder_window_ms: WINDOW_MS, release_tick_ms: 0, ..Default::default() };
+    RoomCore::new("g".into(), "e".into(), config, metrics, now)
+}
+
+fn t0() -> Now {
+    Now { at: Instant::now(), unix_ms: T0_MS }
+}
+
+fn chat(content: &str, ts: i64, at: Instant) -> (String, i64, Instant) {
+    (content.to_string(), ts, at)
+}
+
+/// A push of one chat item per `(data_seq, ts)`, the `data_seq` also its content.
+fn chat_push(seqid: &str, now: Now, items: &[(&str, i64)]) -> Push {
+    let items = items
+        .iter()
+        .map(|(data_seq, ts)| {
+            let raw = json!({"type":"msg","user":"v","data_seq":data_seq,"content":data_seq});
+            DanmuItem { ts: *ts, ..DanmuItem::from_value(raw, "anchor", now.unix_ms) }
+        })
+        .collect();
+    Push { game_sess: "g".into(), seqid: seqid.into(), timestamp: now.unix_ms, status: None, items }
+}
+
+/// `(content, ts)` of the chat events among `fx`, in `seq` order.
+fn chats(fx: &Effects) -> Vec<(String, i64)> {
+    fx.events
+        .iter()
+        .filter_map(|e| {
+            let v: Value = serde_json::from_str(&e.json).ok()?;
+            Some((v["content"].as_str()?.to_string(), v["ts"].as_i64()?))
+        })
+        .collect()
+}
+
+/// Lets `ms` pass from `now`, firing the release timer whenever it is due; answers the new
+/// time and every chat released meanwhile with the time it left.
+fn wait(room: &mut RoomCore, now: Now, ms: u64) -> (Now, Vec<(String, i64, Instant)>) {
+    let (mut now, until) = (now, now.at + Duration::from_millis(ms));
+    let mut out = Vec::new();
+    while let Some(at) = room.next_release().filter(|at| *at <= until) {
+        now = now.after(at.saturating_duration_since(now.at));
+        out.extend(chats(&room.tick(now)).into_iter().map(|(c, ts)| (c, ts, now.at)));
+    }
+    (now.after(until.saturating_duration_since(now.at)), out)
+}
+
+#[test]
+fn an_item_with_ts_i64_min_is_delivered_and_the_room_goes_on() {
+    let t0 = t0();
+    let mut room = quiet_room(t0);
+    let (outcome, fx) = room.push(chat_push("1", t0, &[("a", i64::MIN)]), t0);
+    assert_eq!(outcome, IngestOutcome::Accepted { new_items: 1 });
+    assert!(chats(&fx).is_empty(), "held like any item");
+    let (t1, released) = wait(&mut room, t0, WINDOW_MS);
+    assert_eq!(released, vec![chat("a", i64::MIN, t0.at + WINDOW)]);
+    room.push(chat_push("2", t1, &[("b", t1.unix_ms)]), t1);
+    let (_, released) = wait(&mut room, t1, WINDOW_MS);
+    assert_eq!(released, vec![chat("b", t1.unix_ms, t1.at + WINDOW)]);
+}
+
+/// PROTOCOL.md 2.6, Far-off `ts`.
+#[test]
+fn an_item_from_far_in_the_past_is_simply_late_and_leaves_with_the_next_release() {
+    let t0 = t0();
+    let metrics = Arc::new(Metrics::new());
+    let mut room = quiet_room_counting(t0, metrics.clone());
+    room.push(chat_push("1", t0, &[("now", T0_MS)]), t0);
+    let (t1, _) = wait(&mut room, t0, WINDOW_MS);
+    // Alone, it waits out its own window and no more.
+    room.push(chat_push("2", t1, &[("1970", 0)]), t1);
+    let (t2, released) = wait(&mut room, t1, WINDOW_MS);
+    assert_eq!(released, vec![chat("1970", 0, t1.at + WINDOW)]);
+    // Behind a held item it sorts first, and leaves with that item, before its own window ends.
+    room.push(chat_push("3", t2, &[("next", t2.unix_ms)]), t2);
+    let t3 = t2.after(Duration::from_millis(200));
+    room.push(chat_push("4", t3, &[("long ago", 1), ("even longer", i64::MIN)]), t3);
+    let (_, released) = wait(&mut room, t3, WINDOW_MS);
+    let left = t2.at + WINDOW;
+    assert_eq!(
+        released,
+        vec![chat("even longer", i64::MIN, left), chat("long ago", 1, left), chat("next", t2.unix_ms, left)]
+    );
+    assert_eq!(metrics.late_items.get(), 3, "delivered, and counted late");
+    assert_eq!(room.held(), 0);
+}
+
+/// PROTOCOL.md 2.6, Far-off `ts`.
+#[test]
+fn an_item_from_far_in_the_future_holds_nothing_back_past_its_window() {
+    for future in [LATEST_MS, i64::MAX] {
+        let t0 = t0();
+        let mut room = quiet_room(t0);
+        room.push(chat_push("1", t0, &[("future", future)]), t0);
+        let t1 = t0.after(Duration::from_millis(100));
+        room.push(chat_push("2", t1, &[("a", t1.unix_ms)]), t1);
+        let (t2, released) = wait(&mut room, t1, WINDOW_MS - 100);
+        let left = t0.at + WINDOW;
+        assert_eq!(released, vec![chat("a", t1.unix_ms, left), chat("future", future, left)], "ts {future}");
+        // The items after it are held and ordered among themselves as usual.
+        room.push(chat_push("3", t2, &[("c", t2.unix_ms + 10)]), t2);
+        let t3 = t2.after(Duration::from_millis(100));
+        room.push(chat_push("4", t3, &[("b", t2.unix_ms)]), t3);
+        let (_, released) = wait(&mut room, t3, WINDOW_MS);
+        let left = t2.at + WINDOW;
+        assert_eq!(released, vec![chat("b", t2.unix_ms, left), chat("c", t2.unix_ms + 10, left)], "ts {future}");
+        assert_eq!(room.held(), 0);
     }
 }

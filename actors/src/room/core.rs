@@ -46,7 +46,8 @@ impl Now {
 
     /// `d` later, on both clocks.
     pub fn after(self, d: Duration) -> Self {
-        Self { at: self.at + d, unix_ms: self.unix_ms + d.as_millis() as i64 }
+        let ms = i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+        Self { at: self.at + d, unix_ms: self.unix_ms.saturating_add(ms) }
     }
 }
 
@@ -691,7 +692,9 @@ impl RoomCore {
             }
             match r.item {
                 Pending::Item(item, key) => {
-                    self.metrics.delivery_delay.observe((now.unix_ms - r.ts).max(0) as f64 / 1000.0);
+                    // `ts` is BIGO's (or the store's): saturate, a far-past one lands in +Inf.
+                    let delay_ms = now.unix_ms.saturating_sub(r.ts).max(0);
+                    self.metrics.delivery_delay.observe(delay_ms as f64 / 1000.0);
                     self.effects.released.extend(key);
                     let body = item_event(&self.channel_name, *item);
                     self.publish(body, r.ts, None);
