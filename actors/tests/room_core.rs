@@ -17,7 +17,7 @@ use actors::metrics::Metrics;
 use actors::protocol::bigo::{BigoStatus, DanmuItem};
 use actors::protocol::client::Profile;
 use actors::protocol::clock::LATEST_MS;
-use actors::room::{Action, Effects, IngestOutcome, JoinRequest, LeaveReason, Now, Push, RoomCore};
+use actors::room::{Action, Effects, IngestOutcome, JoinRequest, LeaveReason, Now, Push, RoomCore, RoomState};
 use proptest::prelude::*;
 use serde_json::{json, Value};
 
@@ -408,4 +408,17 @@ fn an_item_from_far_in_the_future_holds_nothing_back_past_its_window() {
         assert_eq!(released, vec![chat("b", t2.unix_ms, left), chat("c", t2.unix_ms + 10, left)], "ts {future}");
         assert_eq!(room.held(), 0);
     }
+}
+
+#[test]
+fn a_stored_state_whose_next_seq_leaves_no_room_to_number_is_refused() {
+    let state = |next_seq: u64| {
+        json!({"epoch":"e","next_seq":next_seq,"members":[],"seats":[],"status":null,"bigo_status":null,
+               "live_status":null})
+    };
+    for next_seq in [u64::MAX, 0] {
+        assert!(serde_json::from_value::<RoomState>(state(next_seq)).is_err(), "next_seq {next_seq}");
+    }
+    let state: RoomState = serde_json::from_value(state(42)).expect("a state to go on from");
+    assert_eq!(state.next_seq, 42);
 }

@@ -306,18 +306,25 @@ impl SharedRoom {
         let load = async move {
             let (saved, seen, members): (HashMap<String, String>, Vec<String>, HashMap<SessionId, String>) =
                 redis::pipe().hgetall(&state).zrange(&seen, 0, -1).hgetall(&members).query_async(&mut conn).await?;
-            let live_status = match (&status_of, saved.is_empty()) {
+            // A state that cannot be read back (corrupt, or a `next_seq` no numbering can go
+            // on from) counts as none: its events would clash with the new numbering's.
+            let core = saved.get("core").map(|j| serde_json::from_str::<RoomState>(j));
+            if let Some(Err(e)) = &core {
+                warn!("room {channel_name}: its stored state is unreadable ({e}), numbering starts again");
+            }
+            let core = core.and_then(Result::ok);
+            let live_status = match (&status_of, core.is_none()) {
                 (Some(source), true) => source.send(StatusOf { channel_name }).await.ok().flatten(),
                 _ => None,
             };
-            if saved.is_empty() {
+            if core.is_none() {
                 // Numbering starts from nothing: a new epoch, and no history of an old one.
                 let _: () = redis::cmd("DEL").arg(&events).arg(&members).query_async(&mut conn).await?;
             }
-            Ok::<_, redis::RedisError>((saved, seen, members, live_status))
+            Ok::<_, redis::RedisError>((core, saved.get("applied").cloned(), seen, members, live_status))
         };
         ctx.wait(load.into_actor(self).map(|loaded, room, ctx| {
-            let (saved, seen, members, live_status) = match loaded {
+            let (state, applied, seen, members, live_status) = match loaded {
                 Ok(loaded) => loaded,
                 Err(e) => {
                     warn!("room {}: cannot load its state ({e}), not taking it over", room.channel_name);
@@ -337,10 +344,7 @@ impl SharedRoom {
                 }
             }
             listed.sort_by_key(|(session, _)| *session);
-            let state: Option<RoomState> = saved
-                .get("core")
-                .and_then(|j| serde_json::from_str::<RoomState>(j).ok())
-                .map(|state| RoomState { members: listed, ..state });
+            let state = state.map(|state| RoomState { members: listed, ..state });
             let restored = state.is_some();
             let mut core = match state {
                 Some(state) => {
@@ -355,7 +359,7 @@ impl SharedRoom {
                 core.restore_live_status(status);
             }
             core.seen_before(seen.into_iter().filter_map(|k| k.strip_prefix("d|").map(str::to_string)));
-            let applied = saved.get("applied").cloned().unwrap_or_else(|| "0-0".to_string());
+            let applied = applied.unwrap_or_else(|| "0-0".to_string());
             info!(
                 "room {}: node {} owns it now ({}, epoch {})",
                 room.channel_name,
@@ -774,8 +778,9 @@ impl SharedRoom {
         let mut joins = published.joins;
         // Anything missing between what was delivered and this batch comes from the stream.
         if let (Some(delivered), Some(first)) = (self.delivered, events.first().map(|e| e.seq)) {
-            if first > delivered + 1 {
-                let (from, to) = (delivered + 1, first - 1);
+            // Seqs come through Redis: no `+ 1` that a stored u64::MAX could overflow.
+            if first > delivered.saturating_add(1) {
+                let (from, to) = (delivered.saturating_add(1), first - 1);
                 let fetch = self.fetch_events(from, to);
                 ctx.wait(fetch.into_actor(self).map(move |missing, room, ctx| {
                     let mut all = missing.unwrap_or_default();
@@ -797,7 +802,7 @@ impl SharedRoom {
     /// before a quiet spell are not left waiting for the next one's gap check.
     fn catch_up(&mut self, ctx: &mut Context<Self>) {
         let Some(delivered) = self.delivered else { return };
-        let fetch = self.fetch_events(delivered + 1, u64::MAX);
+        let fetch = self.fetch_events(delivered.saturating_add(1), u64::MAX);
         ctx.wait(fetch.into_actor(self).map(|missed, room, ctx| {
             let missed = missed.unwrap_or_default();
             if !missed.is_empty() {

@@ -215,7 +215,8 @@ enum Pending {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RoomState {
     pub epoch: String,
-    /// The seq the next event gets.
+    /// The seq the next event gets; a stored one outside 1..=`MAX_SEQ` is refused.
+    #[serde(deserialize_with = "super::history::stored_next_seq")]
     pub next_seq: u64,
     pub members: Vec<(SessionId, Profile)>,
     /// Seat holders, in seat order.

@@ -6,6 +6,25 @@
 
 use std::collections::VecDeque;
 
+use serde::{Deserialize, Deserializer};
+
+/// The highest `seq` a room gives: the largest integer a JavaScript client holds exactly
+/// (`Number.MAX_SAFE_INTEGER`). No room gets there (a million events a second for 285 years),
+/// so a stored state that says otherwise is corrupt and refused ([`stored_next_seq`]).
+pub const MAX_SEQ: u64 = (1 << 53) - 1;
+
+/// Reads a stored `next_seq` (a room's state as the store gives it back): 1 to [`MAX_SEQ`], a
+/// numbering that can go on. Anything else is no state to restore: the room starts a new
+/// numbering under a new epoch (PROTOCOL.md 2.6, Epochs) rather than wrap `seq` to 0.
+pub fn stored_next_seq<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    let next_seq = u64::deserialize(d)?;
+    if (1..=MAX_SEQ).contains(&next_seq) {
+        Ok(next_seq)
+    } else {
+        Err(serde::de::Error::custom(format!("next_seq {next_seq} is not 1 to {MAX_SEQ}")))
+    }
+}
+
 /// What a replay request finds in the log.
 #[derive(Debug, PartialEq)]
 pub struct Replay<E> {
@@ -58,7 +77,9 @@ impl<E: Clone> EventLog<E> for MemoryLog<E> {
     }
 
     fn append(&mut self, event: E) {
-        self.next_seq += 1;
+        // Never reached from a stored state (`stored_next_seq`); saturating all the same, so
+        // that no caller can make `seq` wrap to 0.
+        self.next_seq = self.next_seq.saturating_add(1);
         if self.capacity == 0 {
             return;
         }
@@ -114,6 +135,14 @@ mod tests {
         let log = log_with(10, 3);
         assert_eq!(log.since(6), Replay { events: vec![8, 9, 10], complete: false });
         assert_eq!(log.since(7), Replay { events: vec![8, 9, 10], complete: true });
+    }
+
+    #[test]
+    fn a_log_at_the_end_of_the_range_never_wraps_to_zero() {
+        let mut log = MemoryLog::starting_at(4, u64::MAX);
+        log.append(u64::MAX);
+        assert_eq!(log.next_seq(), u64::MAX);
+        assert_eq!(log.since(u64::MAX), Replay { events: vec![], complete: false });
     }
 
     #[test]
