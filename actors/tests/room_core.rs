@@ -5,8 +5,13 @@
 //! - every item of an accepted push is delivered exactly once (by `data_seq`);
 //! - no item leaves before an item with a smaller (`ts`, arrival) that was held with it;
 //! - no item is held longer than the reorder window;
-//! - `seq` starts at 1 and rises by one with every numbered event;
+//! - `seq` starts at 1 (or where a stored state left it) and rises by one with every event;
 //! - no two users hold one seat, and a user who left holds none.
+//!
+//! They hold for the numbers from outside at their extremes too (issue 26): item `ts` at and
+//! past the ends of `i64` (as numbers, strings, floats and long digit strings, through the
+//! wire's reading or set directly, as the store gives them back), clocks at the ends of `i64`,
+//! `last_seq` up to `u64::MAX`, and stored states whose `next_seq` is anything at all.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -16,7 +21,8 @@ use actors::config::RoomConfig;
 use actors::metrics::Metrics;
 use actors::protocol::bigo::{BigoStatus, DanmuItem};
 use actors::protocol::client::Profile;
-use actors::protocol::clock::LATEST_MS;
+use actors::protocol::clock::{plausible, LATEST_MS};
+use actors::room::history::MAX_SEQ;
 use actors::room::{Action, Effects, IngestOutcome, JoinRequest, LeaveReason, Now, Push, RoomCore, RoomState};
 use proptest::prelude::*;
 use serde_json::{json, Value};
@@ -26,15 +32,15 @@ const SEATS: u32 = 3;
 
 #[derive(Debug, Clone)]
 enum Op {
-    /// A push of items (data_seq, ts offset from now in ms) under a seqid from a small pool.
+    /// A push of items (data_seq, ts) under a seqid from a small pool.
     Push {
         seqid: u8,
-        items: Vec<(u8, i64)>,
+        items: Vec<(u8, Ts)>,
         status: Option<u8>,
     },
     /// A pulled batch (no seqid).
     Pull {
-        items: Vec<(u8, i64)>,
+        items: Vec<(u8, Ts)>,
     },
     /// Time passes; the release timer fires when due.
     Wait {
@@ -42,6 +48,7 @@ enum Op {
     },
     Join {
         session: u8,
+        last_seq: Option<u64>,
     },
     Leave {
         session: u8,
@@ -58,14 +65,50 @@ enum Op {
     },
 }
 
+/// An item's `ts`.
+#[derive(Debug, Clone)]
+enum Ts {
+    /// Offset from now in ms.
+    Offset(i64),
+    /// The JSON text of the item's `ts` field, read as the wire reads it.
+    Wire(String),
+    /// Set on the item directly: any value, as the store may give it back.
+    Set(i64),
+}
+
+/// Values at and past the ends of what a clock tells, in every form the wire allows.
+fn far_off_ts() -> impl Strategy<Value = Ts> {
+    let ends = prop_oneof![
+        Just(i64::MIN),
+        Just(i64::MAX),
+        Just(-1),
+        Just(0),
+        Just(LATEST_MS),
+        Just(LATEST_MS + 1),
+        any::<i64>()
+    ];
+    const TEXTS: &[&str] =
+        &["-1e19", "1e19", "1.5", "-0.0", "1.7e12", "123456789012345678901234567890", "\"1e19\"", "\" 42 \""];
+    prop_oneof![
+        ends.clone().prop_map(Ts::Set),
+        ends.clone().prop_map(|n| Ts::Wire(n.to_string())),
+        ends.prop_map(|n| Ts::Wire(format!("\"{n}\""))),
+        prop::sample::select(TEXTS).prop_map(|t| Ts::Wire(t.to_string())),
+        "-?[1-9][0-9]{0,29}".prop_map(Ts::Wire),
+        "-?[0-9]{1,30}".prop_map(|digits| Ts::Wire(format!("\"{digits}\""))),
+    ]
+}
+
 fn op() -> impl Strategy<Value = Op> {
-    let items = prop::collection::vec((0u8..60, -600i64..600), 0..5);
+    let ts = prop_oneof![9 => (-600i64..600).prop_map(Ts::Offset), 1 => far_off_ts()];
+    let items = prop::collection::vec((0u8..60, ts), 0..5);
     prop_oneof![
         4 => (0u8..30, items.clone(), prop::option::weighted(0.2, 1u8..=3))
             .prop_map(|(seqid, items, status)| Op::Push { seqid, items, status }),
         1 => items.prop_map(|items| Op::Pull { items }),
         4 => (0u64..400).prop_map(|ms| Op::Wait { ms }),
-        2 => (0u8..6).prop_map(|session| Op::Join { session }),
+        2 => (0u8..6, prop::option::weighted(0.2, stored_seq()))
+            .prop_map(|(session, last_seq)| Op::Join { session, last_seq }),
         1 => (0u8..6).prop_map(|session| Op::Leave { session }),
         2 => (0u8..6, prop::option::of(0u32..=SEATS + 1)).prop_map(|(session, seat)| Op::Up { session, seat }),
         1 => (0u8..6).prop_map(|session| Op::Down { session }),
@@ -110,14 +153,32 @@ struct Driver {
 
 impl Driver {
     fn new() -> Self {
-        let now = Now { at: Instant::now(), unix_ms: 1_700_000_000_000 };
+        Self::starting(1_700_000_000_000, None)
+    }
+
+    /// A room whose clock reads `unix_ms`, restored from a stored state with `next_seq` when
+    /// the state can be read (a new numbering when it cannot, as a shared room starts one).
+    fn starting(unix_ms: i64, next_seq: Option<u64>) -> Self {
+        let now = Now { at: Instant::now(), unix_ms };
         let config =
             RoomConfig { reorder_window_ms: WINDOW_MS, release_tick_ms: 50, seats: SEATS, ..Default::default() };
+        let metrics = Arc::new(Metrics::new());
+        let stored = next_seq.map(|next_seq| {
+            let state = json!({"epoch":"e","next_seq":next_seq,"members":[],"seats":[],"status":null,
+                               "bigo_status":null,"live_status":null});
+            let read = serde_json::from_value::<RoomState>(state);
+            assert_eq!(read.is_ok(), (1..=MAX_SEQ).contains(&next_seq), "stored next_seq {next_seq}");
+            read
+        });
+        let room = match stored {
+            Some(Ok(state)) => RoomCore::restore("g".into(), state, config, metrics, now),
+            _ => RoomCore::new("g".into(), "e".into(), config, metrics, now),
+        };
         Self {
-            room: RoomCore::new("g".into(), "e".into(), config, Arc::new(Metrics::new()), now),
+            next_seq: room.state().next_seq,
+            room,
             now,
             step: 0,
-            next_seq: 1,
             arrivals: HashMap::new(),
             releases: Vec::new(),
             accepted: HashSet::new(),
@@ -126,14 +187,27 @@ impl Driver {
         }
     }
 
-    fn items(&self, items: &[(u8, i64)]) -> Vec<DanmuItem> {
+    /// The items of a push stamped now.
+    fn items(&self, items: &[(u8, Ts)]) -> Vec<DanmuItem> {
+        let stamp = self.now.unix_ms;
         items
             .iter()
-            .map(|(data_seq, offset)| {
-                let ts = self.now.unix_ms + offset;
-                let raw = json!({"type":"msg","user":"v","ts":ts.to_string(),"data_seq":data_seq.to_string(),
-                                 "content":data_seq.to_string()});
-                DanmuItem::from_value(raw, "anchor", ts)
+            .map(|(data_seq, ts)| {
+                let wire = match ts {
+                    Ts::Offset(offset) => format!("\"{}\"", stamp.saturating_add(*offset)),
+                    Ts::Wire(text) => text.clone(),
+                    Ts::Set(_) => "null".into(),
+                };
+                let raw: Value = serde_json::from_str(&format!(
+                    r#"{{"type":"msg","user":"v","ts":{wire},"data_seq":"{data_seq}","content":"{data_seq}"}}"#
+                ))
+                .expect("an item's JSON");
+                let item = DanmuItem::from_value(raw, "anchor", stamp);
+                assert!(item.ts == stamp || plausible(item.ts).is_some(), "ts {wire} read as {}", item.ts);
+                match ts {
+                    Ts::Set(ts) => DanmuItem { ts: *ts, ..item },
+                    _ => item,
+                }
             })
             .collect()
     }
@@ -156,7 +230,7 @@ impl Driver {
         }
     }
 
-    fn ingest(&mut self, seqid: String, items: &[(u8, i64)], status: Option<BigoStatus>) {
+    fn ingest(&mut self, seqid: String, items: &[(u8, Ts)], status: Option<BigoStatus>) {
         let danmu = self.items(items);
         let push = Push { game_sess: "g".into(), seqid, timestamp: self.now.unix_ms, status, items: danmu.clone() };
         let (outcome, fx) = self.room.push(push, self.now);
@@ -200,9 +274,9 @@ impl Driver {
             }
             Op::Pull { items } => self.ingest(String::new(), &items, None),
             Op::Wait { ms } => self.wait(ms),
-            Op::Join { session } => {
+            Op::Join { session, last_seq } => {
                 let profile = Profile { user_id: user_of(session), ..Default::default() };
-                let request = JoinRequest { session: session.into(), profile, last_seq: None, epoch: None };
+                let request = JoinRequest { session: session.into(), profile, last_seq, epoch: None };
                 let (answer, fx) = self.room.join(request, self.now);
                 answer.expect("joining an open room");
                 self.members.insert(session);
@@ -286,6 +360,33 @@ proptest! {
         }
         driver.finish();
     }
+
+    #[test]
+    fn the_same_holds_on_clocks_and_stored_numbering_at_their_extremes(
+        unix_ms in prop_oneof![Just(i64::MIN), Just(-1), Just(0), Just(LATEST_MS), Just(i64::MAX), any::<i64>()],
+        next_seq in prop::option::of(stored_seq()),
+        ops in prop::collection::vec(op(), 1..60),
+    ) {
+        let mut driver = Driver::starting(unix_ms, next_seq);
+        for op in ops {
+            driver.run(op);
+        }
+        driver.finish();
+    }
+}
+
+/// A `seq` from outside (a stored `next_seq`, a client's `last_seq`): small, at the end of
+/// what a JavaScript client holds, at the end of `u64`, or anything.
+fn stored_seq() -> impl Strategy<Value = u64> {
+    prop_oneof![
+        Just(0u64),
+        1u64..50,
+        Just(MAX_SEQ),
+        Just(MAX_SEQ + 1),
+        Just(u64::MAX - 1),
+        Just(u64::MAX),
+        any::<u64>()
+    ]
 }
 
 // ---------------------------------------------------------------------------------------------
