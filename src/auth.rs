@@ -61,7 +61,14 @@ pub fn issue(secret: &str, claims: &Claims) -> String {
 /// Claims for `user_id` valid for `ttl_s` seconds from now.
 pub fn claims_for(user_id: &str, nickname: Option<String>, ttl_s: u64) -> Claims {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-    Claims { sub: user_id.to_string(), exp: now + ttl_s, nickname, sex: None, avatar_url: None, avatar_small_url: None }
+    Claims {
+        sub: user_id.to_string(),
+        exp: now.saturating_add(ttl_s),
+        nickname,
+        sex: None,
+        avatar_url: None,
+        avatar_small_url: None,
+    }
 }
 
 #[cfg(test)]

@@ -75,6 +75,23 @@ async fn each_login_failure_names_its_cause() {
     assert_eq!((data["code"].clone(), data["message"].clone()), (json!(400), json!("timestamp expired")));
 }
 
+/// Issue 26: `now - send_time` and the login's time check overflowed on these.
+#[actix_rt::test]
+async fn times_no_clock_could_tell_get_up_cost_0_and_an_expired_login_and_the_connection_stays_open() {
+    let broker = TestBroker::start().await;
+    let mut bigo = broker.bigo().await;
+    for send_time in [json!("-9223372036854775808"), json!(i64::MIN), json!(-1e19), json!(1e19)] {
+        bigo.send_text(json!({ "send_time": send_time }).to_string()).await;
+        let resp = bigo.recv().await;
+        assert_eq!((resp["uri"].as_str(), resp["up_cost"].as_i64()), (Some("errorResp"), Some(0)), "{resp}");
+        assert_eq!(resp["send_time"], send_time, "echoed as sent");
+    }
+    // The harness sends the login's timestamp as its send_time too.
+    let data = bigo.login(ACCOUNT, PASSWORD, i64::MIN).await;
+    assert_eq!((data["code"].clone(), data["message"].clone()), (json!(400), json!("timestamp expired")));
+    assert_eq!(bigo.login(ACCOUNT, PASSWORD, now_ms()).await["code"], 200);
+}
+
 #[actix_rt::test]
 async fn third_login_failure_closes_the_connection_with_1008() {
     let broker = TestBroker::start().await;

@@ -103,6 +103,28 @@ async fn a_stale_timestamp_gets_1010() {
     assert_eq!(error_code(&c.recv().await), 1010);
 }
 
+/// Issue 26: the window check computed `now - timestamp`, which overflowed on these.
+#[actix_rt::test]
+async fn a_timestamp_at_either_end_of_i64_gets_1010_and_the_connection_goes_on() {
+    let broker = TestBroker::start().await;
+    let token = broker.token("u1");
+    for ts in ["-9223372036854775808", "9223372036854775807"] {
+        let query = format!("user_id=u1&sid=s&timestamp={ts}&token={token}");
+        let (status, body) = broker.get_json(&format!("/iapi/websocket/end_point?{query}")).await;
+        assert_eq!((status, body["error_code"].as_i64()), (400, Some(1010)), "end_point at {ts}: {body}");
+    }
+    let mut c = broker.client("u1").await;
+    for ts in [json!(i64::MIN), json!(i64::MAX), json!("-9223372036854775808"), json!(-1e19), json!(1e19)] {
+        let text = ts.as_str().map_or_else(|| ts.to_string(), str::to_string);
+        let sign = md5(&format!("action=ping&online_token={}&sid={}&timestamp={text}", c.online_token, c.sid));
+        let frame = json!({"action":"ping","online_token":c.online_token,"sid":c.sid,"timestamp":ts,"sign":sign});
+        c.send_text(frame.to_string()).await;
+        assert_eq!(error_code(&c.recv().await), 1010, "timestamp {ts}");
+    }
+    c.send("ping", json!({})).await;
+    assert_eq!(c.recv().await["action"], "pong");
+}
+
 #[actix_rt::test]
 async fn an_unknown_action_gets_1009_and_malformed_frames_1001() {
     let broker = TestBroker::start().await;

@@ -6,6 +6,7 @@ mod common;
 
 use std::time::Duration;
 
+use actors::protocol::clock::LATEST_MS;
 use common::ops::{anchor_items, sample, Answer, FakeBigoApi};
 use common::*;
 use serde_json::{json, Value};
@@ -62,6 +63,34 @@ async fn an_item_only_in_the_pull_reaches_clients() {
     assert!(body["seqid"].as_str().is_some_and(|s| !s.is_empty()), "{body}");
     assert!(body["timestamp"].as_i64().is_some_and(|t| t <= ts), "pulls from before the first push: {body}");
     assert_eq!(metric(&broker, "danmu_pulled_items_total").await, 1.0);
+}
+
+/// Issue 26: a puller asked BIGO for the items after its first push's `timestamp` less an
+/// interval; `i64::MIN` overflowed there (in release it wrapped to a time that never comes), and
+/// a push stamped in the future asked for nothing as well.
+#[actix_rt::test]
+async fn pull_compensation_keeps_working_after_a_push_with_an_absurd_timestamp() {
+    let absurd = [json!(i64::MIN), json!("9223372036854775807"), json!(-1e19), json!(LATEST_MS)];
+    for (n, timestamp) in absurd.into_iter().enumerate() {
+        let api = FakeBigoApi::start().await;
+        let broker = broker_pulling_from(&api, 100).await;
+        let game_sess = format!("gs-absurd-{n}");
+        let mut client = broker.client("viewer").await;
+        client.enter(&game_sess).await;
+        let mut bigo = broker.bigo_logged_in().await;
+        let before = now_ms();
+        api.answer([Answer::Items {
+            danmu_data: anchor_items("anchor-1", vec![msg_item("2", before + 1, "only pulled")]),
+            context: "c1".into(),
+        }]);
+        let mut data = push_data("s1", &game_sess, 2, vec![msg_item("1", before, "pushed")]);
+        data["timestamp"] = timestamp.clone();
+        assert_eq!(bigo.push(&data).await["rescode"], 200, "timestamp {timestamp}");
+
+        assert_eq!(contents(&mut client, 2).await, vec!["pushed", "only pulled"], "timestamp {timestamp}");
+        let since = api.wait_calls(1, WAIT).await[0].body["timestamp"].as_i64().expect("a timestamp");
+        assert!((before - 100..=now_ms() - 100).contains(&since), "timestamp {timestamp}: pulled from {since}");
+    }
 }
 
 #[actix_rt::test]

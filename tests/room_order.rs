@@ -3,6 +3,7 @@
 
 mod common;
 
+use actors::protocol::clock::LATEST_MS;
 use common::*;
 use serde_json::{json, Value};
 
@@ -115,6 +116,41 @@ async fn an_item_later_than_the_window_is_still_delivered(engine: Engine) {
     assert_eq!(contents(&late), vec!["five seconds late"]);
     let (_, metrics) = broker.get_text("/metrics").await;
     assert!(metrics.contains("danmu_late_items_total 1"), "{metrics}");
+}
+
+/// Issue 26: a room panicked on such an item once its window ended, and was lost.
+async fn a_ts_and_timestamp_no_clock_could_tell_take_the_brokers_clock_and_the_room_goes_on(engine: Engine) {
+    let broker = TestBroker::start_on(engine, |_| {}).await;
+    let mut alice = broker.client("alice").await;
+    alice.enter("g-absurd").await;
+    let mut bigo = broker.bigo_logged_in().await;
+    let before = now_ms();
+    let mut data = push_data("a1", "g-absurd", 2, vec![msg_item("1", 0, "absurd")]);
+    data["timestamp"] = json!(-1e19);
+    data["danmu_data"][0]["datas"][0]["ts"] = json!("-9223372036854775808");
+    assert_eq!(bigo.push(&data).await["rescode"], 200);
+    let absurd = alice.events("send_topic_msg", 1).await;
+    let ts = absurd[0]["ts"].as_i64().expect("ts");
+    assert!((before..=now_ms()).contains(&ts), "{absurd:?}");
+    assert_eq!(bigo.push(&push_data("a2", "g-absurd", 2, vec![msg_item("2", now_ms(), "next")])).await["rescode"], 200);
+    assert_eq!(contents(&alice.events("send_topic_msg", 1).await), vec!["next"]);
+}
+
+/// PROTOCOL.md 2.6, Far-off `ts`.
+async fn items_from_1970_and_from_year_9999_are_delivered_in_ts_order_and_hold_nothing_back(engine: Engine) {
+    let broker = TestBroker::start_on(engine, |_| {}).await;
+    let mut alice = broker.client("alice").await;
+    alice.enter("g-far").await;
+    let mut bigo = broker.bigo_logged_in().await;
+    let now = now_ms();
+    let items = vec![msg_item("1", LATEST_MS, "year 9999"), msg_item("2", now, "now"), msg_item("3", 1, "1970")];
+    assert_eq!(bigo.push(&push_data("f1", "g-far", 2, items)).await["rescode"], 200);
+    let events = alice.events("send_topic_msg", 3).await;
+    assert_eq!(contents(&events), vec!["1970", "now", "year 9999"]);
+    let ts: Vec<i64> = events.iter().map(|e| e["ts"].as_i64().unwrap_or_default()).collect();
+    assert_eq!(ts, vec![1, now, LATEST_MS], "the ts as BIGO gave it");
+    assert_eq!(bigo.push(&push_data("f2", "g-far", 2, vec![msg_item("4", now_ms(), "after")])).await["rescode"], 200);
+    assert_eq!(contents(&alice.events("send_topic_msg", 1).await), vec!["after"]);
 }
 
 async fn seq_is_contiguous_across_pushes_and_client_events(engine: Engine) {
@@ -287,6 +323,8 @@ on_every_engine!(
     a_data_seq_repeated_in_a_later_push_is_delivered_once,
     items_pushed_out_of_order_within_the_window_arrive_sorted_by_ts,
     an_item_later_than_the_window_is_still_delivered,
+    a_ts_and_timestamp_no_clock_could_tell_take_the_brokers_clock_and_the_room_goes_on,
+    items_from_1970_and_from_year_9999_are_delivered_in_ts_order_and_hold_nothing_back,
     seq_is_contiguous_across_pushes_and_client_events,
     status_changes_become_room_status_and_3_closes,
     three_clients_in_one_room_receive_the_same_events_in_the_same_order,

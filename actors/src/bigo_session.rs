@@ -23,7 +23,7 @@ use crate::metrics::{Kind, Metrics};
 use crate::protocol::bigo::{
     self, BigoStatus, DataReception, DataResult, ErrorResult, LoginData, LoginResult, Request, Response,
 };
-use crate::protocol::{lenient, now_ms, sign};
+use crate::protocol::{clock, lenient, now_ms, sign};
 use crate::puller::GameSessSeen;
 use crate::registry::{BigoClosed, BigoOpened, CloseBigo, Registry};
 use crate::room::{IngestOutcome, Push, RoomHandle, SessionId};
@@ -82,7 +82,7 @@ impl BigoSession {
 
     fn respond(ctx: &mut ws::WebsocketContext<Self>, metrics: &Metrics, uri: &str, req: &RequestMeta, data: String) {
         let now = now_ms();
-        let up_cost = lenient::as_i64(&req.send_time).map_or(0, |sent| now - sent);
+        let up_cost = up_cost(&req.send_time, now);
         let frame =
             Response { uri, retry_cnt: &req.retry_cnt, send_time: &req.send_time, resp_time: now, up_cost, data };
         // Plain strings and numbers: serialising cannot fail.
@@ -271,6 +271,12 @@ impl BigoSession {
     }
 }
 
+/// Section 1.1: an answer's `up_cost`, receive time (`now_ms`) − the request's `send_time`;
+/// 0 when `send_time` is missing or no time at all (`clock::plausible`), as `i64::MIN` is.
+pub fn up_cost(send_time: &Value, now_ms: i64) -> i64 {
+    lenient::as_i64(send_time).and_then(clock::plausible).map_or(0, |sent| now_ms.saturating_sub(sent))
+}
+
 /// Section 1.2: the account a `platformLogin` logs in, or the failure message. Checks run
 /// account, sign, then timestamp (README "Decisions").
 pub fn check_login<'c>(config: &'c BigoConfig, req: &Request, now_ms: i64) -> Result<&'c BigoAccount, &'static str> {
@@ -281,7 +287,7 @@ pub fn check_login<'c>(config: &'c BigoConfig, req: &Request, now_ms: i64) -> Re
         return Err("sign is error.");
     }
     let timestamp: i64 = data.timestamp.parse().map_err(|_| "timestamp expired")?;
-    if (now_ms - timestamp).abs() > config.login_max_skew_ms {
+    if !clock::within(now_ms, timestamp, config.login_max_skew_ms) {
         return Err("timestamp expired");
     }
     Ok(account)

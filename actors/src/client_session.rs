@@ -24,7 +24,7 @@ use log::{debug, info, warn};
 use crate::config::ClientConfig;
 use crate::metrics::{Kind, Metrics};
 use crate::protocol::client::{AckDetail, ClientRequest, Direct, Envelope, ErrorCode, Profile};
-use crate::protocol::{lenient, now_ms, sign};
+use crate::protocol::{clock, lenient, now_ms, sign};
 use crate::rate::TokenBucket;
 use crate::registry::{Registry, RoomFor};
 use crate::room::{
@@ -101,7 +101,7 @@ pub fn check_frame(text: &str, online_token: &str, config: &ClientConfig, now_ms
         return Err(Refusal::new(action, ErrorCode::TokenInvalid, "online_token invalid"));
     }
     let timestamp = lenient::text_of(&envelope.timestamp).unwrap_or_default();
-    let in_window = timestamp.parse::<i64>().is_ok_and(|ts| (now_ms - ts).abs() <= config.max_skew_ms);
+    let in_window = timestamp.parse::<i64>().is_ok_and(|ts| clock::within(now_ms, ts, config.max_skew_ms));
     if !in_window {
         return Err(Refusal::new(action, ErrorCode::TimestampOutOfWindow, "timestamp out of window"));
     }

@@ -32,7 +32,7 @@ use crate::ingest::{deliver, RouteChanged, RouteGameSess};
 use crate::metrics::Metrics;
 use crate::protocol::bigo::DanmuItem;
 use crate::protocol::pull::{PullRequest, PullResponse, PULL_PATH};
-use crate::protocol::{now_ms, sign};
+use crate::protocol::{clock, now_ms, sign};
 use crate::room::{IngestOutcome, Push, RoomHandle};
 
 /// The closest two calls of one puller may be: BIGO allows 10 calls/s per anchor.
@@ -48,6 +48,15 @@ const MAX_BODY: usize = 8 << 20;
 /// starts a new puller). At least ten minutes, or sixty intervals.
 pub fn idle_stop(interval: Duration) -> Duration {
     (interval * 60).max(Duration::from_secs(600))
+}
+
+/// The request `timestamp` of a puller whose first push was stamped `push_ms`: one interval
+/// before it. A stamp later than now, or no time at all, would ask BIGO for items after a time
+/// that never comes, and pull compensation would find nothing for the rest of the session:
+/// the puller then counts from now.
+pub fn pull_since(push_ms: i64, now_ms: i64, interval_ms: u64) -> i64 {
+    let stamped = clock::plausible(push_ms).unwrap_or(now_ms).min(now_ms);
+    stamped.saturating_sub(i64::try_from(interval_ms).unwrap_or(i64::MAX))
 }
 
 /// A push for the puller's `game_sess` was read: its anchors, its time, and whether it carried
@@ -173,7 +182,7 @@ impl Puller {
         Self {
             game_sess: seen.game_sess.clone(),
             game_id: seen.game_id.clone(),
-            since: seen.timestamp - config.pull.interval_ms as i64,
+            since: pull_since(seen.timestamp, now_ms(), config.pull.interval_ms),
             config,
             links,
             room: None,
@@ -444,6 +453,16 @@ mod tests {
     fn an_interval_below_the_spacing_is_raised_to_it() {
         let mut s = PullSchedule::new(Duration::from_millis(5));
         assert_eq!(s.after_success(false), MIN_SPACING);
+    }
+
+    #[test]
+    fn a_first_push_stamped_beyond_any_clock_pulls_from_one_interval_before_now() {
+        let now = 1_700_000_000_000;
+        assert_eq!(pull_since(now - 5, now, 10_000), now - 10_005);
+        for absurd in [i64::MIN, i64::MAX] {
+            assert_eq!(pull_since(absurd, now, 10_000), now - 10_000, "a push stamped {absurd}");
+        }
+        assert_eq!(pull_since(now + 86_400_000, now, 10_000), now - 10_000, "a push stamped tomorrow");
     }
 
     #[test]

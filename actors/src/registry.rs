@@ -23,7 +23,7 @@ use crate::ingest::{RouteChanged, RouteGameSess};
 use crate::metrics::Metrics;
 use crate::protocol::status::RoomStatus;
 use crate::puller::{GameSessSeen, Puller, PullerLinks, PullerStopped};
-use crate::room::dedup::{Dedup, DedupWindow};
+use crate::room::dedup::DedupWindow;
 use crate::room::events::SessionId;
 use crate::room::{LocalEngine, MembershipChanged, RoomHandle, RoomLinks, RoomStopped, SetStatus, StatusOf};
 

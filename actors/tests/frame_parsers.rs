@@ -3,13 +3,18 @@
 //! `errorResp` 400, a login `code` 400, a `dataReception` rescode 400/401/403, or accepted)
 //! and to the client frame checks (section 2.3: errors 1001, 1002, 1003, 1009, 1010, or an
 //! authentic frame).
+//!
+//! Numbers at their extremes in every number field (issue 26: `i64::MIN`, `-1e19`, `1e19`,
+//! floats, long digit strings, as numbers and as strings) are answered cleanly: a time check
+//! fails, or the value counts as absent; nothing overflows.
 
-use actors::bigo_session::{check_data, check_login};
+use actors::bigo_session::{check_data, check_login, up_cost};
 use actors::client_session::check_frame;
 use actors::config::{BigoAccount, BigoConfig, ClientConfig};
 use actors::protocol::bigo::{self, Request};
 use actors::protocol::client::ErrorCode;
-use actors::protocol::sign;
+use actors::protocol::clock::{plausible, LATEST_MS};
+use actors::protocol::{lenient, sign};
 use proptest::prelude::*;
 use serde_json::json;
 
@@ -53,8 +58,12 @@ fn bigo_answer(text: &str) -> u16 {
 }
 
 fn login_frame() -> String {
-    let ts = NOW.to_string();
-    let data = json!({"account":"acc","timestamp":ts,"sign":sign::bigo_login("pw", &ts, "inke", "acc")}).to_string();
+    login_frame_at(&NOW.to_string())
+}
+
+/// A login whose `timestamp` is the text `ts`, correctly signed.
+fn login_frame_at(ts: &str) -> String {
+    let data = json!({"account":"acc","timestamp":ts,"sign":sign::bigo_login("pw", ts, "inke", "acc")}).to_string();
     json!({"uri":"platformLogin","retry_cnt":0,"send_time":NOW,"data":data}).to_string()
 }
 
@@ -96,6 +105,41 @@ fn client_answer(text: &str) -> u16 {
     }
 }
 
+/// The JSON text of a number at or past the ends of `i64`: as a number or a string, a float
+/// beyond `i64` (`-1e19` reads as `i64::MIN`), a fraction, or a long run of digits.
+fn extreme_number() -> impl Strategy<Value = String> {
+    let ends = prop_oneof![
+        Just(i64::MIN),
+        Just(i64::MAX),
+        Just(i64::MIN + 1),
+        Just(-1),
+        Just(0),
+        Just(NOW),
+        Just(LATEST_MS + 1),
+        any::<i64>()
+    ];
+    const TEXTS: &[&str] =
+        &["-1e19", "1e19", "1.5", "-0.0", "1.7e12", "1e308", "-1e308", "123456789012345678901234567890"];
+    prop_oneof![
+        ends.clone().prop_map(|n| n.to_string()),
+        ends.prop_map(|n| format!("\"{n}\"")),
+        prop::sample::select(TEXTS).prop_map(str::to_string),
+        prop::sample::select(TEXTS).prop_map(|t| format!("\"{t}\"")),
+        "-?[1-9][0-9]{0,39}",
+        "-?[0-9]{1,40}".prop_map(|digits| format!("\"{digits}\"")),
+    ]
+}
+
+/// The text the server reads from the JSON `number` (a string's contents, a number's digits).
+fn text_of(number: &str) -> String {
+    serde_json::from_str(number).ok().and_then(|v| lenient::text_of(&v)).unwrap_or_default()
+}
+
+/// True when `text` is an integer within `max_skew_ms` of [`NOW`].
+fn in_window(text: &str, max_skew_ms: i64) -> bool {
+    text.parse::<i64>().is_ok_and(|t| (i128::from(t) - i128::from(NOW)).abs() <= i128::from(max_skew_ms))
+}
+
 /// A valid frame with some bytes changed, inserted or cut off.
 fn mutated(frame: String) -> impl Strategy<Value = String> {
     let len = frame.len();
@@ -117,12 +161,51 @@ fn mutated(frame: String) -> impl Strategy<Value = String> {
     })
 }
 
+/// A ping whose `timestamp` is the JSON text `ts` (a number or a string), correctly signed
+/// over the text the server reads from it.
+fn ping_at(ts: &str) -> String {
+    let value: serde_json::Value = serde_json::from_str(ts).expect("ts is JSON");
+    let text = lenient::text_of(&value).unwrap_or_default();
+    let sign = sign::client_frame("ping", ONLINE, "s", &text);
+    format!(r#"{{"action":"ping","online_token":"{ONLINE}","sid":"s","timestamp":{ts},"sign":"{sign}"}}"#)
+}
+
 #[test]
 fn the_valid_frames_are_accepted() {
     assert_eq!(bigo_answer(&login_frame()), 200);
     assert_eq!(bigo_answer(&push_frame()), 200);
     assert_eq!(client_answer(&client_frame("ping", json!({}))), 0);
     assert_eq!(client_answer(&client_frame("enter_room_report", json!({"channel_name":"c","last_seq":3}))), 0);
+}
+
+// Issue 26: each of these overflowed where overflow checks are on, and wrapped in release.
+
+#[test]
+fn up_cost_of_a_send_time_no_clock_could_tell_is_zero() {
+    for send_time in [json!(i64::MIN), json!("-9223372036854775808"), json!(-1e19), json!(1e19), json!(i64::MAX)] {
+        assert_eq!(up_cost(&send_time, NOW), 0, "send_time {send_time}");
+    }
+    assert_eq!(up_cost(&json!(NOW - 40), NOW), 40);
+    assert_eq!(up_cost(&json!((NOW - 40).to_string()), NOW), 40);
+    assert_eq!(up_cost(&json!("soon"), NOW), 0);
+}
+
+#[test]
+fn a_client_timestamp_at_either_end_of_i64_is_out_of_the_window() {
+    for ts in ["-9223372036854775808", "9223372036854775807", "\"-9223372036854775808\"", "-1e19", "1e19"] {
+        assert_eq!(client_answer(&ping_at(ts)), 1010, "timestamp {ts}");
+    }
+    assert_eq!(client_answer(&ping_at(&NOW.to_string())), 0);
+}
+
+#[test]
+fn a_login_timestamp_at_either_end_of_i64_has_expired() {
+    let config = bigo_config();
+    for ts in ["-9223372036854775808", "9223372036854775807"] {
+        let frame = login_frame_at(ts);
+        let req: Request = serde_json::from_str(&frame).expect("a login frame");
+        assert_eq!(check_login(&config, &req, NOW).err(), Some("timestamp expired"), "timestamp {ts}");
+    }
 }
 
 proptest! {
@@ -161,6 +244,43 @@ proptest! {
             "gift":{"id":"g","name":"n","num":2,"receiver_id":"r"}})))
     ) {
         client_answer(&text);
+    }
+
+    #[test]
+    fn bigo_numbers_at_their_extremes_are_answered_cleanly(
+        send_time in extreme_number(), login_ts in extreme_number(), push_ts in extreme_number(),
+        ts in extreme_number(), count in extreme_number(), seqid in extreme_number(),
+    ) {
+        let config = bigo_config();
+        let send_time: serde_json::Value = serde_json::from_str(&send_time).expect("JSON");
+        let cost = up_cost(&send_time, NOW);
+        let sent = lenient::as_i64(&send_time).and_then(plausible);
+        prop_assert!(cost == 0 || sent.is_some(), "up_cost {} for {}", cost, send_time);
+
+        let login_ts = text_of(&login_ts);
+        let req_text = login_frame_at(&login_ts);
+        let req: Request = serde_json::from_str(&req_text).expect("a login frame");
+        let expected = if in_window(&login_ts, config.login_max_skew_ms) { Ok(()) } else { Err("timestamp expired") };
+        prop_assert_eq!(check_login(&config, &req, NOW).map(|_| ()), expected);
+
+        let item = format!(r#"{{"type":"heart","ts":{ts},"count":{count},"gift_count":{count},"data_seq":{seqid}}}"#);
+        let entry = format!(r#"{{"openid":"a","datas":[{item}]}}"#);
+        let data = format!(r#"{{"seqid":{seqid},"timestamp":{push_ts},"game_sess":"gs","danmu_data":[{entry}]}}"#);
+        let sign = sign::bigo_message(&data, TOKEN, "inke");
+        let frame = json!({"uri":"dataReception","send_time":send_time,"data":data,"access_token":TOKEN,"sign":sign});
+        let frame = frame.to_string();
+        let req: Request = serde_json::from_str(&frame).expect("a push frame");
+        let pushed = check_data(&config, Some(TOKEN), &req, req.data_text().as_deref());
+        prop_assert!(pushed.is_ok(), "{:?}", pushed.as_ref().err());
+        let pushed = pushed.expect("taken");
+        prop_assert!(pushed.timestamp.is_none_or(|t| plausible(t).is_some()), "timestamp {}", push_ts);
+        prop_assert!(pushed.items().iter().all(|i| plausible(i.ts).is_some()), "ts {}", ts);
+    }
+
+    #[test]
+    fn client_timestamps_at_their_extremes_get_1010_unless_within_the_window(ts in extreme_number()) {
+        let expected = if in_window(&text_of(&ts), ClientConfig::default().max_skew_ms) { 0 } else { 1010 };
+        prop_assert_eq!(client_answer(&ping_at(&ts)), expected, "timestamp {}", ts);
     }
 
     #[test]

@@ -5,8 +5,13 @@
 //! - every item of an accepted push is delivered exactly once (by `data_seq`);
 //! - no item leaves before an item with a smaller (`ts`, arrival) that was held with it;
 //! - no item is held longer than the reorder window;
-//! - `seq` starts at 1 and rises by one with every numbered event;
+//! - `seq` starts at 1 (or where a stored state left it) and rises by one with every event;
 //! - no two users hold one seat, and a user who left holds none.
+//!
+//! They hold for the numbers from outside at their extremes too (issue 26): item `ts` at and
+//! past the ends of `i64` (as numbers, strings, floats and long digit strings, through the
+//! wire's reading or set directly, as the store gives them back), clocks at the ends of `i64`,
+//! `last_seq` up to `u64::MAX`, and stored states whose `next_seq` is anything at all.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -16,7 +21,9 @@ use actors::config::RoomConfig;
 use actors::metrics::Metrics;
 use actors::protocol::bigo::{BigoStatus, DanmuItem};
 use actors::protocol::client::Profile;
-use actors::room::{Action, Effects, IngestOutcome, JoinRequest, LeaveReason, Now, Push, RoomCore};
+use actors::protocol::clock::{plausible, LATEST_MS};
+use actors::room::history::MAX_SEQ;
+use actors::room::{Action, Effects, IngestOutcome, JoinRequest, LeaveReason, Now, Push, RoomCore, RoomState};
 use proptest::prelude::*;
 use serde_json::{json, Value};
 
@@ -25,15 +32,15 @@ const SEATS: u32 = 3;
 
 #[derive(Debug, Clone)]
 enum Op {
-    /// A push of items (data_seq, ts offset from now in ms) under a seqid from a small pool.
+    /// A push of items (data_seq, ts) under a seqid from a small pool.
     Push {
         seqid: u8,
-        items: Vec<(u8, i64)>,
+        items: Vec<(u8, Ts)>,
         status: Option<u8>,
     },
     /// A pulled batch (no seqid).
     Pull {
-        items: Vec<(u8, i64)>,
+        items: Vec<(u8, Ts)>,
     },
     /// Time passes; the release timer fires when due.
     Wait {
@@ -41,6 +48,7 @@ enum Op {
     },
     Join {
         session: u8,
+        last_seq: Option<u64>,
     },
     Leave {
         session: u8,
@@ -57,14 +65,50 @@ enum Op {
     },
 }
 
+/// An item's `ts`.
+#[derive(Debug, Clone)]
+enum Ts {
+    /// Offset from now in ms.
+    Offset(i64),
+    /// The JSON text of the item's `ts` field, read as the wire reads it.
+    Wire(String),
+    /// Set on the item directly: any value, as the store may give it back.
+    Set(i64),
+}
+
+/// Values at and past the ends of what a clock tells, in every form the wire allows.
+fn far_off_ts() -> impl Strategy<Value = Ts> {
+    let ends = prop_oneof![
+        Just(i64::MIN),
+        Just(i64::MAX),
+        Just(-1),
+        Just(0),
+        Just(LATEST_MS),
+        Just(LATEST_MS + 1),
+        any::<i64>()
+    ];
+    const TEXTS: &[&str] =
+        &["-1e19", "1e19", "1.5", "-0.0", "1.7e12", "123456789012345678901234567890", "\"1e19\"", "\" 42 \""];
+    prop_oneof![
+        ends.clone().prop_map(Ts::Set),
+        ends.clone().prop_map(|n| Ts::Wire(n.to_string())),
+        ends.prop_map(|n| Ts::Wire(format!("\"{n}\""))),
+        prop::sample::select(TEXTS).prop_map(|t| Ts::Wire(t.to_string())),
+        "-?[1-9][0-9]{0,29}".prop_map(Ts::Wire),
+        "-?[0-9]{1,30}".prop_map(|digits| Ts::Wire(format!("\"{digits}\""))),
+    ]
+}
+
 fn op() -> impl Strategy<Value = Op> {
-    let items = prop::collection::vec((0u8..60, -600i64..600), 0..5);
+    let ts = prop_oneof![9 => (-600i64..600).prop_map(Ts::Offset), 1 => far_off_ts()];
+    let items = prop::collection::vec((0u8..60, ts), 0..5);
     prop_oneof![
         4 => (0u8..30, items.clone(), prop::option::weighted(0.2, 1u8..=3))
             .prop_map(|(seqid, items, status)| Op::Push { seqid, items, status }),
         1 => items.prop_map(|items| Op::Pull { items }),
         4 => (0u64..400).prop_map(|ms| Op::Wait { ms }),
-        2 => (0u8..6).prop_map(|session| Op::Join { session }),
+        2 => (0u8..6, prop::option::weighted(0.2, stored_seq()))
+            .prop_map(|(session, last_seq)| Op::Join { session, last_seq }),
         1 => (0u8..6).prop_map(|session| Op::Leave { session }),
         2 => (0u8..6, prop::option::of(0u32..=SEATS + 1)).prop_map(|(session, seat)| Op::Up { session, seat }),
         1 => (0u8..6).prop_map(|session| Op::Down { session }),
@@ -109,14 +153,32 @@ struct Driver {
 
 impl Driver {
     fn new() -> Self {
-        let now = Now { at: Instant::now(), unix_ms: 1_700_000_000_000 };
+        Self::starting(1_700_000_000_000, None)
+    }
+
+    /// A room whose clock reads `unix_ms`, restored from a stored state with `next_seq` when
+    /// the state can be read (a new numbering when it cannot, as a shared room starts one).
+    fn starting(unix_ms: i64, next_seq: Option<u64>) -> Self {
+        let now = Now { at: Instant::now(), unix_ms };
         let config =
             RoomConfig { reorder_window_ms: WINDOW_MS, release_tick_ms: 50, seats: SEATS, ..Default::default() };
+        let metrics = Arc::new(Metrics::new());
+        let stored = next_seq.map(|next_seq| {
+            let state = json!({"epoch":"e","next_seq":next_seq,"members":[],"seats":[],"status":null,
+                               "bigo_status":null,"live_status":null});
+            let read = serde_json::from_value::<RoomState>(state);
+            assert_eq!(read.is_ok(), (1..=MAX_SEQ).contains(&next_seq), "stored next_seq {next_seq}");
+            read
+        });
+        let room = match stored {
+            Some(Ok(state)) => RoomCore::restore("g".into(), state, config, metrics, now),
+            _ => RoomCore::new("g".into(), "e".into(), config, metrics, now),
+        };
         Self {
-            room: RoomCore::new("g".into(), "e".into(), config, Arc::new(Metrics::new()), now),
+            next_seq: room.state().next_seq,
+            room,
             now,
             step: 0,
-            next_seq: 1,
             arrivals: HashMap::new(),
             releases: Vec::new(),
             accepted: HashSet::new(),
@@ -125,14 +187,27 @@ impl Driver {
         }
     }
 
-    fn items(&self, items: &[(u8, i64)]) -> Vec<DanmuItem> {
+    /// The items of a push stamped now.
+    fn items(&self, items: &[(u8, Ts)]) -> Vec<DanmuItem> {
+        let stamp = self.now.unix_ms;
         items
             .iter()
-            .map(|(data_seq, offset)| {
-                let ts = self.now.unix_ms + offset;
-                let raw = json!({"type":"msg","user":"v","ts":ts.to_string(),"data_seq":data_seq.to_string(),
-                                 "content":data_seq.to_string()});
-                DanmuItem::from_value(raw, "anchor", ts)
+            .map(|(data_seq, ts)| {
+                let wire = match ts {
+                    Ts::Offset(offset) => format!("\"{}\"", stamp.saturating_add(*offset)),
+                    Ts::Wire(text) => text.clone(),
+                    Ts::Set(_) => "null".into(),
+                };
+                let raw: Value = serde_json::from_str(&format!(
+                    r#"{{"type":"msg","user":"v","ts":{wire},"data_seq":"{data_seq}","content":"{data_seq}"}}"#
+                ))
+                .expect("an item's JSON");
+                let item = DanmuItem::from_value(raw, "anchor", stamp);
+                assert!(item.ts == stamp || plausible(item.ts).is_some(), "ts {wire} read as {}", item.ts);
+                match ts {
+                    Ts::Set(ts) => DanmuItem { ts: *ts, ..item },
+                    _ => item,
+                }
             })
             .collect()
     }
@@ -155,7 +230,7 @@ impl Driver {
         }
     }
 
-    fn ingest(&mut self, seqid: String, items: &[(u8, i64)], status: Option<BigoStatus>) {
+    fn ingest(&mut self, seqid: String, items: &[(u8, Ts)], status: Option<BigoStatus>) {
         let danmu = self.items(items);
         let push = Push { game_sess: "g".into(), seqid, timestamp: self.now.unix_ms, status, items: danmu.clone() };
         let (outcome, fx) = self.room.push(push, self.now);
@@ -199,9 +274,9 @@ impl Driver {
             }
             Op::Pull { items } => self.ingest(String::new(), &items, None),
             Op::Wait { ms } => self.wait(ms),
-            Op::Join { session } => {
+            Op::Join { session, last_seq } => {
                 let profile = Profile { user_id: user_of(session), ..Default::default() };
-                let request = JoinRequest { session: session.into(), profile, last_seq: None, epoch: None };
+                let request = JoinRequest { session: session.into(), profile, last_seq, epoch: None };
                 let (answer, fx) = self.room.join(request, self.now);
                 answer.expect("joining an open room");
                 self.members.insert(session);
@@ -285,4 +360,166 @@ proptest! {
         }
         driver.finish();
     }
+
+    #[test]
+    fn the_same_holds_on_clocks_and_stored_numbering_at_their_extremes(
+        unix_ms in prop_oneof![Just(i64::MIN), Just(-1), Just(0), Just(LATEST_MS), Just(i64::MAX), any::<i64>()],
+        next_seq in prop::option::of(stored_seq()),
+        ops in prop::collection::vec(op(), 1..60),
+    ) {
+        let mut driver = Driver::starting(unix_ms, next_seq);
+        for op in ops {
+            driver.run(op);
+        }
+        driver.finish();
+    }
+}
+
+/// A `seq` from outside (a stored `next_seq`, a client's `last_seq`): small, at the end of
+/// what a JavaScript client holds, at the end of `u64`, or anything.
+fn stored_seq() -> impl Strategy<Value = u64> {
+    prop_oneof![
+        Just(0u64),
+        1u64..50,
+        Just(MAX_SEQ),
+        Just(MAX_SEQ + 1),
+        Just(u64::MAX - 1),
+        Just(u64::MAX),
+        any::<u64>()
+    ]
+}
+
+// ---------------------------------------------------------------------------------------------
+// Numbers from outside at their extremes (issue 26). An item reaches the core with any `ts` the
+// store gives back, so these set `ts` on the item directly, past the wire's checks.
+
+const T0_MS: i64 = 1_700_000_000_000;
+const WINDOW: Duration = Duration::from_millis(WINDOW_MS);
+
+fn quiet_room(now: Now) -> RoomCore {
+    quiet_room_counting(now, Arc::new(Metrics::new()))
+}
+
+fn quiet_room_counting(now: Now, metrics: Arc<Metrics>) -> RoomCore {
+    let config = RoomConfig { reorder_window_ms: WINDOW_MS, release_tick_ms: 0, ..Default::default() };
+    RoomCore::new("g".into(), "e".into(), config, metrics, now)
+}
+
+fn t0() -> Now {
+    Now { at: Instant::now(), unix_ms: T0_MS }
+}
+
+fn chat(content: &str, ts: i64, at: Instant) -> (String, i64, Instant) {
+    (content.to_string(), ts, at)
+}
+
+/// A push of one chat item per `(data_seq, ts)`, the `data_seq` also its content.
+fn chat_push(seqid: &str, now: Now, items: &[(&str, i64)]) -> Push {
+    let items = items
+        .iter()
+        .map(|(data_seq, ts)| {
+            let raw = json!({"type":"msg","user":"v","data_seq":data_seq,"content":data_seq});
+            DanmuItem { ts: *ts, ..DanmuItem::from_value(raw, "anchor", now.unix_ms) }
+        })
+        .collect();
+    Push { game_sess: "g".into(), seqid: seqid.into(), timestamp: now.unix_ms, status: None, items }
+}
+
+/// `(content, ts)` of the chat events among `fx`, in `seq` order.
+fn chats(fx: &Effects) -> Vec<(String, i64)> {
+    fx.events
+        .iter()
+        .filter_map(|e| {
+            let v: Value = serde_json::from_str(&e.json).ok()?;
+            Some((v["content"].as_str()?.to_string(), v["ts"].as_i64()?))
+        })
+        .collect()
+}
+
+/// Lets `ms` pass from `now`, firing the release timer whenever it is due; answers the new
+/// time and every chat released meanwhile with the time it left.
+fn wait(room: &mut RoomCore, now: Now, ms: u64) -> (Now, Vec<(String, i64, Instant)>) {
+    let (mut now, until) = (now, now.at + Duration::from_millis(ms));
+    let mut out = Vec::new();
+    while let Some(at) = room.next_release().filter(|at| *at <= until) {
+        now = now.after(at.saturating_duration_since(now.at));
+        out.extend(chats(&room.tick(now)).into_iter().map(|(c, ts)| (c, ts, now.at)));
+    }
+    (now.after(until.saturating_duration_since(now.at)), out)
+}
+
+#[test]
+fn an_item_with_ts_i64_min_is_delivered_and_the_room_goes_on() {
+    let t0 = t0();
+    let mut room = quiet_room(t0);
+    let (outcome, fx) = room.push(chat_push("1", t0, &[("a", i64::MIN)]), t0);
+    assert_eq!(outcome, IngestOutcome::Accepted { new_items: 1 });
+    assert!(chats(&fx).is_empty(), "held like any item");
+    let (t1, released) = wait(&mut room, t0, WINDOW_MS);
+    assert_eq!(released, vec![chat("a", i64::MIN, t0.at + WINDOW)]);
+    room.push(chat_push("2", t1, &[("b", t1.unix_ms)]), t1);
+    let (_, released) = wait(&mut room, t1, WINDOW_MS);
+    assert_eq!(released, vec![chat("b", t1.unix_ms, t1.at + WINDOW)]);
+}
+
+/// PROTOCOL.md 2.6, Far-off `ts`.
+#[test]
+fn an_item_from_far_in_the_past_is_simply_late_and_leaves_with_the_next_release() {
+    let t0 = t0();
+    let metrics = Arc::new(Metrics::new());
+    let mut room = quiet_room_counting(t0, metrics.clone());
+    room.push(chat_push("1", t0, &[("now", T0_MS)]), t0);
+    let (t1, _) = wait(&mut room, t0, WINDOW_MS);
+    // Alone, it waits out its own window and no more.
+    room.push(chat_push("2", t1, &[("1970", 0)]), t1);
+    let (t2, released) = wait(&mut room, t1, WINDOW_MS);
+    assert_eq!(released, vec![chat("1970", 0, t1.at + WINDOW)]);
+    // Behind a held item it sorts first, and leaves with that item, before its own window ends.
+    room.push(chat_push("3", t2, &[("next", t2.unix_ms)]), t2);
+    let t3 = t2.after(Duration::from_millis(200));
+    room.push(chat_push("4", t3, &[("long ago", 1), ("even longer", i64::MIN)]), t3);
+    let (_, released) = wait(&mut room, t3, WINDOW_MS);
+    let left = t2.at + WINDOW;
+    assert_eq!(
+        released,
+        vec![chat("even longer", i64::MIN, left), chat("long ago", 1, left), chat("next", t2.unix_ms, left)]
+    );
+    assert_eq!(metrics.late_items.get(), 3, "delivered, and counted late");
+    assert_eq!(room.held(), 0);
+}
+
+/// PROTOCOL.md 2.6, Far-off `ts`.
+#[test]
+fn an_item_from_far_in_the_future_holds_nothing_back_past_its_window() {
+    for future in [LATEST_MS, i64::MAX] {
+        let t0 = t0();
+        let mut room = quiet_room(t0);
+        room.push(chat_push("1", t0, &[("future", future)]), t0);
+        let t1 = t0.after(Duration::from_millis(100));
+        room.push(chat_push("2", t1, &[("a", t1.unix_ms)]), t1);
+        let (t2, released) = wait(&mut room, t1, WINDOW_MS - 100);
+        let left = t0.at + WINDOW;
+        assert_eq!(released, vec![chat("a", t1.unix_ms, left), chat("future", future, left)], "ts {future}");
+        // The items after it are held and ordered among themselves as usual.
+        room.push(chat_push("3", t2, &[("c", t2.unix_ms + 10)]), t2);
+        let t3 = t2.after(Duration::from_millis(100));
+        room.push(chat_push("4", t3, &[("b", t2.unix_ms)]), t3);
+        let (_, released) = wait(&mut room, t3, WINDOW_MS);
+        let left = t2.at + WINDOW;
+        assert_eq!(released, vec![chat("b", t2.unix_ms, left), chat("c", t2.unix_ms + 10, left)], "ts {future}");
+        assert_eq!(room.held(), 0);
+    }
+}
+
+#[test]
+fn a_stored_state_whose_next_seq_leaves_no_room_to_number_is_refused() {
+    let state = |next_seq: u64| {
+        json!({"epoch":"e","next_seq":next_seq,"members":[],"seats":[],"status":null,"bigo_status":null,
+               "live_status":null})
+    };
+    for next_seq in [u64::MAX, 0] {
+        assert!(serde_json::from_value::<RoomState>(state(next_seq)).is_err(), "next_seq {next_seq}");
+    }
+    let state: RoomState = serde_json::from_value(state(42)).expect("a state to go on from");
+    assert_eq!(state.next_seq, 42);
 }

@@ -81,7 +81,7 @@ impl Position {
     fn on_ack(&mut self, last_seq: u64, epoch: String) {
         let same_epoch = self.epoch.as_ref().is_none_or(|e| *e == epoch);
         self.last_seq = match self.last_seq {
-            Some(from) if same_epoch && from + 1 < last_seq => Some(from),
+            Some(from) if same_epoch && from.saturating_add(1) < last_seq => Some(from),
             // Entered fresh, nothing missed, or another epoch (which replays nothing): the
             // room's numbering from here on.
             _ => Some(last_seq),
@@ -94,7 +94,11 @@ impl Position {
     fn on_event(&mut self, seq: u64) {
         // The event just before this listener's own enter_room closes the replay: the
         // enter_room itself never comes.
-        let reached = if Some(seq + 1) == self.own_enter { seq + 1 } else { seq };
+        // The server's numbers: `seq` may be any u64, so no `seq + 1` that could overflow.
+        let reached = match seq.checked_add(1) {
+            Some(next) if Some(next) == self.own_enter => next,
+            _ => seq,
+        };
         self.last_seq = Some(self.last_seq.map_or(reached, |at| at.max(reached)));
     }
 }
@@ -529,6 +533,15 @@ mod tests {
         let mut p = at(Some(700), None);
         p.on_ack(3, "e2".into());
         assert_eq!(p.last_seq, Some(3), "a last_seq beyond the room's newest replays nothing");
+    }
+
+    #[test]
+    fn a_server_numbering_at_the_end_of_u64_moves_the_position_without_overflow() {
+        let mut p = at(Some(u64::MAX), Some("e1"));
+        p.on_ack(u64::MAX, "e1".into());
+        assert_eq!(p.last_seq, Some(u64::MAX));
+        p.on_event(u64::MAX);
+        assert_eq!(p.last_seq, Some(u64::MAX));
     }
 
     #[test]

@@ -158,17 +158,18 @@ impl NodePresence {
         let round = async move {
             let clients = sessions.send(ClientCount).await.unwrap_or(0) as u64;
             let now = now_ms();
-            let expires_at = now + ttl.as_millis() as i64;
+            let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
+            let expires_at = now.saturating_add(ttl_ms);
             let record = keys.node(&node_id);
             let (existed, live): (bool, Vec<(String, i64)>) = redis::pipe()
                 .exists(&record)
                 .hset_multiple(&record, &[("public_url", public_url.as_str()), ("clients", &clients.to_string())])
                 .ignore()
-                .pexpire(&record, ttl.as_millis() as i64)
+                .pexpire(&record, ttl_ms)
                 .ignore()
                 .zadd(keys.nodes(), &node_id, expires_at)
                 .ignore()
-                .zrembyscore(keys.nodes(), "-inf", now - 3_600_000)
+                .zrembyscore(keys.nodes(), "-inf", now.saturating_sub(3_600_000))
                 .ignore()
                 .zrangebyscore_withscores(keys.nodes(), now, "+inf")
                 .query_async(&mut conn)

@@ -7,7 +7,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use actix_web_actors::ws;
 use actors::client_session::{ClientHello, ClientSession};
 use actors::protocol::client::ErrorCode;
-use actors::protocol::now_ms;
+use actors::protocol::{clock, now_ms};
 use actors::sessions::CurrentRoom;
 use actors::ws_conn::TakeOver;
 use log::{info, warn};
@@ -49,7 +49,7 @@ fn check(state: &AppState, p: &CommonParams, need_sid: bool) -> Result<Claims, A
             .ok_or_else(|| missing("timestamp"))?
             .parse()
             .map_err(|_| ApiError::bad_request(ErrorCode::BadParameters, "timestamp must be Unix milliseconds"))?;
-        if (now_ms() - ts).abs() > state.client.max_skew_ms {
+        if !clock::within(now_ms(), ts, state.client.max_skew_ms) {
             return Err(ApiError::bad_request(ErrorCode::TimestampOutOfWindow, "timestamp out of window"));
         }
     }

@@ -269,8 +269,9 @@ impl RedisEngine {
         let Published { mut events, joins, acks, direct } = published;
         let first = events.first().map(|e| e.seq);
         if let (Some(delivered), Some(first)) = (self.delivered, first) {
-            if first > delivered + 1 {
-                let fetch = self.fetch_events(delivered + 1, first - 1);
+            // Seqs come through Redis: no `+ 1` that a stored u64::MAX could overflow.
+            if first > delivered.saturating_add(1) {
+                let fetch = self.fetch_events(delivered.saturating_add(1), first - 1);
                 let node = self.shared.node_id.clone();
                 // Waited for: nothing else reaches the front before the missing events.
                 ctx.wait(wrap_future::<_, Front>(fetch).map(move |missing, front, ctx| {
@@ -292,7 +293,7 @@ impl RedisEngine {
     /// was published meanwhile is read from the events stream.
     fn catch_up(&mut self, ctx: &mut Ctx) {
         let Some(delivered) = self.delivered else { return };
-        let fetch = self.fetch_events(delivered + 1, u64::MAX);
+        let fetch = self.fetch_events(delivered.saturating_add(1), u64::MAX);
         ctx.wait(wrap_future::<_, Front>(fetch).map(|missed, front, ctx| {
             let missed = missed.unwrap_or_default();
             if !missed.is_empty() {

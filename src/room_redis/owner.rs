@@ -72,19 +72,26 @@ impl RedisEngine {
         let load = async move {
             let (saved, seen, members): (HashMap<String, String>, Vec<String>, HashMap<SessionId, String>) =
                 redis::pipe().hgetall(&state).zrange(&seen, 0, -1).hgetall(&members).query_async(&mut conn).await?;
-            let live_status = match (&status_of, saved.is_empty()) {
+            // A state that cannot be read back (corrupt, or a `next_seq` no numbering can go
+            // on from) counts as none: its events would clash with the new numbering's.
+            let core = saved.get("core").map(|j| serde_json::from_str::<RoomState>(j));
+            if let Some(Err(e)) = &core {
+                warn!("room {channel_name}: its stored state is unreadable ({e}), numbering starts again");
+            }
+            let core = core.and_then(Result::ok);
+            let live_status = match (&status_of, core.is_none()) {
                 (Some(source), true) => source.send(StatusOf { channel_name }).await.ok().flatten(),
                 _ => None,
             };
-            if saved.is_empty() {
+            if core.is_none() {
                 // Numbering starts from nothing: a new epoch, and no history of an old one.
                 let _: () = redis::cmd("DEL").arg(&events).arg(&members).query_async(&mut conn).await?;
             }
-            Ok::<_, redis::RedisError>((saved, seen, members, live_status))
+            Ok::<_, redis::RedisError>((core, saved.get("applied").cloned(), seen, members, live_status))
         };
         ctx.spawn(wrap_future::<_, Front>(load).map(|loaded, front: &mut Front, ctx| {
             let room = front.engine_mut();
-            let (saved, seen, members, live_status) = match loaded {
+            let (state, applied, seen, members, live_status) = match loaded {
                 Ok(loaded) => loaded,
                 Err(e) => {
                     warn!("room {}: cannot load its state ({e}), not taking it over", room.channel_name);
@@ -111,10 +118,7 @@ impl RedisEngine {
                 }
             }
             listed.sort_by_key(|(session, _)| *session);
-            let state: Option<RoomState> = saved
-                .get("core")
-                .and_then(|j| serde_json::from_str::<RoomState>(j).ok())
-                .map(|state| RoomState { members: listed, ..state });
+            let state = state.map(|state| RoomState { members: listed, ..state });
             let restored = state.is_some();
             let mut core = match state {
                 Some(state) => {
@@ -129,7 +133,7 @@ impl RedisEngine {
                 core.restore_live_status(status);
             }
             core.seen_before(seen.into_iter().filter_map(|k| k.strip_prefix("d|").map(str::to_string)));
-            let applied = saved.get("applied").cloned().unwrap_or_else(|| "0-0".to_string());
+            let applied = applied.unwrap_or_else(|| "0-0".to_string());
             info!(
                 "room {}: node {} owns it now ({}, epoch {})",
                 room.channel_name,

@@ -81,7 +81,7 @@ impl MemoryRooms {
             None => Guarded::NotFound,
             Some(room) if room.status != RoomStatus::Live => Guarded::Was(room.status),
             Some(room) => {
-                room.likes += 1;
+                room.likes = room.likes.saturating_add(1);
                 Guarded::Done(room.likes)
             }
         }
@@ -89,7 +89,7 @@ impl MemoryRooms {
 
     pub fn add_viewers(&mut self, room_id: u64, delta: i64) -> Option<(i64, RoomStatus)> {
         let room = self.rooms.get_mut(&room_id)?;
-        room.viewers = (room.viewers + delta).max(0);
+        room.viewers = room.viewers.saturating_add(delta).max(0);
         Some((room.viewers, room.status))
     }
 

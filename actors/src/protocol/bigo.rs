@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::Value;
 
-use super::lenient;
+use super::{clock, lenient};
 
 pub const URI_LOGIN: &str = "platformLogin";
 pub const URI_LOGIN_RESP: &str = "platformLoginResp";
@@ -97,7 +97,8 @@ pub struct ErrorResult<'a> {
 pub struct DataReception {
     #[serde(default, deserialize_with = "lenient::string")]
     pub seqid: String,
-    #[serde(default, deserialize_with = "lenient::opt_i64")]
+    /// `None` when absent or no time at all (`lenient::opt_time`): the broker's clock stands in.
+    #[serde(default, deserialize_with = "lenient::opt_time")]
     pub timestamp: Option<i64>,
     #[serde(default, deserialize_with = "lenient::string")]
     pub game_id: String,
@@ -161,7 +162,8 @@ pub struct DanmuItem {
 }
 
 impl DanmuItem {
-    /// Reads an item; `fallback_ts` (the push's timestamp) stands in for a missing `ts`.
+    /// Reads an item; `fallback_ts` (the push's timestamp) stands in for a `ts` that is missing
+    /// or that no clock could tell (PROTOCOL.md 1.4): such a `ts` is not a value to order by.
     pub fn from_value(raw: Value, openid: &str, fallback_ts: i64) -> Self {
         let text = |key: &str| raw.get(key).and_then(lenient::text_of).unwrap_or_default();
         let int = |key: &str| raw.get(key).and_then(lenient::as_i64);
@@ -170,7 +172,7 @@ impl DanmuItem {
             user: text("user"),
             nick_name: text("nick_name"),
             user_img: text("user_img"),
-            ts: int("ts").unwrap_or(fallback_ts),
+            ts: int("ts").and_then(clock::plausible).unwrap_or(fallback_ts),
             data_seq: text("data_seq"),
             count: int("count").unwrap_or(1),
             content: text("content"),
@@ -216,6 +218,25 @@ mod tests {
     fn data_text_of_an_object_is_its_text_as_received() {
         let req: Request = serde_json::from_str(r#"{"uri":"x","data":{"a": 1}}"#).unwrap();
         assert_eq!(req.data_text().as_deref(), Some(r#"{"a": 1}"#));
+    }
+
+    #[test]
+    fn a_timestamp_or_ts_no_clock_could_tell_counts_as_absent() {
+        for absurd in ["-9223372036854775808", "\"-9223372036854775808\"", "-1e19", "1e19", "-1", "253402300800000"] {
+            let d: DataReception = serde_json::from_str(&format!(
+                r#"{{"seqid":1,"game_sess":"g","timestamp":{absurd},"danmu_data":[{{"openid":"o","datas":[{{"ts":{absurd}}},{{"ts":"7"}}]}}]}}"#
+            ))
+            .unwrap();
+            assert_eq!(d.timestamp, None, "timestamp {absurd}");
+            let items = d.items();
+            let now = crate::protocol::now_ms();
+            assert!((now - 1000..=now + 1000).contains(&items[0].ts), "ts {absurd} takes the broker's clock");
+            assert_eq!(items[1].ts, 7);
+        }
+        let d: DataReception =
+            serde_json::from_str(r#"{"seqid":1,"timestamp":"253402300799999","danmu_data":[{"datas":[{"ts":-5}]}]}"#)
+                .unwrap();
+        assert_eq!((d.timestamp, d.items()[0].ts), (Some(253_402_300_799_999), 253_402_300_799_999));
     }
 
     #[test]

@@ -33,7 +33,14 @@ pub fn opt_i64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error>
     Ok(as_i64(&value))
 }
 
-/// An integer from a JSON number or a numeric string.
+/// Deserialize a time (Unix ms, string or number); absent, null, unreadable, or a value no
+/// clock could tell ([`super::clock::plausible`]) gives None: the field counts as absent.
+pub fn opt_time<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    Ok(opt_i64(d)?.and_then(super::clock::plausible))
+}
+
+/// An integer from a JSON number or a numeric string. A number beyond `i64` written as a
+/// float (`1e19`) reads as the nearest end of `i64` (Rust's float-to-integer `as` saturates).
 pub fn as_i64(value: &Value) -> Option<i64> {
     match value {
         Value::Number(n) => n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)),

@@ -12,13 +12,15 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytestring::ByteString;
 use log::{debug, info, warn};
-use serde::{Deserialize, Serialize};
 
-use super::dedup::{Dedup, DedupWindow};
+use super::dedup::DedupWindow;
 use super::events::{serialise, RoomEvent, SessionId};
-use super::history::{EventLog, MemoryLog};
+use super::history::MemoryLog;
+use super::inputs::{
+    Action, ActionDone, Effects, IngestOutcome, JoinAnswer, JoinRequest, LeaveReason, MemberChange, Now, Push, Refused,
+    RoomState,
+};
 use super::mapping::{gift_event, item_event, GiftParties};
 use super::members::{Joining, Members};
 use super::reorder::ReorderBuffer;
@@ -28,174 +30,12 @@ use crate::config::RoomConfig;
 use crate::metrics::Metrics;
 use crate::protocol::bigo::{BigoStatus, DanmuItem};
 use crate::protocol::client::ErrorCode;
-use crate::protocol::client::{EventBody, GiftReport, NotifyType, Profile, RoomSnapshot, Seat};
+use crate::protocol::client::{EventBody, GiftReport, NotifyType, Profile, RoomSnapshot};
 use crate::protocol::status::{ChannelStatus, RoomStatus};
-
-/// The time an input happens at: a monotonic instant for windows and ticks, and the Unix
-/// milliseconds that events carry as `ts`.
-#[derive(Debug, Clone, Copy)]
-pub struct Now {
-    pub at: Instant,
-    pub unix_ms: i64,
-}
-
-impl Now {
-    pub fn real() -> Self {
-        Self { at: Instant::now(), unix_ms: crate::protocol::now_ms() }
-    }
-
-    /// `d` later, on both clocks.
-    pub fn after(self, d: Duration) -> Self {
-        Self { at: self.at + d, unix_ms: self.unix_ms + d.as_millis() as i64 }
-    }
-}
-
-/// What an input caused besides its answer.
-#[derive(Debug, Default)]
-pub struct Effects {
-    /// Numbered events for every member, in `seq` order (one bundle).
-    pub events: Vec<RoomEvent>,
-    /// Frames for one session only (`ptp` gifts, `hang_up`, the `exit_room` of a moved member).
-    pub direct: Vec<(SessionId, ByteString)>,
-    /// +1 when a user became a member, -1 when one stopped being one (viewer counts).
-    pub membership: Vec<i64>,
-    /// The dedup keys (`game_sess/data_seq`) of the items that left the reorder buffer: a
-    /// room whose state is shared records them, so that whoever takes it over next does not
-    /// deliver them again.
-    pub released: Vec<String>,
-    /// Sessions that became or stopped being members, in order: a room whose state is shared
-    /// stores its members one by one instead of rewriting the whole list.
-    pub members: Vec<MemberChange>,
-}
-
-/// One change of the member list (see [`Effects::members`]).
-#[derive(Debug, Clone, PartialEq)]
-pub enum MemberChange {
-    In(SessionId, Profile),
-    Out(SessionId),
-}
-
-/// A push (or a pulled batch, with an empty seqid) for this room.
-#[derive(Debug, Clone)]
-pub struct Push {
-    pub game_sess: String,
-    pub seqid: String,
-    /// The push's own time: a status change is ordered by it.
-    pub timestamp: i64,
-    pub status: Option<BigoStatus>,
-    pub items: Vec<DanmuItem>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum IngestOutcome {
-    /// Taken; `new_items` of them were not seen before.
-    Accepted { new_items: usize },
-    /// The seqid was taken before (a retry): nothing to do, answer 200 again.
-    DuplicateSeqid,
-    /// The room's queue is full: 503.
-    Full,
-}
-
-/// Why the room refused a join or an action: the wire code and the `error_reason` sent back.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Refused {
-    pub code: ErrorCode,
-    pub reason: &'static str,
-}
-
-impl Refused {
-    pub const fn new(code: ErrorCode, reason: &'static str) -> Self {
-        Self { code, reason }
-    }
-}
-
-/// Every `error_reason` a room gives, so that a refusal that travelled between nodes as text
-/// can be given back as the same `&'static str` ([`Refused::reason_of`]).
-const REASONS: &[&str] = &[
-    "not in that room",
-    "room closed",
-    "receiver not in that room",
-    "call already has two users",
-    "seat taken",
-    "every seat is taken",
-    "no seat with that seat_id",
-    "no seat held in that room",
-    "a ptp gift needs gift.receiver_id",
-];
-
-impl Refused {
-    /// The room's own reason text for `text`, or a general one for a text it never gives.
-    pub fn reason_of(text: &str) -> &'static str {
-        REASONS.iter().copied().find(|r| *r == text).unwrap_or("refused by the room")
-    }
-}
 
 const NOT_A_MEMBER: Refused = Refused::new(ErrorCode::NotInRoom, "not in that room");
 const ROOM_CLOSED: Refused = Refused::new(ErrorCode::RoomClosed, "room closed");
 const NO_RECEIVER: Refused = Refused::new(ErrorCode::NotInRoom, "receiver not in that room");
-
-/// What a client asked for when entering (PROTOCOL.md 2.3 `enter_room_report`).
-#[derive(Debug, Clone)]
-pub struct JoinRequest {
-    pub session: SessionId,
-    pub profile: Profile,
-    pub last_seq: Option<u64>,
-    /// The epoch `last_seq` belongs to; `None` = the room's current one.
-    pub epoch: Option<String>,
-}
-
-/// A join's answer. What to replay is decided from it by `super::replay`, the same for every
-/// engine.
-#[derive(Debug)]
-pub struct JoinAnswer {
-    pub snapshot: RoomSnapshot,
-    /// The member's own `enter_room` seq (the ack's `last_seq`).
-    pub own_seq: u64,
-    /// The newest seq before this join's own events: the most a returning member can know.
-    pub newest: u64,
-}
-
-/// Why a member leaves.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LeaveReason {
-    /// `exit_room_report` for oneself.
-    Exit,
-    /// Joined another room.
-    Switch,
-    /// Connection closed, timed out or was replaced.
-    Disconnect,
-    /// The same user joined another room on another connection: a user is in one room at a
-    /// time. The member also gets the `exit_room` about itself, since it did not ask to leave.
-    Moved,
-}
-
-/// Member actions (PROTOCOL.md 2.3).
-#[derive(Debug, Clone)]
-pub enum Action {
-    Say {
-        content: String,
-    },
-    Gift {
-        notify_type: NotifyType,
-        gift: GiftReport,
-    },
-    /// `None`: the seat the user holds, or else the lowest free one.
-    Up {
-        seat_id: Option<u32>,
-    },
-    Down,
-    /// An empty `receiver_id` means every other user in the room (the call peer).
-    HangUp {
-        receiver_id: String,
-    },
-}
-
-/// An accepted action: the seq of the event it caused, and the seat it concerned.
-#[derive(Debug, Default, PartialEq)]
-pub struct ActionDone {
-    pub seq: Option<u64>,
-    pub room_seat: Option<Seat>,
-}
 
 /// What waits in the reorder buffer: danmu items and BIGO status changes, so that a status 3
 /// reaches clients after the items pushed before it.
@@ -207,34 +47,17 @@ enum Pending {
     Status(BigoStatus),
 }
 
-/// What a room must carry over to go on elsewhere (another node taking it over, PROTOCOL.md
-/// 7): its numbering, members, seats and statuses. Not in it: history (kept apart, in the
-/// shared store), dedup (rebuilt from the shared store) and the items held for reordering
-/// (their pushes are read again from the room's input).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RoomState {
-    pub epoch: String,
-    /// The seq the next event gets.
-    pub next_seq: u64,
-    pub members: Vec<(SessionId, Profile)>,
-    /// Seat holders, in seat order.
-    pub seats: Vec<Option<Profile>>,
-    pub status: Option<ChannelStatus>,
-    pub bigo_status: Option<BigoStatus>,
-    pub live_status: Option<RoomStatus>,
-}
-
 pub struct RoomCore {
     channel_name: String,
     epoch: String,
     config: RoomConfig,
     metrics: Arc<Metrics>,
-    seqids: Box<dyn Dedup>,
-    data_seqs: Box<dyn Dedup>,
+    seqids: DedupWindow,
+    data_seqs: DedupWindow,
     reorder: ReorderBuffer<Pending>,
     /// When the last timed release happened (release ticks are spaced from it).
     last_release: Instant,
-    log: Box<dyn EventLog<RoomEvent>>,
+    log: MemoryLog<RoomEvent>,
     members: Members,
     seats: Seats,
     /// The last `room_status` said (BIGO's or the live room's).
@@ -252,11 +75,11 @@ impl RoomCore {
     /// room's state starts from nothing (PROTOCOL.md 2.6, Epochs).
     pub fn new(channel_name: String, epoch: String, config: RoomConfig, metrics: Arc<Metrics>, now: Now) -> Self {
         Self {
-            seqids: Box::new(DedupWindow::new(config.dedup_len)),
-            data_seqs: Box::new(DedupWindow::new(config.dedup_len)),
+            seqids: DedupWindow::new(config.dedup_len),
+            data_seqs: DedupWindow::new(config.dedup_len),
             reorder: ReorderBuffer::new(Duration::from_millis(config.reorder_window_ms)),
             last_release: now.at,
-            log: Box::new(MemoryLog::new(config.history_len)),
+            log: MemoryLog::new(config.history_len),
             members: Members::default(),
             seats: Seats::new(&channel_name, config.seats),
             status: None,
@@ -310,7 +133,7 @@ impl RoomCore {
         now: Now,
     ) -> Self {
         let mut core = Self::new(channel_name, state.epoch, config, metrics, now);
-        core.log = Box::new(MemoryLog::starting_at(core.config.history_len, state.next_seq));
+        core.log = MemoryLog::starting_at(core.config.history_len, state.next_seq);
         for (session, profile) in state.members {
             core.members.join(session, profile);
         }
@@ -654,9 +477,7 @@ impl RoomCore {
 
     /// The events `from..=to` that history still holds, in order.
     pub fn history(&self, from: u64, to: u64) -> Vec<RoomEvent> {
-        let mut events = self.log.since(from.saturating_sub(1)).events;
-        events.retain(|e| e.seq.is_some_and(|s| s <= to));
-        events
+        self.log.range(from, to)
     }
 
     pub fn snapshot(&self) -> RoomSnapshot {
@@ -691,7 +512,9 @@ impl RoomCore {
             }
             match r.item {
                 Pending::Item(item, key) => {
-                    self.metrics.delivery_delay.observe((now.unix_ms - r.ts).max(0) as f64 / 1000.0);
+                    // `ts` is BIGO's (or the store's): saturate, a far-past one lands in +Inf.
+                    let delay_ms = now.unix_ms.saturating_sub(r.ts).max(0);
+                    self.metrics.delivery_delay.observe(delay_ms as f64 / 1000.0);
                     self.effects.released.extend(key);
                     let body = item_event(&self.channel_name, *item);
                     self.publish(body, r.ts, None);

@@ -8,15 +8,8 @@
 use std::collections::{HashSet, VecDeque};
 use std::rc::Rc;
 
-/// What a room's dedup state must do; a Redis-backed version (scale-out) implements the same.
-pub trait Dedup {
-    /// Records `key`; true the first time it is seen, false for a duplicate.
-    fn first_time(&mut self, key: &str) -> bool;
-    /// True when `key` has been recorded (without recording it).
-    fn contains(&self, key: &str) -> bool;
-}
-
-/// The in-memory [`Dedup`]: a hash set plus a FIFO of the same keys for eviction.
+/// A bounded set: a hash set plus a FIFO of the same keys for eviction. (With shared rooms the
+/// owner rebuilds it from Redis when it takes a room over: `room_redis::owner`.)
 pub struct DedupWindow {
     seen: HashSet<Rc<str>>,
     order: VecDeque<Rc<str>>,
@@ -37,8 +30,9 @@ impl DedupWindow {
     }
 }
 
-impl Dedup for DedupWindow {
-    fn first_time(&mut self, key: &str) -> bool {
+impl DedupWindow {
+    /// Records `key`; true the first time it is seen, false for a duplicate.
+    pub fn first_time(&mut self, key: &str) -> bool {
         if self.seen.contains(key) {
             return false;
         }
@@ -53,7 +47,8 @@ impl Dedup for DedupWindow {
         true
     }
 
-    fn contains(&self, key: &str) -> bool {
+    /// True when `key` has been recorded (without recording it).
+    pub fn contains(&self, key: &str) -> bool {
         self.seen.contains(key)
     }
 }

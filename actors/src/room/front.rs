@@ -23,12 +23,12 @@ use bytestring::ByteString;
 use log::debug;
 use tokio::sync::oneshot;
 
-use super::core::{Action, ActionDone, IngestOutcome, JoinAnswer, JoinRequest, LeaveReason, Push, Refused};
 use super::events::{RoomEvent, SessionId};
 use super::fanout::Fanout;
 use super::handle::{
     Flush, Ingest, Join, Joined, Leave, MemberAction, Notice, RoomHandle, RoomStopped, SetStatus, ToMember,
 };
+use super::inputs::{Action, ActionDone, IngestOutcome, JoinAnswer, JoinRequest, LeaveReason, Push, Refused};
 use super::replay::{self, Replay};
 use crate::metrics::Metrics;
 use crate::protocol::client::ErrorCode;

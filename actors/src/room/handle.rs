@@ -12,9 +12,9 @@ use actix::prelude::*;
 use bytestring::ByteString;
 use tokio::sync::oneshot;
 
-use super::core::{Action, ActionDone, IngestOutcome, JoinRequest, LeaveReason, Push, Refused};
 use super::events::{RoomEvent, SessionId};
 use super::fanout::Feed;
+use super::inputs::{Action, ActionDone, IngestOutcome, JoinRequest, LeaveReason, Push, Refused};
 use crate::protocol::client::{ErrorCode, RoomSnapshot};
 use crate::protocol::status::RoomStatus;
 

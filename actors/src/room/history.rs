@@ -1,34 +1,30 @@
 //! A room's event log: it numbers events (`seq`, from 1, strictly increasing) and keeps the
-//! last `history_len` of them for `last_seq` replay (PROTOCOL.md 2.3, 2.6).
-//!
-//! [`EventLog`] is the interface a Redis-backed log (scale-out: one order per room across
-//! nodes) will implement; [`MemoryLog`] is the embedded one.
+//! last `history_len` of them for `last_seq` replay (PROTOCOL.md 2.3, 2.6; what a replay
+//! sends is decided by `super::replay`). With shared rooms the history that members replay
+//! from is the room's events stream in Redis; this log then only numbers.
 
 use std::collections::VecDeque;
 
-/// What a replay request finds in the log.
-#[derive(Debug, PartialEq)]
-pub struct Replay<E> {
-    /// The events after the client's `last_seq` that the log still holds, in order.
-    pub events: Vec<E>,
-    /// True when `events` is every event after `last_seq`.
-    pub complete: bool,
-}
+use serde::{Deserialize, Deserializer};
 
-pub trait EventLog<E> {
-    /// The seq the next appended event will get.
-    fn next_seq(&self) -> u64;
-    /// The seq of the newest event (0 when none).
-    fn last_seq(&self) -> u64 {
-        self.next_seq() - 1
+/// The highest `seq` a room gives: the largest integer a JavaScript client holds exactly
+/// (`Number.MAX_SAFE_INTEGER`). No room gets there (a million events a second for 285 years),
+/// so a stored state that says otherwise is corrupt and refused ([`stored_next_seq`]).
+pub const MAX_SEQ: u64 = (1 << 53) - 1;
+
+/// Reads a stored `next_seq` (a room's state as the store gives it back): 1 to [`MAX_SEQ`], a
+/// numbering that can go on. Anything else is no state to restore: the room starts a new
+/// numbering under a new epoch (PROTOCOL.md 2.6, Epochs) rather than wrap `seq` to 0.
+pub fn stored_next_seq<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    let next_seq = u64::deserialize(d)?;
+    if (1..=MAX_SEQ).contains(&next_seq) {
+        Ok(next_seq)
+    } else {
+        Err(serde::de::Error::custom(format!("next_seq {next_seq} is not 1 to {MAX_SEQ}")))
     }
-    /// Appends an event that was given `next_seq()`.
-    fn append(&mut self, event: E);
-    /// Events after `last_seq`.
-    fn since(&self, last_seq: u64) -> Replay<E>;
 }
 
-/// The in-memory [`EventLog`]: a ring of the newest `capacity` events.
+/// A ring of the newest `capacity` events, and the next `seq`.
 pub struct MemoryLog<E> {
     events: VecDeque<E>,
     capacity: usize,
@@ -50,15 +46,22 @@ impl<E> MemoryLog<E> {
     fn oldest_seq(&self) -> u64 {
         self.next_seq - self.events.len() as u64
     }
-}
 
-impl<E: Clone> EventLog<E> for MemoryLog<E> {
-    fn next_seq(&self) -> u64 {
+    /// The seq the next appended event will get.
+    pub fn next_seq(&self) -> u64 {
         self.next_seq
     }
 
-    fn append(&mut self, event: E) {
-        self.next_seq += 1;
+    /// The seq of the newest event (0 when none).
+    pub fn last_seq(&self) -> u64 {
+        self.next_seq - 1
+    }
+
+    /// Appends an event that was given `next_seq()`.
+    pub fn append(&mut self, event: E) {
+        // Never reached from a stored state (`stored_next_seq`); saturating all the same, so
+        // that no caller can make `seq` wrap to 0.
+        self.next_seq = self.next_seq.saturating_add(1);
         if self.capacity == 0 {
             return;
         }
@@ -68,17 +71,19 @@ impl<E: Clone> EventLog<E> for MemoryLog<E> {
         self.events.push_back(event);
     }
 
-    fn since(&self, last_seq: u64) -> Replay<E> {
-        let newest = self.last_seq();
-        if last_seq > newest {
-            // A seq this numbering never reached (from before a restart): nothing here follows
-            // it, and what was missed cannot be told.
-            return Replay { events: Vec::new(), complete: false };
+    /// The events `from..=to` still held, in order.
+    pub fn range(&self, from: u64, to: u64) -> Vec<E>
+    where
+        E: Clone,
+    {
+        let (oldest, to) = (self.oldest_seq(), to.min(self.last_seq()));
+        let from = from.max(oldest);
+        if from > to {
+            return Vec::new();
         }
-        let oldest = self.oldest_seq();
-        let complete = last_seq + 1 >= oldest;
-        let skip = (last_seq + 1).saturating_sub(oldest) as usize;
-        Replay { events: self.events.iter().skip(skip).cloned().collect(), complete }
+        // Both within the ring now: positions from the oldest held.
+        let (start, end) = ((from - oldest) as usize, (to - oldest) as usize);
+        self.events.range(start..=end).cloned().collect()
     }
 }
 
@@ -103,22 +108,25 @@ mod tests {
     }
 
     #[test]
-    fn replay_returns_exactly_the_missed_range() {
+    fn a_range_is_exactly_the_events_asked_for_that_are_held() {
         let log = log_with(5, 10);
-        assert_eq!(log.since(2), Replay { events: vec![3, 4, 5], complete: true });
-        assert_eq!(log.since(5), Replay { events: vec![], complete: true });
+        assert_eq!(log.range(3, 5), vec![3, 4, 5]);
+        assert_eq!(log.range(6, 9), Vec::<u64>::new(), "nothing numbered there yet");
+        assert_eq!(log.range(4, 3), Vec::<u64>::new());
     }
 
     #[test]
-    fn replay_is_incomplete_once_history_moved_on() {
+    fn once_history_moved_on_a_range_holds_what_is_left() {
         let log = log_with(10, 3);
-        assert_eq!(log.since(6), Replay { events: vec![8, 9, 10], complete: false });
-        assert_eq!(log.since(7), Replay { events: vec![8, 9, 10], complete: true });
+        assert_eq!(log.range(7, 10), vec![8, 9, 10]);
+        assert_eq!(log.range(1, 5), Vec::<u64>::new());
     }
 
     #[test]
-    fn a_last_seq_from_the_future_is_incomplete_and_replays_nothing() {
-        let log = log_with(2, 10);
-        assert_eq!(log.since(9), Replay { events: vec![], complete: false });
+    fn a_log_at_the_end_of_the_range_never_wraps_to_zero() {
+        let mut log = MemoryLog::starting_at(4, u64::MAX);
+        log.append(u64::MAX);
+        assert_eq!(log.next_seq(), u64::MAX);
+        assert_eq!(log.range(u64::MAX, u64::MAX), Vec::<u64>::new());
     }
 }

@@ -12,10 +12,11 @@ use actix::prelude::*;
 use log::{debug, warn};
 use tokio::sync::oneshot;
 
-use super::core::{Effects, IngestOutcome, Now, Push, RoomCore};
+use super::core::RoomCore;
 use super::events::RoomEvent;
 use super::front::{BoxFuture, Engine, FrontConfig, Input, Output, RoomFront};
 use super::handle::{MembershipChanged, RoomHandle, RoomLinks, StatusOf};
+use super::inputs::{Effects, IngestOutcome, Now, Push};
 use crate::config::RoomConfig;
 use crate::metrics::Metrics;
 

@@ -3,8 +3,8 @@
 //! `epoch`), keeps history, members, seats and calls, and fans events out to the members.
 //!
 //! How it is built, from the inside out:
-//! - [`core`]: [`RoomCore`], the room's state and rules as plain Rust: inputs in, effects out,
-//!   the clock passed in. Everything a room decides is decided there. Its parts: [`dedup`]
+//! - [`core`]: [`RoomCore`], the room's state and rules as plain Rust: inputs in, effects out
+//!   ([`inputs`]), the clock passed in. Everything a room decides is decided there. Its parts: [`dedup`]
 //!   (seen seqids / data_seqs), [`reorder`] (the window), [`tick`] (release ticks),
 //!   [`history`] (numbering), [`members`], [`seats`], [`mapping`] (the danmu mapping of
 //!   PROTOCOL.md 2.4 and the gifts of member reports).
@@ -24,6 +24,7 @@ pub mod fanout;
 pub mod front;
 pub mod handle;
 pub mod history;
+pub mod inputs;
 pub mod local;
 pub mod mapping;
 pub mod members;
@@ -32,15 +33,16 @@ pub mod replay;
 pub mod seats;
 pub mod tick;
 
-pub use self::core::{
-    Action, ActionDone, Effects, IngestOutcome, JoinAnswer, JoinRequest, LeaveReason, MemberChange, Now, Push, Refused,
-    RoomCore, RoomState,
-};
+pub use self::core::RoomCore;
 pub use self::events::{json_array, text_frame, Bundle, RoomEvent, SessionId};
 pub use self::fanout::{Fanout, Feed, Taken};
 pub use self::front::{Engine, FrontConfig, Input, Output, RoomFront};
 pub use self::handle::{
     Flush, Ingest, Join, Joined, Leave, MemberAction, MembershipChanged, Notice, RoomHandle, RoomLinks, RoomStopped,
     SetStatus, StatusOf, ToMember,
+};
+pub use self::inputs::{
+    Action, ActionDone, Effects, IngestOutcome, JoinAnswer, JoinRequest, LeaveReason, MemberChange, Now, Push, Refused,
+    RoomState,
 };
 pub use self::local::LocalEngine;

@@ -40,7 +40,9 @@ pub fn plan(last_seq: Option<u64>, epoch: Option<&str>, room_epoch: &str, newest
 /// every event `from..=to`: `found` is what history held of that range, in order.
 pub fn recovered(from: u64, to: u64, found: Vec<RoomEvent>, session: SessionId) -> (Vec<RoomEvent>, bool) {
     let seqs: Vec<u64> = found.iter().filter_map(|e| e.seq).collect();
-    let complete = seqs.len() as u64 == to + 1 - from && seqs.first() == Some(&from);
+    // `to` may be a shared room's `newest` as Redis gave it back: no `to + 1` that overflows.
+    let wanted = to.checked_sub(from).and_then(|n| n.checked_add(1));
+    let complete = wanted == Some(seqs.len() as u64) && seqs.first() == Some(&from);
     let replay = found.into_iter().filter(|e| e.exclude != Some(session) && e.seq.is_some_and(|s| s <= to)).collect();
     (replay, complete)
 }
@@ -80,6 +82,13 @@ mod tests {
         let (replay, complete) = recovered(2, 6, events(4..=6), 1);
         assert_eq!((replay.len(), complete), (3, false), "the oldest ones are gone: what is left, not recovered");
         assert!(!recovered(4, 6, events([4, 6]), 1).1, "a hole is not recovered");
+    }
+
+    #[test]
+    fn a_range_to_the_end_of_u64_is_not_recovered_and_does_not_overflow() {
+        let (replay, complete) = recovered(4, u64::MAX, events(4..=6), 1);
+        assert_eq!((replay.len(), complete), (3, false));
+        assert_eq!(plan(Some(3), None, "e1", u64::MAX), Replay::Fetch { from: 4, to: u64::MAX });
     }
 
     #[test]

@@ -1,0 +1,53 @@
+//! What a shared room (`store.shared_rooms`, PROTOCOL.md 7) makes of the state it finds in
+//! Redis when it takes a room over: a state it cannot number on from is no state, and the room
+//! starts a new numbering under a new epoch (PROTOCOL.md 2.6, Epochs), its old events cleared.
+
+mod common;
+
+use common::live::*;
+use danmu_broker::config::StoreKind;
+use serde_json::json;
+
+/// Issue 26: a stored `next_seq` of `u64::MAX` (only Redis's contents can say so) made the
+/// first event take it and the next one wrap to 0 (a panic where overflow checks are on).
+#[actix_rt::test]
+async fn a_stored_state_no_numbering_can_go_on_from_starts_a_new_epoch() {
+    let lb = LiveBroker::start_with(StoreKind::Redis, |c| c.store.shared_rooms = true).await;
+    let (url, prefix) = (lb.config.store.redis_url.clone(), lb.config.store.key_prefix.clone());
+    let mut conn = redis::Client::open(url).and_then(|c| c.get_connection()).expect("a Redis connection");
+    let state = json!({"epoch":"old","next_seq":u64::MAX,"members":[],"seats":[],"status":null,
+                       "bigo_status":null,"live_status":null});
+    let _: () = redis::cmd("HSET")
+        .arg(format!("{prefix}room:{{g-stored}}:state"))
+        .arg("core")
+        .arg(state.to_string())
+        .arg("applied")
+        .arg("0-0")
+        .query(&mut conn)
+        .expect("HSET");
+    let old_event = r#"{"action":"send_topic_msg","content":"from the old numbering"}"#;
+    let _: String = redis::cmd("XADD")
+        .arg(format!("{prefix}room:{{g-stored}}:events"))
+        .arg("9007199254740990-1")
+        .arg("e")
+        .arg(old_event)
+        .query(&mut conn)
+        .expect("XADD");
+
+    let mut ann = lb.client("ann").await;
+    let ack = ann.enter("g-stored").await;
+    assert_eq!(ack["last_seq"], 1, "{ack}");
+    let epoch = ack["epoch"].as_str().expect("an epoch").to_string();
+    assert_ne!(epoch, "old");
+    // It numbers on, and a client recovering from the start of this epoch gets this
+    // numbering's events only.
+    let mut bob = lb.client("bob").await;
+    assert_eq!(bob.enter("g-stored").await["last_seq"], 2);
+    let mut cy = lb.client("cy").await;
+    cy.send("enter_room_report", json!({"channel_name": "g-stored", "last_seq": 0, "epoch": epoch})).await;
+    let ack = cy.recv_action("ack").await;
+    assert_eq!((ack["last_seq"].as_u64(), ack["recovered"].as_bool()), (Some(3), Some(true)), "{ack}");
+    let replayed = cy.events("enter_room", 2).await;
+    let replayed: Vec<_> = replayed.iter().map(|e| (e["user_id"].as_str(), e["seq"].as_u64())).collect();
+    assert_eq!(replayed, vec![(Some("ann"), Some(1)), (Some("bob"), Some(2))]);
+}
