@@ -687,6 +687,7 @@ export class DanmuClient extends Emitter<DanmuClientEvents> {
         /* a refusal carries the Date too; a failure leaves the device's clock */
       } finally {
         this.resyncing = null;
+        this.flushOutbox(); // what waited for the clock goes out now
       }
     })();
     this.resyncing = run;
@@ -891,7 +892,7 @@ export class DanmuClient extends Emitter<DanmuClientEvents> {
           pending.resent = true;
           pending.key = null;
           this.outbox.push(pending);
-          void this.resyncClock().then(() => this.flushOutbox());
+          void this.resyncClock();
           return;
         }
         pending.settle({ error: e });

@@ -1404,6 +1404,7 @@ var DanmuClient = class extends Emitter {
       } catch {
       } finally {
         this.resyncing = null;
+        this.flushOutbox();
       }
     })();
     this.resyncing = run;
@@ -1592,7 +1593,7 @@ var DanmuClient = class extends Emitter {
           pending.resent = true;
           pending.key = null;
           this.outbox.push(pending);
-          void this.resyncClock().then(() => this.flushOutbox());
+          void this.resyncClock();
           return;
         }
         pending.settle({ error: e });
