@@ -137,6 +137,10 @@ export class Page {
     return r.result.value;
   }
 
+  async navigate(url: string): Promise<void> {
+    await this.browser.send("Page.navigate", { url }, this.sessionId);
+  }
+
   /** Minimises the page's window: the page is hidden (`visibilitychange`), as a background tab is. */
   async hide(): Promise<void> {
     await this.setWindowState("minimized");
