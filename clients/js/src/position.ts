@@ -1,5 +1,5 @@
 /**
- * `RoomPosition`: where a member is in its room's event stream, for recovery (PROTOCOL.md 2.3,
+ * `RoomPosition`: where a member is in its room's event stream, for recovery (docs/protocol.md 2.3,
  * 2.6). It remembers the highest `seq` delivered and the room's `epoch`, says what to send
  * with the next `enter_room_report` (`last_seq`, `epoch`), reads the `ack`, and filters the
  * events that follow: duplicates (a `seq` already delivered) are dropped, and events the

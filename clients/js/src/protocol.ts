@@ -1,5 +1,5 @@
 /**
- * The wire types of danmu-broker's app client protocol (PROTOCOL.md section 2) and of its
+ * The wire types of danmu-broker's app client protocol (docs/protocol.md section 2) and of its
  * live-room API (section 3), as TypeScript declarations. Field names are exactly the wire's,
  * snake_case and all, so that what an app reads here is what the README's frames show.
  *
@@ -44,10 +44,16 @@ export interface PongFrame {
   server_time: number;
 }
 
-/** Sent before the server closes a connection: `replaced` (same user_id and sid connected again) or `shutdown`. */
+/**
+ * Sent before the server closes a connection: `replaced` (same user_id and sid connected
+ * again), `shutdown` (the node stops; close code 1012) or `reconnect` (the node was cut off
+ * from the others; 1012).
+ */
 export interface KickedFrame {
   action: "kicked";
-  reason: "replaced" | "shutdown" | (string & {});
+  reason: "replaced" | "shutdown" | "reconnect" | (string & {});
+  /** With `shutdown`: how long to wait before reconnecting, drawn by the broker to spread its clients' returns (docs/protocol.md 4). */
+  retry_after_ms?: number;
 }
 
 /** The answer to an accepted report. Action-specific fields follow the envelope. */
@@ -73,21 +79,6 @@ export interface ErrorFrame {
   error_reason: string;
 }
 
-/** Client error codes (section 2.7). */
-export const ErrorCodes = {
-  BAD_PARAMETERS: 1001,
-  BAD_SIGN: 1002,
-  TOKEN_INVALID: 1003,
-  NOT_IN_ROOM: 1004,
-  SEAT_TAKEN: 1005,
-  RATE_LIMITED: 1006,
-  ROOM_CLOSED: 1007,
-  FRAME_TOO_LARGE: 1008,
-  UNKNOWN_ACTION: 1009,
-  TIMESTAMP_OUT_OF_WINDOW: 1010,
-  TEMPORARILY_UNAVAILABLE: 1011,
-} as const;
-
 // ---------------------------------------------------------------- acks of each report
 
 /** The room as the `ack` of `enter_room_report` shows it. */
@@ -97,7 +88,7 @@ export interface RoomSnapshot {
   members: number;
   seats: Seat[];
   last_seq: number;
-  /** The room's numbering epoch (PROTOCOL.md 2.6), when the broker sends it. */
+  /** The room's numbering epoch (docs/protocol.md 2.6), when the broker sends it. */
   epoch?: string;
   /** `live`, `game`, `closed` or `banned` once known. */
   status?: RoomStatusValue;

@@ -1,5 +1,5 @@
 /**
- * The client frame signature (PROTOCOL.md 2.3):
+ * The client frame signature (docs/protocol.md 2.3):
  *
  *     sign = md5("action=" + action + "&online_token=" + online_token + "&sid=" + sid + "&timestamp=" + timestamp)
  *

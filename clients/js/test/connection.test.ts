@@ -37,7 +37,7 @@ describe("connecting", () => {
     assert.deepEqual(seen.states, ["connecting", "closed"], "no reconnect attempts with a refused token");
   });
 
-  test("a token function is asked again on every attempt", async () => {
+  test("a token function whose token is refused is asked again, and its new token cached", async () => {
     const b = await broker();
     const good = await mintToken("ann", "Ann");
     const bad = await mintToken("ann", "Ann", "not-the-secret");

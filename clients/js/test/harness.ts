@@ -1,8 +1,10 @@
 /**
  * Test harness: the real `danmu-broker` binary started on a free port (`DANMU_BROKER_BIN`, else
  * the workspace's target/debug/danmu-broker), client JWTs minted with `jose`, the BIGO side
- * spoken over the broker's BIGO ingress (PROTOCOL.md 1.2, 1.4), a TCP proxy that can cut every
- * connection through it (a network failure the broker survives), and a `wait` helper.
+ * spoken over the broker's BIGO ingress (docs/protocol.md 1.2, 1.4), a TCP proxy that can cut
+ * every connection through it (a network failure the broker survives) or send new ones
+ * elsewhere (a load balancer in front of several nodes), a `redis-server` of the test's own
+ * (several nodes, docs/protocol.md 7), and a `wait` helper.
  *
  * Everything runs on 127.0.0.1; nothing reaches the internet.
  */
@@ -147,6 +149,11 @@ export class Broker {
     const file = join(this.dir, "test.yaml");
     writeFileSync(file, `bigo:\n  accounts:\n    - { account: ${BIGO_ACCOUNT}, password: "${BIGO_PASSWORD}" }\n`);
     return file;
+  }
+
+  /** The broker's log so far, searchable. */
+  logged(text: string): boolean {
+    return this.log.join("").includes(text);
   }
 
   /** SIGTERM: the broker drains (kicked `shutdown`, close 1012) and exits 0. */
@@ -324,6 +331,61 @@ export class Bigo {
   }
 }
 
+// ---------------------------------------------------------------- Redis
+
+/** A `redis-server` of the test's own on a free port (no persistence), stopped by `dispose`. */
+export class RedisServer {
+  private child: ChildProcess | null = null;
+
+  private constructor(readonly port: number) {}
+
+  static async start(): Promise<RedisServer> {
+    const redis = new RedisServer(await freePort());
+    await redis.run();
+    return redis;
+  }
+
+  get url(): string {
+    return `redis://127.0.0.1:${this.port}`;
+  }
+
+  async run(): Promise<void> {
+    const child = spawn("redis-server", ["--port", String(this.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], {
+      stdio: "ignore",
+    });
+    this.child = child;
+    await waitFor("redis-server to answer", () => redisPing(this.port), 10_000);
+  }
+
+  async dispose(): Promise<void> {
+    const child = this.child;
+    this.child = null;
+    if (!child || child.exitCode !== null) return;
+    const exited = new Promise((resolve) => child.once("exit", resolve));
+    child.kill("SIGKILL");
+    await exited;
+  }
+}
+
+function redisPing(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect(port, "127.0.0.1");
+    let answer = "";
+    socket.setTimeout(300, () => socket.destroy());
+    socket.on("connect", () => socket.write("PING\r\n"));
+    socket.on("data", (d) => {
+      answer += String(d);
+      if (answer.includes("\r\n")) socket.end();
+    });
+    socket.on("error", () => resolve(false));
+    socket.on("close", () => resolve(answer.startsWith("+PONG")));
+  });
+}
+
+export function hasRedis(): boolean {
+  return (process.env.PATH ?? "").split(":").some((dir) => dir && existsSync(join(dir, "redis-server")));
+}
+
 // ---------------------------------------------------------------- a proxy that can fail
 
 /**
@@ -335,16 +397,18 @@ export class Proxy {
   readonly port: number;
   private readonly sockets = new Set<net.Socket>();
   private held = false;
+  private targetPort: number;
   private readonly server: net.Server;
 
   private constructor(targetPort: number, port: number) {
     this.port = port;
+    this.targetPort = targetPort;
     this.server = net.createServer((inbound) => {
       if (this.held) {
         inbound.destroy();
         return;
       }
-      const outbound = net.connect(targetPort, "127.0.0.1");
+      const outbound = net.connect(this.targetPort, "127.0.0.1");
       this.sockets.add(inbound);
       this.sockets.add(outbound);
       const end = () => {
@@ -378,6 +442,11 @@ export class Proxy {
 
   hold(): void {
     this.held = true;
+  }
+
+  /** New connections go to `port` from now on (open ones stay where they are). */
+  retarget(port: number): void {
+    this.targetPort = port;
   }
 
   release(): void {

@@ -88,12 +88,17 @@ describe("live rooms", () => {
     await refused(ann.goLive(room.room_id), 2003, 409);
   });
 
-  test("the token may be a function, asked for each call", async () => {
+  test("the token may be a function: cached, and asked again after a 401", async () => {
     let asked = 0;
-    const token = await mintToken("carol");
-    const api = new RoomsApi({ baseUrl: broker.baseUrl, token: async () => (asked++, token) });
-    await api.listRooms();
+    const good = await mintToken("carol");
+    const bad = await mintToken("carol", "Carol", "wrong-secret");
+    const api = new RoomsApi({ baseUrl: broker.baseUrl, token: async () => (++asked === 1 ? bad : good) });
+    await api.listRooms(); // refused with the first token: asked again, retried once
     await api.listRooms({ page: 2 });
     assert.equal(asked, 2);
+    let stop = 0;
+    const refused = new RoomsApi({ baseUrl: broker.baseUrl, token: () => (++stop === 1 ? bad : null) });
+    await assert.rejects(refused.listRooms(), (e: DanmuError) => e.kind === "refused" && e.status === 401);
+    assert.equal(stop, 2, "asked once more, and it said stop");
   });
 });

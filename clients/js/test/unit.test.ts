@@ -1,13 +1,16 @@
 /**
  * The SDK's pure parts without a broker: the frame signature (checked against a frame the
  * broker accepted, from the README's "Client protocol by example"), answer matching by `for`
- * in order, and the room position that drives recovery and de-duplication.
+ * in order with placeholders for abandoned frames, the room position that drives recovery and
+ * de-duplication, the back-off, the broker's clock, and a JWT's expiry.
  */
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 
-import { frameSign, md5Hex, RoomPosition, type EnterRoomAck } from "danmu-client";
+import { Backoff, frameSign, md5Hex, RoomPosition, type EnterRoomAck } from "danmu-client";
 import { AnswerQueue } from "../dist/answers.js";
+import { ServerClock } from "../dist/clock.js";
+import { expiryOf } from "../dist/token.js";
 
 describe("sign", () => {
   test("md5 is lower-case hex of the UTF-8 bytes", () => {
@@ -56,12 +59,43 @@ describe("answers are matched by `for` in order", () => {
     assert.equal(q.size, 0);
   });
 
+  test("an abandoned frame keeps its place: its late answer is dropped, not pinned on the next", () => {
+    const q = new AnswerQueue<string>();
+    const log: string[] = [];
+    const timedOut = q.add(entry("send_topic_msg_report", log));
+    const up = entry("up_report", log);
+    const next = entry("send_topic_msg_report", log);
+    q.add(up);
+    q.add(next);
+    q.abandon(timedOut);
+    assert.equal(q.waiting, 2);
+    const late = q.take("send_topic_msg_report");
+    assert.deepEqual(late, { entry: null, dropped: [] }, "the late answer lands on the placeholder");
+    assert.equal(q.take("up_report")?.entry, up);
+    assert.equal(q.take("send_topic_msg_report")?.entry, next);
+  });
+
+  test("placeholders are not reported as dropped, nor drained as live", () => {
+    const q = new AnswerQueue<string>();
+    const log: string[] = [];
+    const gone = q.add(entry("up_report", log));
+    const chat = entry("send_topic_msg_report", log);
+    q.add(chat);
+    q.abandon(gone);
+    const down = entry("down_report", log);
+    q.add(down);
+    assert.deepEqual(q.take("down_report")?.dropped, [chat]);
+    const a = q.add(entry("ping", log));
+    q.abandon(a);
+    assert.deepEqual(q.drain(), []);
+  });
+
   test("an answer for nothing waiting takes nothing", () => {
     const q = new AnswerQueue<string>();
     q.add(entry("ping", []));
     assert.equal(q.take("up_report"), undefined);
     assert.equal(q.size, 1);
-    assert.equal(q.takeOldest()?.action, "ping");
+    assert.equal(q.takeOldest()?.entry?.action, "ping");
   });
 });
 
@@ -121,5 +155,55 @@ describe("room position", () => {
       { deliver: true, replayed: true },
       { deliver: true, replayed: false },
     ]);
+  });
+});
+
+describe("back-off", () => {
+  const draws = (values: number[]) => () => values.shift() ?? 1;
+
+  test("full jitter: a uniform draw under a ceiling that doubles per failure, up to the maximum", () => {
+    const b = new Backoff({ minDelayMs: 100, maxDelayMs: 1000 }, () => 1);
+    assert.deepEqual([1, 2, 3, 4, 5, 6].map(() => b.next()), [100, 200, 400, 800, 1000, 1000]);
+    b.reset();
+    assert.equal(b.next(), 100);
+    const low = new Backoff({ minDelayMs: 100, maxDelayMs: 1000 }, () => 0);
+    assert.equal(low.next(), 0, "from 0: full jitter, not ±20 %");
+  });
+
+  test("after 1012 the return is spread over restartSpreadMs; retry_after_ms is taken as it is", () => {
+    const b = new Backoff({ minDelayMs: 100, restartSpreadMs: 5000 }, draws([0.2, 0.8]));
+    assert.deepEqual([b.delayAfter({ closeCode: 1012 }), b.delayAfter({ closeCode: 1012 })], [1000, 4000]);
+    assert.equal(b.delayAfter({ closeCode: 1012, retryAfterMs: 1234 }), 1234);
+  });
+
+  test("after 1013 at least slowFloorMs, from a raised ceiling", () => {
+    const b = new Backoff({ minDelayMs: 500, slowFloorMs: 2000 }, () => 1);
+    assert.equal(b.delayAfter({ closeCode: 1013 }), 2000 + 2000);
+    assert.equal(b.failures, 3);
+  });
+});
+
+describe("the broker's clock", () => {
+  test("a Date header is taken to the second; a finer pong sample is not undone by it", () => {
+    const c = new ServerClock();
+    assert.equal(c.synced, false);
+    const server = () => Date.now() + 60_250; // the broker's clock, 60.25 s ahead
+    c.sampleDate(new Date(server()).toUTCString());
+    assert.ok(Math.abs(c.now() - server()) <= 1000, "to the second");
+    c.samplePong(server(), 10);
+    assert.ok(Math.abs(c.now() - server()) <= 10, "a pong is exact to half its round trip");
+    c.sampleDate(new Date(server()).toUTCString()); // agrees within its second
+    assert.ok(Math.abs(c.now() - server()) <= 10, "the coarser Date does not undo the pong's estimate");
+    c.sampleDate(new Date(Date.now() - 600_000).toUTCString());
+    assert.ok(Math.abs(c.now() - (Date.now() - 600_000)) <= 1000, "a Date that disagrees wins");
+  });
+});
+
+describe("tokens", () => {
+  test("a JWT's exp is read from its payload; a token without one never expires", () => {
+    const jwt = (claims: object) => `h.${Buffer.from(JSON.stringify(claims)).toString("base64url")}.s`;
+    assert.equal(expiryOf(jwt({ sub: "ann", exp: 1_800_000_000 })), 1_800_000_000_000);
+    assert.equal(expiryOf(jwt({ sub: "ann" })), Infinity);
+    assert.equal(expiryOf("not a jwt"), Infinity);
   });
 });

@@ -1,10 +1,16 @@
 /* danmu-broker /demo page logic (plain browser JS, no framework, no build step of its own).
  *
- *  - login:      POST /demo/token -> client JWT (PROTOCOL.md section 6)
+ *  - login:      the SDK's token function asks POST /demo/token for a client JWT (docs/protocol.md
+ *                section 6) when it needs one (the SDK caches it until its exp); the page keeps
+ *                only the user id and nickname in localStorage, never a token
  *  - live list:  the rooms API (section 3) through the SDK's RoomsApi, refreshed every 5 s
  *  - room view:  the client protocol (section 2) through the SDK's DanmuClient, which signs
  *                frames, pings, matches acks, reconnects and recovers with last_seq/epoch;
- *                this file draws: chat, gifts, seats, likes, notices, the stage.
+ *                this file draws: chat, gifts, seats, likes, notices, the stage
+ *  - reloads:    the room position (channel, last_seq, epoch) and the device session id are
+ *                kept in sessionStorage: a reload enters the room again from where it was and
+ *                the SDK replays what was missed
+ *  - refusals:   every error is shown in words (the SDK's describeError), with its code
  *
  * The SDK is /demo/danmu-client.js, the browser bundle of clients/js (built there with
  * `npm run bundle`; the broker embeds it like this file).
@@ -13,7 +19,7 @@
  * textContent / setAttribute, never innerHTML. This file is ASCII-only on purpose
  * (non-ASCII characters are written as \u escapes).
  */
-import { DanmuClient, RoomsApi } from "/demo/danmu-client.js";
+import { DanmuClient, describeError } from "/demo/danmu-client.js";
 
 (function () {
   "use strict";
@@ -33,7 +39,9 @@ import { DanmuClient, RoomsApi } from "/demo/danmu-client.js";
   var DEFAULT_NOTICE_S = 10;
   var TOAST_MS = 6000;
   var MAX_CONTENT_CHARS = 500;
-  var STORAGE_KEY = "danmu-demo-session";
+  var STORAGE_KEY = "danmu-demo-session";       // localStorage: { user_id, nickname }
+  var POSITION_KEY = "danmu-demo-position";     // sessionStorage: { user_id, position }
+  var SID_KEY = "danmu-demo-sid";               // sessionStorage: this tab's device session id
   var TIMES = "\u00d7";        // multiplication sign
   var HEART = "\u2665";
   // Gift ids are not specified by the protocol; these are demo ids, 0 for any other name.
@@ -42,8 +50,8 @@ import { DanmuClient, RoomsApi } from "/demo/danmu-client.js";
   // ---------------------------------------------------------------- state
 
   var state = {
-    token: null, userId: null, nickname: null,
-    sid: randomHex(16),                      // one device session id per tab
+    userId: null, nickname: null,
+    sid: tabSid(),                           // one device session id per tab, kept across reloads
     client: null,           // the SDK's DanmuClient of this session
     rooms: null,            // the SDK's RoomsApi of this session
     // room
@@ -69,6 +77,16 @@ import { DanmuClient, RoomsApi } from "/demo/danmu-client.js";
     var a = new Uint8Array(bytes);
     (window.crypto || window.msCrypto).getRandomValues(a);
     return Array.prototype.map.call(a, function (b) { return (b < 16 ? "0" : "") + b.toString(16); }).join("");
+  }
+
+  function tabSid() {
+    try {
+      var sid = sessionStorage.getItem(SID_KEY);
+      if (!sid) { sid = randomHex(16); sessionStorage.setItem(SID_KEY, sid); }
+      return sid;
+    } catch (e) {
+      return randomHex(16);   // storage off: one per page load
+    }
   }
 
   function isSet(v) { return v !== undefined && v !== null; }
@@ -153,12 +171,25 @@ import { DanmuClient, RoomsApi } from "/demo/danmu-client.js";
     });
   }
 
-  /** Text for a failed SDK call (a DanmuError: error_reason and error_code when the broker answered). */
+  /** Words for a failed SDK call or a refusal: the SDK's describeError, and the broker's code. */
   function errorText(e) {
     if (!e) return "error";
     if (e.name !== "DanmuError") return String(e.message || e);
-    if (e.kind === "not_connected") return "not connected";
-    return e.message;
+    var words = describeError(e);
+    return e.error_code ? words + " (" + e.error_code + ")" : words;
+  }
+
+  /** Words for a WebSocket close code (docs/protocol.md 2.7). */
+  function closeText(code) {
+    switch (code) {
+      case 1000: return "closed";
+      case 1006: return "the network failed";
+      case 1009: return "a message was too large";
+      case 1012: return "the server restarts";
+      case 1013: return "this page fell too far behind";
+      case 4000: return "the server stopped answering";
+      default: return "closed (" + code + ")";
+    }
   }
 
   /** An SDK call that reports failures in #toast: answers its result, or null on failure. */
@@ -171,64 +202,82 @@ import { DanmuClient, RoomsApi } from "/demo/danmu-client.js";
 
   // ---------------------------------------------------------------- login / session
 
-  function jwtExpired(token) {
-    try {
-      var part = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
-      var claims = JSON.parse(atob(part));
-      return typeof claims.exp === "number" && claims.exp * 1000 < Date.now();
-    } catch (e) {
-      return false;
-    }
+  /**
+   * The SDK's token function for this user: POST /demo/token. The SDK asks it once, caches the
+   * JWT until shortly before its exp, and asks again after a refusal. 404 (demo.enabled off)
+   * answers null: "unauthorized, stop", so the SDK does not retry a login that cannot work.
+   */
+  function demoToken(userId, nickname) {
+    return function () {
+      return request("POST", "/demo/token", { user_id: userId, nickname: nickname }).then(function (r) {
+        if (r.status === 404) { toast("/demo/token is off (demo.enabled: false)"); return null; }
+        if (r.ok && r.data && r.data.token) return String(r.data.token);
+        var why = r.data && r.data.error_reason ? r.data.error_reason : r.status ? "HTTP " + r.status : "network error";
+        throw new Error("/demo/token: " + why);   // the SDK tries again later
+      });
+    };
   }
 
   function login() {
     var userId = $("user-id").value.trim();
     var nickname = $("nickname").value.trim() || userId;
     if (!userId) { toast("enter a user id"); return; }
-    request("POST", "/demo/token", { user_id: userId, nickname: nickname }).then(function (r) {
-      if (r.status === 404) { toast("/demo/token is off (demo.enabled: false)"); return; }
-      if (!r.ok || !r.data || !r.data.token) {
-        toast(r.data && r.data.error_reason ? r.data.error_reason : "/demo/token: " + (r.status ? "HTTP " + r.status : "network error"));
-        return;
-      }
-      startSession(r.data.token, userId, nickname, true);
-    });
+    startSession(userId, nickname, true);
   }
 
-  function startSession(token, userId, nickname, save) {
+  function startSession(userId, nickname, save) {
     goOffline();
     if (state.userId !== String(userId)) {   // another user: the room created here is not theirs
       state.myRoom = null;
       showMyRoom();
     }
-    state.token = token;
     state.userId = String(userId);
     state.nickname = nickname;
-    state.rooms = new RoomsApi({ baseUrl: location.origin, token: token });
-    state.client = newClient(token, state.userId);
+    state.client = newClient(state.userId, nickname);
+    state.rooms = state.client.rooms;        // the same token cache
     rememberName(userId, nickname);
     if (save) {
-      try { localStorage.setItem(STORAGE_KEY, JSON.stringify({ token: token, user_id: userId, nickname: nickname })); } catch (e) { /* private mode */ }
+      try { localStorage.setItem(STORAGE_KEY, JSON.stringify({ user_id: userId, nickname: nickname })); } catch (e) { /* private mode */ }
     }
     var me = $("me");
     me.textContent = "logged in as " + nickname + " (" + userId + ")";
     me.className = "logged-in";
     startRoomList();
     goOnline();
-    if (state.channel) joinChannel(state.channel);   // logged in again while in a channel
+    if (state.channel) joinChannel(state.channel, savedPosition(state.channel));   // logged in again while in a channel
   }
 
-  /** Restores the saved session unless the page URL asks for another user. */
+  /** Restores the saved user unless the page URL asks for another one. */
   function restoreSession(urlUser) {
     var saved = null;
     try { saved = JSON.parse(localStorage.getItem(STORAGE_KEY) || "null"); } catch (e) { saved = null; }
-    if (!saved || !saved.token || !saved.user_id) return false;
+    if (!saved || !saved.user_id) return false;
     if (urlUser && urlUser !== String(saved.user_id)) return false;
-    if (jwtExpired(saved.token)) return false;
     $("user-id").value = saved.user_id;
     $("nickname").value = saved.nickname || "";
-    startSession(saved.token, saved.user_id, saved.nickname || saved.user_id, false);
+    startSession(saved.user_id, saved.nickname || saved.user_id, false);
     return true;
+  }
+
+  // ---------------------------------------------------------------- the room position across reloads
+
+  /** Keeps where this tab is in its room (the SDK's position), for a reload to recover from. */
+  function savePosition() {
+    if (!state.client) return;
+    var p = state.channel ? state.client.position : null;
+    try {
+      if (p && p.channel_name === state.channel) sessionStorage.setItem(POSITION_KEY, JSON.stringify({ user_id: state.userId, position: p }));
+      else sessionStorage.removeItem(POSITION_KEY);
+    } catch (e) { /* storage off */ }
+  }
+
+  /** The kept position in `channel` of this user, or undefined. */
+  function savedPosition(channel) {
+    var saved = null;
+    try { saved = JSON.parse(sessionStorage.getItem(POSITION_KEY) || "null"); } catch (e) { saved = null; }
+    if (!saved || !saved.position || saved.user_id !== state.userId) return undefined;
+    if (channel !== undefined && saved.position.channel_name !== channel) return undefined;
+    return saved.position;
   }
 
   // ---------------------------------------------------------------- live-room list
@@ -245,7 +294,7 @@ import { DanmuClient, RoomsApi } from "/demo/danmu-client.js";
    * after that one: the answer in flight may predate the change (a like, a join) that asked.
    */
   function loadRooms() {
-    if (!state.token) return;
+    if (!state.rooms) return;
     if (state.listLoading) { state.listReloadWanted = true; return; }
     state.listLoading = true;
     state.listReloadWanted = false;
@@ -435,11 +484,11 @@ import { DanmuClient, RoomsApi } from "/demo/danmu-client.js";
 
   // ---------------------------------------------------------------- connection indicator
 
-  /** Shows the SDK's connection state: connecting, connected, reconnecting, or offline. */
-  function setConn(status) {
+  /** Shows the SDK's connection state: connecting, connected, reconnecting, or offline; `detail` says more. */
+  function setConn(status, detail) {
     if (status === "idle" || status === "closed") status = "offline";
     var c = $("conn-status");
-    c.textContent = status;
+    c.textContent = detail ? status + " (" + detail + ")" : status;
     c.className = status;
     c.setAttribute("data-state", status);
   }
@@ -447,31 +496,46 @@ import { DanmuClient, RoomsApi } from "/demo/danmu-client.js";
   // ---------------------------------------------------------------- the SDK's client
 
   /** A DanmuClient for this session, its events wired to the page. */
-  function newClient(token, userId) {
-    var client = new DanmuClient({ baseUrl: location.origin, userId: userId, token: token, sid: state.sid });
-    client.on("state", function (s) { if (client === state.client) setConn(s); });
-    client.on("event", function (ev, meta) { if (client === state.client) onRoomEvent(ev, meta.replayed); });
+  function newClient(userId, nickname) {
+    var client = new DanmuClient({ baseUrl: location.origin, userId: userId, token: demoToken(userId, nickname), sid: state.sid });
+    var mine = function () { return client === state.client; };
+    client.on("state", function (s) { if (mine()) setConn(s); });
+    client.on("event", function (ev, meta) {
+      if (!mine()) return;
+      onRoomEvent(ev, meta.replayed);
+      savePosition();
+    });
     client.on("disconnected", function (d) {
-      if (client === state.client && state.channel && d.reconnecting) {
-        logLine("system-line", "connection to " + d.url + " closed (" + d.code + "), reconnecting\u2026");
-      }
+      if (!mine()) return;
+      var retry = d.reconnecting && isSet(d.retryInMs) ? "back in " + (d.retryInMs / 1000).toFixed(1) + " s" : "";
+      if (d.reconnecting) setConn("reconnecting", closeText(d.code) + (retry ? ", " + retry : ""));
+      if (state.channel && d.reconnecting) logLine("system-line", "connection lost: " + closeText(d.code) + "; reconnecting" + (retry ? ", " + retry : "") + "\u2026");
     });
     client.on("kicked", function (frame) {
-      if (client !== state.client) return;
+      if (!mine()) return;
       var reason = frame.reason || "unknown";
       // `replaced` (this user+sid connected elsewhere): the SDK does not fight it, the page is
-      // offline now. `shutdown` (the node restarts): the SDK reconnects and recovers by itself.
-      if (reason === "shutdown") info("the server restarts: reconnecting");
-      else toast("kicked: " + reason);
-      logLine("system-line", "kicked by the server: " + reason);
+      // offline now. `shutdown`/`reconnect` (the node restarts or lost its peers): the SDK
+      // reconnects and recovers by itself, after retry_after_ms when the broker says.
+      var words = reason === "replaced" ? "this user connected again with the same device session elsewhere: this page is offline now"
+        : reason === "shutdown" ? "the server restarts: reconnecting"
+        : reason === "reconnect" ? "the server lost its peers: reconnecting"
+        : "kicked: " + reason;
+      if (isSet(frame.retry_after_ms) && reason !== "replaced") words += " in " + (frame.retry_after_ms / 1000).toFixed(1) + " s";
+      if (reason === "replaced") toast(words); else info(words);
+      logLine("system-line", "kicked by the server: " + words);
     });
-    client.on("recovery", function (r) { if (client === state.client) onRecovery(r); });
+    client.on("recovery", function (r) { if (mine()) onRecovery(r); });
     client.on("error", function (e) {
-      if (client !== state.client) return;
-      if (e.kind === "closed" || e.error_code === 1003) {
+      if (!mine()) return;
+      if (e.kind === "unauthorized" || e.kind === "closed" || e.error_code === 1003) {
         toast(errorText(e));
-        if (e.error_code === 1003) toast("log in again");   // the JWT is bad or expired
+        if (e.kind === "unauthorized" || e.error_code === 1003) toast("log in again");
+      } else if (e.kind === "refused" && e.retryable) {
+        info(errorText(e));                    // e.g. 1011 while the store is away: the SDK retries
+        if (e.for === "enter_room_report") logLine("system-line", "entering " + state.channel + ": " + errorText(e));
       }
+      // Failed attempts (network, timeouts) show in the connection indicator.
     });
     return client;
   }
@@ -480,6 +544,7 @@ import { DanmuClient, RoomsApi } from "/demo/danmu-client.js";
     if (state.client) state.client.connect().catch(function () { /* told through the "error" event */ });
   }
 
+  /** Closes the client for good (an SDK client never connects again after close()). */
   function goOffline() {
     if (state.client) state.client.close();
     setConn("offline");
@@ -487,19 +552,21 @@ import { DanmuClient, RoomsApi } from "/demo/danmu-client.js";
 
   // ---------------------------------------------------------------- joining / leaving
 
-  function joinChannel(name) {
+  /** Joins `name`; with `from` (a kept position), from there: the SDK replays what was missed. */
+  function joinChannel(name, from) {
     name = String(name || "").trim();
     if (!name) { toast("enter a channel name"); return; }
     if (!state.client) { toast("log in first"); return; }
     state.channel = name;
     resetRoomView();
-    logLine("system-line", "joining " + name + "\u2026");
-    // Connects first when offline; waits for the connection.
-    state.client.enterRoom(name).then(function (ack) {
+    logLine("system-line", (from ? "back to " : "joining ") + name + (from ? " from seq " + from.last_seq : "") + "\u2026");
+    // Connects first when offline; waits for the connection; retries what may pass (1011).
+    state.client.enterRoom(name, from).then(function (ack) {
       if (state.channel !== name) return;   // another join meanwhile
-      showRecovered(null);
+      if (!from) showRecovered(null);       // with `from`, the recovery event said how it went
       logLine("system-line", "joined " + name);
       showSnapshot(ack);
+      savePosition();
     }, function (e) {
       if (state.channel !== name || e.kind === "closed") return;
       enterFailed(name, e);
@@ -509,7 +576,7 @@ import { DanmuClient, RoomsApi } from "/demo/danmu-client.js";
   /** After a reconnect the SDK entered again: say whether everything was replayed. */
   function onRecovery(r) {
     if (r.channel_name !== state.channel) return;
-    if (r.error) { enterFailed(r.channel_name, r.error); return; }
+    if (r.error) { enterFailed(r.channel_name, r.error); return; }   // 1007 closed, ...: for good
     showRecovered(r.recovered);
     logLine("system-line", "back in " + state.channel + ", recovered: " + r.recovered);
     // Recovered: the replayed events update the view. Not: the snapshot is the room now.
@@ -518,9 +585,10 @@ import { DanmuClient, RoomsApi } from "/demo/danmu-client.js";
 
   function enterFailed(name, e) {
     toast(errorText(e));
-    logLine("system-line", "could not enter " + name + ": " + (e.error_reason || e.message));
+    logLine("system-line", "could not enter " + name + ": " + errorText(e));
     state.channel = null;
     resetRoomView();
+    savePosition();
   }
 
   /** Draws the room from the enter ack's snapshot: seats, members, status. */
@@ -545,6 +613,7 @@ import { DanmuClient, RoomsApi } from "/demo/danmu-client.js";
     logLine("system-line", "left " + channel);
     state.channel = null;
     resetRoomView();
+    savePosition();
     reloadIfRoom(channel);
   }
 
@@ -1018,15 +1087,17 @@ import { DanmuClient, RoomsApi } from "/demo/danmu-client.js";
     });
     $("seats").addEventListener("click", onSeatClick);
     window.addEventListener("pagehide", function () {
-      // The exit frame is written before the close: the others see exit_room at once.
+      // Where we were, for a reload; then the exit frame before the close: the others see
+      // exit_room at once.
+      savePosition();
       if (state.channel && state.client) state.client.exitRoom().catch(function () {});
       goOffline();
     });
     window.addEventListener("pageshow", function (ev) {
-      // Back from the back/forward cache: pagehide left the room and went offline.
-      if (!ev.persisted || !state.client) return;
-      goOnline();
-      if (state.channel) joinChannel(state.channel);
+      // Back from the back/forward cache: pagehide left the room and closed the client, for
+      // good: a new one, back in the room from where it was.
+      if (!ev.persisted || !state.userId) return;
+      startSession(state.userId, state.nickname, false);
     });
 
     clearSeats();
@@ -1040,7 +1111,11 @@ import { DanmuClient, RoomsApi } from "/demo/danmu-client.js";
     if (urlUser) $("user-id").value = urlUser;
     if (params.get("nickname")) $("nickname").value = params.get("nickname");
     if (params.get("channel")) $("channel").value = params.get("channel");
-    if (restoreSession(urlUser) && params.get("channel")) joinChannel(params.get("channel"));
+    if (restoreSession(urlUser)) {
+      var kept = savedPosition();
+      if (params.get("channel")) joinChannel(params.get("channel"), savedPosition(params.get("channel")));
+      else if (kept) { $("channel").value = kept.channel_name; joinChannel(kept.channel_name, kept); }   // a reload
+    }
   }
 
   init();

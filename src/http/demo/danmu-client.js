@@ -8,42 +8,172 @@ var __publicField = (obj, key, value) => __defNormalProp(obj, typeof key !== "sy
 // src/answers.ts
 var AnswerQueue = class {
   constructor() {
-    __publicField(this, "waiting", []);
+    __publicField(this, "slots", []);
+    __publicField(this, "nextKey", 1);
   }
+  /** Frames waiting for an answer, placeholders included. */
   get size() {
-    return this.waiting.length;
+    return this.slots.length;
   }
+  /** Frames whose caller still waits. */
+  get waiting() {
+    return this.slots.filter((s) => s.entry !== null).length;
+  }
+  /** Adds a sent frame; answers its key. */
   add(entry) {
-    this.waiting.push(entry);
-  }
-  /** Forgets an entry (its timeout fired). */
-  remove(entry) {
-    const i = this.waiting.indexOf(entry);
-    if (i >= 0) this.waiting.splice(i, 1);
+    const key = this.nextKey++;
+    this.slots.push({ key, action: entry.action, entry });
+    return key;
   }
   /**
-   * The entry an answer `for` = `action` belongs to, taken off the queue, with the entries
+   * The caller of `key` stopped waiting: the frame keeps its place, as a placeholder, until
+   * its answer comes (and is dropped) or the connection ends.
+   */
+  abandon(key) {
+    const slot = this.slots.find((s) => s.key === key);
+    if (slot) slot.entry = null;
+  }
+  /** Takes `key` off the queue altogether (a frame that was never written). */
+  remove(key) {
+    const i = this.slots.findIndex((s) => s.key === key);
+    if (i >= 0) this.slots.splice(i, 1);
+  }
+  /**
+   * The slot an answer `for` = `action` belongs to, taken off the queue, with the live entries
    * before it that the broker dropped; `undefined` (and nothing taken) when no frame of that
    * action is waiting.
    */
   take(action) {
-    const i = this.waiting.findIndex((w) => w.action === action);
+    const i = this.slots.findIndex((s) => s.action === action);
     if (i < 0) return void 0;
-    const dropped = this.waiting.splice(0, i);
-    const entry = this.waiting.shift();
-    return { entry, dropped };
+    const before = this.slots.splice(0, i);
+    const slot = this.slots.shift();
+    return { entry: slot.entry, dropped: liveEntries(before) };
   }
-  /** The oldest waiting entry, taken off the queue (for an `error` with `for: ""`). */
+  /** The oldest slot, taken off the queue (an `error` with `for: ""`); undefined when none. */
   takeOldest() {
-    return this.waiting.shift();
+    const slot = this.slots.shift();
+    return slot ? { entry: slot.entry, dropped: [] } : void 0;
   }
-  /** Takes every entry off the queue (the connection closed). */
+  /** Takes every slot off the queue (the connection closed); answers the live entries. */
   drain() {
-    const all = this.waiting;
-    this.waiting = [];
-    return all;
+    const all = this.slots;
+    this.slots = [];
+    return liveEntries(all);
   }
 };
+function liveEntries(slots) {
+  return slots.flatMap((s) => s.entry ? [s.entry] : []);
+}
+
+// src/backoff.ts
+var DEFAULT_BACKOFF = {
+  minDelayMs: 500,
+  maxDelayMs: 1e4,
+  restartSpreadMs: 5e3,
+  slowFloorMs: 2e3
+};
+var Backoff = class {
+  constructor(options = {}, random = Math.random) {
+    /** Failed attempts since the last `reset()`. */
+    __publicField(this, "failures", 0);
+    __publicField(this, "options");
+    __publicField(this, "random");
+    this.options = { ...DEFAULT_BACKOFF, ...options };
+    if (this.options.maxDelayMs < this.options.minDelayMs) this.options.maxDelayMs = this.options.minDelayMs;
+    this.random = random;
+  }
+  /** The longest delay of a plain failure. */
+  get maxDelayMs() {
+    return this.options.maxDelayMs;
+  }
+  /** The current ceiling: `minDelayMs` doubled per failure, at most `maxDelayMs`. */
+  ceiling() {
+    const { minDelayMs, maxDelayMs } = this.options;
+    return Math.min(maxDelayMs, minDelayMs * 2 ** Math.min(this.failures, 30));
+  }
+  /** A full-jitter delay for the next attempt; counts a failure. */
+  next() {
+    const delay = Math.round(this.random() * this.ceiling());
+    this.failures += 1;
+    return delay;
+  }
+  /** The delay after a connection ended for `why`; counts a failure. */
+  delayAfter(why) {
+    if (typeof why.retryAfterMs === "number" && Number.isFinite(why.retryAfterMs) && why.retryAfterMs >= 0) {
+      this.failures += 1;
+      return Math.round(why.retryAfterMs);
+    }
+    if (why.closeCode === 1012) {
+      const spread = Math.max(this.options.restartSpreadMs, this.ceiling());
+      this.failures += 1;
+      return Math.round(this.random() * spread);
+    }
+    if (why.closeCode === 1013) {
+      this.failures = Math.max(this.failures, 2);
+      const { slowFloorMs } = this.options;
+      return slowFloorMs + this.next();
+    }
+    return this.next();
+  }
+  reset() {
+    this.failures = 0;
+  }
+};
+
+// src/clock.ts
+var ServerClock = class {
+  constructor() {
+    /** Server milliseconds at `baseMono`; null until the first sample (the device's clock is used). */
+    __publicField(this, "baseServer", null);
+    __publicField(this, "baseMono", 0);
+    /** How far off the last sample may be: a `Date` header is whole seconds, a pong is exact to half its round trip. */
+    __publicField(this, "uncertaintyMs", Infinity);
+  }
+  /** Milliseconds on the broker's clock (the device's clock until the first sample). */
+  now() {
+    if (this.baseServer === null) return Date.now();
+    return Math.round(this.baseServer + (monotonic() - this.baseMono));
+  }
+  /** True once the broker's clock was learnt. */
+  get synced() {
+    return this.baseServer !== null;
+  }
+  /**
+   * A sample of the broker's clock: `serverMs` was its time `uncertaintyMs` either way of now.
+   * A sample coarser than the estimate in hand only moves it when the two disagree.
+   */
+  sample(serverMs, uncertaintyMs) {
+    if (!Number.isFinite(serverMs)) return;
+    if (this.baseServer !== null && uncertaintyMs > this.uncertaintyMs) {
+      if (Math.abs(this.now() - serverMs) <= uncertaintyMs) return;
+    }
+    this.baseServer = serverMs;
+    this.baseMono = monotonic();
+    this.uncertaintyMs = uncertaintyMs;
+  }
+  /** An HTTP `Date` header: the server's time truncated to the second, taken as its middle. */
+  sampleDate(header, roundTripMs = 0) {
+    if (!header) return false;
+    const ms = Date.parse(header);
+    if (!Number.isFinite(ms)) return false;
+    this.sample(ms + 500, 500 + roundTripMs / 2);
+    return true;
+  }
+  /** `server_time` of a `pong`, whose ping was sent `roundTripMs` ago. */
+  samplePong(serverTime, roundTripMs) {
+    this.sample(serverTime + roundTripMs / 2, roundTripMs / 2 + 1);
+  }
+  /** Forgets what was learnt: the next request syncs again (after a 1010). */
+  forget() {
+    this.baseServer = null;
+    this.uncertaintyMs = Infinity;
+  }
+};
+function monotonic() {
+  const p = globalThis.performance;
+  return p && typeof p.now === "function" ? p.now() : Date.now();
+}
 
 // src/emitter.ts
 var Emitter = class {
@@ -85,6 +215,50 @@ var Emitter = class {
 };
 
 // src/errors.ts
+var ErrorCodes = {
+  BAD_PARAMETERS: 1001,
+  BAD_SIGN: 1002,
+  TOKEN_INVALID: 1003,
+  NOT_IN_ROOM: 1004,
+  SEAT_TAKEN: 1005,
+  RATE_LIMITED: 1006,
+  ROOM_CLOSED: 1007,
+  FRAME_TOO_LARGE: 1008,
+  UNKNOWN_ACTION: 1009,
+  TIMESTAMP_OUT_OF_WINDOW: 1010,
+  TEMPORARILY_UNAVAILABLE: 1011
+};
+var RoomErrorCodes = {
+  ROOM_NOT_FOUND: 2001,
+  NOT_OWNER: 2002,
+  WRONG_STATUS: 2003,
+  GAME_SESS_TAKEN: 2004,
+  STORE_UNAVAILABLE: 2005,
+  ADMIN_KEY: 2006
+};
+var ERROR_CODE_INFO = {
+  1001: { name: "bad_parameters", retryable: false, text: "a parameter is missing or not valid" },
+  1002: { name: "bad_sign", retryable: false, text: "the frame's signature does not match" },
+  1003: { name: "token_invalid", retryable: false, text: "the login token is invalid or expired" },
+  1004: { name: "not_in_room", retryable: false, text: "not in that room (or holding no seat, or the receiver is not there)" },
+  1005: { name: "seat_taken", retryable: false, text: "that seat is taken" },
+  1006: { name: "rate_limited", retryable: true, text: "too many messages at once: wait a moment" },
+  1007: { name: "room_closed", retryable: false, text: "the room is closed or banned (or the call is full)" },
+  1008: { name: "frame_too_large", retryable: false, text: "the message is too large" },
+  1009: { name: "unknown_action", retryable: false, text: "the server does not know this action" },
+  1010: { name: "timestamp_out_of_window", retryable: true, text: "this device's clock is too far off the server's" },
+  1011: { name: "unavailable", retryable: true, text: "the server's store is unreachable for now: retrying" },
+  2001: { name: "room_not_found", retryable: false, text: "no such room" },
+  2002: { name: "not_owner", retryable: false, text: "only the room's owner may do this" },
+  2003: { name: "wrong_status", retryable: false, text: "the room's status does not allow this now" },
+  2004: { name: "game_sess_taken", retryable: false, text: "that game session is linked to another room" },
+  2005: { name: "store_unavailable", retryable: true, text: "the server's store is unreachable for now: try again" },
+  2006: { name: "admin_key", retryable: false, text: "the admin key is missing or wrong" }
+};
+function errorCodeInfo(code) {
+  return ERROR_CODE_INFO[code];
+}
+var RETRYABLE_KINDS = /* @__PURE__ */ new Set(["http", "timeout", "disconnected", "not_connected"]);
 var DanmuError = class extends Error {
   constructor(kind, forWhat, reason, errorCode = 0, status = 0) {
     super(`${forWhat ? forWhat + ": " : ""}${reason}${errorCode ? ` (${errorCode})` : ""}`);
@@ -103,17 +277,51 @@ var DanmuError = class extends Error {
     this.error_code = errorCode;
     this.status = status;
   }
+  /**
+   * True when the same call may succeed later as it is: a timeout, a lost connection, a
+   * network error or 5xx, and the codes 1006 (rate limited), 1010 (clock; the SDK resyncs),
+   * 1011 and 2005 (the store is unreachable for now). False for every other refusal, for
+   * `aborted`, `unauthorized` and `closed`.
+   */
+  get retryable() {
+    if (this.kind === "refused") {
+      const info = errorCodeInfo(this.error_code);
+      return info ? info.retryable : this.status >= 500;
+    }
+    if (this.kind === "http") return this.status === 0 || this.status >= 500 || this.status === 429;
+    return RETRYABLE_KINDS.has(this.kind);
+  }
 };
+function describeError(error) {
+  if (!(error instanceof DanmuError)) return String(error?.message ?? error);
+  const info = errorCodeInfo(error.error_code);
+  switch (error.kind) {
+    case "refused":
+      return info ? info.text : error.error_reason || `refused (${error.error_code})`;
+    case "timeout":
+      return "no answer in time";
+    case "disconnected":
+      return "the connection was lost before the answer (it may or may not have been done)";
+    case "not_connected":
+      return "not connected";
+    case "aborted":
+      return "cancelled";
+    case "unauthorized":
+      return "not logged in: the login was refused";
+    case "closed":
+      return info ? info.text : error.error_reason || "the connection is closed";
+    case "http":
+      return error.status ? `the server answered HTTP ${error.status}` : "the server cannot be reached";
+  }
+}
 
 // src/http.ts
-async function tokenOf(source) {
-  return typeof source === "function" ? await source() : source;
-}
 function trimBase(base) {
   return base.replace(/\/+$/, "");
 }
 async function requestJson(fetchFn, method, url, options) {
   const what = `${method} ${url.replace(/[?].*$/, "")}`;
+  if (options.signal?.aborted) throw new DanmuError("aborted", what, "cancelled");
   const headers = { Accept: "application/json" };
   if (options.token) headers["Authorization"] = `Bearer ${options.token}`;
   const init = { method, headers, cache: "no-store" };
@@ -121,19 +329,29 @@ async function requestJson(fetchFn, method, url, options) {
     headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(options.body);
   }
-  const controller = typeof AbortController === "function" ? new AbortController() : void 0;
-  if (controller) init.signal = controller.signal;
-  const timer = setTimeout(() => controller?.abort(), options.timeoutMs);
+  const controller = new AbortController();
+  init.signal = controller.signal;
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    controller.abort();
+  }, options.timeoutMs);
+  const onAbort = () => controller.abort();
+  options.signal?.addEventListener("abort", onAbort);
+  const started = Date.now();
   let response;
   let text;
   try {
     response = await fetchFn(url, init);
+    options.onDate?.(response.headers?.get?.("Date") ?? null, Date.now() - started);
     text = await response.text();
   } catch (e) {
-    const reason = controller?.signal.aborted ? `no answer in ${options.timeoutMs} ms` : String(e?.message ?? e);
-    throw new DanmuError(controller?.signal.aborted ? "timeout" : "http", what, reason);
+    if (timedOut) throw new DanmuError("timeout", what, `no answer in ${options.timeoutMs} ms`);
+    if (options.signal?.aborted) throw new DanmuError("aborted", what, "cancelled");
+    throw new DanmuError("http", what, String(e?.message ?? e));
   } finally {
     clearTimeout(timer);
+    options.signal?.removeEventListener("abort", onAbort);
   }
   let data = void 0;
   try {
@@ -152,6 +370,34 @@ async function requestJson(fetchFn, method, url, options) {
   }
   if (!body) throw new DanmuError("http", what, "the answer is not a JSON object", 0, response.status);
   return body;
+}
+function isTokenRefusal(e) {
+  return e instanceof DanmuError && e.kind === "refused" && (e.status === 401 || e.error_code === 1003);
+}
+
+// src/lifecycle.ts
+function browserLifecycle() {
+  const g = globalThis;
+  const win = g.window;
+  const doc = g.document;
+  if (!win || typeof win.addEventListener !== "function") return null;
+  return {
+    isOnline: () => g.navigator?.onLine !== false,
+    isHidden: () => doc?.visibilityState === "hidden",
+    watch(handlers) {
+      const online = () => handlers.online();
+      const offline = () => handlers.offline();
+      const visibility = () => doc?.visibilityState === "hidden" ? handlers.hidden() : handlers.visible();
+      win.addEventListener("online", online);
+      win.addEventListener("offline", offline);
+      doc?.addEventListener("visibilitychange", visibility);
+      return () => {
+        win.removeEventListener("online", online);
+        win.removeEventListener("offline", offline);
+        doc?.removeEventListener("visibilitychange", visibility);
+      };
+    }
+  };
 }
 
 // src/position.ts
@@ -213,19 +459,6 @@ function numberOr(v, fallback) {
 }
 
 // src/protocol.ts
-var ErrorCodes = {
-  BAD_PARAMETERS: 1001,
-  BAD_SIGN: 1002,
-  TOKEN_INVALID: 1003,
-  NOT_IN_ROOM: 1004,
-  SEAT_TAKEN: 1005,
-  RATE_LIMITED: 1006,
-  ROOM_CLOSED: 1007,
-  FRAME_TOO_LARGE: 1008,
-  UNKNOWN_ACTION: 1009,
-  TIMESTAMP_OUT_OF_WINDOW: 1010,
-  TEMPORARILY_UNAVAILABLE: 1011
-};
 var ROOM_EVENT_NAMES = [
   "enter_room",
   "exit_room",
@@ -240,37 +473,119 @@ var ROOM_EVENT_NAMES = [
   "room_status"
 ];
 
+// src/token.ts
+var UnauthorizedError = class extends Error {
+  constructor() {
+    super(...arguments);
+    __publicField(this, "name", "UnauthorizedError");
+  }
+};
+var EXPIRY_MARGIN_MS = 3e4;
+var TokenCache = class {
+  /** `now` is the broker's clock in milliseconds (a token's `exp` is on the issuer's). */
+  constructor(source, now = Date.now) {
+    __publicField(this, "source");
+    __publicField(this, "now");
+    __publicField(this, "cached", null);
+    __publicField(this, "pending", null);
+    /** The last token the broker refused: the same one again means stop. */
+    __publicField(this, "refusedToken", null);
+    this.source = source;
+    this.now = now;
+  }
+  /** True for a fixed string: a refusal cannot be mended by asking again. */
+  get isFixed() {
+    return typeof this.source === "string";
+  }
+  /**
+   * The token to use now: the cached one while it is valid, else a new one from the source.
+   * Rejects with `UnauthorizedError` when the source says stop (or answers the token just
+   * refused), and with the source's own error when it failed.
+   */
+  get() {
+    const source = this.source;
+    if (typeof source === "string") {
+      if (this.refusedToken === source) return Promise.reject(new UnauthorizedError("the token was refused"));
+      return Promise.resolve(source);
+    }
+    if (this.cached && this.now() < this.cached.expiresAt) return Promise.resolve(this.cached.token);
+    if (this.pending) return this.pending;
+    const asked = this.ask(source);
+    this.pending = asked;
+    const done = () => {
+      if (this.pending === asked) this.pending = null;
+    };
+    asked.then(done, done);
+    return asked;
+  }
+  async ask(source) {
+    const token = await source();
+    if (token === null || token === void 0 || token === "") {
+      throw new UnauthorizedError("the token function answered no token");
+    }
+    if (typeof token !== "string") throw new Error("the token function answered something other than a string");
+    if (token === this.refusedToken) {
+      throw new UnauthorizedError("the token function answered the token the broker just refused");
+    }
+    this.cached = { token, expiresAt: expiryOf(token) - EXPIRY_MARGIN_MS };
+    return token;
+  }
+  /** The broker refused `token` (401 / 1003): forget it; the next `get()` asks again. */
+  refused(token) {
+    this.refusedToken = token;
+    if (this.cached?.token === token) this.cached = null;
+  }
+};
+function expiryOf(token) {
+  const payload = token.split(".")[1];
+  if (!payload) return Infinity;
+  try {
+    const json = decodeBase64Url(payload);
+    const claims = JSON.parse(json);
+    return typeof claims.exp === "number" && Number.isFinite(claims.exp) ? claims.exp * 1e3 : Infinity;
+  } catch {
+    return Infinity;
+  }
+}
+function decodeBase64Url(text) {
+  const b64 = text.replace(/-/g, "+").replace(/_/g, "/").padEnd(Math.ceil(text.length / 4) * 4, "=");
+  const binary = atob(b64);
+  const bytes = Uint8Array.from(binary, (c) => c.charCodeAt(0));
+  return new TextDecoder().decode(bytes);
+}
+
 // src/rooms.ts
 var RoomsApi = class {
-  constructor(options) {
+  /** `tokens` is the `DanmuClient`'s own cache, shared with it (not for apps). */
+  constructor(options, tokens) {
     __publicField(this, "base");
-    __publicField(this, "token");
+    __publicField(this, "tokens");
     __publicField(this, "fetchFn");
     __publicField(this, "timeoutMs");
     this.base = trimBase(options.baseUrl);
-    this.token = options.token;
+    this.tokens = tokens ?? new TokenCache(options.token);
     this.fetchFn = options.fetch ?? ((input, init) => fetch(input, init));
     this.timeoutMs = options.timeoutMs ?? 1e4;
   }
   /** `POST /iapi/rooms`: a room owned by the caller, status `new`; only this answer has `push_url`. */
-  createRoom(request) {
-    return this.call("POST", "/iapi/rooms", request);
+  createRoom(request, options) {
+    return this.call("POST", "/iapi/rooms", request, options);
   }
   /** `POST /iapi/rooms/{id}/live`: the owner reports the push began (`new` -> `live`, listed from now on). */
-  goLive(roomId) {
-    return this.call("POST", `${roomPath(roomId)}/live`, {});
+  goLive(roomId, options) {
+    return this.call("POST", `${roomPath(roomId)}/live`, {}, options);
   }
   /** `POST /iapi/rooms/{id}/close`: the owner ends the room (-> `closed`, off the list). */
-  closeRoom(roomId) {
-    return this.call("POST", `${roomPath(roomId)}/close`, {});
+  closeRoom(roomId, options) {
+    return this.call("POST", `${roomPath(roomId)}/close`, {}, options);
   }
   /** `POST /iapi/rooms/{id}/game`: the danmu of this BIGO game session go to the room's channel. */
-  linkGame(roomId, link) {
-    return this.call("POST", `${roomPath(roomId)}/game`, link);
+  linkGame(roomId, link, options) {
+    return this.call("POST", `${roomPath(roomId)}/game`, link, options);
   }
   /** `POST /iapi/rooms/{id}/like`: likes + 1 on a live room. */
-  like(roomId) {
-    return this.call("POST", `${roomPath(roomId)}/like`, {});
+  like(roomId, options) {
+    return this.call("POST", `${roomPath(roomId)}/like`, {}, options);
   }
   /** `GET /iapi/rooms?page=&page_size=`: live rooms, newest first (`page_size` 1 to 100, default 20). */
   listRooms(options = {}) {
@@ -278,15 +593,45 @@ var RoomsApi = class {
     if (options.page !== void 0) q.set("page", String(options.page));
     if (options.page_size !== void 0) q.set("page_size", String(options.page_size));
     const query = q.toString();
-    return this.call("GET", `/iapi/rooms${query ? `?${query}` : ""}`);
+    return this.call("GET", `/iapi/rooms${query ? `?${query}` : ""}`, void 0, options);
   }
   /** `GET /iapi/rooms/{id}`: one room, whatever its status. */
-  getRoom(roomId) {
-    return this.call("GET", roomPath(roomId));
+  getRoom(roomId, options) {
+    return this.call("GET", roomPath(roomId), void 0, options);
   }
-  async call(method, path, body) {
-    const token = await tokenOf(this.token);
-    return requestJson(this.fetchFn, method, this.base + path, { token, body, timeoutMs: this.timeoutMs });
+  async call(method, path, body, options = {}) {
+    const request = async () => {
+      let token;
+      try {
+        token = await this.tokens.get();
+      } catch (e) {
+        if (e instanceof UnauthorizedError) throw new DanmuError("unauthorized", `${method} ${path}`, e.message, 1003);
+        throw new DanmuError("http", `${method} ${path}`, `the token function failed: ${String(e?.message ?? e)}`);
+      }
+      try {
+        return await requestJson(this.fetchFn, method, this.base + path, {
+          token,
+          body,
+          timeoutMs: options.timeoutMs ?? this.timeoutMs,
+          signal: options.signal
+        });
+      } catch (e) {
+        if (isTokenRefusal(e)) this.tokens.refused(token);
+        throw e;
+      }
+    };
+    try {
+      return await request();
+    } catch (e) {
+      if (isTokenRefusal(e) && !this.tokens.isFixed) {
+        try {
+          return await request();
+        } catch (again) {
+          throw again instanceof DanmuError && again.kind === "unauthorized" ? e : again;
+        }
+      }
+      throw e;
+    }
   }
 };
 function roomPath(roomId) {
@@ -604,52 +949,85 @@ function frameSign(action, onlineToken, sid, timestamp) {
 }
 
 // src/client.ts
+var FINAL_ENTER_CODES = /* @__PURE__ */ new Set([
+  ErrorCodes.BAD_PARAMETERS,
+  ErrorCodes.TOKEN_INVALID,
+  ErrorCodes.ROOM_CLOSED
+]);
 var OPEN = 1;
 var DanmuClient = class extends Emitter {
   constructor(options) {
     super();
-    /** The live-room API (PROTOCOL.md 3) with the same base URL and token. */
+    /** The live-room API (docs/protocol.md 3) with the same base URL and token. */
     __publicField(this, "rooms");
     __publicField(this, "userId");
     __publicField(this, "sid");
     __publicField(this, "base");
-    __publicField(this, "tokenSource");
+    __publicField(this, "tokens");
     __publicField(this, "batch");
     __publicField(this, "WebSocketImpl");
     __publicField(this, "fetchFn");
     __publicField(this, "requestTimeoutMs");
-    __publicField(this, "reconnectOptions");
+    __publicField(this, "pongTimeoutMs");
+    __publicField(this, "stableAfterMs");
+    __publicField(this, "reconnects");
+    __publicField(this, "maxDelayMs");
+    __publicField(this, "backoff");
+    /** Back-off of the room's re-entry on one connection (1011, 1006, ...). */
+    __publicField(this, "roomBackoff");
+    __publicField(this, "clock", new ServerClock());
+    __publicField(this, "lifecycle");
+    __publicField(this, "stopWatching", null);
     __publicField(this, "currentState", "idle");
+    /** The app wants a connection (connect, enterRoom) and nothing stopped it. */
     __publicField(this, "wantOnline", false);
     /** Bumped for every attempt: late callbacks of an older attempt see a different number. */
     __publicField(this, "attemptGen", 0);
+    __publicField(this, "attemptAbort", null);
+    /** Bumped for every connection that said `connected`. */
+    __publicField(this, "connGen", 0);
     __publicField(this, "ws", null);
     /** The URL of the current (or last) socket, without its query. */
     __publicField(this, "socketUrl", "");
     __publicField(this, "onlineToken", null);
     __publicField(this, "pingIntervalS", 15);
-    __publicField(this, "serverOffsetMs", 0);
+    __publicField(this, "connectedAt", null);
     __publicField(this, "lastFrameAt", 0);
-    __publicField(this, "failedAttempts", 0);
     __publicField(this, "replaced", false);
+    /** `retry_after_ms` of the `kicked` frame before the close, when the broker gave one. */
+    __publicField(this, "kickedRetryAfterMs");
+    /** The last attempt's end_point answered 1010 and was retried at once after the clock resync. */
+    __publicField(this, "resyncedAttempt", false);
     __publicField(this, "lastConnected", null);
     __publicField(this, "pingTimer", null);
+    __publicField(this, "pongTimer", null);
     __publicField(this, "openTimer", null);
     __publicField(this, "reconnectTimer", null);
     __publicField(this, "probeTimer", null);
-    __publicField(this, "connectWaiters", []);
+    __publicField(this, "stableTimer", null);
+    __publicField(this, "resyncing", null);
+    __publicField(this, "connectWaiters", /* @__PURE__ */ new Set());
     __publicField(this, "answers", new AnswerQueue());
+    /** Reports waiting for a connection, or for the room's re-entry. */
+    __publicField(this, "outbox", []);
     __publicField(this, "room", null);
     this.base = trimBase(options.baseUrl);
     this.userId = String(options.userId);
-    this.tokenSource = options.token;
+    this.tokens = new TokenCache(options.token, () => this.clock.now());
     this.sid = options.sid ?? randomHex(16);
     this.batch = options.batch ?? true;
     this.WebSocketImpl = options.WebSocket ?? globalThis.WebSocket;
     this.fetchFn = options.fetch ?? ((input, init) => fetch(input, init));
     this.requestTimeoutMs = options.requestTimeoutMs ?? 1e4;
-    this.reconnectOptions = options.reconnect === false ? false : { minDelayMs: options.reconnect?.minDelayMs ?? 500, maxDelayMs: options.reconnect?.maxDelayMs ?? 1e4 };
-    this.rooms = new RoomsApi({ baseUrl: this.base, token: this.tokenSource, fetch: this.fetchFn });
+    this.pongTimeoutMs = options.pongTimeoutMs ?? 1e4;
+    this.stableAfterMs = options.stableAfterMs ?? 5e3;
+    this.reconnects = options.reconnect !== false;
+    const backoffOptions = options.reconnect === false ? {} : options.reconnect ?? {};
+    this.backoff = new Backoff(backoffOptions);
+    this.roomBackoff = new Backoff(backoffOptions);
+    this.maxDelayMs = this.backoff.maxDelayMs;
+    this.lifecycle = options.lifecycle === false ? null : options.lifecycle ?? browserLifecycle();
+    this.rooms = new RoomsApi({ baseUrl: this.base, token: options.token, fetch: this.fetchFn, timeoutMs: this.requestTimeoutMs }, this.tokens);
   }
   // ------------------------------------------------------------ connection
   get state() {
@@ -665,67 +1043,109 @@ var DanmuClient = class extends Emitter {
     if (!p) return null;
     return p.epoch === void 0 ? { channel_name: p.channel_name, last_seq: p.lastSeq } : { channel_name: p.channel_name, last_seq: p.lastSeq, epoch: p.epoch };
   }
+  /** Milliseconds on the broker's clock, as the client learnt it (the device's until then). */
+  serverNow() {
+    return this.clock.now();
+  }
   /**
-   * Connects (and stays connected, reconnecting with back-off, until `close()`). Resolves with
-   * the `connected` frame; rejects only when connecting is refused for good (the token, or
-   * `close()` meanwhile).
+   * Connects, and stays connected (reconnecting with back-off) until `close()`. Resolves with
+   * the `connected` frame once a connection is up and the room's re-entry went out. Rejects
+   * when the client stops for good (token refused, `close()`), or when `timeoutMs` passes or
+   * `signal` aborts: those end the wait only; the client keeps trying (call `close()` to stop).
    */
-  connect() {
+  connect(options = {}) {
+    if (this.currentState === "closed") return Promise.reject(closedError("connect"));
     if (this.currentState === "connected" && this.lastConnected) return Promise.resolve(this.lastConnected);
-    const done = new Promise((resolve, reject) => this.connectWaiters.push({ resolve, reject }));
-    if (!this.wantOnline) {
-      this.wantOnline = true;
-      this.replaced = false;
-      this.failedAttempts = 0;
-      void this.attempt();
-    }
+    const done = this.wait(this.connectWaiters, "connect", options, () => {
+    });
+    this.goOnline();
     return done;
   }
-  /** Closes the connection for good (no reconnect); waiting reports fail with `closed`. */
+  /**
+   * Closes the connection for good: no reconnect, ever; waiting reports and `enterRoom`s fail
+   * with `closed`, and so does every later call. Make a new client to connect again.
+   */
   close() {
-    const wasOnline = this.wantOnline || this.ws !== null;
-    this.wantOnline = false;
-    this.attemptGen += 1;
-    this.clearTimer("reconnectTimer");
-    const error = new DanmuError("closed", "", "the client was closed");
-    this.rejectConnectWaiters(error);
-    const room = this.room;
-    this.room = null;
-    room?.waiters.splice(0).forEach((w) => w.reject(error));
-    this.dropSocket(1e3, "closed by client", error);
-    if (wasOnline || this.currentState !== "closed") this.setState("closed");
+    if (this.currentState === "closed") return;
+    this.stop(closedError(""));
+  }
+  /** Starts wanting a connection (once): the first attempt at once. */
+  goOnline() {
+    if (this.wantOnline) return;
+    this.wantOnline = true;
+    this.replaced = false;
+    this.backoff.reset();
+    if (this.lifecycle && !this.stopWatching) {
+      this.stopWatching = this.lifecycle.watch({
+        online: () => this.onNetworkBack(),
+        offline: () => this.checkLink(),
+        visible: () => this.onNetworkBack(),
+        hidden: () => {
+        }
+      });
+    }
+    void this.attempt();
+  }
+  /** The network or the page came back: try at once instead of waiting out the back-off; check a live link. */
+  onNetworkBack() {
+    if (!this.wantOnline) return;
+    if (this.ws) this.checkLink();
+    else if (this.reconnectTimer !== null) void this.attempt();
   }
   async attempt() {
     const gen = ++this.attemptGen;
     this.clearTimer("reconnectTimer");
+    this.attemptAbort?.abort();
+    const abort = new AbortController();
+    this.attemptAbort = abort;
     this.setState(this.lastConnected ? "reconnecting" : "connecting");
     let token;
-    let endPoint;
     try {
-      token = await tokenOf(this.tokenSource);
-      const url2 = `${this.base}/iapi/websocket/end_point?${this.commonParams(token)}`;
-      endPoint = await requestJson(this.fetchFn, "GET", url2, { timeoutMs: this.requestTimeoutMs });
+      token = await this.tokens.get();
     } catch (e) {
       if (gen !== this.attemptGen) return;
-      const error = e instanceof DanmuError ? e : new DanmuError("http", "end_point", String(e));
-      const tokenRefused = error.status === 401 || error.error_code === ErrorCodes.TOKEN_INVALID;
-      if (tokenRefused && typeof this.tokenSource === "string") {
-        this.giveUp(error);
+      if (e instanceof UnauthorizedError) {
+        this.stop(new DanmuError("unauthorized", "token", e.message, ErrorCodes.TOKEN_INVALID), true);
         return;
       }
-      this.emit("error", error);
-      this.scheduleReconnect();
+      this.emit("error", new DanmuError("http", "token", `the token function failed: ${String(e?.message ?? e)}`));
+      this.retryLater({});
       return;
     }
     if (gen !== this.attemptGen) return;
-    const WebSocketImpl = this.WebSocketImpl;
-    if (!WebSocketImpl) {
-      this.giveUp(new DanmuError("closed", "connect", "no WebSocket class: pass options.WebSocket (on Node.js 20, `ws`)"));
+    let endPoint;
+    try {
+      endPoint = await requestJson(this.fetchFn, "GET", `${this.base}/iapi/websocket/end_point?${this.commonParams(token)}`, {
+        timeoutMs: this.requestTimeoutMs,
+        signal: abort.signal,
+        onDate: (date, roundTrip) => this.clock.sampleDate(date, roundTrip)
+      });
+    } catch (e) {
+      if (gen !== this.attemptGen) return;
+      const error = e instanceof DanmuError ? e : new DanmuError("http", "end_point", String(e));
+      if (isTokenRefusal(error)) {
+        this.tokens.refused(token);
+        if (this.tokens.isFixed) {
+          this.stop(error, true);
+          return;
+        }
+      } else if (error.error_code === ErrorCodes.TIMESTAMP_OUT_OF_WINDOW && !this.resyncedAttempt) {
+        this.resyncedAttempt = true;
+        void this.attempt();
+        return;
+      }
+      this.emit("error", error);
+      this.retryLater({});
       return;
     }
-    if (typeof endPoint.ping_interval === "number" && endPoint.ping_interval > 0) {
-      this.pingIntervalS = endPoint.ping_interval;
+    this.resyncedAttempt = false;
+    if (gen !== this.attemptGen) return;
+    const WebSocketImpl = this.WebSocketImpl;
+    if (!WebSocketImpl) {
+      this.stop(new DanmuError("closed", "connect", "no WebSocket class: pass options.WebSocket (on Node.js 20, `ws`)"), true);
+      return;
     }
+    if (typeof endPoint.ping_interval === "number" && endPoint.ping_interval > 0) this.pingIntervalS = endPoint.ping_interval;
     const target = endPoint.end_point || this.base.replace(/^http/, "ws") + "/iapi/websocket";
     const url = `${target}${target.includes("?") ? "&" : "?"}${this.commonParams(token)}${this.batch ? "&batch=1" : ""}`;
     let ws;
@@ -733,12 +1153,12 @@ var DanmuClient = class extends Emitter {
       ws = new WebSocketImpl(url);
     } catch (e) {
       this.emit("error", new DanmuError("http", "connect", `cannot open ${target}: ${String(e?.message ?? e)}`));
-      this.scheduleReconnect();
+      this.retryLater({});
       return;
     }
     this.ws = ws;
     this.socketUrl = target;
-    this.lastFrameAt = Date.now();
+    this.lastFrameAt = monotonic();
     ws.onmessage = (event) => {
       if (this.ws === ws) this.onData(event.data);
     };
@@ -748,63 +1168,82 @@ var DanmuClient = class extends Emitter {
     ws.onerror = () => {
     };
     this.openTimer = setTimeout(() => {
-      if (this.ws === ws && !this.onlineToken) {
-        this.dropSocket(4e3, "no connected frame");
-        this.onSocketClosed(4e3, "no connected frame");
-      }
+      if (this.ws === ws && !this.onlineToken) this.linkDead(4e3, "no connected frame");
     }, this.requestTimeoutMs);
   }
   commonParams(token) {
-    const q = new URLSearchParams({ user_id: this.userId, sid: this.sid, timestamp: String(this.now()), token });
+    const q = new URLSearchParams({ user_id: this.userId, sid: this.sid, timestamp: String(this.clock.now()), token });
     return q.toString();
-  }
-  /** Milliseconds on the server's clock, as learnt from the `connected` frame. */
-  now() {
-    return Date.now() + this.serverOffsetMs;
   }
   onConnected(frame) {
     this.clearTimer("openTimer");
+    this.connGen += 1;
     this.onlineToken = String(frame.online_token);
     if (typeof frame.ping_interval === "number" && frame.ping_interval > 0) this.pingIntervalS = frame.ping_interval;
-    if (typeof frame.server_time === "number") this.serverOffsetMs = frame.server_time - Date.now();
-    this.failedAttempts = 0;
+    if (typeof frame.server_time === "number") this.clock.sample(frame.server_time, 250);
     this.lastConnected = frame;
-    this.startPing();
+    this.connectedAt = monotonic();
+    this.clearTimer("stableTimer");
+    this.stableTimer = setTimeout(() => {
+      this.stableTimer = null;
+      this.backoff.reset();
+    }, this.stableAfterMs);
+    const room = this.room;
+    if (room) {
+      room.enteredOn = 0;
+      this.sendEnter(room);
+    }
+    this.flushOutbox();
+    this.schedulePing(this.pingIntervalS * 1e3);
     this.setState("connected");
     this.emit("connected", frame);
-    const waiters = this.connectWaiters.splice(0);
-    waiters.forEach((w) => w.resolve(frame));
-    const room = this.room;
-    if (room) this.sendEnter(room);
+    for (const w of [...this.connectWaiters]) w.resolve(frame);
   }
   onSocketClosed(code, reason) {
     const url = this.socketUrl;
+    const wasStable = this.connectedAt !== null && monotonic() - this.connectedAt >= this.stableAfterMs;
     const lost = new DanmuError("disconnected", "", `connection to ${url} closed (${code}${reason ? " " + reason : ""})`);
     this.dropSocket(void 0, void 0, lost);
+    if (wasStable) this.backoff.reset();
+    const retryAfterMs = this.kickedRetryAfterMs;
+    this.kickedRetryAfterMs = void 0;
     if (!this.wantOnline) {
       this.emit("disconnected", { code, reason, url, reconnecting: false });
-      this.setState("closed");
       return;
     }
     if (this.replaced) {
       this.emit("disconnected", { code, reason, url, reconnecting: false });
-      this.giveUp(new DanmuError("closed", "", "replaced by another connection of this user_id and sid"));
+      this.stop(new DanmuError("closed", "", "replaced by another connection of this user_id and sid"), true);
       return;
     }
-    const reconnecting = this.reconnectOptions !== false;
-    this.emit("disconnected", { code, reason, url, reconnecting });
-    if (reconnecting) this.scheduleReconnect();
-    else this.giveUp(new DanmuError("closed", "", `connection closed (${code})`));
+    if (!this.reconnects) {
+      this.emit("disconnected", { code, reason, url, reconnecting: false });
+      this.stop(new DanmuError("closed", "", `connection closed (${code}) and reconnect is off`), true);
+      return;
+    }
+    const why = retryAfterMs === void 0 ? { closeCode: code } : { closeCode: code, retryAfterMs };
+    const delay = this.waitFor(this.backoff.delayAfter(why));
+    this.emit("disconnected", { code, reason, url, reconnecting: true, retryInMs: delay });
+    this.scheduleAttempt(delay);
   }
-  /** Forgets the socket (its late events are ignored), closes it, fails the waiting reports. */
+  /** The link is taken as dead (no pong, no `connected`, an unanswered re-entry): close it and reconnect. */
+  linkDead(code, reason) {
+    if (!this.ws) return;
+    this.dropSocket(code, reason);
+    this.onSocketClosed(code, reason);
+  }
+  /** Forgets the socket (its late events are ignored), closes it, fails the frames waiting for answers. */
   dropSocket(code, reason, error) {
     const ws = this.ws;
     this.ws = null;
     this.onlineToken = null;
-    this.clearTimer("openTimer");
-    this.clearTimer("probeTimer");
-    if (this.pingTimer !== null) clearInterval(this.pingTimer);
-    this.pingTimer = null;
+    this.connectedAt = null;
+    for (const t of ["openTimer", "probeTimer", "pingTimer", "pongTimer", "stableTimer"]) this.clearTimer(t);
+    if (this.room) {
+      this.clearRoomRetry(this.room);
+      this.room.enteredOn = 0;
+      this.room.inFlight = false;
+    }
     if (ws) {
       ws.onmessage = ws.onclose = ws.onopen = null;
       ws.onerror = () => {
@@ -817,37 +1256,50 @@ var DanmuClient = class extends Emitter {
     const failure = error ?? new DanmuError("disconnected", "", "connection closed");
     for (const w of this.answers.drain()) w.reject(failure);
   }
-  scheduleReconnect() {
-    if (!this.wantOnline || this.reconnectOptions === false) {
-      if (this.wantOnline) this.giveUp(new DanmuError("closed", "connect", "connection failed and reconnect is off"));
+  /** A failed attempt (no connection made): wait, then try again. */
+  retryLater(why) {
+    if (!this.wantOnline) return;
+    if (!this.reconnects) {
+      this.stop(new DanmuError("closed", "connect", "connection failed and reconnect is off"), true);
       return;
     }
-    this.clearTimer("reconnectTimer");
-    const { minDelayMs, maxDelayMs } = this.reconnectOptions;
-    const base = Math.min(maxDelayMs, minDelayMs * 2 ** this.failedAttempts);
-    this.failedAttempts += 1;
-    const delay = Math.round(base * (0.8 + Math.random() * 0.4));
-    this.setState("reconnecting");
-    this.reconnectTimer = setTimeout(() => void this.attempt(), delay);
+    this.scheduleAttempt(this.waitFor(this.backoff.delayAfter(why)));
   }
-  /** Stops for good: no more attempts, `connect()` callers are told. */
-  giveUp(error) {
+  /** While the device says it is offline, wait at least the longest delay; `online` tries at once. */
+  waitFor(delay) {
+    return this.lifecycle && !this.lifecycle.isOnline() ? Math.max(delay, this.maxDelayMs) : delay;
+  }
+  scheduleAttempt(delay) {
+    this.clearTimer("reconnectTimer");
+    this.setState("reconnecting");
+    this.reconnectTimer = setTimeout(() => {
+      this.reconnectTimer = null;
+      void this.attempt();
+    }, delay);
+  }
+  /** Stops for good (`close()`, or a reason to stop): no more attempts; everything waiting is told. */
+  stop(error, tellApp = false) {
     this.wantOnline = false;
     this.attemptGen += 1;
+    this.attemptAbort?.abort();
+    this.attemptAbort = null;
     this.clearTimer("reconnectTimer");
-    this.dropSocket(1e3, "closed", error);
-    this.rejectConnectWaiters(error);
+    this.stopWatching?.();
+    this.stopWatching = null;
     const room = this.room;
     this.room = null;
-    room?.waiters.splice(0).forEach((w) => w.reject(error));
-    this.emit("error", error);
+    this.dropSocket(1e3, tellApp ? "stopped" : "closed by client", error);
+    for (const w of [...this.connectWaiters]) w.reject(error);
+    if (room) {
+      this.clearRoomRetry(room);
+      for (const w of [...room.waiters]) w.reject(error);
+    }
+    for (const p of this.outbox.splice(0)) p.settle({ error });
+    if (tellApp) this.emit("error", error);
     this.setState("closed");
   }
-  rejectConnectWaiters(error) {
-    this.connectWaiters.splice(0).forEach((w) => w.reject(error));
-  }
   setState(state) {
-    if (state === this.currentState) return;
+    if (state === this.currentState || this.currentState === "closed") return;
     this.currentState = state;
     this.emit("state", state);
   }
@@ -856,24 +1308,111 @@ var DanmuClient = class extends Emitter {
     if (t !== null) clearTimeout(t);
     this[name] = null;
   }
-  startPing() {
-    if (this.pingTimer !== null) clearInterval(this.pingTimer);
-    this.pingTimer = setInterval(() => this.pingTick(), this.pingIntervalS * 1e3);
+  /**
+   * Waits in `set` for a value, bounded by `options`: on timeout or abort the waiter leaves the
+   * set, `onGiveUp` runs, and the promise rejects.
+   */
+  wait(set, what, options, onGiveUp) {
+    return new Promise((resolve, reject) => {
+      const { signal, timeoutMs } = options;
+      if (signal?.aborted) {
+        reject(new DanmuError("aborted", what, "cancelled"));
+        return;
+      }
+      let timer;
+      const finish = () => {
+        set.delete(waiter);
+        clearTimeout(timer);
+        signal?.removeEventListener("abort", onAbort);
+      };
+      const giveUp = (error) => {
+        finish();
+        onGiveUp();
+        reject(error);
+      };
+      const onAbort = () => giveUp(new DanmuError("aborted", what, "cancelled"));
+      const waiter = {
+        resolve: (value) => {
+          finish();
+          resolve(value);
+        },
+        reject: (error) => {
+          finish();
+          reject(error);
+        }
+      };
+      set.add(waiter);
+      if (timeoutMs !== void 0) timer = setTimeout(() => giveUp(new DanmuError("timeout", what, `not done in ${timeoutMs} ms`)), timeoutMs);
+      signal?.addEventListener("abort", onAbort);
+    });
   }
-  /** A `ping` per interval; a connection silent for two intervals (no pong) is taken as lost. */
-  pingTick() {
-    if (Date.now() - this.lastFrameAt > this.pingIntervalS * 2e3 + 5e3) {
-      this.dropSocket(4e3, "heartbeat timed out");
-      this.onSocketClosed(4e3, "heartbeat timed out");
-      return;
-    }
-    this.send("ping", {}, { action: "ping", resolve: () => {
-    }, reject: () => {
-    } });
+  // ------------------------------------------------------------ heartbeat and clock
+  /**
+   * The next heartbeat `ping` in `delayMs`. The timer is set when the previous `pong` arrives
+   * (a network task), not by `setInterval`: browsers throttle chains of timers in hidden tabs
+   * down to one wake-up a minute (Chrome's intensive throttling, after 5 minutes hidden), but
+   * not a timer that a network event set. See the README's "Hidden tabs".
+   */
+  schedulePing(delayMs) {
+    this.clearTimer("pingTimer");
+    this.pingTimer = setTimeout(() => {
+      this.pingTimer = null;
+      this.heartbeat();
+    }, delayMs);
+  }
+  /** Sends a `ping` now (unless one is waiting) with a deadline for any answer of the broker. */
+  heartbeat() {
+    if (!this.ws || !this.onlineToken || this.pongTimer !== null) return;
+    this.clearTimer("pingTimer");
+    const sentAt = monotonic();
+    const key = this.sendFrame("ping", {}, {
+      action: "ping",
+      resolve: (answer) => {
+        this.clearTimer("pongTimer");
+        const pong = answer;
+        if (typeof pong.server_time === "number") this.clock.samplePong(pong.server_time, monotonic() - sentAt);
+        this.schedulePing(Math.max(0, this.pingIntervalS * 1e3 - (monotonic() - sentAt)));
+      },
+      reject: () => {
+      }
+    });
+    if (key === null) return;
+    this.pongTimer = setTimeout(() => {
+      this.pongTimer = null;
+      if (this.lastFrameAt >= sentAt) this.schedulePing(Math.max(0, this.pingIntervalS * 1e3 - (monotonic() - sentAt)));
+      else this.linkDead(4e3, `no answer to ping in ${this.pongTimeoutMs} ms`);
+    }, this.pongTimeoutMs);
+  }
+  /** The network or the page came back, or went away: check the link now rather than at the next heartbeat. */
+  checkLink() {
+    if (this.ws && this.onlineToken) this.heartbeat();
+  }
+  /**
+   * After a 1010: learn the broker's clock again from the `Date` of an `end_point` answer
+   * (a ping would be refused the same way). Concurrent callers share one request.
+   */
+  resyncClock() {
+    if (this.resyncing) return this.resyncing;
+    this.clock.forget();
+    const run = (async () => {
+      try {
+        const token = await this.tokens.get();
+        await requestJson(this.fetchFn, "GET", `${this.base}/iapi/websocket/end_point?${this.commonParams(token)}`, {
+          timeoutMs: this.requestTimeoutMs,
+          onDate: (date, roundTrip) => this.clock.sampleDate(date, roundTrip)
+        });
+      } catch {
+      } finally {
+        this.resyncing = null;
+        this.flushOutbox();
+      }
+    })();
+    this.resyncing = run;
+    return run;
   }
   // ------------------------------------------------------------ frames
   onData(data) {
-    this.lastFrameAt = Date.now();
+    this.lastFrameAt = monotonic();
     if (typeof data !== "string") {
       this.emit("error", new DanmuError("http", "frame", "a binary frame (the protocol is JSON text)"));
       return;
@@ -910,16 +1449,17 @@ var DanmuClient = class extends Emitter {
     const found = this.answers.take(action);
     if (!found) return;
     found.dropped.forEach((w) => w.reject(droppedError(w.action)));
-    found.entry.resolve(answer);
+    found.entry?.resolve(answer);
   }
   onErrorFrame(frame) {
     const code = Number(frame.error_code) || 0;
     const forAction = String(frame.for ?? "");
     const reason = String(frame.error_reason ?? "error");
+    if (code === ErrorCodes.TIMESTAMP_OUT_OF_WINDOW) void this.resyncClock();
     if (forAction === "") {
-      const entry = this.answers.takeOldest();
-      if (entry) entry.reject(new DanmuError("refused", entry.action, reason, code));
-      else this.emit("error", new DanmuError("refused", "", reason, code));
+      const found2 = this.answers.takeOldest();
+      if (found2?.entry) found2.entry.reject(new DanmuError("refused", found2.entry.action, reason, code));
+      else if (!found2) this.emit("error", new DanmuError("refused", "", reason, code));
       if (code === ErrorCodes.RATE_LIMITED) this.probeAfterRateLimit();
       return;
     }
@@ -930,7 +1470,7 @@ var DanmuClient = class extends Emitter {
       return;
     }
     found.dropped.forEach((w) => w.reject(droppedError(w.action)));
-    found.entry.reject(error);
+    found.entry?.reject(error);
   }
   /**
    * After a 1006 the broker drops further frames without answering for a while. A `ping` a
@@ -942,13 +1482,15 @@ var DanmuClient = class extends Emitter {
     const ws = this.ws;
     this.probeTimer = setTimeout(() => {
       this.probeTimer = null;
-      if (this.ws === ws && this.answers.size > 0) this.send("ping", {}, { action: "ping", resolve: () => {
+      if (this.ws === ws && this.answers.waiting > 0) this.sendFrame("ping", {}, { action: "ping", resolve: () => {
       }, reject: () => {
       } });
     }, 1100);
   }
   onKicked(frame) {
     if (frame.reason === "replaced") this.replaced = true;
+    const after = Number(frame.retry_after_ms);
+    if (frame.retry_after_ms !== void 0 && Number.isFinite(after) && after >= 0) this.kickedRetryAfterMs = after;
     this.emit("kicked", frame);
   }
   onRoomEvent(event) {
@@ -965,12 +1507,12 @@ var DanmuClient = class extends Emitter {
       this.emit(event.action, event, meta);
     }
   }
-  /** Writes one signed frame; `waiting` is settled by its answer. False when not connected. */
-  send(action, fields, waiting) {
+  /** Writes one signed frame; `waiting` is settled by its answer. Its key in the answer queue, or null when not connected. */
+  sendFrame(action, fields, waiting) {
     const ws = this.ws;
     const onlineToken = this.onlineToken;
-    if (!ws || ws.readyState !== OPEN || !onlineToken) return false;
-    const timestamp = this.now();
+    if (!ws || ws.readyState !== OPEN || !onlineToken) return null;
+    const timestamp = this.clock.now();
     const frame = {
       action,
       online_token: onlineToken,
@@ -979,59 +1521,136 @@ var DanmuClient = class extends Emitter {
       sign: frameSign(action, onlineToken, this.sid, timestamp)
     };
     for (const [k, v] of Object.entries(fields)) if (!(k in frame) && v !== void 0) frame[k] = v;
-    this.answers.add(waiting);
+    const key = this.answers.add(waiting);
     try {
       ws.send(JSON.stringify(frame));
     } catch (e) {
-      this.answers.remove(waiting);
+      this.answers.remove(key);
       waiting.reject(new DanmuError("disconnected", action, String(e?.message ?? e)));
     }
-    return true;
-  }
-  /** Sends a report; resolves with its `ack`, rejects with the `error` (or timeout, disconnect). */
-  report(action, fields = {}) {
-    return new Promise((resolve, reject) => {
-      let timer;
-      const waiting = {
-        action,
-        resolve: (answer) => {
-          clearTimeout(timer);
-          resolve(answer);
-        },
-        reject: (error) => {
-          clearTimeout(timer);
-          reject(error);
-        }
-      };
-      if (!this.send(action, fields, waiting)) {
-        reject(new DanmuError(this.currentState === "closed" ? "closed" : "not_connected", action, "not connected"));
-        return;
-      }
-      timer = setTimeout(() => {
-        this.answers.remove(waiting);
-        reject(new DanmuError("timeout", action, `no answer in ${this.requestTimeoutMs} ms`));
-      }, this.requestTimeoutMs);
-    });
+    return key;
   }
   // ------------------------------------------------------------ reports
+  /**
+   * Sends a report; resolves with its `ack`, rejects with the `error` (or timeout, disconnect).
+   * While the client is connecting or reconnecting, the report waits (up to its timeout) for
+   * the connection and for the room's re-entry, then goes out. A 1010 answer resyncs the clock
+   * and sends it again once. `timeoutMs` (default `requestTimeoutMs`) and `signal` bound it: a
+   * report not yet sent is then never sent; one already sent keeps its place, and its late
+   * answer is dropped.
+   */
+  report(action, fields = {}, options = {}) {
+    if (this.currentState === "closed") return Promise.reject(closedError(action));
+    if (!this.wantOnline) return Promise.reject(new DanmuError("not_connected", action, "not connected: call connect() or enterRoom() first"));
+    if (options.signal?.aborted) return Promise.reject(new DanmuError("aborted", action, "cancelled"));
+    const timeoutMs = options.timeoutMs ?? this.requestTimeoutMs;
+    return new Promise((resolve, reject) => {
+      let done = false;
+      const onAbort = () => giveUp(new DanmuError("aborted", action, "cancelled"));
+      const timer = setTimeout(() => {
+        const why = pending.key === null ? `not sent in ${timeoutMs} ms (no connection)` : `no answer in ${timeoutMs} ms`;
+        giveUp(new DanmuError("timeout", action, why));
+      }, timeoutMs);
+      const pending = {
+        action,
+        fields,
+        key: null,
+        resent: false,
+        settle: (result) => {
+          if (done) return;
+          done = true;
+          clearTimeout(timer);
+          options.signal?.removeEventListener("abort", onAbort);
+          if ("answer" in result) resolve(result.answer);
+          else reject(result.error);
+        }
+      };
+      const giveUp = (error) => {
+        if (done) return;
+        if (pending.key !== null) this.answers.abandon(pending.key);
+        else this.outbox = this.outbox.filter((p) => p !== pending);
+        pending.settle({ error });
+      };
+      options.signal?.addEventListener("abort", onAbort);
+      if (this.canSend(action)) this.write(pending);
+      else this.outbox.push(pending);
+    });
+  }
+  /** A report may go out now: connected, and (but for `ping`) the room's re-entry acknowledged. */
+  canSend(action) {
+    if (!this.ws || !this.onlineToken) return false;
+    if (action === "ping") return true;
+    const room = this.room;
+    return !room || room.enteredOn === this.connGen;
+  }
+  write(pending) {
+    const key = this.sendFrame(pending.action, pending.fields, {
+      action: pending.action,
+      resolve: (answer) => pending.settle({ answer }),
+      reject: (error) => {
+        const e = error;
+        if (e.kind === "refused" && e.error_code === ErrorCodes.TIMESTAMP_OUT_OF_WINDOW && !pending.resent) {
+          pending.resent = true;
+          pending.key = null;
+          this.outbox.push(pending);
+          void this.resyncClock();
+          return;
+        }
+        pending.settle({ error: e });
+      }
+    });
+    if (key === null) this.outbox.push(pending);
+    else pending.key = key;
+  }
+  /** Sends the reports that may go out now, in the order they were made. */
+  flushOutbox() {
+    if (this.resyncing) return;
+    const waiting = this.outbox;
+    this.outbox = [];
+    for (const p of waiting) {
+      if (this.canSend(p.action)) this.write(p);
+      else this.outbox.push(p);
+    }
+  }
   /** `ping`: resolves with the `pong` (the client also pings by itself at `ping_interval`). */
-  ping() {
-    return this.report("ping");
+  ping(options = {}) {
+    return this.report("ping", {}, options);
   }
   /**
    * `enter_room_report`: joins `channel_name` (leaving any other room) and stays in it across
    * reconnects. Pass `from` (a `position` kept from before) to recover from there; the ack then
-   * says `recovered`. Connects first when the client is not connected; waits for the connection.
+   * says `recovered`. Connects first when the client is not connected, and waits for the
+   * connection. Refusals that may pass (1011 store unavailable, 1006, 1010, a timeout) are
+   * retried with back-off, each told in an `error` event; 1001, 1003 and 1007 reject (and, for
+   * a re-entry, are told in a `recovery` event with `error`). `timeoutMs` and `signal` bound
+   * the wait: when either ends it before the ack, the client stops entering the room.
    */
-  enterRoom(channel_name, from) {
+  enterRoom(channel_name, from, options = {}) {
+    if (this.currentState === "closed") return Promise.reject(closedError("enter_room_report"));
     const previous = this.room;
-    const room = { position: new RoomPosition(String(channel_name), from), waiters: [] };
+    const room = {
+      position: new RoomPosition(String(channel_name), from),
+      waiters: /* @__PURE__ */ new Set(),
+      enteredOn: 0,
+      inFlight: false,
+      retryTimer: null,
+      leaveOnLateAck: false
+    };
     this.room = room;
-    previous?.waiters.splice(0).forEach((w) => w.reject(new DanmuError("closed", "enter_room_report", `entering ${channel_name} instead`)));
-    const entered = new Promise((resolve, reject) => room.waiters.push({ resolve, reject }));
-    if (this.onlineToken) this.sendEnter(room);
-    else if (!this.wantOnline) this.connect().catch(() => {
+    if (previous) {
+      this.clearRoomRetry(previous);
+      const instead = new DanmuError("closed", "enter_room_report", `entering ${channel_name} instead`);
+      for (const w of [...previous.waiters]) w.reject(instead);
+    }
+    const entered = this.wait(room.waiters, "enter_room_report", options, () => {
+      if (this.room !== room) return;
+      this.room = null;
+      this.clearRoomRetry(room);
+      room.leaveOnLateAck = room.inFlight;
+      this.flushOutbox();
     });
+    if (this.onlineToken) this.sendEnter(room);
+    else this.goOnline();
     return entered;
   }
   /**
@@ -1040,87 +1659,142 @@ var DanmuClient = class extends Emitter {
    * `recovery` event, with the client's own verdict on `recovered` (the epoch check).
    */
   sendEnter(room) {
+    this.clearRoomRetry(room);
     const recovering = room.position.known;
     const sent = room.position.enterFields();
     const channel_name = room.position.channel_name;
+    const conn = this.connGen;
     let timer;
     const waiting = {
       action: "enter_room_report",
       // Settled synchronously, before the frames that follow the ack (the replay) are read.
       resolve: (answer) => {
         clearTimeout(timer);
-        if (this.room !== room) return;
+        room.inFlight = false;
+        if (this.room !== room) {
+          if (room.leaveOnLateAck && this.room === null && conn === this.connGen) {
+            this.sendFrame("exit_room_report", { user_id: this.userId, channel_name }, { action: "exit_room_report", resolve: () => {
+            }, reject: () => {
+            } });
+          }
+          return;
+        }
         const ack = answer;
+        room.enteredOn = conn;
+        this.roomBackoff.reset();
         const outcome = room.position.entered(ack, sent);
-        room.waiters.splice(0).forEach((w) => w.resolve(ack));
+        for (const w of [...room.waiters]) w.resolve(ack);
         if (recovering) this.emit("recovery", { channel_name, recovered: outcome.recovered, renumbered: outcome.renumbered, ack });
+        this.flushOutbox();
       },
       reject: (error) => {
         clearTimeout(timer);
+        room.inFlight = false;
         if (this.room !== room) return;
-        const e = error;
-        if (e.kind === "disconnected" || e.kind === "not_connected") return;
-        this.room = null;
-        room.waiters.splice(0).forEach((w) => w.reject(e));
-        if (recovering) this.emit("recovery", { channel_name, recovered: false, renumbered: false, error: e });
+        this.onEnterRefused(room, error, recovering, conn);
       }
     };
-    if (!this.send("enter_room_report", { channel_name, ...sent }, waiting)) return;
+    if (this.sendFrame("enter_room_report", { channel_name, ...sent }, waiting) === null) return;
+    room.inFlight = true;
     timer = setTimeout(() => {
-      this.answers.remove(waiting);
-      if (this.room === room && this.ws) {
-        this.dropSocket(4e3, "enter_room_report timed out");
-        this.onSocketClosed(4e3, "enter_room_report timed out");
-      }
+      if (this.room === room && room.inFlight && conn === this.connGen) this.linkDead(4e3, "enter_room_report timed out");
     }, this.requestTimeoutMs);
+  }
+  onEnterRefused(room, error, recovering, conn) {
+    if (error.kind === "disconnected" || error.kind === "not_connected") return;
+    const channel_name = room.position.channel_name;
+    if (error.kind !== "refused" || FINAL_ENTER_CODES.has(error.error_code)) {
+      this.room = null;
+      for (const w of [...room.waiters]) w.reject(error);
+      if (recovering) this.emit("recovery", { channel_name, recovered: false, renumbered: false, error });
+      this.emit("error", error);
+      this.flushOutbox();
+      return;
+    }
+    this.emit("error", error);
+    const delay = error.error_code === ErrorCodes.TIMESTAMP_OUT_OF_WINDOW ? 0 : this.roomBackoff.next();
+    const again = () => {
+      room.retryTimer = null;
+      if (this.room === room && conn === this.connGen && this.onlineToken) this.sendEnter(room);
+    };
+    if (delay === 0) void this.resyncClock().then(again);
+    else room.retryTimer = setTimeout(again, delay);
+  }
+  clearRoomRetry(room) {
+    if (room.retryTimer !== null) clearTimeout(room.retryTimer);
+    room.retryTimer = null;
   }
   /**
    * `exit_room_report` for oneself: leaves the current room (the seat is freed, the others get
-   * `exit_room`); the client stops re-entering it.
+   * `exit_room`); the client stops re-entering it. Resolves with null when the broker has the
+   * client in no room (not connected, or the room not entered on this connection): there is
+   * nothing to leave.
    */
-  exitRoom() {
+  exitRoom(options = {}) {
     const room = this.room;
     this.room = null;
-    room?.waiters.splice(0).forEach((w) => w.reject(new DanmuError("closed", "enter_room_report", "left the room")));
-    return this.report("exit_room_report", { user_id: this.userId, channel_name: room?.position.channel_name ?? "" });
+    if (room) {
+      this.clearRoomRetry(room);
+      const left = new DanmuError("closed", "enter_room_report", "left the room");
+      for (const w of [...room.waiters]) w.reject(left);
+    }
+    const onBroker = room !== null && this.onlineToken !== null && (room.enteredOn === this.connGen || room.inFlight);
+    this.flushOutbox();
+    if (!onBroker) return Promise.resolve(null);
+    return this.report("exit_room_report", { user_id: this.userId, channel_name: room.position.channel_name }, options);
   }
   /**
    * `exit_room_report` for another user: the relay acknowledgement of seed 001 2.4 (the broker
    * already told every member; it records the report).
    */
-  relayExit(user_id) {
-    return this.report("exit_room_report", { user_id: String(user_id), channel_name: this.channelName ?? "" });
+  relayExit(user_id, options) {
+    return this.report("exit_room_report", { user_id: String(user_id), channel_name: this.channelName ?? "" }, options);
   }
   /** `send_topic_msg_report`: a chat message to the room (1 to `client.max_content_chars` characters). The ack has its `seq`. */
-  sendTopicMsg(content, channel_name) {
-    return this.report("send_topic_msg_report", { channel_name: channel_name ?? this.channelName ?? "", content });
+  sendTopicMsg(content, channel_name, options) {
+    return this.report("send_topic_msg_report", { channel_name: channel_name ?? this.channelName ?? "", content }, options);
   }
   /** `send_gift_report`: `bc` to every member (the ack has its `seq`), `ptp` to `gift.receiver_id` only. */
-  sendGift(gift, notify_type = "bc", channel_name) {
-    return this.report("send_gift_report", { channel_name: channel_name ?? this.channelName ?? "", notify_type, gift });
+  sendGift(gift, notify_type = "bc", channel_name, options) {
+    return this.report("send_gift_report", { channel_name: channel_name ?? this.channelName ?? "", notify_type, gift }, options);
   }
   /** `up_report`: takes seat `seat_id` (without: the held seat, else the lowest free one). A taken seat fails with 1005. */
-  up(seat_id, channel_name) {
-    return this.report("up_report", { channel_name: channel_name ?? this.channelName ?? "", seat_id });
+  up(seat_id, channel_name, options) {
+    return this.report("up_report", { channel_name: channel_name ?? this.channelName ?? "", seat_id }, options);
   }
   /** `down_report`: frees the caller's seat (1004 when it holds none). */
-  down(channel_name) {
-    return this.report("down_report", { channel_name: channel_name ?? this.channelName ?? "" });
+  down(channel_name, options) {
+    return this.report("down_report", { channel_name: channel_name ?? this.channelName ?? "" }, options);
   }
   /** `hang_up_report`: ends a 1:1 call; `receiver_id` gets `hang_up` (without: every other user of the call). */
-  hangUp(receiver_id) {
-    return this.report("hang_up_report", receiver_id === void 0 ? {} : { receiver_id: String(receiver_id) });
+  hangUp(receiver_id, options) {
+    return this.report("hang_up_report", receiver_id === void 0 ? {} : { receiver_id: String(receiver_id) }, options);
   }
   // ------------------------------------------------------------ HTTP
   /** `GET /iapi/user/info`: the channel the broker has this user in (`""` when none). */
-  async userInfo() {
-    const token = await tokenOf(this.tokenSource);
+  async userInfo(options = {}) {
+    let token;
+    try {
+      token = await this.tokens.get();
+    } catch (e) {
+      if (e instanceof UnauthorizedError) throw new DanmuError("unauthorized", "user/info", e.message, ErrorCodes.TOKEN_INVALID);
+      throw new DanmuError("http", "user/info", `the token function failed: ${String(e?.message ?? e)}`);
+    }
     const q = new URLSearchParams({ user_id: this.userId, token });
-    return requestJson(this.fetchFn, "GET", `${this.base}/iapi/user/info?${q}`, {
-      timeoutMs: this.requestTimeoutMs
-    });
+    try {
+      return await requestJson(this.fetchFn, "GET", `${this.base}/iapi/user/info?${q}`, {
+        timeoutMs: options.timeoutMs ?? this.requestTimeoutMs,
+        signal: options.signal
+      });
+    } catch (e) {
+      if (isTokenRefusal(e)) this.tokens.refused(token);
+      throw e;
+    }
   }
 };
+function closedError(forWhat) {
+  return new DanmuError("closed", forWhat, "the client was closed");
+}
 function droppedError(action) {
   return new DanmuError("refused", action, "no answer: the broker dropped the frame (rate limited)", ErrorCodes.RATE_LIMITED);
 }
@@ -1130,12 +1804,18 @@ function randomHex(bytes) {
   return Array.from(a, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 export {
+  Backoff,
   DanmuClient,
   DanmuError,
+  ERROR_CODE_INFO,
   ErrorCodes,
   ROOM_EVENT_NAMES,
+  RoomErrorCodes,
   RoomPosition,
   RoomsApi,
+  UnauthorizedError,
+  describeError,
+  errorCodeInfo,
   frameSign,
   md5Hex
 };
