@@ -16,28 +16,7 @@ use std::net::IpAddr;
 use crate::config::Config;
 use crate::secrets;
 
-/// Whom the broker's listeners face.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Facing {
-    /// Every listener is on a loopback address.
-    Loopback,
-    /// A listener is on another address: `key` (`server.host` or `server.internal.host`) binds `ip`.
-    Network { key: &'static str, ip: IpAddr },
-}
-
-impl Facing {
-    /// The first listener not on loopback: the public one (`server.host`), then the internal
-    /// one (`server.internal.host`, which serves the admin API when set).
-    pub fn of(public: IpAddr, internal: Option<IpAddr>) -> Self {
-        if !public.is_loopback() {
-            return Self::Network { key: "server.host", ip: public };
-        }
-        match internal {
-            Some(ip) if !ip.is_loopback() => Self::Network { key: "server.internal.host", ip },
-            _ => Self::Loopback,
-        }
-    }
-}
+pub use crate::secrets::Facing;
 
 /// Start-up's verdict for `config` on the public listener's address `public` and the internal
 /// one's `internal`: the warnings to log, or every refusal (one a line).

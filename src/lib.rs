@@ -35,11 +35,11 @@ use std::time::Duration;
 
 use actix::{Actor, Addr, Arbiter, ArbiterHandle, AsyncContext, Context};
 use actix_web::{web, App};
+use actors::clients::sessions::{KickAll, SessionIndex};
 use actors::metrics::Metrics;
 use actors::protocol::client::KickReason;
 use actors::registry::{AllRooms, CloseAllBigo, Registry};
 use actors::room::Flush;
-use actors::sessions::{KickAll, SessionIndex};
 use log::{info, warn};
 
 use crate::config::Config;

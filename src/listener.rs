@@ -10,7 +10,7 @@
 //!
 //! - if the answer carries a [`TakeOver`] (the client WebSocket handler's 101,
 //!   `http::clients::upgrade`), writes the 101 and hands the bare socket over to the client
-//!   session (`actors::ws_conn`); the dispatcher, its buffers and this service are done with it;
+//!   session (`actors::clients::ws_conn`); the dispatcher, its buffers and this service are done with it;
 //! - otherwise (the BIGO ingress on actix-web-actors, an error answer, any other route) serves
 //!   that one answer as the dispatcher would: the response head through actix-http's h1 codec,
 //!   then the body stream, the bytes the client sends feeding the request's payload. The
@@ -40,7 +40,7 @@ use actix_service::{
 };
 use actix_web::dev::{AppConfig, ServiceResponse};
 use actix_web::Error;
-use actors::ws_conn::{Handover, TakeOver};
+use actors::clients::ws_conn::{Handover, TakeOver};
 use bytes::{Bytes, BytesMut};
 use log::debug;
 use rustls::ServerConfig;

@@ -3,7 +3,7 @@
 //! as one JSON object per line:
 //!
 //! ```text
-//! {"timestamp":"2026-12-01T19:50:19.123456Z","level":"WARN","target":"actors::bigo_session",
+//! {"timestamp":"2026-12-01T19:50:19.123456Z","level":"WARN","target":"actors::ingress::bigo_session",
 //!  "message":"bigo 10.0.0.7:51512: dataReception game_sess \"gs-1\" seqid \"s-9\" rejected with 403: ...",
 //!  "game_sess":"gs-1","seqid":"s-9"}
 //! ```

@@ -13,8 +13,32 @@
 //! refuses to start. `server.allow_default_secrets: true` lets it start with shipped secrets
 //! (the operator means it); nothing lets it start with short ones.
 
+use std::net::IpAddr;
+
 use crate::config::Config;
-use crate::exposure::Facing;
+
+/// Whom the broker's listeners face (what [`crate::exposure`] refuses depends on it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Facing {
+    /// Every listener is on a loopback address.
+    Loopback,
+    /// A listener is on another address: `key` (`server.host` or `server.internal.host`) binds `ip`.
+    Network { key: &'static str, ip: IpAddr },
+}
+
+impl Facing {
+    /// The first listener not on loopback: the public one (`server.host`), then the internal
+    /// one (`server.internal.host`, which serves the admin API when set).
+    pub fn of(public: IpAddr, internal: Option<IpAddr>) -> Self {
+        if !public.is_loopback() {
+            return Self::Network { key: "server.host", ip: public };
+        }
+        match internal {
+            Some(ip) if !ip.is_loopback() => Self::Network { key: "server.internal.host", ip },
+            _ => Self::Loopback,
+        }
+    }
+}
 
 /// The value every secret ships with.
 pub const SHIPPED: &str = "change-me";

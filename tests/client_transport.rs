@@ -1,4 +1,4 @@
-//! The client connection's transport (`actors::ws_conn`, `src/listener.rs`): a client that
+//! The client connection's transport (`actors::clients::ws_conn`, `src/listener.rs`): a client that
 //! stops reading is closed within `client.write_timeout_ms` while the room goes on, a frame
 //! trickling in one byte per TCP segment is served, a silent connection meets the idle timeout,
 //! and TLS goes the same way.

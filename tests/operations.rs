@@ -203,7 +203,7 @@ async fn with_log_format_json_every_line_is_a_json_object_naming_the_fields_an_o
     }
     let has = |pairs: &[(&str, &str)]| lines.iter().any(|l| pairs.iter().all(|(k, v)| l[*k] == *v));
     assert!(has(&[("level", "WARN"), ("game_sess", "gs-json"), ("seqid", "s-json-bad")]), "{log}");
-    assert!(has(&[("target", "actors::client_session"), ("user_id", "json-viewer")]), "{log}");
+    assert!(has(&[("target", "actors::clients::client_session"), ("user_id", "json-viewer")]), "{log}");
     assert!(has(&[("channel_name", "gs-json"), ("user_id", "json-viewer")]), "{log}");
     assert!(has(&[("level", "INFO"), ("target", "danmu_broker")]), "{log}");
 }

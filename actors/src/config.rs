@@ -78,7 +78,7 @@ pub struct ClientConfig {
     pub rate_per_s: u32,
     pub send_queue_len: usize,
     /// A client whose socket takes no bytes for this long while frames wait for it (it
-    /// stopped reading) is closed and counted as slow (`crate::ws_conn`).
+    /// stopped reading) is closed and counted as slow (`crate::clients::ws_conn`).
     pub write_timeout_ms: u64,
 }
 

@@ -4,13 +4,13 @@
 //! sessions (route changes, shutdown) and owns the pullers (PROTOCOL.md 1.5).
 //!
 //! It is off the hot path: an ingester asks it once per `game_sess` and then talks to the room
-//! directly (`crate::ingest`); when a route changes it tells every ingester ([`RouteChanged`]).
+//! directly (`crate::ingress::ingest`); when a route changes it tells every ingester ([`RouteChanged`]).
 //! It keeps no room status of its own: a starting room asks the live-room layer, whose store
 //! is the truth ([`StatusOf`](crate::room::StatusOf)).
 //!
 //! Rooms run on a small pool of arbiters (threads) so that hot rooms spread over the cores;
 //! the registry itself does only map look-ups. Client sessions and users are the
-//! [`SessionIndex`](crate::sessions::SessionIndex)'s concern.
+//! [`SessionIndex`](crate::clients::sessions::SessionIndex)'s concern.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -19,10 +19,10 @@ use actix::prelude::*;
 use log::{debug, info};
 
 use crate::config::{BigoConfig, RoomConfig};
-use crate::ingest::{RouteChanged, RouteGameSess};
+use crate::ingress::ingest::{RouteChanged, RouteGameSess};
+use crate::ingress::puller::{GameSessSeen, Puller, PullerLinks, PullerStopped};
 use crate::metrics::Metrics;
 use crate::protocol::status::RoomStatus;
-use crate::puller::{GameSessSeen, Puller, PullerLinks, PullerStopped};
 use crate::room::dedup::DedupWindow;
 use crate::room::events::SessionId;
 use crate::room::{LocalEngine, MembershipChanged, RoomHandle, RoomLinks, RoomStopped, SetStatus, StatusOf};

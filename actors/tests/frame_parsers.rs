@@ -8,9 +8,9 @@
 //! floats, long digit strings, as numbers and as strings) are answered cleanly: a time check
 //! fails, or the value counts as absent; nothing overflows.
 
-use actors::bigo_session::{check_data, check_login, up_cost};
-use actors::client_session::check_frame;
+use actors::clients::client_session::check_frame;
 use actors::config::{BigoAccount, BigoConfig, ClientConfig};
+use actors::ingress::bigo_session::{check_data, check_login, up_cost};
 use actors::protocol::bigo::{self, Request};
 use actors::protocol::client::ErrorCode;
 use actors::protocol::clock::{plausible, LATEST_MS};

@@ -11,8 +11,8 @@
 
 use crate::store::conn::RedisConn;
 use actix::{Actor, ActorFutureExt, Addr, AsyncContext, Context, Handler, Message, ResponseFuture, WrapFuture};
+use actors::clients::sessions::{Remote, SessionChange, SessionIndex};
 use actors::room::SessionId;
-use actors::sessions::{Remote, SessionChange, SessionIndex};
 use log::{debug, warn};
 use serde::{Deserialize, Serialize};
 

@@ -17,10 +17,10 @@ use std::time::Duration;
 
 use crate::store::conn::RedisConn;
 use actix::{Actor, ActorFutureExt, Addr, AsyncContext, Context, Handler, Message, ResponseFuture, WrapFuture};
+use actors::clients::sessions::{ClientCount, KickAll, SessionIndex};
 use actors::metrics::Metrics;
 use actors::protocol::client::KickReason;
 use actors::protocol::now_ms;
-use actors::sessions::{ClientCount, KickAll, SessionIndex};
 use log::{debug, info, warn};
 
 use super::keys::Keys;

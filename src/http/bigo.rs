@@ -2,7 +2,7 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use actix_web_actors::ws;
-use actors::bigo_session::BigoSession;
+use actors::ingress::bigo_session::BigoSession;
 use log::info;
 
 use super::AppState;

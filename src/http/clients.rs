@@ -5,11 +5,11 @@
 use actix::Actor;
 use actix_web::{web, HttpRequest, HttpResponse};
 use actix_web_actors::ws;
-use actors::client_session::{ClientHello, ClientSession};
+use actors::clients::client_session::{ClientHello, ClientSession};
+use actors::clients::sessions::CurrentRoom;
+use actors::clients::ws_conn::TakeOver;
 use actors::protocol::client::ErrorCode;
 use actors::protocol::{clock, now_ms};
-use actors::sessions::CurrentRoom;
-use actors::ws_conn::TakeOver;
 use log::{info, warn};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};

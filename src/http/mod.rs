@@ -32,9 +32,9 @@ use std::sync::Arc;
 
 use actix::Addr;
 use actix_web::web;
+use actors::clients::sessions::SessionIndex;
 use actors::metrics::Metrics;
 use actors::registry::Registry;
-use actors::sessions::SessionIndex;
 
 use crate::cluster::presence::NodePresence;
 use crate::config::{BigoConfig, ClientConfig, Config};

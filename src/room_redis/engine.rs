@@ -15,96 +15,28 @@
 //! the inputs in stream order and commits the effects, fenced by the lease
 //! ([`super::owner`]).
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::fut::wrap_future;
-use actix::{ActorFutureExt, AsyncContext, Context, Handler};
+use actix::{ActorFutureExt, AsyncContext, Handler};
 use actors::room::front::{BoxFuture, UNAVAILABLE};
-use actors::room::{
-    Engine, IngestOutcome, Input, JoinAnswer, Output, Push, Refused, RoomEvent, RoomFront, RoomLinks, SessionId,
-};
+use actors::room::{Engine, IngestOutcome, Input, JoinAnswer, Output, Push, Refused, RoomEvent, SessionId};
 use bytestring::ByteString;
 use log::{info, warn};
 use tokio::sync::oneshot;
 
-use super::lease::{Claimed, Lease};
-use super::owner::Owner;
-use super::scripts::Scripts;
+use super::lease::Claimed;
+use super::state::{Answer, Ctx, Front, Outgoing, Owner, RedisEngine};
 use super::wire::{
     code_of, wire_action, AckWire, Input as WireInput, JoinAnswerWire, Published, SeatWire, SnapshotWire, WireEvent,
 };
-use super::SharedRooms;
 use crate::cluster::bus::{BusMessage, Subscribe, Unsubscribe};
-
-pub type Front = RoomFront<RedisEngine>;
-pub type Ctx = Context<Front>;
 
 /// How often an owner reads its input stream without being woken (every input publishes a
 /// wake message; this is for one that was lost, e.g. while the pub/sub link reconnected).
 const POLL_EVERY: Duration = Duration::from_secs(1);
 
-/// What to do with an input's fate once Redis answered.
-enum Answer {
-    Push { reply: oneshot::Sender<IngestOutcome>, items: usize },
-    Join(SessionId),
-    Act(u64),
-    None,
-}
-
-/// An input waiting to be sent (see [`RedisEngine::send_outbox`]).
-struct Outgoing {
-    seqid_key: String,
-    kind: &'static str,
-    body: String,
-    answer: Answer,
-}
-
-pub struct RedisEngine {
-    pub(super) channel_name: String,
-    pub(super) shared: SharedRooms,
-    pub(super) links: RoomLinks,
-    pub(super) scripts: Arc<Scripts>,
-    /// Inputs waiting for the call on its way to answer.
-    outbox: Vec<Outgoing>,
-    outbox_busy: bool,
-    /// Subscribed to the room's channel (this node has members here), or on its way.
-    pub(super) subscribed: bool,
-    /// The subscription is on its way: inputs wait, so that a join's answer is not missed.
-    subscribing: bool,
-    /// The last seq handed to the front (None before any).
-    delivered: Option<u64>,
-    pub(super) lease: Lease,
-    pub(super) owner: Option<Owner>,
-    /// One of the owner's reads or commits is on its way to Redis (at most one at a time, and
-    /// a new ownership waits for an earlier one's).
-    pub(super) step_busy: bool,
-    pub(super) last_activity: Instant,
-}
-
 impl RedisEngine {
-    pub fn new(channel_name: String, shared: SharedRooms, links: RoomLinks) -> Self {
-        Self {
-            channel_name,
-            shared,
-            links,
-            scripts: Arc::new(Scripts::new()),
-            outbox: Vec::new(),
-            outbox_busy: false,
-            subscribed: false,
-            subscribing: false,
-            delivered: None,
-            lease: Lease::NotOurs,
-            owner: None,
-            step_busy: false,
-            last_activity: Instant::now(),
-        }
-    }
-
-    pub(super) fn key(&self, what: &str) -> String {
-        self.shared.keys.room(&self.channel_name, what)
-    }
-
     /// Queues an input for the room's stream, after every input queued before it.
     fn send_input(&mut self, input: &WireInput, seqid_key: String, answer: Answer, ctx: &mut Ctx) {
         self.last_activity = Instant::now();

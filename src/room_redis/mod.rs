@@ -6,6 +6,7 @@
 //!   channel read back in order for this node's members, history from the events stream.
 //! - [`owner`]: the owner's side: the room's core on the stream's inputs, fenced commits, the
 //!   lease renewed, members of dead nodes removed.
+//! - [`state`]: what one node knows of one room (the engine's and the owner's fields).
 //! - [`lease`]: the lease as a typed state, with its transitions.
 //! - [`scripts`]: the Lua scripts (each atomic on the room's one hash slot); [`wire`]: what
 //!   travels through Redis.
@@ -29,9 +30,10 @@ pub mod engine;
 pub mod lease;
 pub mod owner;
 mod scripts;
+pub mod state;
 mod wire;
 
-pub use engine::RedisEngine;
+pub use state::RedisEngine;
 
 /// Everything a room's Redis engine needs that is the same for every room of a node.
 #[derive(Clone)]

@@ -19,7 +19,7 @@ use std::collections::{HashMap, VecDeque};
 use std::time::Instant;
 
 use actix::fut::wrap_future;
-use actix::{ActorFutureExt, AsyncContext, SpawnHandle};
+use actix::{ActorFutureExt, AsyncContext};
 use actors::protocol::bigo::DanmuItem;
 use actors::protocol::client::ErrorCode;
 use actors::room::{
@@ -28,38 +28,13 @@ use actors::room::{
 };
 use log::{debug, info, warn};
 
-use super::engine::{Ctx, Front, RedisEngine};
 use super::lease::Lease;
+use super::state::{Ctx, Front, Owner, RedisEngine};
 use super::wire::{action_of, stream_id_le, AckWire, Input, JoinAnswerWire, MemberWire, Published, WireEvent};
 use crate::cluster::bus::Unsubscribe;
 
 /// Inputs read per round.
 const READ_COUNT: usize = 500;
-
-/// The owner's state: the core and where it is in the input stream.
-pub struct Owner {
-    core: RoomCore,
-    /// The last input read (stream id).
-    last_read: String,
-    /// The last input applied and committed.
-    applied: String,
-    /// Push inputs read since the reorder buffer was last empty (their items may be held).
-    held: VecDeque<String>,
-    /// Effects applied to the core and not yet sent to Redis (see [`RedisEngine::pump`]).
-    staged: Option<(Effects, Published)>,
-    /// The input stream may hold inputs not read yet (a wake, the poll, a full page).
-    read_wanted: bool,
-    /// Which node each member session is on (direct frames, answers).
-    node_of: HashMap<SessionId, String>,
-    release_timer: Option<SpawnHandle>,
-}
-
-impl Owner {
-    /// Nothing held and nobody in the room.
-    pub fn is_idle(&self) -> bool {
-        self.core.is_idle(Now::real())
-    }
-}
 
 impl RedisEngine {
     /// Became the owner: restores the room from Redis, then reads its inputs.

@@ -8,7 +8,7 @@
 //!
 //! Besides its JSON, every event and every bundle array carries its WebSocket text frame
 //! (header + payload, unmasked as a server sends it), built once here: a member's connection
-//! writes those shared bytes as they are (`crate::ws_conn`), with no per-member encoding.
+//! writes those shared bytes as they are (`crate::clients::ws_conn`), with no per-member encoding.
 
 use actix_http::ws::{OpCode, Parser};
 use bytes::{Bytes, BytesMut};

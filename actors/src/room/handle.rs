@@ -2,7 +2,7 @@
 //! [`RoomHandle`] that sessions, ingesters, the registry and the live-room layer hold instead
 //! of a room type; and [`RoomLinks`], where a room's outside world is.
 //!
-//! Who sends what: BIGO sessions and pullers send [`Ingest`] (see `crate::ingest`);
+//! Who sends what: BIGO sessions and pullers send [`Ingest`] (see `crate::ingress::ingest`);
 //! `ClientSession` sends [`Join`], [`Leave`] and [`MemberAction`] and takes [`ToMember`]; the
 //! live-room layer sends [`SetStatus`] and [`Notice`] through the registry and answers
 //! [`StatusOf`] when a room starts; shutdown sends [`Flush`]. A room tells whoever started it

@@ -8,7 +8,7 @@
 //! Room events arrive through the room's fan-out ([`Feed`]) as already-serialised bundles and
 //! are written as they are (one frame per event, or the bundle's JSON array with `batch=1`),
 //! the frames' bytes shared with every other member. The socket is driven by
-//! [`crate::ws_conn`] from inside this actor: the session takes the next bundles from its feed
+//! [`crate::clients::ws_conn`] from inside this actor: the session takes the next bundles from its feed
 //! only when its connection has room for them, so a burst waits in the room, held once. If
 //! it falls more than `client.send_queue_len` events behind, or its socket takes nothing for
 //! `client.write_timeout_ms`, it is too slow: closed with 1013 and counted (section 2.3).
@@ -21,6 +21,8 @@ use actix::prelude::*;
 use actix_http::ws::{CloseCode, CloseReason};
 use log::{debug, info, warn};
 
+use crate::clients::sessions::{Kick, MoveOut, SessionClosed, SessionIndex, SessionOpened, SetCurrentRoom};
+use crate::clients::ws_conn::{Driven, Driver, Handover, Incoming, WsConn};
 use crate::config::ClientConfig;
 use crate::metrics::{Kind, Metrics};
 use crate::protocol::client::{AckDetail, ClientRequest, Direct, Envelope, ErrorCode, Profile};
@@ -31,8 +33,6 @@ use crate::room::{
     json_array, Action, ActionDone, Bundle, Feed, Join, JoinRequest, Joined, Leave, LeaveReason, MemberAction, Refused,
     RoomEvent, RoomHandle, SessionId, Taken, ToMember,
 };
-use crate::sessions::{Kick, MoveOut, SessionClosed, SessionIndex, SessionOpened, SetCurrentRoom};
-use crate::ws_conn::{Driven, Driver, Handover, Incoming, WsConn};
 use crate::ws_frames::Frame;
 
 /// What the HTTP layer learnt at the upgrade.

@@ -8,8 +8,8 @@
 //! address is dropped when the room turns out to be gone (it stopped while idle) or when the
 //! registry says the route changed ([`RouteChanged`], a live room's `/game` link).
 //!
-//! [`BigoSession`]: crate::bigo_session::BigoSession
-//! [`Puller`]: crate::puller::Puller
+//! [`BigoSession`]: crate::ingress::bigo_session::BigoSession
+//! [`Puller`]: crate::ingress::puller::Puller
 
 use std::collections::HashMap;
 

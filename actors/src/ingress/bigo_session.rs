@@ -2,7 +2,7 @@
 //!
 //! It logs the platform in (`platformLogin`), answers pings, closes itself after
 //! `bigo.idle_timeout_ms` of silence, and hands each `dataReception` to the room that its
-//! `game_sess` routes to, straight into the room's mailbox (`crate::ingest`): the pushes of one
+//! `game_sess` routes to, straight into the room's mailbox (`crate::ingress::ingest`): the pushes of one
 //! connection reach the room in the order they arrived. The 200 goes out only after the room
 //! has taken the push; a full room answers 503. Checks run in the order of section 1.4: token
 //! (401), sign (403), data (400); they are the pure [`check_data`] and [`check_login`]. With
@@ -18,13 +18,13 @@ use log::{debug, info, warn};
 use serde_json::Value;
 
 use crate::config::{BigoAccount, BigoConfig};
-use crate::ingest::{self, Offer, RouteChanged, Routes};
+use crate::ingress::ingest::{self, Offer, RouteChanged, Routes};
+use crate::ingress::puller::GameSessSeen;
 use crate::metrics::{Kind, Metrics};
 use crate::protocol::bigo::{
     self, BigoStatus, DataReception, DataResult, ErrorResult, LoginData, LoginResult, Request, Response,
 };
 use crate::protocol::{clock, lenient, now_ms, sign};
-use crate::puller::GameSessSeen;
 use crate::registry::{BigoClosed, BigoOpened, CloseBigo, Registry};
 use crate::room::{IngestOutcome, Push, RoomHandle, SessionId};
 use crate::ws_frames::Reassembler;

@@ -2,7 +2,7 @@
 //!
 //! BIGO's pushes can be lost, so while a `game_sess` is active its puller also polls
 //! `POST {bigo.api_base}/broom/pull_data` and hands what it finds to the session's room through
-//! the same path as a push (`crate::ingest`, with an empty seqid): the room drops every item it
+//! the same path as a push (`crate::ingress::ingest`, with an empty seqid): the room drops every item it
 //! has seen (by `data_seq`), so an item both pushed and pulled reaches clients once.
 //!
 //! Who talks to it: the registry starts one per `game_sess` the first time a push for it is
@@ -28,7 +28,7 @@ use actix::prelude::*;
 use log::{debug, info, warn};
 
 use crate::config::BigoConfig;
-use crate::ingest::{deliver, RouteChanged, RouteGameSess};
+use crate::ingress::ingest::{deliver, RouteChanged, RouteGameSess};
 use crate::metrics::Metrics;
 use crate::protocol::bigo::DanmuItem;
 use crate::protocol::pull::{PullRequest, PullResponse, PULL_PATH};

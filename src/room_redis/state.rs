@@ -1,0 +1,106 @@
+//! What one node knows of one room on Redis: the [`RedisEngine`]'s fields, read and changed by
+//! [`super::engine`] (every node's side) and [`super::owner`] (the owner's side), and the
+//! [`Owner`]'s. Kept apart so that neither side depends on the other.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix::{Context, SpawnHandle};
+use actors::room::{Effects, IngestOutcome, Now, RoomCore, RoomFront, RoomLinks, SessionId};
+use tokio::sync::oneshot;
+
+use super::lease::Lease;
+use super::scripts::Scripts;
+use super::wire::Published;
+use super::SharedRooms;
+
+pub type Front = RoomFront<RedisEngine>;
+pub type Ctx = Context<Front>;
+
+/// What to do with an input's fate once Redis answered.
+pub(super) enum Answer {
+    Push { reply: oneshot::Sender<IngestOutcome>, items: usize },
+    Join(SessionId),
+    Act(u64),
+    None,
+}
+
+/// An input waiting to be sent (see [`RedisEngine::send_outbox`]).
+pub(super) struct Outgoing {
+    pub(super) seqid_key: String,
+    pub(super) kind: &'static str,
+    pub(super) body: String,
+    pub(super) answer: Answer,
+}
+
+pub struct RedisEngine {
+    pub(super) channel_name: String,
+    pub(super) shared: SharedRooms,
+    pub(super) links: RoomLinks,
+    pub(super) scripts: Arc<Scripts>,
+    /// Inputs waiting for the call on its way to answer.
+    pub(super) outbox: Vec<Outgoing>,
+    pub(super) outbox_busy: bool,
+    /// Subscribed to the room's channel (this node has members here), or on its way.
+    pub(super) subscribed: bool,
+    /// The subscription is on its way: inputs wait, so that a join's answer is not missed.
+    pub(super) subscribing: bool,
+    /// The last seq handed to the front (None before any).
+    pub(super) delivered: Option<u64>,
+    pub(super) lease: Lease,
+    pub(super) owner: Option<Owner>,
+    /// One of the owner's reads or commits is on its way to Redis (at most one at a time, and
+    /// a new ownership waits for an earlier one's).
+    pub(super) step_busy: bool,
+    pub(super) last_activity: Instant,
+}
+
+impl RedisEngine {
+    pub fn new(channel_name: String, shared: SharedRooms, links: RoomLinks) -> Self {
+        Self {
+            channel_name,
+            shared,
+            links,
+            scripts: Arc::new(Scripts::new()),
+            outbox: Vec::new(),
+            outbox_busy: false,
+            subscribed: false,
+            subscribing: false,
+            delivered: None,
+            lease: Lease::NotOurs,
+            owner: None,
+            step_busy: false,
+            last_activity: Instant::now(),
+        }
+    }
+
+    pub(super) fn key(&self, what: &str) -> String {
+        self.shared.keys.room(&self.channel_name, what)
+    }
+}
+
+/// The owner's state: the core and where it is in the input stream.
+pub struct Owner {
+    pub(super) core: RoomCore,
+    /// The last input read (stream id).
+    pub(super) last_read: String,
+    /// The last input applied and committed.
+    pub(super) applied: String,
+    /// Push inputs read since the reorder buffer was last empty (their items may be held).
+    pub(super) held: VecDeque<String>,
+    /// Effects applied to the core and not yet sent to Redis (see [`RedisEngine::pump`]).
+    pub(super) staged: Option<(Effects, Published)>,
+    /// The input stream may hold inputs not read yet (a wake, the poll, a full page).
+    pub(super) read_wanted: bool,
+    /// Which node each member session is on (direct frames, answers).
+    pub(super) node_of: HashMap<SessionId, String>,
+    pub(super) release_timer: Option<SpawnHandle>,
+}
+
+impl Owner {
+    /// Nothing held and nobody in the room.
+    pub fn is_idle(&self) -> bool {
+        self.core.is_idle(Now::real())
+    }
+}
