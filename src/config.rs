@@ -354,6 +354,9 @@ fn validate(c: &Config) -> Result<(), ConfigError> {
     if c.client.write_timeout_ms == 0 {
         return bad("client.write_timeout_ms", "must be above 0");
     }
+    if !(9..=15).contains(&c.client.inflate_window_bits) {
+        return bad("client.inflate_window_bits", "must be 9 to 15 (RFC 7692 windows of 512 B to 32 KiB)");
+    }
     if c.client.rate_per_s == 0 {
         return bad("client.rate_per_s", "must be at least 1");
     }

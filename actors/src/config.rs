@@ -80,6 +80,13 @@ pub struct ClientConfig {
     /// A client whose socket takes no bytes for this long while frames wait for it (it
     /// stopped reading) is closed and counted as slow (`crate::clients::ws_conn`).
     pub write_timeout_ms: u64,
+    /// Accept permessage-deflate (PROTOCOL.md 2.8): each room frame compressed once for every
+    /// member that offered it (`crate::protocol::deflate`).
+    pub compression: bool,
+    /// Server messages shorter than this go uncompressed.
+    pub compression_min_bytes: usize,
+    /// The largest window a client may compress with: 2^this bytes (9 to 15).
+    pub inflate_window_bits: u8,
 }
 
 impl Default for ClientConfig {
@@ -94,6 +101,9 @@ impl Default for ClientConfig {
             rate_per_s: 20,
             send_queue_len: 4096,
             write_timeout_ms: 10_000,
+            compression: true,
+            compression_min_bytes: 256,
+            inflate_window_bits: 15,
         }
     }
 }

@@ -33,6 +33,12 @@ pub struct KindLabel {
     pub kind: Kind,
 }
 
+/// Whether bytes written to a client socket were compressed (PROTOCOL.md 2.8).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CompressedLabel {
+    pub compressed: &'static str,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RejectLabel {
     pub kind: Kind,
@@ -58,6 +64,10 @@ pub struct Metrics {
     pub store_up: Gauge,
     /// Live nodes (presence records not expired) as this node last read them; several nodes.
     pub nodes: Gauge,
+    /// Bytes of room and direct messages queued to client sockets, compressed and not.
+    pub client_bytes_out: Family<CompressedLabel, Counter>,
+    /// What those messages held before compression.
+    pub client_payload_bytes_out: Counter,
 }
 
 impl Default for Metrics {
@@ -84,6 +94,8 @@ impl Metrics {
             delivery_delay: Histogram::new(exponential_buckets(0.001, 2.0, 14)),
             store_up: Gauge::default(),
             nodes: Gauge::default(),
+            client_bytes_out: Family::default(),
+            client_payload_bytes_out: Counter::default(),
             registry: Registry::default(),
         };
         registry.register("danmu_connections", "Open WebSocket connections", m.connections.clone());
@@ -112,6 +124,19 @@ impl Metrics {
         );
         registry.register("danmu_store_up", "1 while Redis answers this node, 0 while not", m.store_up.clone());
         registry.register("danmu_nodes", "Live broker nodes seen in Redis", m.nodes.clone());
+        registry.register(
+            "danmu_client_bytes_out",
+            "Bytes written to client sockets (frames), compressed or not",
+            m.client_bytes_out.clone(),
+        );
+        registry.register(
+            "danmu_client_payload_bytes_out",
+            "Bytes of those messages before compression",
+            m.client_payload_bytes_out.clone(),
+        );
+        for compressed in ["true", "false"] {
+            let _ = m.client_bytes_out.get_or_create(&CompressedLabel { compressed });
+        }
         // Both kinds show from the first scrape, at 0, rather than appearing with their first
         // connection: a dashboard or alert then sees 0, not "no data".
         for kind in [Kind::Bigo, Kind::Client] {
@@ -136,6 +161,13 @@ impl Metrics {
 
     pub fn frames_out(&self, kind: Kind, n: u64) {
         self.frames_out.get_or_create(&KindLabel { kind }).inc_by(n);
+    }
+
+    /// A message of `payload` bytes went out as a frame of `frame` bytes.
+    pub fn client_bytes(&self, frame: usize, payload: usize, compressed: bool) {
+        let compressed = if compressed { "true" } else { "false" };
+        self.client_bytes_out.get_or_create(&CompressedLabel { compressed }).inc_by(frame as u64);
+        self.client_payload_bytes_out.inc_by(payload as u64);
     }
 
     pub fn rejected(&self, kind: Kind, reason: &'static str) {

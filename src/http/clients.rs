@@ -9,6 +9,7 @@ use actors::clients::client_session::{ClientHello, ClientSession};
 use actors::clients::sessions::CurrentRoom;
 use actors::clients::ws_conn::TakeOver;
 use actors::protocol::client::ErrorCode;
+use actors::protocol::deflate;
 use actors::protocol::{clock, now_ms};
 use log::{info, warn};
 use serde::{Deserialize, Serialize};
@@ -141,15 +142,26 @@ pub async fn upgrade(
             return Err(e.into());
         }
     };
+    // permessage-deflate (PROTOCOL.md 2.8), on the terms of `actors::protocol::deflate`.
+    let offers: Vec<&str> = req.headers().get_all("sec-websocket-extensions").filter_map(|v| v.to_str().ok()).collect();
+    let deflate = match state.client.compression {
+        true => deflate::negotiate(&offers.join(","), state.client.inflate_window_bits),
+        false => None,
+    };
     let hello = ClientHello {
         profile: claims.profile(),
         sid: q.sid.clone().unwrap_or_default(),
         batch: q.batch.as_deref() == Some("1"),
         peer,
+        deflate,
     };
     // The same handshake checks and answers as actix-web-actors' (it still serves BIGO); the
     // listener writes this 101 and hands the socket to the session (src/listener.rs).
-    let mut res = ws::handshake(&req)?.finish();
+    let mut answer = ws::handshake(&req)?;
+    if let Some(agreed) = deflate {
+        answer.insert_header(("sec-websocket-extensions", agreed.response_header()));
+    }
+    let mut res = answer.finish();
     let (config, registry, sessions, metrics) =
         (state.client.clone(), state.registry.clone(), state.sessions.clone(), state.metrics.clone());
     res.extensions_mut().insert(TakeOver::new(move |handover| {

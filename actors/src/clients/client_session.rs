@@ -26,6 +26,7 @@ use crate::clients::ws_conn::{Driven, Driver, Handover, Incoming, WsConn};
 use crate::config::ClientConfig;
 use crate::metrics::{Kind, Metrics};
 use crate::protocol::client::{AckDetail, ClientRequest, Direct, Envelope, ErrorCode, Profile};
+use crate::protocol::deflate::Agreed;
 use crate::protocol::{clock, lenient, now_ms, sign};
 use crate::rate::TokenBucket;
 use crate::registry::{Registry, RoomFor};
@@ -41,6 +42,8 @@ pub struct ClientHello {
     pub sid: String,
     pub batch: bool,
     pub peer: String,
+    /// permessage-deflate as agreed at the upgrade (PROTOCOL.md 2.8), if it was.
+    pub deflate: Option<Agreed>,
 }
 
 /// The room this session is in: only the two recipients it uses (each recipient of a
@@ -128,7 +131,7 @@ impl ClientSession {
         handover: Handover,
     ) -> Self {
         let bucket = TokenBucket::new(config.rate_per_s);
-        let conn = WsConn::new(handover, config.max_frame_bytes);
+        let conn = WsConn::new(handover, config.max_frame_bytes, hello.deflate);
         Self {
             id: rand::random(),
             hello,
@@ -149,15 +152,34 @@ impl ClientSession {
         &self.hello.profile.user_id
     }
 
+    /// A frame for this session alone (answers, pongs): never compressed, mostly small.
     fn send_direct(&mut self, frame: &Direct) {
         let json = frame.to_json();
-        self.write(crate::room::text_frame(json.as_bytes()), 1);
+        self.write(crate::room::text_frame(json.as_bytes()), json.len(), false);
     }
 
-    /// Queues `n` frames' bytes.
-    fn write(&mut self, frames: bytes::Bytes, n: u64) {
-        self.conn.send(frames);
-        self.metrics.frames_out(Kind::Client, n);
+    /// Queues one frame of a message of `payload` bytes.
+    fn write(&mut self, frame: bytes::Bytes, payload: usize, compressed: bool) {
+        self.metrics.client_bytes(frame.len(), payload, compressed);
+        self.conn.send(frame);
+        self.metrics.frames_out(Kind::Client, 1);
+    }
+
+    /// Queues one room event, compressed once per room when this client accepted it.
+    fn write_event(&mut self, event: &RoomEvent) {
+        let (frame, compressed) = event.frame_for(self.conn.deflates(), self.config.compression_min_bytes);
+        self.write(frame.clone(), event.json.len(), compressed);
+    }
+
+    /// Queues a JSON array of events made for this session alone (a replay, or a bundle
+    /// without its own `enter_room`).
+    fn write_array<'a>(&mut self, events: impl Iterator<Item = &'a RoomEvent> + Clone) {
+        let array = json_array(events);
+        if self.conn.deflates() && array.len() >= self.config.compression_min_bytes {
+            self.write(crate::room::events::compressed_frame(array.as_bytes()), array.len(), true);
+        } else {
+            self.write(crate::room::text_frame(array.as_bytes()), array.len(), false);
+        }
     }
 
     /// Too slow (PROTOCOL.md 2.3): counted, its room left at once, closed with 1013 as soon as
@@ -376,11 +398,10 @@ impl ClientSession {
         if !replay.is_empty() {
             debug!("client user_id {}: replaying {} events of {}", self.user_id(), replay.len(), channel_name);
             if self.hello.batch {
-                let array = json_array(replay.iter());
-                self.write(crate::room::text_frame(array.as_bytes()), 1);
+                self.write_array(replay.iter());
             } else {
                 for event in &replay {
-                    self.write(event.frame.clone(), 1);
+                    self.write_event(event);
                 }
             }
         }
@@ -400,14 +421,15 @@ impl ClientSession {
         let mine = |e: &&RoomEvent| e.exclude != Some(id);
         if self.hello.batch {
             if bundle.events.iter().all(|e| e.exclude != Some(self.id)) {
-                self.write(bundle.array_frame.clone(), 1);
+                let (frame, compressed) =
+                    bundle.array_frame_for(self.conn.deflates(), self.config.compression_min_bytes);
+                self.write(frame.clone(), bundle.array.len(), compressed);
             } else if bundle.events.iter().any(|e| e.exclude != Some(self.id)) {
-                let array = json_array(bundle.events.iter().filter(mine));
-                self.write(crate::room::text_frame(array.as_bytes()), 1);
+                self.write_array(bundle.events.iter().filter(mine));
             }
         } else {
             for event in bundle.events.iter().filter(mine) {
-                self.write(event.frame.clone(), 1);
+                self.write_event(event);
             }
         }
     }
@@ -530,7 +552,7 @@ impl Handler<ToMember> for ClientSession {
 
     fn handle(&mut self, msg: ToMember, _ctx: &mut Self::Context) {
         let ToMember::Frame(json) = msg;
-        self.write(crate::room::text_frame(json.as_bytes()), 1);
+        self.write(crate::room::text_frame(json.as_bytes()), json.len(), false);
     }
 }
 

@@ -40,6 +40,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::codec::Decoder;
 use tokio_util::io::poll_read_buf;
 
+use crate::protocol::deflate::{self, Agreed, InflateError};
 use crate::ws_frames::{Frame, FrameError, Reassembler};
 
 /// A stream a client connection runs on: plain TCP or TLS.
@@ -109,6 +110,11 @@ enum State {
 pub struct WsConn {
     io: Box<dyn ClientIo>,
     codec: Codec,
+    /// permessage-deflate, when the client accepted it (PROTOCOL.md 2.8).
+    deflate: Option<Agreed>,
+    /// The frame at the front of the input had RSV1 set (compressed), cleared for the codec.
+    compressed_next: bool,
+    max_frame_bytes: usize,
     frames: Reassembler,
     /// A partial frame, or frames read while the actor was waiting; `None` when idle.
     inbox: Option<BytesMut>,
@@ -131,12 +137,15 @@ pub struct WsConn {
 }
 
 impl WsConn {
-    pub fn new(handover: Handover, max_frame_bytes: usize) -> Self {
+    pub fn new(handover: Handover, max_frame_bytes: usize, deflate: Option<Agreed>) -> Self {
         let Handover { io, read_ahead, response_head } = handover;
         let now = Instant::now();
         let mut conn = Self {
             io,
             codec: Codec::new().max_size(max_frame_bytes),
+            deflate,
+            compressed_next: false,
+            max_frame_bytes,
             frames: Reassembler::new(max_frame_bytes),
             inbox: (!read_ahead.is_empty()).then(|| BytesMut::from(&read_ahead[..])),
             queue: VecDeque::new(),
@@ -154,6 +163,11 @@ impl WsConn {
             conn.push(response_head);
         }
         conn
+    }
+
+    /// Whether the client accepted permessage-deflate.
+    pub fn deflates(&self) -> bool {
+        self.deflate.is_some()
     }
 
     /// Still reading frames and taking new ones to send.
@@ -447,12 +461,18 @@ fn deliver<A: Driven>(act: &mut A, ctx: &mut Context<A>, buf: &mut BytesMut) -> 
     let mut any = false;
     while !ctx.waiting() && act.conn().is_open() {
         let conn = act.conn();
+        conn.note_compressed(buf);
         let incoming = match conn.codec.decode(buf) {
             Ok(None) => break,
             Ok(Some(frame)) => {
                 conn.last_input = Instant::now();
                 any = true;
-                match message_of(frame).and_then(|msg| conn.frames.push(msg).map_err(incoming_of)) {
+                let compressed = std::mem::take(&mut conn.compressed_next);
+                let max = conn.max_frame_bytes;
+                match inflated(frame, compressed, max)
+                    .and_then(message_of)
+                    .and_then(|msg| conn.frames.push(msg).map_err(incoming_of))
+                {
                     Ok(Some(frame)) => Incoming::Frame(frame),
                     Ok(None) => continue,
                     Err(refused) => refused,
@@ -464,6 +484,34 @@ fn deliver<A: Driven>(act: &mut A, ctx: &mut Context<A>, buf: &mut BytesMut) -> 
         act.on_incoming(incoming, ctx);
     }
     any
+}
+
+impl WsConn {
+    /// With permessage-deflate, a frame whose RSV1 bit is set is compressed: the bit is
+    /// cleared for actix-http's codec (which refuses any RSV bit) and remembered here.
+    fn note_compressed(&mut self, buf: &mut BytesMut) {
+        if self.deflate.is_some() && !self.compressed_next && buf.first().is_some_and(|b| b & 0x40 != 0) {
+            buf[0] &= !0x40;
+            self.compressed_next = true;
+        }
+    }
+}
+
+/// A compressed frame's payload inflated, under the frame limit (a bomb is refused as too
+/// large without inflating the rest). A compressed message must come in one frame.
+fn inflated(frame: ws::Frame, compressed: bool, max: usize) -> Result<ws::Frame, Incoming> {
+    if !compressed {
+        return Ok(frame);
+    }
+    match frame {
+        ws::Frame::Text(payload) => match deflate::inflate(&payload, max) {
+            Ok(text) => Ok(ws::Frame::Text(Bytes::from(text))),
+            Err(InflateError::TooBig) => Err(Incoming::TooBig),
+            Err(InflateError::Corrupt) => Err(Incoming::Protocol("not a deflate stream".into())),
+        },
+        ws::Frame::Binary(_) => Err(Incoming::Binary),
+        _ => Err(Incoming::Protocol("a compressed message must come in one frame".into())),
+    }
 }
 
 /// A decoded frame as the reassembler takes it; text must be UTF-8.
@@ -513,7 +561,7 @@ mod tests {
             read_ahead: BytesMut::new(),
             response_head: Bytes::from_static(b"HTTP/1.1 101\r\n\r\n"),
         };
-        WsConn::new(handover, 1024)
+        WsConn::new(handover, 1024, None)
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! - [`bigo`]: the BIGO ingress envelope, `platformLogin` and `dataReception` (section 1).
 //! - [`bigo_client`]: the platform's side of section 1: its signed requests, reading answers.
 //! - [`client`]: app client frames in both directions (section 2).
+//! - [`deflate`]: permessage-deflate (section 2.8): negotiation, compress once, bounded inflate.
 //! - [`pull`]: the pull compensation call to BIGO's HTTP API (section 1.5).
 //! - [`sign`]: the md5 formulas.
 //! - [`clock`]: which values are times at all, and comparing times without overflow.
@@ -13,6 +14,7 @@ pub mod bigo;
 pub mod bigo_client;
 pub mod client;
 pub mod clock;
+pub mod deflate;
 pub mod lenient;
 pub mod pull;
 pub mod sign;

@@ -10,24 +10,35 @@
 //! (header + payload, unmasked as a server sends it), built once here: a member's connection
 //! writes those shared bytes as they are (`crate::clients::ws_conn`), with no per-member encoding.
 
+use std::sync::{Arc, OnceLock};
+
 use actix_http::ws::{OpCode, Parser};
 use bytes::{Bytes, BytesMut};
 use bytestring::ByteString;
 
 use crate::protocol::client::{EventBody, RoomEventFrame};
+use crate::protocol::deflate;
 
 /// Identifies one client connection (random, unique per process).
 pub type SessionId = u64;
 
 /// One room event, serialised once. `exclude` names the member that must not get it (a
 /// member's own `enter_room`).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct RoomEvent {
     pub seq: Option<u64>,
     pub exclude: Option<SessionId>,
     pub json: ByteString,
     /// `json` as one WebSocket text frame, shared by every member that writes it.
     pub frame: Bytes,
+    /// `json` compressed, as a frame: made once, shared by every copy of this event.
+    deflated: Arc<OnceLock<Bytes>>,
+}
+
+impl PartialEq for RoomEvent {
+    fn eq(&self, other: &Self) -> bool {
+        (self.seq, self.exclude, &self.json) == (other.seq, other.exclude, &other.json)
+    }
 }
 
 impl RoomEvent {
@@ -39,8 +50,23 @@ impl RoomEvent {
     /// An event already serialised (a shared room reads them from Redis).
     pub fn from_json(seq: Option<u64>, exclude: Option<SessionId>, json: ByteString) -> Self {
         let (json, frame) = framed(&json);
-        Self { seq, exclude, json, frame }
+        Self { seq, exclude, json, frame, deflated: Arc::default() }
     }
+
+    /// The frame a member gets: compressed when it accepted permessage-deflate (`deflate`) and
+    /// the message has at least `min` bytes; answers whether it is.
+    pub fn frame_for(&self, deflate: bool, min: usize) -> (&Bytes, bool) {
+        if deflate && self.json.len() >= min {
+            (self.deflated.get_or_init(|| compressed_frame(self.json.as_bytes())), true)
+        } else {
+            (&self.frame, false)
+        }
+    }
+}
+
+/// `json` compressed on its own, as one frame (RSV1 set).
+pub fn compressed_frame(json: &[u8]) -> Bytes {
+    deflate::compressed_text_frame(&deflate::deflate(json))
 }
 
 /// `json` as a text frame, and the JSON again as a view into that frame's payload: one
@@ -60,12 +86,23 @@ pub struct Bundle {
     pub array: ByteString,
     /// `array` as one WebSocket text frame.
     pub array_frame: Bytes,
+    /// `array` compressed, as a frame: made once, by the first `batch=1` member that wants it.
+    array_deflated: OnceLock<Bytes>,
 }
 
 impl Bundle {
     pub fn new(events: Vec<RoomEvent>) -> Self {
         let (array, array_frame) = framed(&json_array(events.iter()));
-        Self { events, array, array_frame }
+        Self { events, array, array_frame, array_deflated: OnceLock::new() }
+    }
+
+    /// The array's frame for a `batch=1` member (see [`RoomEvent::frame_for`]).
+    pub fn array_frame_for(&self, deflate: bool, min: usize) -> (&Bytes, bool) {
+        if deflate && self.array.len() >= min {
+            (self.array_deflated.get_or_init(|| compressed_frame(self.array.as_bytes())), true)
+        } else {
+            (&self.array_frame, false)
+        }
     }
 }
 

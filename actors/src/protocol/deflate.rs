@@ -1,0 +1,224 @@
+//! permessage-deflate (RFC 7692) as this broker speaks it (PROTOCOL.md 2.8): the negotiation,
+//! a message compressed once for every member that accepted the extension, and a client's
+//! compressed message inflated under a bound. The deflate itself is flate2's (zlib-rs); what is
+//! here is the RFC's framing around it.
+//!
+//! The terms are always the same: `server_no_context_takeover` (each server message is
+//! compressed on its own, so one compressed room frame can go to every member unchanged) and
+//! `client_no_context_takeover` (each client message is inflated on its own, so an idle
+//! connection holds no inflate state: RFC 7692 7.1.1.2 lets a server ask it of any client).
+//! `client_max_window_bits` is answered with at most `client.inflate_window_bits`; a client
+//! that did not offer it uses a window of 2^15, so with a smaller bound configured such a
+//! client is served without the extension.
+
+use bytes::{BufMut, Bytes, BytesMut};
+use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
+
+/// The tail every sync-flushed message ends with, left off on the wire (RFC 7692 7.2.1).
+const TAIL: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
+
+/// The extension as agreed with one client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Agreed {
+    /// The window the client compresses with, when we named one.
+    pub client_max_window_bits: Option<u8>,
+}
+
+impl Agreed {
+    /// The `Sec-WebSocket-Extensions` answer.
+    pub fn response_header(&self) -> String {
+        let mut answer = String::from("permessage-deflate; server_no_context_takeover; client_no_context_takeover");
+        if let Some(bits) = self.client_max_window_bits {
+            answer.push_str(&format!("; client_max_window_bits={bits}"));
+        }
+        answer
+    }
+}
+
+/// The first `permessage-deflate` offer of `header` (a `Sec-WebSocket-Extensions` value) that
+/// these terms can accept, with the client's window bounded by `max_window_bits` (9 to 15).
+pub fn negotiate(header: &str, max_window_bits: u8) -> Option<Agreed> {
+    header.split(',').find_map(|offer| accept(offer, max_window_bits))
+}
+
+fn accept(offer: &str, max_window_bits: u8) -> Option<Agreed> {
+    let mut params = offer.split(';').map(str::trim);
+    if !params.next()?.eq_ignore_ascii_case("permessage-deflate") {
+        return None;
+    }
+    let mut client_window: Option<Option<u8>> = None;
+    for param in params.filter(|p| !p.is_empty()) {
+        let (name, value) = match param.split_once('=') {
+            Some((n, v)) => (n.trim(), Some(v.trim().trim_matches('"'))),
+            None => (param, None),
+        };
+        match name.to_ascii_lowercase().as_str() {
+            "server_no_context_takeover" | "client_no_context_takeover" => {}
+            // We compress with a full window; a client that wants a smaller one gets none.
+            "server_max_window_bits" => {
+                if value.and_then(|v| v.parse::<u8>().ok()) != Some(15) {
+                    return None;
+                }
+            }
+            "client_max_window_bits" => {
+                let bits = match value {
+                    None => None,
+                    Some(v) => Some(v.parse::<u8>().ok().filter(|b| (8..=15).contains(b))?),
+                };
+                client_window = Some(bits);
+            }
+            _ => return None,
+        }
+    }
+    match client_window {
+        // The client takes any window we name (up to what it offered).
+        Some(offered) => {
+            let bits = offered.unwrap_or(15).min(max_window_bits).max(9);
+            Some(Agreed { client_max_window_bits: Some(bits) })
+        }
+        // It compresses with 2^15: acceptable only when that is within our bound.
+        None => (max_window_bits >= 15).then_some(Agreed { client_max_window_bits: None }),
+    }
+}
+
+/// `payload` compressed on its own (raw deflate, sync flush, the tail left off).
+pub fn deflate(payload: &[u8]) -> Bytes {
+    let mut compress = Compress::new(Compression::fast(), false);
+    let mut out = Vec::with_capacity(payload.len() / 2 + 64);
+    loop {
+        let consumed = compress.total_in() as usize;
+        // Compressing into a Vec cannot fail; a full Vec only asks for more room.
+        let _ = compress.compress_vec(&payload[consumed..], &mut out, FlushCompress::Sync);
+        if compress.total_in() as usize == payload.len() && out.len() < out.capacity() {
+            break;
+        }
+        out.reserve(out.capacity().max(64));
+    }
+    if out.ends_with(&TAIL) {
+        out.truncate(out.len() - TAIL.len());
+    }
+    Bytes::from(out)
+}
+
+/// One unmasked, final, compressed text frame (RSV1 set) holding `compressed`.
+pub fn compressed_text_frame(compressed: &[u8]) -> Bytes {
+    let mut out = BytesMut::with_capacity(compressed.len() + 10);
+    out.put_u8(0x80 | 0x40 | 0x1);
+    match compressed.len() {
+        n if n < 126 => out.put_u8(n as u8),
+        n if n <= u16::MAX as usize => {
+            out.put_u8(126);
+            out.put_u16(n as u16);
+        }
+        n => {
+            out.put_u8(127);
+            out.put_u64(n as u64);
+        }
+    }
+    out.put_slice(compressed);
+    out.freeze()
+}
+
+/// Why a compressed client message was not taken.
+#[derive(Debug, PartialEq, Eq)]
+pub enum InflateError {
+    /// It inflates past the bound: refused as too large (1008, close 1009).
+    TooBig,
+    /// Not a deflate stream.
+    Corrupt,
+}
+
+/// A client's message inflated, stopping as soon as it passes `max` bytes (a compression bomb
+/// costs at most `max` plus one step). The inflater lives only for this message.
+pub fn inflate(compressed: &[u8], max: usize) -> Result<Vec<u8>, InflateError> {
+    let input = [compressed, &TAIL[..]].concat();
+    let mut inflater = Decompress::new(false);
+    let mut out: Vec<u8> = Vec::new();
+    loop {
+        if out.capacity() - out.len() < 1024 {
+            // Doubling, but never far past the bound.
+            let limit = (max + 1).saturating_sub(out.len()).max(1024);
+            out.reserve(out.capacity().max(4096).min(limit));
+        }
+        let (before_in, before_out) = (inflater.total_in(), inflater.total_out());
+        let status = inflater
+            .decompress_vec(&input[before_in as usize..], &mut out, FlushDecompress::Sync)
+            .map_err(|_| InflateError::Corrupt)?;
+        if out.len() > max {
+            return Err(InflateError::TooBig);
+        }
+        let all_in = inflater.total_in() as usize == input.len();
+        let room_left = out.len() < out.capacity();
+        if status == Status::StreamEnd || (all_in && room_left) {
+            return Ok(out);
+        }
+        if (inflater.total_in(), inflater.total_out()) == (before_in, before_out) && room_left {
+            // No progress with room to write: done if everything was read, else cut short.
+            return if all_in { Ok(out) } else { Err(InflateError::Corrupt) };
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_browsers_offer_is_answered_with_no_context_takeover_both_ways() {
+        let agreed = negotiate("permessage-deflate; client_max_window_bits", 15).unwrap();
+        assert_eq!(agreed.client_max_window_bits, Some(15));
+        assert_eq!(
+            agreed.response_header(),
+            "permessage-deflate; server_no_context_takeover; client_no_context_takeover; client_max_window_bits=15"
+        );
+        let plain = negotiate("permessage-deflate", 15).unwrap();
+        assert_eq!(plain.client_max_window_bits, None);
+    }
+
+    #[test]
+    fn the_clients_window_is_bounded_and_an_unbounded_client_is_declined_under_a_smaller_bound() {
+        assert_eq!(
+            negotiate("permessage-deflate; client_max_window_bits=15", 10).unwrap().client_max_window_bits,
+            Some(10)
+        );
+        assert_eq!(
+            negotiate("permessage-deflate; client_max_window_bits=9", 12).unwrap().client_max_window_bits,
+            Some(9)
+        );
+        assert_eq!(negotiate("permessage-deflate", 12), None, "it would compress with 2^15");
+    }
+
+    #[test]
+    fn offers_we_cannot_honour_are_skipped_for_the_next_one() {
+        assert_eq!(negotiate("x-webkit-deflate-frame", 15), None);
+        assert_eq!(negotiate("permessage-deflate; server_max_window_bits=10", 15), None);
+        assert_eq!(negotiate("permessage-deflate; unknown_param", 15), None);
+        let second = negotiate("permessage-deflate; server_max_window_bits=10, permessage-deflate", 15);
+        assert_eq!(second, Some(Agreed { client_max_window_bits: None }));
+    }
+
+    #[test]
+    fn a_message_survives_deflate_and_inflate_and_shrinks_when_it_repeats() {
+        let json = r#"{"action":"send_topic_msg","content":"你好你好你好","nickname":"viewer"}"#.repeat(20);
+        let compressed = deflate(json.as_bytes());
+        assert!(!compressed.ends_with(&TAIL), "the tail is left off");
+        assert!(compressed.len() * 4 < json.len(), "{} of {}", compressed.len(), json.len());
+        assert_eq!(inflate(&compressed, 1 << 20).unwrap(), json.as_bytes());
+    }
+
+    #[test]
+    fn a_compression_bomb_stops_at_the_bound() {
+        let bomb = deflate(&vec![b'a'; 10 << 20]);
+        assert!(bomb.len() < 200 << 10, "10 MiB of one byte is about a hundredth of it: {}", bomb.len());
+        assert_eq!(inflate(&bomb, 64 << 10), Err(InflateError::TooBig));
+        assert_eq!(inflate(b"\xff\xff\xff not deflate", 1024), Err(InflateError::Corrupt));
+    }
+
+    #[test]
+    fn a_compressed_frame_sets_rsv1_and_carries_the_length() {
+        let frame = compressed_text_frame(&[7u8; 300]);
+        assert_eq!(&frame[..4], &[0xC1, 126, 1, 44]);
+        assert_eq!(frame.len(), 304);
+        assert_eq!(compressed_text_frame(b"ab")[..2], [0xC1, 2]);
+    }
+}
