@@ -132,4 +132,6 @@ async fn simulator_with_a_wrong_password_fails_and_says_login_was_refused() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("platformLogin refused: code 400: sign is error."), "{stderr}");
+    // ... and which check failed, naming the account.
+    assert!(stderr.contains("password/sign check failed: the password of account \"bigoUser1\""), "{stderr}");
 }
