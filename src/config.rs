@@ -44,6 +44,13 @@ pub struct ServerConfig {
     /// when set, those are served there only and the public listener answers 404 for them;
     /// `None` (the default) serves them beside the rest, on one port (`http::operator_routes`).
     pub internal: Option<InternalConfig>,
+    /// On SIGTERM, how long the node goes on serving after `/readyz` turned 503 before it
+    /// kicks its clients: the time a load balancer takes to see the readiness change
+    /// (PROTOCOL.md 4).
+    pub drain_delay_ms: u64,
+    /// A node that stops tells each client to come back after `retry_after_ms`, drawn
+    /// uniformly from 0 to this (PROTOCOL.md 4).
+    pub reconnect_spread_ms: u64,
 }
 
 impl Default for ServerConfig {
@@ -56,6 +63,8 @@ impl Default for ServerConfig {
             workers: 0,
             allow_default_secrets: false,
             internal: None,
+            drain_delay_ms: 0,
+            reconnect_spread_ms: 5_000,
         }
     }
 }
@@ -506,6 +515,12 @@ fn validate(c: &Config, origin: Origin) -> Result<(), ConfigError> {
     if c.store.node_ttl_ms < 1_000 {
         return bad("store.node_ttl_ms", "must be at least 1000");
     }
+    if c.server.drain_delay_ms > MAX_DRAIN_MS {
+        return bad("server.drain_delay_ms", "must be at most 600000 (10 minutes)");
+    }
+    if c.server.reconnect_spread_ms > MAX_DRAIN_MS {
+        return bad("server.reconnect_spread_ms", "must be at most 600000 (10 minutes)");
+    }
     if c.bigo.pull.enabled && c.bigo.pull.interval_ms == 0 {
         return bad("bigo.pull.interval_ms", "must be above 0 when pull is enabled");
     }
@@ -520,6 +535,10 @@ fn validate(c: &Config, origin: Origin) -> Result<(), ConfigError> {
     }
     Ok(())
 }
+
+/// The longest `server.drain_delay_ms` and `server.reconnect_spread_ms`: past this a shutdown
+/// would outlast any orchestrator's grace period.
+const MAX_DRAIN_MS: u64 = 600_000;
 
 /// An IP address (IPv6 without brackets) or a host name: what `server.host` may be.
 fn is_host(host: &str) -> bool {
@@ -631,6 +650,7 @@ mod tests {
             ("server:\n  port: 70000\n", vec!["key server.port", "70000 is out of range", "0 to 65535"]),
             ("room:\n  history_len: -1\n", vec!["key room.history_len", "-1 is out of range"]),
             ("client:\n  rate_per_s: 0\n", vec!["client.rate_per_s", "must be at least 1"]),
+            ("server:\n  drain_delay_ms: 700000\n", vec!["server.drain_delay_ms", "at most 600000"]),
         ] {
             std::fs::write(&path, yaml).unwrap();
             let err = load(&path, true).unwrap_err().to_string();
@@ -639,6 +659,12 @@ mod tests {
             }
         }
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn drain_and_reconnect_spread_default_to_zero_and_five_seconds() {
+        let c = from_yaml("{}").unwrap();
+        assert_eq!((c.server.drain_delay_ms, c.server.reconnect_spread_ms), (0, 5_000));
     }
 
     #[test]

@@ -1,31 +1,36 @@
 //! The OpenAPI document (`GET /iapi/openapi.json`): it names every route that
 //! `src/http/mod.rs` wires, every operation it names is served, and it follows the config
 //! (WebSocket paths, the demo). With `server.internal` every operation is served by exactly
-//! one listener: the operator ones (`http::is_operator_path`) by the internal one.
+//! one listener, the operator ones (`http::is_operator_path`) by the internal one, but for the
+//! probes, served by both. A known path asked with a method it does not take answers 405 with
+//! `Allow`.
 //! `.ci/openapi` validates the same document against the OpenAPI specification.
 
 mod common;
 
 use common::TestBroker;
 use danmu_broker::config::{Config, InternalConfig};
-use danmu_broker::http::is_operator_path;
+use danmu_broker::http::{is_operator_path, is_probe_path};
 use serde_json::Value;
 
-/// (method, path) of every `.route(..)` in `src/http/mod.rs`, the two configurable WebSocket
-/// paths at their defaults.
+/// (method, path) of every route in `src/http/mod.rs`: each `web::resource(path)` and the
+/// `.route(web::method()...)` calls that follow it, the two configurable WebSocket paths at
+/// their defaults.
 fn routes_of_the_http_module() -> Vec<(String, String)> {
     let source = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/src/http/mod.rs")).expect("mod.rs");
     let defaults = Config::default();
     let mut routes = Vec::new();
-    for call in source.split(".route(").skip(1) {
-        let (path, rest) = call.split_once(',').expect("route(path, ...)");
+    for resource in source.split("web::resource(").skip(1) {
+        let (path, rest) = resource.split_once(')').expect("resource(path)");
         let path = match path.trim() {
-            "&bigo_path" => defaults.bigo.path.clone(),
-            "&client_path" => defaults.client.path.clone(),
+            "bigo_path" => defaults.bigo.path.clone(),
+            "client_path" => defaults.client.path.clone(),
             literal => literal.trim_matches('"').to_string(),
         };
-        let method = rest.trim_start().strip_prefix("web::").and_then(|r| r.split_once("()")).expect("web::method()").0;
-        routes.push((method.to_string(), path));
+        for route in rest.split(".route(web::").skip(1) {
+            let method = route.split_once("()").expect("web::method()").0;
+            routes.push((method.to_string(), path.clone()));
+        }
     }
     routes
 }
@@ -104,7 +109,10 @@ async fn with_server_internal_each_operation_is_served_by_one_listener_the_opera
     for (method, path) in &operations {
         let on_public = is_served(&broker.http_url(""), method, path).await;
         let on_internal = is_served(&internal, method, path).await;
-        assert_eq!((on_public, on_internal), (!is_operator_path(path), is_operator_path(path)), "{method} {path}");
+        // The probes on both (orchestrators probe the traffic's port), the rest on one.
+        let expected =
+            if is_probe_path(path) { (true, true) } else { (!is_operator_path(path), is_operator_path(path)) };
+        assert_eq!((on_public, on_internal), expected, "{method} {path}");
     }
 }
 
@@ -125,5 +133,52 @@ async fn the_document_follows_the_configured_websocket_paths_and_the_demo() {
     }
     for path in ["/iapi/websocket", "/bigo/ws"] {
         assert!(paths[path].is_null(), "{path} listed though not served");
+    }
+}
+
+#[actix_rt::test]
+async fn a_known_path_with_another_method_answers_405_naming_the_allowed_ones() {
+    let broker = TestBroker::start_with(|c| c.demo.enabled = true).await;
+    let client = awc::Client::new();
+    for (method, path, allow) in [
+        ("DELETE", "/iapi/rooms", "GET, POST"),
+        ("PUT", "/iapi/rooms/1", "GET"),
+        ("GET", "/iapi/rooms/1/live", "POST"),
+        ("TRACE", "/healthz", "GET"),
+        ("POST", "/readyz", "GET"),
+        ("GET", "/demo/token", "POST"),
+    ] {
+        let request = client.request(method.parse().expect("method"), broker.http_url(path));
+        let resp = request.send().await.expect("request");
+        assert_eq!(resp.status().as_u16(), 405, "{method} {path}");
+        assert_eq!(resp.headers().get("allow").and_then(|v| v.to_str().ok()), Some(allow), "{method} {path}");
+    }
+    let resp = client.get(broker.http_url("/no/such/path")).send().await.expect("request");
+    assert_eq!(resp.status().as_u16(), 404);
+}
+
+#[actix_rt::test]
+async fn unreadable_queries_and_bodies_answer_json_as_documented() {
+    let broker = TestBroker::start_with(|c| c.demo.enabled = true).await;
+    let client = awc::Client::new();
+    for (path, body) in [("/demo/token", ""), ("/demo/token", "null"), ("/demo/token", "{\"user_id\": 5}")] {
+        let mut resp =
+            client.post(broker.http_url(path)).content_type("application/json").send_body(body).await.expect("POST");
+        assert_eq!(resp.status().as_u16(), 400, "{path} {body:?}");
+        assert_eq!(
+            resp.headers().get("content-type").and_then(|v| v.to_str().ok()),
+            Some("application/json"),
+            "{path} {body:?}"
+        );
+        let answer: Value = resp.json().await.expect("a JSON body");
+        assert_eq!(answer["error_code"], 1001, "{answer}");
+    }
+    for path in ["/healthz", "/livez", "/readyz"] {
+        let resp = client.get(broker.http_url(path)).send().await.expect("GET");
+        assert_eq!(
+            resp.headers().get("content-type").and_then(|v| v.to_str().ok()),
+            Some("text/plain; charset=utf-8"),
+            "{path}"
+        );
     }
 }

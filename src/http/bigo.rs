@@ -27,8 +27,8 @@ pub async fn upgrade(
     state: web::Data<AppState>,
 ) -> actix_web::Result<HttpResponse> {
     let peer = req.peer_addr().map(|a| a.to_string()).unwrap_or_default();
-    if state.is_draining() {
-        info!("bigo {peer}: refused, draining");
+    if state.is_closing() {
+        info!("bigo {peer}: refused, shutting down");
         return Ok(HttpResponse::ServiceUnavailable().finish());
     }
     let session = BigoSession::new(state.bigo.clone(), state.registry.clone(), state.metrics.clone(), peer);

@@ -129,8 +129,8 @@ pub async fn upgrade(
     q: web::Query<CommonParams>,
 ) -> actix_web::Result<HttpResponse> {
     let peer = req.peer_addr().map(|a| a.to_string()).unwrap_or_default();
-    if state.is_draining() {
-        info!("client {peer}: refused, draining");
+    if state.is_closing() {
+        info!("client {peer}: refused, shutting down");
         return Ok(HttpResponse::ServiceUnavailable().finish());
     }
     let claims = match check(&state, &q, true) {

@@ -28,12 +28,15 @@ pub fn routes(cfg: &mut web::ServiceConfig, enabled: bool) {
     if !enabled {
         return;
     }
-    cfg.route("/demo", web::get().to(|| file(INDEX_HTML, "text/html; charset=utf-8")))
-        .route("/demo/", web::get().to(|| file(INDEX_HTML, "text/html; charset=utf-8")))
-        .route("/demo/app.js", web::get().to(|| file(APP_JS, "text/javascript; charset=utf-8")))
-        .route("/demo/danmu-client.js", web::get().to(|| file(SDK_JS, "text/javascript; charset=utf-8")))
-        .route("/demo/style.css", web::get().to(|| file(STYLE_CSS, "text/css; charset=utf-8")))
-        .route("/demo/token", web::post().to(token));
+    let page = |path: &'static str, body: &'static str, content_type: &'static str| {
+        web::resource(path).route(web::get().to(move || file(body, content_type)))
+    };
+    cfg.service(page("/demo", INDEX_HTML, "text/html; charset=utf-8"))
+        .service(page("/demo/", INDEX_HTML, "text/html; charset=utf-8"))
+        .service(page("/demo/app.js", APP_JS, "text/javascript; charset=utf-8"))
+        .service(page("/demo/danmu-client.js", SDK_JS, "text/javascript; charset=utf-8"))
+        .service(page("/demo/style.css", STYLE_CSS, "text/css; charset=utf-8"))
+        .service(web::resource("/demo/token").route(web::post().to(token)));
 }
 
 async fn file(body: &'static str, content_type: &'static str) -> HttpResponse {

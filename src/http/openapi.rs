@@ -40,6 +40,8 @@ use super::{admin, bigo, callback, clients, demo, index, ops, rooms, AppState};
         admin::notice,
         callback::stream,
         ops::healthz,
+        ops::livez,
+        ops::readyz,
         ops::metrics,
         serve,
         demo::token,
@@ -51,7 +53,7 @@ use super::{admin, bigo, callback, clients, demo, index, ops, rooms, AppState};
         (name = "rooms", description = "The live-room list (PROTOCOL.md 3)"),
         (name = "admin", description = "Operator calls, X-Admin-Key (PROTOCOL.md 3)"),
         (name = "callback", description = "The cloud's stream callback (PROTOCOL.md 3)"),
-        (name = "operations", description = "Health, metrics, this document (PROTOCOL.md 4)"),
+        (name = "operations", description = "Health, probes, metrics, this document (PROTOCOL.md 4)"),
         (name = "demo", description = "The demo page's token call, only with demo.enabled (PROTOCOL.md 6)"),
     )
 )]
