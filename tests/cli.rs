@@ -292,7 +292,9 @@ fn check_config_masks_secrets_and_names_a_bad_key() {
     std::fs::write(&config, format!("{secrets}client: {{ rate_per_s: 0 }}\n")).expect("write config");
     let (code, yaml, stderr) = check_config(&config, &[]);
     assert_eq!((code, yaml.as_str()), (Some(2), ""));
-    assert!(stderr.contains("config key client.rate_per_s: must be at least 1"), "{stderr}");
+    // The key, the file it came from, and the rule.
+    let named = format!("config key client.rate_per_s (in {}): must be at least 1", config.display());
+    assert!(stderr.contains(&named), "{stderr}");
 
     std::fs::write(&config, secrets).expect("write config");
     let (code, _, stderr) = check_config(&config, &[("DANMU__ROOM__REORDER_WINDW_MS", "5")]);

@@ -182,3 +182,104 @@ async fn unreadable_queries_and_bodies_answer_json_as_documented() {
         );
     }
 }
+
+/// `method path` on `broker` with `user`'s token (and the admin key), with a JSON `body`:
+/// the status.
+async fn status_of(broker: &TestBroker, method: &str, path: &str, body: Option<Value>) -> u16 {
+    let client = awc::Client::new();
+    let request = client
+        .request(method.parse().expect("method"), broker.http_url(path))
+        .insert_header(("Authorization", format!("Bearer {}", broker.token("owner"))))
+        .insert_header(("X-Admin-Key", broker.config.admin.key.clone()));
+    let resp = match body {
+        Some(body) => request.send_json(&body).await,
+        None => request.send().await,
+    };
+    resp.expect("request").status().as_u16()
+}
+
+/// The limits the document states are the broker's own, on both sides of each edge (the
+/// schema fuzzer of `.ci/fuzz` checks the rest at random).
+#[actix_rt::test]
+async fn the_limits_the_document_states_are_the_ones_the_broker_holds_to() {
+    let broker = TestBroker::start_with(|c| {
+        c.demo.enabled = true;
+        c.admin.key = "test-admin-key".into();
+    })
+    .await;
+    let doc = document(&broker).await;
+    let param = |path: &str, method: &str, name: &str| -> Value {
+        let params = doc["paths"][path][method]["parameters"].as_array().cloned().unwrap_or_default();
+        params.into_iter().find(|p| p["name"] == name).map(|p| p["schema"].clone()).unwrap_or(Value::Null)
+    };
+    assert_eq!(
+        (
+            param("/iapi/rooms", "get", "page")["minimum"].as_u64(),
+            param("/iapi/rooms", "get", "page")["maximum"].as_u64()
+        ),
+        (Some(1), Some(9007199254740991))
+    );
+    assert_eq!(param("/iapi/rooms", "get", "page_size")["maximum"].as_u64(), Some(100));
+    assert_eq!(param("/iapi/rooms/{room_id}", "get", "room_id")["minimum"].as_u64(), Some(1));
+    assert_eq!(param("/iapi/websocket/end_point", "get", "timestamp")["pattern"], "^[0-9]{1,15}$");
+    for path in [
+        "/iapi/rooms",
+        "/iapi/rooms/{room_id}/game",
+        "/iapi/admin/rooms/{room_id}/notice",
+        "/callback/stream",
+        "/demo/token",
+    ] {
+        assert_eq!(doc["paths"][path]["post"]["requestBody"]["required"], true, "{path}: a body is required");
+    }
+    let create = &doc["components"]["schemas"]["CreateBody"];
+    assert_eq!(
+        (create["required"].clone(), create["properties"]["title"]["maxLength"].as_u64()),
+        (serde_json::json!(["title"]), Some(100))
+    );
+
+    for (page, expected) in [("0", 400), ("1", 200), ("9007199254740991", 200), ("9007199254740992", 400)] {
+        assert_eq!(status_of(&broker, "GET", &format!("/iapi/rooms?page={page}"), None).await, expected, "page {page}");
+    }
+    for (size, expected) in [("0", 400), ("100", 200), ("101", 400)] {
+        assert_eq!(
+            status_of(&broker, "GET", &format!("/iapi/rooms?page_size={size}"), None).await,
+            expected,
+            "page_size {size}"
+        );
+    }
+    for (id, expected) in [("0", 400), ("9007199254740991", 404), ("9007199254740992", 400), ("x", 400)] {
+        assert_eq!(status_of(&broker, "GET", &format!("/iapi/rooms/{id}"), None).await, expected, "room_id {id}");
+    }
+    // Titles are counted in characters, and need something besides spaces and line breaks.
+    for (title, expected) in
+        [(" \t\n".to_string(), 400), ("é".repeat(100), 200), ("é".repeat(101), 400), ("\u{1c}".into(), 200)]
+    {
+        let body = serde_json::json!({"title": title});
+        assert_eq!(status_of(&broker, "POST", "/iapi/rooms", Some(body)).await, expected, "title {title:?}");
+    }
+    assert_eq!(status_of(&broker, "POST", "/iapi/rooms", Some(Value::Null)).await, 400, "a null body");
+    for (user_id, expected) in [("é".repeat(64), 200), ("é".repeat(65), 400), (" \r ".into(), 400)] {
+        let body = serde_json::json!({"user_id": user_id});
+        assert_eq!(status_of(&broker, "POST", "/demo/token", Some(body)).await, expected, "user_id {user_id:?}");
+    }
+    // expire_time: digits or a number not below 0, nothing else.
+    let room = broker.http_url("/iapi/rooms");
+    let mut created = awc::Client::new()
+        .post(room)
+        .insert_header(("Authorization", format!("Bearer {}", broker.token("owner"))))
+        .send_json(&serde_json::json!({"title": "notices"}))
+        .await
+        .expect("create");
+    let room_id = created.json::<Value>().await.expect("room")["room_id"].as_u64().expect("room_id");
+    let notice = format!("/iapi/admin/rooms/{room_id}/notice");
+    for (expire_time, expected) in [
+        (serde_json::json!("1700000000"), 200),
+        (serde_json::json!(1.5), 200),
+        (serde_json::json!("AAA"), 400),
+        (serde_json::json!(-1), 400),
+        (Value::Null, 400),
+    ] {
+        let body = serde_json::json!({"content": "hello", "expire_time": expire_time});
+        assert_eq!(status_of(&broker, "POST", &notice, Some(body)).await, expected, "expire_time {expire_time}");
+    }
+}
