@@ -357,6 +357,11 @@ impl Origin<'_> {
             config::ConfigError::Type { unexpected, expected, .. } => type_problem(&unexpected.to_string(), expected),
             other => strip_key(&other.to_string()),
         };
+        // An unknown field is named by the message: the key is the section's, plus that field.
+        let key = match problem.strip_prefix("unknown field `").and_then(|rest| rest.split_once('`')) {
+            Some((field, _)) => format!("{key}.{field}"),
+            None => key,
+        };
         ConfigError::Invalid(format!("key {key}{}: {problem}", self.of_key(&key)))
     }
 }
@@ -659,6 +664,24 @@ mod tests {
             }
         }
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn bigo_accounts_come_from_a_list_or_from_one_text_of_account_password_pairs() {
+        let c = from_yaml("bigo:\n  accounts: [ { account: a, password: \"p:1\" } ]\n").unwrap();
+        assert_eq!((c.bigo.accounts[0].account.as_str(), c.bigo.accounts[0].password.as_str()), ("a", "p:1"));
+        let c = from_yaml("bigo:\n  accounts: \"a:p:1, b:q\"\n").unwrap();
+        let pairs: Vec<(&str, &str)> =
+            c.bigo.accounts.iter().map(|a| (a.account.as_str(), a.password.as_str())).collect();
+        assert_eq!(pairs, [("a", "p:1"), ("b", "q")]);
+        let err = from_yaml("bigo:\n  accounts: \"no-password\"\n").unwrap_err().to_string();
+        assert!(err.contains("bigo.accounts") && !err.contains("no-password"), "{err}");
+    }
+
+    #[test]
+    fn an_unknown_key_is_named_whole_with_where_it_came_from() {
+        let err = from_yaml("room:\n  reorder_windw_ms: 5\n").unwrap_err().to_string();
+        assert!(err.contains("key room.reorder_windw_ms: unknown field `reorder_windw_ms`"), "{err}");
     }
 
     #[test]
