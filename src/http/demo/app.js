@@ -181,17 +181,19 @@ import { DanmuClient, RoomsApi } from "/demo/danmu-client.js";
     }
   }
 
+  /** Logs in with the boxes' user id and nickname; resolves true once the session started. */
   function login() {
     var userId = $("user-id").value.trim();
     var nickname = $("nickname").value.trim() || userId;
-    if (!userId) { toast("enter a user id"); return; }
-    request("POST", "/demo/token", { user_id: userId, nickname: nickname }).then(function (r) {
-      if (r.status === 404) { toast("/demo/token is off (demo.enabled: false)"); return; }
+    if (!userId) { toast("enter a user id"); return Promise.resolve(false); }
+    return request("POST", "/demo/token", { user_id: userId, nickname: nickname }).then(function (r) {
+      if (r.status === 404) { toast("/demo/token is off (demo.enabled: false)"); return false; }
       if (!r.ok || !r.data || !r.data.token) {
         toast(r.data && r.data.error_reason ? r.data.error_reason : "/demo/token: " + (r.status ? "HTTP " + r.status : "network error"));
-        return;
+        return false;
       }
       startSession(r.data.token, userId, nickname, true);
+      return true;
     });
   }
 
@@ -1034,13 +1036,16 @@ import { DanmuClient, RoomsApi } from "/demo/danmu-client.js";
     renderPager(0);
     setConn("offline");
 
-    // Optional URL parameters: ?user_id=&nickname=&channel= (handy for a second tab).
+    // One URL does it all: ?user_id=&nickname=&channel= logs in as that user (the saved
+    // session when it is the same user, else a new demo token) and joins the channel.
     var params = new URLSearchParams(location.search);
     var urlUser = params.get("user_id");
+    var urlChannel = params.get("channel");
     if (urlUser) $("user-id").value = urlUser;
     if (params.get("nickname")) $("nickname").value = params.get("nickname");
-    if (params.get("channel")) $("channel").value = params.get("channel");
-    if (restoreSession(urlUser) && params.get("channel")) joinChannel(params.get("channel"));
+    if (urlChannel) $("channel").value = urlChannel;
+    var session = restoreSession(urlUser) ? Promise.resolve(true) : urlUser ? login() : Promise.resolve(false);
+    session.then(function (loggedIn) { if (loggedIn && urlChannel) joinChannel(urlChannel); });
   }
 
   init();
