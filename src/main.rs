@@ -65,9 +65,9 @@ enum Command {
     ///
     /// Mints its JWT with auth.jwt_secret, asks end_point, connects, pings every ping_interval,
     /// enters the channel and prints each room event on stdout as the broker sent it (status
-    /// lines go to stderr). A dropped connection is opened again with back-off and the channel
-    /// entered again with the last seq and epoch seen; stderr says whether the ack said
-    /// recovered. Runs until Ctrl-C.
+    /// lines go to stderr). A dropped connection is opened again with a jittered back-off (after
+    /// a kicked frame's retry_after_ms when it has one) and the channel entered again with the
+    /// last seq and epoch seen; stderr says whether the ack said recovered. Runs until Ctrl-C.
     Listen(cli::listen::ListenOptions),
     /// Push one danmu item as BIGO does and print the answer.
     ///
