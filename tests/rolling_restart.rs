@@ -340,10 +340,9 @@ async fn a_rolling_restart_of_three_nodes_loses_nothing_acknowledged_and_every_c
             if status_of(port, "/readyz").await == Some(503) {
                 break Instant::now();
             }
-            assert!(
-                signalled.elapsed() < Duration::from_millis(DRAIN_DELAY_MS),
-                "/readyz not 503 within the drain delay"
-            );
+            // It turns 503 at once (a few ms here); the bound is loose for a loaded machine, and
+            // that it came before every kick is checked below.
+            assert!(signalled.elapsed() < Duration::from_secs(5), "/readyz not 503 after SIGTERM");
             actix_rt::time::sleep(Duration::from_millis(5)).await;
         };
         let status = nodes[k].wait_exit(Duration::from_secs(15)).await;
