@@ -44,6 +44,13 @@ pub struct ServerConfig {
     /// when set, those are served there only and the public listener answers 404 for them;
     /// `None` (the default) serves them beside the rest, on one port (`http::operator_routes`).
     pub internal: Option<InternalConfig>,
+    /// On SIGTERM, how long the node goes on serving after `/readyz` turned 503 before it
+    /// kicks its clients: the time a load balancer takes to see the readiness change
+    /// (PROTOCOL.md 4).
+    pub drain_delay_ms: u64,
+    /// A node that stops tells each client to come back after `retry_after_ms`, drawn
+    /// uniformly from 0 to this (PROTOCOL.md 4).
+    pub reconnect_spread_ms: u64,
 }
 
 impl Default for ServerConfig {
@@ -56,6 +63,8 @@ impl Default for ServerConfig {
             workers: 0,
             allow_default_secrets: false,
             internal: None,
+            drain_delay_ms: 0,
+            reconnect_spread_ms: 5_000,
         }
     }
 }
@@ -83,13 +92,32 @@ pub struct TlsConfig {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "lowercase", try_from = "String")]
 pub enum StoreKind {
     Memory,
     Redis,
     /// A Redis Cluster, seeded by `store.cluster_nodes`.
     #[serde(rename = "redis-cluster")]
     RedisCluster,
+}
+
+impl TryFrom<String> for StoreKind {
+    type Error = String;
+
+    /// Read through text so that a wrong value lists the valid ones ([`one_of`]).
+    fn try_from(value: String) -> Result<Self, String> {
+        match value.as_str() {
+            "memory" => Ok(Self::Memory),
+            "redis" => Ok(Self::Redis),
+            "redis-cluster" => Ok(Self::RedisCluster),
+            _ => Err(one_of(&value, &["memory", "redis", "redis-cluster"])),
+        }
+    }
+}
+
+/// The refusal of an enum value: what was given and every valid choice.
+fn one_of(given: &str, choices: &[&str]) -> String {
+    format!("{given:?} is not one of the valid values: {}", choices.join(", "))
 }
 
 impl StoreKind {
@@ -208,13 +236,25 @@ impl Default for LiveConfig {
 
 /// How log lines are written to stderr (the `logging` module).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "lowercase", try_from = "String")]
 pub enum LogFormat {
     /// env_logger's human-readable lines.
     #[default]
     Text,
     /// One JSON object per line.
     Json,
+}
+
+impl TryFrom<String> for LogFormat {
+    type Error = String;
+
+    fn try_from(value: String) -> Result<Self, String> {
+        match value.as_str() {
+            "text" => Ok(Self::Text),
+            "json" => Ok(Self::Json),
+            _ => Err(one_of(&value, &["text", "json"])),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -267,8 +307,89 @@ pub enum ConfigError {
     Missing(String),
     #[error("config: {0}")]
     Invalid(String),
-    #[error("config key {key}: {problem}")]
-    BadValue { key: &'static str, problem: String },
+    /// A value that loads but is out of its range; `origin` says where it came from
+    /// ([`Origin`]), as ` (in FILE)` or ` (from DANMU__...)`, or is empty.
+    #[error("config key {key}{origin}: {problem}")]
+    BadValue { key: &'static str, problem: String, origin: String },
+}
+
+/// Where a configuration was read from, so that an error names the file or the environment
+/// variable that holds the bad value.
+#[derive(Debug, Clone, Copy)]
+enum Origin<'a> {
+    /// `config.yaml` (or `--config`), then `DANMU__` variables.
+    File(&'a Path),
+    /// A YAML text (tests).
+    Text,
+}
+
+impl Origin<'_> {
+    /// ` (from DANMU__SERVER__PORT)` when that variable is set, else ` (in ./config.yaml)`
+    /// when the file exists, else "".
+    fn of_key(self, key: &str) -> String {
+        let Origin::File(path) = self else {
+            return String::new();
+        };
+        let var = format!("DANMU__{}", key.replace('.', "__").to_uppercase());
+        if std::env::var_os(&var).is_some() {
+            format!(" (from {var})")
+        } else if path.is_file() {
+            format!(" (in {})", path.display())
+        } else {
+            String::new()
+        }
+    }
+
+    /// A loading error of the `config` crate in words: the key, where its value came from, and
+    /// what is wrong with it (a number out of its type's range says the range).
+    fn explain(self, e: config::ConfigError) -> ConfigError {
+        let file = match self {
+            Origin::File(path) if path.is_file() => format!(" (in {})", path.display()),
+            _ => String::new(),
+        };
+        let (key, inner) = match e {
+            config::ConfigError::At { error, key: Some(key), .. } => (key, *error),
+            config::ConfigError::Type { ref key, .. } if key.is_some() => (key.clone().unwrap_or_default(), e),
+            config::ConfigError::FileParse { cause, .. } => return ConfigError::Invalid(format!("{cause}{file}")),
+            other => return ConfigError::Invalid(format!("{}{file}", strip_key(&other.to_string()))),
+        };
+        let problem = match inner {
+            config::ConfigError::Type { unexpected, expected, .. } => type_problem(&unexpected.to_string(), expected),
+            other => strip_key(&other.to_string()),
+        };
+        // An unknown field is named by the message: the key is the section's, plus that field.
+        let key = match problem.strip_prefix("unknown field `").and_then(|rest| rest.split_once('`')) {
+            Some((field, _)) => format!("{key}.{field}"),
+            None => key,
+        };
+        ConfigError::Invalid(format!("key {key}{}: {problem}", self.of_key(&key)))
+    }
+}
+
+/// `unexpected` (e.g. "64-bit unsigned integer `70000`") given where `expected` (e.g. "an
+/// unsigned 16 bit integer") was wanted: a number out of range says the range.
+fn type_problem(unexpected: &str, expected: &str) -> String {
+    let number = unexpected.split('`').nth(1).filter(|_| unexpected.contains("integer"));
+    let range = match expected {
+        e if e.contains("unsigned 8 bit") => Some("0 to 255"),
+        e if e.contains("unsigned 16 bit") => Some("0 to 65535"),
+        e if e.contains("unsigned 32 bit") => Some("0 to 4294967295"),
+        e if e.contains("unsigned 64 bit") => Some("0 to 18446744073709551615"),
+        e if e.contains("32 bit integer") => Some("-2147483648 to 2147483647"),
+        _ => None,
+    };
+    match (number, range) {
+        (Some(n), Some(range)) => format!("{n} is out of range: a whole number from {range}"),
+        _ => format!("{unexpected} is not {expected}"),
+    }
+}
+
+/// The crate's own " for key `x`" tail, which the message already leads with.
+fn strip_key(message: &str) -> String {
+    match message.find(" for key `") {
+        Some(at) => message[..at].to_string(),
+        None => message.to_string(),
+    }
 }
 
 /// Reads `path` (YAML) and the environment. A missing file is an error only when `required`
@@ -277,13 +398,14 @@ pub fn load(path: &Path, required: bool) -> Result<Config, ConfigError> {
     if required && !path.exists() {
         return Err(ConfigError::Missing(path.display().to_string()));
     }
+    let origin = Origin::File(path);
     let raw = config::Config::builder()
         .add_source(config::File::from(path).format(config::FileFormat::Yaml).required(false))
         .add_source(config::Environment::with_prefix("DANMU").prefix_separator("__").separator("__"))
         .build()
-        .map_err(|e| ConfigError::Invalid(e.to_string()))?;
-    let config: Config = raw.try_deserialize().map_err(|e| ConfigError::Invalid(e.to_string()))?;
-    validate(&config)?;
+        .map_err(|e| origin.explain(e))?;
+    let config: Config = raw.try_deserialize().map_err(|e| origin.explain(e))?;
+    validate(&config, origin)?;
     Ok(config)
 }
 
@@ -314,14 +436,16 @@ pub fn from_yaml(text: &str) -> Result<Config, ConfigError> {
     let raw = config::Config::builder()
         .add_source(config::File::from_str(text, config::FileFormat::Yaml))
         .build()
-        .map_err(|e| ConfigError::Invalid(e.to_string()))?;
-    let config: Config = raw.try_deserialize().map_err(|e| ConfigError::Invalid(e.to_string()))?;
-    validate(&config)?;
+        .map_err(|e| Origin::Text.explain(e))?;
+    let config: Config = raw.try_deserialize().map_err(|e| Origin::Text.explain(e))?;
+    validate(&config, Origin::Text)?;
     Ok(config)
 }
 
-fn validate(c: &Config) -> Result<(), ConfigError> {
-    let bad = |key: &'static str, problem: &str| Err(ConfigError::BadValue { key, problem: problem.to_string() });
+fn validate(c: &Config, origin: Origin) -> Result<(), ConfigError> {
+    let bad = |key: &'static str, problem: &str| {
+        Err(ConfigError::BadValue { key, problem: problem.to_string(), origin: origin.of_key(key) })
+    };
     if !is_host(&c.server.host) {
         return bad("server.host", "must be an IP address or a host name, without scheme or port");
     }
@@ -399,6 +523,12 @@ fn validate(c: &Config) -> Result<(), ConfigError> {
     if c.store.node_ttl_ms < 1_000 {
         return bad("store.node_ttl_ms", "must be at least 1000");
     }
+    if c.server.drain_delay_ms > MAX_DRAIN_MS {
+        return bad("server.drain_delay_ms", "must be at most 600000 (10 minutes)");
+    }
+    if c.server.reconnect_spread_ms > MAX_DRAIN_MS {
+        return bad("server.reconnect_spread_ms", "must be at most 600000 (10 minutes)");
+    }
     if c.bigo.pull.enabled && c.bigo.pull.interval_ms == 0 {
         return bad("bigo.pull.interval_ms", "must be above 0 when pull is enabled");
     }
@@ -413,6 +543,10 @@ fn validate(c: &Config) -> Result<(), ConfigError> {
     }
     Ok(())
 }
+
+/// The longest `server.drain_delay_ms` and `server.reconnect_spread_ms`: past this a shutdown
+/// would outlast any orchestrator's grace period.
+const MAX_DRAIN_MS: u64 = 600_000;
 
 /// An IP address (IPv6 without brackets) or a host name: what `server.host` may be.
 fn is_host(host: &str) -> bool {
@@ -497,6 +631,66 @@ mod tests {
         assert!(err.contains("client.rate_per_s"), "{err}");
         let err = from_yaml("server:\n  port: lots\n").unwrap_err().to_string();
         assert!(err.contains("port"), "{err}");
+    }
+
+    #[test]
+    fn an_enum_value_lists_the_valid_choices() {
+        let err = from_yaml("log:\n  format: jsn\n").unwrap_err().to_string();
+        assert!(
+            err.contains("log.format") && err.contains("\"jsn\" is not one of the valid values: text, json"),
+            "{err}"
+        );
+        let err = from_yaml("store:\n  kind: redis2\n").unwrap_err().to_string();
+        assert!(err.contains("store.kind") && err.contains("memory, redis, redis-cluster"), "{err}");
+        assert_eq!(
+            from_yaml("store:\n  kind: redis-cluster\n  cluster_nodes: [\"redis://a:1\"]\n").unwrap().store.kind,
+            StoreKind::RedisCluster
+        );
+        assert_eq!(from_yaml("log:\n  format: json\n").unwrap().log.format, LogFormat::Json);
+    }
+
+    #[test]
+    fn a_number_out_of_range_names_the_key_the_range_and_the_file() {
+        let dir = std::env::temp_dir().join(format!("danmu-config-range-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("range.yaml");
+        for (yaml, needles) in [
+            ("server:\n  port: 70000\n", vec!["key server.port", "70000 is out of range", "0 to 65535"]),
+            ("room:\n  history_len: -1\n", vec!["key room.history_len", "-1 is out of range"]),
+            ("client:\n  rate_per_s: 0\n", vec!["client.rate_per_s", "must be at least 1"]),
+            ("server:\n  drain_delay_ms: 700000\n", vec!["server.drain_delay_ms", "at most 600000"]),
+        ] {
+            std::fs::write(&path, yaml).unwrap();
+            let err = load(&path, true).unwrap_err().to_string();
+            for needle in needles.iter().copied().chain([format!("(in {})", path.display()).as_str()]) {
+                assert!(err.contains(needle), "{yaml}: {needle:?} missing from {err}");
+            }
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn bigo_accounts_come_from_a_list_or_from_one_text_of_account_password_pairs() {
+        let c = from_yaml("bigo:\n  accounts: [ { account: a, password: \"p:1\" } ]\n").unwrap();
+        assert_eq!((c.bigo.accounts[0].account.as_str(), c.bigo.accounts[0].password.as_str()), ("a", "p:1"));
+        let c = from_yaml("bigo:\n  accounts: \"a:p:1, b:q\"\n").unwrap();
+        let pairs: Vec<(&str, &str)> =
+            c.bigo.accounts.iter().map(|a| (a.account.as_str(), a.password.as_str())).collect();
+        assert_eq!(pairs, [("a", "p:1"), ("b", "q")]);
+        let err = from_yaml("bigo:\n  accounts: \"no-password\"\n").unwrap_err().to_string();
+        assert!(err.contains("bigo.accounts") && !err.contains("no-password"), "{err}");
+    }
+
+    #[test]
+    fn an_unknown_key_is_named_whole_with_where_it_came_from() {
+        let err = from_yaml("room:\n  reorder_windw_ms: 5\n").unwrap_err().to_string();
+        assert!(err.contains("key room.reorder_windw_ms: unknown field `reorder_windw_ms`"), "{err}");
+    }
+
+    #[test]
+    fn drain_and_reconnect_spread_default_to_zero_and_five_seconds() {
+        let c = from_yaml("{}").unwrap();
+        assert_eq!((c.server.drain_delay_ms, c.server.reconnect_spread_ms), (0, 5_000));
     }
 
     #[test]

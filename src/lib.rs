@@ -6,7 +6,8 @@
 //! `main.rs` and the integration tests both start the broker this way. With `server.tls` the
 //! same listener speaks TLS ([`tls`]), so BIGO can reach `wss://` without a proxy in front.
 //! With `server.internal` a second, internal listener serves the operator endpoints
-//! ([`http::operator_routes`]) and the public one no longer does. What a broker facing a
+//! ([`http::operator_routes`]) and the public one no longer does; the probes `/livez` and
+//! `/readyz` are on both ([`http::probe_routes`]). What a broker facing a
 //! network refuses to start with is [`exposure`]'s.
 //! The [`listener`] serves the routes and hands each app client's WebSocket over to its
 //! session after the upgrade.
@@ -63,23 +64,32 @@ pub struct ShutdownHandle {
     sessions: Addr<SessionIndex>,
     presence: Option<Addr<cluster::presence::NodePresence>>,
     draining: Arc<AtomicBool>,
+    closing: Arc<AtomicBool>,
     arbiters: Vec<ArbiterHandle>,
+    /// `server.drain_delay_ms`, `server.reconnect_spread_ms`.
+    drain_delay: Duration,
+    reconnect_spread_ms: u64,
 }
 
 impl ShutdownHandle {
-    /// PROTOCOL.md 4: stop taking connections (`/healthz` answers 503), close the BIGO
-    /// connections (no new pushes; BIGO re-sends what has no 200 to another node), flush every
-    /// room so that what BIGO was told is taken reaches the clients, then tell every client
-    /// `kicked: shutdown` with a close frame, and stop the server.
+    /// PROTOCOL.md 4: `/readyz` (and `/healthz`) answer 503 at once and the presence record
+    /// goes (no node sends new clients here any more); the node goes on serving for
+    /// `server.drain_delay_ms`, the time a load balancer takes to see it; then it stops taking
+    /// connections, closes the BIGO connections (no new pushes; BIGO re-sends what has no 200
+    /// to another node), flushes every room so that what BIGO was told is taken reaches the
+    /// clients, tells every client `kicked: shutdown` with its own `retry_after_ms` (spread
+    /// over `server.reconnect_spread_ms`) and a close frame, and stops the server.
     pub async fn shutdown(&self) {
         if self.draining.swap(true, Ordering::SeqCst) {
             return;
         }
-        info!("shutdown: draining");
+        info!("shutdown: draining (/readyz answers 503), serving on for {:?}", self.drain_delay);
         if let Some(presence) = &self.presence {
             // Before anything else: no node sends new clients here any more.
             let _ = presence.send(cluster::presence::Withdraw).await;
         }
+        actix_rt::time::sleep(self.drain_delay).await;
+        self.closing.store(true, Ordering::SeqCst);
         let bigo = self.registry.send(CloseAllBigo).await.unwrap_or_default();
         let rooms = self.registry.send(AllRooms).await.unwrap_or_default();
         for room in &rooms {
@@ -89,7 +99,8 @@ impl ShutdownHandle {
         // The flushed events travel through each room's ring to the sessions: let them be
         // written before the kick closes the sessions.
         actix_rt::time::sleep(Duration::from_millis(100)).await;
-        let _ = self.sessions.send(KickAll { reason: KickReason::Shutdown }).await;
+        let kick = KickAll { reason: KickReason::Shutdown, spread_ms: Some(self.reconnect_spread_ms) };
+        let _ = self.sessions.send(kick).await;
         // Give the sessions a moment to write their close frames.
         actix_rt::time::sleep(Duration::from_millis(300)).await;
         info!("shutdown: {bigo} BIGO connections closed, {} rooms flushed, stopping the server", rooms.len());
@@ -207,7 +218,7 @@ pub fn start_on(config: Config, listener: TcpListener) -> std::io::Result<Broker
             presence.start()
         }
     });
-    let draining = Arc::new(AtomicBool::new(false));
+    let (draining, closing) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
     let state = web::Data::new(AppState {
         bigo: Arc::new(config.bigo.clone()),
         client: Arc::new(config.client.clone()),
@@ -220,6 +231,7 @@ pub fn start_on(config: Config, listener: TcpListener) -> std::io::Result<Broker
         presence: presence.clone(),
         directory,
         draining: draining.clone(),
+        closing: closing.clone(),
     });
     let routes = http::routes(&state);
     let listen = listener::Listen { listener, tls, internal, workers: config.server.workers, shutdown_timeout_s: 5 };
@@ -227,7 +239,7 @@ pub fn start_on(config: Config, listener: TcpListener) -> std::io::Result<Broker
     let server = listener::serve(
         listen,
         move || App::new().app_data(state.clone()).configure(routes.clone()),
-        move || App::new().app_data(internal_state.clone()).configure(http::operator_routes),
+        move || App::new().app_data(internal_state.clone()).configure(http::internal_routes),
     )?;
     for line in report {
         info!("{line}");
@@ -235,7 +247,17 @@ pub fn start_on(config: Config, listener: TcpListener) -> std::io::Result<Broker
     for warning in startup::warnings(&config).into_iter().chain(exposure_warnings) {
         warn!("{warning}");
     }
-    let shutdown = ShutdownHandle { server: server.handle(), registry, sessions, presence, draining, arbiters };
+    let shutdown = ShutdownHandle {
+        server: server.handle(),
+        registry,
+        sessions,
+        presence,
+        draining,
+        closing,
+        arbiters,
+        drain_delay: Duration::from_millis(config.server.drain_delay_ms),
+        reconnect_spread_ms: config.server.reconnect_spread_ms,
+    };
     Ok(Broker { local_addr, internal_addr, server, shutdown })
 }
 

@@ -56,14 +56,18 @@ enum Command {
         ttl_s: u64,
     },
     /// Stand in for BIGO: log in to a broker's BIGO ingress and push danmu for a game session.
-    Simulate(danmu_simulator::Options),
+    ///
+    /// With --live-room TITLE it also makes a live room for them (rooms API, as the user
+    /// simulator): the demo page's live-room list shows it. --lang en writes plain Latin text
+    /// (no CJK, no emoji) for a machine without those fonts.
+    Simulate(cli::simulate::SimulateArgs),
     /// Be an app client: enter a channel and print its room events, one JSON line each.
     ///
     /// Mints its JWT with auth.jwt_secret, asks end_point, connects, pings every ping_interval,
     /// enters the channel and prints each room event on stdout as the broker sent it (status
-    /// lines go to stderr). A dropped connection is opened again with back-off and the channel
-    /// entered again with the last seq and epoch seen; stderr says whether the ack said
-    /// recovered. Runs until Ctrl-C.
+    /// lines go to stderr). A dropped connection is opened again with a jittered back-off (after
+    /// a kicked frame's retry_after_ms when it has one) and the channel entered again with the
+    /// last seq and epoch seen; stderr says whether the ack said recovered. Runs until Ctrl-C.
     Listen(cli::listen::ListenOptions),
     /// Push one danmu item as BIGO does and print the answer.
     ///
@@ -112,7 +116,7 @@ fn main() -> ExitCode {
             println!("{}", auth::issue(&config.auth.jwt_secret, &claims));
             ExitCode::SUCCESS
         }
-        Command::Simulate(opts) => run_simulator(config, opts),
+        Command::Simulate(args) => run_client(cli::simulate::run(config, args)),
         Command::Listen(opts) => run_client(cli::listen::run(&config, opts)),
         Command::Push(opts) => run_client(cli::push::run(&config, opts)),
         Command::CheckConfig => cli::check_config::run(&config, &path),
@@ -125,26 +129,6 @@ fn run_client(tool: impl std::future::Future<Output = ExitCode>) -> ExitCode {
     // An error means a provider is already installed: fine.
     let _ = rustls::crypto::ring::default_provider().install_default();
     actix_rt::System::new().block_on(tool)
-}
-
-fn run_simulator(config: config::Config, opts: danmu_simulator::Options) -> ExitCode {
-    let json = opts.json;
-    let default_url = config.bigo_ingress_url();
-    let run = async move { danmu_simulator::run(&config.bigo, &default_url, opts).await };
-    match actix_rt::System::new().block_on(run) {
-        Ok(summary) => {
-            if json {
-                println!("{}", serde_json::to_string(&summary).unwrap_or_default());
-            } else {
-                print!("{}", summary.text());
-            }
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("danmu-broker simulate: {e}");
-            ExitCode::FAILURE
-        }
-    }
 }
 
 fn serve(config: config::Config) -> ExitCode {

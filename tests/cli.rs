@@ -203,8 +203,18 @@ async fn listen_outlives_a_broker_restart_and_says_the_room_started_over() {
     let first = listen.status_line("entered gs-restart");
     broker.terminate();
     assert!(broker.wait_exit(Duration::from_secs(10)).await.is_some_and(|s| s.success()));
-    listen.status_line("kicked (shutdown)");
-    listen.status_line("reconnecting");
+    // Told when to come back (server.reconnect_spread_ms, 5000 by default), it waits that long.
+    let kicked = listen.status_line("kicked (shutdown)");
+    let told: u64 = kicked
+        .split("told to come back in ")
+        .nth(1)
+        .and_then(|rest| rest.strip_suffix(" ms"))
+        .and_then(|ms| ms.parse().ok())
+        .unwrap_or_else(|| panic!("no retry_after_ms in {kicked:?}"));
+    assert!(told <= 5_000, "{kicked}");
+    let reconnecting = listen.status_line("reconnecting");
+    let wait = format!("reconnecting in {:.1} s (retry_after_ms)", told as f64 / 1000.0);
+    assert!(reconnecting.ends_with(&wait), "{reconnecting:?}, expected {wait:?}");
 
     let restarted = BrokerProcess::start(&config_yaml(port, ""), port).await;
     // The memory store lost the room: a new epoch, nothing to replay.
@@ -292,7 +302,9 @@ fn check_config_masks_secrets_and_names_a_bad_key() {
     std::fs::write(&config, format!("{secrets}client: {{ rate_per_s: 0 }}\n")).expect("write config");
     let (code, yaml, stderr) = check_config(&config, &[]);
     assert_eq!((code, yaml.as_str()), (Some(2), ""));
-    assert!(stderr.contains("config key client.rate_per_s: must be at least 1"), "{stderr}");
+    // The key, the file it came from, and the rule.
+    let named = format!("config key client.rate_per_s (in {}): must be at least 1", config.display());
+    assert!(stderr.contains(&named), "{stderr}");
 
     std::fs::write(&config, secrets).expect("write config");
     let (code, _, stderr) = check_config(&config, &[("DANMU__ROOM__REORDER_WINDW_MS", "5")]);

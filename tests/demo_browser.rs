@@ -1,8 +1,10 @@
 //! The `/demo` page (PROTOCOL.md 6) in a real headless Chromium against the real broker: two
 //! users join one channel, watch BIGO danmu arrive in `ts` order, chat with each other and see
 //! each other's seat; an anchor creates a room and takes it live from the page, and a viewer
-//! finds it in the live-room list (PROTOCOL.md 3), likes it and joins it from there. And with
-//! `demo.enabled` off, the page and `/demo/token` do not exist.
+//! finds it in the live-room list (PROTOCOL.md 3), likes it and joins it from there; one URL
+//! (`/demo?user_id=&nickname=&channel=`) logs in and joins by itself, and the room that
+//! `simulate --live-room` makes is in the list with its danmu. And with `demo.enabled` off, the
+//! page and `/demo/token` do not exist.
 
 mod common;
 
@@ -317,4 +319,81 @@ async fn demo_page_and_token_exist_only_when_demo_is_enabled() {
     let token = body["token"].as_str().expect("token");
     let claims = danmu_broker::auth::verify(&on.config.auth.jwt_secret, token, Some("u1")).expect("a valid client JWT");
     assert_eq!(claims.nickname.as_deref(), Some("Ann"));
+}
+
+#[actix_rt::test]
+async fn one_url_logs_in_and_joins_and_the_room_simulate_feeds_is_in_the_live_list() {
+    let broker = TestBroker::start_with(|c| c.demo.enabled = true).await;
+    let base = format!("http://{}", broker.addr);
+    // The simulator's config: the broker's BIGO account and JWT secret.
+    let config =
+        std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("demo-sim-{}.yaml", std::process::id()));
+    let yaml = format!(
+        "bigo: {{ platform_abbr: {ABBR}, accounts: [ {{ account: {ACCOUNT}, password: \"{PASSWORD}\" }} ] }}\n\
+         auth: {{ jwt_secret: \"{SECRET}\" }}\n"
+    );
+    std::fs::write(&config, yaml).expect("write the simulator's config");
+    let mut sim = std::process::Command::new(env!("CARGO_BIN_EXE_danmu-broker"));
+    sim.arg("--config").arg(&config).arg("simulate").args(["--url", &broker.ws_url("/bigo/ws"), "--api-url", &base]);
+    sim.args([
+        "--game-sess",
+        "demo-sim",
+        "--rate",
+        "8",
+        "--duration",
+        "20",
+        "--lang",
+        "en",
+        "--live-room",
+        "Simulated room",
+        "--quiet",
+    ]);
+    sim.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
+    let mut sim = sim.spawn().expect("run danmu-broker simulate");
+
+    // The room it made: live, its game_sess linked.
+    let token = broker.token("probe");
+    let deadline = std::time::Instant::now() + WAIT;
+    let room_id = loop {
+        let mut resp =
+            awc::Client::new().get(broker.http_url("/iapi/rooms")).bearer_auth(&token).send().await.expect("list");
+        let list: Value = resp.json().await.expect("JSON");
+        let found =
+            list["rooms"].as_array().and_then(|rooms| rooms.iter().find(|r| r["title"] == "Simulated room").cloned());
+        if let Some(room) = found {
+            break room["room_id"].as_u64().expect("room_id").to_string();
+        }
+        assert!(std::time::Instant::now() < deadline, "the simulated room was never listed: {list}");
+        actix_rt::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+
+    // One URL: logged in as dave and in the room, no click.
+    let mut driver = Chromedriver::start().await;
+    let dave = driver.browser().await;
+    dave.goto(&format!("{base}/demo?user_id=dave&nickname=Dave&channel={room_id}")).await;
+    dave.wait_until(
+        "joined by itself",
+        &format!(
+            "Array.from(document.querySelectorAll('#chat-log li')).some(li => li.textContent === 'joined {room_id}')"
+        ),
+    )
+    .await;
+    assert_eq!(dave.eval("document.getElementById('me').textContent").await, json!("logged in as Dave (dave)"));
+    // The live list shows the simulated room, marked as the one dave is in ...
+    dave.wait_until("the simulated room in the list", &format!("{}.classList.contains('current')", row(&room_id)))
+        .await;
+    assert_eq!(
+        dave.eval(&format!("{}.querySelector('.room-title').textContent", row(&room_id))).await,
+        json!("Simulated room")
+    );
+    // ... and its danmu arrive, in Latin text (--lang en).
+    dave.wait_until("three simulated danmu", "document.querySelectorAll('#chat-log li.danmu').length >= 3").await;
+    let texts =
+        dave.eval("Array.from(document.querySelectorAll('#chat-log li.danmu')).map(li => li.textContent)").await;
+    assert!(texts.as_array().expect("texts").iter().all(|t| t.as_str().is_some_and(str::is_ascii)), "{texts}");
+
+    let _ = sim.kill();
+    let _ = sim.wait();
+    let _ = std::fs::remove_file(config);
+    dave.close().await;
 }

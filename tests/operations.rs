@@ -1,5 +1,6 @@
 //! Operations (PROTOCOL.md 4): every metric on `/metrics` after a short run, the log lines an
-//! operator follows, graceful shutdown of the real binary on SIGTERM, and the operator
+//! operator follows, graceful shutdown of the real binary on SIGTERM (the probes `/livez` and
+//! `/readyz`, `server.drain_delay_ms`, `kicked` with `retry_after_ms`), and the operator
 //! endpoints on their own listener (`server.internal`).
 
 mod common;
@@ -70,8 +71,13 @@ async fn metrics_after_a_short_run_name_every_metric_of_the_protocol() {
 
 /// A config for the binary on `port`, with the test accounts and secret, plus `extra` YAML.
 fn process_config(port: u16, extra: &str) -> String {
+    process_config_with(port, "", extra)
+}
+
+/// [`process_config`] with `server_keys` (e.g. `drain_delay_ms: 600, `) in its `server` section.
+fn process_config_with(port: u16, server_keys: &str, extra: &str) -> String {
     format!(
-        "server: {{ host: 127.0.0.1, port: {port}, public_url: \"\", workers: 1 }}\n\
+        "server: {{ {server_keys}host: 127.0.0.1, port: {port}, public_url: \"\", workers: 1 }}\n\
          bigo: {{ platform_abbr: {ABBR}, accounts: [ {{ account: {ACCOUNT}, password: {PASSWORD} }} ] }}\n\
          auth: {{ jwt_secret: {SECRET} }}\n{extra}"
     )
@@ -113,7 +119,9 @@ async fn sigterm_flushes_rooms_kicks_clients_refuses_newcomers_and_exits_0() {
     let item = client.recv_action("send_topic_msg").await;
     assert_eq!(item["content"], "taken before the signal");
     let kicked = client.recv_action("kicked").await;
-    assert_eq!(kicked, json!({"action": "kicked", "reason": "shutdown"}));
+    assert_eq!(kicked["reason"], "shutdown", "{kicked}");
+    // server.reconnect_spread_ms defaults to 5000.
+    assert!(kicked["retry_after_ms"].as_u64().is_some_and(|ms| ms <= 5_000), "{kicked}");
     assert_eq!(closed_with(&mut client.ws).await, Some(1012));
 
     let url = format!("{base}/iapi/websocket?{}", client_query("latecomer", "sid-9"));
@@ -162,7 +170,7 @@ async fn the_log_has_a_line_per_connection_login_and_rejected_frame_and_none_per
     let has = |needles: &[&str]| log.lines().any(|line| needles.iter().all(|n| line.contains(n)));
     assert!(has(&["client", "user_id log-viewer", "connected"]), "{log}");
     assert!(has(&["client", "user_id log-viewer", "disconnected (shutdown)"]), "{log}");
-    assert!(has(&["bigo", "login failed (sign is error.)"]), "{log}");
+    assert!(has(&["bigo", "login failed (sign is error.) for account \"bigoUser1\"", "wrong password"]), "{log}");
     assert!(has(&["bigo", "account bigoUser1 logged in"]), "{log}");
     assert!(has(&["bigo", "disconnected (shutdown)"]), "{log}");
     assert!(has(&["bigo", "disconnected (closed by BIGO)"]), "{log}");
@@ -258,6 +266,11 @@ async fn with_server_internal_the_operator_endpoints_answer_there_and_404_on_the
     for path in ["/healthz", "/metrics", "/iapi/openapi.json"] {
         assert_eq!(get(&format!("{public}{path}")).await, (404, String::new()), "public {path}");
     }
+    // The probes are on both: orchestrators and load balancers probe the traffic's port.
+    for base in [&public, &internal] {
+        assert_eq!(get(&format!("{base}/livez")).await, (200, "ok\n".into()), "{base}/livez");
+        assert_eq!(get(&format!("{base}/readyz")).await, (200, "ready\n".into()), "{base}/readyz");
+    }
     assert_eq!(notice(&public, "test-admin-key").await, (404, String::new()), "public admin API");
     // The public listener serves clients as before; the internal one does not.
     let mut client = app_client_at(&format!("ws://127.0.0.1:{port}"), "viewer", None).await;
@@ -309,4 +322,70 @@ async fn an_internal_port_in_use_stops_start_up_naming_the_key() {
             && log.contains("see server.internal.port"),
         "{log}"
     );
+}
+
+/// `GET /readyz` at `addr`: its status, None when nothing answers.
+async fn readyz(addr: std::net::SocketAddr) -> Option<u16> {
+    let client = awc::Client::builder().timeout(Duration::from_millis(500)).finish();
+    client.get(format!("http://{addr}/readyz")).send().await.ok().map(|r| r.status().as_u16())
+}
+
+#[actix_rt::test]
+async fn on_sigterm_readyz_turns_503_at_once_and_clients_are_kicked_after_the_drain_delay_with_spread_retry_times() {
+    const DELAY_MS: u64 = 600;
+    const SPREAD_MS: u64 = 2_000;
+    const CLIENTS: usize = 40;
+    let port = free_port();
+    let server_keys = format!("drain_delay_ms: {DELAY_MS}, reconnect_spread_ms: {SPREAD_MS}, ");
+    let yaml = process_config_with(port, &server_keys, "");
+    let mut broker = BrokerProcess::start(&yaml, port).await;
+    let base = format!("ws://{}", broker.addr);
+    assert_eq!(get(&format!("http://{}/livez", broker.addr)).await, (200, "ok\n".into()));
+    assert_eq!(get(&format!("http://{}/readyz", broker.addr)).await, (200, "ready\n".into()));
+    let mut clients = Vec::new();
+    for i in 0..CLIENTS {
+        clients.push(app_client_at(&base, &format!("viewer-{i}"), None).await);
+    }
+
+    broker.terminate();
+    let signalled = Instant::now();
+    // /readyz turns 503 at once, /livez stays 200: the process still serves.
+    let mut became_unready = None;
+    while signalled.elapsed() < Duration::from_millis(DELAY_MS) {
+        if readyz(broker.addr).await == Some(503) {
+            became_unready = Some(signalled.elapsed());
+            break;
+        }
+        actix_rt::time::sleep(Duration::from_millis(5)).await;
+    }
+    let became_unready = became_unready.expect("/readyz did not turn 503 within the drain delay");
+    let (status, body) = get(&format!("http://{}/readyz", broker.addr)).await;
+    assert_eq!((status, body.as_str()), (503, "not ready: draining\n"));
+    assert_eq!(get(&format!("http://{}/livez", broker.addr)).await.0, 200, "/livez fails for a drain");
+    // During the delay the node goes on serving: a newcomer still gets in (and is kicked with the rest).
+    clients.push(app_client_at(&base, "late-viewer", None).await);
+
+    let mut waits = Vec::new();
+    for client in &mut clients {
+        let kicked = client.recv_action("kicked").await;
+        let kicked_at = signalled.elapsed();
+        assert!(
+            kicked_at >= Duration::from_millis(DELAY_MS),
+            "kicked {kicked_at:?} after SIGTERM, before the drain delay"
+        );
+        assert!(became_unready < kicked_at);
+        assert_eq!(kicked["reason"], "shutdown", "{kicked}");
+        waits.push(kicked["retry_after_ms"].as_u64().expect("retry_after_ms"));
+        assert_eq!(closed_with(&mut client.ws).await, Some(1012));
+    }
+    // Drawn uniformly from 0..=SPREAD_MS for each client: all within it, and spread over it
+    // (41 draws: every quarter of the spread holds some, none holds most).
+    assert!(waits.iter().all(|w| *w <= SPREAD_MS), "{waits:?}");
+    for quarter in 0..4 {
+        let (lo, hi) = (quarter * SPREAD_MS / 4, (quarter + 1) * SPREAD_MS / 4);
+        let n = waits.iter().filter(|w| (lo..=hi).contains(*w)).count();
+        assert!((1..=25).contains(&n), "{n} of {} waits in {lo}..={hi} ms: {waits:?}", waits.len());
+    }
+    let status = broker.wait_exit(Duration::from_secs(10)).await;
+    assert!(status.is_some_and(|s| s.success()), "exit status {status:?}, log:\n{}", broker.log_text());
 }

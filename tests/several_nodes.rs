@@ -148,15 +148,57 @@ async fn until_store(at: &BrokerProcess, line: &str, up: f64) {
     }
 }
 
+/// `GET {path}` on `at`: (status, body).
+async fn probe(at: &BrokerProcess, path: &str) -> (u16, String) {
+    let mut resp = awc::Client::new().get(format!("http://{}{path}", at.addr)).send().await.expect("probe");
+    let body = String::from_utf8_lossy(&resp.body().await.expect("body")).into_owned();
+    (resp.status().as_u16(), body)
+}
+
 #[actix_rt::test]
 async fn healthz_and_metrics_show_a_redis_outage_and_the_recovery_without_a_restart() {
     let mut redis = RedisServer::start();
     let a = node("node-a", &redis.url(), &unique_prefix()).await;
     until_store(&a, "store: redis reachable", 1.0).await;
+    assert_eq!(probe(&a, "/readyz").await, (200, "ready\n".into()));
     redis.stop();
     until_store(&a, "store: redis unreachable", 0.0).await;
+    // Not ready for new clients while Redis is away; alive all the same (a restart would not
+    // bring Redis back).
+    assert_eq!(probe(&a, "/readyz").await, (503, "not ready: store unreachable\n".into()));
+    assert_eq!(probe(&a, "/livez").await, (200, "ok\n".into()));
     redis.restart();
     until_store(&a, "store: redis reachable", 1.0).await;
+    assert_eq!(probe(&a, "/readyz").await, (200, "ready\n".into()));
+}
+
+#[actix_rt::test]
+async fn a_node_started_while_redis_is_down_is_alive_but_not_ready_until_its_presence_is_written() {
+    let mut redis = RedisServer::start();
+    redis.stop();
+    // Started without waiting for /healthz: the harness's wait is for 200, which it answers anyway.
+    let port = common::ops::free_port();
+    let dir = common::ops::TempDir::new("not-ready");
+    let config = dir.path("config.yaml");
+    let yaml = format!(
+        "server: {{ host: 127.0.0.1, port: {port}, workers: 1 }}\n\
+         store: {{ kind: redis, redis_url: \"{}\", key_prefix: \"{}\", node_id: \"lonely\", node_ttl_ms: {TTL_MS} }}\n\
+         auth: {{ jwt_secret: \"{SECRET}\" }}\n",
+        redis.url(),
+        unique_prefix()
+    );
+    std::fs::write(&config, yaml).expect("config");
+    let a = BrokerProcess::start_file(dir, &config, &[], port).await;
+    assert_eq!(probe(&a, "/livez").await, (200, "ok\n".into()));
+    let (status, body) = probe(&a, "/readyz").await;
+    assert_eq!(status, 503, "{body}");
+    assert!(["not ready: presence not written\n", "not ready: store unreachable\n"].contains(&body.as_str()), "{body}");
+    redis.restart();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while probe(&a, "/readyz").await.0 != 200 {
+        assert!(Instant::now() < deadline, "not ready once Redis is up:\n{}", a.log_text());
+        actix_rt::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// A logged-in BIGO connection to `node`.

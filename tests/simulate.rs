@@ -9,12 +9,14 @@ use common::*;
 use danmu_simulator::Summary;
 use serde_json::Value;
 
-/// A config file naming the test broker's BIGO account (the simulator logs in with it).
+/// A config file naming the test broker's BIGO account (the simulator logs in with it) and
+/// its JWT secret (`--live-room` calls the rooms API).
 fn config_file(name: &str) -> std::path::PathBuf {
     let path =
         std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("simulate-{name}-{}.yaml", std::process::id()));
     let yaml = format!(
-        "bigo:\n  platform_abbr: {ABBR}\n  accounts:\n    - {{ account: {ACCOUNT}, password: \"{PASSWORD}\" }}\n"
+        "bigo:\n  platform_abbr: {ABBR}\n  accounts:\n    - {{ account: {ACCOUNT}, password: \"{PASSWORD}\" }}\n\
+         auth:\n  jwt_secret: \"{SECRET}\"\n"
     );
     std::fs::write(&path, yaml).expect("write the simulator's config");
     path
@@ -132,4 +134,73 @@ async fn simulator_with_a_wrong_password_fails_and_says_login_was_refused() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("platformLogin refused: code 400: sign is error."), "{stderr}");
+    // ... and which check failed, naming the account.
+    assert!(stderr.contains("password/sign check failed: the password of account \"bigoUser1\""), "{stderr}");
+}
+
+#[actix_rt::test]
+async fn simulate_with_a_live_room_makes_one_that_is_listed_carries_the_danmu_and_closes_after() {
+    let broker = TestBroker::start().await;
+    let api = broker.http_url("");
+    let args = [
+        "--game-sess",
+        "sim-live",
+        "--rate",
+        "10",
+        "--duration",
+        "4",
+        "--lang",
+        "en",
+        "--live-room",
+        "Sim room",
+        "--api-url",
+        &api,
+    ];
+    let sim = spawn_simulator(&broker, "live-room", &args);
+
+    // The room shows in the live list, its game_sess linked, owned by the simulator.
+    let token = broker.token("watcher");
+    let client = awc::Client::new();
+    let deadline = std::time::Instant::now() + WAIT;
+    let room = loop {
+        let mut resp = client.get(broker.http_url("/iapi/rooms")).bearer_auth(&token).send().await.expect("list");
+        let list: Value = resp.json().await.expect("JSON");
+        if let Some(room) = list["rooms"].as_array().and_then(|rooms| rooms.iter().find(|r| r["title"] == "Sim room")) {
+            break room.clone();
+        }
+        assert!(std::time::Instant::now() < deadline, "the simulated room was never listed: {list}");
+        actix_rt::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(
+        (room["status"].as_str(), room["game_sess"].as_str(), room["owner_id"].as_str()),
+        (Some("live"), Some("sim-live"), Some("simulator")),
+        "{room}"
+    );
+
+    // Its channel (the room_id) gets the danmu, in plain Latin text with --lang en.
+    let channel = room["channel_name"].as_str().expect("channel_name").to_string();
+    let mut viewer = broker.client("viewer").await;
+    viewer.enter(&channel).await;
+    let messages = viewer.events("send_topic_msg", 3).await;
+    for m in &messages {
+        let text =
+            format!("{}{}", m["nickname"].as_str().unwrap_or_default(), m["content"].as_str().unwrap_or_default());
+        assert!(!text.is_empty() && text.is_ascii(), "{m}");
+        assert_eq!(m["channel_name"], channel.as_str());
+    }
+
+    // When the run ends, the room is closed.
+    let out = sim.await.expect("simulator task");
+    let summary = summary_of(&out);
+    assert!(summary.pushes > 0, "{summary:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("live room {channel} \"Sim room\" is live"))
+            && stderr.contains(&format!("live room {channel} closed")),
+        "{stderr}"
+    );
+    let mut resp =
+        client.get(broker.http_url(&format!("/iapi/rooms/{channel}"))).bearer_auth(&token).send().await.expect("room");
+    let after: Value = resp.json().await.expect("JSON");
+    assert_eq!(after["status"], "closed", "{after}");
 }

@@ -114,7 +114,8 @@ async fn a_host_with_a_port_in_it_is_refused_naming_the_key() {
     let port = free_port();
     let (status, log) = run_to_exit(&config_yaml("127.0.0.1:8080", port, ""), port).await;
     assert!(status.is_some_and(|s| !s.success()), "exit status {status:?}:\n{log}");
-    assert!(log.contains("config key server.host: must be an IP address or a host name"), "{log}");
+    assert!(log.contains("config key server.host (in "), "the key and the file it came from: {log}");
+    assert!(log.contains("must be an IP address or a host name"), "{log}");
 }
 
 #[test]

@@ -21,6 +21,10 @@ pub struct BigoAccount {
 pub struct BigoConfig {
     pub path: String,
     pub platform_abbr: String,
+    /// A YAML list of `{account, password}`, or one text `account:password[,account:password]`
+    /// ([`accounts_list_or_text`]), so that `DANMU__BIGO__ACCOUNTS` can carry the passwords
+    /// from a secret store instead of the file.
+    #[serde(deserialize_with = "accounts_list_or_text")]
     pub accounts: Vec<BigoAccount>,
     pub login_max_skew_ms: i64,
     pub max_login_failures: u32,
@@ -30,6 +34,44 @@ pub struct BigoConfig {
     pub api_base: String,
     pub api_token: String,
     pub pull: PullConfig,
+}
+
+/// `bigo.accounts` from a YAML list, or from one text `account:password[,account:password...]`
+/// (an environment variable: a password may hold `:` but not `,`).
+fn accounts_list_or_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<BigoAccount>, D::Error> {
+    struct Accounts;
+    impl<'de> serde::de::Visitor<'de> for Accounts {
+        type Value = Vec<BigoAccount>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a list of {account, password}, or \"account:password[,account:password]\"")
+        }
+
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            let mut accounts = Vec::new();
+            while let Some(account) = seq.next_element()? {
+                accounts.push(account);
+            }
+            Ok(accounts)
+        }
+
+        fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Self::Value, E> {
+            text.split(',')
+                .map(str::trim)
+                .filter(|entry| !entry.is_empty())
+                .map(|entry| match entry.split_once(':') {
+                    Some((account, password)) if !account.trim().is_empty() => {
+                        Ok(BigoAccount { account: account.trim().to_string(), password: password.to_string() })
+                    }
+                    _ => Err(E::custom(format!(
+                        "an entry without its account:password form ({} characters)",
+                        entry.len()
+                    ))),
+                })
+                .collect()
+        }
+    }
+    d.deserialize_any(Accounts)
 }
 
 impl Default for BigoConfig {

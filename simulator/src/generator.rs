@@ -1,6 +1,8 @@
 //! The danmu generator (pure): realistic `dataReception` data for one game session, a mix of
-//! `msg`, `heart` and `gift` items (section 1.4) from many viewers, Chinese and emoji included.
-//! It makes the `data` text only; `actors::protocol::bigo_client` wraps and signs it.
+//! `msg`, `heart` and `gift` items (section 1.4) from many viewers, in Chinese with emoji
+//! ([`Lang::Zh`], the default), or in plain Latin text ([`Lang::En`]) for machines without CJK
+//! and emoji fonts. It makes the `data` text only; `actors::protocol::bigo_client` wraps and
+//! signs it.
 
 use std::time::Duration;
 
@@ -9,7 +11,91 @@ use rand::seq::IndexedRandom;
 use rand::{RngExt, SeedableRng};
 use serde::{Deserialize, Serialize};
 
+use crate::options::Lang;
 use crate::Options;
+
+/// The words of one language: names, messages, gifts.
+pub struct Words {
+    /// Viewer nicknames: the first viewers take these as they are ...
+    nicknames: &'static [&'static str],
+    /// ... the others are made of an adjective and a noun ...
+    adjectives: &'static [&'static str],
+    nouns: &'static [&'static str],
+    /// What viewers say.
+    messages: &'static [&'static str],
+    /// (gift_id, gift_name, gift_level)
+    gifts: &'static [(&'static str, &'static str, i64)],
+}
+
+impl Words {
+    pub fn of(lang: Lang) -> &'static Words {
+        match lang {
+            Lang::Zh => &ZH,
+            Lang::En => &EN,
+        }
+    }
+}
+
+const ZH: Words =
+    Words { nicknames: NICKNAMES, adjectives: NICK_ADJECTIVES, nouns: NICK_NOUNS, messages: MESSAGES, gifts: GIFTS };
+
+/// Plain ASCII: readable with any font.
+const EN: Words = Words {
+    nicknames: &[
+        "Ming",
+        "Foxy",
+        "StarSea",
+        "NoSugarTea",
+        "NightOwl",
+        "Popcorn",
+        "Lucky7",
+        "OldLee",
+        "Mia",
+        "Kevin",
+        "Cloudy",
+        "Ada",
+    ],
+    adjectives: &["Happy", "Quiet", "Brave", "Lost", "Sleepy", "Flying", "Lucky", "Swift", "Passing", "Sunny"],
+    nouns: &[
+        "Bear", "Lemon", "Bunny", "Star", "Fish", "Cat", "Deer", "Penguin", "Orange", "Kid", "Dumpling", "Dolphin",
+    ],
+    messages: &[
+        "Great stream!",
+        "666666",
+        "Here we go!",
+        "Nice move :)",
+        "hahaha",
+        "Big play incoming!!!",
+        "First time here, followed <3",
+        "Lovely song",
+        "Go go go",
+        "Good evening~",
+        "So good!",
+        "You can do it",
+        "Love it",
+        "I can't stop laughing",
+        "What's the song?",
+        "Checking in",
+        "How did you do that?",
+        "Too strong",
+        "Anyone else here?",
+        "GG",
+        "hello from Berlin",
+        "Stay calm, we can win",
+        "Take me next round",
+        "Wow",
+        "Just got off work, made it",
+        "Like like like",
+    ],
+    gifts: &[
+        ("1", "Rose", 1),
+        ("2", "Lollipop", 1),
+        ("3", "Heart", 2),
+        ("4", "Sports car", 3),
+        ("5", "Rocket", 4),
+        ("6", "Castle", 5),
+    ],
+};
 
 /// Viewer nicknames: the first viewers take these as they are ...
 const NICKNAMES: &[&str] = &[
@@ -33,14 +119,14 @@ const NICK_NOUNS: &[&str] =
     &["小熊🐻", "柠檬🍋", "兔子🐰", "星星⭐", "咸鱼", "猫咪🐱", "小鹿", "企鹅🐧", "橘子🍊", "少年", "汤圆", "海豚🐬"];
 
 /// ... and past those, a name with a number, as on any big platform.
-fn nickname(viewer: u32) -> String {
+fn nickname(words: &Words, viewer: u32) -> String {
     let k = viewer as usize;
-    if k < NICKNAMES.len() {
-        return NICKNAMES[k].to_string();
+    if k < words.nicknames.len() {
+        return words.nicknames[k].to_string();
     }
-    let k = k - NICKNAMES.len();
-    let (a, n) = (NICK_ADJECTIVES.len(), NICK_NOUNS.len());
-    let name = format!("{}{}", NICK_ADJECTIVES[k % a], NICK_NOUNS[(k / a) % n]);
+    let k = k - words.nicknames.len();
+    let (a, n) = (words.adjectives.len(), words.nouns.len());
+    let name = format!("{}{}", words.adjectives[k % a], words.nouns[(k / a) % n]);
     match k / (a * n) {
         0 => name,
         round => format!("{name}{round}"),
@@ -192,6 +278,7 @@ pub struct Generator {
     max_items: usize,
     /// Items of one push are spread over this many ms before it (the platform batches).
     spread_ms: i64,
+    words: &'static Words,
 }
 
 impl Generator {
@@ -209,6 +296,7 @@ impl Generator {
             viewers: opts.viewers.max(1),
             max_items: opts.items.max(1),
             spread_ms: ((1000.0 / opts.rate.max(0.001)) as i64).clamp(1, 1000),
+            words: Words::of(opts.lang),
         }
     }
 
@@ -244,7 +332,7 @@ impl Generator {
 
     fn item(&mut self, ts: i64, counts: &mut ItemCounts) -> Item {
         let viewer = self.rng.random_range(0..self.viewers);
-        let nick_name = nickname(viewer);
+        let nick_name = nickname(self.words, viewer);
         let user = format!("v{}", 10_000 + viewer);
         let from = Sender {
             user_img: format!("https://img.example.com/avatar/{user}.png"),
@@ -257,7 +345,7 @@ impl Generator {
         let roll = self.rng.random_range(0..100);
         if roll < 70 {
             counts.msg += 1;
-            let content = MESSAGES.choose(&mut self.rng).copied().unwrap_or("666");
+            let content = self.words.messages.choose(&mut self.rng).copied().unwrap_or("666");
             Item::Msg { from, content: content.to_string() }
         } else if roll < 90 {
             counts.heart += 1;
@@ -265,7 +353,7 @@ impl Generator {
             Item::Heart { from, count }
         } else {
             counts.gift += 1;
-            let (id, name, level) = *GIFTS.choose(&mut self.rng).unwrap_or(&GIFTS[0]);
+            let (id, name, level) = *self.words.gifts.choose(&mut self.rng).unwrap_or(&self.words.gifts[0]);
             let gift_count = *GIFT_COUNTS.choose(&mut self.rng).unwrap_or(&1);
             Item::Gift {
                 from,
@@ -351,8 +439,22 @@ mod tests {
 
     #[test]
     fn every_viewer_has_a_distinct_nickname() {
-        let names: std::collections::HashSet<String> = (0..1000).map(nickname).collect();
-        assert_eq!(names.len(), 1000);
+        for lang in [Lang::Zh, Lang::En] {
+            let names: std::collections::HashSet<String> = (0..1000).map(|v| nickname(Words::of(lang), v)).collect();
+            assert_eq!(names.len(), 1000, "{lang:?}");
+        }
+    }
+
+    #[test]
+    fn lang_en_speaks_plain_ascii_names_messages_and_gifts() {
+        let o = opts(&["--game-sess", "g1", "--lang", "en", "--items", "4", "--viewers", "500"]);
+        let mut g = Generator::new(&o, 5);
+        for i in 0..200 {
+            let push = g.push(1_000 + i);
+            assert!(push.data.is_ascii(), "{}", push.data);
+        }
+        let zh = Generator::new(&opts(&["--game-sess", "g1", "--items", "4"]), 5).push(1).data;
+        assert!(!zh.is_ascii(), "the default speaks Chinese: {zh}");
     }
 
     #[test]

@@ -33,7 +33,7 @@ pub mod summary;
 
 pub use generator::{AnchorBatch, Generator, Item, ItemCounts, Push, PushData, Sender};
 pub use link::{Link, Target};
-pub use options::Options;
+pub use options::{Lang, Options};
 pub use run_loop::run;
 pub use summary::Summary;
 

@@ -89,7 +89,7 @@ impl Target {
         .map_err(|_| SimulateError::LoginFailed("no answer within 5 s".into()))??;
         match answer.accepted_token() {
             Some(access_token) => Ok(Link { sink, stream, access_token: access_token.to_string() }),
-            None => Err(SimulateError::LoginRefused(format!("code {}: {}", answer.code, answer.message))),
+            None => Err(SimulateError::LoginRefused(answer.refusal(&self.account))),
         }
     }
 }

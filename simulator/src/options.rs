@@ -2,6 +2,15 @@
 
 use crate::SimulateError;
 
+/// The language the simulated viewers write in (`--lang`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Lang {
+    /// Chinese, with emoji: needs CJK and emoji fonts to show.
+    Zh,
+    /// Plain ASCII English.
+    En,
+}
+
 /// The command-line options of `danmu-broker simulate`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Options {
@@ -20,6 +29,10 @@ pub struct Options {
     /// How many distinct viewers send the danmu.
     #[arg(long, default_value_t = 120)]
     pub viewers: u32,
+    /// Language of the viewers' names, messages and gifts: zh (Chinese with emoji) or en
+    /// (plain Latin text, for a machine without CJK and emoji fonts).
+    #[arg(long, value_enum, default_value_t = Lang::Zh)]
+    pub lang: Lang,
     /// `game_id` of every push.
     #[arg(long, default_value = "10000")]
     pub game_id: String,

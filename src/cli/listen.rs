@@ -6,8 +6,11 @@
 //! line on stdout, exactly as the broker sent it. Status lines go to stderr.
 //!
 //! A dropped connection (a broker restart, `kicked: shutdown`, an idle close, a network cut)
-//! is opened again after a doubling back-off, and the channel entered again with the last `seq`
-//! and `epoch` seen (2.6): the missed events follow the ack, which says whether they all could
+//! is opened again after a doubling back-off with jitter (each wait drawn between half and all
+//! of it, so that the listeners of one broker do not come back together), or, after a
+//! `kicked` that says `retry_after_ms`, after exactly that long (section 4: the broker already
+//! spread its clients' waits), and the channel entered again with the last `seq` and `epoch`
+//! seen (2.6): the missed events follow the ack, which says whether they all could
 //! be (`recovered`). [`Position`] keeps that bookkeeping, apart from the I/O. What retrying
 //! cannot mend ends the command: the broker refusing the token (another `auth.jwt_secret`), the
 //! channel refusing the entry (1007), another connection of the same `--user-id` taking over.
@@ -186,6 +189,8 @@ enum Direct {
     },
     Kicked {
         reason: String,
+        #[serde(default)]
+        retry_after_ms: Option<u64>,
     },
     #[serde(other)]
     RoomEvent,
@@ -208,8 +213,9 @@ struct Numbered {
 
 /// How one connection ended.
 enum Ended {
-    /// Worth another try; `entered` when it got as far as the room (the back-off starts over).
-    Lost { reason: String, entered: bool },
+    /// Worth another try; `entered` when it got as far as the room (the back-off starts over);
+    /// `retry_after` when the broker said when to come back.
+    Lost { reason: String, entered: bool, retry_after: Option<Duration> },
     /// Trying again cannot help.
     Fatal(String),
     /// Nobody reads stdout any more (`| head`): done.
@@ -217,7 +223,16 @@ enum Ended {
 }
 
 fn lost(reason: impl Into<String>) -> Ended {
-    Ended::Lost { reason: reason.into(), entered: false }
+    Ended::Lost { reason: reason.into(), entered: false, retry_after: None }
+}
+
+/// How long to wait before the next connection: what the broker said (`retry_after`), else
+/// `backoff` with jitter, drawn uniformly between half of it and all of it.
+fn reconnect_wait(retry_after: Option<Duration>, backoff: Duration) -> Duration {
+    retry_after.unwrap_or_else(|| {
+        let half = backoff.as_millis() as u64 / 2;
+        Duration::from_millis(half + rand::random_range(0..=half))
+    })
 }
 
 struct Listener {
@@ -236,12 +251,14 @@ pub async fn run(config: &Config, opts: ListenOptions) -> ExitCode {
     let mut backoff = BACKOFF_MIN;
     loop {
         match listener.session(&mut position).await {
-            Ended::Lost { reason, entered } => {
+            Ended::Lost { reason, entered, retry_after } => {
                 if entered {
                     backoff = BACKOFF_MIN;
                 }
-                eprintln!("listen: {reason}; reconnecting in {:.1} s", backoff.as_secs_f64());
-                tokio::time::sleep(backoff).await;
+                let wait = reconnect_wait(retry_after, backoff);
+                let told = if retry_after.is_some() { " (retry_after_ms)" } else { "" };
+                eprintln!("listen: {reason}; reconnecting in {:.1} s{told}", wait.as_secs_f64());
+                tokio::time::sleep(wait).await;
                 backoff = (backoff * 2).min(BACKOFF_MAX);
             }
             Ended::Fatal(reason) => {
@@ -323,34 +340,39 @@ impl Listener {
         let silence_limit = ping_every * 2 + STEP_TIMEOUT;
         let mut last_heard = Instant::now();
         let mut entered = false;
-        let ended = |reason: String, entered: bool| Ended::Lost { reason, entered };
+        // Set by a `kicked` frame that says when to come back; the close follows it.
+        let mut retry_after = None;
+        let ended =
+            |reason: String, entered: bool, retry_after: Option<Duration>| Ended::Lost { reason, entered, retry_after };
         loop {
             tokio::select! {
                 msg = stream.next() => {
                     last_heard = Instant::now();
                     match msg {
                         Some(Ok(Message::Text(text))) => {
-                            if let Some(end) = self.on_text(&text, &asked, position, &mut entered) {
-                                return end;
+                            match self.on_text(&text, &asked, position, &mut entered) {
+                                Some(Next::End(end)) => return end,
+                                Some(Next::RetryAfter(wait)) => retry_after = Some(wait),
+                                None => {}
                             }
                         }
                         Some(Ok(Message::Close(close))) => {
                             let why = close.map_or("no close frame".into(), |c| format!("{} {}", c.code, c.reason));
-                            return ended(format!("the broker closed the connection ({why})"), entered);
+                            return ended(format!("the broker closed the connection ({why})"), entered, retry_after);
                         }
                         Some(Ok(_)) => {}
-                        Some(Err(e)) => return ended(format!("connection lost: {e}"), entered),
-                        None => return ended("connection lost".into(), entered),
+                        Some(Err(e)) => return ended(format!("connection lost: {e}"), entered, retry_after),
+                        None => return ended("connection lost".into(), entered, retry_after),
                     }
                 }
                 _ = ping.tick() => {
                     if last_heard.elapsed() > silence_limit {
                         let silent = last_heard.elapsed().as_secs();
-                        return ended(format!("nothing from the broker for {silent} s"), entered);
+                        return ended(format!("nothing from the broker for {silent} s"), entered, None);
                     }
                     let frame = ClientFrame::new("ping", online_token).text();
                     if let Err(e) = sink.send(Message::Text(frame.into())).await {
-                        return ended(format!("connection lost: {e}"), entered);
+                        return ended(format!("connection lost: {e}"), entered, retry_after);
                     }
                 }
             }
@@ -358,8 +380,8 @@ impl Listener {
     }
 
     /// One text frame: a room event is printed, the ack of the entry reported; answers how the
-    /// connection ends when the frame ends it.
-    fn on_text(&self, text: &str, asked: &Asked, position: &mut Position, entered: &mut bool) -> Option<Ended> {
+    /// connection ends when the frame ends it, or when to come back once it ends.
+    fn on_text(&self, text: &str, asked: &Asked, position: &mut Position, entered: &mut bool) -> Option<Next> {
         match serde_json::from_str::<Direct>(text) {
             Ok(Direct::RoomEvent) => {
                 if let Ok(Numbered { seq: Some(seq) }) = serde_json::from_str(text) {
@@ -367,7 +389,7 @@ impl Listener {
                 }
                 let mut out = std::io::stdout().lock();
                 if writeln!(out, "{text}").and_then(|()| out.flush()).is_err() {
-                    return Some(Ended::StdoutClosed);
+                    return Some(Next::End(Ended::StdoutClosed));
                 }
             }
             Ok(Direct::Ack { for_action, last_seq, epoch, recovered, room }) if for_action == "enter_room_report" => {
@@ -378,18 +400,24 @@ impl Listener {
             }
             Ok(Direct::Error { for_action, error_code, error_reason }) if for_action == "enter_room_report" => {
                 let channel = &self.opts.channel;
-                return Some(Ended::Fatal(format!("entering {channel} refused with {error_code}: {error_reason}")));
+                return Some(Next::End(Ended::Fatal(format!(
+                    "entering {channel} refused with {error_code}: {error_reason}"
+                ))));
             }
             Ok(Direct::Error { for_action, error_code, error_reason }) => {
                 eprintln!("listen: {for_action} refused with {error_code}: {error_reason}");
             }
-            Ok(Direct::Kicked { reason }) if reason == "replaced" => {
+            Ok(Direct::Kicked { reason, .. }) if reason == "replaced" => {
                 let user_id = &self.user_id;
-                return Some(Ended::Fatal(format!(
+                return Some(Next::End(Ended::Fatal(format!(
                     "another connection of user_id {user_id} (sid {SID}) replaced this one"
-                )));
+                ))));
             }
-            Ok(Direct::Kicked { reason }) => eprintln!("listen: kicked ({reason})"),
+            Ok(Direct::Kicked { reason, retry_after_ms }) => {
+                let when = retry_after_ms.map_or(String::new(), |ms| format!(", told to come back in {ms} ms"));
+                eprintln!("listen: kicked ({reason}){when}");
+                return retry_after_ms.map(|ms| Next::RetryAfter(Duration::from_millis(ms)));
+            }
             Ok(Direct::Pong {} | Direct::Ack { .. } | Direct::Connected { .. }) => {}
             Err(_) => eprintln!("listen: a frame that is not a JSON object: {text}"),
         }
@@ -430,6 +458,13 @@ impl Listener {
             None => eprintln!("{head}"),
         }
     }
+}
+
+/// What a frame means for the connection: it ends it, or it says when to come back once the
+/// broker closes it.
+enum Next {
+    End(Ended),
+    RetryAfter(Duration),
 }
 
 /// The position an entry asked to recover from.
@@ -561,13 +596,29 @@ mod tests {
             ack,
             Direct::Ack { last_seq: Some(4), recovered: Some(true), room: Some(RoomSummary { members: 2, .. }), .. }
         ));
-        assert!(matches!(parse(r#"{"action":"kicked","reason":"shutdown"}"#), Direct::Kicked { .. }));
+        assert!(matches!(
+            parse(r#"{"action":"kicked","reason":"replaced"}"#),
+            Direct::Kicked { retry_after_ms: None, .. }
+        ));
+        assert!(matches!(
+            parse(r#"{"action":"kicked","reason":"shutdown","retry_after_ms":1234}"#),
+            Direct::Kicked { retry_after_ms: Some(1234), .. }
+        ));
         for event in [
             r#"{"action":"room_status","channel_name":"c","status":"game","seq":2,"ts":1}"#,
             r#"{"action":"send_topic_msg","user_id":"v1","content":"hi","channel_name":"c","seq":3,"ts":1}"#,
         ] {
             assert!(matches!(parse(event), Direct::RoomEvent), "{event}");
         }
+    }
+
+    #[test]
+    fn the_wait_is_what_the_broker_said_else_the_back_off_with_jitter() {
+        let told = Duration::from_millis(1234);
+        assert_eq!(reconnect_wait(Some(told), BACKOFF_MAX), told);
+        let waits: Vec<Duration> = (0..200).map(|_| reconnect_wait(None, Duration::from_secs(4))).collect();
+        assert!(waits.iter().all(|w| (Duration::from_secs(2)..=Duration::from_secs(4)).contains(w)), "{waits:?}");
+        assert!(waits.iter().any(|w| *w != waits[0]), "jittered: {waits:?}");
     }
 
     #[test]

@@ -5,6 +5,8 @@
 //!   heartbeats, `enter_room_report`; prints each room event as one JSON line; reconnects and
 //!   recovers with `last_seq` and `epoch`.
 //! - [`push`]: one signed `dataReception` as BIGO sends it (PROTOCOL.md 1), its answer printed.
+//! - [`simulate`]: the BIGO stand-in (`danmu-simulator`), and with `--live-room` a live room
+//!   (PROTOCOL.md 3) that its danmu reach, for the demo page's list.
 //! - [`check_config`]: loads and checks the configuration as serving does, prints it as YAML
 //!   with the secrets masked.
 //!
@@ -18,6 +20,7 @@
 pub mod check_config;
 pub mod listen;
 pub mod push;
+pub mod simulate;
 
 /// `url` as given, or with `default_path` when it names no path (`ws://host:port` or
 /// `ws://host:port/`): `--url` takes a base or a full URL.

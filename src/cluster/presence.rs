@@ -46,8 +46,8 @@ pub fn fewest_clients(nodes: &[NodeView], now_ms: i64) -> Option<&NodeView> {
 #[rtype(result = "Option<String>")]
 pub struct PickNode;
 
-/// The node is shutting down: its record goes now (clients are not sent to it any more), and
-/// it is not renewed again.
+/// The node is shutting down: its record goes now (clients are not sent to it any more, by
+/// this node's `end_point` either), and it is not renewed again.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Withdraw;
@@ -57,6 +57,8 @@ impl Handler<Withdraw> for NodePresence {
 
     fn handle(&mut self, _: Withdraw, _ctx: &mut Self::Context) -> Self::Result {
         self.withdrawn = true;
+        let me = self.node_id.clone();
+        self.view.retain(|n| n.node_id != me);
         let (mut conn, keys, node_id) = (self.conn.clone(), self.keys.clone(), self.node_id.clone());
         Box::pin(async move {
             let gone: redis::RedisResult<()> = redis::pipe()
@@ -203,7 +205,7 @@ impl NodePresence {
                             "node {}: its presence had expired while other nodes were up: closing its client connections (1012)",
                             act.node_id
                         );
-                        act.sessions.do_send(KickAll { reason: KickReason::Reconnect });
+                        act.sessions.do_send(KickAll { reason: KickReason::Reconnect, spread_ms: None });
                     }
                     if act.reachable != Some(true) {
                         info!("node {}: presence renewed in Redis, {} live node(s)", act.node_id, view.len());

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use super::error::ErrorBody;
-use super::openapi::string_or_number;
+use super::openapi;
 use super::rooms::{codes, json_body, room_answer, room_id, RoomView, Success};
 use super::{ApiError, AppState};
 use crate::live::status::Move;
@@ -33,7 +33,7 @@ fn check_admin(req: &HttpRequest, state: &AppState) -> Result<(), ApiError> {
     post,
     path = "/iapi/admin/rooms/{room_id}/ban",
     tag = "admin",
-    params(("room_id" = u64, Path, description = "The room")),
+    params(("room_id" = u64, Path, minimum = 1, maximum = 9007199254740991_i64, description = "The room")),
     security(("admin_key" = [])),
     responses(
         (status = 200, description = "The banned room", body = Success<RoomView>),
@@ -57,14 +57,36 @@ pub async fn ban(
 /// A notice to every member of a room (`room_notice`).
 #[derive(Deserialize, ToSchema)]
 pub struct NoticeBody {
+    /// 1 to 1000 characters.
     #[serde(default)]
+    #[schema(required = true, min_length = 1, max_length = 1000)]
     content: String,
-    /// When the notice stops showing (Unix time, as the app reads it); a string or a number.
-    #[serde(default, deserialize_with = "actors::protocol::lenient::opt_i64")]
-    #[schema(schema_with = string_or_number)]
+    /// When the notice stops showing (Unix time, as the app reads it): not negative, a string
+    /// of digits or a number.
+    #[serde(default, deserialize_with = "unix_time")]
+    #[schema(schema_with = openapi::unix_time)]
     expire_time: Option<i64>,
     #[serde(default)]
+    #[schema(max_length = 1000)]
     client_url: String,
+}
+
+/// `expire_time` as the document describes it ([`openapi::unix_time`]): a string of 1 to 18
+/// digits, or a JSON number not below 0 (a fraction is cut). Anything else is refused (1001),
+/// so that the document is exact both ways.
+fn unix_time<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    use serde::de::Error;
+    let refused = || D::Error::custom("expire_time must be Unix time: a string of digits or a number not below 0");
+    match serde_json::Value::deserialize(d)? {
+        serde_json::Value::Number(n) => match n.as_f64() {
+            Some(f) if f >= 0.0 => Ok(Some(n.as_i64().unwrap_or(f as i64))),
+            _ => Err(refused()),
+        },
+        serde_json::Value::String(s) if (1..=18).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit()) => {
+            s.parse().map(Some).map_err(|_| refused())
+        }
+        _ => Err(refused()),
+    }
 }
 
 /// Operator: notice to the room
@@ -72,7 +94,7 @@ pub struct NoticeBody {
     post,
     path = "/iapi/admin/rooms/{room_id}/notice",
     tag = "admin",
-    params(("room_id" = u64, Path, description = "The room")),
+    params(("room_id" = u64, Path, minimum = 1, maximum = 9007199254740991_i64, description = "The room")),
     request_body(content = NoticeBody, content_type = "application/json"),
     security(("admin_key" = [])),
     responses(

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use super::openapi::string_or_number;
+use super::openapi;
 use super::rooms::codes;
 use super::AppState;
 use crate::live::{now_s, StreamEventOutcome};
@@ -30,18 +30,19 @@ use crate::live::{now_s, StreamEventOutcome};
 pub struct StreamEvent {
     /// The callback's expiry, Unix seconds (string or number).
     #[serde(default)]
-    #[schema(schema_with = string_or_number)]
+    #[schema(required = true, schema_with = openapi::text_or_number)]
     t: Value,
     /// `md5(callback_key + t)`
     #[serde(default)]
+    #[schema(required = true)]
     sign: String,
     /// 1 push began, 0 push ended (string or number).
     #[serde(default)]
-    #[schema(schema_with = string_or_number)]
+    #[schema(required = true, schema_with = openapi::string_or_number)]
     event_type: Value,
     /// `{bizid}_{room_id}`
     #[serde(default, deserialize_with = "lenient::string")]
-    #[schema(schema_with = string_or_number)]
+    #[schema(schema_with = openapi::string_or_number)]
     stream_id: String,
 }
 

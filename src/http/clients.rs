@@ -23,8 +23,7 @@ use crate::cluster::presence::PickNode;
 
 /// The "common parameters" (PROTOCOL.md 2.1). `user_id` and `token` are required everywhere,
 /// `sid` and `timestamp` by `end_point` and the upgrade; missing ones answer 400 with 1001.
-#[derive(Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
+#[derive(Deserialize)]
 pub struct CommonParams {
     /// The app's user id; the token's `sub` must name it.
     user_id: Option<String>,
@@ -36,6 +35,68 @@ pub struct CommonParams {
     token: Option<String>,
     /// Upgrade only: `1` sends room events as JSON arrays (PROTOCOL.md 2.4).
     batch: Option<String>,
+}
+
+/// The common parameters as `end_point` and the upgrade require them: the OpenAPI
+/// document's view of [`CommonParams`] (which reads them all as optional, so that a missing
+/// one answers 1001 naming it).
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct ConnectParams {
+    /// The app's user id; the token's `sub` must name it.
+    #[param(min_length = 1)]
+    user_id: String,
+    /// Device session id: one connection per (user_id, sid).
+    #[param(min_length = 1)]
+    sid: String,
+    /// Unix milliseconds, within `client.max_skew_ms` of the server's clock (else 400, 1010).
+    #[param(pattern = "^[0-9]{1,15}$")]
+    timestamp: String,
+    /// The client JWT (HS256, `auth.jwt_secret`).
+    #[param(min_length = 1)]
+    token: String,
+    /// Upgrade only: `1` sends room events as JSON arrays (PROTOCOL.md 2.4).
+    batch: Option<String>,
+}
+
+/// `user/info`'s parameters: the user and its token.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct UserParams {
+    /// The app's user id; the token's `sub` must name it.
+    #[param(min_length = 1)]
+    user_id: String,
+    /// The client JWT (HS256, `auth.jwt_secret`).
+    #[param(min_length = 1)]
+    token: String,
+}
+
+/// The headers of a WebSocket opening handshake (RFC 6455 4.1), which both upgrades need.
+#[derive(IntoParams, Deserialize)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)]
+pub struct WsHandshake {
+    #[serde(rename = "Upgrade")]
+    #[param(pattern = "^websocket$")]
+    upgrade: String,
+    #[serde(rename = "Connection")]
+    #[param(pattern = "^Upgrade$")]
+    connection: String,
+    #[serde(rename = "Sec-WebSocket-Version")]
+    #[param(pattern = "^13$")]
+    version: String,
+    /// 16 random bytes, base64.
+    #[serde(rename = "Sec-WebSocket-Key")]
+    #[param(pattern = "^[A-Za-z0-9+/]{22}==$")]
+    key: String,
+}
+
+/// A request that is not a WebSocket opening handshake: 400 with the JSON error body (1001)
+/// rather than actix's bare status, as the OpenAPI document says.
+pub fn handshake_refused(e: &ws::HandshakeError) -> ApiError {
+    ApiError::bad_request(ErrorCode::BadParameters, format!("not a WebSocket handshake: {e}"))
 }
 
 /// The checks every client entry makes; answers the verified claims or the error response.
@@ -79,7 +140,7 @@ pub struct EndPoint<'a> {
     get,
     path = "/iapi/websocket/end_point",
     tag = "clients",
-    params(CommonParams),
+    params(ConnectParams),
     responses(
         (status = 200, description = "The URL to connect to", body = EndPoint),
         (status = 400, description = "A parameter is missing (1001) or the timestamp is stale (1010)", body = ErrorBody),
@@ -116,12 +177,12 @@ pub async fn end_point(
     path = "/iapi/websocket",
     operation_id = "client_upgrade",
     tag = "clients",
-    params(CommonParams),
+    params(ConnectParams, WsHandshake),
     responses(
         (status = 101, description = "Switching Protocols: the client WebSocket; the first frame is `connected`"),
-        (status = 400, description = "A parameter is missing (1001) or the timestamp is stale (1010)", body = ErrorBody),
+        (status = 400, description = "A parameter is missing (1001), the timestamp is stale (1010), or not a WebSocket handshake (1001)", body = ErrorBody),
         (status = 401, description = "The token is invalid (1003)", body = ErrorBody),
-        (status = 503, description = "Draining for shutdown: connect elsewhere"),
+        (status = 503, description = "Shutting down: connect elsewhere"),
     )
 )]
 pub async fn upgrade(
@@ -130,8 +191,8 @@ pub async fn upgrade(
     q: web::Query<CommonParams>,
 ) -> actix_web::Result<HttpResponse> {
     let peer = req.peer_addr().map(|a| a.to_string()).unwrap_or_default();
-    if state.is_draining() {
-        info!("client {peer}: refused, draining");
+    if state.is_closing() {
+        info!("client {peer}: refused, shutting down");
         return Ok(HttpResponse::ServiceUnavailable().finish());
     }
     let claims = match check(&state, &q, true) {
@@ -157,7 +218,7 @@ pub async fn upgrade(
     };
     // The same handshake checks and answers as actix-web-actors' (it still serves BIGO); the
     // listener writes this 101 and hands the socket to the session (src/listener.rs).
-    let mut answer = ws::handshake(&req)?;
+    let mut answer = ws::handshake(&req).map_err(|e| handshake_refused(&e))?;
     if let Some(agreed) = deflate {
         answer.insert_header(("sec-websocket-extensions", agreed.response_header()));
     }
@@ -187,7 +248,7 @@ pub struct UserInfo<'a> {
     get,
     path = "/iapi/user/info",
     tag = "clients",
-    params(CommonParams),
+    params(UserParams),
     responses(
         (status = 200, description = "The user and the room they are in", body = UserInfo),
         (status = 400, description = "user_id or token missing (1001)", body = ErrorBody),

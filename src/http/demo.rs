@@ -28,12 +28,15 @@ pub fn routes(cfg: &mut web::ServiceConfig, enabled: bool) {
     if !enabled {
         return;
     }
-    cfg.route("/demo", web::get().to(|| file(INDEX_HTML, "text/html; charset=utf-8")))
-        .route("/demo/", web::get().to(|| file(INDEX_HTML, "text/html; charset=utf-8")))
-        .route("/demo/app.js", web::get().to(|| file(APP_JS, "text/javascript; charset=utf-8")))
-        .route("/demo/danmu-client.js", web::get().to(|| file(SDK_JS, "text/javascript; charset=utf-8")))
-        .route("/demo/style.css", web::get().to(|| file(STYLE_CSS, "text/css; charset=utf-8")))
-        .route("/demo/token", web::post().to(token));
+    let page = |path: &'static str, body: &'static str, content_type: &'static str| {
+        web::resource(path).route(web::get().to(move || file(body, content_type)))
+    };
+    cfg.service(page("/demo", INDEX_HTML, "text/html; charset=utf-8"))
+        .service(page("/demo/", INDEX_HTML, "text/html; charset=utf-8"))
+        .service(page("/demo/app.js", APP_JS, "text/javascript; charset=utf-8"))
+        .service(page("/demo/danmu-client.js", SDK_JS, "text/javascript; charset=utf-8"))
+        .service(page("/demo/style.css", STYLE_CSS, "text/css; charset=utf-8"))
+        .service(web::resource("/demo/token").route(web::post().to(token)));
 }
 
 async fn file(body: &'static str, content_type: &'static str) -> HttpResponse {
@@ -43,7 +46,9 @@ async fn file(body: &'static str, content_type: &'static str) -> HttpResponse {
 /// Who the demo page logs in as.
 #[derive(Deserialize, ToSchema)]
 pub struct TokenRequest {
-    /// 1 to 64 characters.
+    /// 1 to 64 characters, something besides spaces and line breaks (those around it are
+    /// dropped).
+    #[schema(min_length = 1, max_length = 64, pattern = "[^ \t\n\r]")]
     user_id: String,
     #[serde(default)]
     nickname: Option<String>,
@@ -70,8 +75,8 @@ pub struct TokenAnswer {
     )
 )]
 pub async fn token(state: web::Data<AppState>, body: web::Json<TokenRequest>) -> Result<HttpResponse, ApiError> {
-    let user_id = body.user_id.trim();
-    if user_id.is_empty() || user_id.len() > 64 {
+    let user_id = body.user_id.trim_matches([' ', '\t', '\n', '\r']);
+    if user_id.is_empty() || user_id.chars().count() > 64 {
         return Err(ApiError::bad_request(ErrorCode::BadParameters, "user_id must be 1 to 64 characters"));
     }
     let nickname = body.nickname.clone().filter(|n| !n.trim().is_empty());

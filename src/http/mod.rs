@@ -40,7 +40,7 @@ use crate::cluster::presence::NodePresence;
 use crate::config::{BigoConfig, ClientConfig, Config};
 use crate::live::LiveRooms;
 
-/// What every handler can reach. Shared read-only, except the draining flag.
+/// What every handler can reach. Shared read-only, except the drain flags.
 pub struct AppState {
     pub config: Arc<Config>,
     pub bigo: Arc<BigoConfig>,
@@ -56,37 +56,49 @@ pub struct AppState {
     pub presence: Option<Addr<NodePresence>>,
     /// With shared rooms: the session rules across nodes (and `user/info` from any node).
     pub directory: Option<Addr<crate::cluster::directory::SessionDirectory>>,
-    /// Set on shutdown: `/healthz` answers 503 and WebSocket upgrades are refused.
+    /// Set at once on shutdown: `/readyz` and `/healthz` answer 503.
     pub draining: Arc<AtomicBool>,
+    /// Set `server.drain_delay_ms` later: WebSocket upgrades are refused (503).
+    pub closing: Arc<AtomicBool>,
 }
 
 impl AppState {
     pub fn is_draining(&self) -> bool {
         self.draining.load(Ordering::Relaxed)
     }
+
+    /// Past the drain delay: no new WebSocket connection is taken.
+    pub fn is_closing(&self) -> bool {
+        self.closing.load(Ordering::Relaxed)
+    }
 }
 
 /// The routes of the public listener: every route, but the operator ones only while
-/// `server.internal` is off (else they are the internal listener's, [`operator_routes`]).
+/// `server.internal` is off (else they are the internal listener's, [`internal_routes`]).
+/// Each path is one resource holding its methods, so that a known path asked with another
+/// method answers 405 with `Allow` (actix-web's resource default) rather than 404.
 pub fn routes(state: &AppState) -> impl FnOnce(&mut web::ServiceConfig) + Clone {
     let bigo_path = state.bigo.path.clone();
     let client_path = state.client.path.clone();
     let demo = state.config.demo.enabled;
     let operators_apart = state.config.server.internal.is_some();
     move |cfg: &mut web::ServiceConfig| {
-        cfg.route("/", web::get().to(index::root))
-            .route(&bigo_path, web::get().to(bigo::upgrade))
-            .route("/iapi/websocket/end_point", web::get().to(clients::end_point))
-            .route(&client_path, web::get().to(clients::upgrade))
-            .route("/iapi/user/info", web::get().to(clients::user_info))
-            .route("/iapi/rooms", web::get().to(rooms::list))
-            .route("/iapi/rooms", web::post().to(rooms::create))
-            .route("/iapi/rooms/{room_id}", web::get().to(rooms::get))
-            .route("/iapi/rooms/{room_id}/live", web::post().to(rooms::go_live))
-            .route("/iapi/rooms/{room_id}/close", web::post().to(rooms::close))
-            .route("/iapi/rooms/{room_id}/game", web::post().to(rooms::game))
-            .route("/iapi/rooms/{room_id}/like", web::post().to(rooms::like))
-            .route("/callback/stream", web::post().to(callback::stream));
+        extractor_errors(cfg);
+        cfg.service(web::resource("/").route(web::get().to(index::root)))
+            .service(web::resource(bigo_path).route(web::get().to(bigo::upgrade)))
+            .service(web::resource("/iapi/websocket/end_point").route(web::get().to(clients::end_point)))
+            .service(web::resource(client_path).route(web::get().to(clients::upgrade)))
+            .service(web::resource("/iapi/user/info").route(web::get().to(clients::user_info)))
+            .service(
+                web::resource("/iapi/rooms").route(web::get().to(rooms::list)).route(web::post().to(rooms::create)),
+            )
+            .service(web::resource("/iapi/rooms/{room_id}").route(web::get().to(rooms::get)))
+            .service(web::resource("/iapi/rooms/{room_id}/live").route(web::post().to(rooms::go_live)))
+            .service(web::resource("/iapi/rooms/{room_id}/close").route(web::post().to(rooms::close)))
+            .service(web::resource("/iapi/rooms/{room_id}/game").route(web::post().to(rooms::game)))
+            .service(web::resource("/iapi/rooms/{room_id}/like").route(web::post().to(rooms::like)))
+            .service(web::resource("/callback/stream").route(web::post().to(callback::stream)));
+        probe_routes(cfg);
         if !operators_apart {
             operator_routes(cfg);
         }
@@ -94,18 +106,52 @@ pub fn routes(state: &AppState) -> impl FnOnce(&mut web::ServiceConfig) + Clone 
     }
 }
 
+/// The routes of the internal listener (`server.internal`): the operator endpoints and the
+/// probes.
+pub fn internal_routes(cfg: &mut web::ServiceConfig) {
+    extractor_errors(cfg);
+    probe_routes(cfg);
+    operator_routes(cfg);
+}
+
+/// The orchestrators' probes, `/livez` and `/readyz` (PROTOCOL.md 4): on the public listener
+/// always, and on the internal one too. A kubelet or a load balancer probes the port that
+/// carries the traffic (the internal one is often bound to loopback), and a probe answers a
+/// status and a word, nothing that `server.internal` keeps from the public.
+pub fn probe_routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/livez").route(web::get().to(ops::livez)))
+        .service(web::resource("/readyz").route(web::get().to(ops::readyz)));
+}
+
 /// The operator endpoints: health, metrics (PROTOCOL.md 4), the OpenAPI document and the
 /// admin API (PROTOCOL.md 3). [`is_operator_path`] names the same paths.
 pub fn operator_routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/healthz", web::get().to(ops::healthz))
-        .route("/metrics", web::get().to(ops::metrics))
-        .route("/iapi/openapi.json", web::get().to(openapi::serve))
-        .route("/iapi/admin/rooms/{room_id}/ban", web::post().to(admin::ban))
-        .route("/iapi/admin/rooms/{room_id}/notice", web::post().to(admin::notice));
+    cfg.service(web::resource("/healthz").route(web::get().to(ops::healthz)))
+        .service(web::resource("/metrics").route(web::get().to(ops::metrics)))
+        .service(web::resource("/iapi/openapi.json").route(web::get().to(openapi::serve)))
+        .service(web::resource("/iapi/admin/rooms/{room_id}/ban").route(web::post().to(admin::ban)))
+        .service(web::resource("/iapi/admin/rooms/{room_id}/notice").route(web::post().to(admin::notice)));
 }
 
 /// Whether `path` (as the OpenAPI document writes it) is one of [`operator_routes`]: served
 /// on the internal listener when `server.internal` is set, and not on the public one.
 pub fn is_operator_path(path: &str) -> bool {
     matches!(path, "/healthz" | "/metrics" | "/iapi/openapi.json") || path.starts_with("/iapi/admin/")
+}
+
+/// Whether `path` is one of [`probe_routes`]: served on both listeners.
+pub fn is_probe_path(path: &str) -> bool {
+    matches!(path, "/livez" | "/readyz")
+}
+
+/// A query, path or JSON body that cannot be read answers 400 with the JSON error body of
+/// every `/iapi` refusal (1001), not actix's plain-text default: every answer has the
+/// Content-Type the OpenAPI document gives it.
+fn extractor_errors(cfg: &mut web::ServiceConfig) {
+    let bad = |what: &str, e: &dyn std::fmt::Display| -> actix_web::Error {
+        ApiError::bad_request(actors::protocol::client::ErrorCode::BadParameters, format!("{what}: {e}")).into()
+    };
+    cfg.app_data(web::QueryConfig::default().error_handler(move |e, _| bad("query", &e)))
+        .app_data(web::PathConfig::default().error_handler(move |e, _| bad("path", &e)))
+        .app_data(web::JsonConfig::default().error_handler(move |e, _| bad("body", &e)));
 }

@@ -9,6 +9,7 @@
 //! `.ci/openapi` validates it with an OpenAPI validator.
 
 use crate::config::Config;
+use crate::live::MAX_GAME_CHARS;
 use actix_web::{web, HttpResponse};
 use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Schema, Type};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -40,6 +41,8 @@ use super::{admin, bigo, callback, clients, demo, index, ops, rooms, AppState};
         admin::notice,
         callback::stream,
         ops::healthz,
+        ops::livez,
+        ops::readyz,
         ops::metrics,
         serve,
         demo::token,
@@ -51,7 +54,7 @@ use super::{admin, bigo, callback, clients, demo, index, ops, rooms, AppState};
         (name = "rooms", description = "The live-room list (PROTOCOL.md 3)"),
         (name = "admin", description = "Operator calls, X-Admin-Key (PROTOCOL.md 3)"),
         (name = "callback", description = "The cloud's stream callback (PROTOCOL.md 3)"),
-        (name = "operations", description = "Health, metrics, this document (PROTOCOL.md 4)"),
+        (name = "operations", description = "Health, probes, metrics, this document (PROTOCOL.md 4)"),
         (name = "demo", description = "The demo page's token call, only with demo.enabled (PROTOCOL.md 6)"),
     )
 )]
@@ -74,9 +77,38 @@ impl Modify for SecuritySchemes {
 
 /// The schema of a field read leniently (`actors::protocol::lenient`): a string or a number.
 pub fn string_or_number() -> Schema {
+    string_of(None, None)
+}
+
+/// A string-or-number field whose text must not be empty (a number always has some).
+pub fn text_or_number() -> Schema {
+    string_of(Some(1), None)
+}
+
+/// `game_sess` of `/game`: not empty, at most `MAX_GAME_CHARS` characters, or a number.
+pub fn game_sess() -> Schema {
+    string_of(Some(1), Some(MAX_GAME_CHARS))
+}
+
+/// `game_id` of `/game`: at most `MAX_GAME_CHARS` characters, or a number.
+pub fn game_id() -> Schema {
+    string_of(None, Some(MAX_GAME_CHARS))
+}
+
+/// A string of `min..=max` characters, or a number (whose text is short).
+fn string_of(min: Option<usize>, max: Option<usize>) -> Schema {
     OneOfBuilder::new()
-        .item(ObjectBuilder::new().schema_type(Type::String))
+        .item(ObjectBuilder::new().schema_type(Type::String).min_length(min).max_length(max))
         .item(ObjectBuilder::new().schema_type(Type::Number))
+        .build()
+        .into()
+}
+
+/// A Unix time read leniently: a string of digits, or a number not below 0.
+pub fn unix_time() -> Schema {
+    OneOfBuilder::new()
+        .item(ObjectBuilder::new().schema_type(Type::String).pattern(Some("^[0-9]{1,18}$")))
+        .item(ObjectBuilder::new().schema_type(Type::Number).minimum(Some(0)))
         .build()
         .into()
 }

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::error::ErrorBody;
-use super::openapi::string_or_number;
+use super::openapi;
 use super::{ApiError, AppState};
 use crate::auth::{self, Claims};
 use crate::live::status::Move;
@@ -141,11 +141,16 @@ fn caller(req: &HttpRequest, state: &AppState) -> Result<Claims, ApiError> {
     auth::verify(&state.config.auth.jwt_secret, &token, None).map_err(|e| ApiError::unauthorized(e.to_string()))
 }
 
-/// `{room_id}` from the path: a positive integer.
+/// The largest room id and page number: 2^53 - 1, the largest integer a JSON number carries
+/// exactly to every client (JavaScript's `Number.MAX_SAFE_INTEGER`). The OpenAPI document says
+/// the same (`maximum`), and anything above is refused.
+pub const MAX_SAFE_INTEGER: u64 = (1 << 53) - 1;
+
+/// `{room_id}` from the path: a positive integer up to [`MAX_SAFE_INTEGER`].
 pub fn room_id(raw: &str) -> Result<u64, ApiError> {
     raw.parse::<u64>()
         .ok()
-        .filter(|id| *id > 0)
+        .filter(|id| (1..=MAX_SAFE_INTEGER).contains(id))
         .ok_or_else(|| ApiError::bad_request(ErrorCode::BadParameters, format!("room_id {raw:?} is not a room id")))
 }
 
@@ -155,14 +160,18 @@ pub fn json_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(body).map_err(|e| ApiError::bad_request(ErrorCode::BadParameters, format!("body: {e}")))
 }
 
-/// What an owner gives to create a room; an empty body is `{}`.
+/// What an owner gives to create a room.
 #[derive(Deserialize, ToSchema)]
 pub struct CreateBody {
+    /// Something besides spaces and line breaks, at most 100 characters.
     #[serde(default)]
+    #[schema(required = true, min_length = 1, max_length = 100, pattern = "[^ \t\n\r]")]
     title: String,
     #[serde(default)]
+    #[schema(max_length = 1000)]
     location: String,
     #[serde(default)]
+    #[schema(max_length = 1000)]
     cover_url: String,
 }
 
@@ -183,7 +192,7 @@ pub struct Created {
     path = "/iapi/rooms",
     operation_id = "create_room",
     tag = "rooms",
-    request_body(content = Option<CreateBody>, content_type = "application/json"),
+    request_body(content = CreateBody, content_type = "application/json"),
     security(("bearer" = []), ("token" = [])),
     responses(
         (status = 200, description = "The room and its push URL", body = Success<Created>),
@@ -218,7 +227,7 @@ async fn owner_move(
     post,
     path = "/iapi/rooms/{room_id}/live",
     tag = "rooms",
-    params(("room_id" = u64, Path, description = "The room")),
+    params(("room_id" = u64, Path, minimum = 1, maximum = 9007199254740991_i64, description = "The room")),
     security(("bearer" = []), ("token" = [])),
     responses(
         (status = 200, description = "The room after the call", body = Success<RoomView>),
@@ -246,7 +255,7 @@ pub async fn go_live(
     path = "/iapi/rooms/{room_id}/close",
     operation_id = "close_room",
     tag = "rooms",
-    params(("room_id" = u64, Path, description = "The room")),
+    params(("room_id" = u64, Path, minimum = 1, maximum = 9007199254740991_i64, description = "The room")),
     security(("bearer" = []), ("token" = [])),
     responses(
         (status = 200, description = "The room after the call", body = Success<RoomView>),
@@ -266,14 +275,14 @@ pub async fn close(
     owner_move(req, state, &path, Move::Close).await
 }
 
-/// The BIGO game session to link (string or number each).
+/// The BIGO game session to link (string or number each, at most 128 characters).
 #[derive(Deserialize, ToSchema)]
 pub struct GameBody {
     #[serde(default, deserialize_with = "actors::protocol::lenient::string")]
-    #[schema(schema_with = string_or_number)]
+    #[schema(schema_with = openapi::game_id)]
     game_id: String,
     #[serde(default, deserialize_with = "actors::protocol::lenient::string")]
-    #[schema(schema_with = string_or_number)]
+    #[schema(required = true, schema_with = openapi::game_sess)]
     game_sess: String,
 }
 
@@ -285,7 +294,7 @@ pub struct GameBody {
     path = "/iapi/rooms/{room_id}/game",
     operation_id = "link_game",
     tag = "rooms",
-    params(("room_id" = u64, Path, description = "The room")),
+    params(("room_id" = u64, Path, minimum = 1, maximum = 9007199254740991_i64, description = "The room")),
     request_body(content = GameBody, content_type = "application/json"),
     security(("bearer" = []), ("token" = [])),
     responses(
@@ -320,7 +329,7 @@ pub async fn game(
     path = "/iapi/rooms/{room_id}/like",
     operation_id = "like_room",
     tag = "rooms",
-    params(("room_id" = u64, Path, description = "The room")),
+    params(("room_id" = u64, Path, minimum = 1, maximum = 9007199254740991_i64, description = "The room")),
     security(("bearer" = []), ("token" = [])),
     responses(
         (status = 200, description = "The room after the call", body = Success<RoomView>),
@@ -361,8 +370,8 @@ pub struct Listing {
     operation_id = "list_rooms",
     tag = "rooms",
     params(
-        ("page" = Option<u64>, Query, description = "From 1 (default 1)"),
-        ("page_size" = Option<u64>, Query, description = "Rooms per page, at most 100 (default 20)"),
+        ("page" = Option<u64>, Query, minimum = 1, maximum = 9007199254740991_i64, description = "From 1 (default 1)"),
+        ("page_size" = Option<u64>, Query, minimum = 1, maximum = 100, description = "Rooms per page, at most 100 (default 20)"),
     ),
     security(("bearer" = []), ("token" = [])),
     responses(
@@ -385,6 +394,9 @@ pub async fn list(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRe
         }
     };
     let (page, page_size) = (number("page", 1)?, number("page_size", 20)?);
+    if page > MAX_SAFE_INTEGER {
+        return Err(ApiError::bad_request(ErrorCode::BadParameters, format!("page is at most {MAX_SAFE_INTEGER}")));
+    }
     let found = state.live.list(page, page_size).await?;
     let rooms = found.rooms.into_iter().map(|room| RoomView::new(&state, room)).collect();
     Ok(ok(Listing { rooms, page, page_size, total: found.total }))
@@ -396,7 +408,7 @@ pub async fn list(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRe
     path = "/iapi/rooms/{room_id}",
     operation_id = "get_room",
     tag = "rooms",
-    params(("room_id" = u64, Path, description = "The room")),
+    params(("room_id" = u64, Path, minimum = 1, maximum = 9007199254740991_i64, description = "The room")),
     security(("bearer" = []), ("token" = [])),
     responses(
         (status = 200, description = "The room after the call", body = Success<RoomView>),

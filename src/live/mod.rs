@@ -124,6 +124,12 @@ pub fn start(
     live
 }
 
+/// Whether `text` holds something besides spaces, tabs and line breaks (a title does): the
+/// same rule as the OpenAPI document's pattern `[^ \t\n\r]`, so that the two never disagree.
+pub fn has_text(text: &str) -> bool {
+    text.chars().any(|c| !matches!(c, ' ' | '\t' | '\n' | '\r'))
+}
+
 fn check_len(field: &str, value: &str, max: usize) -> Result<(), LiveError> {
     if value.chars().count() > max {
         return Err(LiveError::BadRequest(format!("{field} is longer than {max} characters")));
@@ -165,7 +171,7 @@ impl LiveRooms {
     }
 
     pub async fn create(&self, owner_id: &str, req: CreateRoom) -> Result<(Room, String), LiveError> {
-        if req.title.trim().is_empty() {
+        if !has_text(&req.title) {
             return Err(LiveError::BadRequest("title is required".into()));
         }
         check_len("title", &req.title, MAX_TITLE_CHARS)?;

@@ -573,9 +573,9 @@ impl Handler<Kick> for ClientSession {
     type Result = ();
 
     fn handle(&mut self, msg: Kick, ctx: &mut Self::Context) {
-        let reason = msg.reason;
+        let Kick { reason, retry_after_ms } = msg;
         info!("client user_id {}: kicked ({})", self.user_id(), reason.as_str());
-        self.send_direct(&Direct::Kicked { reason });
+        self.send_direct(&Direct::Kicked { reason, retry_after_ms });
         self.close(ctx, CloseCode::from(reason.close_code()), reason.as_str());
     }
 }

@@ -17,11 +17,20 @@ use log::info;
 use crate::protocol::client::KickReason;
 use crate::room::SessionId;
 
-/// Tells a client session to go away (`{"action":"kicked","reason":..}` and a close frame).
+/// Tells a client session to go away (`{"action":"kicked","reason":..}` and a close frame),
+/// with `retry_after_ms` when the client is told when to come back (PROTOCOL.md 4).
 #[derive(Message, Clone, Copy, Debug)]
 #[rtype(result = "()")]
 pub struct Kick {
     pub reason: KickReason,
+    pub retry_after_ms: Option<u64>,
+}
+
+impl Kick {
+    /// A kick that tells the client nothing about when to come back.
+    pub fn now(reason: KickReason) -> Self {
+        Self { reason, retry_after_ms: None }
+    }
 }
 
 /// Another connection of the same user entered `channel_name`: leave any other room.
@@ -91,11 +100,14 @@ pub enum Remote {
     MoveOut { session: SessionId, channel_name: String },
 }
 
-/// Kicks every client session with `reason` (shutdown).
+/// Kicks every client session with `reason` (shutdown). With `spread_ms`, each session is
+/// told its own `retry_after_ms`, drawn uniformly from `0..=spread_ms`, so that the clients of
+/// a node that stops do not all reconnect in the same instant (PROTOCOL.md 4).
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct KickAll {
     pub reason: KickReason,
+    pub spread_ms: Option<u64>,
 }
 
 struct SessionEntry {
@@ -152,7 +164,7 @@ impl Handler<SessionOpened> for SessionIndex {
         self.tell(SessionChange::Opened { user_id: msg.user_id.clone(), sid: msg.sid.clone(), session: msg.session });
         if let Some(old) = self.sessions.insert((msg.user_id.clone(), msg.sid.clone()), entry) {
             info!("sessions: user_id {} sid {} connected again, replacing the older connection", msg.user_id, msg.sid);
-            old.kick.do_send(Kick { reason: KickReason::Replaced });
+            old.kick.do_send(Kick::now(KickReason::Replaced));
         }
     }
 }
@@ -222,7 +234,8 @@ impl Handler<KickAll> for SessionIndex {
 
     fn handle(&mut self, msg: KickAll, _ctx: &mut Self::Context) {
         for entry in self.sessions.values() {
-            entry.kick.do_send(Kick { reason: msg.reason });
+            let retry_after_ms = msg.spread_ms.map(|spread| rand::random_range(0..=spread));
+            entry.kick.do_send(Kick { reason: msg.reason, retry_after_ms });
         }
     }
 }
@@ -236,7 +249,7 @@ impl Handler<Remote> for SessionIndex {
                 let key = self.sessions.iter().find(|(_, e)| e.session == session).map(|(k, _)| k.clone());
                 if let Some(entry) = key.and_then(|k| self.sessions.remove(&k)) {
                     info!("sessions: session {session} replaced by a connection on another node");
-                    entry.kick.do_send(Kick { reason: KickReason::Replaced });
+                    entry.kick.do_send(Kick::now(KickReason::Replaced));
                 }
             }
             Remote::MoveOut { session, channel_name } => {

@@ -24,7 +24,7 @@ use crate::metrics::{Kind, Metrics};
 use crate::protocol::bigo::{
     self, BigoStatus, DataReception, DataResult, ErrorResult, LoginData, LoginResult, Request, Response,
 };
-use crate::protocol::{clock, lenient, now_ms, sign};
+use crate::protocol::{bigo_client, clock, lenient, now_ms, sign};
 use crate::registry::{BigoClosed, BigoOpened, CloseBigo, Registry};
 use crate::room::{IngestOutcome, Push, RoomHandle, SessionId};
 use crate::ws_frames::Reassembler;
@@ -130,7 +130,19 @@ impl BigoSession {
             Err(message) => {
                 self.login_failures += 1;
                 self.metrics.rejected(Kind::Bigo, "login_failed");
-                warn!("bigo {}: login failed ({message}), {} failure(s)", self.peer, self.login_failures);
+                // The account the platform named (known or not), so that an operator can
+                // tell which of its accounts is misconfigured.
+                let account = req
+                    .data_text()
+                    .and_then(|text| serde_json::from_str::<LoginData>(&text).ok())
+                    .map(|data| data.account)
+                    .unwrap_or_default();
+                warn!(
+                    "bigo {}: login failed ({message}) for account {account:?}: {}, {} failure(s)",
+                    self.peer,
+                    bigo_client::failed_login_check(message),
+                    self.login_failures
+                );
                 if self.login_failures >= self.config.max_login_failures {
                     warn!("bigo {}: too many login failures, closing", self.peer);
                     self.close_reason = Some("too many login failures".into());

@@ -91,6 +91,37 @@ impl LoginAnswer {
     pub fn accepted_token(&self) -> Option<&str> {
         self.access_token.as_deref().filter(|_| self.code == 200)
     }
+
+    /// A refusal in words for the one who logged in as `account`: the broker's answer and
+    /// which check failed, with what to look at.
+    pub fn refusal(&self, account: &str) -> String {
+        let what = match self.message.as_str() {
+            "account not found" => {
+                format!("account check failed: {account:?} is not one of the broker's bigo.accounts")
+            }
+            "sign is error." => format!(
+                "password/sign check failed: the password of account {account:?} in bigo.accounts, or \
+                 bigo.platform_abbr, is not the broker's"
+            ),
+            "timestamp expired" => "timestamp check failed: this machine's clock is further than the broker's \
+                                    bigo.login_max_skew_ms from the broker's clock"
+                .to_string(),
+            _ => failed_login_check(&self.message).to_string(),
+        };
+        format!("code {}: {} ({what})", self.code, self.message)
+    }
+}
+
+/// Which check of section 1.2 a `platformLogin` failure message names (the wire words are the
+/// platform's; the broker's log and the tools say it plainly).
+pub fn failed_login_check(message: &str) -> &'static str {
+    match message {
+        "account not found" => "the account is not in bigo.accounts",
+        "sign is error." => "the sign does not match: a wrong password, or another platform_abbr",
+        "timestamp expired" => "the timestamp is out of bigo.login_max_skew_ms",
+        "data unparsable" => "the login data could not be read",
+        _ => "refused",
+    }
 }
 
 /// `dataReceptionResp` data (section 1.4); serialises back to the same fields (`danmu-broker
@@ -235,6 +266,9 @@ mod tests {
         let refused = r#"{"uri":"platformLoginResp","data":"{\"code\":400,\"message\":\"sign is error.\"}"}"#;
         let Ok(Answer::Login(answer)) = parse_answer(refused) else { panic!("a login answer") };
         assert_eq!((answer.code, answer.accepted_token(), answer.message.as_str()), (400, None, "sign is error."));
+        let words = answer.refusal("bigoUser1");
+        assert!(words.starts_with("code 400: sign is error. (password/sign check failed"), "{words}");
+        assert!(words.contains("\"bigoUser1\""), "{words}");
         let ack = r#"{"uri":"dataReceptionResp","retry_cnt":0,"send_time":1,"resp_time":2,"up_cost":1,"data":"{\"seqid\":\"464467303_1712826230722\",\"rescode\":503,\"message\":\"busy\"}"}"#;
         let expected = DataAnswer { seqid: "464467303_1712826230722".into(), rescode: 503, message: "busy".into() };
         assert_eq!(parse_answer(ack), Ok(Answer::Data(expected)));

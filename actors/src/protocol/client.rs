@@ -389,6 +389,9 @@ pub enum Direct<'a> {
     },
     Kicked {
         reason: KickReason,
+        /// When to reconnect (shutdown: drawn per client over `server.reconnect_spread_ms`).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        retry_after_ms: Option<u64>,
     },
 }
 
@@ -454,8 +457,10 @@ mod tests {
 
     #[test]
     fn kicked_frames_name_their_reason() {
-        let json = Direct::Kicked { reason: KickReason::Shutdown }.to_json();
-        assert_eq!(json, r#"{"action":"kicked","reason":"shutdown"}"#);
+        let json = Direct::Kicked { reason: KickReason::Replaced, retry_after_ms: None }.to_json();
+        assert_eq!(json, r#"{"action":"kicked","reason":"replaced"}"#);
+        let json = Direct::Kicked { reason: KickReason::Shutdown, retry_after_ms: Some(1234) }.to_json();
+        assert_eq!(json, r#"{"action":"kicked","reason":"shutdown","retry_after_ms":1234}"#);
         assert_eq!((KickReason::Shutdown.close_code(), KickReason::Replaced.close_code()), (1012, 1000));
     }
 

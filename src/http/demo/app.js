@@ -218,11 +218,13 @@ import { DanmuClient, describeError } from "/demo/danmu-client.js";
     };
   }
 
+  /** Logs in with the boxes' user id and nickname; true once the session started. */
   function login() {
     var userId = $("user-id").value.trim();
     var nickname = $("nickname").value.trim() || userId;
-    if (!userId) { toast("enter a user id"); return; }
+    if (!userId) { toast("enter a user id"); return false; }
     startSession(userId, nickname, true);
+    return true;
   }
 
   function startSession(userId, nickname, save) {
@@ -1105,15 +1107,17 @@ import { DanmuClient, describeError } from "/demo/danmu-client.js";
     renderPager(0);
     setConn("offline");
 
-    // Optional URL parameters: ?user_id=&nickname=&channel= (handy for a second tab).
+    // One URL does it all: ?user_id=&nickname=&channel= logs in as that user (the saved
+    // session when it is the same user, else a new demo token) and joins the channel.
     var params = new URLSearchParams(location.search);
     var urlUser = params.get("user_id");
+    var urlChannel = params.get("channel");
     if (urlUser) $("user-id").value = urlUser;
     if (params.get("nickname")) $("nickname").value = params.get("nickname");
-    if (params.get("channel")) $("channel").value = params.get("channel");
-    if (restoreSession(urlUser)) {
+    if (urlChannel) $("channel").value = urlChannel;
+    if (restoreSession(urlUser) || (urlUser && login())) {
       var kept = savedPosition();
-      if (params.get("channel")) joinChannel(params.get("channel"), savedPosition(params.get("channel")));
+      if (urlChannel) joinChannel(urlChannel, savedPosition(urlChannel));
       else if (kept) { $("channel").value = kept.channel_name; joinChannel(kept.channel_name, kept); }   // a reload
     }
   }
