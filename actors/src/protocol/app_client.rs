@@ -150,9 +150,10 @@ pub enum BrokerFrame {
 }
 
 impl BrokerFrame {
-    /// Reads one text frame. An array of room events (`batch=1`) is not one frame: an error.
-    pub fn parse(text: &str) -> Result<Self, serde_json::Error> {
-        serde_json::from_str(text)
+    /// Reads one text frame (as text or as its bytes). An array of room events (`batch=1`) is
+    /// not one frame: an error.
+    pub fn parse(text: impl AsRef<[u8]>) -> Result<Self, serde_json::Error> {
+        serde_json::from_slice(text.as_ref())
     }
 
     /// The answer to `action`: its ack's detail, or the refusal's code and reason.
