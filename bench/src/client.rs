@@ -329,8 +329,8 @@ async fn join(cfg: &ShardConfig, spec: &ClientSpec) -> std::io::Result<(TcpStrea
     Ok((stream, reader, online_token, ack.last_seq.unwrap_or(0)))
 }
 
-/// Reads frames until `pick` answers something for a text frame. Only used before the join
-/// completes, when nothing else arrives but the greeting and the ack.
+/// Reads frames until `pick` answers something for a text frame: the greeting, or the answer
+/// to a request (`pick` sees the room events before it; they are not counted as deliveries).
 pub(crate) async fn next_text<T>(
     stream: &mut TcpStream,
     reader: &mut FrameReader,

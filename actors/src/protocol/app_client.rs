@@ -118,7 +118,9 @@ impl Signer<'_> {
 }
 
 /// A frame from the broker, by its `action`: the ones addressed to this connection (2.2, 2.3),
-/// or a room event (2.4), which a client keeps as the text it came in.
+/// or a room event (2.4), which a client keeps as the text it came in. Read and dropped one at
+/// a time, so the size difference between variants does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, PartialEq, Deserialize)]
 #[serde(tag = "action", rename_all = "snake_case")]
 pub enum BrokerFrame {
