@@ -19,9 +19,7 @@ fn shipped_config() -> PathBuf {
 /// The query of a client upgrade signed with the shipped `auth.jwt_secret`.
 fn query(user_id: &str) -> String {
     let config = danmu_broker::config::load(&shipped_config(), true).expect("the shipped config.yaml loads");
-    let claims = danmu_broker::auth::claims_for(user_id, None, 3600);
-    let token = danmu_broker::auth::issue(&config.auth.jwt_secret, &claims);
-    format!("user_id={user_id}&sid=sid-1&timestamp={}&token={token}", common::now_ms())
+    common::client_query(&config.auth.jwt_secret, user_id, "sid-1")
 }
 
 async fn end_point(port: u16, headers: &[(&str, String)], query: &str) -> String {
@@ -36,9 +34,7 @@ async fn end_point(port: u16, headers: &[(&str, String)], query: &str) -> String
 
 async fn connect(end_point: &str, query: &str) -> AppClient {
     let (ws, _) = tokio_tungstenite::connect_async(format!("{end_point}?{query}")).await.expect("connect end_point");
-    let mut client = AppClient { ws, user_id: String::new(), sid: "sid-1".into(), online_token: String::new() };
-    assert_eq!(client.recv().await["action"], "connected");
-    client
+    AppClient::connected(ws, "", "sid-1").await
 }
 
 #[actix_rt::test]

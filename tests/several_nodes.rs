@@ -668,10 +668,7 @@ async fn the_session_rules_hold_across_nodes() {
     let mut other_device = {
         let url = format!("ws://{}/iapi/websocket?{}", a.addr, client_query("bob", "sid-2"));
         let (ws, _) = tokio_tungstenite::connect_async(url).await.expect("connect");
-        let mut c = common::AppClient { ws, user_id: "bob".into(), sid: "sid-2".into(), online_token: String::new() };
-        let hello = c.recv().await;
-        c.online_token = hello["online_token"].as_str().expect("online_token").to_string();
-        c
+        common::AppClient::connected(ws, "bob", "sid-2").await
     };
     other_device.enter("g-elsewhere").await;
     let exit = bob.recv_action("exit_room").await;

@@ -1,8 +1,8 @@
 //! The actor system of danmu-broker and its wire types, in the order a danmu travels:
 //!
 //! - [`protocol`]: serde types of every frame, the typed statuses, the md5 signature formulas,
-//!   the clock's checks, and the peers' sides of the protocols (`protocol::bigo_client`, for
-//!   the simulator, bench and tests).
+//!   the clock's checks, and the peers' sides of the protocols (`protocol::bigo_client` and
+//!   `protocol::app_client`, for the simulator, `listen`, the bench and the tests).
 //! - [`ingress`]: BIGO in: one actor per BIGO WebSocket, pull compensation, and how pushes
 //!   reach their room (PROTOCOL.md 1).
 //! - [`registry`]: finds or starts rooms, routes `game_sess` to channels, knows the BIGO

@@ -13,6 +13,7 @@
 
 use std::time::Duration;
 
+use actors::protocol::client::{AckDetail, Direct};
 use clap::Parser;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
@@ -85,8 +86,8 @@ async fn connection(
     let bigo = path == bigo_path;
     let (mut tx, mut rx) = ws.split();
     if !bigo {
-        let hello = json!({"action":"connected","online_token":"0".repeat(32),"ping_interval":15,"server_time":0});
-        tx.send(Message::Text(hello.to_string().into())).await?;
+        let hello = Direct::Connected { online_token: &"0".repeat(32), ping_interval: 15, server_time: 0 };
+        tx.send(Message::Text(hello.to_json().into())).await?;
     }
     while let Some(msg) = rx.next().await {
         let Message::Text(text) = msg? else { continue };
@@ -97,16 +98,19 @@ async fn connection(
     Ok(())
 }
 
+/// The broker's own frames (`actors::protocol::client::Direct`): a pong, or an ack.
 fn client_answer(text: &str) -> Option<String> {
     let frame: Value = serde_json::from_str(text).ok()?;
-    match frame["action"].as_str()? {
-        "ping" => Some(json!({"action":"pong","server_time":0}).to_string()),
-        // Written out: the generator reads an ack by its first fields, in this order.
-        action => Some(format!(
-            r#"{{"action":"ack","for":{},"error_code":0,"error_reason":"","last_seq":0,"epoch":"bare"}}"#,
-            Value::from(action)
-        )),
-    }
+    let answer = match frame["action"].as_str()? {
+        "ping" => Direct::Pong { server_time: 0 },
+        action => Direct::Ack {
+            for_action: action,
+            error_code: 0,
+            error_reason: "",
+            detail: AckDetail { last_seq: Some(0), epoch: Some("bare".into()), ..Default::default() },
+        },
+    };
+    Some(answer.to_json())
 }
 
 fn bigo_answer(text: &str) -> Option<String> {
@@ -130,6 +134,7 @@ fn bigo_answer(text: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use actors::protocol::app_client::BrokerFrame;
     use actors::protocol::bigo_client::{self, Answer};
 
     #[test]
@@ -145,7 +150,10 @@ mod tests {
             Ok(Answer::Data(data)) => assert_eq!((data.seqid.as_str(), data.rescode), ("42", 200)),
             other => panic!("{other:?}"),
         }
-        let ack = client_answer(r#"{"action":"enter_room_report"}"#).unwrap();
-        assert!(ack.starts_with(r#"{"action":"ack","for":"enter_room_report""#), "{ack}");
+        let ack = BrokerFrame::parse(client_answer(r#"{"action":"enter_room_report"}"#).unwrap()).unwrap();
+        let detail = ack.answer_to("enter_room_report").and_then(Result::ok).expect("an ack");
+        assert_eq!((detail.last_seq, detail.epoch.as_deref()), (Some(0), Some("bare")));
+        let greeting = Direct::Connected { online_token: "t", ping_interval: 15, server_time: 0 }.to_json();
+        assert!(matches!(BrokerFrame::parse(greeting), Ok(BrokerFrame::Connected { .. })));
     }
 }

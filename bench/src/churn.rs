@@ -11,12 +11,12 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::json;
+use actors::protocol::client::{AckDetail, ClientRequest};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::time::{sleep, sleep_until, timeout, Instant};
 
-use crate::client::{next_text, signed_frame, token};
+use crate::client::{answer, greeting, signed_frame, upgrade_target};
 use crate::scan;
 use crate::ws::{self, FrameReader, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT};
 
@@ -117,46 +117,29 @@ struct Conn {
 
 impl Conn {
     async fn open(cfg: &ChurnConfig, user_id: &str, sid: &str) -> std::io::Result<Self> {
-        let query = format!(
-            "{}?user_id={user_id}&sid={sid}&timestamp={}&token={}",
-            cfg.client_path,
-            crate::control::now_ms(),
-            token(&cfg.jwt_secret, user_id)
-        );
-        let (mut stream, rest) = ws::connect(&cfg.host_port, &query).await?;
+        let target = upgrade_target(&cfg.client_path, &cfg.jwt_secret, user_id, sid, false);
+        let (mut stream, rest) = ws::connect(&cfg.host_port, &target).await?;
         let mut reader = FrameReader::new(rest);
-        let online_token = next_text(&mut stream, &mut reader, |p| {
-            scan::first_string(p, b"\"online_token\":\"").map(|t| String::from_utf8_lossy(t).into_owned())
-        })
-        .await?;
+        let online_token = greeting(&mut stream, &mut reader).await?;
         Ok(Self { stream, reader, online_token, mask: 0x2545_f491 })
     }
 
-    async fn send(&mut self, action: &str, sid: &str, fields: serde_json::Value) -> std::io::Result<()> {
-        let frame = signed_frame(action, &self.online_token, sid, fields);
+    async fn send(&mut self, request: &ClientRequest, sid: &str) -> std::io::Result<()> {
+        let frame = signed_frame(request, &self.online_token, sid);
         let mut out = Vec::new();
         ws::encode_frame(&mut out, OP_TEXT, frame.as_bytes(), &mut self.mask);
         self.stream.write_all(&out).await
     }
 
-    /// Reads until the `ack`/`error` for `action`; answers the ack's payload. Tracks the
-    /// highest `seq` seen in `last_seq`.
-    async fn answer(&mut self, action: &str, last_seq: &mut u64) -> std::io::Result<String> {
-        let ack = format!("{{\"action\":\"ack\",\"for\":\"{action}\"");
-        let refused = format!("{{\"action\":\"error\",\"for\":\"{action}\"");
+    /// Sends `request` and reads until its `ack` (a refusal is an error); answers the ack's
+    /// detail. Tracks the highest `seq` seen in `last_seq`.
+    async fn request(&mut self, request: ClientRequest, sid: &str, last_seq: &mut u64) -> std::io::Result<AckDetail> {
+        self.send(&request, sid).await?;
         let scanner = scan::EventScanner::default();
-        let found = next_text(&mut self.stream, &mut self.reader, |p| {
-            if p.starts_with(ack.as_bytes()) {
-                return Some(Ok(String::from_utf8_lossy(p).into_owned()));
-            }
-            if p.starts_with(refused.as_bytes()) {
-                return Some(Err(String::from_utf8_lossy(p).into_owned()));
-            }
-            scanner.for_each(p, |e| *last_seq = e.seq.unwrap_or(0).max(*last_seq));
-            None
+        answer(&mut self.stream, &mut self.reader, request.action(), |p| {
+            scanner.for_each(p, |e| *last_seq = e.seq.unwrap_or(0).max(*last_seq))
         })
-        .await?;
-        found.map_err(|refusal| std::io::Error::other(format!("{action} refused: {refusal}")))
+        .await
     }
 
     /// Reads (answering pings) for `dur`, tracking the highest `seq`.
@@ -206,14 +189,13 @@ async fn churner(cfg: &ChurnConfig, n: u64, counters: &ChurnCounters) -> std::io
     let channel = &cfg.rooms[(n as usize) % cfg.rooms.len().max(1)];
     let mut conn = Conn::open(cfg, &user_id, sid).await?;
     let mut last_seq = 0;
-    conn.send("enter_room_report", sid, json!({"channel_name": channel})).await?;
-    let ack = conn.answer("enter_room_report", &mut last_seq).await?;
-    let own = scan::last_number(ack.as_bytes(), b"\"last_seq\":").unwrap_or(0) as u64;
-    let epoch = scan::first_string(ack.as_bytes(), b"\"epoch\":\"").map(|e| String::from_utf8_lossy(e).into_owned());
-    last_seq = last_seq.max(own);
+    let enter = ClientRequest::EnterRoom { channel_name: channel.clone(), last_seq: None, epoch: None };
+    let ack = conn.request(enter, sid, &mut last_seq).await?;
+    let epoch = ack.epoch;
+    last_seq = last_seq.max(ack.last_seq.unwrap_or(0));
     counters.joined.fetch_add(1, Relaxed);
-    conn.send("send_topic_msg_report", sid, json!({"channel_name": channel, "content": format!("churn {n}")})).await?;
-    conn.answer("send_topic_msg_report", &mut last_seq).await?;
+    let say = ClientRequest::SendTopicMsg { channel_name: channel.clone(), content: format!("churn {n}") };
+    conn.request(say, sid, &mut last_seq).await?;
     counters.chatted.fetch_add(1, Relaxed);
     conn.stay(cfg.stay, &mut last_seq).await?;
     if cfg.reconnect_every > 0 && n.is_multiple_of(cfg.reconnect_every) {
@@ -221,17 +203,17 @@ async fn churner(cfg: &ChurnConfig, n: u64, counters: &ChurnCounters) -> std::io
         drop(conn);
         sleep(Duration::from_millis(200)).await;
         conn = Conn::open(cfg, &user_id, sid).await?;
-        conn.send("enter_room_report", sid, json!({"channel_name": channel, "last_seq": last_seq, "epoch": epoch}))
-            .await?;
-        let ack = conn.answer("enter_room_report", &mut last_seq).await?;
+        let seq = i64::try_from(last_seq).unwrap_or(i64::MAX);
+        let back = ClientRequest::EnterRoom { channel_name: channel.clone(), last_seq: Some(seq), epoch };
+        let ack = conn.request(back, sid, &mut last_seq).await?;
         counters.reconnected.fetch_add(1, Relaxed);
-        if ack.contains("\"recovered\":true") {
+        if ack.recovered == Some(true) {
             counters.recovered.fetch_add(1, Relaxed);
         }
         conn.stay(cfg.stay / 2, &mut last_seq).await?;
     }
-    conn.send("exit_room_report", sid, json!({"user_id": user_id, "channel_name": channel})).await?;
-    conn.answer("exit_room_report", &mut last_seq).await?;
+    let exit = ClientRequest::ExitRoom { user_id, channel_name: channel.clone() };
+    conn.request(exit, sid, &mut last_seq).await?;
     counters.left.fetch_add(1, Relaxed);
     conn.close().await;
     Ok(())

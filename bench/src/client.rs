@@ -3,19 +3,25 @@
 //! reads `connected`, sends a signed `enter_room_report`, and then reads room events until
 //! told to stop, checking every `seq` and timing every danmu event from its `ts`.
 //!
-//! Cheap on purpose: no JSON parsing (see `scan`), no allocation per frame (see `ws`), and the
-//! shard's counters are locked once per socket read, not once per event.
+//! The protocol is `actors::protocol::app_client`'s (the query, signed frames, reading the
+//! greeting and acks), shared with `danmu-broker listen` and the tests, and the token is the
+//! broker's own `danmu_broker::auth`; this file and `churn.rs` add the transport and the
+//! counting. Cheap on purpose where it is paid per event: no JSON parsing of room events (see
+//! `scan`), no allocation per frame (see `ws`), and the shard's counters are locked once per
+//! socket read, not once per event.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde_json::json;
+use actors::protocol::app_client::{BrokerFrame, CommonParams, Signer};
+use actors::protocol::client::{AckDetail, ClientRequest};
+use danmu_broker::auth;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::time::{sleep, sleep_until, timeout, Instant};
 
-use crate::control::{md5_hex, now_ms, now_us, Control};
+use crate::control::{now_ms, now_us, Control};
 use crate::scan;
 use crate::stats::ClientStats;
 use crate::ws::{self, FrameReader, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT};
@@ -106,22 +112,45 @@ pub fn run_shard(
     });
 }
 
-pub(crate) fn token(secret: &str, user_id: &str) -> String {
-    let exp = now_ms() / 1000 + 86_400;
-    let claims = json!({"sub": user_id, "exp": exp, "nickname": user_id});
-    let key = jsonwebtoken::EncodingKey::from_secret(secret.as_bytes());
-    jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &key).unwrap_or_default()
+/// The path and query of the upgrade (PROTOCOL.md 2.2) for `user_id` on device `sid`, with a
+/// token for a day signed with `secret`.
+pub(crate) fn upgrade_target(client_path: &str, secret: &str, user_id: &str, sid: &str, batch: bool) -> String {
+    let token = auth::issue(secret, &auth::claims_for(user_id, Some(user_id.to_string()), 86_400));
+    let params = CommonParams { user_id, sid, timestamp: now_ms(), token: &token };
+    format!("{client_path}?{}", params.upgrade_query(batch))
 }
 
-/// A signed client frame (PROTOCOL.md 2.3) with extra fields.
-pub(crate) fn signed_frame(action: &str, online_token: &str, sid: &str, extra: serde_json::Value) -> String {
-    let ts = now_ms();
-    let sign = md5_hex(&format!("action={action}&online_token={online_token}&sid={sid}&timestamp={ts}"));
-    let mut frame = json!({"action": action, "online_token": online_token, "sid": sid, "timestamp": ts, "sign": sign});
-    if let (Some(obj), serde_json::Value::Object(extra)) = (frame.as_object_mut(), extra) {
-        obj.extend(extra);
-    }
-    frame.to_string()
+/// `request` as a signed text frame (PROTOCOL.md 2.3) of the connection `online_token`, `sid`.
+pub(crate) fn signed_frame(request: &ClientRequest, online_token: &str, sid: &str) -> String {
+    Signer { online_token, sid }.request(request, now_ms())
+}
+
+/// Reads frames until `connected`; answers its `online_token`.
+pub(crate) async fn greeting(stream: &mut TcpStream, reader: &mut FrameReader) -> std::io::Result<String> {
+    next_text(stream, reader, |p| match BrokerFrame::parse(p) {
+        Ok(BrokerFrame::Connected { online_token, .. }) => Some(online_token),
+        _ => None,
+    })
+    .await
+}
+
+/// Reads frames until the `ack` or `error` answering `action`; `other` sees every other text
+/// frame (room events before the answer). A refusal is an error.
+pub(crate) async fn answer(
+    stream: &mut TcpStream,
+    reader: &mut FrameReader,
+    action: &str,
+    mut other: impl FnMut(&[u8]),
+) -> std::io::Result<AckDetail> {
+    let answer = next_text(stream, reader, |p| {
+        let answer = BrokerFrame::parse(p).ok().and_then(|frame| frame.answer_to(action));
+        if answer.is_none() {
+            other(p);
+        }
+        answer
+    })
+    .await?;
+    answer.map_err(|(code, reason)| err(format!("{action} refused with {code}: {reason}")))
 }
 
 /// Per-connection `seq` bookkeeping: every event with a `seq` must be the previous + 1, except
@@ -255,7 +284,7 @@ async fn run_client(
                 }
             }
             _ = sleep_until(next_ping) => {
-                let ping = signed_frame("ping", &online_token, &spec.sid, json!({}));
+                let ping = signed_frame(&ClientRequest::Ping, &online_token, &spec.sid);
                 ws::encode_frame(&mut out, OP_TEXT, ping.as_bytes(), &mut mask);
                 next_ping = Instant::now() + cfg.ping_every;
             }
@@ -274,20 +303,11 @@ async fn run_client(
 /// Connects, reads `connected`, joins the room; answers the stream, the reader (which may
 /// already hold events), the `online_token` and the member's own `enter_room` seq.
 async fn join(cfg: &ShardConfig, spec: &ClientSpec) -> std::io::Result<(TcpStream, FrameReader, String, u64)> {
-    let token = token(&cfg.jwt_secret, &spec.user_id);
-    let query = format!(
-        "{}?user_id={}&sid={}&timestamp={}&token={}{}",
-        cfg.client_path,
-        spec.user_id,
-        spec.sid,
-        now_ms(),
-        token,
-        if cfg.batch { "&batch=1" } else { "" }
-    );
+    let target = upgrade_target(&cfg.client_path, &cfg.jwt_secret, &spec.user_id, &spec.sid, cfg.batch);
     let mut attempt = 0;
     let (mut stream, rest) = loop {
         let node = (spec.index / cfg.rooms.max(1)) % cfg.host_ports.len();
-        match ws::connect(&cfg.host_ports[node], &query).await {
+        match ws::connect(&cfg.host_ports[node], &target).await {
             Ok(ok) => break ok,
             // A full accept queue refuses now and then while thousands connect: retry a little.
             Err(e) if attempt < 5 && e.kind() != std::io::ErrorKind::Other => {
@@ -298,33 +318,19 @@ async fn join(cfg: &ShardConfig, spec: &ClientSpec) -> std::io::Result<(TcpStrea
         }
     };
     let mut reader = FrameReader::new(rest);
-    let online_token = next_text(&mut stream, &mut reader, |p| {
-        scan::first_string(p, b"\"online_token\":\"").map(|t| String::from_utf8_lossy(t).into_owned())
-    })
-    .await?;
-    let enter = signed_frame("enter_room_report", &online_token, &spec.sid, json!({"channel_name": spec.channel_name}));
+    let online_token = greeting(&mut stream, &mut reader).await?;
+    let enter = ClientRequest::EnterRoom { channel_name: spec.channel_name.clone(), last_seq: None, epoch: None };
+    let enter = signed_frame(&enter, &online_token, &spec.sid);
     let mut out = Vec::new();
     let mut mask = spec.index as u32 ^ 0x5bd1_e995;
     ws::encode_frame(&mut out, OP_TEXT, enter.as_bytes(), &mut mask);
     stream.write_all(&out).await?;
-    let own_seq = next_text(&mut stream, &mut reader, |p| {
-        if p.starts_with(b"{\"action\":\"ack\",\"for\":\"enter_room_report\"") {
-            scan::last_number(p, b"\"last_seq\":").map(|n| n as u64)
-        } else if p.starts_with(b"{\"action\":\"error\"") {
-            Some(u64::MAX)
-        } else {
-            None
-        }
-    })
-    .await?;
-    if own_seq == u64::MAX {
-        return Err(err("enter_room_report refused"));
-    }
-    Ok((stream, reader, online_token, own_seq))
+    let ack = answer(&mut stream, &mut reader, "enter_room_report", |_| {}).await?;
+    Ok((stream, reader, online_token, ack.last_seq.unwrap_or(0)))
 }
 
-/// Reads frames until `pick` answers something for a text frame. Only used before the join
-/// completes, when nothing else arrives but the greeting and the ack.
+/// Reads frames until `pick` answers something for a text frame: the greeting, or the answer
+/// to a request (`pick` sees the room events before it; they are not counted as deliveries).
 pub(crate) async fn next_text<T>(
     stream: &mut TcpStream,
     reader: &mut FrameReader,

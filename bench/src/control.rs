@@ -64,8 +64,3 @@ pub fn now_ms() -> i64 {
 pub fn now_us() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as i64)
 }
-
-pub fn md5_hex(s: &str) -> String {
-    use md5::{Digest, Md5};
-    hex::encode(Md5::digest(s.as_bytes()))
-}

@@ -1,6 +1,7 @@
-//! A tiny scanner for the few fields the generator reads from broker frames, instead of full
-//! JSON parsing: `action`, `seq` and `ts` of room events; `online_token` and `last_seq` of the
-//! greeting and the join ack. (BIGO answers are read by `actors::protocol::bigo_client`.)
+//! A tiny scanner for the few fields the generator reads from every room event, instead of
+//! full JSON parsing: `action`, `seq` and `ts`. (What comes once per connection, the greeting
+//! and the acks, is read by `actors::protocol::app_client`, BIGO answers by
+//! `actors::protocol::bigo_client`.)
 //!
 //! It relies on how the broker serialises (serde, no whitespace): a room event starts with
 //! `{"action":"` and ends with its top-level `"seq":N,"ts":N`, so the *last* `"seq":` and
@@ -72,26 +73,6 @@ fn rfind_near_end(hay: &[u8], key: &[u8]) -> Option<usize> {
     (0..=last).rev().find(|&i| hay[i] == key[0] && &hay[i..i + key.len()] == key)
 }
 
-/// The integer after the last occurrence of `key` (e.g. `"seq":`).
-pub fn last_number(hay: &[u8], key: &[u8]) -> Option<i64> {
-    let at = memmem::rfind(hay, key)?;
-    parse_int(&hay[at + key.len()..])
-}
-
-/// The integer after the first occurrence of `key`.
-pub fn first_number(hay: &[u8], key: &[u8]) -> Option<i64> {
-    let at = memmem::find(hay, key)?;
-    parse_int(&hay[at + key.len()..])
-}
-
-/// The string value after the first occurrence of `key` (which ends with the opening quote,
-/// e.g. `"online_token":"`), up to the next quote. `\"` escapes are not expected here.
-pub fn first_string<'a>(hay: &'a [u8], key: &[u8]) -> Option<&'a [u8]> {
-    let at = memmem::find(hay, key)? + key.len();
-    let len = memchr::memchr(b'"', &hay[at..])?;
-    Some(&hay[at..at + len])
-}
-
 /// A decimal integer at the start of `b`, optionally quoted or negative.
 pub fn parse_int(b: &[u8]) -> Option<i64> {
     let b = b.strip_prefix(b"\\\"").or_else(|| b.strip_prefix(b"\"")).unwrap_or(b);
@@ -129,13 +110,5 @@ mod tests {
         let mut seen = Vec::new();
         EventScanner::default().for_each(frame, |e| seen.push((e.action.to_vec(), e.seq, e.ts)));
         assert_eq!(seen, vec![(b"danmu".to_vec(), Some(7), Some(10)), (b"like".to_vec(), Some(8), Some(11))]);
-    }
-
-    #[test]
-    fn greeting_and_ack_fields_are_found() {
-        let hello = br#"{"action":"connected","online_token":"abc123","ping_interval":15,"server_time":1}"#;
-        assert_eq!(first_string(hello, b"\"online_token\":\""), Some(&b"abc123"[..]));
-        let ack = br#"{"action":"ack","for":"enter_room_report","error_code":0,"error_reason":"","room":{"channel_name":"c","members":1,"seats":[],"last_seq":5},"last_seq":5}"#;
-        assert_eq!(last_number(ack, b"\"last_seq\":"), Some(5));
     }
 }

@@ -3,7 +3,9 @@
 //! `GET /iapi/websocket/end_point` where to connect (2.1), connects and reads `connected`
 //! (2.2), signs every frame (2.3), sends `ping` every `ping_interval` seconds so that the broker
 //! never drops it as idle, enters the channel and prints each room event (2.4) as one JSON
-//! line on stdout, exactly as the broker sent it. Status lines go to stderr.
+//! line on stdout, exactly as the broker sent it. Status lines go to stderr. The frames, the
+//! query and the reading of the broker's frames are `actors::protocol::app_client`'s, shared
+//! with the load generator and the tests; this file is the I/O and the bookkeeping.
 //!
 //! A dropped connection (a broker restart, `kicked: shutdown`, an idle close, a network cut)
 //! is opened again after a doubling back-off with jitter (each wait drawn between half and all
@@ -19,12 +21,14 @@ use std::io::Write as _;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use actors::protocol::app_client::{BrokerFrame, CommonParams, EndPointAnswer, Signer, END_POINT_PATH};
+use actors::protocol::client::{ClientRequest, KickReason, RoomSnapshot};
 use actors::protocol::{now_ms, sign};
 use danmu_broker::auth;
 use danmu_broker::config::Config;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{connect_async, MaybeTlsStream, WebSocketStream};
@@ -106,104 +110,6 @@ impl Position {
     }
 }
 
-/// A client frame (PROTOCOL.md 2.3) with the fields of the actions the listener sends.
-#[derive(Serialize)]
-struct ClientFrame<'a> {
-    action: &'a str,
-    online_token: &'a str,
-    sid: &'a str,
-    timestamp: i64,
-    sign: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    channel_name: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    last_seq: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    epoch: Option<&'a str>,
-}
-
-impl<'a> ClientFrame<'a> {
-    fn new(action: &'a str, online_token: &'a str) -> Self {
-        let timestamp = now_ms();
-        let sign = sign::client_frame(action, online_token, SID, &timestamp.to_string());
-        Self { action, online_token, sid: SID, timestamp, sign, channel_name: None, last_seq: None, epoch: None }
-    }
-
-    fn text(&self) -> String {
-        // Strings and integers always serialise.
-        serde_json::to_string(self).unwrap_or_default()
-    }
-}
-
-/// The query of `end_point` and of the upgrade (PROTOCOL.md 2.1).
-#[derive(Serialize)]
-struct CommonParams<'a> {
-    user_id: &'a str,
-    sid: &'a str,
-    timestamp: i64,
-    token: &'a str,
-}
-
-/// The answer of `end_point`, or its refusal (`error_code` other than 0).
-#[derive(Deserialize)]
-struct EndPointAnswer {
-    #[serde(default)]
-    error_code: i64,
-    #[serde(default)]
-    error_reason: String,
-    #[serde(default)]
-    end_point: String,
-    #[serde(default)]
-    ping_interval: Option<u64>,
-}
-
-/// The frames addressed to this connection (PROTOCOL.md 2.2, 2.3); anything else is a room
-/// event, printed as it came.
-#[derive(Debug, Deserialize)]
-#[serde(tag = "action", rename_all = "snake_case")]
-enum Direct {
-    Connected {
-        online_token: String,
-        #[serde(default)]
-        ping_interval: Option<u64>,
-    },
-    Pong {},
-    Ack {
-        #[serde(rename = "for")]
-        for_action: String,
-        #[serde(default)]
-        last_seq: Option<u64>,
-        #[serde(default)]
-        epoch: Option<String>,
-        #[serde(default)]
-        recovered: Option<bool>,
-        #[serde(default)]
-        room: Option<RoomSummary>,
-    },
-    Error {
-        #[serde(rename = "for", default)]
-        for_action: String,
-        error_code: i64,
-        #[serde(default)]
-        error_reason: String,
-    },
-    Kicked {
-        reason: String,
-        #[serde(default)]
-        retry_after_ms: Option<u64>,
-    },
-    #[serde(other)]
-    RoomEvent,
-}
-
-/// What the status line shows of the ack's room snapshot.
-#[derive(Debug, Deserialize)]
-struct RoomSummary {
-    members: u64,
-    #[serde(default)]
-    status: Option<String>,
-}
-
 /// The `seq` of a room event (absent for a `ptp` gift or a `hang_up`).
 #[derive(Deserialize)]
 struct Numbered {
@@ -275,13 +181,11 @@ impl Listener {
     async fn session(&self, position: &mut Position) -> Ended {
         let token = auth::issue(&self.jwt_secret, &auth::claims_for(&self.user_id, None, TOKEN_TTL_S));
         let params = CommonParams { user_id: &self.user_id, sid: SID, timestamp: now_ms(), token: &token };
-        // Strings and an integer always encode.
-        let query = serde_urlencoded::to_string(&params).unwrap_or_default();
-        let answer = match self.end_point(&query).await {
+        let answer = match self.end_point(&params.query()).await {
             Ok(answer) => answer,
             Err(ended) => return ended,
         };
-        let (mut sink, mut stream) = match connect(&answer.end_point, &query).await {
+        let (mut sink, mut stream) = match connect(&answer.end_point, &params.upgrade_query(false)).await {
             Ok(ws) => ws.split(),
             Err(ended) => return ended,
         };
@@ -289,22 +193,20 @@ impl Listener {
             Ok((token, interval)) => (token, interval.or(answer.ping_interval)),
             Err(ended) => return ended,
         };
-        let mut enter = ClientFrame::new("enter_room_report", &online_token);
-        enter.channel_name = Some(&self.opts.channel);
-        enter.last_seq = position.last_seq;
-        enter.epoch = position.last_seq.and(position.epoch.as_deref());
-        let asked = Asked { last_seq: enter.last_seq, epoch: enter.epoch.map(str::to_string) };
-        if let Err(e) = sink.send(Message::Text(enter.text().into())).await {
+        let signer = Signer { online_token: &online_token, sid: SID };
+        let asked = Asked { last_seq: position.last_seq, epoch: position.last_seq.and(position.epoch.clone()) };
+        let enter = signer.request(&asked.entry(&self.opts.channel), now_ms());
+        if let Err(e) = sink.send(Message::Text(enter.into())).await {
             return lost(format!("connection lost before entering: {e}"));
         }
         let ping_every = Duration::from_secs(ping_interval.unwrap_or(15).max(1));
-        self.read_events(&mut sink, &mut stream, &online_token, ping_every, asked, position).await
+        self.read_events(&mut sink, &mut stream, signer, ping_every, asked, position).await
     }
 
     /// `GET {base}/iapi/websocket/end_point`; an answer other than 2xx and 503 is fatal.
     async fn end_point(&self, query: &str) -> Result<EndPointAnswer, Ended> {
-        let url = format!("{}/iapi/websocket/end_point?{query}", self.base);
-        let shown = format!("{}/iapi/websocket/end_point", self.base);
+        let shown = format!("{}{END_POINT_PATH}", self.base);
+        let url = format!("{shown}?{query}");
         let client = awc::Client::builder().timeout(STEP_TIMEOUT).finish();
         let mut response = client
             .get(&url)
@@ -315,7 +217,7 @@ impl Listener {
         let body = response.body().limit(64 * 1024).await.map_err(|e| lost(format!("{shown}: {e}")))?;
         let answer: Option<EndPointAnswer> = serde_json::from_slice(&body).ok();
         match answer {
-            Some(answer) if status.is_success() && answer.error_code == 0 && !answer.end_point.is_empty() => Ok(answer),
+            Some(answer) if status.is_success() && answer.url().is_some() => Ok(answer),
             Some(answer) if status.is_client_error() => {
                 Err(Ended::Fatal(refusal(&shown, status.as_u16(), answer.error_code, &answer.error_reason)))
             }
@@ -329,7 +231,7 @@ impl Listener {
         &self,
         sink: &mut SplitSink<Ws, Message>,
         stream: &mut SplitStream<Ws>,
-        online_token: &str,
+        signer: Signer<'_>,
         ping_every: Duration,
         asked: Asked,
         position: &mut Position,
@@ -370,7 +272,7 @@ impl Listener {
                         let silent = last_heard.elapsed().as_secs();
                         return ended(format!("nothing from the broker for {silent} s"), entered, None);
                     }
-                    let frame = ClientFrame::new("ping", online_token).text();
+                    let frame = signer.request(&ClientRequest::Ping, now_ms());
                     if let Err(e) = sink.send(Message::Text(frame.into())).await {
                         return ended(format!("connection lost: {e}"), entered, retry_after);
                     }
@@ -382,8 +284,8 @@ impl Listener {
     /// One text frame: a room event is printed, the ack of the entry reported; answers how the
     /// connection ends when the frame ends it, or when to come back once it ends.
     fn on_text(&self, text: &str, asked: &Asked, position: &mut Position, entered: &mut bool) -> Option<Next> {
-        match serde_json::from_str::<Direct>(text) {
-            Ok(Direct::RoomEvent) => {
+        match BrokerFrame::parse(text) {
+            Ok(BrokerFrame::RoomEvent) => {
                 if let Ok(Numbered { seq: Some(seq) }) = serde_json::from_str(text) {
                     position.on_event(seq);
                 }
@@ -392,33 +294,33 @@ impl Listener {
                     return Some(Next::End(Ended::StdoutClosed));
                 }
             }
-            Ok(Direct::Ack { for_action, last_seq, epoch, recovered, room }) if for_action == "enter_room_report" => {
+            Ok(BrokerFrame::Ack { for_action, detail }) if for_action == "enter_room_report" => {
                 *entered = true;
-                let (last_seq, epoch) = (last_seq.unwrap_or(0), epoch.unwrap_or_default());
-                self.say_entered(asked, last_seq, &epoch, recovered, room.as_ref());
+                let (last_seq, epoch) = (detail.last_seq.unwrap_or(0), detail.epoch.unwrap_or_default());
+                self.say_entered(asked, last_seq, &epoch, detail.recovered, detail.room.as_ref());
                 position.on_ack(last_seq, epoch);
             }
-            Ok(Direct::Error { for_action, error_code, error_reason }) if for_action == "enter_room_report" => {
+            Ok(BrokerFrame::Error { for_action, error_code, error_reason }) if for_action == "enter_room_report" => {
                 let channel = &self.opts.channel;
                 return Some(Next::End(Ended::Fatal(format!(
                     "entering {channel} refused with {error_code}: {error_reason}"
                 ))));
             }
-            Ok(Direct::Error { for_action, error_code, error_reason }) => {
+            Ok(BrokerFrame::Error { for_action, error_code, error_reason }) => {
                 eprintln!("listen: {for_action} refused with {error_code}: {error_reason}");
             }
-            Ok(Direct::Kicked { reason, .. }) if reason == "replaced" => {
+            Ok(BrokerFrame::Kicked { reason: KickReason::Replaced, .. }) => {
                 let user_id = &self.user_id;
                 return Some(Next::End(Ended::Fatal(format!(
                     "another connection of user_id {user_id} (sid {SID}) replaced this one"
                 ))));
             }
-            Ok(Direct::Kicked { reason, retry_after_ms }) => {
+            Ok(BrokerFrame::Kicked { reason, retry_after_ms }) => {
                 let when = retry_after_ms.map_or(String::new(), |ms| format!(", told to come back in {ms} ms"));
-                eprintln!("listen: kicked ({reason}){when}");
+                eprintln!("listen: kicked ({}){when}", reason.as_str());
                 return retry_after_ms.map(|ms| Next::RetryAfter(Duration::from_millis(ms)));
             }
-            Ok(Direct::Pong {} | Direct::Ack { .. } | Direct::Connected { .. }) => {}
+            Ok(BrokerFrame::Pong {} | BrokerFrame::Ack { .. } | BrokerFrame::Connected { .. }) => {}
             Err(_) => eprintln!("listen: a frame that is not a JSON object: {text}"),
         }
         None
@@ -432,11 +334,11 @@ impl Listener {
         last_seq: u64,
         epoch: &str,
         recovered: Option<bool>,
-        room: Option<&RoomSummary>,
+        room: Option<&RoomSnapshot>,
     ) {
         let channel = &self.opts.channel;
         let room = room.map_or(String::new(), |r| {
-            let status = r.status.as_deref().map_or(String::new(), |s| format!(", status {s}"));
+            let status = r.status.map_or(String::new(), |s| format!(", status {s}"));
             format!("{} member(s){status}, ", r.members)
         });
         let head = format!("listen: entered {channel} as {} ({room}last_seq {last_seq}, epoch {epoch})", self.user_id);
@@ -468,9 +370,24 @@ enum Next {
 }
 
 /// The position an entry asked to recover from.
+#[derive(Debug, PartialEq)]
 struct Asked {
     last_seq: Option<u64>,
     epoch: Option<String>,
+}
+
+impl Asked {
+    /// The `enter_room_report` of `channel` from this position: a fresh one names neither
+    /// `last_seq` nor `epoch`.
+    fn entry(&self, channel: &str) -> ClientRequest {
+        ClientRequest::EnterRoom {
+            channel_name: channel.to_string(),
+            // The broker reads `last_seq` as an i64: a number beyond it, beyond any room's
+            // numbering, is sent as the largest it reads (as it would read it anyway).
+            last_seq: self.last_seq.map(|seq| i64::try_from(seq).unwrap_or(i64::MAX)),
+            epoch: self.epoch.clone(),
+        }
+    }
 }
 
 /// An `end_point` refusal in words, with the likely cause of the common one.
@@ -519,8 +436,8 @@ async fn connected(stream: &mut SplitStream<Ws>) -> Result<(String, Option<u64>)
     })
     .await
     .map_err(|_| lost(format!("no connected frame within {} s", STEP_TIMEOUT.as_secs())))??;
-    match serde_json::from_str::<Direct>(&first) {
-        Ok(Direct::Connected { online_token, ping_interval }) => Ok((online_token, ping_interval)),
+    match BrokerFrame::parse(&first) {
+        Ok(BrokerFrame::Connected { online_token, ping_interval }) => Ok((online_token, ping_interval)),
         _ => Err(lost(format!("expected connected, got {first}"))),
     }
 }
@@ -580,36 +497,15 @@ mod tests {
     }
 
     #[test]
-    fn frames_for_the_connection_are_told_from_room_events() {
-        let parse = |text: &str| serde_json::from_str::<Direct>(text).unwrap();
-        assert!(matches!(
-            parse(r#"{"action":"connected","online_token":"t","ping_interval":15,"server_time":1}"#),
-            Direct::Connected { ping_interval: Some(15), .. }
-        ));
-        assert!(matches!(parse(r#"{"action":"pong","server_time":1}"#), Direct::Pong {}));
-        let ack = parse(
-            r#"{"action":"ack","for":"enter_room_report","error_code":0,"error_reason":"",
-                "room":{"channel_name":"c","members":2,"seats":[],"last_seq":4,"epoch":"e","status":"game"},
-                "last_seq":4,"epoch":"e","recovered":true}"#,
+    fn a_fresh_entry_names_no_position_and_a_recovery_names_both() {
+        let fresh = Asked { last_seq: None, epoch: None }.entry("gs1");
+        assert!(
+            matches!(fresh, ClientRequest::EnterRoom { last_seq: None, epoch: None, ref channel_name } if channel_name == "gs1")
         );
-        assert!(matches!(
-            ack,
-            Direct::Ack { last_seq: Some(4), recovered: Some(true), room: Some(RoomSummary { members: 2, .. }), .. }
-        ));
-        assert!(matches!(
-            parse(r#"{"action":"kicked","reason":"replaced"}"#),
-            Direct::Kicked { retry_after_ms: None, .. }
-        ));
-        assert!(matches!(
-            parse(r#"{"action":"kicked","reason":"shutdown","retry_after_ms":1234}"#),
-            Direct::Kicked { retry_after_ms: Some(1234), .. }
-        ));
-        for event in [
-            r#"{"action":"room_status","channel_name":"c","status":"game","seq":2,"ts":1}"#,
-            r#"{"action":"send_topic_msg","user_id":"v1","content":"hi","channel_name":"c","seq":3,"ts":1}"#,
-        ] {
-            assert!(matches!(parse(event), Direct::RoomEvent), "{event}");
-        }
+        let back = Asked { last_seq: Some(7), epoch: Some("e1".into()) }.entry("gs1");
+        assert!(matches!(back, ClientRequest::EnterRoom { last_seq: Some(7), epoch: Some(ref e), .. } if e == "e1"));
+        let far = Asked { last_seq: Some(u64::MAX), epoch: None }.entry("gs1");
+        assert!(matches!(far, ClientRequest::EnterRoom { last_seq: Some(i64::MAX), .. }));
     }
 
     #[test]
@@ -619,16 +515,5 @@ mod tests {
         let waits: Vec<Duration> = (0..200).map(|_| reconnect_wait(None, Duration::from_secs(4))).collect();
         assert!(waits.iter().all(|w| (Duration::from_secs(2)..=Duration::from_secs(4)).contains(w)), "{waits:?}");
         assert!(waits.iter().any(|w| *w != waits[0]), "jittered: {waits:?}");
-    }
-
-    #[test]
-    fn frames_carry_the_sign_of_protocol_2_3() {
-        let mut frame = ClientFrame::new("enter_room_report", "tok");
-        frame.channel_name = Some("gs1");
-        let json: serde_json::Value = serde_json::from_str(&frame.text()).unwrap();
-        let signed = format!("action=enter_room_report&online_token=tok&sid={SID}&timestamp={}", json["timestamp"]);
-        assert_eq!(json["sign"], sign::md5_hex(&signed));
-        assert_eq!(json["channel_name"], "gs1");
-        assert!(json.get("last_seq").is_none() && json.get("epoch").is_none());
     }
 }

@@ -20,16 +20,14 @@ use std::time::{Duration, Instant};
 use actix::fut::wrap_future;
 use actix::{ActorFutureExt, AsyncContext, Handler};
 use actors::room::front::{BoxFuture, UNAVAILABLE};
-use actors::room::{Engine, IngestOutcome, Input, JoinAnswer, Output, Push, Refused, RoomEvent, SessionId};
+use actors::room::{Engine, IngestOutcome, Input, Output, Push, RoomEvent, SessionId};
 use bytestring::ByteString;
 use log::{info, warn};
 use tokio::sync::oneshot;
 
 use super::lease::Claimed;
 use super::state::{Answer, Ctx, Front, Outgoing, Owner, RedisEngine};
-use super::wire::{
-    code_of, wire_action, AckWire, Input as WireInput, JoinAnswerWire, Published, SeatWire, SnapshotWire, WireEvent,
-};
+use super::wire::{AckWire, Input as WireInput, JoinAnswerWire, Published, WireEvent};
 use crate::cluster::bus::{BusMessage, Subscribe, Unsubscribe};
 
 /// How often an owner reads its input stream without being woken (every input publishes a
@@ -240,7 +238,7 @@ impl RedisEngine {
     /// Events and join answers in the room's order: a join answered at or before an event's seq
     /// comes before it (the member reads every event after its own).
     fn deliver(&mut self, events: Vec<WireEvent>, mut joins: Vec<JoinAnswerWire>) -> Vec<Output> {
-        joins.sort_by_key(|j| j.ok.as_ref().map_or(0, |(_, own, _)| *own));
+        joins.sort_by_key(|j| j.a.as_ref().map_or(0, |a| a.own_seq));
         let mut outputs = Vec::new();
         let mut batch: Vec<RoomEvent> = Vec::new();
         let mut joins = joins.into_iter().peekable();
@@ -248,7 +246,7 @@ impl RedisEngine {
             if self.delivered.is_some_and(|d| e.seq <= d) {
                 continue;
             }
-            while let Some(join) = joins.next_if(|j| j.ok.as_ref().is_none_or(|(_, own, _)| *own < e.seq)) {
+            while let Some(join) = joins.next_if(|j| j.a.as_ref().ok().is_none_or(|a| a.own_seq < e.seq)) {
                 if !batch.is_empty() {
                     outputs.push(Output::Events(std::mem::take(&mut batch)));
                 }
@@ -267,20 +265,12 @@ impl RedisEngine {
     }
 
     fn joined(&mut self, join: JoinAnswerWire) -> Output {
-        let answer = match (join.ok, join.err) {
-            (Some((snapshot, own_seq, newest)), _) => match serde_json::from_value::<SnapshotWire>(snapshot) {
-                Ok(snapshot) => {
-                    if self.delivered.is_none_or(|d| d < own_seq) {
-                        self.delivered = Some(own_seq);
-                    }
-                    Ok(JoinAnswer { snapshot: snapshot.into_snapshot(), own_seq, newest })
-                }
-                Err(_) => Err(UNAVAILABLE),
-            },
-            (None, Some((code, reason))) => Err(Refused::new(code_of(code), Refused::reason_of(&reason))),
-            (None, None) => Err(UNAVAILABLE),
-        };
-        Output::Joined { session: join.s, answer }
+        if let Ok(answer) = &join.a {
+            if self.delivered.is_none_or(|d| d < answer.own_seq) {
+                self.delivered = Some(answer.own_seq);
+            }
+        }
+        Output::Joined { session: join.s, answer: join.a }
     }
 
     /// Events `from..=to` from the room's history stream.
@@ -313,21 +303,8 @@ impl RedisEngine {
 
 /// The acks meant for this node's reports, and the direct frames.
 fn answers_of(acks: Vec<AckWire>, direct: Vec<(SessionId, String)>, node: &str) -> Vec<Output> {
-    let mut outputs: Vec<Output> = acks
-        .into_iter()
-        .filter(|a| a.n == node)
-        .map(|ack| {
-            let answer = match (ack.ok, ack.err) {
-                (Some((seq, seat)), _) => Ok(actors::room::ActionDone {
-                    seq,
-                    room_seat: seat.and_then(|s| serde_json::from_value::<SeatWire>(s).ok()).map(SeatWire::into_seat),
-                }),
-                (None, Some((code, reason))) => Err(Refused::new(code_of(code), Refused::reason_of(&reason))),
-                (None, None) => Err(UNAVAILABLE),
-            };
-            Output::Acted { rid: ack.r, answer }
-        })
-        .collect();
+    let mut outputs: Vec<Output> =
+        acks.into_iter().filter(|a| a.n == node).map(|ack| Output::Acted { rid: ack.r, answer: ack.a }).collect();
     if !direct.is_empty() {
         outputs.push(Output::Direct(direct.into_iter().map(|(s, f)| (s, ByteString::from(f))).collect()));
     }
@@ -374,9 +351,9 @@ impl Engine for RedisEngine {
                 let session = request.session;
                 (WireInput::Join { s: session, n: node, p: request.profile }, Answer::Join(session))
             }
-            Input::Leave { session, reason } => (WireInput::Leave { s: session, why: reason.into() }, Answer::None),
+            Input::Leave { session, reason } => (WireInput::Leave { s: session, why: reason }, Answer::None),
             Input::Act { session, rid, action } => {
-                (WireInput::Act { s: session, n: node, r: rid, a: wire_action(action) }, Answer::Act(rid))
+                (WireInput::Act { s: session, n: node, r: rid, a: action }, Answer::Act(rid))
             }
             Input::Status(status) => (WireInput::Status { st: status }, Answer::None),
             Input::Notice { content, expire_time, client_url } => {

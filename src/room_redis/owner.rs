@@ -21,16 +21,15 @@ use std::time::Instant;
 use actix::fut::wrap_future;
 use actix::{ActorFutureExt, AsyncContext};
 use actors::protocol::bigo::DanmuItem;
-use actors::protocol::client::ErrorCode;
 use actors::room::{
-    Effects, JoinRequest, LeaveReason, MemberChange, MembershipChanged, Now, Push, Refused, RoomCore, RoomState,
-    SessionId, StatusOf,
+    Effects, JoinRequest, LeaveReason, MemberChange, MembershipChanged, Now, Push, RoomCore, RoomState, SessionId,
+    StatusOf,
 };
 use log::{debug, info, warn};
 
 use super::lease::Lease;
 use super::state::{Ctx, Front, Owner, RedisEngine};
-use super::wire::{action_of, stream_id_le, AckWire, Input, JoinAnswerWire, MemberWire, Published, WireEvent};
+use super::wire::{stream_id_le, AckWire, Input, JoinAnswerWire, MemberWire, Published, WireEvent};
 use crate::cluster::bus::Unsubscribe;
 
 /// Inputs read per round.
@@ -220,38 +219,20 @@ impl RedisEngine {
                     let (answer, fx) =
                         owner.core.join(JoinRequest { session: s, profile: p, last_seq: None, epoch: None }, now);
                     merge(&mut effects, fx);
-                    published.joins.push(match answer {
-                        Ok(a) => {
-                            owner.node_of.insert(s, n);
-                            let snapshot = serde_json::to_value(&a.snapshot).unwrap_or_default();
-                            JoinAnswerWire { s, ok: Some((snapshot, a.own_seq, a.newest)), err: None }
-                        }
-                        Err(r) => JoinAnswerWire { s, ok: None, err: Some((r.code.code(), r.reason.to_string())) },
-                    });
+                    if answer.is_ok() {
+                        owner.node_of.insert(s, n);
+                    }
+                    published.joins.push(JoinAnswerWire { s, a: answer });
                 }
                 Input::Leave { s, why } => {
-                    let (_, fx) = owner.core.leave(s, why.into(), now);
+                    let (_, fx) = owner.core.leave(s, why, now);
                     merge(&mut effects, fx);
                     owner.node_of.remove(&s);
                 }
                 Input::Act { s, n, r, a } => {
-                    let answer = match action_of(a) {
-                        Some(action) => {
-                            let (answer, fx) = owner.core.act(s, action, now);
-                            merge(&mut effects, fx);
-                            answer
-                        }
-                        None => Err(Refused::new(ErrorCode::BadParameters, "bad action")),
-                    };
-                    published.acks.push(match answer {
-                        Ok(done) => AckWire {
-                            n,
-                            r,
-                            ok: Some((done.seq, done.room_seat.and_then(|s| serde_json::to_value(s).ok()))),
-                            err: None,
-                        },
-                        Err(e) => AckWire { n, r, ok: None, err: Some((e.code.code(), e.reason.to_string())) },
-                    });
+                    let (answer, fx) = owner.core.act(s, a, now);
+                    merge(&mut effects, fx);
+                    published.acks.push(AckWire { n, r, a: answer });
                 }
                 Input::Status { st } => merge(&mut effects, owner.core.set_live_status(st, now)),
                 Input::Notice { c, e, u } => merge(&mut effects, owner.core.notice(c, e, u, now)),

@@ -1,11 +1,13 @@
-//! What a shared room sends through Redis (see `room`): the inputs of its stream, the message
-//! its owner publishes after each commit, and the conversions between them and the room
-//! core's types. Plain serde types with short field names: they travel with every push.
+//! What a shared room sends through Redis (see `room`): the inputs of its stream and the
+//! message its owner publishes after each commit. The room core's own types travel inside
+//! them (they have serde); these envelopes add who asked (session, node, request id) with
+//! short field names, since they travel with every push. A push travels as its items' raw
+//! JSON, not as the parsed `DanmuItem`s: the owner parses them again.
 
 use actors::protocol::bigo::BigoStatus;
-use actors::protocol::client::{ErrorCode, NotifyType, Profile, RoomSnapshot, Seat};
-use actors::protocol::status::{ChannelStatus, RoomStatus};
-use actors::room::{Action, LeaveReason, SessionId};
+use actors::protocol::client::Profile;
+use actors::protocol::status::RoomStatus;
+use actors::room::{Action, ActionDone, JoinAnswer, LeaveReason, Refused, SessionId};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -15,8 +17,8 @@ use serde_json::Value;
 pub(crate) enum Input {
     Push { gs: String, sq: String, t: i64, st: Option<BigoStatus>, items: Vec<(String, Value)> },
     Join { s: SessionId, n: String, p: Profile },
-    Leave { s: SessionId, why: Why },
-    Act { s: SessionId, n: String, r: u64, a: WireAction },
+    Leave { s: SessionId, why: LeaveReason },
+    Act { s: SessionId, n: String, r: u64, a: Action },
     Status { st: RoomStatus },
     Notice { c: String, e: i64, u: String },
 }
@@ -33,48 +35,6 @@ impl Input {
             Self::Notice { .. } => "notice",
         }
     }
-}
-
-#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub(crate) enum Why {
-    Exit,
-    Switch,
-    Disconnect,
-    Moved,
-}
-
-impl From<LeaveReason> for Why {
-    fn from(r: LeaveReason) -> Self {
-        match r {
-            LeaveReason::Exit => Self::Exit,
-            LeaveReason::Switch => Self::Switch,
-            LeaveReason::Disconnect => Self::Disconnect,
-            LeaveReason::Moved => Self::Moved,
-        }
-    }
-}
-
-impl From<Why> for LeaveReason {
-    fn from(w: Why) -> Self {
-        match w {
-            Why::Exit => Self::Exit,
-            Why::Switch => Self::Switch,
-            Why::Disconnect => Self::Disconnect,
-            Why::Moved => Self::Moved,
-        }
-    }
-}
-
-/// A member action as it travels (the core's `Action` holds a report type without serde).
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(tag = "t", rename_all = "snake_case")]
-pub(crate) enum WireAction {
-    Say { content: String },
-    Gift { notify_type: NotifyType, gift: Value },
-    Up { seat_id: Option<u32> },
-    Down,
-    HangUp { receiver_id: String },
 }
 
 /// What the owner publishes after a commit.
@@ -98,25 +58,27 @@ pub(crate) struct WireEvent {
     pub(crate) j: String,
 }
 
+/// The core's answer to a join, for the session `s`.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct JoinAnswerWire {
     pub(crate) s: SessionId,
-    /// The snapshot, the member's own seq, and the newest seq before the join's own events.
-    pub(crate) ok: Option<(Value, u64, u64)>,
-    pub(crate) err: Option<(u16, String)>,
+    pub(crate) a: Result<JoinAnswer, Refused>,
 }
 
+/// The core's answer to the action `r` of node `n`.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct AckWire {
     pub(crate) n: String,
     pub(crate) r: u64,
-    pub(crate) ok: Option<(Option<u64>, Option<Value>)>,
-    pub(crate) err: Option<(u16, String)>,
+    pub(crate) a: Result<ActionDone, Refused>,
 }
 
-/// A code that travelled between nodes; one this build does not know reads as 1011.
-pub(crate) fn code_of(code: u16) -> ErrorCode {
-    ErrorCode::from_code(code).unwrap_or(ErrorCode::Unavailable)
+/// One member in a room's member hash (`room:{C}:members`, field = session id).
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct MemberWire {
+    pub(crate) p: Profile,
+    /// The node the member's session is on.
+    pub(crate) n: String,
 }
 
 /// Stream ids compare as (ms, seq) pairs.
@@ -128,95 +90,11 @@ pub(crate) fn stream_id_le(a: &str, b: &str) -> bool {
     parse(a) <= parse(b)
 }
 
-pub(crate) fn wire_action(action: Action) -> WireAction {
-    match action {
-        Action::Say { content } => WireAction::Say { content },
-        Action::Gift { notify_type, gift } => {
-            let mut value = serde_json::Map::from_iter(gift.extra);
-            value.insert("id".into(), gift.id.into());
-            value.insert("name".into(), gift.name.into());
-            if let Some(num) = gift.num {
-                value.insert("num".into(), num.into());
-            }
-            value.insert("receiver_id".into(), gift.receiver_id.into());
-            WireAction::Gift { notify_type, gift: Value::Object(value) }
-        }
-        Action::Up { seat_id } => WireAction::Up { seat_id },
-        Action::Down => WireAction::Down,
-        Action::HangUp { receiver_id } => WireAction::HangUp { receiver_id },
-    }
-}
-
-pub(crate) fn action_of(action: WireAction) -> Option<Action> {
-    Some(match action {
-        WireAction::Say { content } => Action::Say { content },
-        WireAction::Gift { notify_type, gift } => {
-            Action::Gift { notify_type, gift: serde_json::from_value(gift).ok()? }
-        }
-        WireAction::Up { seat_id } => Action::Up { seat_id },
-        WireAction::Down => Action::Down,
-        WireAction::HangUp { receiver_id } => Action::HangUp { receiver_id },
-    })
-}
-
-/// The snapshot as it travels (the wire type only serialises).
-#[derive(Debug, Deserialize)]
-pub(crate) struct SnapshotWire {
-    pub(crate) channel_name: String,
-    pub(crate) members: usize,
-    pub(crate) seats: Vec<SeatWire>,
-    pub(crate) last_seq: u64,
-    pub(crate) epoch: String,
-    pub(crate) status: Option<ChannelStatus>,
-}
-
-impl SnapshotWire {
-    pub(crate) fn into_snapshot(self) -> RoomSnapshot {
-        RoomSnapshot {
-            channel_name: self.channel_name,
-            members: self.members,
-            seats: self.seats.into_iter().map(SeatWire::into_seat).collect(),
-            last_seq: self.last_seq,
-            epoch: self.epoch,
-            status: self.status,
-        }
-    }
-}
-
-#[derive(Debug, Deserialize)]
-pub(crate) struct SeatWire {
-    pub(crate) id: u32,
-    pub(crate) user_id: String,
-    pub(crate) nickname: String,
-    pub(crate) sex: Value,
-    pub(crate) avatar_url: String,
-    pub(crate) avatar_small_url: String,
-    pub(crate) status: u8,
-    pub(crate) microphone: u8,
-    pub(crate) rank: u32,
-    pub(crate) room_id: String,
-}
-
-impl SeatWire {
-    pub(crate) fn into_seat(self) -> Seat {
-        Seat {
-            id: self.id,
-            user_id: self.user_id,
-            nickname: self.nickname,
-            sex: self.sex,
-            avatar_url: self.avatar_url,
-            avatar_small_url: self.avatar_small_url,
-            status: self.status,
-            microphone: self.microphone,
-            rank: self.rank,
-            room_id: self.room_id,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use actors::protocol::client::{ErrorCode, NotifyType, RoomSnapshot, Seat};
+    use actors::protocol::status::ChannelStatus;
 
     #[test]
     fn stream_ids_compare_as_pairs() {
@@ -228,16 +106,71 @@ mod tests {
 
     #[test]
     fn inputs_read_back_what_they_write() {
-        let input = Input::Act { s: 7, n: "a".into(), r: 3, a: WireAction::Up { seat_id: Some(2) } };
+        let input = Input::Act { s: 7, n: "a".into(), r: 3, a: Action::Up { seat_id: Some(2) } };
         let json = serde_json::to_string(&input).unwrap();
-        assert!(matches!(serde_json::from_str::<Input>(&json).unwrap(), Input::Act { s: 7, r: 3, .. }));
+        assert_eq!(json, r#"{"k":"act","s":7,"n":"a","r":3,"a":{"t":"up","seat_id":2}}"#);
+        let back = serde_json::from_str::<Input>(&json).unwrap();
+        assert!(matches!(back, Input::Act { s: 7, r: 3, a: Action::Up { seat_id: Some(2) }, .. }));
+        let leave = serde_json::to_string(&Input::Leave { s: 1, why: LeaveReason::Moved }).unwrap();
+        assert_eq!(leave, r#"{"k":"leave","s":1,"why":"moved"}"#);
     }
-}
 
-/// One member in a room's member hash (`room:{C}:members`, field = session id).
-#[derive(Debug, Serialize, Deserialize)]
-pub(crate) struct MemberWire {
-    pub(crate) p: Profile,
-    /// The node the member's session is on.
-    pub(crate) n: String,
+    #[test]
+    fn a_gift_travels_with_its_extra_fields() {
+        let report = r#"{"id":7,"name":"Rose","num":"3","receiver_id":"u2","image_url":"http://img/r.png"}"#;
+        let gift = serde_json::from_str(report).unwrap();
+        let input = Input::Act { s: 1, n: "a".into(), r: 1, a: Action::Gift { notify_type: NotifyType::Ptp, gift } };
+        let json = serde_json::to_string(&input).unwrap();
+        let Input::Act { a: Action::Gift { notify_type, gift }, .. } = serde_json::from_str(&json).unwrap() else {
+            panic!("a gift: {json}")
+        };
+        assert_eq!(
+            (notify_type, gift.id.as_str(), gift.num, gift.receiver_id.as_str()),
+            (NotifyType::Ptp, "7", Some(3), "u2")
+        );
+        assert_eq!(gift.extra.get("image_url"), Some(&Value::from("http://img/r.png")));
+    }
+
+    #[test]
+    fn answers_read_back_what_they_write() {
+        let seat = Seat {
+            id: 2,
+            user_id: "u1".into(),
+            nickname: "Ann".into(),
+            sex: Value::from(1),
+            avatar_url: String::new(),
+            avatar_small_url: String::new(),
+            status: 1,
+            microphone: 1,
+            rank: 2,
+            room_id: "c".into(),
+        };
+        let snapshot = RoomSnapshot {
+            channel_name: "c".into(),
+            members: 2,
+            seats: vec![seat.clone()],
+            last_seq: 9,
+            epoch: "e1".into(),
+            status: Some(ChannelStatus::Game),
+        };
+        let join = JoinAnswerWire { s: 4, a: Ok(JoinAnswer { snapshot: snapshot.clone(), own_seq: 9, newest: 8 }) };
+        let back: JoinAnswerWire = serde_json::from_str(&serde_json::to_string(&join).unwrap()).unwrap();
+        let Ok(answer) = back.a else { panic!("a join answer") };
+        assert_eq!((answer.snapshot, answer.own_seq, answer.newest), (snapshot, 9, 8));
+        let done = ActionDone { seq: Some(5), room_seat: Some(seat) };
+        let ack = AckWire { n: "a".into(), r: 2, a: Ok(done) };
+        let back: AckWire = serde_json::from_str(&serde_json::to_string(&ack).unwrap()).unwrap();
+        assert_eq!(back.a, ack.a);
+    }
+
+    #[test]
+    fn a_refusal_travels_as_its_code_and_reason() {
+        let refused = Refused::new(ErrorCode::SeatTaken, "seat taken");
+        let json = serde_json::to_string(&AckWire { n: "a".into(), r: 1, a: Err(refused) }).unwrap();
+        assert_eq!(json, r#"{"n":"a","r":1,"a":{"Err":[1005,"seat taken"]}}"#);
+        let back: AckWire = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.a, Err(refused));
+        let unknown: AckWire = serde_json::from_str(r#"{"n":"a","r":1,"a":{"Err":[1999,"new"]}}"#).unwrap();
+        assert_eq!(unknown.a, Err(Refused::new(ErrorCode::Unavailable, "refused by the room")));
+    }
 }

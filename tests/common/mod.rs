@@ -3,13 +3,17 @@
 //! from PROTOCOL.md: [`BigoClient`] speaks the platform's side (its frames built by
 //! `actors::protocol::bigo_client`, the module the simulator and the load generator share;
 //! `bigo_ingress.rs` checks the signatures against PROTOCOL.md's formulas written out),
-//! [`AppClient`] an app's.
+//! [`AppClient`] an app's (its query, frames and greeting from `actors::protocol::app_client`,
+//! shared with `danmu-broker listen` and the load generator; `client_protocol.rs` checks the
+//! sign against the formula of 2.3 written out).
 #![allow(dead_code)]
 
 use std::net::{SocketAddr, TcpListener};
 use std::time::Duration;
 
+use actors::protocol::app_client::{BrokerFrame, CommonParams, EndPointAnswer, Signer, END_POINT_PATH};
 use actors::protocol::bigo_client;
+use actors::protocol::client::ClientRequest;
 use danmu_broker::auth;
 use danmu_broker::config::Config;
 use futures_util::{SinkExt, StreamExt};
@@ -31,6 +35,18 @@ pub fn now_ms() -> i64 {
 
 pub fn md5(s: &str) -> String {
     actors::protocol::sign::md5_hex(s)
+}
+
+/// A client token for `user_id` (nickname `nick-{user_id}`) signed with `secret`, for an hour.
+pub fn token_for(secret: &str, user_id: &str) -> String {
+    auth::issue(secret, &auth::claims_for(user_id, Some(format!("nick-{user_id}")), 3600))
+}
+
+/// The query of `end_point` and of the upgrade for `user_id` on device `sid`, signed with
+/// `secret`, at the present time.
+pub fn client_query(secret: &str, user_id: &str, sid: &str) -> String {
+    let token = token_for(secret, user_id);
+    CommonParams { user_id, sid, timestamp: now_ms(), token: &token }.query()
 }
 
 /// The configuration tests start from: quick, quiet, memory store.
@@ -163,7 +179,7 @@ impl TestBroker {
     }
 
     pub fn token(&self, user_id: &str) -> String {
-        auth::issue(&self.config.auth.jwt_secret, &auth::claims_for(user_id, Some(format!("nick-{user_id}")), 3600))
+        token_for(&self.config.auth.jwt_secret, user_id)
     }
 
     /// An app client connected through `end_point`, past its `connected` frame.
@@ -183,17 +199,17 @@ impl TestBroker {
 
     async fn connect_client(&self, user_id: &str, sid: &str, batch: bool, recv_buffer: Option<u32>) -> AppClient {
         let token = self.token(user_id);
-        let query = format!("user_id={user_id}&sid={sid}&timestamp={}&token={token}", now_ms());
-        let answer: Value = self.get_json(&format!("/iapi/websocket/end_point?{query}")).await.1;
-        assert_eq!(answer["error_code"], 0, "end_point: {answer}");
-        let mut end_point = answer["end_point"].as_str().expect("end_point").to_string();
+        let params = CommonParams { user_id, sid, timestamp: now_ms(), token: &token };
+        let (_, body) = self.get_text(&format!("{END_POINT_PATH}?{}", params.query())).await;
+        let answer: EndPointAnswer = serde_json::from_str(&body).expect("end_point answers JSON");
+        let mut end_point = answer.url().unwrap_or_else(|| panic!("end_point: {body}")).to_string();
         if self.nodes.len() > 1 {
             // Members alternate between the nodes, whatever end_point would spread them to.
             let node = self.nodes[self.next_node.get() % self.nodes.len()];
             self.next_node.set(self.next_node.get() + 1);
             end_point = format!("ws://{node}{}", self.config.client.path);
         }
-        let url = format!("{end_point}?{query}{}", if batch { "&batch=1" } else { "" });
+        let url = format!("{end_point}?{}", params.upgrade_query(batch));
         let ws = match recv_buffer {
             None => connect_async(url).await.expect("connect client").0,
             Some(bytes) => {
@@ -205,11 +221,7 @@ impl TestBroker {
                 tokio_tungstenite::client_async(url, MaybeTlsStream::Plain(tcp)).await.expect("upgrade").0
             }
         };
-        let mut client = AppClient { ws, user_id: user_id.into(), sid: sid.into(), online_token: String::new() };
-        let hello = client.recv().await;
-        assert_eq!(hello["action"], "connected", "first frame: {hello}");
-        client.online_token = hello["online_token"].as_str().expect("online_token").to_string();
-        client
+        AppClient::connected(ws, user_id, sid).await
     }
 
     pub async fn get_json(&self, path: &str) -> (u16, Value) {
@@ -347,16 +359,25 @@ pub struct AppClient {
 }
 
 impl AppClient {
-    /// A correctly signed frame for `action` with `fields`.
-    pub fn frame(&self, action: &str, fields: Value) -> Value {
-        let ts = now_ms();
-        let sign = md5(&format!("action={action}&online_token={}&sid={}&timestamp={ts}", self.online_token, self.sid));
-        let mut frame = json!({"action": action, "online_token": self.online_token, "sid": self.sid,
-                               "timestamp": ts, "sign": sign});
-        if let (Some(obj), Value::Object(extra)) = (frame.as_object_mut(), fields) {
-            obj.extend(extra);
+    /// The client of `user_id` on device `sid` over `ws`, just upgraded: past its `connected`
+    /// frame, whose `online_token` it signs with.
+    pub async fn connected(ws: Ws, user_id: &str, sid: &str) -> Self {
+        let mut client = Self { ws, user_id: user_id.into(), sid: sid.into(), online_token: String::new() };
+        let hello = client.recv().await;
+        match serde_json::from_value::<BrokerFrame>(hello.clone()) {
+            Ok(BrokerFrame::Connected { online_token, .. }) => client.online_token = online_token,
+            _ => panic!("first frame: {hello}"),
         }
-        frame
+        client
+    }
+
+    fn signer(&self) -> Signer<'_> {
+        Signer { online_token: &self.online_token, sid: &self.sid }
+    }
+
+    /// A correctly signed frame for `action` with `fields` (an object).
+    pub fn frame(&self, action: &str, fields: Value) -> Value {
+        serde_json::from_str(&self.signer().frame(action, &fields, now_ms())).expect("a frame of an object")
     }
 
     pub async fn send(&mut self, action: &str, fields: Value) {
@@ -385,7 +406,8 @@ impl AppClient {
 
     /// Joins `channel`, answering the ack.
     pub async fn enter(&mut self, channel: &str) -> Value {
-        self.send("enter_room_report", json!({"channel_name": channel})).await;
+        let enter = ClientRequest::EnterRoom { channel_name: channel.into(), last_seq: None, epoch: None };
+        self.send_text(self.signer().request(&enter, now_ms())).await;
         let ack = self.recv_action("ack").await;
         assert_eq!(ack["for"], "enter_room_report", "{ack}");
         ack

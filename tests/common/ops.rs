@@ -296,22 +296,14 @@ pub fn self_signed(dir: &Path) -> (PathBuf, PathBuf, Vec<u8>) {
 
 /// The query of a client upgrade for `user_id` with a fresh token signed with [`super::SECRET`].
 pub fn client_query(user_id: &str, sid: &str) -> String {
-    let token = danmu_broker::auth::issue(
-        super::SECRET,
-        &danmu_broker::auth::claims_for(user_id, Some(format!("nick-{user_id}")), 3600),
-    );
-    format!("user_id={user_id}&sid={sid}&timestamp={}&token={token}", super::now_ms())
+    super::client_query(super::SECRET, user_id, sid)
 }
 
 /// An app client on `base` (`ws://host:port` or `wss://...`), past its `connected` frame.
 pub async fn app_client_at(base: &str, user_id: &str, connector: Option<Connector>) -> super::AppClient {
     let url = format!("{base}/iapi/websocket?{}", client_query(user_id, "sid-1"));
     let (ws, _) = connect_async_tls_with_config(url, None, false, connector).await.expect("connect client");
-    let mut client = super::AppClient { ws, user_id: user_id.into(), sid: "sid-1".into(), online_token: String::new() };
-    let hello = client.recv().await;
-    assert_eq!(hello["action"], "connected", "first frame: {hello}");
-    client.online_token = hello["online_token"].as_str().expect("online_token").to_string();
-    client
+    super::AppClient::connected(ws, user_id, "sid-1").await
 }
 
 /// A rustls client config on ring that trusts exactly `cert_der`.

@@ -2,6 +2,9 @@
 //! [`ClientRequest`]), the room events every member receives ([`EventBody`]), and the direct
 //! frames of one connection ([`Direct`]).
 //!
+//! The app's side reads and writes the same types: [`ClientRequest`] and the snapshot, seat and
+//! ack types have serde both ways (see [`super::app_client`]).
+//!
 //! A client frame is parsed twice on purpose: first the envelope (the fields every frame
 //! carries, checked in the order of section 2.3), then, once it is authentic, the action's own
 //! fields. That keeps "unknown action" (1009) apart from "bad parameters" (1001).
@@ -74,7 +77,7 @@ impl ErrorCode {
 
 /// Why the server ends a client connection on its own: the `kicked` frame's `reason` and the
 /// close code that follows it, in one place.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum KickReason {
     /// A newer connection of the same user_id and sid took over (section 2.2).
@@ -119,8 +122,9 @@ pub struct Envelope {
     pub sign: Option<String>,
 }
 
-/// A client action with its own fields, once the envelope passed its checks.
-#[derive(Debug, Deserialize)]
+/// A client action with its own fields, once the envelope passed its checks. App clients
+/// write their actions with it too ([`super::app_client::Signer::request`]).
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(tag = "action")]
 pub enum ClientRequest {
     #[serde(rename = "ping")]
@@ -128,10 +132,10 @@ pub enum ClientRequest {
     #[serde(rename = "enter_room_report")]
     EnterRoom {
         channel_name: String,
-        #[serde(default, deserialize_with = "lenient::opt_i64")]
+        #[serde(default, deserialize_with = "lenient::opt_i64", skip_serializing_if = "Option::is_none")]
         last_seq: Option<i64>,
         /// The epoch `last_seq` belongs to; absent: the room's current one (older clients).
-        #[serde(default, deserialize_with = "lenient::opt_string")]
+        #[serde(default, deserialize_with = "lenient::opt_string", skip_serializing_if = "Option::is_none")]
         epoch: Option<String>,
     },
     #[serde(rename = "exit_room_report")]
@@ -161,7 +165,7 @@ pub enum ClientRequest {
         #[serde(default)]
         channel_name: String,
         /// Absent: the lowest free seat (the seed's `up_deport` names none).
-        #[serde(default, deserialize_with = "seat_id")]
+        #[serde(default, deserialize_with = "seat_id", skip_serializing_if = "Option::is_none")]
         seat_id: Option<u32>,
     },
     #[serde(rename = "down_report")]
@@ -190,6 +194,20 @@ impl ClientRequest {
         "down_report",
         "hang_up_report",
     ];
+
+    /// The `action` this request is sent as: what its sign covers (PROTOCOL.md 2.3).
+    pub fn action(&self) -> &'static str {
+        match self {
+            Self::Ping => "ping",
+            Self::EnterRoom { .. } => "enter_room_report",
+            Self::ExitRoom { .. } => "exit_room_report",
+            Self::SendTopicMsg { .. } => "send_topic_msg_report",
+            Self::SendGift { .. } => "send_gift_report",
+            Self::Up { .. } => "up_report",
+            Self::Down { .. } => "down_report",
+            Self::HangUp { .. } => "hang_up_report",
+        }
+    }
 }
 
 /// `seat_id` as a number or a numeric string; null means "any free seat".
@@ -212,13 +230,13 @@ pub enum NotifyType {
 }
 
 /// The `gift` object of `send_gift_report`; fields beyond these pass through untouched.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct GiftReport {
     #[serde(default, deserialize_with = "lenient::string")]
     pub id: String,
     #[serde(default)]
     pub name: String,
-    #[serde(default, deserialize_with = "lenient::opt_i64")]
+    #[serde(default, deserialize_with = "lenient::opt_i64", skip_serializing_if = "Option::is_none")]
     pub num: Option<i64>,
     #[serde(default, deserialize_with = "lenient::string")]
     pub receiver_id: String,
@@ -237,7 +255,7 @@ pub struct Profile {
 }
 
 /// One seat of a room (`room_seat`, section 2.4).
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Seat {
     pub id: u32,
     pub user_id: String,
@@ -346,7 +364,7 @@ pub struct RoomEventFrame<'a> {
 }
 
 /// What the `ack` of `enter_room_report` says about the room.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RoomSnapshot {
     pub channel_name: String,
     pub members: usize,
@@ -396,7 +414,7 @@ pub enum Direct<'a> {
 }
 
 /// Action-specific fields of an `ack`.
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct AckDetail {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub room: Option<RoomSnapshot>,

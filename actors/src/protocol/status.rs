@@ -72,6 +72,23 @@ pub enum ChannelStatus {
     Banned,
 }
 
+impl ChannelStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Live => "live",
+            Self::Game => "game",
+            Self::Closed => "closed",
+            Self::Banned => "banned",
+        }
+    }
+}
+
+impl std::fmt::Display for ChannelStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 impl From<BigoStatus> for ChannelStatus {
     /// BIGO `status` 1, 2, 3 become `live`, `game`, `closed`.
     fn from(status: BigoStatus) -> Self {
@@ -94,6 +111,13 @@ mod tests {
             assert_eq!(serde_json::to_value(s).unwrap(), serde_json::Value::from(s.as_str()));
         }
         assert_eq!(RoomStatus::parse("Closed"), None);
+    }
+
+    #[test]
+    fn channel_statuses_print_as_they_serialise() {
+        for s in [ChannelStatus::Live, ChannelStatus::Game, ChannelStatus::Closed, ChannelStatus::Banned] {
+            assert_eq!(serde_json::to_value(s).unwrap(), serde_json::Value::from(s.to_string()));
+        }
     }
 
     #[test]

@@ -2,7 +2,9 @@
 //! [`JoinRequest`], [`Action`], [`LeaveReason`]), the answers ([`IngestOutcome`],
 //! [`JoinAnswer`], [`ActionDone`], [`Refused`]), the [`Effects`] of each input, the clock as a
 //! value ([`Now`]), and the [`RoomState`] a room carries over to go on elsewhere. Plain types:
-//! the core ([`super::core`]) decides, the engines carry these between it and the world.
+//! the core ([`super::core`]) decides, the engines carry these between it and the world. What
+//! a room on Redis sends between nodes (actions, leave reasons, join answers, acks, refusals)
+//! has serde here, so that its stream and channel carry these types themselves.
 
 use std::time::{Duration, Instant};
 
@@ -81,7 +83,9 @@ pub enum IngestOutcome {
 }
 
 /// Why the room refused a join or an action: the wire code and the `error_reason` sent back.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Travels between nodes as `[code, reason]` (a room on Redis answers on another node).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(into = "(u16, &'static str)")]
 pub struct Refused {
     pub code: ErrorCode,
     pub reason: &'static str,
@@ -114,6 +118,21 @@ impl Refused {
     }
 }
 
+impl From<Refused> for (u16, &'static str) {
+    fn from(r: Refused) -> Self {
+        (r.code.code(), r.reason)
+    }
+}
+
+impl<'de> Deserialize<'de> for Refused {
+    /// A refusal that travelled between nodes; a code this build does not know reads as 1011.
+    /// (Not `#[serde(from)]`: the derive would borrow the `&'static str` from the input.)
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let (code, reason) = <(u16, String)>::deserialize(d)?;
+        Ok(Self::new(ErrorCode::from_code(code).unwrap_or(ErrorCode::Unavailable), Self::reason_of(&reason)))
+    }
+}
+
 /// What a client asked for when entering (PROTOCOL.md 2.3 `enter_room_report`).
 #[derive(Debug, Clone)]
 pub struct JoinRequest {
@@ -126,7 +145,7 @@ pub struct JoinRequest {
 
 /// A join's answer. What to replay is decided from it by `super::replay`, the same for every
 /// engine.
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct JoinAnswer {
     pub snapshot: RoomSnapshot,
     /// The member's own `enter_room` seq (the ack's `last_seq`).
@@ -136,7 +155,8 @@ pub struct JoinAnswer {
 }
 
 /// Why a member leaves.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum LeaveReason {
     /// `exit_room_report` for oneself.
     Exit,
@@ -149,8 +169,10 @@ pub enum LeaveReason {
     Moved,
 }
 
-/// Member actions (PROTOCOL.md 2.3).
-#[derive(Debug, Clone)]
+/// Member actions (PROTOCOL.md 2.3). Serde: a room on Redis carries them in its input stream,
+/// tagged by `t`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "t", rename_all = "snake_case")]
 pub enum Action {
     Say {
         content: String,
@@ -171,9 +193,11 @@ pub enum Action {
 }
 
 /// An accepted action: the seq of the event it caused, and the seat it concerned.
-#[derive(Debug, Default, PartialEq)]
+#[derive(Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ActionDone {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seq: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub room_seat: Option<Seat>,
 }
 
