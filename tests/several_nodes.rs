@@ -37,13 +37,27 @@ async fn node_on(id: &str, store: &str, prefix: &str) -> BrokerProcess {
 }
 
 async fn node_with_window(id: &str, store: &str, prefix: &str, reorder_window_ms: u64) -> BrokerProcess {
+    node_custom(id, store, prefix, TTL_MS, reorder_window_ms, "").await
+}
+
+/// A node with its own `store.node_ttl_ms` and `client` settings (a YAML flow mapping's
+/// inside, "" for the defaults).
+async fn node_custom(
+    id: &str,
+    store: &str,
+    prefix: &str,
+    ttl_ms: u64,
+    reorder_window_ms: u64,
+    client: &str,
+) -> BrokerProcess {
     let port = free_port();
     let yaml = format!(
         "server: {{ host: 127.0.0.1, port: {port}, public_url: \"ws://127.0.0.1:{port}\", workers: 1 }}\n\
-         store: {{ {store}, key_prefix: \"{prefix}\", node_id: \"{id}\", node_ttl_ms: {TTL_MS} }}\n\
+         store: {{ {store}, key_prefix: \"{prefix}\", node_id: \"{id}\", node_ttl_ms: {ttl_ms} }}\n\
          auth: {{ jwt_secret: \"{SECRET}\" }}\n\
          bigo: {{ accounts: [ {{ account: \"{}\", password: \"{}\" }} ], platform_abbr: \"{}\" }}\n\
-         room: {{ reorder_window_ms: {reorder_window_ms} }}\n",
+         room: {{ reorder_window_ms: {reorder_window_ms} }}\n\
+         client: {{ {client} }}\n",
         common::ACCOUNT,
         common::PASSWORD,
         common::ABBR,
@@ -872,4 +886,80 @@ async fn an_owner_cut_off_from_redis_stops_owning_and_the_room_goes_on_elsewhere
         (last[0]["content"].as_str(), last[0]["seq"].as_u64().map(|s| s > seqs[seqs.len() - 1])),
         (Some("cut-6"), Some(true))
     );
+}
+
+/// What a client saw while it was kept alive.
+#[derive(Debug, Default)]
+struct Watched {
+    frames: Vec<Value>,
+    pings: usize,
+    pongs: usize,
+}
+
+/// Keeps `client` alive for `long`, pinging every second as an app does, or until `until`
+/// holds for a frame it received; answers what it received. A close (a kick, an idle timeout)
+/// fails the test with what was seen before.
+async fn keep_alive(client: &mut common::AppClient, long: Duration, until: impl Fn(&Value) -> bool) -> Watched {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let end = Instant::now() + long;
+    let mut next_ping = Instant::now() + Duration::from_secs(1);
+    let mut seen = Watched::default();
+    while Instant::now() < end {
+        let wait = next_ping.min(end).saturating_duration_since(Instant::now());
+        match tokio::time::timeout(wait, client.ws.next()).await {
+            Err(_) if Instant::now() >= next_ping => {
+                client.send("ping", serde_json::json!({})).await;
+                seen.pings += 1;
+                next_ping += Duration::from_secs(1);
+            }
+            Err(_) => {}
+            Ok(Some(Ok(Message::Text(text)))) => {
+                let frame: Value = serde_json::from_str(&text).expect("JSON frame");
+                seen.pongs += usize::from(frame["action"] == "pong");
+                let done = until(&frame);
+                seen.frames.push(frame);
+                if done {
+                    break;
+                }
+            }
+            Ok(Some(Ok(Message::Close(close)))) => {
+                panic!("{} was closed ({close:?}) after {:?}", client.user_id, seen.frames)
+            }
+            Ok(Some(Ok(_))) => {}
+            Ok(other) => panic!("{} lost its connection ({other:?}) after {:?}", client.user_id, seen.frames),
+        }
+    }
+    seen
+}
+
+/// PROTOCOL.md 2.3: any frame counts as life, whatever the session waits for. bob's enter waits
+/// for a room whose owner is frozen (until its lease runs out, or the answer's time does),
+/// longer than his node's idle timeout; he pings every second all along and stays connected,
+/// and his pings are answered after the enter's answer, in the order he sent them.
+#[actix_rt::test]
+async fn a_client_pinging_every_second_through_an_enter_that_waits_is_not_closed_as_idle() {
+    let redis = RedisServer::start();
+    let prefix = unique_prefix();
+    let store = format!("kind: redis, redis_url: \"{}\", shared_rooms: true", redis.url());
+    // A 6 s lease: a frozen owner keeps the room 4 s at least.
+    let a = node_custom("node-a", &store, &prefix, 6_000, 500, "").await;
+    let b = node_custom("node-b", &store, &prefix, 6_000, 500, "idle_timeout_ms: 2000").await;
+    let mut ann = client_on(&a, "ann").await;
+    ann.enter("g-wait").await;
+    let mut bob = client_on(&b, "bob").await;
+
+    signal(&a, libc::SIGSTOP);
+    let asked = Instant::now();
+    bob.send("enter_room_report", serde_json::json!({"channel_name": "g-wait"})).await;
+    let seen = keep_alive(&mut bob, Duration::from_secs(15), |f| f["for"] == "enter_room_report").await;
+    let waited = asked.elapsed();
+    signal(&a, libc::SIGCONT);
+    let answered = seen.frames.iter().position(|f| f["for"] == "enter_room_report");
+    assert_eq!(answered, Some(0), "the enter's answer first, then the pongs: {:?}", seen.frames);
+    assert!(waited >= Duration::from_secs(3), "the enter waited {waited:?} only: {:?}", seen.frames);
+    // Still there 3 s later, every ping answered.
+    let after = keep_alive(&mut bob, Duration::from_secs(3), |_| false).await;
+    let (pings, pongs) = (seen.pings + after.pings, seen.pongs + after.pongs);
+    assert!(pongs + 1 >= pings && pings >= 5, "{pings} pings, {pongs} pongs (the last may be on its way)");
 }
