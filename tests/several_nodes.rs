@@ -888,6 +888,14 @@ async fn an_owner_cut_off_from_redis_stops_owning_and_the_room_goes_on_elsewhere
     );
 }
 
+/// The room `user/info` on `at` names for `user`.
+async fn room_of(at: &BrokerProcess, user: &str) -> String {
+    let url = format!("http://{}/iapi/user/info?{}", at.addr, client_query(user, "sid-q"));
+    let mut resp = awc::Client::new().get(url).send().await.expect("user/info");
+    let body: Value = resp.json().await.expect("JSON");
+    body["current_room_id"].as_str().unwrap_or_default().to_string()
+}
+
 /// What a client saw while it was kept alive.
 #[derive(Debug, Default)]
 struct Watched {
@@ -962,4 +970,47 @@ async fn a_client_pinging_every_second_through_an_enter_that_waits_is_not_closed
     let after = keep_alive(&mut bob, Duration::from_secs(3), |_| false).await;
     let (pings, pongs) = (seen.pings + after.pings, seen.pongs + after.pongs);
     assert!(pongs + 1 >= pings && pings >= 5, "{pings} pings, {pongs} pongs (the last may be on its way)");
+}
+
+/// ann moves to another node while her first node is frozen. When that node resumes and closes
+/// her old connection, it leaves her new connection's entry alone: `user/info` names her room
+/// on every node, and she stays in it.
+#[actix_rt::test]
+async fn after_a_client_moved_off_a_frozen_node_user_info_is_right_on_every_node_once_it_resumes() {
+    let redis = RedisServer::start();
+    let prefix = unique_prefix();
+    let store = format!("kind: redis, redis_url: \"{}\", shared_rooms: true", redis.url());
+    // a closes a connection silent for 3 s: once it resumes, the old one goes at once.
+    let a = node_custom("node-a", &store, &prefix, TTL_MS, 500, "idle_timeout_ms: 3000").await;
+    let b = node_with("node-b", &redis.url(), &prefix, true).await;
+    let c = node_with("node-c", &redis.url(), &prefix, true).await;
+    let mut bob = client_on(&b, "bob").await;
+    bob.enter("g-moved").await;
+    let mut old = client_on(&a, "ann").await;
+    old.enter("g-moved").await;
+    bob.recv_action("enter_room").await;
+
+    signal(&a, libc::SIGSTOP);
+    // Same user_id and sid, on b: it replaces the frozen connection.
+    let mut ann = client_on(&b, "ann").await;
+    ann.enter("g-moved").await;
+    for node in [&b, &c] {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while room_of(node, "ann").await != "g-moved" {
+            assert!(Instant::now() < deadline, "user/info on {} does not name g-moved", node.addr);
+            actix_rt::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    actix_rt::time::sleep(Duration::from_secs(4)).await;
+    signal(&a, libc::SIGCONT);
+    // a closes the old connection (idle, replaced, or a was taken for dead).
+    assert!(common::closed_with(&mut old.ws).await.is_some(), "the old connection is closed");
+    actix_rt::time::sleep(Duration::from_secs(1)).await;
+    for node in [&a, &b, &c] {
+        assert_eq!(room_of(node, "ann").await, "g-moved", "user/info on {}", node.addr);
+    }
+    // And she is still in the room.
+    bob.send("send_topic_msg_report", serde_json::json!({"channel_name": "g-moved", "content": "still here?"})).await;
+    let heard = ann.recv_action("send_topic_msg").await;
+    assert_eq!(heard["content"], "still here?");
 }
