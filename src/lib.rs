@@ -146,9 +146,12 @@ pub fn start_on(config: Config, listener: TcpListener) -> std::io::Result<Broker
     let hooks = Context::<live::hooks::RoomHooks>::new();
     let mut registry =
         Registry::new(config.room.clone(), config.client.send_queue_len, metrics.clone(), arbiters.clone());
+    // Several nodes on one Redis (PROTOCOL.md 7): this node's presence, for end_point and as
+    // the judge of other nodes' death (started below, once the sessions are).
+    let presence_context = redis.as_ref().map(|_| Context::<cluster::presence::NodePresence>::new());
     // Shared rooms and the session rules across nodes (PROTOCOL.md 7).
     let mut shared_bus = None;
-    if let (Some(conn), true) = (&redis, config.store.shared_rooms) {
+    if let (Some(conn), Some(presence), true) = (&redis, &presence_context, config.store.shared_rooms) {
         let target = store::conn::RedisTarget::of(&config.store).expect("a Redis store");
         let bus = cluster::bus::Bus::open(&target).map_err(std::io::Error::other)?.start();
         shared_bus = Some((conn.clone(), bus.clone()));
@@ -157,6 +160,7 @@ pub fn start_on(config: Config, listener: TcpListener) -> std::io::Result<Broker
             keys: cluster::keys::Keys::new(&config.store.key_prefix),
             conn: conn.clone(),
             bus,
+            presence: presence.address().recipient(),
             lease_ttl: Duration::from_millis(config.store.node_ttl_ms),
             config: config.room.clone(),
             send_queue_len: config.client.send_queue_len,
@@ -204,8 +208,7 @@ pub fn start_on(config: Config, listener: TcpListener) -> std::io::Result<Broker
     let live = live::start(&config.live, store, registry.clone(), links, hooks);
     let public_url = http::public_url::PublicUrl::new(&config.server.public_url, local_addr, tls.is_some());
     let report = startup::report(&config, local_addr, internal_addr, &public_url);
-    // Several nodes on one Redis (PROTOCOL.md 7): this node's presence, for end_point.
-    let presence = redis.map(|conn| {
+    let presence = redis.zip(presence_context).map(|(conn, context)| {
         let node_id = node_id.clone();
         let url = public_url.of_node();
         let ttl = Duration::from_millis(config.store.node_ttl_ms);
@@ -213,9 +216,9 @@ pub fn start_on(config: Config, listener: TcpListener) -> std::io::Result<Broker
         let presence =
             cluster::presence::NodePresence::new(node_id, url, ttl, keys, conn, sessions.clone(), metrics.clone());
         if config.store.shared_rooms {
-            presence.kicking_when_expired().start()
+            context.run(presence.kicking_when_expired())
         } else {
-            presence.start()
+            context.run(presence)
         }
     });
     let (draining, closing) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));

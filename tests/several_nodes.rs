@@ -37,13 +37,27 @@ async fn node_on(id: &str, store: &str, prefix: &str) -> BrokerProcess {
 }
 
 async fn node_with_window(id: &str, store: &str, prefix: &str, reorder_window_ms: u64) -> BrokerProcess {
+    node_custom(id, store, prefix, TTL_MS, reorder_window_ms, "").await
+}
+
+/// A node with its own `store.node_ttl_ms` and `client` settings (a YAML flow mapping's
+/// inside, "" for the defaults).
+async fn node_custom(
+    id: &str,
+    store: &str,
+    prefix: &str,
+    ttl_ms: u64,
+    reorder_window_ms: u64,
+    client: &str,
+) -> BrokerProcess {
     let port = free_port();
     let yaml = format!(
         "server: {{ host: 127.0.0.1, port: {port}, public_url: \"ws://127.0.0.1:{port}\", workers: 1 }}\n\
-         store: {{ {store}, key_prefix: \"{prefix}\", node_id: \"{id}\", node_ttl_ms: {TTL_MS} }}\n\
+         store: {{ {store}, key_prefix: \"{prefix}\", node_id: \"{id}\", node_ttl_ms: {ttl_ms} }}\n\
          auth: {{ jwt_secret: \"{SECRET}\" }}\n\
          bigo: {{ accounts: [ {{ account: \"{}\", password: \"{}\" }} ], platform_abbr: \"{}\" }}\n\
-         room: {{ reorder_window_ms: {reorder_window_ms} }}\n",
+         room: {{ reorder_window_ms: {reorder_window_ms} }}\n\
+         client: {{ {client} }}\n",
         common::ACCOUNT,
         common::PASSWORD,
         common::ABBR,
@@ -525,8 +539,11 @@ async fn a_backlog_longer_than_one_read_is_committed_page_by_page() {
     assert!(!log.contains("giving it up"), "b kept the room: {log}");
 }
 
+/// A node is taken for dead once the others, connected to Redis all along, have seen its
+/// presence missing for `store.node_ttl_ms`: its members leave their rooms at most two
+/// `node_ttl_ms` and two renewals (a third of it each) after its last renewal.
 #[actix_rt::test]
-async fn a_killed_nodes_members_leave_their_rooms_within_the_node_ttl() {
+async fn a_killed_nodes_members_leave_their_rooms_once_its_presence_was_seen_missing_for_the_node_ttl() {
     let (_redis, a, mut b) = shared_pair().await;
     // a owns the room (its member joins first); bob sits on b, on seat 2.
     let mut ann = client_on(&a, "ann").await;
@@ -540,10 +557,11 @@ async fn a_killed_nodes_members_leave_their_rooms_within_the_node_ttl() {
     b.child.kill().expect("kill -9 node b");
     let _ = b.child.wait();
     let died = Instant::now();
-    let exit = ann.recv_action("exit_room").await;
+    let within = Duration::from_millis(2 * TTL_MS + 2 * TTL_MS / 3) + Duration::from_secs(1);
+    let exit = recv_action_within(&mut ann, "exit_room", within).await;
     assert_eq!((exit["user_id"].as_str(), exit["room_seat"]["id"].as_u64()), (Some("bob"), Some(2)), "{exit}");
-    let within = Duration::from_millis(TTL_MS + TTL_MS / 3) + Duration::from_secs(2);
-    assert!(died.elapsed() < within, "took {:?}", died.elapsed());
+    // Not before its record expired and was then seen missing for node_ttl_ms.
+    assert!(died.elapsed() > Duration::from_millis(TTL_MS), "took {:?} only", died.elapsed());
     let seat = ann.request("up_report", serde_json::json!({"channel_name": "g-expire", "seat_id": 2})).await;
     assert_eq!(seat["error_code"], 0, "bob's seat is free: {seat}");
 }
@@ -690,9 +708,10 @@ async fn a_node_taken_for_dead_that_comes_back_closes_its_clients_with_1012() {
     bob.enter("g-stopped").await;
     ann.recv_action("enter_room").await;
 
-    // b stops (as if cut off): its presence expires and the owner removes bob.
+    // b stops (as if cut off): its presence expires, a sees it missing for node_ttl_ms more
+    // and removes bob.
     signal(&b, libc::SIGSTOP);
-    let exit = ann.recv_action("exit_room").await;
+    let exit = recv_action_within(&mut ann, "exit_room", Duration::from_millis(TTL_MS * 4)).await;
     assert_eq!(exit["user_id"], "bob", "{exit}");
     // b comes back: it may not serve bob as a member any more, so it sends him away.
     signal(&b, libc::SIGCONT);
@@ -888,8 +907,14 @@ async fn an_owner_cut_off_from_redis_stops_owning_and_the_room_goes_on_elsewhere
     assert!(seqs.windows(2).all(|w| w[1] > w[0]), "one numbering, rising: {seqs:?}");
     assert!(cut_at.elapsed() < Duration::from_millis(TTL_MS) + Duration::from_secs(5), "took {:?}", cut_at.elapsed());
     assert!(b.log_text().contains("room g-cut: node node-b owns it now (state restored"), "{}", b.log_text());
+    // a stays away until b has seen its presence missing for node_ttl_ms and removed ann.
+    let deadline = cut_at + Duration::from_millis(TTL_MS * 5);
+    while !b.log_text().contains("room g-cut: 1 member session(s) of dead node(s) [\"node-a\"] removed") {
+        assert!(Instant::now() < deadline, "b never took a for dead: {}", b.log_text());
+        actix_rt::time::sleep(Duration::from_millis(100)).await;
+    }
 
-    // a's link comes back: it sees it was taken for dead and sends its clients elsewhere; it
+    // a's link comes back: it finds it was taken for dead and sends its clients elsewhere; it
     // numbers nothing for the room (its commits are fenced by the lease b holds).
     link.restore();
     let kicked = ann.recv_action("kicked").await;
@@ -911,4 +936,216 @@ async fn an_owner_cut_off_from_redis_stops_owning_and_the_room_goes_on_elsewhere
         (last[0]["content"].as_str(), last[0]["seq"].as_u64().map(|s| s > seqs[seqs.len() - 1])),
         (Some("cut-6"), Some(true))
     );
+}
+
+/// The next frame of `client` whose `action` is `action`, waiting up to `within` (for what
+/// takes longer than one [`common::WAIT`]: a node taken for dead after a freeze).
+async fn recv_action_within(client: &mut common::AppClient, action: &str, within: Duration) -> Value {
+    let deadline = Instant::now() + within;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let frame =
+            tokio::time::timeout(left, client.recv()).await.unwrap_or_else(|_| panic!("no {action} in {within:?}"));
+        if frame["action"] == action {
+            return frame;
+        }
+    }
+}
+
+/// The room `user/info` on `at` names for `user`.
+async fn room_of(at: &BrokerProcess, user: &str) -> String {
+    let url = format!("http://{}/iapi/user/info?{}", at.addr, client_query(user, "sid-q"));
+    let mut resp = awc::Client::new().get(url).send().await.expect("user/info");
+    let body: Value = resp.json().await.expect("JSON");
+    body["current_room_id"].as_str().unwrap_or_default().to_string()
+}
+
+/// What a client saw while it was kept alive.
+#[derive(Debug, Default)]
+struct Watched {
+    frames: Vec<Value>,
+    pings: usize,
+    pongs: usize,
+}
+
+/// Keeps `client` alive for `long`, pinging every second as an app does, or until `until`
+/// holds for a frame it received; answers what it received. A close (a kick, an idle timeout)
+/// fails the test with what was seen before.
+async fn keep_alive(client: &mut common::AppClient, long: Duration, until: impl Fn(&Value) -> bool) -> Watched {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let end = Instant::now() + long;
+    let mut next_ping = Instant::now() + Duration::from_secs(1);
+    let mut seen = Watched::default();
+    while Instant::now() < end {
+        let wait = next_ping.min(end).saturating_duration_since(Instant::now());
+        match tokio::time::timeout(wait, client.ws.next()).await {
+            Err(_) if Instant::now() >= next_ping => {
+                client.send("ping", serde_json::json!({})).await;
+                seen.pings += 1;
+                next_ping += Duration::from_secs(1);
+            }
+            Err(_) => {}
+            Ok(Some(Ok(Message::Text(text)))) => {
+                let frame: Value = serde_json::from_str(&text).expect("JSON frame");
+                seen.pongs += usize::from(frame["action"] == "pong");
+                let done = until(&frame);
+                seen.frames.push(frame);
+                if done {
+                    break;
+                }
+            }
+            Ok(Some(Ok(Message::Close(close)))) => {
+                panic!("{} was closed ({close:?}) after {:?}", client.user_id, seen.frames)
+            }
+            Ok(Some(Ok(_))) => {}
+            Ok(other) => panic!("{} lost its connection ({other:?}) after {:?}", client.user_id, seen.frames),
+        }
+    }
+    seen
+}
+
+/// PROTOCOL.md 2.3: any frame counts as life, whatever the session waits for. bob's enter waits
+/// for a room whose owner is frozen (until its lease runs out, or the answer's time does),
+/// longer than his node's idle timeout; he pings every second all along and stays connected,
+/// and his pings are answered after the enter's answer, in the order he sent them.
+#[actix_rt::test]
+async fn a_client_pinging_every_second_through_an_enter_that_waits_is_not_closed_as_idle() {
+    let redis = RedisServer::start();
+    let prefix = unique_prefix();
+    let store = format!("kind: redis, redis_url: \"{}\", shared_rooms: true", redis.url());
+    // A 6 s lease: a frozen owner keeps the room 4 s at least.
+    let a = node_custom("node-a", &store, &prefix, 6_000, 500, "").await;
+    let b = node_custom("node-b", &store, &prefix, 6_000, 500, "idle_timeout_ms: 2000").await;
+    let mut ann = client_on(&a, "ann").await;
+    ann.enter("g-wait").await;
+    let mut bob = client_on(&b, "bob").await;
+
+    signal(&a, libc::SIGSTOP);
+    let asked = Instant::now();
+    bob.send("enter_room_report", serde_json::json!({"channel_name": "g-wait"})).await;
+    let seen = keep_alive(&mut bob, Duration::from_secs(15), |f| f["for"] == "enter_room_report").await;
+    let waited = asked.elapsed();
+    signal(&a, libc::SIGCONT);
+    let answered = seen.frames.iter().position(|f| f["for"] == "enter_room_report");
+    assert_eq!(answered, Some(0), "the enter's answer first, then the pongs: {:?}", seen.frames);
+    assert!(waited >= Duration::from_secs(3), "the enter waited {waited:?} only: {:?}", seen.frames);
+    // Still there 3 s later, every ping answered.
+    let after = keep_alive(&mut bob, Duration::from_secs(3), |_| false).await;
+    let (pings, pongs) = (seen.pings + after.pings, seen.pongs + after.pongs);
+    assert!(pongs + 1 >= pings && pings >= 5, "{pings} pings, {pongs} pongs (the last may be on its way)");
+}
+
+/// ann moves to another node while her first node is frozen. When that node resumes and closes
+/// her old connection, it leaves her new connection's entry alone: `user/info` names her room
+/// on every node, and she stays in it.
+#[actix_rt::test]
+async fn after_a_client_moved_off_a_frozen_node_user_info_is_right_on_every_node_once_it_resumes() {
+    let redis = RedisServer::start();
+    let prefix = unique_prefix();
+    let store = format!("kind: redis, redis_url: \"{}\", shared_rooms: true", redis.url());
+    // a closes a connection silent for 3 s: once it resumes, the old one goes at once.
+    let a = node_custom("node-a", &store, &prefix, TTL_MS, 500, "idle_timeout_ms: 3000").await;
+    let b = node_with("node-b", &redis.url(), &prefix, true).await;
+    let c = node_with("node-c", &redis.url(), &prefix, true).await;
+    let mut bob = client_on(&b, "bob").await;
+    bob.enter("g-moved").await;
+    let mut old = client_on(&a, "ann").await;
+    old.enter("g-moved").await;
+    bob.recv_action("enter_room").await;
+
+    signal(&a, libc::SIGSTOP);
+    // Same user_id and sid, on b: it replaces the frozen connection.
+    let mut ann = client_on(&b, "ann").await;
+    ann.enter("g-moved").await;
+    for node in [&b, &c] {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while room_of(node, "ann").await != "g-moved" {
+            assert!(Instant::now() < deadline, "user/info on {} does not name g-moved", node.addr);
+            actix_rt::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    actix_rt::time::sleep(Duration::from_secs(4)).await;
+    signal(&a, libc::SIGCONT);
+    // a closes the old connection (idle, replaced, or a was taken for dead).
+    assert!(common::closed_with(&mut old.ws).await.is_some(), "the old connection is closed");
+    actix_rt::time::sleep(Duration::from_secs(1)).await;
+    for node in [&a, &b, &c] {
+        assert_eq!(room_of(node, "ann").await, "g-moved", "user/info on {}", node.addr);
+    }
+    // And she is still in the room.
+    bob.send("send_topic_msg_report", serde_json::json!({"channel_name": "g-moved", "content": "still here?"})).await;
+    let heard = ann.recv_action("send_topic_msg").await;
+    assert_eq!(heard["content"], "still here?");
+}
+
+/// PROTOCOL.md 7: while Redis is unavailable, open connections stay open. Redis (persistent,
+/// as the README asks) stops for longer than `store.node_ttl_ms`, so every node's presence
+/// lapses; when it is back, no node takes another for dead: no client is kicked, no member
+/// leaves its room, and the room goes on. (`DANMU_TEST_OUTAGE_MS` tries another length.)
+#[actix_rt::test]
+async fn a_redis_outage_longer_than_the_node_ttl_kicks_no_client_and_removes_no_member() {
+    let outage = std::env::var("DANMU_TEST_OUTAGE_MS")
+        .ok()
+        .and_then(|ms| ms.parse().ok())
+        .map_or(Duration::from_millis(TTL_MS * 3), Duration::from_millis);
+    let mut redis = RedisServer::start_persistent();
+    let prefix = unique_prefix();
+    let a = node_with("node-a", &redis.url(), &prefix, true).await;
+    let b = node_with("node-b", &redis.url(), &prefix, true).await;
+    let c = node_with("node-c", &redis.url(), &prefix, true).await;
+    let nodes = [&a, &b, &c];
+    let mut members = Vec::new();
+    for (node, user) in nodes.iter().zip(["ann", "bob", "carol"]) {
+        let mut member = client_on(node, user).await;
+        member.enter("g-outage").await;
+        members.push(member);
+    }
+    let mut via_b = bigo_on(&b).await;
+    assert_eq!(via_b.push(&chat_push("g-outage", "o0", "before")).await["rescode"], 200);
+    for member in &mut members {
+        assert_eq!(member.events("send_topic_msg", 1).await[0]["content"], "before");
+    }
+    // (BIGO, which sends no heartbeat here, comes again afterwards.)
+    drop(via_b);
+
+    // Down, back, and long enough after for any node to have taken another for dead (two
+    // node_ttl_ms and their renewals), every client pinging every second all along.
+    let watch = outage + Duration::from_millis(TTL_MS * 5);
+    let (seen, ()) = futures_util::join!(
+        futures_util::future::join_all(members.iter_mut().map(|m| keep_alive(m, watch, |_| false))),
+        async {
+            redis.stop();
+            actix_rt::time::sleep(outage).await;
+            redis.restart();
+        },
+    );
+    for (member, seen) in members.iter().zip(&seen) {
+        let kicked_or_left = seen.frames.iter().any(|f| f["action"] == "kicked" || f["action"] == "exit_room");
+        assert!(!kicked_or_left, "{} saw {:?}", member.user_id, seen.frames);
+    }
+    for node in nodes {
+        let log = node.log_text();
+        assert!(!log.contains("closing its client connections"), "{log}");
+        assert!(!log.contains("of dead node(s)"), "{log}");
+    }
+
+    // The room goes on with all three (a push may meet a node still reconnecting: 503, retried).
+    let mut via_b = bigo_on(&b).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let answer = via_b.push(&chat_push("g-outage", "o1", "after")).await;
+        if answer["rescode"] == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "pushes refused since Redis came back: {answer}");
+        actix_rt::time::sleep(Duration::from_millis(200)).await;
+    }
+    for member in &mut members {
+        let got = member.events("send_topic_msg", 1).await;
+        assert_eq!(got[0]["content"], "after", "{}", member.user_id);
+    }
+    let mut dave = client_on(&c, "dave").await;
+    let ack = dave.enter("g-outage").await;
+    assert_eq!(ack["room"]["members"], 4, "ann, bob, carol and dave: {ack}");
 }

@@ -20,9 +20,12 @@ impl TokenBucket {
         self.take_at(Instant::now())
     }
 
-    fn take_at(&mut self, now: Instant) -> bool {
+    /// Takes one token for a frame that arrived at `now` (earlier than the present for a frame
+    /// held while its session waited: it counts when it came). Times before the last one taken
+    /// refill nothing.
+    pub fn take_at(&mut self, now: Instant) -> bool {
         let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
-        self.last = now;
+        self.last = self.last.max(now);
         self.tokens = (self.tokens + elapsed * self.rate).min(self.rate);
         if self.tokens >= 1.0 {
             self.tokens -= 1.0;
@@ -46,5 +49,16 @@ mod tests {
         assert!((0..3).all(|_| b.take_at(t0)));
         assert!(!b.take_at(t0));
         assert!(b.take_at(t0 + Duration::from_millis(400)));
+    }
+
+    #[test]
+    fn a_time_before_the_last_refills_nothing_and_does_not_turn_the_clock_back() {
+        let t0 = Instant::now();
+        let mut b = TokenBucket::new(1);
+        b.last = t0;
+        let t1 = t0 + Duration::from_secs(1);
+        assert!(b.take_at(t1));
+        assert!(!b.take_at(t0), "no token from the past");
+        assert!(!b.take_at(t1), "the clock stayed at t1: nothing refilled twice");
     }
 }

@@ -8,6 +8,13 @@
 //! older connection, on that node's inbox channel, to kick it ([`Remote::Replaced`]) or move
 //! it out of another room ([`Remote::MoveOut`]). Messages on this node's inbox come back here
 //! (through the bus) and go to the local index.
+//!
+//! A new connection takes its sid's entry whoever held it (the newest connection wins); every
+//! later change of that connection (a room, its close) touches the entry only while it still
+//! names this node's session, checked and written in one script. A node that was frozen or cut
+//! off while its client reconnected elsewhere thus cannot, once back, overwrite or delete the
+//! newer connection's entry when it closes the old one (`user/info` would answer "" for a user
+//! who is in a room).
 
 use crate::store::conn::RedisConn;
 use actix::{Actor, ActorFutureExt, Addr, AsyncContext, Context, Handler, Message, ResponseFuture, WrapFuture};
@@ -44,8 +51,48 @@ impl Entry {
     }
 
     fn text(node: &str, session: SessionId, channel: &str) -> String {
-        format!("{node}|{session}|{channel}")
+        format!("{}{channel}", Self::owner(node, session))
     }
+
+    /// What every entry of `session` on `node` starts with, whatever its channel.
+    fn owner(node: &str, session: SessionId) -> String {
+        format!("{node}|{session}|")
+    }
+}
+
+/// KEYS: user. ARGV: sid, entry. Takes the sid's entry for a new connection; answers the
+/// entry it held before (`false` when none).
+const OPEN: &str = r"
+local old = redis.call('HGET', KEYS[1], ARGV[1])
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return old
+";
+
+/// KEYS: user. ARGV: sid, `node|session|` of the connection, its entry now. Writes the entry
+/// when the sid's entry is this connection's or there is none (a newer connection's is left
+/// alone); answers the user's entries as they were, flat (sid, entry, ...), or `false` when
+/// nothing was written.
+const SET_ROOM: &str = r"
+local cur = redis.call('HGET', KEYS[1], ARGV[1])
+if cur and string.sub(cur, 1, #ARGV[2]) ~= ARGV[2] then return false end
+local all = redis.call('HGETALL', KEYS[1])
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+return all
+";
+
+/// KEYS: user. ARGV: sid, `node|session|` of the connection. Deletes the sid's entry only if
+/// it is still this connection's; 1 when deleted.
+const CLOSE: &str = r"
+local cur = redis.call('HGET', KEYS[1], ARGV[1])
+if cur and string.sub(cur, 1, #ARGV[2]) == ARGV[2] then return redis.call('HDEL', KEYS[1], ARGV[1]) end
+return 0
+";
+
+/// The scripts, hashed once.
+struct Scripts {
+    open: redis::Script,
+    set_room: redis::Script,
+    close: redis::Script,
 }
 
 /// The channel `user_id` is in on any node, `""` when none.
@@ -61,11 +108,17 @@ pub struct SessionDirectory {
     conn: RedisConn,
     bus: Addr<Bus>,
     sessions: Addr<SessionIndex>,
+    scripts: std::sync::Arc<Scripts>,
 }
 
 impl SessionDirectory {
     pub fn new(node_id: String, keys: Keys, conn: RedisConn, bus: Addr<Bus>, sessions: Addr<SessionIndex>) -> Self {
-        Self { node_id, keys, conn, bus, sessions }
+        let scripts = Scripts {
+            open: redis::Script::new(OPEN),
+            set_room: redis::Script::new(SET_ROOM),
+            close: redis::Script::new(CLOSE),
+        };
+        Self { node_id, keys, conn, bus, sessions, scripts: std::sync::Arc::new(scripts) }
     }
 
     fn tell(&self, node: &str, message: &Inbox, ctx: &mut Context<Self>) {
@@ -104,16 +157,18 @@ impl Handler<SessionChange> for SessionDirectory {
 
     fn handle(&mut self, change: SessionChange, ctx: &mut Self::Context) {
         let mut conn = self.conn.clone();
+        let scripts = self.scripts.clone();
         let me = self.node_id.clone();
         match change {
             SessionChange::Opened { user_id, sid, session } => {
                 let key = self.keys.user(&user_id);
                 let write = async move {
-                    let (old,): (Option<String>,) = redis::pipe()
-                        .hget(&key, &sid)
-                        .hset(&key, &sid, Entry::text(&me, session, ""))
-                        .ignore()
-                        .query_async(&mut conn)
+                    let old: Option<String> = scripts
+                        .open
+                        .key(&key)
+                        .arg(&sid)
+                        .arg(Entry::text(&me, session, ""))
+                        .invoke_async(&mut conn)
                         .await?;
                     Ok::<_, redis::RedisError>(old.as_deref().and_then(Entry::parse))
                 };
@@ -129,30 +184,38 @@ impl Handler<SessionChange> for SessionDirectory {
             SessionChange::Closed { user_id, sid, session } => {
                 let key = self.keys.user(&user_id);
                 let remove = async move {
-                    let current: Option<String> = redis::cmd("HGET").arg(&key).arg(&sid).query_async(&mut conn).await?;
-                    if current.as_deref().and_then(Entry::parse).is_some_and(|e| e.node == me && e.session == session) {
-                        let _: () = redis::cmd("HDEL").arg(&key).arg(&sid).query_async(&mut conn).await?;
+                    let removed: redis::RedisResult<i64> =
+                        scripts.close.key(&key).arg(&sid).arg(Entry::owner(&me, session)).invoke_async(&mut conn).await;
+                    if let Err(e) = removed {
+                        warn!("directory: a closed connection's entry was not removed: {e}");
                     }
-                    Ok::<_, redis::RedisError>(())
                 };
-                ctx.spawn(remove.into_actor(self).map(|_, _, _| ()));
+                ctx.spawn(remove.into_actor(self));
             }
             SessionChange::Room { user_id, sid, session, channel_name } => {
                 let key = self.keys.user(&user_id);
                 let channel = channel_name.clone().unwrap_or_default();
                 let write = async move {
-                    let (all,): (std::collections::HashMap<String, String>,) = redis::pipe()
-                        .hgetall(&key)
-                        .hset(&key, &sid, Entry::text(&me, session, &channel))
-                        .ignore()
-                        .query_async(&mut conn)
+                    let all: Option<Vec<String>> = scripts
+                        .set_room
+                        .key(&key)
+                        .arg(&sid)
+                        .arg(Entry::owner(&me, session))
+                        .arg(Entry::text(&me, session, &channel))
+                        .invoke_async(&mut conn)
                         .await?;
                     Ok::<_, redis::RedisError>(all)
                 };
                 ctx.spawn(write.into_actor(self).map(move |all, dir, ctx| {
-                    let (Ok(all), Some(channel)) = (all, channel_name) else { return };
+                    let all = match all {
+                        Ok(Some(all)) => all,
+                        // A newer connection of this sid holds the entry: this one is on its way out.
+                        Ok(None) => return debug!("directory: session {session} was replaced, its room not recorded"),
+                        Err(e) => return warn!("directory: a room change could not be recorded: {e}"),
+                    };
+                    let Some(channel) = channel_name else { return };
                     // The user's connections on other nodes, in another room: out of it.
-                    for entry in all.values().filter_map(|v| Entry::parse(v)) {
+                    for entry in all.chunks(2).filter_map(|pair| pair.get(1)).filter_map(|v| Entry::parse(v)) {
                         if entry.node != dir.node_id && !entry.channel.is_empty() && entry.channel != channel {
                             dir.tell(&entry.node, &Inbox::MoveOut { s: entry.session, c: channel.clone() }, ctx);
                         }

@@ -29,6 +29,12 @@ impl Keys {
         format!("{}{{nodes}}:node:{node_id}", self.prefix)
     }
 
+    /// Set when another node took `node_id` for dead (and removed its members from their
+    /// rooms): the node, when back, finds it and closes its client connections.
+    pub fn node_dead(&self, node_id: &str) -> String {
+        format!("{}{{nodes}}:dead:{node_id}", self.prefix)
+    }
+
     /// The pub/sub channel of frames addressed to one node's sessions.
     pub fn node_channel(&self, node_id: &str) -> String {
         format!("{}node:{{{}}}:inbox", self.prefix, tag(node_id))
@@ -100,6 +106,7 @@ mod tests {
         let k = Keys::new("p:");
         for id in ["node-a", "we{ir}d", "}"] {
             assert_eq!(cluster_tag(&k.node(id)), "nodes");
+            assert_eq!(cluster_tag(&k.node_dead(id)), "nodes");
         }
         assert_eq!(cluster_tag(&k.nodes()), "nodes");
     }

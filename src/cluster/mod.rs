@@ -2,7 +2,8 @@
 //!
 //! - [`keys`]: every key and channel name, with the per-room hash tag.
 //! - [`presence`]: this node's presence record and its view of the live nodes, for
-//!   `end_point` (the live node with the fewest clients).
+//!   `end_point` (the live node with the fewest clients), and its judgement of which nodes
+//!   are dead, on the [`evidence`] of its renewals.
 //! - Rooms themselves on Redis are `crate::room_redis` (the Redis engine under each room's
 //!   front).
 //! - [`bus`]: the node's pub/sub connection (room channels, owner wake-ups, node inboxes).
@@ -14,6 +15,7 @@
 
 pub mod bus;
 pub mod directory;
+pub mod evidence;
 pub mod keys;
 pub mod links;
 pub mod presence;

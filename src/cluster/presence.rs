@@ -11,9 +11,19 @@
 //!
 //! While Redis is unreachable the view keeps its last answer, minus the nodes whose records
 //! have expired since: `end_point` still answers, at worst with this node.
+//!
+//! It is also this node's judge of the others' death ([`DeadNodes`], asked by the owners of
+//! rooms for the nodes of their members): it keeps the [`Evidence`] of every renewal, and takes
+//! a node for dead only on evidence that this node was fine meanwhile. A node it takes for dead
+//! is marked in Redis (`{nodes}:dead:<id>`), in one script with the check that its record is
+//! still missing; the marked node finds the mark at its next renewal, in the same script that
+//! writes its record again, and only then closes its client connections (1012). A node whose
+//! record merely lapsed (Redis was unreachable for everyone, or this node stalled for less than
+//! it takes to be judged) writes it again and keeps its clients.
 
+use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::store::conn::RedisConn;
 use actix::{Actor, ActorFutureExt, Addr, AsyncContext, Context, Handler, Message, ResponseFuture, WrapFuture};
@@ -23,7 +33,44 @@ use actors::protocol::client::KickReason;
 use actors::protocol::now_ms;
 use log::{debug, info, warn};
 
+use super::evidence::Evidence;
 use super::keys::Keys;
+
+/// How long the ids of nodes gone away stay in the node set (and nodes the rooms asked about
+/// stay watched).
+pub const FORGOTTEN_AFTER: Duration = Duration::from_secs(3600);
+
+/// How long a node taken for dead stays marked. A node back after longer than this cannot tell
+/// whether it was marked, and closes its clients as if it had been.
+pub const MARK_LASTS: Duration = Duration::from_secs(24 * 3600);
+
+/// KEYS: record, mark, nodes. ARGV: node id, public_url, clients, ttl ms, expires at (Unix ms),
+/// ids expired before this are swept. Writes this node's record and takes away its mark;
+/// answers {whether the record existed, whether the mark did, the node set flat (id, score)}.
+const RENEW: &str = r"
+local existed = redis.call('EXISTS', KEYS[1])
+redis.call('HSET', KEYS[1], 'public_url', ARGV[2], 'clients', ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+redis.call('ZADD', KEYS[3], ARGV[5], ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', ARGV[6])
+local marked = redis.call('DEL', KEYS[2])
+return {existed, marked, redis.call('ZRANGE', KEYS[3], 0, -1, 'WITHSCORES')}
+";
+
+/// KEYS: record and mark of each node, in pairs. ARGV: the mark's lifetime in ms. Marks each
+/// node whose record is still missing; answers 1 (marked: dead) or 0 (back) per node.
+const MARK_DEAD: &str = r"
+local out = {}
+for i = 1, #KEYS, 2 do
+  if redis.call('EXISTS', KEYS[i]) == 1 then
+    out[#out + 1] = 0
+  else
+    redis.call('SET', KEYS[i + 1], '1', 'PX', ARGV[1])
+    out[#out + 1] = 1
+  end
+end
+return out
+";
 
 /// A node as another node sees it.
 #[derive(Debug, Clone, PartialEq)]
@@ -76,6 +123,59 @@ impl Handler<Withdraw> for NodePresence {
     }
 }
 
+/// Which of `nodes` are dead (see the module doc); each answered is marked in Redis as taken
+/// for dead, and its members are to be removed from their rooms.
+#[derive(Message)]
+#[rtype(result = "Vec<String>")]
+pub struct DeadNodes {
+    pub nodes: Vec<String>,
+}
+
+impl Handler<DeadNodes> for NodePresence {
+    type Result = ResponseFuture<Vec<String>>;
+
+    fn handle(&mut self, msg: DeadNodes, _ctx: &mut Self::Context) -> Self::Result {
+        let now = Instant::now();
+        let mut dead = Vec::new();
+        for node in msg.nodes {
+            if node == self.node_id {
+                continue;
+            }
+            if self.evidence.is_dead(&node, now) {
+                dead.push(node.clone());
+            }
+            // Watched from the next renewal on, even when it is not in the node set.
+            self.asked.insert(node, now);
+        }
+        if dead.is_empty() {
+            return Box::pin(async { Vec::new() });
+        }
+        let (mut conn, keys, scripts, me) =
+            (self.conn.clone(), self.keys.clone(), self.scripts.clone(), self.node_id.clone());
+        Box::pin(async move {
+            let mut invocation = scripts.mark_dead.prepare_invoke();
+            for node in &dead {
+                invocation.key(keys.node(node)).key(keys.node_dead(node));
+            }
+            invocation.arg(MARK_LASTS.as_millis() as u64);
+            match invocation.invoke_async::<Vec<i64>>(&mut conn).await {
+                Ok(marked) => {
+                    let dead: Vec<String> =
+                        dead.into_iter().zip(marked).filter(|(_, m)| *m == 1).map(|(n, _)| n).collect();
+                    if !dead.is_empty() {
+                        debug!("node {me}: takes {dead:?} for dead");
+                    }
+                    dead
+                }
+                Err(e) => {
+                    warn!("node {me}: cannot mark nodes taken for dead ({e}); their members stay for now");
+                    Vec::new()
+                }
+            }
+        })
+    }
+}
+
 /// Whether the last renewal reached Redis (`None` before the first one ended).
 #[derive(Message)]
 #[rtype(result = "Option<bool>")]
@@ -101,13 +201,36 @@ pub struct NodePresence {
     renewing: bool,
     /// Set on shutdown: no more renewals.
     withdrawn: bool,
-    /// Whether a renewal ever reached Redis (a new node's record does not exist yet).
-    renewed_once: bool,
+    /// When a renewal last reached Redis (`None`: never; a new node's record does not exist
+    /// yet).
+    last_renewed: Option<Instant>,
     /// Close every client connection when this node turns out to have been taken for dead
     /// (shared rooms removed its members meanwhile).
     kick_when_expired: bool,
     /// Whether the last renewal reached Redis (for the log: said once per change).
     reachable: Option<bool>,
+    /// What this node saw of the others' records: whom it may take for dead.
+    evidence: Evidence,
+    /// Nodes the rooms asked about ([`DeadNodes`]), watched even when not in the node set.
+    asked: HashMap<String, Instant>,
+    scripts: Arc<Scripts>,
+}
+
+struct Scripts {
+    renew: redis::Script,
+    mark_dead: redis::Script,
+}
+
+/// What one renewal found.
+struct Round {
+    /// This node's record was still there.
+    existed: bool,
+    /// Another node had taken this one for dead.
+    marked: bool,
+    /// The live nodes (this one too).
+    view: Vec<NodeView>,
+    /// Every watched node but this one, and whether its record is there.
+    seen: Vec<(String, bool)>,
 }
 
 impl NodePresence {
@@ -131,15 +254,18 @@ impl NodePresence {
             view: Vec::new(),
             renewing: false,
             withdrawn: false,
-            renewed_once: false,
+            last_renewed: None,
             kick_when_expired: false,
             reachable: None,
+            evidence: Evidence::new(ttl),
+            asked: HashMap::new(),
+            scripts: Arc::new(Scripts { renew: redis::Script::new(RENEW), mark_dead: redis::Script::new(MARK_DEAD) }),
         }
     }
 
-    /// With shared rooms: a node whose record expired (cut off, stopped) closes its client
-    /// connections with 1012 when it is back, so that they reconnect through `end_point` and
-    /// join their rooms again (PROTOCOL.md 7).
+    /// With shared rooms: a node that another node took for dead (cut off or stopped while
+    /// the others were not) closes its client connections with 1012 when it is back, so that
+    /// they reconnect through `end_point` and join their rooms again (PROTOCOL.md 7).
     pub fn kicking_when_expired(mut self) -> Self {
         self.kick_when_expired = true;
         self
@@ -155,76 +281,106 @@ impl NodePresence {
             return;
         }
         self.renewing = true;
-        let (sessions, mut conn, keys) = (self.sessions.clone(), self.conn.clone(), self.keys.clone());
+        self.asked.retain(|_, at| at.elapsed() < FORGOTTEN_AFTER);
+        let asked: Vec<String> = self.asked.keys().cloned().collect();
+        let (sessions, mut conn, keys, scripts) =
+            (self.sessions.clone(), self.conn.clone(), self.keys.clone(), self.scripts.clone());
         let (node_id, public_url, ttl) = (self.node_id.clone(), self.public_url.clone(), self.ttl);
         let round = async move {
             let clients = sessions.send(ClientCount).await.unwrap_or(0) as u64;
             let now = now_ms();
             let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
-            let expires_at = now.saturating_add(ttl_ms);
-            let record = keys.node(&node_id);
-            let (existed, live): (bool, Vec<(String, i64)>) = redis::pipe()
-                .exists(&record)
-                .hset_multiple(&record, &[("public_url", public_url.as_str()), ("clients", &clients.to_string())])
-                .ignore()
-                .pexpire(&record, ttl_ms)
-                .ignore()
-                .zadd(keys.nodes(), &node_id, expires_at)
-                .ignore()
-                .zrembyscore(keys.nodes(), "-inf", now.saturating_sub(3_600_000))
-                .ignore()
-                .zrangebyscore_withscores(keys.nodes(), now, "+inf")
-                .query_async(&mut conn)
+            let forgotten_ms = i64::try_from(FORGOTTEN_AFTER.as_millis()).unwrap_or(i64::MAX);
+            let (existed, marked, set): (bool, bool, Vec<String>) = scripts
+                .renew
+                .key(keys.node(&node_id))
+                .key(keys.node_dead(&node_id))
+                .key(keys.nodes())
+                .arg(&node_id)
+                .arg(&public_url)
+                .arg(clients)
+                .arg(ttl_ms)
+                .arg(now.saturating_add(ttl_ms))
+                .arg(now.saturating_sub(forgotten_ms))
+                .invoke_async(&mut conn)
                 .await?;
+            // The node set holds (id, expiry) pairs; the nodes asked about are watched too.
+            let mut watched: Vec<(String, Option<i64>)> = set
+                .chunks(2)
+                .filter_map(|pair| Some((pair.first()?.clone(), pair.get(1)?.parse::<f64>().ok()? as i64)))
+                .map(|(id, expires_at)| (id, Some(expires_at)))
+                .collect();
+            for id in asked {
+                if !watched.iter().any(|(w, _)| *w == id) {
+                    watched.push((id, None));
+                }
+            }
             let mut pipe = redis::pipe();
-            for (id, _) in &live {
+            for (id, _) in &watched {
                 pipe.cmd("HMGET").arg(keys.node(id)).arg("public_url").arg("clients");
             }
             let records: Vec<(Option<String>, Option<u64>)> = pipe.query_async(&mut conn).await?;
-            let view = live
-                .into_iter()
-                .zip(records)
-                .filter_map(|((node_id, expires_at), (url, clients))| {
-                    Some(NodeView { node_id, public_url: url?, clients: clients.unwrap_or(0), expires_at })
-                })
-                .collect::<Vec<_>>();
-            Ok::<_, redis::RedisError>((existed, view))
+            let mut round = Round { existed, marked, view: Vec::new(), seen: Vec::new() };
+            for ((id, expires_at), (url, clients)) in watched.into_iter().zip(records) {
+                if id != node_id {
+                    round.seen.push((id.clone(), url.is_some()));
+                }
+                if let (Some(public_url), Some(expires_at)) = (url, expires_at.filter(|at| *at > now)) {
+                    round.view.push(NodeView { node_id: id, public_url, clients: clients.unwrap_or(0), expires_at });
+                }
+            }
+            Ok::<_, redis::RedisError>(round)
         };
         ctx.spawn(round.into_actor(self).map(|answer, act, _ctx| {
             act.renewing = false;
             match answer {
-                Ok((existed, view)) => {
-                    // Our record was gone while another node was alive: that node took us for
-                    // dead and removed our members from their rooms. (Alone, or back from a
-                    // Redis outage that every node saw, nobody did.)
-                    let others = view.iter().any(|n| n.node_id != act.node_id);
-                    let taken_for_dead = act.renewed_once && !existed && others;
-                    act.renewed_once = true;
-                    if taken_for_dead && act.kick_when_expired {
-                        warn!(
-                            "node {}: its presence had expired while other nodes were up: closing its client connections (1012)",
-                            act.node_id
-                        );
-                        act.sessions.do_send(KickAll { reason: KickReason::Reconnect, spread_ms: None });
-                    }
-                    if act.reachable != Some(true) {
-                        info!("node {}: presence renewed in Redis, {} live node(s)", act.node_id, view.len());
-                    }
-                    act.reachable = Some(true);
-                    act.metrics.store_up.set(1);
-                    act.metrics.nodes.set(view.len() as i64);
-                    debug!("node {}: live nodes {:?}", act.node_id, view);
-                    act.view = view;
-                }
+                Ok(round) => act.renewed(round),
                 Err(e) => {
                     if act.reachable != Some(false) {
                         warn!("node {}: cannot renew its presence in Redis: {e}", act.node_id);
                     }
                     act.reachable = Some(false);
+                    act.evidence.failed();
                     act.metrics.store_up.set(0);
                 }
             }
         }));
+    }
+
+    fn renewed(&mut self, round: Round) {
+        let now = Instant::now();
+        let Round { existed, marked, view, seen } = round;
+        self.evidence.renewed(now, seen.iter().map(|(id, present)| (id.as_str(), *present)));
+        if let Some(last) = self.last_renewed.filter(|_| !existed) {
+            // Its record had expired. Taken for dead (marked, or away so long that a mark
+            // would have gone too): its members were removed from their rooms, its clients
+            // must reconnect. Else nobody judged it (an outage every node saw, or a stall
+            // shorter than it takes): it is back, and keeps its clients.
+            let away = now.saturating_duration_since(last);
+            if marked || away > MARK_LASTS {
+                if self.kick_when_expired {
+                    warn!(
+                        "node {}: another node took it for dead while it could not renew its presence ({:?}): closing its client connections (1012)",
+                        self.node_id, away
+                    );
+                    self.sessions.do_send(KickAll { reason: KickReason::Reconnect, spread_ms: None });
+                }
+            } else {
+                info!(
+                    "node {}: its presence had expired ({:?} since the last renewal) but no node took it for dead: registered again, its clients stay",
+                    self.node_id, away
+                );
+            }
+        }
+        self.last_renewed = Some(now);
+        if self.reachable != Some(true) {
+            info!("node {}: presence renewed in Redis, {} live node(s)", self.node_id, view.len());
+        }
+        self.reachable = Some(true);
+        self.metrics.store_up.set(1);
+        self.metrics.nodes.set(view.len() as i64);
+        debug!("node {}: live nodes {:?}", self.node_id, view);
+        self.view = view;
     }
 }
 

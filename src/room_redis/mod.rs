@@ -17,13 +17,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix::{Actor, Addr, Context};
+use actix::{Actor, Addr, Context, Recipient};
 use actors::config::RoomConfig;
 use actors::metrics::Metrics;
 use actors::room::{FrontConfig, RoomFront, RoomHandle};
 
 use crate::cluster::bus::Bus;
 use crate::cluster::keys::Keys;
+use crate::cluster::presence::DeadNodes;
 use crate::store::conn::RedisConn;
 
 pub mod engine;
@@ -42,6 +43,8 @@ pub struct SharedRooms {
     pub keys: Keys,
     pub conn: RedisConn,
     pub bus: Addr<Bus>,
+    /// This node's presence, the judge of which nodes are dead.
+    pub presence: Recipient<DeadNodes>,
     pub lease_ttl: Duration,
     pub config: RoomConfig,
     pub send_queue_len: usize,

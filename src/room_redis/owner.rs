@@ -31,6 +31,7 @@ use super::lease::Lease;
 use super::state::{Ctx, Front, Owner, RedisEngine};
 use super::wire::{stream_id_le, AckWire, Input, JoinAnswerWire, MemberWire, Published, WireEvent};
 use crate::cluster::bus::Unsubscribe;
+use crate::cluster::presence::DeadNodes;
 
 /// Inputs read per round.
 const READ_COUNT: usize = 500;
@@ -453,8 +454,11 @@ impl RedisEngine {
         }));
     }
 
-    /// The owner removes the members of nodes whose presence record has expired (killed or
-    /// cut off): `exit_room` for the others, seats freed, viewers corrected (PROTOCOL.md 7).
+    /// The owner removes the members of nodes taken for dead (killed or cut off): `exit_room`
+    /// for the others, seats freed, viewers corrected (PROTOCOL.md 7). This node's presence
+    /// judges, on evidence that this node was itself connected all along
+    /// ([`crate::cluster::evidence`]); a node whose record merely lapsed in a Redis outage is
+    /// not dead.
     fn remove_members_of_dead_nodes(&mut self, ctx: &mut Ctx) {
         let Some(owner) = &self.owner else { return };
         let mut nodes: Vec<String> = owner.node_of.values().filter(|n| **n != self.shared.node_id).cloned().collect();
@@ -463,19 +467,8 @@ impl RedisEngine {
         if nodes.is_empty() {
             return;
         }
-        let mut conn = self.shared.conn.clone();
-        let records: Vec<String> = nodes.iter().map(|n| self.shared.keys.node(n)).collect();
-        let check = async move {
-            let mut pipe = redis::pipe();
-            for record in &records {
-                pipe.exists(record);
-            }
-            let alive: Vec<bool> = pipe.query_async(&mut conn).await?;
-            Ok::<_, redis::RedisError>(
-                nodes.into_iter().zip(alive).filter(|(_, a)| !a).map(|(n, _)| n).collect::<Vec<_>>(),
-            )
-        };
-        ctx.spawn(wrap_future::<_, Front>(check).map(|dead, front: &mut Front, ctx| {
+        let ask = self.shared.presence.send(DeadNodes { nodes });
+        ctx.spawn(wrap_future::<_, Front>(ask).map(|dead, front: &mut Front, ctx| {
             let room = front.engine_mut();
             let Ok(dead) = dead else { return };
             let Some(owner) = room.owner.as_mut() else { return };

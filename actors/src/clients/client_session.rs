@@ -22,7 +22,7 @@ use actix_http::ws::{CloseCode, CloseReason};
 use log::{debug, info, warn};
 
 use crate::clients::sessions::{Kick, MoveOut, SessionClosed, SessionIndex, SessionOpened, SetCurrentRoom};
-use crate::clients::ws_conn::{Driven, Driver, Handover, Incoming, WsConn};
+use crate::clients::ws_conn::{Driven, Driver, Handover, Incoming, WhileReading, WsConn};
 use crate::config::ClientConfig;
 use crate::metrics::{Kind, Metrics};
 use crate::protocol::client::{AckDetail, ClientRequest, Direct, Envelope, ErrorCode, Profile};
@@ -242,9 +242,11 @@ impl ClientSession {
         self.conn.close(Some(CloseReason { code, description: Some(why.to_string()) }));
     }
 
-    fn on_text(&mut self, text: &str, ctx: &mut Context<Self>) {
+    /// A text frame that arrived at `arrived` (held while the session waited, it counts
+    /// against the rate limit when it came, not when it is taken).
+    fn on_text(&mut self, text: &str, arrived: Instant, ctx: &mut Context<Self>) {
         self.metrics.frame_in(Kind::Client);
-        let checked = if self.bucket.take() {
+        let checked = if self.bucket.take_at(arrived) {
             check_frame(text, &self.online_token, &self.config, now_ms())
         } else {
             Err(Refusal::new("", ErrorCode::RateLimited, "too many frames, slow down"))
@@ -321,7 +323,8 @@ impl ClientSession {
     }
 
     /// Sends a member action to the room and answers `ack` or `error`; the session waits for
-    /// the answer so that acks keep the order of the client's frames.
+    /// the answer so that acks keep the order of the client's frames (its connection reads on
+    /// meanwhile: [`WhileReading`]).
     fn room_action(&mut self, action: String, channel_name: &str, what: Action, ctx: &mut Context<Self>) {
         let room = match self.in_room(channel_name) {
             Ok(current) => current.act.clone(),
@@ -331,7 +334,7 @@ impl ClientSession {
             }
         };
         let msg = MemberAction { session: self.id, action: what };
-        ctx.wait(room.send(msg).into_actor(self).map(move |answer, act, _ctx| match answer {
+        ctx.wait(WhileReading::new(room.send(msg).into_actor(self).map(move |answer, act, _ctx| match answer {
             Ok(Ok(ActionDone { seq, room_seat })) => {
                 act.ack(&action, AckDetail { seq, room_seat, ..Default::default() })
             }
@@ -339,7 +342,7 @@ impl ClientSession {
             Err(_) => {
                 act.refuse(Refusal { action, code: ErrorCode::Unavailable, reason: "room is gone, retry".into() })
             }
-        }));
+        })));
     }
 
     /// Leaves the current room, if any: stops reading its events and tells it and the registry.
@@ -376,7 +379,9 @@ impl ClientSession {
                 Err(_) => None,
             }
         };
-        ctx.wait(fut.into_actor(self).map(move |answer, act, _ctx| match answer {
+        // Waited for, as a report's answer is (the ack before the room's events); the
+        // connection reads on meanwhile ([`WhileReading`]).
+        ctx.wait(WhileReading::new(fut.into_actor(self).map(move |answer, act, _ctx| match answer {
             Some((room, Ok(joined))) => act.joined(action, channel_name, room, joined),
             Some((_, Err(Refused { code, reason }))) => {
                 act.refuse(Refusal { action, code, reason: reason.to_string() })
@@ -384,7 +389,7 @@ impl ClientSession {
             None => {
                 act.refuse(Refusal { action, code: ErrorCode::Unavailable, reason: "room unavailable, retry".into() })
             }
-        }));
+        })));
     }
 
     fn joined(&mut self, action: String, channel_name: String, room: RoomHandle, joined: Joined) {
@@ -496,9 +501,9 @@ impl Driven for ClientSession {
         &mut self.conn
     }
 
-    fn on_incoming(&mut self, incoming: Incoming, ctx: &mut Context<Self>) {
+    fn on_incoming(&mut self, incoming: Incoming, arrived: Instant, ctx: &mut Context<Self>) {
         match incoming {
-            Incoming::Frame(Frame::Text(text)) => self.on_text(&text, ctx),
+            Incoming::Frame(Frame::Text(text)) => self.on_text(&text, arrived, ctx),
             Incoming::Frame(Frame::Ping(payload)) => self.conn.pong(&payload),
             Incoming::Frame(Frame::Close(_)) => self.close(ctx, CloseCode::Normal, "closed by client"),
             Incoming::TooBig => {

@@ -9,8 +9,15 @@
 //!
 //! - **Reading**: only when the socket is readable, into a per-thread scratch buffer; frames
 //!   are decoded from it with actix-http's `ws::Codec` and handed to the actor at once. Only
-//!   what is left over (a partial frame, or frames that wait while the actor awaits a room's
-//!   answer) is copied into a buffer of the connection's own, freed when consumed.
+//!   what is left over (a partial frame) is copied into a buffer of the connection's own,
+//!   freed when consumed.
+//! - **While the actor awaits a room's answer** (`ctx.wait`, so that the answer goes out
+//!   before anything that follows it), actix polls nothing else of the actor, this driver
+//!   included. The awaited future is wrapped in [`WhileReading`], which reads on meanwhile:
+//!   every frame counts as life at once (PROTOCOL.md 2.3: any frame, whatever the session
+//!   waits for) and is held, with when it arrived, for the actor to take in order once the
+//!   answer is handled (the rate limit counts it at its arrival). At most [`HOLD_MAX`] bytes
+//!   are held; past that the socket is left unread until the answer came.
 //! - **Writing**: frames queue as `Bytes`, most of them shared by every member of a room (the
 //!   room builds each event's frame once, `room::RoomEvent::frame`), and leave by vectored
 //!   writes straight from those bytes. The queue is freed when it empties.
@@ -81,6 +88,8 @@ const SCRATCH_LEN: usize = 16 << 10;
 const READS_PER_POLL: usize = 16;
 /// Slices per vectored write.
 const SLICES: usize = 64;
+/// Bytes of frames held while the actor waits, beyond which reading pauses until it is done.
+pub const HOLD_MAX: usize = 64 << 10;
 
 thread_local! {
     static SCRATCH: RefCell<BytesMut> = RefCell::new(BytesMut::new());
@@ -116,8 +125,15 @@ pub struct WsConn {
     compressed_next: bool,
     max_frame_bytes: usize,
     frames: Reassembler,
-    /// A partial frame, or frames read while the actor was waiting; `None` when idle.
+    /// A partial frame, or bytes read but not decoded yet; `None` when idle.
     inbox: Option<BytesMut>,
+    /// Frames read while the actor waited for an answer, each with when it arrived, for the
+    /// actor to take in order once the answer is handled ([`WhileReading`]).
+    held: VecDeque<(Incoming, Instant)>,
+    /// Payload bytes in `held`.
+    held_bytes: usize,
+    /// The socket ended or failed while the actor waited: said once the held frames are taken.
+    lost: Option<&'static str>,
     queue: VecDeque<Bytes>,
     queued: usize,
     /// The front of `queue` is partly written: it must be finished before anything else.
@@ -148,6 +164,9 @@ impl WsConn {
             max_frame_bytes,
             frames: Reassembler::new(max_frame_bytes),
             inbox: (!read_ahead.is_empty()).then(|| BytesMut::from(&read_ahead[..])),
+            held: VecDeque::new(),
+            held_bytes: 0,
+            lost: None,
             queue: VecDeque::new(),
             queued: 0,
             front_started: false,
@@ -247,6 +266,86 @@ impl WsConn {
         self.queued = 0;
         self.front_started = false;
         self.inbox = None;
+        self.held = VecDeque::new();
+        self.held_bytes = 0;
+    }
+
+    /// The oldest frame held while the actor waited, with when it arrived.
+    fn take_held(&mut self) -> Option<(Incoming, Instant)> {
+        let (incoming, arrived) = self.held.pop_front()?;
+        self.held_bytes -= held_size(&incoming);
+        if self.held.is_empty() {
+            self.held = VecDeque::new();
+        }
+        Some((incoming, arrived))
+    }
+
+    /// Reads on while the actor waits (see [`WhileReading`]): holds every complete frame with
+    /// when it arrived, until the socket would block, [`HOLD_MAX`] bytes are held, or the
+    /// input ended (a close frame, a protocol error, the socket's end).
+    fn hold_input(&mut self, cx: &mut TaskContext<'_>) {
+        if !self.is_open() || self.lost.is_some() {
+            return;
+        }
+        let mut inbox = self.inbox.take().unwrap_or_default();
+        let mut reads = 0;
+        loop {
+            while let Some(incoming) = self.decode(&mut inbox) {
+                self.held_bytes += held_size(&incoming);
+                let ends = ends_input(&incoming);
+                self.held.push_back((incoming, Instant::now()));
+                if ends {
+                    break;
+                }
+            }
+            let ended = self.held.back().is_some_and(|(incoming, _)| ends_input(incoming));
+            if ended || self.held_bytes >= HOLD_MAX {
+                break;
+            }
+            if reads == READS_PER_POLL {
+                // More may wait: come back after the thread's other connections.
+                cx.waker().wake_by_ref();
+                break;
+            }
+            inbox.reserve(SCRATCH_LEN);
+            match poll_read_buf(Pin::new(&mut self.io), cx, &mut inbox) {
+                Poll::Pending => break,
+                Poll::Ready(Err(_)) => self.lost = Some("read failed"),
+                Poll::Ready(Ok(0)) => self.lost = Some("connection lost"),
+                Poll::Ready(Ok(_)) => {}
+            }
+            if self.lost.is_some() {
+                break;
+            }
+            reads += 1;
+        }
+        if !inbox.is_empty() {
+            self.inbox = Some(inbox);
+        }
+    }
+
+    /// Decodes the next complete frame from `buf` (joining continuation frames); `None` when
+    /// none is complete yet. Every frame decoded, a part of a joined one too, counts as life.
+    fn decode(&mut self, buf: &mut BytesMut) -> Option<Incoming> {
+        loop {
+            self.note_compressed(buf);
+            let frame = match self.codec.decode(buf) {
+                Ok(None) => return None,
+                Ok(Some(frame)) => frame,
+                Err(ProtocolError::Overflow) => return Some(Incoming::TooBig),
+                Err(e) => return Some(Incoming::Protocol(e.to_string())),
+            };
+            self.last_input = Instant::now();
+            let compressed = std::mem::take(&mut self.compressed_next);
+            match inflated(frame, compressed, self.max_frame_bytes)
+                .and_then(message_of)
+                .and_then(|msg| self.frames.push(msg).map_err(incoming_of))
+            {
+                Ok(Some(frame)) => return Some(Incoming::Frame(frame)),
+                Ok(None) => {}
+                Err(refused) => return Some(refused),
+            }
+        }
     }
 
     fn push(&mut self, frame: Bytes) {
@@ -316,8 +415,9 @@ pub fn encode(payload: &[u8], op: OpCode) -> Bytes {
 /// An actor whose connection a [`Driver`] moves.
 pub trait Driven: Actor<Context = Context<Self>> {
     fn conn(&mut self) -> &mut WsConn;
-    /// A complete frame arrived, or input that ends the connection.
-    fn on_incoming(&mut self, incoming: Incoming, ctx: &mut Context<Self>);
+    /// A complete frame arrived (at `arrived`: earlier than now when it was held while the
+    /// actor waited), or input that ends the connection.
+    fn on_incoming(&mut self, incoming: Incoming, arrived: Instant, ctx: &mut Context<Self>);
     /// The queue has room ([`WsConn::wants_more`]): queue more if there is any, registering
     /// `cx` to be woken when there will be; answer whether something was queued.
     fn refill(&mut self, cx: &mut TaskContext<'_>, ctx: &mut Context<Self>) -> bool;
@@ -327,6 +427,33 @@ pub trait Driven: Actor<Context = Context<Self>> {
 
 /// The actor future that reads, refills and writes; spawn one per connection.
 pub struct Driver;
+
+/// An answer the actor waits for (`ctx.wait(WhileReading::new(..))`), while its connection
+/// goes on reading: frames that arrive meanwhile count as life at once and are held for the
+/// actor, in order, until the answer is handled; what was queued to send before still leaves.
+/// (actix polls no other future of an actor that waits, the [`Driver`] included.)
+pub struct WhileReading<F>(Pin<Box<F>>);
+
+impl<F> WhileReading<F> {
+    pub fn new(answer: F) -> Self {
+        Self(Box::pin(answer))
+    }
+}
+
+impl<A: Driven, F: ActorFuture<A>> ActorFuture<A> for WhileReading<F> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, act: &mut A, ctx: &mut Context<A>, cx: &mut TaskContext<'_>) -> Poll<F::Output> {
+        if let Poll::Ready(answer) = self.0.as_mut().poll(act, ctx, cx) {
+            return Poll::Ready(answer);
+        }
+        let conn = act.conn();
+        conn.hold_input(cx);
+        // A write that fails is met again by the driver, once the answer is handled.
+        let _ = conn.poll_output(cx);
+        Poll::Pending
+    }
+}
 
 impl<A: Driven> ActorFuture<A> for Driver {
     type Output = ();
@@ -404,7 +531,19 @@ fn drive<A: Driven>(act: &mut A, ctx: &mut Context<A>, cx: &mut TaskContext<'_>)
 /// (a room's), or the connection closes; answers whether anything was read.
 fn read_frames<A: Driven>(act: &mut A, ctx: &mut Context<A>, cx: &mut TaskContext<'_>) -> Result<bool, &'static str> {
     let mut progress = false;
-    // Frames an earlier read left while the actor waited.
+    // Frames held while the actor waited, in the order they came, before anything newer.
+    while !ctx.waiting() && act.conn().is_open() {
+        let Some((incoming, arrived)) = act.conn().take_held() else { break };
+        act.on_incoming(incoming, arrived, ctx);
+        progress = true;
+    }
+    if !act.conn().held.is_empty() {
+        return Ok(progress);
+    }
+    if let Some(why) = act.conn().lost.take() {
+        return Err(why);
+    }
+    // Bytes an earlier read left: a partial frame, or frames the actor did not take yet.
     if let Some(mut inbox) = act.conn().inbox.take() {
         progress |= deliver(act, ctx, &mut inbox);
         if !inbox.is_empty() {
@@ -456,32 +595,13 @@ fn read_frames<A: Driven>(act: &mut A, ctx: &mut Context<A>, cx: &mut TaskContex
 }
 
 /// Decodes complete frames from `buf` and hands them to the actor, stopping when it waits or
-/// closes; answers whether a frame was decoded.
+/// closes; answers whether a frame was handed over.
 fn deliver<A: Driven>(act: &mut A, ctx: &mut Context<A>, buf: &mut BytesMut) -> bool {
     let mut any = false;
     while !ctx.waiting() && act.conn().is_open() {
-        let conn = act.conn();
-        conn.note_compressed(buf);
-        let incoming = match conn.codec.decode(buf) {
-            Ok(None) => break,
-            Ok(Some(frame)) => {
-                conn.last_input = Instant::now();
-                any = true;
-                let compressed = std::mem::take(&mut conn.compressed_next);
-                let max = conn.max_frame_bytes;
-                match inflated(frame, compressed, max)
-                    .and_then(message_of)
-                    .and_then(|msg| conn.frames.push(msg).map_err(incoming_of))
-                {
-                    Ok(Some(frame)) => Incoming::Frame(frame),
-                    Ok(None) => continue,
-                    Err(refused) => refused,
-                }
-            }
-            Err(ProtocolError::Overflow) => Incoming::TooBig,
-            Err(e) => Incoming::Protocol(e.to_string()),
-        };
-        act.on_incoming(incoming, ctx);
+        let Some(incoming) = act.conn().decode(buf) else { break };
+        any = true;
+        act.on_incoming(incoming, Instant::now(), ctx);
     }
     any
 }
@@ -511,6 +631,20 @@ fn inflated(frame: ws::Frame, compressed: bool, max: usize) -> Result<ws::Frame,
         },
         ws::Frame::Binary(_) => Err(Incoming::Binary),
         _ => Err(Incoming::Protocol("a compressed message must come in one frame".into())),
+    }
+}
+
+/// After this, nothing more is read: the session closes the connection on it.
+fn ends_input(incoming: &Incoming) -> bool {
+    !matches!(incoming, Incoming::Frame(Frame::Text(_) | Frame::Ping(_)))
+}
+
+/// What a held frame counts against [`HOLD_MAX`].
+fn held_size(incoming: &Incoming) -> usize {
+    match incoming {
+        Incoming::Frame(Frame::Text(text)) => text.len(),
+        Incoming::Frame(Frame::Ping(payload)) => payload.len(),
+        _ => 0,
     }
 }
 
@@ -588,6 +722,42 @@ mod tests {
         assert_eq!(conn.queue[1][0], 0x88, "a close frame");
         assert_eq!(conn.queued, conn.queue.iter().map(Bytes::len).sum::<usize>());
         assert!(!conn.is_open());
+    }
+
+    /// A masked client text frame.
+    fn masked_text(payload: &[u8]) -> Vec<u8> {
+        let mask = [0x37, 0xfa, 0x21, 0x3d];
+        let mut out = vec![0x81, 0x80 | payload.len() as u8];
+        out.extend_from_slice(&mask);
+        out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+        out
+    }
+
+    #[test]
+    fn frames_that_arrive_while_the_actor_waits_count_as_life_and_are_held_in_order() {
+        let (ours, mut theirs) = tokio::io::duplex(4096);
+        let handover = Handover { io: Box::new(ours), read_ahead: BytesMut::new(), response_head: Bytes::new() };
+        let mut conn = WsConn::new(handover, 1024, None);
+        let mut cx = TaskContext::from_waker(Waker::noop());
+        let before = conn.last_input();
+        std::thread::sleep(Duration::from_millis(5));
+        let mut bytes = masked_text(b"one");
+        bytes.extend(masked_text(b"two"));
+        bytes.extend(&masked_text(b"three")[..4]);
+        let written = Pin::new(&mut theirs).poll_write(&mut cx, &bytes);
+        assert!(matches!(written, Poll::Ready(Ok(n)) if n == bytes.len()));
+
+        conn.hold_input(&mut cx);
+        assert!(conn.last_input() > before, "they count as life at once");
+        let held: Vec<String> = std::iter::from_fn(|| conn.take_held())
+            .map(|(incoming, _)| match incoming {
+                Incoming::Frame(Frame::Text(text)) => text.to_string(),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(held, ["one", "two"], "in order");
+        assert!(conn.inbox.is_some(), "the third, still partial, waits");
+        assert_eq!(conn.held_bytes, 0);
     }
 
     #[test]
