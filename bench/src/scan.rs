@@ -12,6 +12,8 @@ use memchr::memmem;
 /// One room event found in a frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EventRef<'a> {
+    /// The whole event (in a `batch=1` array, up to the next event's start).
+    pub raw: &'a [u8],
     pub action: &'a [u8],
     pub seq: Option<u64>,
     pub ts: Option<i64>,
@@ -57,6 +59,7 @@ fn event_ref(event: &[u8]) -> EventRef<'_> {
     let ts_at = rfind_near_end(event, b"\"ts\":");
     let before_ts = ts_at.map_or(event, |at| &event[..at]);
     EventRef {
+        raw: event,
         action: &event[name_start..name_start + name_len],
         seq: rfind_near_end(before_ts, b"\"seq\":")
             .and_then(|at| parse_int(&before_ts[at + 6..]))
@@ -120,7 +123,10 @@ mod tests {
         let frame = br#"{"action":"send_topic_msg","user_id":"v","content":"say \"seq\":9","channel_name":"c","seq":42,"ts":1700000000123}"#;
         let mut seen = Vec::new();
         EventScanner::default().for_each(frame, |e| seen.push(e));
-        assert_eq!(seen, vec![EventRef { action: b"send_topic_msg", seq: Some(42), ts: Some(1_700_000_000_123) }]);
+        assert_eq!(
+            seen,
+            vec![EventRef { raw: frame, action: b"send_topic_msg", seq: Some(42), ts: Some(1_700_000_000_123) }]
+        );
     }
 
     #[test]
