@@ -60,8 +60,11 @@ for w in "${WORKLOADS[@]}"; do
     w4) run w4 --workload w4 --label W4 ;;
     # Burst memory (issue 19): a 2 s write timeout, so that the members that read nothing go soon.
     w7) BROKER_ENV="DANMU__CLIENT__WRITE_TIMEOUT_MS=2000" run w7 --workload w7 --label W7 --write-timeout-ms 2000
-        grep -c "too slow" "/tmp/danmu-broker-w7.log" | sed 's/^/# broker log: too slow x /' || true
-        grep -o "too slow in [^ ]* ([^)]*)" "/tmp/danmu-broker-w7.log" | sed 's/in [^ ]* //' | sort | uniq -c | sed 's/^/#   /' || true ;;
+        # Who the broker closed as too slow, and why (W7's readers are u0..u999).
+        grep -o -- "-u[0-9]*: too slow in [^ ]* ([^)]*)" "/tmp/danmu-broker-w7.log" \
+          | sed -E 's/^-u([0-9]+): too slow in [^ ]+ /\1 /' \
+          | awk '{ who = ($1 < 1000) ? "reader" : "read nothing"; $1 = ""; n[who ":" $0]++ }
+                 END { for (k in n) print "# broker log, too slow: " n[k] " x " k }' || true ;;
     *) echo "unknown workload $w (w1 w1-batch w2 w3 w4 w7)" >&2; exit 2 ;;
   esac
 done
