@@ -90,8 +90,9 @@ pub struct BurstReport {
     /// From the first push to when that count first reached the number of members that read
     /// nothing (readers cut by then included: the broker's log says who went why); 0 = never.
     pub stalled_closed_ms: f64,
-    /// Slow-consumer closes counted within the write timeout plus 1.5 s of the first push
-    /// (the broker checks every 500 ms; the sockets take a moment to fill).
+    /// Slow-consumer closes counted within the reorder window, the write timeout and 1.5 s of
+    /// the first push (the room holds danmu for the window, the broker checks every 500 ms,
+    /// and the sockets take a moment to fill).
     pub slow_in_time: u64,
     /// From the first push to when the broker's client connections came down to the readers
     /// still connected (every member that read nothing gone); 0 when never seen.
@@ -323,7 +324,7 @@ pub fn run(opts: &Options, plan: &Plan, brokers: Option<&[u32]>) -> Result<Burst
     let since = |us: i64| if us > 0 { (us - t0).max(0) as f64 / 1000.0 } else { 0.0 };
     let closed = |t: &(i64, f64)| (t.1 - slow0).max(0.0) as u64;
     let stalled_closed_us = seen.slow_timeline.iter().find(|t| closed(t) >= stalled_joined as u64).map_or(0, |t| t.0);
-    let in_time = t0 + (b.write_timeout_ms as i64 + 1500) * 1000;
+    let in_time = t0 + (opts.reorder_window_ms + b.write_timeout_ms + 1500) as i64 * 1000;
     let slow_in_time = seen.slow_timeline.iter().take_while(|t| t.0 <= in_time).last().map_or(0, closed);
     let mut r = BurstReport {
         label: plan.label.clone(),
@@ -369,7 +370,7 @@ pub fn run(opts: &Options, plan: &Plan, brokers: Option<&[u32]>) -> Result<Burst
         load_avg_1m: load,
         ok: false,
     };
-    r.ok = r.readers > 0 && r.readers_complete == r.readers && r.slow_in_time >= r.stalled as u64;
+    r.ok = r.readers > 0 && r.readers_complete == r.readers && r.slow_closed >= r.stalled as u64;
     Ok(r)
 }
 

@@ -21,9 +21,10 @@ pub enum Workload {
     /// last_seq); reports broker RSS after the first minute and at the end.
     W5,
     /// Burst: 2000 members in 1 room, 1000 of them reading nothing after entering; one burst
-    /// of 3800 items of ~1.1 KB (4 MB of events), 50 a push, every push in flight at once;
-    /// reports the broker's RSS before, at its peak and after, every reader's items in order,
-    /// and the members that read nothing closed with 1013 (`burst.rs`).
+    /// of 3800 items of ~1.2 KB (4.5 MB of events, the burst of issue 19), 50 a push, every
+    /// push in flight at once; reports the broker's RSS before, at its peak and after, every
+    /// reader's items in order, and the members that read nothing closed with 1013
+    /// (`burst.rs`).
     W7,
 }
 
@@ -80,7 +81,7 @@ pub struct Options {
     #[arg(long, default_value_t = 1500)]
     pub drain_ms: u64,
     /// Size of one delivered send_topic_msg event in bytes (the content is padded to it;
-    /// default 250, W7: 1100).
+    /// default 250, W7: 1200).
     #[arg(long)]
     pub event_bytes: Option<usize>,
     /// A burst run (W7): this many danmu items pushed at once, `--items-per-push` a push, into
@@ -251,7 +252,7 @@ impl Options {
             latency_bound_ms: self.reorder_window_ms + self.latency_slack_ms.unwrap_or(slack),
             duration_s: self.duration_s.unwrap_or(if w5 { 300.0 } else { 10.0 }),
             churn_rate: self.churn_rate.unwrap_or(if w5 { 200 } else { 0 }),
-            event_bytes: self.event_bytes.unwrap_or(if burst.is_some() { 1100 } else { 250 }),
+            event_bytes: self.event_bytes.unwrap_or(if burst.is_some() { 1200 } else { 250 }),
             burst,
         })
     }
@@ -283,7 +284,7 @@ mod tests {
     #[test]
     fn w7_is_one_burst_into_one_room_half_of_which_reads_nothing() {
         let p = Options::parse_from(["danmu-bench", "--workload", "w7"]).resolve().unwrap();
-        assert_eq!((p.clients, p.rooms, p.items_per_push, p.event_bytes), (2000, 1, 50, 1100));
+        assert_eq!((p.clients, p.rooms, p.items_per_push, p.event_bytes), (2000, 1, 50, 1200));
         let b = p.burst.unwrap();
         assert_eq!((b.items, b.stalled, b.stalled_recv_buffer, b.write_timeout_ms), (3800, 1000, 4096, 10_000));
         let o =
