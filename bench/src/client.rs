@@ -155,7 +155,7 @@ pub(crate) async fn answer(
 
 /// Per-connection `seq` bookkeeping: every event with a `seq` must be the previous + 1, except
 /// the member's own `enter_room` (not sent to it).
-struct SeqCheck {
+pub(crate) struct SeqCheck {
     last: u64,
     own: u64,
     /// Seqs skipped over (bounded), so that a late one counts as out of order, not duplicate.
@@ -165,13 +165,23 @@ struct SeqCheck {
 const MISSING_CAP: usize = 4096;
 
 impl SeqCheck {
-    fn observe(&mut self, seq: u64, st: &mut ClientStats) {
+    /// Checks the events after a join whose own `enter_room` had `own_seq`.
+    pub(crate) fn after_join(own_seq: u64) -> Self {
+        Self { last: own_seq, own: own_seq, missing: Vec::new() }
+    }
+
+    pub(crate) fn observe(&mut self, seq: u64, st: &mut ClientStats) {
+        self.count(seq, &mut st.lost, &mut st.duplicated, &mut st.out_of_order);
+    }
+
+    /// [`SeqCheck::observe`] into bare counters.
+    pub(crate) fn count(&mut self, seq: u64, lost: &mut i64, duplicated: &mut u64, out_of_order: &mut u64) {
         if seq > self.last {
             for gap in self.last + 1..seq {
                 if gap == self.own {
                     continue;
                 }
-                st.lost += 1;
+                *lost += 1;
                 if self.missing.len() < MISSING_CAP {
                     self.missing.push(gap);
                 }
@@ -179,10 +189,10 @@ impl SeqCheck {
             self.last = seq;
         } else if let Some(at) = self.missing.iter().position(|&m| m == seq) {
             self.missing.swap_remove(at);
-            st.lost -= 1;
-            st.out_of_order += 1;
+            *lost -= 1;
+            *out_of_order += 1;
         } else {
-            st.duplicated += 1;
+            *duplicated += 1;
         }
     }
 }
@@ -201,7 +211,7 @@ async fn run_client(
     mut stop: watch::Receiver<Phase>,
 ) -> Io {
     use std::sync::atomic::Ordering::Relaxed;
-    let joined = timeout(Duration::from_secs(60), join(cfg, spec)).await;
+    let joined = timeout(Duration::from_secs(60), join(cfg, spec, None)).await;
     let (mut stream, mut reader, online_token, own_seq) = match joined {
         Ok(Ok(j)) => j,
         Ok(Err(e)) => {
@@ -215,7 +225,7 @@ async fn run_client(
     };
     ctl.joined.fetch_add(1, Relaxed);
     ctl.joined_per_room[spec.room].fetch_add(1, Relaxed);
-    let mut seq = SeqCheck { last: own_seq, own: own_seq, missing: Vec::new() };
+    let mut seq = SeqCheck::after_join(own_seq);
     let mut mask = spec.index as u32;
     let mut out = Vec::new();
     // Spread the clients' pings over the interval.
@@ -300,14 +310,19 @@ async fn run_client(
     Ok(())
 }
 
-/// Connects, reads `connected`, joins the room; answers the stream, the reader (which may
-/// already hold events), the `online_token` and the member's own `enter_room` seq.
-async fn join(cfg: &ShardConfig, spec: &ClientSpec) -> std::io::Result<(TcpStream, FrameReader, String, u64)> {
+/// Connects (with `recv_buffer` as the socket's `SO_RCVBUF`, when given), reads `connected`,
+/// joins the room; answers the stream, the reader (which may already hold events), the
+/// `online_token` and the member's own `enter_room` seq.
+pub(crate) async fn join(
+    cfg: &ShardConfig,
+    spec: &ClientSpec,
+    recv_buffer: Option<u32>,
+) -> std::io::Result<(TcpStream, FrameReader, String, u64)> {
     let target = upgrade_target(&cfg.client_path, &cfg.jwt_secret, &spec.user_id, &spec.sid, cfg.batch);
     let mut attempt = 0;
     let (mut stream, rest) = loop {
         let node = (spec.index / cfg.rooms.max(1)) % cfg.host_ports.len();
-        match ws::connect(&cfg.host_ports[node], &target).await {
+        match ws::connect_with(&cfg.host_ports[node], &target, recv_buffer).await {
             Ok(ok) => break ok,
             // A full accept queue refuses now and then while thousands connect: retry a little.
             Err(e) if attempt < 5 && e.kind() != std::io::ErrorKind::Other => {

@@ -3,8 +3,10 @@
 //! `enter_room_report`, optional `batch=1`) and measures at the clients (issue 7).
 //!
 //! Module map:
-//! - [`options`]: the command line and the W1-W5 presets.
+//! - [`options`]: the command line and the W1-W5 and W7 presets.
 //! - [`churn`]: W5's short-lived clients (connect, join, chat, leave, some recover).
+//! - [`burst`], [`burst_clients`]: W7, one burst into a room half of whose members read
+//!   nothing; the broker's RSS before, at its peak and after.
 //! - [`bare`]: `danmu-bench serve-bare`, a bare WebSocket server for W3's memory floor.
 //! - [`client`]: app clients, sharded over single-threaded runtimes; `seq` and latency checks.
 //! - [`pusher`]: BIGO pushers on their own thread; open or closed loop; ack latency.
@@ -16,6 +18,8 @@
 //! report one [`StepReport`].
 
 pub mod bare;
+pub mod burst;
+pub mod burst_clients;
 pub mod churn;
 pub mod client;
 pub mod control;
@@ -44,9 +48,11 @@ pub struct Outcome {
     pub tail_lost: u64,
     /// The highest rate whose step passed (zero loss/duplicates, p99 within bound).
     pub sustained_rate: Option<u64>,
+    /// A burst run's result (W7); it has no steps.
+    pub burst: Option<burst::BurstReport>,
 }
 
-fn say(opts: &Options, msg: impl AsRef<str>) {
+pub(crate) fn say(opts: &Options, msg: impl AsRef<str>) {
     if !opts.quiet {
         eprintln!("danmu-bench: {}", msg.as_ref());
     }
@@ -74,6 +80,15 @@ pub fn run(opts: &Options) -> Result<Outcome, String> {
         say(opts, "broker pid(s) not all found: no broker CPU/RSS figures (pass --broker-pid)");
     }
     let broker_pid = (brokers.len() == plan.ports.len()).then_some(brokers);
+    if plan.burst.is_some() {
+        let report = burst::run(opts, &plan, broker_pid.as_deref())?;
+        if !opts.quiet {
+            println!("{}\n{}", burst::BurstReport::HEADER, report.row());
+        }
+        println!("{}", report.json());
+        append_json(opts, &report.json());
+        return Ok(Outcome { steps: Vec::new(), tail_lost: 0, sustained_rate: None, burst: Some(report) });
+    }
     let redis = opts.redis_port.map(|port| (port, procfs::pid_listening_on(port)));
     if let Some((port, pid)) = redis {
         say(opts, format!("redis on port {port}, pid {pid:?}"));
@@ -165,7 +180,7 @@ pub fn run(opts: &Options) -> Result<Outcome, String> {
         password: opts.password.clone(),
         platform_abbr: opts.platform_abbr.clone(),
         pushers: opts.pushers.max(1),
-        content: pusher::content_for(opts.event_bytes, &rooms[0]),
+        content: pusher::content_for(plan.event_bytes, &rooms[0]),
         rooms: rooms.clone(),
         items_per_push: plan.items_per_push,
         window: plan.window,
@@ -321,7 +336,7 @@ pub fn run(opts: &Options) -> Result<Outcome, String> {
             None => println!("sustained: no step passed"),
         }
     }
-    Ok(Outcome { steps: reports, tail_lost, sustained_rate })
+    Ok(Outcome { steps: reports, tail_lost, sustained_rate, burst: None })
 }
 
 /// Deliveries per second at `rate` pushes/s of `items_per_push` items each, the pushes going

@@ -1,5 +1,5 @@
 //! The generator's command line (clap) and the workload presets: W1-W4 of issue 7, W5 of
-//! issue 13.
+//! issue 13, W7 of issue 19.
 //!
 //! A preset fills in whatever the command line left unset, so `--workload w1 --clients 500`
 //! is W1 with fewer clients. [`Options::resolve`] turns the parsed line into a [`Plan`].
@@ -20,6 +20,12 @@ pub enum Workload {
     /// connect, join, chat and leave (one in ten cutting its connection and recovering with
     /// last_seq); reports broker RSS after the first minute and at the end.
     W5,
+    /// Burst: 2000 members in 1 room, 1000 of them reading nothing after entering; one burst
+    /// of 3800 items of ~1.2 KB (4.5 MB of events, the burst of issue 19), 50 a push, every
+    /// push in flight at once; reports the broker's RSS before, at its peak and after, every
+    /// reader's items in order, and the members that read nothing closed with 1013
+    /// (`burst.rs`).
+    W7,
 }
 
 #[derive(Debug, Clone, Parser)]
@@ -74,9 +80,24 @@ pub struct Options {
     /// events to arrive.
     #[arg(long, default_value_t = 1500)]
     pub drain_ms: u64,
-    /// Size of one delivered send_topic_msg event in bytes (the content is padded to it).
-    #[arg(long, default_value_t = 250)]
-    pub event_bytes: usize,
+    /// Size of one delivered send_topic_msg event in bytes (the content is padded to it;
+    /// default 250, W7: 1200).
+    #[arg(long)]
+    pub event_bytes: Option<usize>,
+    /// A burst run (W7): this many danmu items pushed at once, `--items-per-push` a push, into
+    /// one room (default 3800 with W7).
+    #[arg(long)]
+    pub burst_items: Option<usize>,
+    /// A burst run: members of the room that read nothing after entering (W7: 1000 of 2000).
+    #[arg(long)]
+    pub stalled: Option<usize>,
+    /// A burst run: the receive buffer (SO_RCVBUF) of the members that read nothing.
+    #[arg(long, default_value_t = 4096)]
+    pub stalled_recv_buffer: u32,
+    /// The broker's client.write_timeout_ms: a burst run checks that the members that read
+    /// nothing were closed within it.
+    #[arg(long, default_value_t = 10_000)]
+    pub write_timeout_ms: u64,
     /// New client connections per second during the connect phase.
     #[arg(long, default_value_t = 1000)]
     pub connect_rate: u64,
@@ -146,6 +167,20 @@ pub struct Plan {
     pub duration_s: f64,
     /// Short-lived clients per second (W5); 0 = none.
     pub churn_rate: u64,
+    pub event_bytes: usize,
+    /// A burst run (W7) instead of steps.
+    pub burst: Option<BurstPlan>,
+}
+
+/// What a burst run (W7) pushes and to whom; its clients are `Plan::clients` in one room.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BurstPlan {
+    /// Items pushed at once, in pushes of `Plan::items_per_push`.
+    pub items: usize,
+    /// Members that read nothing after entering (the rest read everything).
+    pub stalled: usize,
+    pub stalled_recv_buffer: u32,
+    pub write_timeout_ms: u64,
 }
 
 impl Options {
@@ -156,10 +191,24 @@ impl Options {
             Some(Workload::W3) => (10_000, 100, vec![10], 1, 4096, 150),
             Some(Workload::W4) => (0, 10, vec![0], 5, 64, 150),
             Some(Workload::W5) => (1000, 20, vec![100], 1, 4096, 150),
+            Some(Workload::W7) => (2000, 1, vec![0], 50, 4096, 150),
             None => (10, 1, vec![100], 1, 4096, 150),
         };
         let rooms = self.rooms.unwrap_or(r).max(1);
         let w5 = self.workload == Some(Workload::W5);
+        let w7 = self.workload == Some(Workload::W7);
+        let clients = self.clients.unwrap_or(c);
+        let burst = (w7 || self.burst_items.is_some()).then(|| BurstPlan {
+            items: self.burst_items.unwrap_or(3800).max(1),
+            stalled: self.stalled.unwrap_or(if w7 { 1000 } else { 0 }),
+            stalled_recv_buffer: self.stalled_recv_buffer,
+            write_timeout_ms: self.write_timeout_ms,
+        });
+        if let Some(b) = &burst {
+            if b.stalled > clients || rooms != 1 {
+                return Err("a burst run has one room and at most --clients members that read nothing".into());
+            }
+        }
         let rates = self.rate.clone().unwrap_or(rates);
         if rates.is_empty() {
             return Err("--rate needs at least one value".into());
@@ -195,7 +244,7 @@ impl Options {
             host_ports,
             ports,
             label,
-            clients: self.clients.unwrap_or(c),
+            clients,
             rooms,
             rates,
             items_per_push: self.items_per_push.unwrap_or(items).max(1),
@@ -203,6 +252,8 @@ impl Options {
             latency_bound_ms: self.reorder_window_ms + self.latency_slack_ms.unwrap_or(slack),
             duration_s: self.duration_s.unwrap_or(if w5 { 300.0 } else { 10.0 }),
             churn_rate: self.churn_rate.unwrap_or(if w5 { 200 } else { 0 }),
+            event_bytes: self.event_bytes.unwrap_or(if burst.is_some() { 1200 } else { 250 }),
+            burst,
         })
     }
 }
@@ -228,6 +279,21 @@ mod tests {
         assert_eq!(o.resolve().unwrap().rates, vec![1, 2]);
         let o = Options::parse_from(["danmu-bench", "--url", "ws://127.0.0.1:9000,ws://10.0.0.1:9001"]);
         assert!(o.resolve().is_err(), "every node must be local");
+    }
+
+    #[test]
+    fn w7_is_one_burst_into_one_room_half_of_which_reads_nothing() {
+        let p = Options::parse_from(["danmu-bench", "--workload", "w7"]).resolve().unwrap();
+        assert_eq!((p.clients, p.rooms, p.items_per_push, p.event_bytes), (2000, 1, 50, 1200));
+        let b = p.burst.unwrap();
+        assert_eq!((b.items, b.stalled, b.stalled_recv_buffer, b.write_timeout_ms), (3800, 1000, 4096, 10_000));
+        let o =
+            Options::parse_from(["danmu-bench", "--workload", "w7", "--clients", "10", "--write-timeout-ms", "2000"]);
+        assert!(o.resolve().is_err(), "more members that read nothing than members");
+        let o = Options::parse_from(["danmu-bench", "--burst-items", "100", "--clients", "4", "--stalled", "2"]);
+        let p = o.resolve().unwrap();
+        assert_eq!(p.burst.map(|b| (b.items, b.stalled)), Some((100, 2)));
+        assert!(Options::parse_from(["danmu-bench"]).resolve().unwrap().burst.is_none());
     }
 
     #[test]

@@ -50,6 +50,19 @@ pub fn rss_kb(pid: u32) -> Option<(u64, u64)> {
     Some((field("VmRSS:")?, field("VmHWM:")?))
 }
 
+/// Memory of every TCP socket buffer of the machine in KiB (`/proc/net/sockstat`, "TCP: ...
+/// mem" in pages): kernel memory, which no process's RSS shows.
+pub fn tcp_mem_kb() -> Option<u64> {
+    let stat = fs::read_to_string("/proc/net/sockstat").ok()?;
+    let tcp = stat.lines().find(|l| l.starts_with("TCP:"))?;
+    let mut fields = tcp.split_whitespace();
+    fields.find(|f| *f == "mem")?;
+    let pages: u64 = fields.next()?.parse().ok()?;
+    // SAFETY: sysconf only reads a constant of the running system.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    Some(pages * u64::try_from(page).unwrap_or(4096) / 1024)
+}
+
 pub fn load_avg_1m() -> f64 {
     fs::read_to_string("/proc/loadavg")
         .ok()
@@ -117,6 +130,7 @@ mod tests {
         assert!(cpu_seconds(pid).is_some());
         let (rss, hwm) = rss_kb(pid).expect("status");
         assert!(rss > 0 && hwm >= rss);
+        assert!(tcp_mem_kb().is_some());
     }
 
     #[test]

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use actors::protocol::bigo_client::{self, Answer};
 use tokio::io::AsyncWriteExt;
-use tokio::net::tcp::OwnedWriteHalf;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::Notify;
 use tokio::time::{sleep, timeout, Instant};
 
@@ -100,6 +100,49 @@ async fn run_pusher(
     ctl: &Control,
     stats: Arc<Mutex<Vec<PushStats>>>,
 ) -> std::io::Result<()> {
+    let LoggedIn { mut rd, mut wr, mut reader, mut mask, access_token } = log_in(id, cfg).await?;
+    let mut out = Vec::with_capacity(64 * 1024);
+    ctl.pushers_ready.fetch_add(1, Relaxed);
+
+    let shared = Rc::new(Shared {
+        inflight: RefCell::new(vec![InFlight::default(); RING]),
+        sent: Cell::new(0),
+        answered: Cell::new(0),
+        acked_wakeup: Notify::new(),
+        failed: Cell::new(false),
+        pongs: RefCell::new(Vec::new()),
+    });
+    let reader_handle = {
+        let shared = shared.clone();
+        let stats = stats.clone();
+        let ack = AckContext { items: cfg.items_per_push as u64, pushers: cfg.pushers as u64, id: id as u64 };
+        tokio::task::spawn_local(async move {
+            if let Err(e) = read_acks(&mut rd, &mut reader, &shared, &stats, ack).await {
+                eprintln!("danmu-bench: pusher {id}: ack reader: {e}");
+            }
+            shared.failed.set(true);
+            shared.acked_wakeup.notify_one();
+        })
+    };
+    let result = write_pushes(id, cfg, ctl, &stats, &shared, &mut wr, &mut mask, &access_token).await;
+    reader_handle.abort();
+    out.clear();
+    ws::encode_frame(&mut out, OP_CLOSE, &1000u16.to_be_bytes(), &mut mask);
+    let _ = timeout(Duration::from_secs(1), wr.write_all(&out)).await;
+    result
+}
+
+/// A pusher connection once `platformLogin` was accepted.
+pub(crate) struct LoggedIn {
+    pub rd: OwnedReadHalf,
+    pub wr: OwnedWriteHalf,
+    pub reader: FrameReader,
+    pub mask: u32,
+    pub access_token: String,
+}
+
+/// Connects pusher `id` to its node and logs in (section 1.2).
+pub(crate) async fn log_in(id: usize, cfg: &PushConfig) -> std::io::Result<LoggedIn> {
     let (stream, rest) = ws::connect(&cfg.host_ports[id % cfg.host_ports.len()], &cfg.bigo_path).await?;
     let (mut rd, mut wr) = stream.into_split();
     let mut reader = FrameReader::new(rest);
@@ -143,34 +186,7 @@ async fn run_pusher(
     })
     .await
     .map_err(|_| err("login timed out"))??;
-    ctl.pushers_ready.fetch_add(1, Relaxed);
-
-    let shared = Rc::new(Shared {
-        inflight: RefCell::new(vec![InFlight::default(); RING]),
-        sent: Cell::new(0),
-        answered: Cell::new(0),
-        acked_wakeup: Notify::new(),
-        failed: Cell::new(false),
-        pongs: RefCell::new(Vec::new()),
-    });
-    let reader_handle = {
-        let shared = shared.clone();
-        let stats = stats.clone();
-        let ack = AckContext { items: cfg.items_per_push as u64, pushers: cfg.pushers as u64, id: id as u64 };
-        tokio::task::spawn_local(async move {
-            if let Err(e) = read_acks(&mut rd, &mut reader, &shared, &stats, ack).await {
-                eprintln!("danmu-bench: pusher {id}: ack reader: {e}");
-            }
-            shared.failed.set(true);
-            shared.acked_wakeup.notify_one();
-        })
-    };
-    let result = write_pushes(id, cfg, ctl, &stats, &shared, &mut wr, &mut mask, &access_token).await;
-    reader_handle.abort();
-    out.clear();
-    ws::encode_frame(&mut out, OP_CLOSE, &1000u16.to_be_bytes(), &mut mask);
-    let _ = timeout(Duration::from_secs(1), wr.write_all(&out)).await;
-    result
+    Ok(LoggedIn { rd, wr, reader, mask, access_token })
 }
 
 #[derive(Clone, Copy)]
@@ -182,7 +198,7 @@ struct AckContext {
 
 /// Reads `dataReceptionResp` frames and accounts each against its push.
 async fn read_acks(
-    rd: &mut tokio::net::tcp::OwnedReadHalf,
+    rd: &mut OwnedReadHalf,
     reader: &mut FrameReader,
     shared: &Shared,
     stats: &Mutex<Vec<PushStats>>,
@@ -238,7 +254,7 @@ async fn read_acks(
 /// `seqid` (this generator's are numbers) and `rescode` of a `dataReceptionResp`. Full JSON
 /// parsing through the shared client module costs ~0.4 us per ack (a byte scan ~0.07 us):
 /// under 2 % of a core at W4's ~40,000 acks/s.
-fn data_answer(payload: &[u8]) -> Option<(u64, i64)> {
+pub(crate) fn data_answer(payload: &[u8]) -> Option<(u64, i64)> {
     match bigo_client::parse_answer(std::str::from_utf8(payload).ok()?) {
         Ok(Answer::Data(answer)) => Some((answer.seqid.parse().ok()?, answer.rescode)),
         _ => None,
@@ -360,18 +376,27 @@ fn push_one(
 fn push_data(cfg: &PushConfig, seqid: u64, room: usize, now: i64) -> String {
     let mut items = String::with_capacity(cfg.items_per_push * (cfg.content.len() + 160));
     for k in 0..cfg.items_per_push {
-        if k > 0 {
-            items.push(',');
-        }
-        let data_seq = seqid * cfg.items_per_push as u64 + k as u64;
-        items.push_str(&format!(
-            r#"{{"type":"msg","user":"bench-viewer","nick_name":"Viewer","user_img":"{IMG}","ts":"{now}","data_seq":"{data_seq}","content":"{}"}}"#,
-            cfg.content
-        ));
+        push_item(&mut items, seqid * cfg.items_per_push as u64 + k as u64, now, &cfg.content);
     }
+    data_text(seqid, &cfg.rooms[room], now, &items)
+}
+
+/// Appends one `msg` item (comma-separated after the first) to `items`.
+pub(crate) fn push_item(items: &mut String, data_seq: u64, now: i64, content: &str) {
+    use std::fmt::Write as _;
+    if !items.is_empty() {
+        items.push(',');
+    }
+    let _ = write!(
+        items,
+        r#"{{"type":"msg","user":"bench-viewer","nick_name":"Viewer","user_img":"{IMG}","ts":"{now}","data_seq":"{data_seq}","content":"{content}"}}"#
+    );
+}
+
+/// The `data` text of one push of `items` (from [`push_item`]) to `game_sess`.
+pub(crate) fn data_text(seqid: u64, game_sess: &str, now: i64, items: &str) -> String {
     format!(
-        r#"{{"seqid":"{seqid}","timestamp":{now},"game_id":"10000","game_sess":"{}","status":2,"danmu_data":[{{"openid":"anchor-1","datas":[{items}]}}]}}"#,
-        cfg.rooms[room]
+        r#"{{"seqid":"{seqid}","timestamp":{now},"game_id":"10000","game_sess":"{game_sess}","status":2,"danmu_data":[{{"openid":"anchor-1","datas":[{items}]}}]}}"#
     )
 }
 

@@ -13,6 +13,8 @@ use memchr::memmem;
 /// One room event found in a frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EventRef<'a> {
+    /// The whole event (in a `batch=1` array, up to the next event's start).
+    pub raw: &'a [u8],
     pub action: &'a [u8],
     pub seq: Option<u64>,
     pub ts: Option<i64>,
@@ -58,6 +60,7 @@ fn event_ref(event: &[u8]) -> EventRef<'_> {
     let ts_at = rfind_near_end(event, b"\"ts\":");
     let before_ts = ts_at.map_or(event, |at| &event[..at]);
     EventRef {
+        raw: event,
         action: &event[name_start..name_start + name_len],
         seq: rfind_near_end(before_ts, b"\"seq\":")
             .and_then(|at| parse_int(&before_ts[at + 6..]))
@@ -71,6 +74,13 @@ fn event_ref(event: &[u8]) -> EventRef<'_> {
 fn rfind_near_end(hay: &[u8], key: &[u8]) -> Option<usize> {
     let last = hay.len().checked_sub(key.len())?;
     (0..=last).rev().find(|&i| hay[i] == key[0] && &hay[i..i + key.len()] == key)
+}
+
+/// The integer after the first occurrence of `key` in `hay` (W7 reads an item's number from
+/// its content this way, without parsing the event).
+pub fn first_number(hay: &[u8], key: &[u8]) -> Option<i64> {
+    let at = memmem::find(hay, key)?;
+    parse_int(&hay[at + key.len()..])
 }
 
 /// A decimal integer at the start of `b`, optionally quoted or negative.
@@ -101,7 +111,10 @@ mod tests {
         let frame = br#"{"action":"send_topic_msg","user_id":"v","content":"say \"seq\":9","channel_name":"c","seq":42,"ts":1700000000123}"#;
         let mut seen = Vec::new();
         EventScanner::default().for_each(frame, |e| seen.push(e));
-        assert_eq!(seen, vec![EventRef { action: b"send_topic_msg", seq: Some(42), ts: Some(1_700_000_000_123) }]);
+        assert_eq!(
+            seen,
+            vec![EventRef { raw: frame, action: b"send_topic_msg", seq: Some(42), ts: Some(1_700_000_000_123) }]
+        );
     }
 
     #[test]

@@ -10,7 +10,7 @@
 use std::io;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 
 pub const OP_CONT: u8 = 0x0;
 pub const OP_TEXT: u8 = 0x1;
@@ -22,7 +22,29 @@ pub const OP_PONG: u8 = 0xA;
 /// Opens `GET path_and_query` on `addr` and performs the upgrade. Answers the stream and any
 /// bytes that followed the response headers (the start of the first frame).
 pub async fn connect(addr: &str, path_and_query: &str) -> io::Result<(TcpStream, Vec<u8>)> {
-    let mut stream = TcpStream::connect(addr).await?;
+    connect_with(addr, path_and_query, None).await
+}
+
+/// [`connect`] with the socket's receive buffer (`SO_RCVBUF`) set before connecting, when
+/// given: a small one makes a client that stops reading stall the broker's writes at once
+/// (W7's members that read nothing), instead of after the megabytes a loopback socket takes.
+pub async fn connect_with(
+    addr: &str,
+    path_and_query: &str,
+    recv_buffer: Option<u32>,
+) -> io::Result<(TcpStream, Vec<u8>)> {
+    let mut stream = match recv_buffer {
+        None => TcpStream::connect(addr).await?,
+        Some(size) => {
+            let to = tokio::net::lookup_host(addr)
+                .await?
+                .next()
+                .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("{addr}: no address")))?;
+            let socket = if to.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+            socket.set_recv_buffer_size(size)?;
+            socket.connect(to).await?
+        }
+    };
     stream.set_nodelay(true)?;
     let request = format!(
         "GET {path_and_query} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\

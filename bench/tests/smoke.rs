@@ -14,6 +14,10 @@ const REORDER_WINDOW_MS: u64 = 50;
 
 /// Starts a broker on 127.0.0.1:0 in a background thread; answers its address.
 fn start_broker() -> SocketAddr {
+    start_broker_with(|_| {})
+}
+
+fn start_broker_with(adjust: impl FnOnce(&mut danmu_broker::config::Config)) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
     let addr = listener.local_addr().expect("local addr");
     let mut config = danmu_broker::config::Config::default();
@@ -22,6 +26,7 @@ fn start_broker() -> SocketAddr {
     config.bigo.accounts = vec![actors::config::BigoAccount { account: "bigoUser1".into(), password: PASSWORD.into() }];
     config.auth.jwt_secret = SECRET.into();
     config.room.reorder_window_ms = REORDER_WINDOW_MS;
+    adjust(&mut config);
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         actix_rt::System::new().block_on(async move {
@@ -97,4 +102,23 @@ fn closed_loop_ingest_gets_every_push_acknowledged() {
     let step = &outcome.steps[0];
     assert!(step.pushes_per_s > 0.0, "{step:?}");
     assert_eq!(step.refused, 0, "{step:?}");
+}
+
+#[test]
+fn a_burst_reaches_every_reader_in_order_and_closes_the_members_that_read_nothing() {
+    let addr = start_broker_with(|c| c.client.write_timeout_ms = 500);
+    // 3.3 MB: more than a stalled loopback socket's kernel buffers take (about 1.3 MB).
+    let args = ["--burst-items", "3000", "--clients", "6", "--stalled", "2", "--items-per-push", "50"];
+    let mut opts = options(addr, &args);
+    opts.write_timeout_ms = 500;
+    let outcome = danmu_bench::run(&opts).expect("bench runs");
+    let r = outcome.burst.expect("a burst report");
+    assert!(outcome.steps.is_empty());
+    assert_eq!((r.readers, r.stalled, r.pushes, r.acked, r.refused), (4, 2, 60, 60, 0), "{r:?}");
+    assert_eq!((r.readers_complete, r.readers_cut, r.lost, r.misordered), (4, 0, 0, 0), "{r:?}");
+    assert!(r.burst_bytes_measured && r.burst_bytes > 3_000_000, "{r:?}");
+    assert_eq!(r.slow_closed, 2, "{r:?}");
+    assert!(r.slow_closed_ms > 0.0 && r.stalled_gone_ms > 0.0, "{r:?}");
+    assert_eq!(r.stalled_saw_1013 + r.stalled_saw_end, 2, "{r:?}");
+    assert!(r.rss_before_kb > 0 && r.rss_peak_kb >= r.rss_before_kb, "{r:?}");
 }
