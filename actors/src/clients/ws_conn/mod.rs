@@ -28,27 +28,29 @@
 //!   closed by its session with [`WsConn::close_abandoning`]: what waits unsent is dropped and
 //!   the close frame (1013) goes out as soon as the socket takes it.
 //!
-//! The [`Driver`] is the one actor future that moves bytes; the actor implements [`Driven`]
-//! to receive frames and refill the queue.
+//! The [`Driver`] (`driver.rs`) is the one actor future that moves bytes; the actor
+//! implements [`Driven`] to receive frames and refill the queue. Bytes become frames in
+//! `inbound.rs` (codec, continuation frames, permessage-deflate); this file holds the
+//! connection's state and its output queue.
 
-use std::cell::RefCell;
+mod driver;
+mod inbound;
+
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
 use std::pin::Pin;
 use std::task::{Context as TaskContext, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use actix::fut::ActorFuture;
-use actix::{Actor, ActorContext, AsyncContext, Context};
-use actix_http::ws::{self, CloseReason, Codec, Message, OpCode, Parser, ProtocolError};
+use actix_http::ws::{CloseReason, OpCode, Parser};
 use bytes::{Buf, Bytes, BytesMut};
-use bytestring::ByteString;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio_util::codec::Decoder;
 use tokio_util::io::poll_read_buf;
 
-use crate::protocol::deflate::{self, Agreed, InflateError};
-use crate::ws_frames::{Frame, FrameError, Reassembler};
+pub use self::driver::{Driven, Driver, WhileReading};
+pub use self::inbound::Incoming;
+use self::inbound::{ends_input, held_size, Inbound};
+use crate::protocol::deflate::Agreed;
 
 /// A stream a client connection runs on: plain TCP or TLS.
 pub trait ClientIo: AsyncRead + AsyncWrite + Unpin + 'static {}
@@ -91,22 +93,6 @@ const SLICES: usize = 64;
 /// Bytes of frames held while the actor waits, beyond which reading pauses until it is done.
 pub const HOLD_MAX: usize = 64 << 10;
 
-thread_local! {
-    static SCRATCH: RefCell<BytesMut> = RefCell::new(BytesMut::new());
-}
-
-/// Input as the session sees it: a complete frame, or why the connection must close.
-#[derive(Debug)]
-pub enum Incoming {
-    Frame(Frame),
-    /// Over `client.max_frame_bytes` (joined continuation frames too): error 1008, close 1009.
-    TooBig,
-    /// Binary data: close 1003.
-    Binary,
-    /// Not WebSocket (bad opcode, unmasked, bad UTF-8 text...): close 1002.
-    Protocol(String),
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     Open,
@@ -118,13 +104,8 @@ enum State {
 
 pub struct WsConn {
     io: Box<dyn ClientIo>,
-    codec: Codec,
-    /// permessage-deflate, when the client accepted it (PROTOCOL.md 2.8).
-    deflate: Option<Agreed>,
-    /// The frame at the front of the input had RSV1 set (compressed), cleared for the codec.
-    compressed_next: bool,
-    max_frame_bytes: usize,
-    frames: Reassembler,
+    /// Bytes into frames: the codec, continuation frames, permessage-deflate.
+    inbound: Inbound,
     /// A partial frame, or bytes read but not decoded yet; `None` when idle.
     inbox: Option<BytesMut>,
     /// Frames read while the actor waited for an answer, each with when it arrived, for the
@@ -142,7 +123,6 @@ pub struct WsConn {
     needs_flush: bool,
     /// Last time bytes left, or the queue went from empty to not.
     last_write_progress: Instant,
-    last_input: Instant,
     state: State,
     closed_at: Option<Instant>,
     /// The actor's task, woken when a frame is queued from outside the driver.
@@ -158,11 +138,7 @@ impl WsConn {
         let now = Instant::now();
         let mut conn = Self {
             io,
-            codec: Codec::new().max_size(max_frame_bytes),
-            deflate,
-            compressed_next: false,
-            max_frame_bytes,
-            frames: Reassembler::new(max_frame_bytes),
+            inbound: Inbound::new(max_frame_bytes, deflate),
             inbox: (!read_ahead.is_empty()).then(|| BytesMut::from(&read_ahead[..])),
             held: VecDeque::new(),
             held_bytes: 0,
@@ -172,7 +148,6 @@ impl WsConn {
             front_started: false,
             needs_flush: false,
             last_write_progress: now,
-            last_input: now,
             state: State::Open,
             closed_at: None,
             waker: None,
@@ -186,7 +161,7 @@ impl WsConn {
 
     /// Whether the client accepted permessage-deflate.
     pub fn deflates(&self) -> bool {
-        self.deflate.is_some()
+        self.inbound.deflates()
     }
 
     /// Still reading frames and taking new ones to send.
@@ -201,7 +176,7 @@ impl WsConn {
 
     /// When the client last sent a frame (any frame counts as life).
     pub fn last_input(&self) -> Instant {
-        self.last_input
+        self.inbound.last_input
     }
 
     /// How long frames have waited without a byte leaving; zero when nothing waits.
@@ -324,28 +299,9 @@ impl WsConn {
         }
     }
 
-    /// Decodes the next complete frame from `buf` (joining continuation frames); `None` when
-    /// none is complete yet. Every frame decoded, a part of a joined one too, counts as life.
+    /// The next complete frame in `buf`, if one is (see [`Inbound::decode`]).
     fn decode(&mut self, buf: &mut BytesMut) -> Option<Incoming> {
-        loop {
-            self.note_compressed(buf);
-            let frame = match self.codec.decode(buf) {
-                Ok(None) => return None,
-                Ok(Some(frame)) => frame,
-                Err(ProtocolError::Overflow) => return Some(Incoming::TooBig),
-                Err(e) => return Some(Incoming::Protocol(e.to_string())),
-            };
-            self.last_input = Instant::now();
-            let compressed = std::mem::take(&mut self.compressed_next);
-            match inflated(frame, compressed, self.max_frame_bytes)
-                .and_then(message_of)
-                .and_then(|msg| self.frames.push(msg).map_err(incoming_of))
-            {
-                Ok(Some(frame)) => return Some(Incoming::Frame(frame)),
-                Ok(None) => {}
-                Err(refused) => return Some(refused),
-            }
-        }
+        self.inbound.decode(buf)
     }
 
     fn push(&mut self, frame: Bytes) {
@@ -412,281 +368,12 @@ pub fn encode(payload: &[u8], op: OpCode) -> Bytes {
     out.freeze()
 }
 
-/// An actor whose connection a [`Driver`] moves.
-pub trait Driven: Actor<Context = Context<Self>> {
-    fn conn(&mut self) -> &mut WsConn;
-    /// A complete frame arrived (at `arrived`: earlier than now when it was held while the
-    /// actor waited), or input that ends the connection.
-    fn on_incoming(&mut self, incoming: Incoming, arrived: Instant, ctx: &mut Context<Self>);
-    /// The queue has room ([`WsConn::wants_more`]): queue more if there is any, registering
-    /// `cx` to be woken when there will be; answer whether something was queued.
-    fn refill(&mut self, cx: &mut TaskContext<'_>, ctx: &mut Context<Self>) -> bool;
-    /// The socket ended or failed (not after our own close).
-    fn on_lost(&mut self, why: &'static str, ctx: &mut Context<Self>);
-}
-
-/// The actor future that reads, refills and writes; spawn one per connection.
-pub struct Driver;
-
-/// An answer the actor waits for (`ctx.wait(WhileReading::new(..))`), while its connection
-/// goes on reading: frames that arrive meanwhile count as life at once and are held for the
-/// actor, in order, until the answer is handled; what was queued to send before still leaves.
-/// (actix polls no other future of an actor that waits, the [`Driver`] included.)
-pub struct WhileReading<F>(Pin<Box<F>>);
-
-impl<F> WhileReading<F> {
-    pub fn new(answer: F) -> Self {
-        Self(Box::pin(answer))
-    }
-}
-
-impl<A: Driven, F: ActorFuture<A>> ActorFuture<A> for WhileReading<F> {
-    type Output = F::Output;
-
-    fn poll(mut self: Pin<&mut Self>, act: &mut A, ctx: &mut Context<A>, cx: &mut TaskContext<'_>) -> Poll<F::Output> {
-        if let Poll::Ready(answer) = self.0.as_mut().poll(act, ctx, cx) {
-            return Poll::Ready(answer);
-        }
-        let conn = act.conn();
-        conn.hold_input(cx);
-        // A write that fails is met again by the driver, once the answer is handled.
-        let _ = conn.poll_output(cx);
-        Poll::Pending
-    }
-}
-
-impl<A: Driven> ActorFuture<A> for Driver {
-    type Output = ();
-
-    fn poll(self: Pin<&mut Self>, act: &mut A, ctx: &mut Context<A>, cx: &mut TaskContext<'_>) -> Poll<()> {
-        if act.conn().waker.is_none() {
-            act.conn().waker = Some(cx.waker().clone());
-        }
-        act.conn().driving = true;
-        let done = drive(act, ctx, cx);
-        act.conn().driving = false;
-        done
-    }
-}
-
-/// One wake-up of the driver: read, refill, write until nothing moves.
-fn drive<A: Driven>(act: &mut A, ctx: &mut Context<A>, cx: &mut TaskContext<'_>) -> Poll<()> {
-    loop {
-        let mut progress = false;
-        match act.conn().state {
-            State::Dropped => {
-                ctx.stop();
-                return Poll::Ready(());
-            }
-            State::Open => match read_frames(act, ctx, cx) {
-                Ok(read) => progress |= read,
-                Err(why) => {
-                    act.on_lost(why, ctx);
-                    ctx.stop();
-                    return Poll::Ready(());
-                }
-            },
-            State::Closing => {}
-        }
-        // Not while the actor awaits an answer (a room's): the answer goes out before the
-        // room events that follow it, as the client expects.
-        if !ctx.waiting() && act.conn().wants_more() && act.refill(cx, ctx) {
-            progress = true;
-        }
-        match act.conn().poll_output(cx) {
-            Ok(wrote) => progress |= wrote,
-            Err(_) => {
-                if act.conn().is_open() {
-                    act.on_lost("write failed", ctx);
-                }
-                ctx.stop();
-                return Poll::Ready(());
-            }
-        }
-        let conn = act.conn();
-        if conn.state == State::Closing && conn.queue.is_empty() && !conn.needs_flush {
-            match Pin::new(&mut conn.io).poll_shutdown(cx) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(Ok(())) => {
-                    // The session ends now (its room is left, its log line written); the
-                    // socket lingers on its own for what the client still sends.
-                    let io = std::mem::replace(&mut conn.io, Box::new(tokio::io::empty()));
-                    actix::spawn(linger(io));
-                    ctx.stop();
-                    return Poll::Ready(());
-                }
-                Poll::Ready(Err(_)) => {
-                    ctx.stop();
-                    return Poll::Ready(());
-                }
-            }
-        }
-        if !progress {
-            return Poll::Pending;
-        }
-    }
-}
-
-/// Reads and hands over frames until the socket would block, the actor waits for an answer
-/// (a room's), or the connection closes; answers whether anything was read.
-fn read_frames<A: Driven>(act: &mut A, ctx: &mut Context<A>, cx: &mut TaskContext<'_>) -> Result<bool, &'static str> {
-    let mut progress = false;
-    // Frames held while the actor waited, in the order they came, before anything newer.
-    while !ctx.waiting() && act.conn().is_open() {
-        let Some((incoming, arrived)) = act.conn().take_held() else { break };
-        act.on_incoming(incoming, arrived, ctx);
-        progress = true;
-    }
-    if !act.conn().held.is_empty() {
-        return Ok(progress);
-    }
-    if let Some(why) = act.conn().lost.take() {
-        return Err(why);
-    }
-    // Bytes an earlier read left: a partial frame, or frames the actor did not take yet.
-    if let Some(mut inbox) = act.conn().inbox.take() {
-        progress |= deliver(act, ctx, &mut inbox);
-        if !inbox.is_empty() {
-            act.conn().inbox = Some(inbox);
-        }
-    }
-    for _ in 0..READS_PER_POLL {
-        if ctx.waiting() || !act.conn().is_open() {
-            return Ok(progress);
-        }
-        let read = SCRATCH.with(|cell| {
-            let mut scratch = cell.borrow_mut();
-            scratch.clear();
-            scratch.reserve(SCRATCH_LEN);
-            match poll_read_buf(Pin::new(&mut act.conn().io), cx, &mut *scratch) {
-                Poll::Pending => return Ok(false),
-                Poll::Ready(Err(_)) => return Err("read failed"),
-                Poll::Ready(Ok(0)) => return Err("connection lost"),
-                Poll::Ready(Ok(_)) => {}
-            }
-            match act.conn().inbox.take() {
-                // A partial frame waits: this read continues it.
-                Some(mut inbox) => {
-                    inbox.extend_from_slice(&scratch);
-                    scratch.clear();
-                    deliver(act, ctx, &mut inbox);
-                    if !inbox.is_empty() {
-                        act.conn().inbox = Some(inbox);
-                    }
-                }
-                None => {
-                    deliver(act, ctx, &mut scratch);
-                    if !scratch.is_empty() {
-                        act.conn().inbox = Some(BytesMut::from(&scratch[..]));
-                        scratch.clear();
-                    }
-                }
-            }
-            Ok(true)
-        })?;
-        if !read {
-            return Ok(progress);
-        }
-        progress = true;
-    }
-    // A client with more to say: let the thread's other connections run first.
-    cx.waker().wake_by_ref();
-    Ok(progress)
-}
-
-/// Decodes complete frames from `buf` and hands them to the actor, stopping when it waits or
-/// closes; answers whether a frame was handed over.
-fn deliver<A: Driven>(act: &mut A, ctx: &mut Context<A>, buf: &mut BytesMut) -> bool {
-    let mut any = false;
-    while !ctx.waiting() && act.conn().is_open() {
-        let Some(incoming) = act.conn().decode(buf) else { break };
-        any = true;
-        act.on_incoming(incoming, Instant::now(), ctx);
-    }
-    any
-}
-
-impl WsConn {
-    /// With permessage-deflate, a frame whose RSV1 bit is set is compressed: the bit is
-    /// cleared for actix-http's codec (which refuses any RSV bit) and remembered here.
-    fn note_compressed(&mut self, buf: &mut BytesMut) {
-        if self.deflate.is_some() && !self.compressed_next && buf.first().is_some_and(|b| b & 0x40 != 0) {
-            buf[0] &= !0x40;
-            self.compressed_next = true;
-        }
-    }
-}
-
-/// A compressed frame's payload inflated, under the frame limit (a bomb is refused as too
-/// large without inflating the rest). A compressed message must come in one frame.
-fn inflated(frame: ws::Frame, compressed: bool, max: usize) -> Result<ws::Frame, Incoming> {
-    if !compressed {
-        return Ok(frame);
-    }
-    match frame {
-        ws::Frame::Text(payload) => match deflate::inflate(&payload, max) {
-            Ok(text) => Ok(ws::Frame::Text(Bytes::from(text))),
-            Err(InflateError::TooBig) => Err(Incoming::TooBig),
-            Err(InflateError::Corrupt) => Err(Incoming::Protocol("not a deflate stream".into())),
-        },
-        ws::Frame::Binary(_) => Err(Incoming::Binary),
-        _ => Err(Incoming::Protocol("a compressed message must come in one frame".into())),
-    }
-}
-
-/// After this, nothing more is read: the session closes the connection on it.
-fn ends_input(incoming: &Incoming) -> bool {
-    !matches!(incoming, Incoming::Frame(Frame::Text(_) | Frame::Ping(_)))
-}
-
-/// What a held frame counts against [`HOLD_MAX`].
-fn held_size(incoming: &Incoming) -> usize {
-    match incoming {
-        Incoming::Frame(Frame::Text(text)) => text.len(),
-        Incoming::Frame(Frame::Ping(payload)) => payload.len(),
-        _ => 0,
-    }
-}
-
-/// A decoded frame as the reassembler takes it; text must be UTF-8.
-fn message_of(frame: ws::Frame) -> Result<Message, Incoming> {
-    Ok(match frame {
-        ws::Frame::Text(bytes) => {
-            Message::Text(ByteString::try_from(bytes).map_err(|e| Incoming::Protocol(e.to_string()))?)
-        }
-        ws::Frame::Binary(bytes) => Message::Binary(bytes),
-        ws::Frame::Continuation(item) => Message::Continuation(item),
-        ws::Frame::Ping(payload) => Message::Ping(payload),
-        ws::Frame::Pong(payload) => Message::Pong(payload),
-        ws::Frame::Close(reason) => Message::Close(reason),
-    })
-}
-
-fn incoming_of(e: FrameError) -> Incoming {
-    match e {
-        FrameError::TooBig => Incoming::TooBig,
-        FrameError::Binary => Incoming::Binary,
-    }
-}
-
-/// After our close frame and shutdown: reads and drops what the client still sends (its close
-/// frame answering ours, frames in flight) until its side ends or [`LINGER`] passes, so that
-/// closing a socket with unread bytes does not reset the connection and lose our close frame.
-async fn linger(mut io: Box<dyn ClientIo>) {
-    let drain = std::future::poll_fn(|cx| loop {
-        let mut buf = BytesMut::with_capacity(1024);
-        match poll_read_buf(Pin::new(&mut io), cx, &mut buf) {
-            Poll::Pending => return Poll::Pending,
-            Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => return Poll::Ready(()),
-            Poll::Ready(Ok(_)) => {}
-        }
-    });
-    let _ = tokio::time::timeout(LINGER, drain).await;
-}
-
 #[cfg(test)]
 mod tests {
+    use actix_http::ws;
+
     use super::*;
+    use crate::ws_frames::Frame;
 
     fn conn() -> WsConn {
         let (ours, _theirs) = tokio::io::duplex(64);
