@@ -18,14 +18,14 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use actix::{Actor, ActorFutureExt, AsyncContext, Context, Handler, Message, WrapFuture};
+use actix::{Actor, ActorFutureExt, AsyncContext, Context, Handler, WrapFuture};
 use futures_util::StreamExt;
 use log::{debug, info, warn};
 use serde::Deserialize;
 
 use crate::config::LiveConfig;
 use crate::live::zombies::{PollAnswer, ZombieWatch};
-use crate::live::LiveRooms;
+use crate::live::{ForbidPush, LiveRooms};
 
 /// Each cloud call gives up after this long.
 const CALL_TIMEOUT: Duration = Duration::from_secs(5);
@@ -110,13 +110,6 @@ impl CloudClient {
         }
         self.get(&url_with(&self.forbid_api, &format!("stream_id={stream_id}&status=0"))).await.map(|_| ())
     }
-}
-
-/// Cut the push of a banned room's stream.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct ForbidPush {
-    pub stream_id: String,
 }
 
 pub struct CloudAgent {

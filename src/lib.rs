@@ -205,7 +205,12 @@ pub fn start_on(config: Config, listener: TcpListener) -> std::io::Result<Broker
         .recipient(),
         None => registry.clone().recipient(),
     };
-    let live = live::start(&config.live, store, registry.clone(), links, hooks);
+    // The cloud agent needs the service (to close zombies) and the service the agent (to cut a
+    // banned room's push): the agent's context first, so that each can hold the other's handle.
+    // Started here, inside the actix system, on the thread the agent will live on.
+    let cloud = actix::Context::<cloud::CloudAgent>::new();
+    let live = live::start(&config.live, store, registry.clone(), links, hooks, cloud.address().recipient());
+    cloud.run(cloud::CloudAgent::new(&config.live, live.clone()));
     let public_url = http::public_url::PublicUrl::new(&config.server.public_url, local_addr, tls.is_some());
     let report = startup::report(&config, local_addr, internal_addr, &public_url);
     let presence = redis.zip(presence_context).map(|(conn, context)| {

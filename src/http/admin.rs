@@ -8,8 +8,8 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use super::error::ErrorBody;
-use super::openapi;
 use super::rooms::{codes, json_body, room_answer, room_id, RoomView, Success};
+use super::schemas;
 use super::{ApiError, AppState};
 use crate::live::status::Move;
 use crate::live::{By, RoomNotice};
@@ -64,14 +64,14 @@ pub struct NoticeBody {
     /// When the notice stops showing (Unix time, as the app reads it): not negative, a string
     /// of digits or a number.
     #[serde(default, deserialize_with = "unix_time")]
-    #[schema(schema_with = openapi::unix_time)]
+    #[schema(schema_with = schemas::unix_time)]
     expire_time: Option<i64>,
     #[serde(default)]
     #[schema(max_length = 1000)]
     client_url: String,
 }
 
-/// `expire_time` as the document describes it ([`openapi::unix_time`]): a string of 1 to 18
+/// `expire_time` as the document describes it ([`schemas::unix_time`]): a string of 1 to 18
 /// digits, or a JSON number not below 0 (a fraction is cut). Anything else is refused (1001),
 /// so that the document is exact both ways.
 fn unix_time<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {

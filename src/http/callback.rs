@@ -19,8 +19,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use super::openapi;
 use super::rooms::codes;
+use super::schemas;
 use super::AppState;
 use crate::live::{now_s, StreamEventOutcome};
 
@@ -30,7 +30,7 @@ use crate::live::{now_s, StreamEventOutcome};
 pub struct StreamEvent {
     /// The callback's expiry, Unix seconds (string or number).
     #[serde(default)]
-    #[schema(required = true, schema_with = openapi::text_or_number)]
+    #[schema(required = true, schema_with = schemas::text_or_number)]
     t: Value,
     /// `md5(callback_key + t)`
     #[serde(default)]
@@ -38,11 +38,11 @@ pub struct StreamEvent {
     sign: String,
     /// 1 push began, 0 push ended (string or number).
     #[serde(default)]
-    #[schema(required = true, schema_with = openapi::string_or_number)]
+    #[schema(required = true, schema_with = schemas::string_or_number)]
     event_type: Value,
     /// `{bizid}_{room_id}`
     #[serde(default, deserialize_with = "lenient::string")]
-    #[schema(schema_with = openapi::string_or_number)]
+    #[schema(schema_with = schemas::string_or_number)]
     stream_id: String,
 }
 

@@ -3,8 +3,9 @@
 //! - [`clients`]: `GET /iapi/websocket/end_point`, the client WebSocket upgrade,
 //!   `GET /iapi/user/info` (PROTOCOL.md 2.1, 2.2, 2.5).
 //! - [`bigo`]: the BIGO WebSocket upgrade (PROTOCOL.md 1).
-//! - [`ops`]: `/healthz` and `/metrics` (PROTOCOL.md 4); [`index`]: `GET /`;
-//!   [`openapi`]: `GET /iapi/openapi.json`, the OpenAPI document of all of these.
+//! - [`ops`]: `/healthz`, `/livez`, `/readyz` and `/metrics` (PROTOCOL.md 4).
+//! - [`openapi`]: `GET /iapi/openapi.json`, the OpenAPI document of all of these, and `GET /`
+//!   read from it; [`schemas`]: the schemas of leniently read fields the handlers share.
 //! - [`demo`]: the `/demo` page and `/demo/token` (PROTOCOL.md 6), when enabled.
 //! - [`rooms`], [`admin`], [`callback`]: the live-room list, its operator calls and the
 //!   cloud's stream callback (PROTOCOL.md 3).
@@ -19,11 +20,11 @@ pub mod callback;
 pub mod clients;
 pub mod demo;
 pub mod error;
-pub mod index;
 pub mod openapi;
 pub mod ops;
 pub mod public_url;
 pub mod rooms;
+pub mod schemas;
 
 pub use error::ApiError;
 
@@ -84,7 +85,7 @@ pub fn routes(state: &AppState) -> impl FnOnce(&mut web::ServiceConfig) + Clone 
     let operators_apart = state.config.server.internal.is_some();
     move |cfg: &mut web::ServiceConfig| {
         extractor_errors(cfg);
-        cfg.service(web::resource("/").route(web::get().to(index::root)))
+        cfg.service(web::resource("/").route(web::get().to(openapi::root)))
             .service(web::resource(bigo_path).route(web::get().to(bigo::upgrade)))
             .service(web::resource("/iapi/websocket/end_point").route(web::get().to(clients::end_point)))
             .service(web::resource(client_path).route(web::get().to(clients::upgrade)))

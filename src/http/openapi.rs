@@ -5,17 +5,19 @@
 //! `#[utoipa::path]` naming its method, path, parameters and answers, so the document changes
 //! with the code. [`ApiDoc`] lists the handlers; [`document`] adapts it to one broker's
 //! config (the two WebSocket paths are settings; `/demo/token` exists only with the demo on).
+//! `GET /` ([`root`]) is read from it too: with the demo on a redirect to the demo page,
+//! otherwise a short text page naming every endpoint, so that it cannot fall behind the routes
+//! (with `server.internal` set, only the public listener's).
 //! `tests/openapi.rs` checks that every route of `routes` in `mod.rs` is in it, and
 //! `.ci/openapi` validates it with an OpenAPI validator.
 
 use crate::config::Config;
-use crate::live::MAX_GAME_CHARS;
+use actix_web::http::header;
 use actix_web::{web, HttpResponse};
-use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Schema, Type};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{admin, bigo, callback, clients, demo, index, ops, rooms, AppState};
+use super::{admin, bigo, callback, clients, demo, ops, rooms, AppState};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -25,7 +27,7 @@ use super::{admin, bigo, callback, clients, demo, index, ops, rooms, AppState};
                        The wire contract is PROTOCOL.md; WebSocket frames are not described here."
     ),
     paths(
-        index::root,
+        root,
         clients::end_point,
         clients::upgrade,
         clients::user_info,
@@ -75,44 +77,6 @@ impl Modify for SecuritySchemes {
     }
 }
 
-/// The schema of a field read leniently (`actors::protocol::lenient`): a string or a number.
-pub fn string_or_number() -> Schema {
-    string_of(None, None)
-}
-
-/// A string-or-number field whose text must not be empty (a number always has some).
-pub fn text_or_number() -> Schema {
-    string_of(Some(1), None)
-}
-
-/// `game_sess` of `/game`: not empty, at most `MAX_GAME_CHARS` characters, or a number.
-pub fn game_sess() -> Schema {
-    string_of(Some(1), Some(MAX_GAME_CHARS))
-}
-
-/// `game_id` of `/game`: at most `MAX_GAME_CHARS` characters, or a number.
-pub fn game_id() -> Schema {
-    string_of(None, Some(MAX_GAME_CHARS))
-}
-
-/// A string of `min..=max` characters, or a number (whose text is short).
-fn string_of(min: Option<usize>, max: Option<usize>) -> Schema {
-    OneOfBuilder::new()
-        .item(ObjectBuilder::new().schema_type(Type::String).min_length(min).max_length(max))
-        .item(ObjectBuilder::new().schema_type(Type::Number))
-        .build()
-        .into()
-}
-
-/// A Unix time read leniently: a string of digits, or a number not below 0.
-pub fn unix_time() -> Schema {
-    OneOfBuilder::new()
-        .item(ObjectBuilder::new().schema_type(Type::String).pattern(Some("^[0-9]{1,18}$")))
-        .item(ObjectBuilder::new().schema_type(Type::Number).minimum(Some(0)))
-        .build()
-        .into()
-}
-
 /// The document as this broker serves it: the WebSocket paths as configured, `/demo/token`
 /// only when the demo is on, and with `server.internal` a word on where the operator
 /// endpoints are.
@@ -151,4 +115,46 @@ pub fn document(config: &Config) -> utoipa::openapi::OpenApi {
 )]
 pub async fn serve(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok().json(document(&state.config))
+}
+
+/// The endpoints
+///
+/// A text page naming every endpoint; with `demo.enabled`, a redirect to the demo page.
+#[utoipa::path(
+    get,
+    path = "/",
+    tag = "operations",
+    responses(
+        (status = 200, description = "The endpoints, one a line", body = String, content_type = "text/plain"),
+        (status = 302, description = "With demo.enabled: to /demo", headers(("location" = String, description = "/demo"))),
+    )
+)]
+pub async fn root(state: web::Data<AppState>) -> HttpResponse {
+    if state.config.demo.enabled {
+        return HttpResponse::Found().insert_header((header::LOCATION, "/demo")).finish();
+    }
+    HttpResponse::Ok().content_type("text/plain; charset=utf-8").body(page(&state.config))
+}
+
+/// The text of the page: a line per operation, method, path and summary.
+pub fn page(config: &Config) -> String {
+    let operators_apart = config.server.internal.is_some();
+    let served_at =
+        if operators_apart { "on the internal listener, server.internal" } else { "GET /iapi/openapi.json" };
+    let mut page = format!(
+        "danmu-broker {}: a real-time danmu broker. Endpoints (the OpenAPI document is {served_at}):\n\n",
+        env!("CARGO_PKG_VERSION")
+    );
+    for (path, item) in document(config).paths.paths {
+        if operators_apart && super::is_operator_path(&path) {
+            continue;
+        }
+        for (method, operation) in [("GET", &item.get), ("POST", &item.post)] {
+            if let Some(operation) = operation {
+                let summary = operation.summary.as_deref().unwrap_or_default();
+                page.push_str(&format!("{method:<5} {path:<38} {summary}\n"));
+            }
+        }
+    }
+    page
 }

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::error::ErrorBody;
-use super::openapi;
+use super::schemas;
 use super::{ApiError, AppState};
 use crate::auth::{self, Claims};
 use crate::live::status::Move;
@@ -279,10 +279,10 @@ pub async fn close(
 #[derive(Deserialize, ToSchema)]
 pub struct GameBody {
     #[serde(default, deserialize_with = "actors::protocol::lenient::string")]
-    #[schema(schema_with = openapi::game_id)]
+    #[schema(schema_with = schemas::game_id)]
     game_id: String,
     #[serde(default, deserialize_with = "actors::protocol::lenient::string")]
-    #[schema(required = true, schema_with = openapi::game_sess)]
+    #[schema(required = true, schema_with = schemas::game_sess)]
     game_sess: String,
 }
 

@@ -6,11 +6,12 @@
 //! [`urls`] (signed stream URLs). After each change it tells the actor system: a status change
 //! goes to the registry (`SetRoomStatus`: members get `room_status`, and `closed`/`banned`
 //! make their reports answer 1007), a `/game` link to the registry (`LinkGameSess`), a ban to
-//! the [`CloudAgent`](crate::cloud::CloudAgent) (cut the push).
+//! the cloud agent ([`ForbidPush`]: cut the push).
 //!
 //! Beside it run two actors: [`hooks::RoomHooks`] (viewers from real joins and leaves, and a
 //! starting room's status)
-//! and the `CloudAgent` (zombie poller, forbid-push). [`start`] wires all three.
+//! and `crate::cloud::CloudAgent` (zombie poller, forbid-push), which calls this service and
+//! takes its [`ForbidPush`]; the application wires the two (`crate::start`).
 
 pub mod hooks;
 pub mod status;
@@ -20,13 +21,12 @@ pub mod zombies;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix::{Addr, AsyncContext, Context, Recipient};
+use actix::{Addr, Context, Recipient};
 use actors::protocol::now_ms;
 use actors::registry::{LinkGameSess, Registry, RoomFor, SetRoomStatus};
 use actors::room::Notice;
 use log::{info, warn};
 
-use crate::cloud::{CloudAgent, ForbidPush};
 use crate::config::LiveConfig;
 use crate::store::{Guarded, LivePage, NewRoom, Room, RoomStatus, Store, StoreError};
 use hooks::RoomHooks;
@@ -100,25 +100,30 @@ pub struct LiveRooms {
     registry: Addr<Registry>,
     /// Where a new `/game` link goes: the registry, or with shared rooms every node's.
     links: Recipient<LinkGameSess>,
-    cloud: Addr<CloudAgent>,
+    /// The cloud agent: cuts a banned room's push.
+    forbid: Recipient<ForbidPush>,
+}
+
+/// Cut the push of a banned room's stream (the cloud agent's job).
+#[derive(actix::Message)]
+#[rtype(result = "()")]
+pub struct ForbidPush {
+    pub stream_id: String,
 }
 
 /// Starts the room hooks (on the context whose address the registry was given as its
-/// membership hook) and the cloud agent, reloads the `game_sess` links, and answers the
-/// service. Runs inside the actix system, on the thread the cloud agent will live on.
+/// membership hook), reloads the `game_sess` links, and answers the service; a banned room's
+/// push is cut through `forbid`.
 pub fn start(
     config: &LiveConfig,
     store: Store,
     registry: Addr<Registry>,
     links: Recipient<LinkGameSess>,
     hooks: Context<RoomHooks>,
+    forbid: Recipient<ForbidPush>,
 ) -> LiveRooms {
     hooks.run(RoomHooks::new(store.clone()));
-    // The agent needs the service (to close zombies) and the service the agent (to forbid
-    // pushes): create the agent's context first so that both can hold the other's handle.
-    let cloud = Context::<CloudAgent>::new();
-    let live = LiveRooms { store, config: Arc::new(config.clone()), registry, links, cloud: cloud.address() };
-    cloud.run(CloudAgent::new(config, live.clone()));
+    let live = LiveRooms { store, config: Arc::new(config.clone()), registry, links, forbid };
     let reload = live.clone();
     actix_rt::spawn(async move { reload.reload_links().await });
     live
@@ -229,7 +234,7 @@ impl LiveRooms {
             }
         }
         if room.status == RoomStatus::Banned {
-            self.cloud.do_send(ForbidPush { stream_id: room.stream_id.clone() });
+            self.forbid.do_send(ForbidPush { stream_id: room.stream_id.clone() });
         }
     }
 
