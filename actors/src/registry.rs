@@ -22,7 +22,7 @@ use crate::config::{BigoConfig, RoomConfig};
 use crate::ingress::ingest::{RouteChanged, RouteGameSess};
 use crate::ingress::puller::{GameSessSeen, Puller, PullerLinks, PullerStopped};
 use crate::metrics::Metrics;
-use crate::protocol::status::RoomStatus;
+use crate::protocol::status::LiveStatus;
 use crate::room::dedup::DedupWindow;
 use crate::room::events::SessionId;
 use crate::room::{LocalEngine, MembershipChanged, RoomHandle, RoomLinks, RoomStopped, SetStatus, StatusOf};
@@ -51,9 +51,9 @@ pub struct LinkGameSess {
 /// broadcasts `room_status`. A room not running learns it from the store when it starts.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct SetRoomStatus {
+pub struct SetLiveStatus {
     pub channel_name: String,
-    pub status: RoomStatus,
+    pub status: LiveStatus,
 }
 
 /// Every running room (shutdown flushes them).
@@ -236,10 +236,10 @@ impl Handler<LinkGameSess> for Registry {
     }
 }
 
-impl Handler<SetRoomStatus> for Registry {
+impl Handler<SetLiveStatus> for Registry {
     type Result = ();
 
-    fn handle(&mut self, msg: SetRoomStatus, ctx: &mut Self::Context) {
+    fn handle(&mut self, msg: SetLiveStatus, ctx: &mut Self::Context) {
         // A room of this node that is not running learns its status from the store when it
         // starts; a room made by a factory may run on other nodes too (shared rooms), so it is
         // started here to hand the change on (it stops again when idle).

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use super::error::ErrorBody;
-use super::rooms::{codes, json_body, room_answer, room_id, RoomView, Success};
+use super::live_rooms::{codes, json_body, room_answer, room_id, RoomView, Success};
 use super::schemas;
 use super::{ApiError, AppState};
 use crate::live::status::Move;

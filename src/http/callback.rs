@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use super::rooms::codes;
+use super::live_rooms::codes;
 use super::schemas;
 use super::AppState;
 use crate::live::{now_s, StreamEventOutcome};

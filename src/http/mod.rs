@@ -7,7 +7,7 @@
 //! - [`openapi`]: `GET /iapi/openapi.json`, the OpenAPI document of all of these, and `GET /`
 //!   read from it; [`schemas`]: the schemas of leniently read fields the handlers share.
 //! - [`demo`]: the `/demo` page and `/demo/token` (PROTOCOL.md 6), when enabled.
-//! - [`rooms`], [`admin`], [`callback`]: the live-room list, its operator calls and the
+//! - [`live_rooms`], [`admin`], [`callback`]: the live-room list, its operator calls and the
 //!   cloud's stream callback (PROTOCOL.md 3).
 //!
 //! The operator endpoints ([`operator_routes`]: `/healthz`, `/metrics`, the OpenAPI document,
@@ -20,10 +20,10 @@ pub mod callback;
 pub mod clients;
 pub mod demo;
 pub mod error;
+pub mod live_rooms;
 pub mod openapi;
 pub mod ops;
 pub mod public_url;
-pub mod rooms;
 pub mod schemas;
 
 pub use error::ApiError;
@@ -91,13 +91,15 @@ pub fn routes(state: &AppState) -> impl FnOnce(&mut web::ServiceConfig) + Clone 
             .service(web::resource(client_path).route(web::get().to(clients::upgrade)))
             .service(web::resource("/iapi/user/info").route(web::get().to(clients::user_info)))
             .service(
-                web::resource("/iapi/rooms").route(web::get().to(rooms::list)).route(web::post().to(rooms::create)),
+                web::resource("/iapi/rooms")
+                    .route(web::get().to(live_rooms::list))
+                    .route(web::post().to(live_rooms::create)),
             )
-            .service(web::resource("/iapi/rooms/{room_id}").route(web::get().to(rooms::get)))
-            .service(web::resource("/iapi/rooms/{room_id}/live").route(web::post().to(rooms::go_live)))
-            .service(web::resource("/iapi/rooms/{room_id}/close").route(web::post().to(rooms::close)))
-            .service(web::resource("/iapi/rooms/{room_id}/game").route(web::post().to(rooms::game)))
-            .service(web::resource("/iapi/rooms/{room_id}/like").route(web::post().to(rooms::like)))
+            .service(web::resource("/iapi/rooms/{room_id}").route(web::get().to(live_rooms::get)))
+            .service(web::resource("/iapi/rooms/{room_id}/live").route(web::post().to(live_rooms::go_live)))
+            .service(web::resource("/iapi/rooms/{room_id}/close").route(web::post().to(live_rooms::close)))
+            .service(web::resource("/iapi/rooms/{room_id}/game").route(web::post().to(live_rooms::game)))
+            .service(web::resource("/iapi/rooms/{room_id}/like").route(web::post().to(live_rooms::like)))
             .service(web::resource("/callback/stream").route(web::post().to(callback::stream)));
         probe_routes(cfg);
         if !operators_apart {

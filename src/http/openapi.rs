@@ -17,7 +17,7 @@ use actix_web::{web, HttpResponse};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{admin, bigo, callback, clients, demo, ops, rooms, AppState};
+use super::{admin, bigo, callback, clients, demo, live_rooms, ops, AppState};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -32,13 +32,13 @@ use super::{admin, bigo, callback, clients, demo, ops, rooms, AppState};
         clients::upgrade,
         clients::user_info,
         bigo::upgrade,
-        rooms::list,
-        rooms::create,
-        rooms::get,
-        rooms::go_live,
-        rooms::close,
-        rooms::game,
-        rooms::like,
+        live_rooms::list,
+        live_rooms::create,
+        live_rooms::get,
+        live_rooms::go_live,
+        live_rooms::close,
+        live_rooms::game,
+        live_rooms::like,
         admin::ban,
         admin::notice,
         callback::stream,

@@ -11,7 +11,8 @@
 //!   node, or before a restart) starts again answering member reports with 1007.
 
 use actix::{Actor, AsyncContext, Context, Handler, ResponseFuture, WrapFuture};
-use actors::protocol::status::RoomStatus;
+use actors::protocol::channel::ChannelKind;
+use actors::protocol::status::LiveStatus;
 use actors::room::{MembershipChanged, StatusOf};
 use log::warn;
 
@@ -31,17 +32,11 @@ impl Actor for RoomHooks {
     type Context = Context<Self>;
 }
 
-/// The `room_id` a channel names: a decimal number without sign or leading zeros.
-pub fn room_id_of(channel_name: &str) -> Option<u64> {
-    let id: u64 = channel_name.parse().ok()?;
-    (id > 0 && id.to_string() == channel_name).then_some(id)
-}
-
 impl Handler<MembershipChanged> for RoomHooks {
     type Result = ();
 
     fn handle(&mut self, msg: MembershipChanged, ctx: &mut Self::Context) {
-        let Some(room_id) = room_id_of(&msg.channel_name) else {
+        let Some(room_id) = ChannelKind::of(&msg.channel_name).live_room() else {
             return;
         };
         let store = self.store.clone();
@@ -60,12 +55,12 @@ impl Handler<MembershipChanged> for RoomHooks {
 }
 
 impl Handler<StatusOf> for RoomHooks {
-    type Result = ResponseFuture<Option<RoomStatus>>;
+    type Result = ResponseFuture<Option<LiveStatus>>;
 
     fn handle(&mut self, msg: StatusOf, _ctx: &mut Self::Context) -> Self::Result {
         let store = self.store.clone();
         Box::pin(async move {
-            let room_id = room_id_of(&msg.channel_name)?;
+            let room_id = ChannelKind::of(&msg.channel_name).live_room()?;
             match store.room(room_id).await {
                 Ok(room) => room.map(|r| r.status),
                 Err(e) => {
@@ -74,18 +69,5 @@ impl Handler<StatusOf> for RoomHooks {
                 }
             }
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_canonical_positive_numbers_name_rooms() {
-        assert_eq!(room_id_of("17"), Some(17));
-        for other in ["017", "+17", "0", "-1", "game-1", "call:1:2", ""] {
-            assert_eq!(room_id_of(other), None, "{other}");
-        }
     }
 }

@@ -4,7 +4,7 @@
 //! [`LiveRooms`] is the service the HTTP handlers call. It owns no state of its own: rooms live
 //! in the [`Store`](crate::store::Store), the rules in [`status`] (status machine) and
 //! [`urls`] (signed stream URLs). After each change it tells the actor system: a status change
-//! goes to the registry (`SetRoomStatus`: members get `room_status`, and `closed`/`banned`
+//! goes to the registry (`SetLiveStatus`: members get `room_status`, and `closed`/`banned`
 //! make their reports answer 1007), a `/game` link to the registry (`LinkGameSess`), a ban to
 //! the cloud agent ([`ForbidPush`]: cut the push).
 //!
@@ -22,13 +22,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::{Addr, Context, Recipient};
+use actors::protocol::channel::room_id_of;
 use actors::protocol::now_ms;
-use actors::registry::{LinkGameSess, Registry, RoomFor, SetRoomStatus};
+use actors::registry::{LinkGameSess, Registry, RoomFor, SetLiveStatus};
 use actors::room::Notice;
 use log::{info, warn};
 
 use crate::config::LiveConfig;
-use crate::store::{Guarded, LivePage, NewRoom, Room, RoomStatus, Store, StoreError};
+use crate::store::{Guarded, LivePage, LiveRoom, LiveStatus, NewLiveRoom, Store, StoreError};
 use hooks::RoomHooks;
 use status::{IllegalMove, Move};
 
@@ -51,7 +52,7 @@ pub enum LiveError {
     #[error(transparent)]
     Illegal(#[from] IllegalMove),
     #[error("room {room_id} is {status}: {what}")]
-    WrongStatus { room_id: u64, status: RoomStatus, what: &'static str },
+    WrongStatus { room_id: u64, status: LiveStatus, what: &'static str },
     #[error("game_sess {game_sess:?} is linked to room {room_id}, which is still open")]
     GameSessTaken { game_sess: String, room_id: u64 },
     #[error("room {0} changed while we changed it; try again")]
@@ -87,7 +88,7 @@ pub struct RoomNotice {
 /// What a cloud stream callback did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StreamEventOutcome {
-    Applied(RoomStatus),
+    Applied(LiveStatus),
     /// Not ours, not a status event, or not a move the room's status allows: nothing to do.
     Ignored(String),
 }
@@ -175,14 +176,14 @@ impl LiveRooms {
         }
     }
 
-    pub async fn create(&self, owner_id: &str, req: CreateRoom) -> Result<(Room, String), LiveError> {
+    pub async fn create(&self, owner_id: &str, req: CreateRoom) -> Result<(LiveRoom, String), LiveError> {
         if !has_text(&req.title) {
             return Err(LiveError::BadRequest("title is required".into()));
         }
         check_len("title", &req.title, MAX_TITLE_CHARS)?;
         check_len("location", &req.location, MAX_FIELD_CHARS)?;
         check_len("cover_url", &req.cover_url, MAX_FIELD_CHARS)?;
-        let new = NewRoom {
+        let new = NewLiveRoom {
             owner_id: owner_id.to_string(),
             title: req.title,
             location: req.location,
@@ -196,13 +197,13 @@ impl LiveRooms {
         Ok((room, push_url))
     }
 
-    pub async fn get(&self, room_id: u64) -> Result<Room, LiveError> {
+    pub async fn get(&self, room_id: u64) -> Result<LiveRoom, LiveError> {
         self.store.room(room_id).await?.ok_or(LiveError::NotFound(room_id))
     }
 
     /// Moves a room by `mv` on behalf of `by`: owner check, status machine, then the store's
     /// compare-and-set (judged again if the room changed in between), then the actors.
-    pub async fn change(&self, room_id: u64, mv: Move, by: By<'_>) -> Result<Room, LiveError> {
+    pub async fn change(&self, room_id: u64, mv: Move, by: By<'_>) -> Result<LiveRoom, LiveError> {
         for _ in 0..3 {
             let room = self.get(room_id).await?;
             if let By::Owner(user_id) = by {
@@ -224,8 +225,8 @@ impl LiveRooms {
         Err(LiveError::Busy(room_id))
     }
 
-    async fn after_status_change(&self, room: &Room) {
-        self.registry.do_send(SetRoomStatus { channel_name: room.channel_name(), status: room.status });
+    async fn after_status_change(&self, room: &LiveRoom) {
+        self.registry.do_send(SetLiveStatus { channel_name: room.channel_name(), status: room.status });
         if room.status.is_ended() && !room.game_sess.is_empty() {
             // The registry keeps routing the session here for this process's life (BIGO's own
             // status 3 should still reach these members); only the reload at start-up forgets it.
@@ -233,7 +234,7 @@ impl LiveRooms {
                 warn!("live rooms: room {} ended but its link to a game session stays: {e}", room.room_id);
             }
         }
-        if room.status == RoomStatus::Banned {
+        if room.status == LiveStatus::Banned {
             self.forbid.do_send(ForbidPush { stream_id: room.stream_id.clone() });
         }
     }
@@ -245,7 +246,7 @@ impl LiveRooms {
         owner_id: &str,
         game_id: String,
         game_sess: String,
-    ) -> Result<Room, LiveError> {
+    ) -> Result<LiveRoom, LiveError> {
         if game_sess.is_empty() {
             return Err(LiveError::BadRequest("game_sess is required".into()));
         }
@@ -271,7 +272,7 @@ impl LiveRooms {
     }
 
     /// `POST /iapi/rooms/{room_id}/like`: +1 on a live room.
-    pub async fn like(&self, room_id: u64) -> Result<Room, LiveError> {
+    pub async fn like(&self, room_id: u64) -> Result<LiveRoom, LiveError> {
         match self.store.like(room_id).await? {
             Guarded::Done(_) => self.get(room_id).await,
             Guarded::NotFound => Err(LiveError::NotFound(room_id)),
@@ -291,7 +292,7 @@ impl LiveRooms {
     }
 
     /// Every live room (the zombie poller), read a page at a time.
-    pub async fn live_rooms(&self) -> Result<Vec<Room>, LiveError> {
+    pub async fn live_rooms(&self) -> Result<Vec<LiveRoom>, LiveError> {
         const CHUNK: u64 = 500;
         let mut rooms = Vec::new();
         loop {
@@ -305,7 +306,7 @@ impl LiveRooms {
     }
 
     /// Admin `notice`: broadcasts `room_notice` in the room's channel.
-    pub async fn notice(&self, room_id: u64, notice: RoomNotice) -> Result<Room, LiveError> {
+    pub async fn notice(&self, room_id: u64, notice: RoomNotice) -> Result<LiveRoom, LiveError> {
         if notice.content.is_empty() {
             return Err(LiveError::BadRequest("content is required".into()));
         }
@@ -338,7 +339,7 @@ impl LiveRooms {
             0 => Move::PushEnded,
             other => return ignored(format!("event_type {other} is not a push event")),
         };
-        let room_id = stream_id.strip_prefix(&format!("{}_", self.config.bizid)).and_then(hooks::room_id_of);
+        let room_id = stream_id.strip_prefix(&format!("{}_", self.config.bizid)).and_then(room_id_of);
         let Some(room_id) = room_id else {
             return ignored(format!("stream {stream_id} is not one of our rooms"));
         };
@@ -354,7 +355,7 @@ impl LiveRooms {
     }
 
     /// The zombie poller's verdict: a live room whose stream stayed offline is closed.
-    pub async fn close_zombie(&self, room_id: u64) -> Result<Room, LiveError> {
+    pub async fn close_zombie(&self, room_id: u64) -> Result<LiveRoom, LiveError> {
         self.change(room_id, Move::PushEnded, By::Cloud).await
     }
 }

@@ -12,7 +12,7 @@
 //!
 //! `closed` and `banned` are final: a room is never reopened (the owner creates a new one).
 
-use crate::store::RoomStatus;
+use crate::store::LiveStatus;
 
 /// What someone asks of a room.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,21 +42,21 @@ impl Move {
 #[error("room {room_id} is {from}: it cannot {}{}", mv.wanted(), hint(*from, *mv))]
 pub struct IllegalMove {
     pub room_id: u64,
-    pub from: RoomStatus,
+    pub from: LiveStatus,
     pub mv: Move,
 }
 
-fn hint(from: RoomStatus, mv: Move) -> &'static str {
+fn hint(from: LiveStatus, mv: Move) -> &'static str {
     match (from, mv) {
-        (RoomStatus::Closed, Move::GoLive) => " again; create a new room",
-        (RoomStatus::New, Move::PushEnded) => " before its push began",
+        (LiveStatus::Closed, Move::GoLive) => " again; create a new room",
+        (LiveStatus::New, Move::PushEnded) => " before its push began",
         _ => "",
     }
 }
 
 /// The status `mv` takes a room in status `from` to.
-pub fn next(room_id: u64, from: RoomStatus, mv: Move) -> Result<RoomStatus, IllegalMove> {
-    use RoomStatus::*;
+pub fn next(room_id: u64, from: LiveStatus, mv: Move) -> Result<LiveStatus, IllegalMove> {
+    use LiveStatus::*;
     match (from, mv) {
         (New, Move::GoLive) => Ok(Live),
         (New | Live, Move::Close) => Ok(Closed),
@@ -69,7 +69,7 @@ pub fn next(room_id: u64, from: RoomStatus, mv: Move) -> Result<RoomStatus, Ille
 #[cfg(test)]
 mod tests {
     use super::*;
-    use RoomStatus::*;
+    use LiveStatus::*;
 
     #[test]
     fn every_allowed_move_and_nothing_else() {

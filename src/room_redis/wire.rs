@@ -6,7 +6,7 @@
 
 use actors::protocol::bigo::BigoStatus;
 use actors::protocol::client::Profile;
-use actors::protocol::status::RoomStatus;
+use actors::protocol::status::LiveStatus;
 use actors::room::{Action, ActionDone, JoinAnswer, LeaveReason, Refused, SessionId};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -19,7 +19,7 @@ pub(crate) enum Input {
     Join { s: SessionId, n: String, p: Profile },
     Leave { s: SessionId, why: LeaveReason },
     Act { s: SessionId, n: String, r: u64, a: Action },
-    Status { st: RoomStatus },
+    Status { st: LiveStatus },
     Notice { c: String, e: i64, u: String },
 }
 

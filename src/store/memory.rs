@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use actix::prelude::*;
 
-use super::{Guarded, LivePage, NewRoom, Room, RoomStatus, StoreError};
+use super::{Guarded, LivePage, LiveRoom, LiveStatus, NewLiveRoom, StoreError};
 
 /// The rooms, the live list and the links.
 #[derive(Default)]
@@ -21,7 +21,7 @@ pub struct MemoryRooms {
     last_room_id: u64,
     /// Orders the live list: a room going live takes the next number (newest = highest).
     last_live_seq: u64,
-    rooms: HashMap<u64, Room>,
+    rooms: HashMap<u64, LiveRoom>,
     /// live_seq -> room_id of the rooms that are `live`.
     live: BTreeMap<u64, u64>,
     /// room_id -> its live_seq while live.
@@ -30,7 +30,7 @@ pub struct MemoryRooms {
 }
 
 impl MemoryRooms {
-    pub fn create_room(&mut self, new: NewRoom) -> Room {
+    pub fn create_room(&mut self, new: NewLiveRoom) -> LiveRoom {
         self.last_room_id += 1;
         let room_id = self.last_room_id;
         let room = new.into_room(room_id);
@@ -38,11 +38,11 @@ impl MemoryRooms {
         room
     }
 
-    pub fn room(&self, room_id: u64) -> Option<Room> {
+    pub fn room(&self, room_id: u64) -> Option<LiveRoom> {
         self.rooms.get(&room_id).cloned()
     }
 
-    pub fn set_status(&mut self, room_id: u64, from: RoomStatus, to: RoomStatus, now: i64) -> Guarded<Room> {
+    pub fn set_status(&mut self, room_id: u64, from: LiveStatus, to: LiveStatus, now: i64) -> Guarded<LiveRoom> {
         let Some(room) = self.rooms.get_mut(&room_id) else {
             return Guarded::NotFound;
         };
@@ -50,7 +50,7 @@ impl MemoryRooms {
             return Guarded::Was(room.status);
         }
         room.status = to;
-        if to == RoomStatus::Live {
+        if to == LiveStatus::Live {
             room.live_at = now;
             self.last_live_seq += 1;
             self.live.insert(self.last_live_seq, room_id);
@@ -79,7 +79,7 @@ impl MemoryRooms {
     pub fn like(&mut self, room_id: u64) -> Guarded<i64> {
         match self.rooms.get_mut(&room_id) {
             None => Guarded::NotFound,
-            Some(room) if room.status != RoomStatus::Live => Guarded::Was(room.status),
+            Some(room) if room.status != LiveStatus::Live => Guarded::Was(room.status),
             Some(room) => {
                 room.likes = room.likes.saturating_add(1);
                 Guarded::Done(room.likes)
@@ -87,7 +87,7 @@ impl MemoryRooms {
         }
     }
 
-    pub fn add_viewers(&mut self, room_id: u64, delta: i64) -> Option<(i64, RoomStatus)> {
+    pub fn add_viewers(&mut self, room_id: u64, delta: i64) -> Option<(i64, LiveStatus)> {
         let room = self.rooms.get_mut(&room_id)?;
         room.viewers = room.viewers.saturating_add(delta).max(0);
         Some((room.viewers, room.status))
@@ -153,8 +153,8 @@ pub async fn apply<R: Send + 'static>(
 mod tests {
     use super::*;
 
-    fn new_room(owner: &str) -> NewRoom {
-        NewRoom {
+    fn new_room(owner: &str) -> NewLiveRoom {
+        NewLiveRoom {
             owner_id: owner.into(),
             title: "t".into(),
             location: String::new(),
@@ -171,16 +171,16 @@ mod tests {
         let b = rooms.create_room(new_room("u1"));
         assert_eq!((a.room_id, b.room_id), (1, 2));
         assert_eq!(b.stream_id, "8888_2");
-        assert_eq!(a.status, RoomStatus::New);
+        assert_eq!(a.status, LiveStatus::New);
     }
 
     #[test]
     fn set_status_compares_before_it_sets() {
         let mut rooms = MemoryRooms::default();
         let id = rooms.create_room(new_room("u1")).room_id;
-        assert_eq!(rooms.set_status(id, RoomStatus::Live, RoomStatus::Closed, 5), Guarded::Was(RoomStatus::New));
-        assert!(matches!(rooms.set_status(id, RoomStatus::New, RoomStatus::Live, 5), Guarded::Done(_)));
-        assert_eq!(rooms.set_status(99, RoomStatus::New, RoomStatus::Live, 5), Guarded::NotFound);
+        assert_eq!(rooms.set_status(id, LiveStatus::Live, LiveStatus::Closed, 5), Guarded::Was(LiveStatus::New));
+        assert!(matches!(rooms.set_status(id, LiveStatus::New, LiveStatus::Live, 5), Guarded::Done(_)));
+        assert_eq!(rooms.set_status(99, LiveStatus::New, LiveStatus::Live, 5), Guarded::NotFound);
     }
 
     #[test]
@@ -188,9 +188,9 @@ mod tests {
         let mut rooms = MemoryRooms::default();
         let ids: Vec<u64> = (0..3).map(|_| rooms.create_room(new_room("u")).room_id).collect();
         for id in &ids {
-            rooms.set_status(*id, RoomStatus::New, RoomStatus::Live, 1);
+            rooms.set_status(*id, LiveStatus::New, LiveStatus::Live, 1);
         }
-        rooms.set_status(ids[1], RoomStatus::Live, RoomStatus::Closed, 2);
+        rooms.set_status(ids[1], LiveStatus::Live, LiveStatus::Closed, 2);
         let page = rooms.live_page(0, 10);
         assert_eq!(page.total, 2);
         assert_eq!(page.rooms.iter().map(|r| r.room_id).collect::<Vec<_>>(), vec![ids[2], ids[0]]);
@@ -201,11 +201,11 @@ mod tests {
     fn likes_need_a_live_room_and_viewers_never_go_below_zero() {
         let mut rooms = MemoryRooms::default();
         let id = rooms.create_room(new_room("u")).room_id;
-        assert_eq!(rooms.like(id), Guarded::Was(RoomStatus::New));
-        rooms.set_status(id, RoomStatus::New, RoomStatus::Live, 1);
+        assert_eq!(rooms.like(id), Guarded::Was(LiveStatus::New));
+        rooms.set_status(id, LiveStatus::New, LiveStatus::Live, 1);
         assert_eq!(rooms.like(id), Guarded::Done(1));
-        assert_eq!(rooms.add_viewers(id, -1), Some((0, RoomStatus::Live)));
-        assert_eq!(rooms.add_viewers(id, 2), Some((2, RoomStatus::Live)));
+        assert_eq!(rooms.add_viewers(id, -1), Some((0, LiveStatus::Live)));
+        assert_eq!(rooms.add_viewers(id, 2), Some((2, LiveStatus::Live)));
         assert_eq!(rooms.add_viewers(42, 1), None);
     }
 

@@ -26,11 +26,11 @@ pub use self::redis::RedisStore;
 
 /// A live room's status (PROTOCOL.md 3): one type for the store, the registry and the rooms;
 /// the moves between them are in `crate::live::status`.
-pub use actors::protocol::status::RoomStatus;
+pub use actors::protocol::status::LiveStatus;
 
 /// One room as stored. Times are Unix milliseconds; 0 means "not yet".
 #[derive(Debug, Clone, PartialEq)]
-pub struct Room {
+pub struct LiveRoom {
     pub room_id: u64,
     pub owner_id: String,
     pub title: String,
@@ -38,7 +38,7 @@ pub struct Room {
     pub cover_url: String,
     /// `{bizid}_{room_id}`.
     pub stream_id: String,
-    pub status: RoomStatus,
+    pub status: LiveStatus,
     pub created_at: i64,
     pub live_at: i64,
     pub ended_at: i64,
@@ -49,7 +49,7 @@ pub struct Room {
     pub viewers: i64,
 }
 
-impl Room {
+impl LiveRoom {
     /// The room's channel: its `room_id` as a string (PROTOCOL.md 2.6, Channels).
     pub fn channel_name(&self) -> String {
         self.room_id.to_string()
@@ -58,7 +58,7 @@ impl Room {
 
 /// What `create_room` needs; the store assigns `room_id` and derives `stream_id`.
 #[derive(Debug, Clone)]
-pub struct NewRoom {
+pub struct NewLiveRoom {
     pub owner_id: String,
     pub title: String,
     pub location: String,
@@ -67,17 +67,17 @@ pub struct NewRoom {
     pub created_at: i64,
 }
 
-impl NewRoom {
+impl NewLiveRoom {
     /// The room as created under `room_id`: status `new`, stream id `{bizid}_{room_id}`.
-    pub fn into_room(self, room_id: u64) -> Room {
-        Room {
+    pub fn into_room(self, room_id: u64) -> LiveRoom {
+        LiveRoom {
             room_id,
             owner_id: self.owner_id,
             title: self.title,
             location: self.location,
             cover_url: self.cover_url,
             stream_id: format!("{}_{room_id}", self.bizid),
-            status: RoomStatus::New,
+            status: LiveStatus::New,
             created_at: self.created_at,
             live_at: 0,
             ended_at: 0,
@@ -95,7 +95,7 @@ pub enum Guarded<T> {
     Done(T),
     NotFound,
     /// The room's status was not the expected one: here is what it was.
-    Was(RoomStatus),
+    Was(LiveStatus),
 }
 
 /// One page of the live list.
@@ -103,7 +103,7 @@ pub enum Guarded<T> {
 pub struct LivePage {
     /// Live rooms in all.
     pub total: u64,
-    pub rooms: Vec<Room>,
+    pub rooms: Vec<LiveRoom>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -152,14 +152,14 @@ impl Store {
     }
 
     /// Creates a room with status `new` and a fresh `room_id`.
-    pub async fn create_room(&self, new: NewRoom) -> Result<Room, StoreError> {
+    pub async fn create_room(&self, new: NewLiveRoom) -> Result<LiveRoom, StoreError> {
         match self {
             Self::Memory(m) => memory::apply(m, move |rooms| rooms.create_room(new)).await,
             Self::Redis(r) => r.create_room(new).await,
         }
     }
 
-    pub async fn room(&self, room_id: u64) -> Result<Option<Room>, StoreError> {
+    pub async fn room(&self, room_id: u64) -> Result<Option<LiveRoom>, StoreError> {
         match self {
             Self::Memory(m) => memory::apply(m, move |rooms| rooms.room(room_id)).await,
             Self::Redis(r) => r.room(room_id).await,
@@ -171,10 +171,10 @@ impl Store {
     pub async fn set_status(
         &self,
         room_id: u64,
-        from: RoomStatus,
-        to: RoomStatus,
+        from: LiveStatus,
+        to: LiveStatus,
         now: i64,
-    ) -> Result<Guarded<Room>, StoreError> {
+    ) -> Result<Guarded<LiveRoom>, StoreError> {
         match self {
             Self::Memory(m) => memory::apply(m, move |rooms| rooms.set_status(room_id, from, to, now)).await,
             Self::Redis(r) => r.set_status(room_id, from, to, now).await,
@@ -199,7 +199,7 @@ impl Store {
 
     /// Atomically adds `delta` to the viewers of an existing room (never below 0); answers the
     /// new count and the room's status, `None` when no such room exists.
-    pub async fn add_viewers(&self, room_id: u64, delta: i64) -> Result<Option<(i64, RoomStatus)>, StoreError> {
+    pub async fn add_viewers(&self, room_id: u64, delta: i64) -> Result<Option<(i64, LiveStatus)>, StoreError> {
         match self {
             Self::Memory(m) => memory::apply(m, move |rooms| rooms.add_viewers(room_id, delta)).await,
             Self::Redis(r) => r.add_viewers(room_id, delta).await,

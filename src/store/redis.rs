@@ -39,7 +39,7 @@ use std::sync::Arc;
 use redis::{AsyncCommands, RedisResult, Script, Value};
 
 use super::conn::{RedisConn, RedisTarget};
-use super::{Guarded, LivePage, NewRoom, Room, RoomStatus, StoreError};
+use super::{Guarded, LivePage, LiveRoom, LiveStatus, NewLiveRoom, StoreError};
 
 /// Status compare-and-set; moves the room onto or off the live list.
 /// KEYS: room hash, live zset, live_seq. ARGV: from, to, now_ms, room_id.
@@ -167,7 +167,7 @@ impl RedisStore {
         }
     }
 
-    pub async fn create_room(&self, new: NewRoom) -> Result<Room, StoreError> {
+    pub async fn create_room(&self, new: NewLiveRoom) -> Result<LiveRoom, StoreError> {
         let seq_key = self.key("room_id_seq");
         let room_id: u64 = self
             .run(|mut c| {
@@ -199,12 +199,12 @@ impl RedisStore {
         Ok(room)
     }
 
-    pub async fn room(&self, room_id: u64) -> Result<Option<Room>, StoreError> {
+    pub async fn room(&self, room_id: u64) -> Result<Option<LiveRoom>, StoreError> {
         Ok(self.rooms(&[room_id]).await?.into_iter().next())
     }
 
     /// The rooms with these ids, in this order; ids with no room are skipped.
-    async fn rooms(&self, ids: &[u64]) -> Result<Vec<Room>, StoreError> {
+    async fn rooms(&self, ids: &[u64]) -> Result<Vec<LiveRoom>, StoreError> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
@@ -237,10 +237,10 @@ impl RedisStore {
     pub async fn set_status(
         &self,
         room_id: u64,
-        from: RoomStatus,
-        to: RoomStatus,
+        from: LiveStatus,
+        to: LiveStatus,
         now: i64,
-    ) -> Result<Guarded<Room>, StoreError> {
+    ) -> Result<Guarded<LiveRoom>, StoreError> {
         let keys = [self.room_key(room_id), self.key("live"), self.key("live_seq")];
         let (outcome, status): (i64, String) = self
             .run(|mut c| {
@@ -300,7 +300,7 @@ impl RedisStore {
         }
     }
 
-    pub async fn add_viewers(&self, room_id: u64, delta: i64) -> Result<Option<(i64, RoomStatus)>, StoreError> {
+    pub async fn add_viewers(&self, room_id: u64, delta: i64) -> Result<Option<(i64, LiveStatus)>, StoreError> {
         let keys = [self.room_key(room_id), self.viewers_key(room_id)];
         let (found, status, viewers): (i64, String, i64) = self
             .run(|mut c| {
@@ -366,11 +366,11 @@ fn corrupt(e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(e.to_string())
 }
 
-fn parse_status(text: &str) -> Result<RoomStatus, StoreError> {
-    RoomStatus::parse(text).ok_or_else(|| StoreError::Corrupt(format!("room status {text:?}")))
+fn parse_status(text: &str) -> Result<LiveStatus, StoreError> {
+    LiveStatus::parse(text).ok_or_else(|| StoreError::Corrupt(format!("room status {text:?}")))
 }
 
-fn room_from_hash(mut hash: HashMap<String, String>, likes: i64, viewers: i64) -> Result<Room, StoreError> {
+fn room_from_hash(mut hash: HashMap<String, String>, likes: i64, viewers: i64) -> Result<LiveRoom, StoreError> {
     let mut text = |field: &str| hash.remove(field).unwrap_or_default();
     let number = |field: &str, value: String| -> Result<i64, StoreError> {
         if value.is_empty() {
@@ -381,7 +381,7 @@ fn room_from_hash(mut hash: HashMap<String, String>, likes: i64, viewers: i64) -
     let room_id = text("room_id");
     let room_id = u64::try_from(number("room_id", room_id)?).map_err(corrupt)?;
     let status = parse_status(&text("status"))?;
-    Ok(Room {
+    Ok(LiveRoom {
         room_id,
         owner_id: text("owner_id"),
         title: text("title"),

@@ -9,12 +9,14 @@
 //! - [`pull`]: the pull compensation call to BIGO's HTTP API (section 1.5).
 //! - [`sign`]: the md5 formulas.
 //! - [`clock`]: which values are times at all, and comparing times without overflow.
+//! - [`channel`]: what a channel's name says it is (a live room's, a call's).
 //! - [`status`]: a live room's status and the `room_status` word, typed.
 //! - [`lenient`]: serde helpers for fields the platform sends as a string or a number.
 
 pub mod app_client;
 pub mod bigo;
 pub mod bigo_client;
+pub mod channel;
 pub mod client;
 pub mod clock;
 pub mod deflate;

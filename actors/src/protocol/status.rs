@@ -1,6 +1,6 @@
 //! The two status types of a channel, each in one place.
 //!
-//! - [`RoomStatus`]: a live room's lifecycle (PROTOCOL.md 3): `new` -> `live` ->
+//! - [`LiveStatus`]: a live room's lifecycle (PROTOCOL.md 3): `new` -> `live` ->
 //!   `closed`/`banned`. The store keeps it, the live-room layer moves it, the registry and the
 //!   room act on it (an ended room answers member reports with 1007).
 //! - [`ChannelStatus`]: the word of the `room_status` event and of the snapshot (PROTOCOL.md
@@ -13,14 +13,14 @@ use super::bigo::BigoStatus;
 /// A live room's status (PROTOCOL.md 3); the moves between them are the live-room layer's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum RoomStatus {
+pub enum LiveStatus {
     New,
     Live,
     Closed,
     Banned,
 }
 
-impl RoomStatus {
+impl LiveStatus {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::New => "new",
@@ -56,7 +56,7 @@ impl RoomStatus {
     }
 }
 
-impl std::fmt::Display for RoomStatus {
+impl std::fmt::Display for LiveStatus {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
     }
@@ -106,11 +106,11 @@ mod tests {
 
     #[test]
     fn room_statuses_read_back_what_they_write() {
-        for s in [RoomStatus::New, RoomStatus::Live, RoomStatus::Closed, RoomStatus::Banned] {
-            assert_eq!(RoomStatus::parse(s.as_str()), Some(s));
+        for s in [LiveStatus::New, LiveStatus::Live, LiveStatus::Closed, LiveStatus::Banned] {
+            assert_eq!(LiveStatus::parse(s.as_str()), Some(s));
             assert_eq!(serde_json::to_value(s).unwrap(), serde_json::Value::from(s.as_str()));
         }
-        assert_eq!(RoomStatus::parse("Closed"), None);
+        assert_eq!(LiveStatus::parse("Closed"), None);
     }
 
     #[test]
@@ -122,10 +122,10 @@ mod tests {
 
     #[test]
     fn only_closed_and_banned_are_ended_and_new_tells_members_nothing() {
-        assert!(RoomStatus::Closed.is_ended() && RoomStatus::Banned.is_ended());
-        assert!(!RoomStatus::New.is_ended() && !RoomStatus::Live.is_ended());
-        assert_eq!(RoomStatus::New.channel_status(), None);
-        assert_eq!(RoomStatus::Banned.channel_status(), Some(ChannelStatus::Banned));
+        assert!(LiveStatus::Closed.is_ended() && LiveStatus::Banned.is_ended());
+        assert!(!LiveStatus::New.is_ended() && !LiveStatus::Live.is_ended());
+        assert_eq!(LiveStatus::New.channel_status(), None);
+        assert_eq!(LiveStatus::Banned.channel_status(), Some(ChannelStatus::Banned));
     }
 
     #[test]

@@ -29,9 +29,10 @@ use super::tick;
 use crate::config::RoomConfig;
 use crate::metrics::Metrics;
 use crate::protocol::bigo::{BigoStatus, DanmuItem};
+use crate::protocol::channel::ChannelKind;
 use crate::protocol::client::ErrorCode;
 use crate::protocol::client::{EventBody, GiftReport, NotifyType, Profile, RoomSnapshot};
-use crate::protocol::status::{ChannelStatus, RoomStatus};
+use crate::protocol::status::{ChannelStatus, LiveStatus};
 
 const NOT_A_MEMBER: Refused = Refused::new(ErrorCode::NotInRoom, "not in that room");
 const ROOM_CLOSED: Refused = Refused::new(ErrorCode::RoomClosed, "room closed");
@@ -65,7 +66,7 @@ pub struct RoomCore {
     /// The last BIGO status taken in: only a change enters the reorder buffer.
     bigo_status: Option<BigoStatus>,
     /// The live room's status, when the channel is a live room's: an ended one refuses reports.
-    live_status: Option<RoomStatus>,
+    live_status: Option<LiveStatus>,
     last_activity: Instant,
     effects: Effects,
 }
@@ -154,7 +155,7 @@ impl RoomCore {
 
     /// What the store says the live room's status is, learnt as the room starts: taken
     /// without telling anyone (nobody is here yet), and shown in the snapshot.
-    pub fn restore_live_status(&mut self, status: RoomStatus) {
+    pub fn restore_live_status(&mut self, status: LiveStatus) {
         self.live_status = Some(status);
         self.status = status.channel_status();
     }
@@ -178,7 +179,7 @@ impl RoomCore {
     }
 
     fn is_ended(&self) -> bool {
-        self.live_status.is_some_and(RoomStatus::is_ended)
+        self.live_status.is_some_and(LiveStatus::is_ended)
     }
 
     /// The effects of the inputs since the last call.
@@ -426,7 +427,7 @@ impl RoomCore {
 
     /// The live room's status changed (PROTOCOL.md 3): members get `room_status`; an ended
     /// room refuses their reports with 1007 from now on.
-    pub fn set_live_status(&mut self, status: RoomStatus, now: Now) -> Effects {
+    pub fn set_live_status(&mut self, status: LiveStatus, now: Now) -> Effects {
         self.last_activity = now.at;
         self.live_status = Some(status);
         if let Some(word) = status.channel_status() {
@@ -528,7 +529,7 @@ impl RoomCore {
     fn say_status(&mut self, word: ChannelStatus, ts: i64) {
         if self.status != Some(word) {
             self.status = Some(word);
-            let body = EventBody::RoomStatus { channel_name: self.channel_name.clone(), status: word };
+            let body = EventBody::LiveStatus { channel_name: self.channel_name.clone(), status: word };
             self.publish(body, ts, None);
         }
     }
@@ -552,7 +553,7 @@ impl RoomCore {
     }
 
     fn is_call(&self) -> bool {
-        self.channel_name.starts_with("call:")
+        ChannelKind::of(&self.channel_name).is_call()
     }
 
     /// True when `user_id` may not join because this is a call that already has two other
@@ -753,13 +754,13 @@ mod tests {
         let now = t0();
         let mut r = room("17", now);
         r.join(join(1, "ann"), now).0.unwrap();
-        let fx = r.set_live_status(RoomStatus::Banned, now);
+        let fx = r.set_live_status(LiveStatus::Banned, now);
         assert_eq!(wire(&fx.events)[0]["status"], "banned");
         assert_eq!(r.act(1, Action::Say { content: "x".into() }, now).0.unwrap_err().code, ErrorCode::RoomClosed);
         assert_eq!(r.join(join(2, "bob"), now).0.unwrap_err().code, ErrorCode::RoomClosed);
 
         let mut restarted = room("17", now);
-        restarted.restore_live_status(RoomStatus::Closed);
+        restarted.restore_live_status(LiveStatus::Closed);
         assert_eq!(restarted.join(join(2, "bob"), now).0.unwrap_err().code, ErrorCode::RoomClosed);
         assert_eq!(restarted.snapshot().status, Some(ChannelStatus::Closed));
     }
@@ -829,7 +830,7 @@ mod tests {
         a.join(join(2, "bob"), now).0.unwrap();
         a.join(join(3, "bob"), now).0.unwrap();
         a.act(2, Action::Up { seat_id: Some(2) }, now).0.unwrap();
-        a.set_live_status(RoomStatus::Live, now);
+        a.set_live_status(LiveStatus::Live, now);
         let state = a.state();
         let json = serde_json::to_string(&state).unwrap();
         let mut b = RoomCore::restore(

@@ -141,7 +141,7 @@ mod tests {
 
     #[test]
     fn a_bundle_array_joins_the_serialised_events() {
-        let body = |c: &str| EventBody::RoomStatus { channel_name: c.into(), status: ChannelStatus::Live };
+        let body = |c: &str| EventBody::LiveStatus { channel_name: c.into(), status: ChannelStatus::Live };
         let bundle = Bundle::new(vec![
             RoomEvent::new(&body("a"), Some(1), 5, None),
             RoomEvent::new(&body("b"), Some(2), 6, None),
@@ -154,7 +154,7 @@ mod tests {
 
     #[test]
     fn an_event_carries_its_websocket_frame() {
-        let body = EventBody::RoomStatus { channel_name: "a".into(), status: ChannelStatus::Live };
+        let body = EventBody::LiveStatus { channel_name: "a".into(), status: ChannelStatus::Live };
         let event = RoomEvent::new(&body, Some(1), 5, None);
         // FIN + text opcode, unmasked, 7-bit length, then the JSON itself.
         assert_eq!(event.frame[0], 0x81);

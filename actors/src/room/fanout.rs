@@ -150,7 +150,7 @@ mod tests {
 
     fn events(n: u64, json_bytes: usize) -> Vec<RoomEvent> {
         let name = "x".repeat(json_bytes.saturating_sub(60));
-        let body = EventBody::RoomStatus { channel_name: name, status: ChannelStatus::Live };
+        let body = EventBody::LiveStatus { channel_name: name, status: ChannelStatus::Live };
         (1..=n).map(|seq| RoomEvent::new(&body, Some(seq), 0, None)).collect()
     }
 

@@ -32,7 +32,7 @@ use super::inputs::{Action, ActionDone, IngestOutcome, JoinAnswer, JoinRequest, 
 use super::replay::{self, Replay};
 use crate::metrics::Metrics;
 use crate::protocol::client::ErrorCode;
-use crate::protocol::status::RoomStatus;
+use crate::protocol::status::LiveStatus;
 
 /// How long a join or a report waits for its engine's answer before it is error 1011.
 pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
@@ -55,7 +55,7 @@ pub enum Input {
         rid: u64,
         action: Action,
     },
-    Status(RoomStatus),
+    Status(LiveStatus),
     Notice {
         content: String,
         expire_time: i64,

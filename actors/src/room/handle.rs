@@ -16,7 +16,7 @@ use super::events::{RoomEvent, SessionId};
 use super::fanout::Feed;
 use super::inputs::{Action, ActionDone, IngestOutcome, JoinRequest, LeaveReason, Push, Refused};
 use crate::protocol::client::{ErrorCode, RoomSnapshot};
-use crate::protocol::status::RoomStatus;
+use crate::protocol::status::LiveStatus;
 
 /// A push (or pulled batch) for this room. The answer comes on `reply` only after the room has
 /// taken the items into its buffers: that is when BIGO may get its 200.
@@ -73,7 +73,7 @@ pub enum ToMember {
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct SetStatus {
-    pub status: RoomStatus,
+    pub status: LiveStatus,
 }
 
 /// An operator notice (PROTOCOL.md 3 admin `notice`).
@@ -94,7 +94,7 @@ pub struct Flush;
 /// belongs to (`None`: not a live room's channel, or unknown). The store is the truth for
 /// live rooms, so a room that stopped and started again comes back as it was.
 #[derive(Message)]
-#[rtype(result = "Option<RoomStatus>")]
+#[rtype(result = "Option<LiveStatus>")]
 pub struct StatusOf {
     pub channel_name: String,
 }

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::events::{RoomEvent, SessionId};
 use crate::protocol::bigo::{BigoStatus, DanmuItem};
 use crate::protocol::client::{ErrorCode, GiftReport, NotifyType, Profile, RoomSnapshot, Seat};
-use crate::protocol::status::{ChannelStatus, RoomStatus};
+use crate::protocol::status::{ChannelStatus, LiveStatus};
 
 /// The time an input happens at: a monotonic instant for windows and ticks, and the Unix
 /// milliseconds that events carry as `ts`.
@@ -216,5 +216,5 @@ pub struct RoomState {
     pub seats: Vec<Option<Profile>>,
     pub status: Option<ChannelStatus>,
     pub bigo_status: Option<BigoStatus>,
-    pub live_status: Option<RoomStatus>,
+    pub live_status: Option<LiveStatus>,
 }

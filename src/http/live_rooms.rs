@@ -24,7 +24,7 @@ use crate::auth::{self, Claims};
 use crate::live::status::Move;
 use crate::live::urls::{self, PlayUrls};
 use crate::live::{now_s, By, CreateRoom, LiveError};
-use crate::store::{Room, RoomStatus};
+use crate::store::{LiveRoom, LiveStatus};
 
 /// Error codes of the live-room calls (PROTOCOL.md 3 leaves them to us; 1001/1003 are 2.7's).
 pub mod codes {
@@ -69,7 +69,7 @@ pub struct RoomView {
     pub cover_url: String,
     /// `new`, `live`, `closed` or `banned`.
     #[schema(value_type = String, example = "live")]
-    pub status: RoomStatus,
+    pub status: LiveStatus,
     /// Members now, counted from joins and leaves.
     pub viewers: i64,
     pub likes: i64,
@@ -84,7 +84,7 @@ pub struct RoomView {
 }
 
 impl RoomView {
-    pub fn new(state: &AppState, room: Room) -> Self {
+    pub fn new(state: &AppState, room: LiveRoom) -> Self {
         let play_urls = urls::play_urls(state.live.config(), &room.stream_id, now_s());
         Self {
             channel_name: room.channel_name(),
@@ -122,7 +122,7 @@ pub fn ok<T: Serialize>(body: T) -> HttpResponse {
     HttpResponse::Ok().json(Success { error_code: 0, error_reason: "", body })
 }
 
-pub fn room_answer(state: &AppState, room: Room) -> HttpResponse {
+pub fn room_answer(state: &AppState, room: LiveRoom) -> HttpResponse {
     ok(RoomView::new(state, room))
 }
 
