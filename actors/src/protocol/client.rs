@@ -347,7 +347,7 @@ pub enum EventBody {
         channel_name: String,
         item: Value,
     },
-    LiveStatus {
+    RoomStatus {
         channel_name: String,
         status: ChannelStatus,
     },
@@ -460,7 +460,7 @@ mod tests {
 
     #[test]
     fn room_event_frame_carries_action_seq_and_ts() {
-        let body = EventBody::LiveStatus { channel_name: "c".into(), status: ChannelStatus::Live };
+        let body = EventBody::RoomStatus { channel_name: "c".into(), status: ChannelStatus::Live };
         let json = serde_json::to_value(RoomEventFrame { body: &body, seq: Some(4), ts: 9 }).unwrap();
         assert_eq!(json, serde_json::json!({"action":"room_status","channel_name":"c","status":"live","seq":4,"ts":9}));
     }

@@ -529,7 +529,7 @@ impl RoomCore {
     fn say_status(&mut self, word: ChannelStatus, ts: i64) {
         if self.status != Some(word) {
             self.status = Some(word);
-            let body = EventBody::LiveStatus { channel_name: self.channel_name.clone(), status: word };
+            let body = EventBody::RoomStatus { channel_name: self.channel_name.clone(), status: word };
             self.publish(body, ts, None);
         }
     }

@@ -54,7 +54,7 @@ mod tests {
     use crate::protocol::status::ChannelStatus;
 
     fn events(seqs: impl IntoIterator<Item = u64>) -> Vec<RoomEvent> {
-        let body = EventBody::LiveStatus { channel_name: "c".into(), status: ChannelStatus::Live };
+        let body = EventBody::RoomStatus { channel_name: "c".into(), status: ChannelStatus::Live };
         seqs.into_iter().map(|seq| RoomEvent::new(&body, Some(seq), 0, None)).collect()
     }
 
@@ -93,7 +93,7 @@ mod tests {
 
     #[test]
     fn a_members_own_events_are_not_replayed_to_it() {
-        let body = EventBody::LiveStatus { channel_name: "c".into(), status: ChannelStatus::Live };
+        let body = EventBody::RoomStatus { channel_name: "c".into(), status: ChannelStatus::Live };
         let mut found = events(4..=5);
         found.push(RoomEvent::new(&body, Some(6), 0, Some(7)));
         let (replay, complete) = recovered(4, 6, found, 7);
