@@ -428,7 +428,7 @@ impl ClientSession {
             if bundle.events.iter().all(|e| e.exclude != Some(self.id)) {
                 let (frame, compressed) =
                     bundle.array_frame_for(self.conn.deflates(), self.config.compression_min_bytes);
-                self.write(frame.clone(), bundle.array.len(), compressed);
+                self.write(frame.clone(), bundle.array_len(), compressed);
             } else if bundle.events.iter().any(|e| e.exclude != Some(self.id)) {
                 self.write_array(bundle.events.iter().filter(mine));
             }

@@ -80,29 +80,47 @@ fn framed(json: &str) -> (ByteString, Bytes) {
 }
 
 /// Events released together, as individual frames and as one JSON array (for `batch=1`).
+/// The array is built only once a `batch=1` member takes the bundle, plain or compressed as
+/// that member needs, once for all of them.
 #[derive(Debug)]
 pub struct Bundle {
     pub events: Vec<RoomEvent>,
-    pub array: ByteString,
-    /// `array` as one WebSocket text frame.
-    pub array_frame: Bytes,
-    /// `array` compressed, as a frame: made once, by the first `batch=1` member that wants it.
+    /// The array and its text frame (the array a view into the frame's payload).
+    array: OnceLock<(ByteString, Bytes)>,
+    /// The array compressed, as a frame.
     array_deflated: OnceLock<Bytes>,
 }
 
 impl Bundle {
     pub fn new(events: Vec<RoomEvent>) -> Self {
-        let (array, array_frame) = framed(&json_array(events.iter()));
-        Self { events, array, array_frame, array_deflated: OnceLock::new() }
+        Self { events, array: OnceLock::new(), array_deflated: OnceLock::new() }
+    }
+
+    /// The `batch=1` array's JSON.
+    pub fn array(&self) -> &ByteString {
+        &self.framed_array().0
+    }
+
+    /// The length of [`Bundle::array`], without building it.
+    pub fn array_len(&self) -> usize {
+        self.events.iter().map(|e| e.json.len() + 1).sum::<usize>() + 1 + usize::from(self.events.is_empty())
     }
 
     /// The array's frame for a `batch=1` member (see [`RoomEvent::frame_for`]).
     pub fn array_frame_for(&self, deflate: bool, min: usize) -> (&Bytes, bool) {
-        if deflate && self.array.len() >= min {
-            (self.array_deflated.get_or_init(|| compressed_frame(self.array.as_bytes())), true)
+        if deflate && self.array_len() >= min {
+            let compressed = self.array_deflated.get_or_init(|| match self.array.get() {
+                Some((array, _)) => compressed_frame(array.as_bytes()),
+                None => compressed_frame(json_array(self.events.iter()).as_bytes()),
+            });
+            (compressed, true)
         } else {
-            (&self.array_frame, false)
+            (&self.framed_array().1, false)
         }
+    }
+
+    fn framed_array(&self) -> &(ByteString, Bytes) {
+        self.array.get_or_init(|| framed(&json_array(self.events.iter())))
     }
 }
 
@@ -141,20 +159,22 @@ mod tests {
 
     #[test]
     fn a_bundle_array_joins_the_serialised_events() {
-        let body = |c: &str| EventBody::LiveStatus { channel_name: c.into(), status: ChannelStatus::Live };
+        let body = |c: &str| EventBody::RoomStatus { channel_name: c.into(), status: ChannelStatus::Live };
         let bundle = Bundle::new(vec![
             RoomEvent::new(&body("a"), Some(1), 5, None),
             RoomEvent::new(&body("b"), Some(2), 6, None),
         ]);
-        let parsed: serde_json::Value = serde_json::from_str(&bundle.array).unwrap();
+        let parsed: serde_json::Value = serde_json::from_str(bundle.array()).unwrap();
         assert_eq!(parsed[0]["seq"], 1);
         assert_eq!(parsed[1]["channel_name"], "b");
+        assert_eq!(bundle.array_len(), bundle.array().len());
         assert_eq!(json_array(std::iter::empty()), "[]");
+        assert_eq!(Bundle::new(Vec::new()).array_len(), 2);
     }
 
     #[test]
     fn an_event_carries_its_websocket_frame() {
-        let body = EventBody::LiveStatus { channel_name: "a".into(), status: ChannelStatus::Live };
+        let body = EventBody::RoomStatus { channel_name: "a".into(), status: ChannelStatus::Live };
         let event = RoomEvent::new(&body, Some(1), 5, None);
         // FIN + text opcode, unmasked, 7-bit length, then the JSON itself.
         assert_eq!(event.frame[0], 0x81);

@@ -150,7 +150,7 @@ mod tests {
 
     fn events(n: u64, json_bytes: usize) -> Vec<RoomEvent> {
         let name = "x".repeat(json_bytes.saturating_sub(60));
-        let body = EventBody::LiveStatus { channel_name: name, status: ChannelStatus::Live };
+        let body = EventBody::RoomStatus { channel_name: name, status: ChannelStatus::Live };
         (1..=n).map(|seq| RoomEvent::new(&body, Some(seq), 0, None)).collect()
     }
 
@@ -172,7 +172,7 @@ mod tests {
         fanout.publish(events(3800, 1200));
         let mut all = Vec::new();
         while let Poll::Ready(Taken::Bundle(bundle)) = take(&mut feed) {
-            assert!(bundle.array.len() <= BUNDLE_BYTES + 64, "a bundle of {} bytes", bundle.array.len());
+            assert!(bundle.array_len() <= BUNDLE_BYTES + 64, "a bundle of {} bytes", bundle.array_len());
             all.extend(bundle.events.iter().filter_map(|e| e.seq));
         }
         assert_eq!(all, (1..=3800).collect::<Vec<_>>());
