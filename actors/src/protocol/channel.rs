@@ -1,6 +1,7 @@
 //! What a channel's name says it is, read in one place (PROTOCOL.md 2.4, 3): a live room's
 //! channel is its `room_id` in canonical decimal, a 1:1 call's starts with `call:`, and any
-//! other name is a plain channel (a BIGO `game_sess` routed as itself, a test's room).
+//! other name is a game session's (a BIGO `game_sess` routed to a channel of its own name, as
+//! a `game_sess` not linked to a live room is).
 
 /// The kind of a channel, from its name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -9,7 +10,8 @@ pub enum ChannelKind {
     LiveRoom(u64),
     /// A 1:1 call: at most two users, and a peer that leaves is hung up on.
     Call,
-    Plain,
+    /// Any other name: a BIGO `game_sess` of its own.
+    GameSession,
 }
 
 impl ChannelKind {
@@ -19,7 +21,7 @@ impl ChannelKind {
         } else if let Some(room_id) = room_id_of(channel_name) {
             Self::LiveRoom(room_id)
         } else {
-            Self::Plain
+            Self::GameSession
         }
     }
 
@@ -51,7 +53,7 @@ mod tests {
     fn only_canonical_positive_numbers_name_live_rooms() {
         assert_eq!(ChannelKind::of("17"), ChannelKind::LiveRoom(17));
         for other in ["017", "+17", "0", "-1", "game-1", ""] {
-            assert_eq!(ChannelKind::of(other), ChannelKind::Plain, "{other}");
+            assert_eq!(ChannelKind::of(other), ChannelKind::GameSession, "{other}");
         }
         assert_eq!(ChannelKind::of("call:1:2"), ChannelKind::Call);
         assert!(ChannelKind::of("call:ann:bob").is_call());

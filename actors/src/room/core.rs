@@ -50,6 +50,8 @@ enum Pending {
 
 pub struct RoomCore {
     channel_name: String,
+    /// What the name says this channel is (a call has rules of its own).
+    kind: ChannelKind,
     epoch: String,
     config: RoomConfig,
     metrics: Arc<Metrics>,
@@ -88,6 +90,7 @@ impl RoomCore {
             live_status: None,
             last_activity: now.at,
             effects: Effects::default(),
+            kind: ChannelKind::of(&channel_name),
             channel_name,
             epoch,
             config,
@@ -553,7 +556,7 @@ impl RoomCore {
     }
 
     fn is_call(&self) -> bool {
-        ChannelKind::of(&self.channel_name).is_call()
+        self.kind.is_call()
     }
 
     /// True when `user_id` may not join because this is a call that already has two other
