@@ -15,6 +15,12 @@
 //! off while its client reconnected elsewhere thus cannot, once back, overwrite or delete the
 //! newer connection's entry when it closes the old one (`user/info` would answer "" for a user
 //! who is in a room).
+//!
+//! A user's steps (its connections' changes, and `user/info`'s reads) run one at a time in the
+//! order they came ([`Step`]): a room left right after it was entered is never recorded as
+//! entered, and `user/info` asked after an exit's ack never answers the room it left.
+
+use std::collections::{HashMap, VecDeque};
 
 use crate::store::conn::RedisConn;
 use actix::{Actor, ActorFutureExt, Addr, AsyncContext, Context, Handler, Message, ResponseFuture, WrapFuture};
@@ -22,6 +28,7 @@ use actors::clients::sessions::{Remote, SessionChange, SessionIndex};
 use actors::room::SessionId;
 use log::{debug, warn};
 use serde::{Deserialize, Serialize};
+use tokio::sync::oneshot;
 
 use super::bus::{Bus, BusMessage, Subscribe};
 use super::keys::Keys;
@@ -109,6 +116,8 @@ pub struct SessionDirectory {
     bus: Addr<Bus>,
     sessions: Addr<SessionIndex>,
     scripts: std::sync::Arc<Scripts>,
+    /// The users whose hash a step is running on, each with the steps waiting for it.
+    running: HashMap<String, VecDeque<Step>>,
 }
 
 impl SessionDirectory {
@@ -118,7 +127,7 @@ impl SessionDirectory {
             set_room: redis::Script::new(SET_ROOM),
             close: redis::Script::new(CLOSE),
         };
-        Self { node_id, keys, conn, bus, sessions, scripts: std::sync::Arc::new(scripts) }
+        Self { node_id, keys, conn, bus, sessions, scripts: std::sync::Arc::new(scripts), running: HashMap::new() }
     }
 
     fn tell(&self, node: &str, message: &Inbox, ctx: &mut Context<Self>) {
@@ -152,77 +161,143 @@ impl Actor for SessionDirectory {
     }
 }
 
+/// One Redis step on a user's hash. A user's steps run one at a time, in the order they came,
+/// so that a later change never lands before an earlier one (actix polls spawned futures in no
+/// set order) and a read sees every change this node made before it.
+enum Step {
+    Change(SessionChange),
+    /// `user/info`'s question: the channel the user is in on any node.
+    Read(oneshot::Sender<String>),
+}
+
+/// What a step found that this node must act on.
+enum Found {
+    Nothing,
+    /// A new connection took a sid whose entry was another node's session: that one goes.
+    Replaced(Entry),
+    /// The user entered `channel`; these are its connections on other nodes in other rooms.
+    EnteredFrom {
+        channel: String,
+        others: Vec<Entry>,
+    },
+}
+
+impl SessionDirectory {
+    fn queue(&mut self, user_id: &str, step: Step, ctx: &mut Context<Self>) {
+        let key = self.keys.user(user_id);
+        if let Some(waiting) = self.running.get_mut(&key) {
+            return waiting.push_back(step);
+        }
+        self.running.insert(key.clone(), VecDeque::new());
+        self.run(key, step, ctx);
+    }
+
+    /// Runs `step` on the hash `key`, then the next step waiting for it.
+    fn run(&mut self, key: String, step: Step, ctx: &mut Context<Self>) {
+        let mut conn = self.conn.clone();
+        let scripts = self.scripts.clone();
+        let me = self.node_id.clone();
+        let hash = key.clone();
+        let work = async move {
+            match step {
+                Step::Change(SessionChange::Opened { sid, session, .. }) => {
+                    let old: Option<String> = scripts
+                        .open
+                        .key(&hash)
+                        .arg(&sid)
+                        .arg(Entry::text(&me, session, ""))
+                        .invoke_async(&mut conn)
+                        .await
+                        .map_err(|e| warn!("directory: a connection could not be recorded: {e}"))
+                        .unwrap_or_default();
+                    match old.as_deref().and_then(Entry::parse) {
+                        Some(old) if old.node != me => Found::Replaced(old),
+                        _ => Found::Nothing,
+                    }
+                }
+                Step::Change(SessionChange::Closed { sid, session, .. }) => {
+                    let removed: redis::RedisResult<i64> = scripts
+                        .close
+                        .key(&hash)
+                        .arg(&sid)
+                        .arg(Entry::owner(&me, session))
+                        .invoke_async(&mut conn)
+                        .await;
+                    if let Err(e) = removed {
+                        warn!("directory: a closed connection's entry was not removed: {e}");
+                    }
+                    Found::Nothing
+                }
+                Step::Change(SessionChange::Room { sid, session, channel_name, .. }) => {
+                    let all: redis::RedisResult<Option<Vec<String>>> = scripts
+                        .set_room
+                        .key(&hash)
+                        .arg(&sid)
+                        .arg(Entry::owner(&me, session))
+                        .arg(Entry::text(&me, session, channel_name.as_deref().unwrap_or_default()))
+                        .invoke_async(&mut conn)
+                        .await;
+                    let all = match all {
+                        Ok(Some(all)) => all,
+                        // A newer connection of this sid holds the entry: this one is on its way out.
+                        Ok(None) => {
+                            debug!("directory: session {session} was replaced, its room not recorded");
+                            return Found::Nothing;
+                        }
+                        Err(e) => {
+                            warn!("directory: a room change could not be recorded: {e}");
+                            return Found::Nothing;
+                        }
+                    };
+                    let Some(channel) = channel_name else { return Found::Nothing };
+                    let others = all.chunks(2).filter_map(|pair| pair.get(1)).filter_map(|v| Entry::parse(v));
+                    let others = others.filter(|e| e.node != me && !e.channel.is_empty() && e.channel != channel);
+                    Found::EnteredFrom { others: others.collect(), channel }
+                }
+                Step::Read(answer) => {
+                    let all: std::collections::HashMap<String, String> =
+                        redis::cmd("HGETALL").arg(&hash).query_async(&mut conn).await.unwrap_or_default();
+                    let channel =
+                        all.values().filter_map(|v| Entry::parse(v)).map(|e| e.channel).find(|c| !c.is_empty());
+                    let _ = answer.send(channel.unwrap_or_default());
+                    Found::Nothing
+                }
+            }
+        };
+        ctx.spawn(work.into_actor(self).map(move |found, dir, ctx| {
+            match found {
+                Found::Nothing => {}
+                Found::Replaced(old) => {
+                    debug!("directory: replacing session {} on node {}", old.session, old.node);
+                    dir.tell(&old.node, &Inbox::Replaced { s: old.session }, ctx);
+                }
+                // The user's connections on other nodes, in another room: out of it.
+                Found::EnteredFrom { channel, others } => {
+                    for entry in others {
+                        dir.tell(&entry.node, &Inbox::MoveOut { s: entry.session, c: channel.clone() }, ctx);
+                    }
+                }
+            }
+            match dir.running.get_mut(&key).and_then(VecDeque::pop_front) {
+                Some(next) => dir.run(key, next, ctx),
+                None => {
+                    dir.running.remove(&key);
+                }
+            }
+        }));
+    }
+}
+
 impl Handler<SessionChange> for SessionDirectory {
     type Result = ();
 
     fn handle(&mut self, change: SessionChange, ctx: &mut Self::Context) {
-        let mut conn = self.conn.clone();
-        let scripts = self.scripts.clone();
-        let me = self.node_id.clone();
-        match change {
-            SessionChange::Opened { user_id, sid, session } => {
-                let key = self.keys.user(&user_id);
-                let write = async move {
-                    let old: Option<String> = scripts
-                        .open
-                        .key(&key)
-                        .arg(&sid)
-                        .arg(Entry::text(&me, session, ""))
-                        .invoke_async(&mut conn)
-                        .await?;
-                    Ok::<_, redis::RedisError>(old.as_deref().and_then(Entry::parse))
-                };
-                ctx.spawn(write.into_actor(self).map(|old, dir, ctx| match old {
-                    Ok(Some(old)) if old.node != dir.node_id => {
-                        debug!("directory: replacing session {} on node {}", old.session, old.node);
-                        dir.tell(&old.node, &Inbox::Replaced { s: old.session }, ctx);
-                    }
-                    Ok(_) => {}
-                    Err(e) => warn!("directory: a connection could not be recorded: {e}"),
-                }));
-            }
-            SessionChange::Closed { user_id, sid, session } => {
-                let key = self.keys.user(&user_id);
-                let remove = async move {
-                    let removed: redis::RedisResult<i64> =
-                        scripts.close.key(&key).arg(&sid).arg(Entry::owner(&me, session)).invoke_async(&mut conn).await;
-                    if let Err(e) = removed {
-                        warn!("directory: a closed connection's entry was not removed: {e}");
-                    }
-                };
-                ctx.spawn(remove.into_actor(self));
-            }
-            SessionChange::Room { user_id, sid, session, channel_name } => {
-                let key = self.keys.user(&user_id);
-                let channel = channel_name.clone().unwrap_or_default();
-                let write = async move {
-                    let all: Option<Vec<String>> = scripts
-                        .set_room
-                        .key(&key)
-                        .arg(&sid)
-                        .arg(Entry::owner(&me, session))
-                        .arg(Entry::text(&me, session, &channel))
-                        .invoke_async(&mut conn)
-                        .await?;
-                    Ok::<_, redis::RedisError>(all)
-                };
-                ctx.spawn(write.into_actor(self).map(move |all, dir, ctx| {
-                    let all = match all {
-                        Ok(Some(all)) => all,
-                        // A newer connection of this sid holds the entry: this one is on its way out.
-                        Ok(None) => return debug!("directory: session {session} was replaced, its room not recorded"),
-                        Err(e) => return warn!("directory: a room change could not be recorded: {e}"),
-                    };
-                    let Some(channel) = channel_name else { return };
-                    // The user's connections on other nodes, in another room: out of it.
-                    for entry in all.chunks(2).filter_map(|pair| pair.get(1)).filter_map(|v| Entry::parse(v)) {
-                        if entry.node != dir.node_id && !entry.channel.is_empty() && entry.channel != channel {
-                            dir.tell(&entry.node, &Inbox::MoveOut { s: entry.session, c: channel.clone() }, ctx);
-                        }
-                    }
-                }));
-            }
-        }
+        let user_id = match &change {
+            SessionChange::Opened { user_id, .. }
+            | SessionChange::Closed { user_id, .. }
+            | SessionChange::Room { user_id, .. } => user_id.clone(),
+        };
+        self.queue(&user_id, Step::Change(change), ctx);
     }
 }
 
@@ -244,13 +319,10 @@ impl Handler<BusMessage> for SessionDirectory {
 impl Handler<RoomOfUser> for SessionDirectory {
     type Result = ResponseFuture<String>;
 
-    fn handle(&mut self, msg: RoomOfUser, _ctx: &mut Self::Context) -> Self::Result {
-        let (mut conn, key) = (self.conn.clone(), self.keys.user(&msg.user_id));
-        Box::pin(async move {
-            let all: std::collections::HashMap<String, String> =
-                redis::cmd("HGETALL").arg(key).query_async(&mut conn).await.unwrap_or_default();
-            all.values().filter_map(|v| Entry::parse(v)).map(|e| e.channel).find(|c| !c.is_empty()).unwrap_or_default()
-        })
+    fn handle(&mut self, msg: RoomOfUser, ctx: &mut Self::Context) -> Self::Result {
+        let (answer, answered) = oneshot::channel();
+        self.queue(&msg.user_id, Step::Read(answer), ctx);
+        Box::pin(async move { answered.await.unwrap_or_default() })
     }
 }
 
