@@ -1,4 +1,4 @@
-//! Client identity: the HS256 JWT of PROTOCOL.md 2.1, issued by the app's backend (or by
+//! Client identity: the HS256 JWT of docs/protocol.md 2.1, issued by the app's backend (or by
 //! `danmu-broker token` / `/demo/token` for trying things out), checked at every HTTP entry.
 
 use actors::protocol::client::Profile;

@@ -1,4 +1,4 @@
-//! The cloud's stream APIs (PROTOCOL.md 3) and the actor that calls them.
+//! The cloud's stream APIs (docs/protocol.md 3) and the actor that calls them.
 //!
 //! [`CloudClient`] is the small HTTP client: `GET {live.status_api}?stream_id=` (is this
 //! stream pushing?) and `GET {live.forbid_api}?stream_id=&status=0` (cut a banned room's

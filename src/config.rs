@@ -1,4 +1,4 @@
-//! The typed configuration (PROTOCOL.md section 5) and its loading: `config.yaml` (or
+//! The typed configuration (docs/protocol.md section 5) and its loading: `config.yaml` (or
 //! `--config PATH`), then `DANMU__SECTION__KEY` environment overrides, then checks of values
 //! serde cannot express. Every error names the key.
 //!
@@ -46,10 +46,10 @@ pub struct ServerConfig {
     pub internal: Option<InternalConfig>,
     /// On SIGTERM, how long the node goes on serving after `/readyz` turned 503 before it
     /// kicks its clients: the time a load balancer takes to see the readiness change
-    /// (PROTOCOL.md 4).
+    /// (docs/protocol.md 4).
     pub drain_delay_ms: u64,
     /// A node that stops tells each client to come back after `retry_after_ms`, drawn
-    /// uniformly from 0 to this (PROTOCOL.md 4).
+    /// uniformly from 0 to this (docs/protocol.md 4).
     pub reconnect_spread_ms: u64,
 }
 
@@ -121,7 +121,7 @@ fn one_of(given: &str, choices: &[&str]) -> String {
 }
 
 impl StoreKind {
-    /// Redis of either kind: the store several nodes share (PROTOCOL.md 7).
+    /// Redis of either kind: the store several nodes share (docs/protocol.md 7).
     pub fn is_redis(self) -> bool {
         self != Self::Memory
     }
@@ -138,13 +138,13 @@ pub struct StoreConfig {
     #[serde(deserialize_with = "list_or_commas")]
     pub cluster_nodes: Vec<String>,
     pub key_prefix: String,
-    /// This node's name among several (PROTOCOL.md 7); empty = generated at start.
+    /// This node's name among several (docs/protocol.md 7); empty = generated at start.
     pub node_id: String,
     /// A node whose presence record is this old is dead to the others; also the lease time
     /// of a shared room's owner.
     pub node_ttl_ms: u64,
     /// With a Redis store: rooms whose inputs, state and history live in Redis, served in one
-    /// order by every node (PROTOCOL.md 7). `false`: each node serves its own rooms, and the
+    /// order by every node (docs/protocol.md 7). `false`: each node serves its own rooms, and the
     /// nodes share only the live-room list, its counters and `end_point`.
     pub shared_rooms: bool,
 }

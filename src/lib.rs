@@ -72,7 +72,7 @@ pub struct ShutdownHandle {
 }
 
 impl ShutdownHandle {
-    /// PROTOCOL.md 4: `/readyz` (and `/healthz`) answer 503 at once and the presence record
+    /// docs/protocol.md 4: `/readyz` (and `/healthz`) answer 503 at once and the presence record
     /// goes (no node sends new clients here any more); the node goes on serving for
     /// `server.drain_delay_ms`, the time a load balancer takes to see it; then it stops taking
     /// connections, closes the BIGO connections (no new pushes; BIGO re-sends what has no 200
@@ -138,7 +138,7 @@ pub fn start_on(config: Config, listener: TcpListener) -> std::io::Result<Broker
     let metrics = Arc::new(Metrics::new());
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let arbiters: Vec<ArbiterHandle> = (0..cores).map(|_| Arbiter::new().handle()).collect();
-    // The live-room list (PROTOCOL.md 3): its room hooks hear every room's joins and
+    // The live-room list (docs/protocol.md 3): its room hooks hear every room's joins and
     // leaves through the registry's membership hook.
     let store = store::Store::open(&config.store).map_err(std::io::Error::other)?;
     let redis = store.redis_connection();
@@ -146,10 +146,10 @@ pub fn start_on(config: Config, listener: TcpListener) -> std::io::Result<Broker
     let hooks = Context::<live::hooks::RoomHooks>::new();
     let mut registry =
         Registry::new(config.room.clone(), config.client.send_queue_len, metrics.clone(), arbiters.clone());
-    // Several nodes on one Redis (PROTOCOL.md 7): this node's presence, for end_point and as
+    // Several nodes on one Redis (docs/protocol.md 7): this node's presence, for end_point and as
     // the judge of other nodes' death (started below, once the sessions are).
     let presence_context = redis.as_ref().map(|_| Context::<cluster::presence::NodePresence>::new());
-    // Shared rooms and the session rules across nodes (PROTOCOL.md 7).
+    // Shared rooms and the session rules across nodes (docs/protocol.md 7).
     let mut shared_bus = None;
     if let (Some(conn), Some(presence), true) = (&redis, &presence_context, config.store.shared_rooms) {
         let target = store::conn::RedisTarget::of(&config.store).expect("a Redis store");

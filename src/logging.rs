@@ -1,4 +1,4 @@
-//! Log output (PROTOCOL.md 4, 5 `log.format`): env_logger filters by `RUST_LOG` (default
+//! Log output (docs/protocol.md 4, 5 `log.format`): env_logger filters by `RUST_LOG` (default
 //! `info`) and writes to stderr, either as its usual text lines or, with `log.format: json`,
 //! as one JSON object per line:
 //!

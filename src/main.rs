@@ -1,6 +1,6 @@
 //! The `danmu-broker` command: serves by default; `token` prints a client JWT for trying the
-//! server by hand (PROTOCOL.md 5); `simulate` stands in for the BIGO platform and pushes danmu
-//! into a broker (PROTOCOL.md 6, logic in the `danmu-simulator` crate, `simulator/`). The
+//! server by hand (docs/protocol.md 5); `simulate` stands in for the BIGO platform and pushes danmu
+//! into a broker (docs/protocol.md 6, logic in the `danmu-simulator` crate, `simulator/`). The
 //! by-hand tools `listen` (an app client printing a channel's events), `push` (one danmu, as
 //! BIGO sends it) and `check-config` live in [`cli`].
 

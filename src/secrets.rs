@@ -1,4 +1,4 @@
-//! The secrets a broker on the network must not start with (issue 23, README "Secrets"):
+//! The secrets a broker on the network must not start with (issue 23, docs/security.md):
 //!
 //! - secrets left at their shipped value (`change-me` in `config.yaml` and the defaults): the
 //!   JWT secret, the admin key, the BIGO account passwords, the push and callback keys. Anyone

@@ -1,4 +1,4 @@
-//! What the broker checks and says as it starts (README "Operating"): binding the listener
+//! What the broker checks and says as it starts (docs/operating.md, "Start-up"): binding the listener
 //! with an error that names the address, and the lines an operator reads first: where it
 //! listens, where BIGO, clients and the demo page connect, which store it uses, and the
 //! settings that deserve a warning.

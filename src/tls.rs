@@ -1,9 +1,9 @@
-//! In-process TLS (PROTOCOL.md 1: `wss://` without a terminator in front): reads
+//! In-process TLS (docs/protocol.md 1: `wss://` without a terminator in front): reads
 //! `server.tls.cert` and `server.tls.key` (PEM) into a rustls 0.23 server config on ring.
 //!
 //! A missing or unreadable file, or one without a certificate or key, stops start-up with an
 //! error naming the config key and the path. The files are read once, at start-up: replacing
-//! a certificate means restarting (drain first, see README "Operating").
+//! a certificate means restarting (drain first, see docs/operating.md, "TLS").
 
 use std::io;
 use std::sync::Arc;

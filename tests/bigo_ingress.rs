@@ -1,4 +1,4 @@
-//! BIGO ingress (PROTOCOL.md 1.1-1.4): login, envelope, rescodes, frame limits.
+//! BIGO ingress (docs/protocol.md 1.1-1.4): login, envelope, rescodes, frame limits.
 
 mod common;
 
@@ -19,7 +19,7 @@ async fn login_with_the_right_sign_gets_a_32_hex_access_token() {
 }
 
 /// The harness signs with `actors::protocol::bigo_client`; this test spells out the formulas of
-/// PROTOCOL.md 1.2 and 1.4 itself, so that the server and the shared client module cannot agree
+/// docs/protocol.md 1.2 and 1.4 itself, so that the server and the shared client module cannot agree
 /// on a wrong formula unnoticed.
 #[actix_rt::test]
 async fn frames_signed_with_the_formulas_of_protocol_md_written_out_are_accepted() {

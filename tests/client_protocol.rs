@@ -1,4 +1,4 @@
-//! App clients (PROTOCOL.md 2.1-2.3): finding a node, connecting, frame checks, heartbeat,
+//! App clients (docs/protocol.md 2.1-2.3): finding a node, connecting, frame checks, heartbeat,
 //! joining and leaving, chat, and isolation from a misbehaving neighbour.
 
 mod common;

@@ -1,4 +1,4 @@
-//! permessage-deflate (PROTOCOL.md 2.8) on the client WebSocket: a client that offers it gets
+//! permessage-deflate (docs/protocol.md 2.8) on the client WebSocket: a client that offers it gets
 //! `server_no_context_takeover` and compressed frames for large messages, which it inflates
 //! into the same events under the same `seq` as a plain member of the room; a compression bomb
 //! is refused as too large without being inflated.

@@ -1,7 +1,7 @@
-//! The `/demo` page (PROTOCOL.md 6) in a real headless Chromium against the real broker: two
+//! The `/demo` page (docs/protocol.md 6) in a real headless Chromium against the real broker: two
 //! users join one channel, watch BIGO danmu arrive in `ts` order, chat with each other and see
 //! each other's seat; an anchor creates a room and takes it live from the page, and a viewer
-//! finds it in the live-room list (PROTOCOL.md 3), likes it and joins it from there; one URL
+//! finds it in the live-room list (docs/protocol.md 3), likes it and joins it from there; one URL
 //! (`/demo?user_id=&nickname=&channel=`) logs in and joins by itself, and the room that
 //! `simulate --live-room` makes is in the list with its danmu. And with `demo.enabled` off, the
 //! page and `/demo/token` do not exist.

@@ -1,4 +1,4 @@
-//! `end_point` (PROTOCOL.md 2.1) names a URL the asking client can reach: with
+//! `end_point` (docs/protocol.md 2.1) names a URL the asking client can reach: with
 //! `server.public_url` unset it is derived from the request (Host, X-Forwarded-Proto) or the
 //! listening address, so a broker moved to another port answers that port. Runs the real
 //! binary on the shipped `config.yaml`, the port overridden from the environment.

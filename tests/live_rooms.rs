@@ -1,6 +1,6 @@
-//! The live-room list (PROTOCOL.md 3). Every test body is written once and runs on every
+//! The live-room list (docs/protocol.md 3). Every test body is written once and runs on every
 //! store: `memory::<name>` on the embedded store, `redis::<name>` on a real redis-server,
-//! `redis_cluster::<name>` on a real 3-master Redis Cluster (PROTOCOL.md 7: the live list
+//! `redis_cluster::<name>` on a real 3-master Redis Cluster (docs/protocol.md 7: the live list
 //! works on a cluster). The Redis-only tests at the end cover what only Redis has: outages,
 //! keys, restarts.
 
@@ -439,7 +439,7 @@ async fn calls_without_a_valid_token_are_refused(kind: StoreKind) {
 // ---------------------------------------------------------------------------------------------
 // Redis only
 
-/// Rooms shared through Redis (`store.shared_rooms`, PROTOCOL.md 7).
+/// Rooms shared through Redis (`store.shared_rooms`, docs/protocol.md 7).
 fn shared(c: &mut danmu_broker::config::Config) {
     c.store.shared_rooms = true;
 }
@@ -459,7 +459,7 @@ async fn a_redis_outage_gives_clear_errors_and_recovers_by_itself() {
     let (status, _) = lb.call("GET", "/iapi/rooms", As::User("viewer"), None).await;
     assert_eq!(status, 503);
     // Clients stay connected; a room lives in Redis (several nodes share it), so entering one
-    // answers 1011 until Redis is back (PROTOCOL.md 7), and then works on the same connection.
+    // answers 1011 until Redis is back (docs/protocol.md 7), and then works on the same connection.
     let mut viewer = lb.client("viewer").await;
     viewer.send("enter_room_report", json!({"channel_name": "lobby"})).await;
     let refused = viewer.recv_action("error").await;
@@ -498,7 +498,7 @@ async fn the_documented_keys_are_there(lb: &LiveBroker, keys: impl Fn(&str) -> H
         (&*format!("{{rooms}}:room:{room_id}"), "hash"),
         (&*format!("{{rooms}}:room:{room_id}:likes"), "string"),
         (&*format!("{{rooms}}:room:{room_id}:viewers"), "string"),
-        // The room's channel, shared by the nodes (PROTOCOL.md 7), under its own tag; no push
+        // The room's channel, shared by the nodes (docs/protocol.md 7), under its own tag; no push
         // came, so it has no `:seen` set yet.
         (&*format!("room:{{{room_id}}}:lease"), "string"),
         (&*format!("room:{{{room_id}}}:in"), "stream"),

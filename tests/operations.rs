@@ -1,4 +1,4 @@
-//! Operations (PROTOCOL.md 4): every metric on `/metrics` after a short run, the log lines an
+//! Operations (docs/protocol.md 4): every metric on `/metrics` after a short run, the log lines an
 //! operator follows, graceful shutdown of the real binary on SIGTERM (the probes `/livez` and
 //! `/readyz`, `server.drain_delay_ms`, `kicked` with `retry_after_ms`), and the operator
 //! endpoints on their own listener (`server.internal`).

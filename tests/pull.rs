@@ -1,4 +1,4 @@
-//! Pull compensation (PROTOCOL.md 1.5) against a fake BIGO HTTP API: pulled items enter the
+//! Pull compensation (docs/protocol.md 1.5) against a fake BIGO HTTP API: pulled items enter the
 //! room like pushed ones, once; `context` is carried; a failing API is retried with back-off
 //! while live pushes go on; status 3 ends the session with one final pull.
 

@@ -1,4 +1,4 @@
-//! A rolling restart (PROTOCOL.md 4, "Probes for orchestrators"): three broker processes on
+//! A rolling restart (docs/protocol.md 4, "Probes for orchestrators"): three broker processes on
 //! one Redis, each stopped with SIGTERM and started again on its port in turn, while BIGO
 //! pushes flow and app clients reconnect as the SDK does (they wait the `retry_after_ms` of
 //! their `kicked` frame, ask `end_point`, and enter their room again with `last_seq` and

@@ -1,4 +1,4 @@
-//! Rooms (PROTOCOL.md 2.4, 2.6): danmu from the BIGO ingress reach every member once, in `ts`
+//! Rooms (docs/protocol.md 2.4, 2.6): danmu from the BIGO ingress reach every member once, in `ts`
 //! order within the reorder window, numbered by a contiguous `seq`, mapped to client events.
 
 mod common;
@@ -136,7 +136,7 @@ async fn a_ts_and_timestamp_no_clock_could_tell_take_the_brokers_clock_and_the_r
     assert_eq!(contents(&alice.events("send_topic_msg", 1).await), vec!["next"]);
 }
 
-/// PROTOCOL.md 2.6, Far-off `ts`.
+/// docs/protocol.md 2.6, Far-off `ts`.
 async fn items_from_1970_and_from_year_9999_are_delivered_in_ts_order_and_hold_nothing_back(engine: Engine) {
     let broker = TestBroker::start_on(engine, |_| {}).await;
     let mut alice = broker.client("alice").await;
@@ -229,7 +229,7 @@ async fn a_room_whose_queue_is_full_answers_503_and_takes_the_retry_later(engine
     .await;
     let mut bigo = broker.bigo_logged_in().await;
     let ts = now_ms();
-    // One room holds `room.queue_len` items (memory) or inputs (Redis, PROTOCOL.md deviation in
+    // One room holds `room.queue_len` items (memory) or inputs (Redis, docs/protocol.md deviation in
     // docs/protocol.md) while they wait out the window: a few pushes fill it either way.
     let mut refused = None;
     for i in 0..5 {

@@ -1,4 +1,4 @@
-//! The room protocol with real clients (PROTOCOL.md 2.2-2.7, seed 001): seats, gifts, calls,
+//! The room protocol with real clients (docs/protocol.md 2.2-2.7, seed 001): seats, gifts, calls,
 //! disconnects, one connection per (user_id, sid), one room per user, `last_seq` recovery,
 //! `batch=1`, and abuse limits that never disturb the other members.
 

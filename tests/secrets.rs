@@ -1,4 +1,4 @@
-//! Secrets and exposure (README "Secrets", docs/security.md): the real binary refuses a
+//! Secrets and exposure (docs/security.md): the real binary refuses a
 //! non-loopback `server.host` while a secret is still `change-me` (unless
 //! `server.allow_default_secrets` says so), while `auth.jwt_secret` or `admin.key` is shorter
 //! than 32 bytes, and while the demo mints tokens (unless `demo.public` says so), each refusal

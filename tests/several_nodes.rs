@@ -1,4 +1,4 @@
-//! Several broker processes on one Redis (PROTOCOL.md 7): every node publishes its presence
+//! Several broker processes on one Redis (docs/protocol.md 7): every node publishes its presence
 //! and client count, and `end_point` on any node names the live node with the fewest
 //! clients; a node that dies drops out within `store.node_ttl_ms`. With
 //! `store.shared_rooms`, a room's pushes may arrive on any node and its members sit on any
@@ -1018,7 +1018,7 @@ async fn keep_alive(client: &mut common::AppClient, long: Duration, until: impl 
     seen
 }
 
-/// PROTOCOL.md 2.3: any frame counts as life, whatever the session waits for. bob's enter waits
+/// docs/protocol.md 2.3: any frame counts as life, whatever the session waits for. bob's enter waits
 /// for a room whose owner is frozen (until its lease runs out, or the answer's time does),
 /// longer than his node's idle timeout; he pings every second all along and stays connected,
 /// and his pings are answered after the enter's answer, in the order he sent them.
@@ -1092,8 +1092,8 @@ async fn after_a_client_moved_off_a_frozen_node_user_info_is_right_on_every_node
     assert_eq!(heard["content"], "still here?");
 }
 
-/// PROTOCOL.md 7: while Redis is unavailable, open connections stay open. Redis (persistent,
-/// as the README asks) stops for longer than `store.node_ttl_ms`, so every node's presence
+/// docs/protocol.md 7: while Redis is unavailable, open connections stay open. Redis (persistent,
+/// as docs/operating.md asks) stops for longer than `store.node_ttl_ms`, so every node's presence
 /// lapses; when it is back, no node takes another for dead: no client is kicked, no member
 /// leaves its room, and the room goes on. (`DANMU_TEST_OUTAGE_MS` tries another length.)
 #[actix_rt::test]

@@ -1,4 +1,4 @@
-//! `danmu-broker simulate` (PROTOCOL.md 6): the real binary, run against a real broker, pushes
+//! `danmu-broker simulate` (docs/protocol.md 6): the real binary, run against a real broker, pushes
 //! danmu that a real client receives; its summary counts what the broker answered.
 
 mod common;
@@ -78,7 +78,7 @@ async fn simulated_danmu_reach_a_client_and_every_push_is_acknowledged() {
     assert_eq!(summary.unacked, 0);
     assert!(summary.closed);
 
-    // The client saw each item once, mapped per PROTOCOL.md 2.4, numbered in order.
+    // The client saw each item once, mapped per docs/protocol.md 2.4, numbered in order.
     assert_eq!(count(&events, "send_topic_msg"), summary.items.msg);
     assert_eq!(count(&events, "like"), summary.items.heart);
     assert_eq!(count(&events, "send_gift"), summary.items.gift);
@@ -119,7 +119,7 @@ async fn retried_shuffled_and_dropped_pushes_reach_the_client_once_each() {
     assert_eq!(summary.pushes, 40);
     assert_eq!(summary.pushes_sent + summary.dropped, 40);
     assert!(summary.dropped > 0 && summary.retries > 0, "{summary:?}");
-    // A retry is answered 200 like the first send (PROTOCOL.md 1.4: retries are idempotent).
+    // A retry is answered 200 like the first send (docs/protocol.md 1.4: retries are idempotent).
     assert_eq!(summary.rescodes.get("200"), Some(&summary.frames_sent), "{summary:?}");
     assert_eq!(summary.frames_sent, summary.pushes_sent + summary.retries + 1);
     // ... and delivers nothing twice: one event per item of the pushes that were sent.

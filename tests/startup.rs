@@ -1,4 +1,4 @@
-//! Start-up (README "Operating"): what the real binary says when it starts (the config file,
+//! Start-up (docs/operating.md, "Start-up"): what the real binary says when it starts (the config file,
 //! every address, the demo URL, the store), how it refuses an address it cannot listen on,
 //! `token --help`, and what `GET /` shows a visitor.
 

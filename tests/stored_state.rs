@@ -1,6 +1,6 @@
-//! What a shared room (`store.shared_rooms`, PROTOCOL.md 7) makes of the state it finds in
+//! What a shared room (`store.shared_rooms`, docs/protocol.md 7) makes of the state it finds in
 //! Redis when it takes a room over: a state it cannot number on from is no state, and the room
-//! starts a new numbering under a new epoch (PROTOCOL.md 2.6, Epochs), its old events cleared.
+//! starts a new numbering under a new epoch (docs/protocol.md 2.6, Epochs), its old events cleared.
 
 mod common;
 

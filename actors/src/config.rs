@@ -1,4 +1,4 @@
-//! The configuration sections the actors read (PROTOCOL.md section 5): `bigo` (sessions and
+//! The configuration sections the actors read (docs/protocol.md section 5): `bigo` (sessions and
 //! pull compensation), `client` (client sessions) and `room`. One struct per section, its
 //! defaults in its `Default` impl, `deny_unknown_fields` so that a misspelt key stops start-up
 //! instead of being ignored.
@@ -122,7 +122,7 @@ pub struct ClientConfig {
     /// A client whose socket takes no bytes for this long while frames wait for it (it
     /// stopped reading) is closed and counted as slow (`crate::clients::ws_conn`).
     pub write_timeout_ms: u64,
-    /// Accept permessage-deflate (PROTOCOL.md 2.8): each room frame compressed once for every
+    /// Accept permessage-deflate (docs/protocol.md 2.8): each room frame compressed once for every
     /// member that offered it (`crate::protocol::deflate`).
     pub compression: bool,
     /// Server messages shorter than this go uncompressed.

@@ -4,14 +4,14 @@
 //!   the clock's checks, and the peers' sides of the protocols (`protocol::bigo_client` and
 //!   `protocol::app_client`, for the simulator, `listen`, the bench and the tests).
 //! - [`ingress`]: BIGO in: one actor per BIGO WebSocket, pull compensation, and how pushes
-//!   reach their room (PROTOCOL.md 1).
+//!   reach their room (docs/protocol.md 1).
 //! - [`registry`]: finds or starts rooms, routes `game_sess` to channels, knows the BIGO
 //!   sessions, owns the pullers.
 //! - [`room`]: one per channel: the pure [`room::RoomCore`] (dedup, reorder, `seq` and epoch,
 //!   history, members, seats, the danmu mapping), and the [`room::RoomFront`]: the member side
 //!   over an engine that numbers the room's inputs (this node's core, or Redis).
 //! - [`clients`]: app clients out: one actor per app WebSocket, its transport, and the index
-//!   of this node's sessions (PROTOCOL.md 2).
+//!   of this node's sessions (docs/protocol.md 2).
 //! - [`config`]: the config sections the actors read (bigo, client, room); the whole `Config`
 //!   is the binary's. [`metrics`]: the Prometheus metrics. [`rate`], [`ws_frames`]: small
 //!   helpers of the sessions.

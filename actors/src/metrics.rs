@@ -1,4 +1,4 @@
-//! The broker's Prometheus metrics (PROTOCOL.md section 4), in one explicit registry.
+//! The broker's Prometheus metrics (docs/protocol.md section 4), in one explicit registry.
 //!
 //! Every metric is an atomic owned by `prometheus-client`; actors hold an `Arc<Metrics>` and
 //! bump them, `/metrics` encodes the registry. Counter names are registered without `_total`:
@@ -33,7 +33,7 @@ pub struct KindLabel {
     pub kind: Kind,
 }
 
-/// Whether bytes written to a client socket were compressed (PROTOCOL.md 2.8).
+/// Whether bytes written to a client socket were compressed (docs/protocol.md 2.8).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CompressedLabel {
     pub compressed: &'static str,

@@ -1,7 +1,7 @@
 //! The `Registry` actor: the rooms of this node and the ingest side around them. It finds or
 //! starts the room of a channel (a [`RoomFront`](crate::room::RoomFront) over its engine), routes a BIGO `game_sess` to its channel
-//! (PROTOCOL.md 2.6, Channels), forwards live-room statuses to running rooms, knows the BIGO
-//! sessions (route changes, shutdown) and owns the pullers (PROTOCOL.md 1.5).
+//! (docs/protocol.md 2.6, Channels), forwards live-room statuses to running rooms, knows the BIGO
+//! sessions (route changes, shutdown) and owns the pullers (docs/protocol.md 1.5).
 //!
 //! It is off the hot path: an ingester asks it once per `game_sess` and then talks to the room
 //! directly (`crate::ingress::ingest`); when a route changes it tells every ingester ([`RouteChanged`]).
@@ -47,7 +47,7 @@ pub struct LinkGameSess {
     pub channel_name: String,
 }
 
-/// The live-room status of `channel_name` changed (PROTOCOL.md 3): the running room, if any,
+/// The live-room status of `channel_name` changed (docs/protocol.md 3): the running room, if any,
 /// broadcasts `room_status`. A room not running learns it from the store when it starts.
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -158,7 +158,7 @@ impl Registry {
         self
     }
 
-    /// Turns pull compensation on when `bigo.pull.enabled` (PROTOCOL.md 1.5).
+    /// Turns pull compensation on when `bigo.pull.enabled` (docs/protocol.md 1.5).
     pub fn with_pull(mut self, bigo: Arc<BigoConfig>) -> Self {
         self.pull = bigo.pull.enabled.then_some(bigo);
         self

@@ -1,4 +1,4 @@
-//! The frame parsers never panic, and every frame ends in one of PROTOCOL.md's answers:
+//! The frame parsers never panic, and every frame ends in one of docs/protocol.md's answers:
 //! arbitrary bytes and mutated valid frames fed to the BIGO ingress checks (section 1: an
 //! `errorResp` 400, a login `code` 400, a `dataReception` rescode 400/401/403, or accepted)
 //! and to the client frame checks (section 2.3: errors 1001, 1002, 1003, 1009, 1010, or an

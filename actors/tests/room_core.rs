@@ -1,4 +1,4 @@
-//! Properties of the room core (PROTOCOL.md 2.3-2.6), over random interleavings of pushes
+//! Properties of the room core (docs/protocol.md 2.3-2.6), over random interleavings of pushes
 //! (shuffled `ts` within and beyond the window, retried seqids, repeated data_seqs, status
 //! changes), joins, leaves and seat actions, with the clock driven by the test:
 //!
@@ -462,7 +462,7 @@ fn an_item_with_ts_i64_min_is_delivered_and_the_room_goes_on() {
     assert_eq!(released, vec![chat("b", t1.unix_ms, t1.at + WINDOW)]);
 }
 
-/// PROTOCOL.md 2.6, Far-off `ts`.
+/// docs/protocol.md 2.6, Far-off `ts`.
 #[test]
 fn an_item_from_far_in_the_past_is_simply_late_and_leaves_with_the_next_release() {
     let t0 = t0();
@@ -488,7 +488,7 @@ fn an_item_from_far_in_the_past_is_simply_late_and_leaves_with_the_next_release(
     assert_eq!(room.held(), 0);
 }
 
-/// PROTOCOL.md 2.6, Far-off `ts`.
+/// docs/protocol.md 2.6, Far-off `ts`.
 #[test]
 fn an_item_from_far_in_the_future_holds_nothing_back_past_its_window() {
     for future in [LATEST_MS, i64::MAX] {

@@ -4,7 +4,7 @@
 //! members join one room, the readers first, then `stalled` members that stop reading once they
 //! have entered: they connect with a small `SO_RCVBUF`, so that the broker's writes to them
 //! stall at once, and go on sending `ping`s, so that only the slow-consumer rule can close them
-//! (PROTOCOL.md 2.3). One pusher then writes `items` danmu of about `event_bytes` each,
+//! (docs/protocol.md 2.3). One pusher then writes `items` danmu of about `event_bytes` each,
 //! `items_per_push` a push, every push at once. Measured:
 //! - the broker's RSS (`/proc`): before the burst; its peak during it, from VmHWM (reset just
 //!   before the burst through `/proc/<pid>/clear_refs`) and from VmRSS sampled every 5 ms;

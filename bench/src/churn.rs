@@ -1,6 +1,6 @@
 //! W5's churn (issue 13): short-lived app clients that connect, join, chat and leave at a
 //! steady rate while the run's long-lived members and pushers go on, a tenth of them cutting
-//! their connection and coming back with `last_seq` and `epoch` (PROTOCOL.md 2.3, 2.6).
+//! their connection and coming back with `last_seq` and `epoch` (docs/protocol.md 2.3, 2.6).
 //!
 //! What it shows: that connections coming and going leave nothing behind in the broker (its
 //! RSS after the first minute against the end, `lib.rs`), and that the members who stayed lose

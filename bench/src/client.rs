@@ -1,4 +1,4 @@
-//! App clients (PROTOCOL.md 2.2-2.4), as the generator runs them: a shard is one thread with a
+//! App clients (docs/protocol.md 2.2-2.4), as the generator runs them: a shard is one thread with a
 //! single-threaded tokio runtime holding many client tasks. Each task connects with a JWT,
 //! reads `connected`, sends a signed `enter_room_report`, and then reads room events until
 //! told to stop, checking every `seq` and timing every danmu event from its `ts`.
@@ -112,7 +112,7 @@ pub fn run_shard(
     });
 }
 
-/// The path and query of the upgrade (PROTOCOL.md 2.2) for `user_id` on device `sid`, with a
+/// The path and query of the upgrade (docs/protocol.md 2.2) for `user_id` on device `sid`, with a
 /// token for a day signed with `secret`.
 pub(crate) fn upgrade_target(client_path: &str, secret: &str, user_id: &str, sid: &str, batch: bool) -> String {
     let token = auth::issue(secret, &auth::claims_for(user_id, Some(user_id.to_string()), 86_400));
@@ -120,7 +120,7 @@ pub(crate) fn upgrade_target(client_path: &str, secret: &str, user_id: &str, sid
     format!("{client_path}?{}", params.upgrade_query(batch))
 }
 
-/// `request` as a signed text frame (PROTOCOL.md 2.3) of the connection `online_token`, `sid`.
+/// `request` as a signed text frame (docs/protocol.md 2.3) of the connection `online_token`, `sid`.
 pub(crate) fn signed_frame(request: &ClientRequest, online_token: &str, sid: &str) -> String {
     Signer { online_token, sid }.request(request, now_ms())
 }

@@ -1,4 +1,4 @@
-//! BIGO pushers (PROTOCOL.md 1.2, 1.4), as the generator runs them: one thread with a
+//! BIGO pushers (docs/protocol.md 1.2, 1.4), as the generator runs them: one thread with a
 //! single-threaded runtime holding every pusher connection, apart from the clients so that
 //! a busy client side cannot delay the push schedule.
 //!

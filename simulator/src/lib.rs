@@ -1,4 +1,4 @@
-//! danmu-simulator: a stand-in for the BIGO platform (PROTOCOL.md 1 and 6), behind
+//! danmu-simulator: a stand-in for the BIGO platform (docs/protocol.md 1 and 6), behind
 //! `danmu-broker simulate`, for demos and for trying a broker by hand. A crate of its own: it is
 //! a client of the broker, not part of the server library, and needs none of the server's code.
 //!

@@ -1,4 +1,4 @@
-//! One logged-in BIGO connection (PROTOCOL.md 1.1-1.2): connect to a broker's ingress, send
+//! One logged-in BIGO connection (docs/protocol.md 1.1-1.2): connect to a broker's ingress, send
 //! `platformLogin`, keep the `access_token` it answers. The simulator's run loop owns one at a
 //! time (and opens another after a lost connection); `danmu-broker push` opens one, sends a
 //! single `dataReception` and reads its answer. Frames and answers go through

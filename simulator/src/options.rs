@@ -1,4 +1,4 @@
-//! The command-line options of `danmu-broker simulate` (PROTOCOL.md 6) and their checks.
+//! The command-line options of `danmu-broker simulate` (docs/protocol.md 6) and their checks.
 
 use crate::SimulateError;
 

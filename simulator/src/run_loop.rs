@@ -20,7 +20,7 @@ use tokio_tungstenite::tungstenite::Message;
 use crate::link::{Link, Target};
 use crate::{Generator, Options, Push, SimulateError, Summary};
 
-/// PROTOCOL.md 1.3: the platform pings every 5 s.
+/// docs/protocol.md 1.3: the platform pings every 5 s.
 const PING_EVERY: Duration = Duration::from_secs(5);
 /// After the end, how long to wait for outstanding acks before giving up on them.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);

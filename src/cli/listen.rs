@@ -1,4 +1,4 @@
-//! `danmu-broker listen`: a real app client on the command line (PROTOCOL.md 2). It mints its
+//! `danmu-broker listen`: a real app client on the command line (docs/protocol.md 2). It mints its
 //! own JWT with the configured `auth.jwt_secret` (as `danmu-broker token` does), asks
 //! `GET /iapi/websocket/end_point` where to connect (2.1), connects and reads `connected`
 //! (2.2), signs every frame (2.3), sends `ping` every `ping_interval` seconds so that the broker
@@ -52,7 +52,7 @@ pub struct ListenOptions {
     #[arg(long)]
     pub channel: String,
     /// Recover from here: enter with this last_seq, the events after it are replayed
-    /// (PROTOCOL.md 2.6).
+    /// (docs/protocol.md 2.6).
     #[arg(long)]
     pub last_seq: Option<u64>,
     /// The epoch --last-seq belongs to (an earlier ack's); without it, the room's current one.
@@ -69,7 +69,7 @@ pub struct ListenOptions {
 }
 
 /// Where the listener is in the room's numbering, sent with every entry after the first
-/// (PROTOCOL.md 2.6). Pure bookkeeping: [`Position::on_ack`] and [`Position::on_event`].
+/// (docs/protocol.md 2.6). Pure bookkeeping: [`Position::on_ack`] and [`Position::on_event`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 struct Position {
     /// The `last_seq` to enter with; None: enter fresh (no replay).

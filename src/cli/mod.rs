@@ -1,12 +1,12 @@
 //! The by-hand tools of the `danmu-broker` binary, as `nats sub` / `nats pub` are NATS's: a
 //! person tries a broker with them instead of hand-writing the protocol.
 //!
-//! - [`listen`]: a real app client (PROTOCOL.md 2): `end_point`, `connected`, signed frames,
+//! - [`listen`]: a real app client (docs/protocol.md 2): `end_point`, `connected`, signed frames,
 //!   heartbeats, `enter_room_report`; prints each room event as one JSON line; reconnects and
 //!   recovers with `last_seq` and `epoch`.
-//! - [`push`]: one signed `dataReception` as BIGO sends it (PROTOCOL.md 1), its answer printed.
+//! - [`push`]: one signed `dataReception` as BIGO sends it (docs/protocol.md 1), its answer printed.
 //! - [`simulate`]: the BIGO stand-in (`danmu-simulator`), and with `--live-room` a live room
-//!   (PROTOCOL.md 3) that its danmu reach, for the demo page's list.
+//!   (docs/protocol.md 3) that its danmu reach, for the demo page's list.
 //! - [`check_config`]: loads and checks the configuration as serving does, prints it as YAML
 //!   with the secrets masked.
 //!

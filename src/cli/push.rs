@@ -1,4 +1,4 @@
-//! `danmu-broker push`: one danmu item pushed the way BIGO pushes it (PROTOCOL.md 1): connect
+//! `danmu-broker push`: one danmu item pushed the way BIGO pushes it (docs/protocol.md 1): connect
 //! to the BIGO ingress, `platformLogin` with the config's first `bigo.accounts` entry (the
 //! simulator's [`Target`]), one signed `dataReception`, and its `dataReceptionResp` printed on
 //! stdout as the broker wrote its `data` (`{"seqid","rescode","message"}`). The exit status is
@@ -23,7 +23,7 @@ const ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long to wait for the broker's close frame after ours.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// The item type (PROTOCOL.md 1.4) and the room event it becomes (2.4).
+/// The item type (docs/protocol.md 1.4) and the room event it becomes (2.4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ItemType {
     /// A chat message: send_topic_msg.

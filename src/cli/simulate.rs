@@ -1,8 +1,8 @@
-//! `danmu-broker simulate`: the BIGO stand-in of the `danmu-simulator` crate (PROTOCOL.md 6),
+//! `danmu-broker simulate`: the BIGO stand-in of the `danmu-simulator` crate (docs/protocol.md 6),
 //! and with `--live-room TITLE` a live room for what it feeds, so that the demo page's
 //! live-room list shows it.
 //!
-//! The room is made through the broker's own rooms API (PROTOCOL.md 3), as an app would, by
+//! The room is made through the broker's own rooms API (docs/protocol.md 3), as an app would, by
 //! the user `simulator` with a JWT minted from the configured `auth.jwt_secret`: created, the
 //! simulated `game_sess` linked to it (its danmu then reach the room's channel, its `room_id`),
 //! and taken live; closed again when the run ends (Ctrl-C included).

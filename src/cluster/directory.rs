@@ -1,5 +1,5 @@
 //! `SessionDirectory`: this node's side of the client-session rules that must hold across
-//! nodes (PROTOCOL.md 7): a second connection of a user_id and sid replaces the first on any
+//! nodes (docs/protocol.md 7): a second connection of a user_id and sid replaces the first on any
 //! node, a user is in one room at a time on every node, and `/iapi/user/info` answers from
 //! any node.
 //!

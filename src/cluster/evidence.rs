@@ -1,6 +1,6 @@
 //! `Evidence`: what this node has seen of the other nodes' presence records, and for how long,
 //! so that it takes a node for dead only on evidence that it was itself fine to judge
-//! (PROTOCOL.md 7; the rule is in docs/protocol.md 7, "How a node is taken for dead").
+//! (docs/protocol.md 7; the rule is in docs/protocol.md 7, "How a node is taken for dead").
 //!
 //! A node is dead in this node's eyes only when **both** hold:
 //! - this node has been connected to Redis for longer than `store.node_ttl_ms`: its own

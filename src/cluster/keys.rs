@@ -1,4 +1,4 @@
-//! Redis key names of the several-nodes mode (PROTOCOL.md 7), in one place.
+//! Redis key names of the several-nodes mode (docs/protocol.md 7), in one place.
 //!
 //! Every key starts with `store.key_prefix`. All keys of one room share the hash tag
 //! `{<channel>}` so that a room's operations (a Lua script touching its lease, input, events

@@ -1,4 +1,4 @@
-//! `LinkFeed`: a live room's `/game` link (PROTOCOL.md 3.3) reaches every node's routing, not
+//! `LinkFeed`: a live room's `/game` link (docs/protocol.md 3.3) reaches every node's routing, not
 //! only the routing of the node that took the call, so that BIGO's pushes for a linked
 //! `game_sess` go to the room's channel whichever node they arrive at.
 //!

@@ -1,4 +1,4 @@
-//! Several nodes on one Redis (PROTOCOL.md 7): what the nodes share, and only through Redis.
+//! Several nodes on one Redis (docs/protocol.md 7): what the nodes share, and only through Redis.
 //!
 //! - [`keys`]: every key and channel name, with the per-room hash tag.
 //! - [`presence`]: this node's presence record and its view of the live nodes, for

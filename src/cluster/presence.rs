@@ -1,5 +1,5 @@
 //! `NodePresence`: this node's presence record in Redis, and its view of the others
-//! (PROTOCOL.md 4 and 7: several nodes, `end_point` names the live node with the fewest
+//! (docs/protocol.md 4 and 7: several nodes, `end_point` names the live node with the fewest
 //! client connections).
 //!
 //! Every `store.node_ttl_ms / 3` (and at most every 5 s) it writes its record: the hash
@@ -265,7 +265,7 @@ impl NodePresence {
 
     /// With shared rooms: a node that another node took for dead (cut off or stopped while
     /// the others were not) closes its client connections with 1012 when it is back, so that
-    /// they reconnect through `end_point` and join their rooms again (PROTOCOL.md 7).
+    /// they reconnect through `end_point` and join their rooms again (docs/protocol.md 7).
     pub fn kicking_when_expired(mut self) -> Self {
         self.kick_when_expired = true;
         self

@@ -1,4 +1,4 @@
-//! Operator calls under `/iapi/admin` (PROTOCOL.md 3): `ban` and `notice`. Each needs the
+//! Operator calls under `/iapi/admin` (docs/protocol.md 3): `ban` and `notice`. Each needs the
 //! header `X-Admin-Key: <admin.key>`; a missing or wrong key answers 403 with error 2006.
 
 use actix_web::http::StatusCode;

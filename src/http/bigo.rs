@@ -1,4 +1,4 @@
-//! The BIGO ingress upgrade: one [`BigoSession`] per platform WebSocket (PROTOCOL.md 1).
+//! The BIGO ingress upgrade: one [`BigoSession`] per platform WebSocket (docs/protocol.md 1).
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use actix_web_actors::ws;
@@ -11,7 +11,7 @@ use super::AppState;
 
 /// BIGO ingress WebSocket
 ///
-/// The platform's WebSocket: `platformLogin`, heartbeats, `dataReception` (PROTOCOL.md 1).
+/// The platform's WebSocket: `platformLogin`, heartbeats, `dataReception` (docs/protocol.md 1).
 /// The path is `bigo.path`.
 #[utoipa::path(
     get,

@@ -1,4 +1,4 @@
-//! `POST /callback/stream`: the cloud's stream event callback (PROTOCOL.md 3).
+//! `POST /callback/stream`: the cloud's stream event callback (docs/protocol.md 3).
 //!
 //! Body `{"t","sign","event_type","stream_id","channel_id","app","appname","event_time"}`;
 //! authentic when `sign == md5(callback_key + t)` and `t` (Unix seconds, the callback's expiry)

@@ -1,4 +1,4 @@
-//! App client entry points (PROTOCOL.md 2.1, 2.2, 2.5): finding a node, the WebSocket
+//! App client entry points (docs/protocol.md 2.1, 2.2, 2.5): finding a node, the WebSocket
 //! upgrade, and `user/info`. All check the "common parameters" the same way: `user_id`, `sid`,
 //! `timestamp` (within `client.max_skew_ms`) and the JWT `token` naming that user.
 
@@ -21,7 +21,7 @@ use crate::auth::{self, Claims};
 use crate::cluster::directory::RoomOfUser;
 use crate::cluster::presence::PickNode;
 
-/// The "common parameters" (PROTOCOL.md 2.1). `user_id` and `token` are required everywhere,
+/// The "common parameters" (docs/protocol.md 2.1). `user_id` and `token` are required everywhere,
 /// `sid` and `timestamp` by `end_point` and the upgrade; missing ones answer 400 with 1001.
 #[derive(Deserialize)]
 pub struct CommonParams {
@@ -33,7 +33,7 @@ pub struct CommonParams {
     timestamp: Option<String>,
     /// The client JWT (HS256, `auth.jwt_secret`).
     token: Option<String>,
-    /// Upgrade only: `1` sends room events as JSON arrays (PROTOCOL.md 2.4).
+    /// Upgrade only: `1` sends room events as JSON arrays (docs/protocol.md 2.4).
     batch: Option<String>,
 }
 
@@ -56,7 +56,7 @@ pub struct ConnectParams {
     /// The client JWT (HS256, `auth.jwt_secret`).
     #[param(min_length = 1)]
     token: String,
-    /// Upgrade only: `1` sends room events as JSON arrays (PROTOCOL.md 2.4).
+    /// Upgrade only: `1` sends room events as JSON arrays (docs/protocol.md 2.4).
     batch: Option<String>,
 }
 
@@ -135,7 +135,7 @@ pub struct EndPoint<'a> {
 /// Find a node: the client WebSocket URL
 ///
 /// `end_point` is `server.public_url` + `client.path`, or, with `public_url` empty, derived
-/// from the request's Host header and scheme (PROTOCOL.md 2.1).
+/// from the request's Host header and scheme (docs/protocol.md 2.1).
 #[utoipa::path(
     get,
     path = "/iapi/websocket/end_point",
@@ -153,7 +153,7 @@ pub async fn end_point(
     q: web::Query<CommonParams>,
 ) -> Result<HttpResponse, ApiError> {
     check(&state, &q, true)?;
-    // With several nodes, the live node with the fewest clients (PROTOCOL.md 7); else us.
+    // With several nodes, the live node with the fewest clients (docs/protocol.md 7); else us.
     let picked = match &state.presence {
         Some(presence) => presence.send(PickNode).await.ok().flatten(),
         None => None,
@@ -170,7 +170,7 @@ pub async fn end_point(
 
 /// Client WebSocket
 ///
-/// Upgrades to the app client WebSocket after the checks of `end_point` (PROTOCOL.md 2.2-2.6).
+/// Upgrades to the app client WebSocket after the checks of `end_point` (docs/protocol.md 2.2-2.6).
 /// The path is `client.path`.
 #[utoipa::path(
     get,
@@ -203,7 +203,7 @@ pub async fn upgrade(
             return Err(e.into());
         }
     };
-    // permessage-deflate (PROTOCOL.md 2.8), on the terms of `actors::protocol::deflate`.
+    // permessage-deflate (docs/protocol.md 2.8), on the terms of `actors::protocol::deflate`.
     let offers: Vec<&str> = req.headers().get_all("sec-websocket-extensions").filter_map(|v| v.to_str().ok()).collect();
     let deflate = match state.client.compression {
         true => deflate::negotiate(&offers.join(","), state.client.inflate_window_bits),
@@ -260,7 +260,7 @@ pub async fn user_info(state: web::Data<AppState>, q: web::Query<CommonParams>) 
     let mut current_room_id =
         state.sessions.send(CurrentRoom { user_id: claims.sub.clone() }).await.unwrap_or_default();
     if let (true, Some(directory)) = (current_room_id.is_empty(), &state.directory) {
-        // Not in a room here: maybe on another node (PROTOCOL.md 7).
+        // Not in a room here: maybe on another node (docs/protocol.md 7).
         let ask = RoomOfUser { user_id: claims.sub.clone() };
         current_room_id = directory.send(ask).await.unwrap_or_default();
     }

@@ -1,4 +1,4 @@
-//! The demo page (PROTOCOL.md 6): its files are compiled into the binary and served from
+//! The demo page (docs/protocol.md 6): its files are compiled into the binary and served from
 //! `/demo`; `POST /demo/token` mints client JWTs so the page can log in. Both exist only with
 //! `demo.enabled: true` (anyone can mint tokens then: on a non-loopback `server.host` the
 //! broker refuses to start with it unless `demo.public: true`, `crate::exposure`).

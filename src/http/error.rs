@@ -1,5 +1,5 @@
 //! The HTTP layer's one error type: an HTTP status plus the `{error_code, error_reason}` body
-//! that every `/iapi` answer carries (PROTOCOL.md 2.1, 2.7, 3). Handlers return
+//! that every `/iapi` answer carries (docs/protocol.md 2.1, 2.7, 3). Handlers return
 //! `Result<HttpResponse, ApiError>` and actix renders the error.
 
 use actix_web::http::StatusCode;
@@ -19,7 +19,7 @@ pub struct ApiError {
 /// Every refusal: HTTP 4xx/5xx with this body.
 #[derive(Serialize, ToSchema)]
 pub struct ErrorBody<'a> {
-    /// Not 0: a code of PROTOCOL.md 2.7 (1001 bad parameters, 1003 token, ...) or of the
+    /// Not 0: a code of docs/protocol.md 2.7 (1001 bad parameters, 1003 token, ...) or of the
     /// live-room calls (2001 no such room ... 2006 admin key).
     error_code: u16,
     /// What was wrong, in words.

@@ -1,10 +1,10 @@
-//! The live-room calls of app users (PROTOCOL.md 3): create, live, close, game, like, list,
+//! The live-room calls of app users (docs/protocol.md 3): create, live, close, game, like, list,
 //! get one. Each authenticates the caller with the client JWT (`Authorization: Bearer` or
 //! `token=`) and hands the work to `crate::live::LiveRooms`.
 //!
 //! Every answer is `{"error_code":0,"error_reason":"", ...}`; a room answer carries the room's
 //! fields at the top level ([`RoomView`], `channel_name` included), the list carries `rooms`.
-//! [`LiveError`]s become wire codes here, once (the table is in the README):
+//! [`LiveError`]s become wire codes here, once (the table is docs/protocol.md 3.1):
 //! 1001 bad parameters, 1003 token, 2001 no such room, 2002 not the owner, 2003 status does not
 //! allow it, 2004 game_sess taken, 2005 store unavailable.
 
@@ -26,7 +26,7 @@ use crate::live::urls::{self, PlayUrls};
 use crate::live::{now_s, By, CreateRoom, LiveError};
 use crate::store::{LiveRoom, LiveStatus};
 
-/// Error codes of the live-room calls (PROTOCOL.md 3 leaves them to us; 1001/1003 are 2.7's).
+/// Error codes of the live-room calls (docs/protocol.md 3 leaves them to us; 1001/1003 are 2.7's).
 pub mod codes {
     pub const ROOM_NOT_FOUND: u16 = 2001;
     pub const NOT_OWNER: u16 = 2002;

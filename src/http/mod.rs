@@ -1,14 +1,14 @@
 //! The HTTP surface: every route of the broker, wired in [`routes`].
 //!
 //! - [`clients`]: `GET /iapi/websocket/end_point`, the client WebSocket upgrade,
-//!   `GET /iapi/user/info` (PROTOCOL.md 2.1, 2.2, 2.5).
-//! - [`bigo`]: the BIGO WebSocket upgrade (PROTOCOL.md 1).
-//! - [`ops`]: `/healthz`, `/livez`, `/readyz` and `/metrics` (PROTOCOL.md 4).
+//!   `GET /iapi/user/info` (docs/protocol.md 2.1, 2.2, 2.5).
+//! - [`bigo`]: the BIGO WebSocket upgrade (docs/protocol.md 1).
+//! - [`ops`]: `/healthz`, `/livez`, `/readyz` and `/metrics` (docs/protocol.md 4).
 //! - [`openapi`]: `GET /iapi/openapi.json`, the OpenAPI document of all of these, and `GET /`
 //!   read from it; [`schemas`]: the schemas of leniently read fields the handlers share.
-//! - [`demo`]: the `/demo` page and `/demo/token` (PROTOCOL.md 6), when enabled.
+//! - [`demo`]: the `/demo` page and `/demo/token` (docs/protocol.md 6), when enabled.
 //! - [`live_rooms`], [`admin`], [`callback`]: the live-room list, its operator calls and the
-//!   cloud's stream callback (PROTOCOL.md 3).
+//!   cloud's stream callback (docs/protocol.md 3).
 //!
 //! The operator endpoints ([`operator_routes`]: `/healthz`, `/metrics`, the OpenAPI document,
 //! `/iapi/admin`) are served beside the rest, or, with `server.internal` set, on the internal
@@ -49,7 +49,7 @@ pub struct AppState {
     pub registry: Addr<Registry>,
     pub sessions: Addr<SessionIndex>,
     pub metrics: Arc<Metrics>,
-    /// The live-room list service (PROTOCOL.md 3).
+    /// The live-room list service (docs/protocol.md 3).
     pub live: LiveRooms,
     /// Where `end_point` sends clients: `server.public_url`, or derived per request.
     pub public_url: public_url::PublicUrl,
@@ -117,7 +117,7 @@ pub fn internal_routes(cfg: &mut web::ServiceConfig) {
     operator_routes(cfg);
 }
 
-/// The orchestrators' probes, `/livez` and `/readyz` (PROTOCOL.md 4): on the public listener
+/// The orchestrators' probes, `/livez` and `/readyz` (docs/protocol.md 4): on the public listener
 /// always, and on the internal one too. A kubelet or a load balancer probes the port that
 /// carries the traffic (the internal one is often bound to loopback), and a probe answers a
 /// status and a word, nothing that `server.internal` keeps from the public.
@@ -126,8 +126,8 @@ pub fn probe_routes(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/readyz").route(web::get().to(ops::readyz)));
 }
 
-/// The operator endpoints: health, metrics (PROTOCOL.md 4), the OpenAPI document and the
-/// admin API (PROTOCOL.md 3). [`is_operator_path`] names the same paths.
+/// The operator endpoints: health, metrics (docs/protocol.md 4), the OpenAPI document and the
+/// admin API (docs/protocol.md 3). [`is_operator_path`] names the same paths.
 pub fn operator_routes(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/healthz").route(web::get().to(ops::healthz)))
         .service(web::resource("/metrics").route(web::get().to(ops::metrics)))

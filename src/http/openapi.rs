@@ -24,7 +24,7 @@ use super::{admin, bigo, callback, clients, demo, live_rooms, ops, AppState};
     info(
         title = "danmu-broker",
         description = "Real-time danmu broker: BIGO push ingress, rooms, app client WebSockets, live-room list. \
-                       The wire contract is PROTOCOL.md; WebSocket frames are not described here."
+                       The wire contract is docs/protocol.md; WebSocket frames are not described here."
     ),
     paths(
         root,
@@ -51,13 +51,13 @@ use super::{admin, bigo, callback, clients, demo, live_rooms, ops, AppState};
     ),
     modifiers(&SecuritySchemes),
     tags(
-        (name = "clients", description = "App clients (PROTOCOL.md 2)"),
-        (name = "bigo", description = "The BIGO platform's push ingress (PROTOCOL.md 1)"),
-        (name = "rooms", description = "The live-room list (PROTOCOL.md 3)"),
-        (name = "admin", description = "Operator calls, X-Admin-Key (PROTOCOL.md 3)"),
-        (name = "callback", description = "The cloud's stream callback (PROTOCOL.md 3)"),
-        (name = "operations", description = "Health, probes, metrics, this document (PROTOCOL.md 4)"),
-        (name = "demo", description = "The demo page's token call, only with demo.enabled (PROTOCOL.md 6)"),
+        (name = "clients", description = "App clients (docs/protocol.md 2)"),
+        (name = "bigo", description = "The BIGO platform's push ingress (docs/protocol.md 1)"),
+        (name = "rooms", description = "The live-room list (docs/protocol.md 3)"),
+        (name = "admin", description = "Operator calls, X-Admin-Key (docs/protocol.md 3)"),
+        (name = "callback", description = "The cloud's stream callback (docs/protocol.md 3)"),
+        (name = "operations", description = "Health, probes, metrics, this document (docs/protocol.md 4)"),
+        (name = "demo", description = "The demo page's token call, only with demo.enabled (docs/protocol.md 6)"),
     )
 )]
 pub struct ApiDoc;

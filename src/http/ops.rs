@@ -1,4 +1,4 @@
-//! Operator endpoints and probes (PROTOCOL.md 4): `/healthz` (200 serving, 503 draining),
+//! Operator endpoints and probes (docs/protocol.md 4): `/healthz` (200 serving, 503 draining),
 //! `/metrics` (Prometheus text), and the orchestrators' probes `/livez` (the process serves)
 //! and `/readyz` (the node should be given new clients). [`readiness`] is the readiness rule,
 //! apart from the I/O.
@@ -117,7 +117,7 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 
 /// Metrics
 ///
-/// The metrics of PROTOCOL.md 4 in the Prometheus / OpenMetrics text format.
+/// The metrics of docs/protocol.md 4 in the Prometheus / OpenMetrics text format.
 #[utoipa::path(
     get,
     path = "/metrics",

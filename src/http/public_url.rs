@@ -1,4 +1,4 @@
-//! Where `end_point` sends clients (PROTOCOL.md 2.1): the base URL in front of `client.path`.
+//! Where `end_point` sends clients (docs/protocol.md 2.1): the base URL in front of `client.path`.
 //!
 //! `server.public_url` set: that, as written. Empty (the default): derived from each request,
 //! so that a broker on another port, behind a proxy or reached by another name answers a URL

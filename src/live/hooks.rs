@@ -1,4 +1,4 @@
-//! `RoomHooks`: the live-room layer's side of the rooms (PROTOCOL.md 3). Every room
+//! `RoomHooks`: the live-room layer's side of the rooms (docs/protocol.md 3). Every room
 //! reaches it through the registry's hooks:
 //!
 //! - [`MembershipChanged`]: viewers are counted from the real joins and leaves of a room's

@@ -1,4 +1,4 @@
-//! The live-room list (PROTOCOL.md 3, seed 002): rooms that anchors create, take live and
+//! The live-room list (docs/protocol.md 3, seed 002): rooms that anchors create, take live and
 //! close; the list viewers browse; the operator's ban and notice; the cloud's stream events.
 //!
 //! [`LiveRooms`] is the service the HTTP handlers call. It owns no state of its own: rooms live

@@ -1,4 +1,4 @@
-//! The room status machine (PROTOCOL.md 3): which move takes a room from which status to
+//! The room status machine (docs/protocol.md 3): which move takes a room from which status to
 //! which, and the clear refusal of every other one. Pure; `live::LiveRooms` applies the answer
 //! with the store's atomic compare-and-set.
 //!

@@ -1,4 +1,4 @@
-//! The stream URLs of PROTOCOL.md 3, built only by the server (seed 002: never let the app
+//! The stream URLs of docs/protocol.md 3, built only by the server (seed 002: never let the app
 //! assemble play URLs): the signed push URL handed to a room's owner and the play URLs of every
 //! room answer. Pure functions of the `live` config, the `stream_id` and the time.
 //!

@@ -1,4 +1,4 @@
-//! Zombie-room detection (PROTOCOL.md 3, seed 002 section 4): a `live` room whose stream the
+//! Zombie-room detection (docs/protocol.md 3, seed 002 section 4): a `live` room whose stream the
 //! cloud reports offline in 3 polls in a row is closed. This is the pure bookkeeping; the
 //! polling itself is `crate::cloud::CloudAgent`.
 //!

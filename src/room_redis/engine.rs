@@ -1,5 +1,5 @@
 //! `RedisEngine`: the [`Engine`] of a room whose inputs, state and history live in Redis, so
-//! that several nodes serve it in one order (PROTOCOL.md 7). Every node that uses the room runs
+//! that several nodes serve it in one order (docs/protocol.md 7). Every node that uses the room runs
 //! one, under the room's [`RoomFront`].
 //!
 //! For its own callers, every node:

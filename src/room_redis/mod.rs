@@ -1,4 +1,4 @@
-//! The Redis engine of a room (PROTOCOL.md 7): several nodes serve one room in one order,
+//! The Redis engine of a room (docs/protocol.md 7): several nodes serve one room in one order,
 //! through Redis alone. Each node that uses a room runs its `RoomFront` over a
 //! [`RedisEngine`]; one node at a time owns the room and numbers its inputs.
 //!

@@ -455,7 +455,7 @@ impl RedisEngine {
     }
 
     /// The owner removes the members of nodes taken for dead (killed or cut off): `exit_room`
-    /// for the others, seats freed, viewers corrected (PROTOCOL.md 7). This node's presence
+    /// for the others, seats freed, viewers corrected (docs/protocol.md 7). This node's presence
     /// judges, on evidence that this node was itself connected all along
     /// ([`crate::cluster::evidence`]); a node whose record merely lapsed in a Redis outage is
     /// not dead.

@@ -210,7 +210,7 @@ impl RedisConn {
                     .set_response_timeout(Some(RESPONSE_TIMEOUT))
                     .set_number_of_retries(1)
                     // Requests queued at once, shared by every room of the node: a burst of
-                    // joins queues thousands (README, "Running several nodes", known limits).
+                    // joins queues thousands (docs/decisions.md, "Several nodes", known limits).
                     .set_pipeline_buffer_size(4096)
                     .set_max_delay(Duration::from_millis(500));
                 if let Some(tx) = pushes {

@@ -1,4 +1,4 @@
-//! Storage of the live-room list (PROTOCOL.md 3): rooms, their status, owners, stream ids, the
+//! Storage of the live-room list (docs/protocol.md 3): rooms, their status, owners, stream ids, the
 //! live list (newest first), the `game_sess` links, and the `likes`/`viewers` counters.
 //!
 //! Two real implementations sit behind [`Store`]: [`memory`] (the default, `store.kind:
@@ -24,7 +24,7 @@ use crate::config::{StoreConfig, StoreKind};
 pub use self::memory::MemoryStore;
 pub use self::redis::RedisStore;
 
-/// A live room's status (PROTOCOL.md 3): one type for the store, the registry and the rooms;
+/// A live room's status (docs/protocol.md 3): one type for the store, the registry and the rooms;
 /// the moves between them are in `crate::live::status`.
 pub use actors::protocol::status::LiveStatus;
 
@@ -50,7 +50,7 @@ pub struct LiveRoom {
 }
 
 impl LiveRoom {
-    /// The room's channel: its `room_id` as a string (PROTOCOL.md 2.6, Channels).
+    /// The room's channel: its `room_id` as a string (docs/protocol.md 2.6, Channels).
     pub fn channel_name(&self) -> String {
         self.room_id.to_string()
     }

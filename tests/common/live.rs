@@ -1,4 +1,4 @@
-//! Live-room harness (PROTOCOL.md 3): a broker on any store ([`LiveBroker`]), a real
+//! Live-room harness (docs/protocol.md 3): a broker on any store ([`LiveBroker`]), a real
 //! `redis-server` per test ([`RedisServer`], or the one `REDIS_URL` names), a real 3-master
 //! Redis Cluster ([`RedisCluster`], one per test process, shared by prefix), and a fake of the
 //! cloud's stream APIs ([`FakeCloud`]: a real actix-web server on port 0, scripted per
@@ -563,7 +563,7 @@ async fn forbid(state: web::Data<Mutex<CloudState>>, q: web::Query<HashMap<Strin
     HttpResponse::Ok().json(json!({"ret":0}))
 }
 
-/// Keys under `prefix` in the Redis at `url`, with their types (the README's key table).
+/// Keys under `prefix` in the Redis at `url`, with their types (the key table of docs/decisions.md, "Redis keys").
 pub fn redis_keys(url: &str, prefix: &str) -> HashMap<String, String> {
     let client = redis::Client::open(url).expect("redis url");
     let mut conn = client.get_connection().expect("redis connection");

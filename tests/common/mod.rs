@@ -1,8 +1,8 @@
 //! Test harness: starts the real broker on an ephemeral port inside the test's actix system
 //! and talks to it with real WebSocket (tokio-tungstenite) and HTTP (awc) clients, written
-//! from PROTOCOL.md: [`BigoClient`] speaks the platform's side (its frames built by
+//! from docs/protocol.md: [`BigoClient`] speaks the platform's side (its frames built by
 //! `actors::protocol::bigo_client`, the module the simulator and the load generator share;
-//! `bigo_ingress.rs` checks the signatures against PROTOCOL.md's formulas written out),
+//! `bigo_ingress.rs` checks the signatures against docs/protocol.md's formulas written out),
 //! [`AppClient`] an app's (its query, frames and greeting from `actors::protocol::app_client`,
 //! shared with `danmu-broker listen` and the load generator; `client_protocol.rs` checks the
 //! sign against the formula of 2.3 written out).

@@ -1,4 +1,4 @@
-//! `ClientSession`: one app client WebSocket (PROTOCOL.md section 2).
+//! `ClientSession`: one app client WebSocket (docs/protocol.md section 2).
 //!
 //! The HTTP layer has already checked the JWT; the session greets with `connected` and a fresh
 //! `online_token`, checks every frame (the rate limit, then the pure [`check_frame`]: envelope
@@ -42,7 +42,7 @@ pub struct ClientHello {
     pub sid: String,
     pub batch: bool,
     pub peer: String,
-    /// permessage-deflate as agreed at the upgrade (PROTOCOL.md 2.8), if it was.
+    /// permessage-deflate as agreed at the upgrade (docs/protocol.md 2.8), if it was.
     pub deflate: Option<Agreed>,
 }
 
@@ -94,7 +94,7 @@ impl Refusal {
     }
 }
 
-/// The checks of PROTOCOL.md 2.3 after the rate limit, in order: JSON (1001), `online_token`
+/// The checks of docs/protocol.md 2.3 after the rate limit, in order: JSON (1001), `online_token`
 /// (1003), `timestamp` (1010), `sign` (1002), the action (1009), its fields (1001).
 pub fn check_frame(text: &str, online_token: &str, config: &ClientConfig, now_ms: i64) -> Result<Checked, Refusal> {
     let envelope: Envelope = serde_json::from_str(text)
@@ -182,7 +182,7 @@ impl ClientSession {
         }
     }
 
-    /// Too slow (PROTOCOL.md 2.3): counted, its room left at once, closed with 1013 as soon as
+    /// Too slow (docs/protocol.md 2.3): counted, its room left at once, closed with 1013 as soon as
     /// its socket takes the close frame (what waited unsent is dropped: it reconnects and
     /// recovers with `last_seq`).
     fn too_slow(&mut self, ctx: &mut Context<Self>, why: &str) {

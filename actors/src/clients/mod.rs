@@ -1,4 +1,4 @@
-//! App clients (PROTOCOL.md 2): one actor per WebSocket, and the index of them all.
+//! App clients (docs/protocol.md 2): one actor per WebSocket, and the index of them all.
 //!
 //! - [`client_session`]: one app client WebSocket: signed frames and actions, its room's
 //!   events written as the socket takes them.

@@ -1,7 +1,7 @@
 //! The `SessionIndex` actor: this node's client sessions and their users.
 //!
 //! It indexes sessions by (user_id, sid), so that a second connection replaces the first
-//! (PROTOCOL.md 2.2, [`KickReason::Replaced`]); knows which room each user is in, for
+//! (docs/protocol.md 2.2, [`KickReason::Replaced`]); knows which room each user is in, for
 //! `/iapi/user/info` (2.5) and for the rule that a user is in one room at a time (entering a
 //! room moves the user's connections in other rooms out, [`MoveOut`]); counts the sessions
 //! for `end_point`; and kicks them all at shutdown.
@@ -18,7 +18,7 @@ use crate::protocol::client::KickReason;
 use crate::room::SessionId;
 
 /// Tells a client session to go away (`{"action":"kicked","reason":..}` and a close frame),
-/// with `retry_after_ms` when the client is told when to come back (PROTOCOL.md 4).
+/// with `retry_after_ms` when the client is told when to come back (docs/protocol.md 4).
 #[derive(Message, Clone, Copy, Debug)]
 #[rtype(result = "()")]
 pub struct Kick {
@@ -68,7 +68,7 @@ pub struct SetCurrentRoom {
     pub channel_name: Option<String>,
 }
 
-/// The channel `user_id` is in, `""` when none (PROTOCOL.md 2.5 `current_room_id`).
+/// The channel `user_id` is in, `""` when none (docs/protocol.md 2.5 `current_room_id`).
 #[derive(Message)]
 #[rtype(result = "String")]
 pub struct CurrentRoom {
@@ -80,7 +80,7 @@ pub struct CurrentRoom {
 #[rtype(result = "usize")]
 pub struct ClientCount;
 
-/// What the session index tells a directory shared by several nodes (PROTOCOL.md 7), so that
+/// What the session index tells a directory shared by several nodes (docs/protocol.md 7), so that
 /// the rules above hold across nodes: a connection opened, closed, or changed rooms.
 #[derive(Message, Debug, Clone)]
 #[rtype(result = "()")]
@@ -102,7 +102,7 @@ pub enum Remote {
 
 /// Kicks every client session with `reason` (shutdown). With `spread_ms`, each session is
 /// told its own `retry_after_ms`, drawn uniformly from `0..=spread_ms`, so that the clients of
-/// a node that stops do not all reconnect in the same instant (PROTOCOL.md 4).
+/// a node that stops do not all reconnect in the same instant (docs/protocol.md 4).
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct KickAll {

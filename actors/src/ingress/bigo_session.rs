@@ -1,4 +1,4 @@
-//! `BigoSession`: one BIGO WebSocket connection (PROTOCOL.md section 1).
+//! `BigoSession`: one BIGO WebSocket connection (docs/protocol.md section 1).
 //!
 //! It logs the platform in (`platformLogin`), answers pings, closes itself after
 //! `bigo.idle_timeout_ms` of silence, and hands each `dataReception` to the room that its
@@ -290,7 +290,7 @@ pub fn up_cost(send_time: &Value, now_ms: i64) -> i64 {
 }
 
 /// Section 1.2: the account a `platformLogin` logs in, or the failure message. Checks run
-/// account, sign, then timestamp (README "Decisions").
+/// account, sign, then timestamp (docs/decisions.md, "Client frames and sessions").
 pub fn check_login<'c>(config: &'c BigoConfig, req: &Request, now_ms: i64) -> Result<&'c BigoAccount, &'static str> {
     let data: LoginData = req.data_text().and_then(|text| serde_json::from_str(&text).ok()).ok_or("data unparsable")?;
     let account = config.accounts.iter().find(|a| a.account == data.account).ok_or("account not found")?;

@@ -1,7 +1,7 @@
 //! The ingest path: how BIGO's danmu reach their room, shared by the [`BigoSession`]s
 //! (pushes) and the [`Puller`]s (pulled batches), so that neither imports the other.
 //!
-//! A `game_sess` routes to a channel (PROTOCOL.md 2.6, Channels); the registry knows which and
+//! A `game_sess` routes to a channel (docs/protocol.md 2.6, Channels); the registry knows which and
 //! answers [`RouteGameSess`] with the room's address. An ingester asks once and then sends
 //! straight to the room ([`offer`]): one message per push, and a connection's pushes enter
 //! the room's mailbox in the order they arrived (equal `ts` keep arrival order). The cached

@@ -1,7 +1,7 @@
-//! BIGO in: how danmu enter the broker (PROTOCOL.md 1).
+//! BIGO in: how danmu enter the broker (docs/protocol.md 1).
 //!
 //! - [`bigo_session`]: one BIGO WebSocket: login, heartbeat, `dataReception`.
-//! - [`puller`]: pull compensation for one `game_sess` from BIGO's HTTP API (PROTOCOL.md 1.5).
+//! - [`puller`]: pull compensation for one `game_sess` from BIGO's HTTP API (docs/protocol.md 1.5).
 //! - [`ingest`]: how pushes and pulled batches reach their room (shared by both): routed once
 //!   through the registry, then straight into the room's mailbox, in arrival order.
 

@@ -1,4 +1,4 @@
-//! `Puller`: pull compensation for one game session (PROTOCOL.md 1.5).
+//! `Puller`: pull compensation for one game session (docs/protocol.md 1.5).
 //!
 //! BIGO's pushes can be lost, so while a `game_sess` is active its puller also polls
 //! `POST {bigo.api_base}/broom/pull_data` and hands what it finds to the session's room through

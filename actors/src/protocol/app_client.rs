@@ -1,4 +1,4 @@
-//! The app's side of PROTOCOL.md section 2, written once: the common parameters of
+//! The app's side of docs/protocol.md section 2, written once: the common parameters of
 //! `end_point` and of the upgrade (2.1, 2.2), reading `end_point`'s answer, the signed frames
 //! an app sends (2.3), and reading what the broker sends it (the frames addressed to the
 //! connection; anything else is a room event, 2.4). Pure functions and serde types, no I/O:
@@ -8,7 +8,7 @@
 //! broker through this module. A frame's fields are the server's own [`ClientRequest`], an
 //! ack's the server's own [`AckDetail`], and the sign is [`super::sign::client_frame`], the
 //! function the server checks with; `tests/client_protocol.rs` keeps a check against the
-//! formula of PROTOCOL.md 2.3 written out, so that a wrong formula here cannot pass unnoticed
+//! formula of docs/protocol.md 2.3 written out, so that a wrong formula here cannot pass unnoticed
 //! on both sides. The token (a JWT, 2.1) is not made here: `danmu_broker::auth` issues it, the
 //! server crate, which also verifies it; `jsonwebtoken` stays out of the actor crate.
 
@@ -145,7 +145,7 @@ pub enum BrokerFrame {
     },
     Kicked {
         reason: KickReason,
-        /// When to come back (PROTOCOL.md 4: a node that stops spreads its clients' returns).
+        /// When to come back (docs/protocol.md 4: a node that stops spreads its clients' returns).
         #[serde(default)]
         retry_after_ms: Option<u64>,
     },
@@ -181,7 +181,7 @@ mod tests {
     use crate::protocol::client::{Envelope, RoomSnapshot};
     use crate::protocol::status::ChannelStatus;
 
-    /// The `connected` frame and the entry of PROTOCOL.md 2.2 and 2.3.
+    /// The `connected` frame and the entry of docs/protocol.md 2.2 and 2.3.
     const ONLINE_TOKEN: &str = "8d2e61f0b3a94c7d9e15a06b4f2c8e73";
     const SIGNER: Signer = Signer { online_token: ONLINE_TOKEN, sid: "dev1" };
 

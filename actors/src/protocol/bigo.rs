@@ -1,4 +1,4 @@
-//! BIGO ingress frames (PROTOCOL.md section 1): the request/response envelope, `platformLogin`
+//! BIGO ingress frames (docs/protocol.md section 1): the request/response envelope, `platformLogin`
 //! and `dataReception`, and the danmu item as the room sees it.
 //!
 //! `data` travels as a JSON-encoded string; [`Request::data_text`] recovers the exact text the
@@ -163,7 +163,7 @@ pub struct DanmuItem {
 
 impl DanmuItem {
     /// Reads an item; `fallback_ts` (the push's timestamp) stands in for a `ts` that is missing
-    /// or that no clock could tell (PROTOCOL.md 1.4): such a `ts` is not a value to order by.
+    /// or that no clock could tell (docs/protocol.md 1.4): such a `ts` is not a value to order by.
     pub fn from_value(raw: Value, openid: &str, fallback_ts: i64) -> Self {
         let text = |key: &str| raw.get(key).and_then(lenient::text_of).unwrap_or_default();
         let int = |key: &str| raw.get(key).and_then(lenient::as_i64);

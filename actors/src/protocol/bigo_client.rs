@@ -1,11 +1,11 @@
-//! The platform's side of PROTOCOL.md section 1, written once: the request frames BIGO sends
+//! The platform's side of docs/protocol.md section 1, written once: the request frames BIGO sends
 //! (`platformLogin` signed as 1.2, `dataReception` signed as 1.4) and the reading of the
 //! broker's answers (1.1). Pure functions over JSON text, no I/O.
 //!
 //! The BIGO simulator (`danmu-simulator`), the load generator (`danmu-bench`) and the test
 //! harness build their frames here. The signatures come from [`super::sign`], the functions
 //! the server checks with; the integration tests keep one check against the formulas of
-//! PROTOCOL.md written out, so that a wrong formula here cannot pass unnoticed on both sides.
+//! docs/protocol.md written out, so that a wrong formula here cannot pass unnoticed on both sides.
 
 use std::borrow::Cow;
 

@@ -1,4 +1,4 @@
-//! What a channel's name says it is, read in one place (PROTOCOL.md 2.4, 3): a live room's
+//! What a channel's name says it is, read in one place (docs/protocol.md 2.4, 3): a live room's
 //! channel is its `room_id` in canonical decimal, a 1:1 call's starts with `call:`, and any
 //! other name is a game session's (a BIGO `game_sess` routed to a channel of its own name, as
 //! a `game_sess` not linked to a live room is).

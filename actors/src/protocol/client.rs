@@ -1,4 +1,4 @@
-//! App client frames (PROTOCOL.md section 2): what clients send ([`Envelope`] then
+//! App client frames (docs/protocol.md section 2): what clients send ([`Envelope`] then
 //! [`ClientRequest`]), the room events every member receives ([`EventBody`]), and the direct
 //! frames of one connection ([`Direct`]).
 //!
@@ -29,7 +29,7 @@ pub enum ErrorCode {
     FrameTooLarge = 1008,
     UnknownAction = 1009,
     TimestampOutOfWindow = 1010,
-    /// The store cannot be reached right now: retry (several nodes, PROTOCOL.md 7).
+    /// The store cannot be reached right now: retry (several nodes, docs/protocol.md 7).
     Unavailable = 1011,
 }
 
@@ -195,7 +195,7 @@ impl ClientRequest {
         "hang_up_report",
     ];
 
-    /// The `action` this request is sent as: what its sign covers (PROTOCOL.md 2.3).
+    /// The `action` this request is sent as: what its sign covers (docs/protocol.md 2.3).
     pub fn action(&self) -> &'static str {
         match self {
             Self::Ping => "ping",
@@ -370,7 +370,7 @@ pub struct RoomSnapshot {
     pub members: usize,
     pub seats: Vec<Seat>,
     pub last_seq: u64,
-    /// What this room's `seq` numbers belong to (PROTOCOL.md 2.6, Epochs).
+    /// What this room's `seq` numbers belong to (docs/protocol.md 2.6, Epochs).
     pub epoch: String,
     /// `live`, `game`, `closed` or `banned` once known; absent before any status.
     #[serde(skip_serializing_if = "Option::is_none")]

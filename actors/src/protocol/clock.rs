@@ -1,4 +1,4 @@
-//! Times on the wire (every timestamp of PROTOCOL.md is Unix milliseconds) and the only
+//! Times on the wire (every timestamp of docs/protocol.md is Unix milliseconds) and the only
 //! arithmetic the broker does with a time it was given.
 //!
 //! A `timestamp`, `send_time` or `ts` from BIGO or a client is whatever JSON number or digit

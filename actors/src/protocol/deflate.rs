@@ -1,4 +1,4 @@
-//! permessage-deflate (RFC 7692) as this broker speaks it (PROTOCOL.md 2.8): the negotiation,
+//! permessage-deflate (RFC 7692) as this broker speaks it (docs/protocol.md 2.8): the negotiation,
 //! a message compressed once for every member that accepted the extension, and a client's
 //! compressed message inflated under a bound. The deflate itself is flate2's (zlib-rs); what is
 //! here is the RFC's framing around it.

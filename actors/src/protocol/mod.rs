@@ -1,4 +1,4 @@
-//! Wire types: every frame of PROTOCOL.md as a serde type, and the signature formulas.
+//! Wire types: every frame of docs/protocol.md as a serde type, and the signature formulas.
 //!
 //! - [`bigo`]: the BIGO ingress envelope, `platformLogin` and `dataReception` (section 1).
 //! - [`bigo_client`]: the platform's side of section 1: its signed requests, reading answers.

@@ -1,4 +1,4 @@
-//! Pull compensation wire types (PROTOCOL.md 1.5): the body we POST to
+//! Pull compensation wire types (docs/protocol.md 1.5): the body we POST to
 //! `{bigo.api_base}/broom/pull_data` and BIGO's answer.
 //!
 //! BIGO omits fields that hold their default value (0, "", []), and spells the answer's message

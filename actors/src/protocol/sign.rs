@@ -1,4 +1,4 @@
-//! Every md5 signature formula of PROTOCOL.md in one place, as plain functions.
+//! Every md5 signature formula of docs/protocol.md in one place, as plain functions.
 //!
 //! `md5(x)` is the lower-case hex MD5 of the UTF-8 bytes of `x`. Comparisons are exact
 //! (case-sensitive), as section 1.2 asks, and go through [`matches`], whose time does not

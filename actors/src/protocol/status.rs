@@ -1,16 +1,16 @@
 //! The two status types of a channel, each in one place.
 //!
-//! - [`LiveStatus`]: a live room's lifecycle (PROTOCOL.md 3): `new` -> `live` ->
+//! - [`LiveStatus`]: a live room's lifecycle (docs/protocol.md 3): `new` -> `live` ->
 //!   `closed`/`banned`. The store keeps it, the live-room layer moves it, the registry and the
 //!   room act on it (an ended room answers member reports with 1007).
-//! - [`ChannelStatus`]: the word of the `room_status` event and of the snapshot (PROTOCOL.md
+//! - [`ChannelStatus`]: the word of the `room_status` event and of the snapshot (docs/protocol.md
 //!   2.4): `live`, `game`, `closed`, `banned`, from BIGO's `status` or from the live room.
 
 use serde::{Deserialize, Serialize};
 
 use super::bigo::BigoStatus;
 
-/// A live room's status (PROTOCOL.md 3); the moves between them are the live-room layer's.
+/// A live room's status (docs/protocol.md 3); the moves between them are the live-room layer's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LiveStatus {
@@ -62,7 +62,7 @@ impl std::fmt::Display for LiveStatus {
     }
 }
 
-/// The `status` of a `room_status` event (PROTOCOL.md 2.4).
+/// The `status` of a `room_status` event (docs/protocol.md 2.4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ChannelStatus {

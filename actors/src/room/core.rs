@@ -5,7 +5,7 @@
 //! in membership. An engine ([`LocalEngine`](super::LocalEngine), or the Redis engine's owner)
 //! feeds it and carries the effects out; tests drive it directly, with a clock of their own.
 //!
-//! What it owns (PROTOCOL.md 2.3-2.6): dedup of seqids and data_seqs, the reorder buffer and
+//! What it owns (docs/protocol.md 2.3-2.6): dedup of seqids and data_seqs, the reorder buffer and
 //! its release ticks, `seq` numbering and history under one `epoch`, members, seats and
 //! calls, the danmu mapping, and the room's status.
 
@@ -75,7 +75,7 @@ pub struct RoomCore {
 
 impl RoomCore {
     /// A room with nothing in it yet. `epoch` names this numbering: a fresh one each time a
-    /// room's state starts from nothing (PROTOCOL.md 2.6, Epochs).
+    /// room's state starts from nothing (docs/protocol.md 2.6, Epochs).
     pub fn new(channel_name: String, epoch: String, config: RoomConfig, metrics: Arc<Metrics>, now: Now) -> Self {
         Self {
             seqids: DedupWindow::new(config.dedup_len),
@@ -193,7 +193,7 @@ impl RoomCore {
     // -----------------------------------------------------------------------------------------
     // Inputs
 
-    /// A push: dedup, then into the reorder buffer (PROTOCOL.md 1.4, 2.6). `Accepted` means the
+    /// A push: dedup, then into the reorder buffer (docs/protocol.md 1.4, 2.6). `Accepted` means the
     /// room holds the items now: that is when BIGO may get its 200.
     pub fn push(&mut self, push: Push, now: Now) -> (IngestOutcome, Effects) {
         let outcome = self.take_push(push, now);
@@ -244,7 +244,7 @@ impl RoomCore {
         IngestOutcome::Accepted { new_items }
     }
 
-    /// A client enters (PROTOCOL.md 2.3 `enter_room_report`). The caller must start reading
+    /// A client enters (docs/protocol.md 2.3 `enter_room_report`). The caller must start reading
     /// the room's events before applying the effects, so that none falls between the replay
     /// and the live ones.
     pub fn join(&mut self, req: JoinRequest, now: Now) -> (Result<JoinAnswer, Refused>, Effects) {
@@ -258,7 +258,7 @@ impl RoomCore {
             return Err(ROOM_CLOSED);
         }
         if self.call_is_full_for(&req.profile.user_id) {
-            // Error code choice: README "Client protocol by example", calls.
+            // Error code choice: docs/decisions.md, "Room protocol": full call.
             return Err(Refused::new(ErrorCode::RoomClosed, "call already has two users"));
         }
         let newest = self.log.last_seq();
@@ -329,7 +329,7 @@ impl RoomCore {
         Ok(())
     }
 
-    /// A member's report (PROTOCOL.md 2.3): answers the seq of the event it caused.
+    /// A member's report (docs/protocol.md 2.3): answers the seq of the event it caused.
     pub fn act(&mut self, session: SessionId, action: Action, now: Now) -> (Result<ActionDone, Refused>, Effects) {
         let answer = self.take_action(session, action, now);
         (answer, self.take_effects())
@@ -428,7 +428,7 @@ impl RoomCore {
         }
     }
 
-    /// The live room's status changed (PROTOCOL.md 3): members get `room_status`; an ended
+    /// The live room's status changed (docs/protocol.md 3): members get `room_status`; an ended
     /// room refuses their reports with 1007 from now on.
     pub fn set_live_status(&mut self, status: LiveStatus, now: Now) -> Effects {
         self.last_activity = now.at;
@@ -439,7 +439,7 @@ impl RoomCore {
         self.take_effects()
     }
 
-    /// An operator notice (PROTOCOL.md 3 admin `notice`).
+    /// An operator notice (docs/protocol.md 3 admin `notice`).
     pub fn notice(&mut self, content: String, expire_time: i64, client_url: String, now: Now) -> Effects {
         self.last_activity = now.at;
         let body = EventBody::RoomNotice { channel_name: self.channel_name.clone(), expire_time, content, client_url };

@@ -1,4 +1,4 @@
-//! Bounded "seen before?" sets for a room's seqids and data_seqs (PROTOCOL.md 2.6).
+//! Bounded "seen before?" sets for a room's seqids and data_seqs (docs/protocol.md 2.6).
 //!
 //! A set remembers the last `capacity` keys and forgets the oldest first, so its memory is
 //! bounded by `capacity` keys (each stored once, shared between the set and the FIFO). A retry

@@ -3,7 +3,7 @@
 //!
 //! A [`Bundle`] is what one room input released (usually one event in a small room, a release
 //! tick's worth in a big one, cut to a bounded size), both as individual frames and as one JSON
-//! array for `batch=1` members (PROTOCOL.md 2.4). It travels through the room's fan-out
+//! array for `batch=1` members (docs/protocol.md 2.4). It travels through the room's fan-out
 //! (`super::fanout`).
 //!
 //! Besides its JSON, every event and every bundle array carries its WebSocket text frame

@@ -1,5 +1,5 @@
 //! A room's fan-out: its events held once for all of this node's members, and each member's
-//! [`Feed`], which takes from them as fast as that member's socket takes bytes (PROTOCOL.md
+//! [`Feed`], which takes from them as fast as that member's socket takes bytes (docs/protocol.md
 //! 2.3, the outgoing queue).
 //!
 //! The room publishes the events an input released ([`Fanout::publish`]) into one

@@ -1,7 +1,7 @@
 //! `RoomFront`: a room's member side, written once for every engine. One runs per channel on
 //! every node that serves the channel; what numbers the room's inputs is its [`Engine`].
 //!
-//! The front owns what concerns this node's members (PROTOCOL.md 2.3-2.6): their sessions and
+//! The front owns what concerns this node's members (docs/protocol.md 2.3-2.6): their sessions and
 //! direct frames, the joins and reports waiting for their answers, the replay of a returning
 //! member ([`super::replay`]), the fan-out of the room's events ([`Fanout`]), the idle stop
 //! and the rooms gauge. It hands every input to its engine, and carries out what the engine
@@ -122,7 +122,7 @@ pub struct RoomFront<E: Engine> {
     fanout: Fanout,
     /// Where each member session of this node gets its direct frames.
     sessions: HashMap<SessionId, Recipient<ToMember>>,
-    /// Members moved out by another connection of their user (PROTOCOL.md 2.3): they left the
+    /// Members moved out by another connection of their user (docs/protocol.md 2.3): they left the
     /// room's events but still get the `exit_room` about themselves.
     moved_out: HashMap<SessionId, (Recipient<ToMember>, Instant)>,
     pending_joins: HashMap<SessionId, PendingJoin>,

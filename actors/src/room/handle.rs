@@ -27,7 +27,7 @@ pub struct Ingest {
     pub reply: oneshot::Sender<IngestOutcome>,
 }
 
-/// A client joins (PROTOCOL.md 2.3 `enter_room_report`).
+/// A client joins (docs/protocol.md 2.3 `enter_room_report`).
 #[derive(Message)]
 #[rtype(result = "Result<Joined, Refused>")]
 pub struct Join {
@@ -52,7 +52,7 @@ pub struct Leave {
     pub reason: LeaveReason,
 }
 
-/// A member's report (PROTOCOL.md 2.3). Answers the seq of the event it caused, when any.
+/// A member's report (docs/protocol.md 2.3). Answers the seq of the event it caused, when any.
 #[derive(Message)]
 #[rtype(result = "Result<ActionDone, Refused>")]
 pub struct MemberAction {
@@ -68,7 +68,7 @@ pub enum ToMember {
     Frame(ByteString),
 }
 
-/// The live-room status changed (PROTOCOL.md 3): broadcasts `room_status`; `closed`/`banned`
+/// The live-room status changed (docs/protocol.md 3): broadcasts `room_status`; `closed`/`banned`
 /// make member reports answer 1007.
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -76,7 +76,7 @@ pub struct SetStatus {
     pub status: LiveStatus,
 }
 
-/// An operator notice (PROTOCOL.md 3 admin `notice`).
+/// An operator notice (docs/protocol.md 3 admin `notice`).
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Notice {
@@ -99,7 +99,7 @@ pub struct StatusOf {
     pub channel_name: String,
 }
 
-/// A member joined (`delta` 1) or left (`delta` -1): for the viewer count (PROTOCOL.md 3).
+/// A member joined (`delta` 1) or left (`delta` -1): for the viewer count (docs/protocol.md 3).
 #[derive(Message, Debug, Clone)]
 #[rtype(result = "()")]
 pub struct MembershipChanged {

@@ -1,5 +1,5 @@
 //! A room's event log: it numbers events (`seq`, from 1, strictly increasing) and keeps the
-//! last `history_len` of them for `last_seq` replay (PROTOCOL.md 2.3, 2.6; what a replay
+//! last `history_len` of them for `last_seq` replay (docs/protocol.md 2.3, 2.6; what a replay
 //! sends is decided by `super::replay`). With shared rooms the history that members replay
 //! from is the room's events stream in Redis; this log then only numbers.
 
@@ -14,7 +14,7 @@ pub const MAX_SEQ: u64 = (1 << 53) - 1;
 
 /// Reads a stored `next_seq` (a room's state as the store gives it back): 1 to [`MAX_SEQ`], a
 /// numbering that can go on. Anything else is no state to restore: the room starts a new
-/// numbering under a new epoch (PROTOCOL.md 2.6, Epochs) rather than wrap `seq` to 0.
+/// numbering under a new epoch (docs/protocol.md 2.6, Epochs) rather than wrap `seq` to 0.
 pub fn stored_next_seq<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
     let next_seq = u64::deserialize(d)?;
     if (1..=MAX_SEQ).contains(&next_seq) {

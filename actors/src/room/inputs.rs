@@ -133,7 +133,7 @@ impl<'de> Deserialize<'de> for Refused {
     }
 }
 
-/// What a client asked for when entering (PROTOCOL.md 2.3 `enter_room_report`).
+/// What a client asked for when entering (docs/protocol.md 2.3 `enter_room_report`).
 #[derive(Debug, Clone)]
 pub struct JoinRequest {
     pub session: SessionId,
@@ -169,7 +169,7 @@ pub enum LeaveReason {
     Moved,
 }
 
-/// Member actions (PROTOCOL.md 2.3). Serde: a room on Redis carries them in its input stream,
+/// Member actions (docs/protocol.md 2.3). Serde: a room on Redis carries them in its input stream,
 /// tagged by `t`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "t", rename_all = "snake_case")]
@@ -201,7 +201,7 @@ pub struct ActionDone {
     pub room_seat: Option<Seat>,
 }
 
-/// What a room must carry over to go on elsewhere (another node taking it over, PROTOCOL.md
+/// What a room must carry over to go on elsewhere (another node taking it over, docs/protocol.md
 /// 7): its numbering, members, seats and statuses. Not in it: history (kept apart, in the
 /// shared store), dedup (rebuilt from the shared store) and the items held for reordering
 /// (their pushes are read again from the room's input).

@@ -1,4 +1,4 @@
-//! What a room says about things, as event bodies: the danmu mapping of PROTOCOL.md 2.4 (a
+//! What a room says about things, as event bodies: the danmu mapping of docs/protocol.md 2.4 (a
 //! BIGO item becomes `send_topic_msg`, `send_gift`, `like` or a pass-through `danmu`), and the
 //! `send_gift` a member's report becomes. Pure functions of their inputs.
 
@@ -6,7 +6,7 @@ use crate::protocol::bigo::DanmuItem;
 use crate::protocol::client::{EventBody, Gift, GiftReport, NotifyType, Profile};
 use crate::protocol::lenient;
 
-/// The event a danmu item becomes in `channel_name` (PROTOCOL.md 2.4, Danmu mapping).
+/// The event a danmu item becomes in `channel_name` (docs/protocol.md 2.4, Danmu mapping).
 pub fn item_event(channel_name: &str, item: DanmuItem) -> EventBody {
     let channel_name = channel_name.to_string();
     match item.kind.as_str() {
@@ -42,7 +42,7 @@ pub fn item_event(channel_name: &str, item: DanmuItem) -> EventBody {
             avatar_url: item.user_img,
             count: item.count,
         },
-        // An unknown type is forwarded as it came, never dropped (PROTOCOL.md 1.4).
+        // An unknown type is forwarded as it came, never dropped (docs/protocol.md 1.4).
         _ => EventBody::Danmu { channel_name, item: item.raw },
     }
 }

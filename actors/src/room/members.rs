@@ -1,6 +1,6 @@
 //! A room's members: the sessions in it and the users they belong to.
 //!
-//! A user on several devices is one member to everybody else (PROTOCOL.md 2.3): one
+//! A user on several devices is one member to everybody else (docs/protocol.md 2.3): one
 //! `enter_room` when their first session joins, one `exit_room` when their last one leaves,
 //! counted once in the snapshot and in viewers. Sessions are what the room sends frames to.
 

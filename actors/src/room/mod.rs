@@ -1,4 +1,4 @@
-//! A room: one per channel (PROTOCOL.md 2.6, Channels). It deduplicates pushes and items,
+//! A room: one per channel (docs/protocol.md 2.6, Channels). It deduplicates pushes and items,
 //! orders them by `ts` within the reorder window, numbers every event (`seq`, under an
 //! `epoch`), keeps history, members, seats and calls, and fans events out to the members.
 //!
@@ -7,7 +7,7 @@
 //!   ([`inputs`]), the clock passed in. Everything a room decides is decided there. Its parts: [`dedup`]
 //!   (seen seqids / data_seqs), [`reorder`] (the window), [`tick`] (release ticks),
 //!   [`history`] (numbering), [`members`], [`seats`], [`mapping`] (the danmu mapping of
-//!   PROTOCOL.md 2.4 and the gifts of member reports).
+//!   docs/protocol.md 2.4 and the gifts of member reports).
 //! - [`front`]: [`RoomFront`], the room's member side on one node, written once: this node's
 //!   members, their joins and reports, replay ([`replay`]: the one rule for `last_seq` and
 //!   `epoch`), the fan-out ([`fanout`]), the idle stop. It hands inputs to an [`Engine`], the

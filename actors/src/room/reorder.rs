@@ -1,5 +1,5 @@
 //! The reorder buffer: holds danmu items at most `window` so that a late, earlier item can
-//! pass them, then releases them sorted by `ts` (PROTOCOL.md 2.6).
+//! pass them, then releases them sorted by `ts` (docs/protocol.md 2.6).
 //!
 //! Rule: an item is due `window` after it *arrived*. When items fall due, let `D` be the
 //! largest `ts` among them; every held item with `ts <= D` is released, in `ts` order (ties in

@@ -1,4 +1,4 @@
-//! The one rule for a join's `last_seq` and `epoch` (PROTOCOL.md 2.3 `enter_room_report`,
+//! The one rule for a join's `last_seq` and `epoch` (docs/protocol.md 2.3 `enter_room_report`,
 //! 2.6 Epochs): what to replay, and whether the member `recovered`. Every room, whichever
 //! engine numbers its events, answers joins through [`plan`] and [`recovered`]; only where the
 //! events come from differs (the room's own history, or the shared events stream).

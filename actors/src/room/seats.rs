@@ -1,5 +1,5 @@
 //! The seats ("mic positions") of a room: ids 1..=`room.seats`, each free or held by one user;
-//! a user holds at most one seat (PROTOCOL.md 2.3 `up_report` / `down_report`).
+//! a user holds at most one seat (docs/protocol.md 2.3 `up_report` / `down_report`).
 
 use crate::protocol::client::{Profile, Seat};
 

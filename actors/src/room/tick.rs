@@ -1,4 +1,4 @@
-//! Release ticks (README "Release ticks"): when a room's flush timer fires and how much it
+//! Release ticks (docs/decisions.md, "Release ticks"): when a room's flush timer fires and how much it
 //! releases. Pure functions, wired up by the room's engine (`LocalEngine`, and the Redis engine's owner).
 //!
 //! A released bundle costs every member one wake-up and one socket write, so a big room

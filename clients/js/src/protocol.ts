@@ -1,7 +1,7 @@
 /**
  * The wire types of danmu-broker's app client protocol (docs/protocol.md section 2) and of its
  * live-room API (section 3), as TypeScript declarations. Field names are exactly the wire's,
- * snake_case and all, so that what an app reads here is what the README's frames show.
+ * snake_case and all, so that what an app reads here is what docs/protocol-by-example.md shows.
  *
  * Every type describes what the broker sends today; fields the contract calls optional, or
  * that a newer broker adds (`epoch`), are optional here.

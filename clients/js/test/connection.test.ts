@@ -1,5 +1,5 @@
 /**
- * The connection's life through the SDK against the real broker (PROTOCOL.md 2.1, 2.2, 2.6):
+ * The connection's life through the SDK against the real broker (docs/protocol.md 2.1, 2.2, 2.6):
  * tokens, heartbeats, a second connection of the same user_id and sid kicking the first, and
  * recovery: after a network cut the broker still has the room and replays what was missed
  * (`recovered: true`); after a broker restart the room's numbering started again and the app

@@ -274,7 +274,7 @@ export function heartItem(dataSeq: string, ts: number, count = 5): DanmuItem {
   return { type: "heart", user: "viewer-3", nick_name: "Liker", user_img: "http://img/v3.png", ts: String(ts), data_seq: dataSeq, count };
 }
 
-/** One BIGO connection to the broker's ingress, logged in (PROTOCOL.md 1.2), pushing signed `dataReception`s (1.4). */
+/** One BIGO connection to the broker's ingress, logged in (docs/protocol.md 1.2), pushing signed `dataReception`s (1.4). */
 export class Bigo {
   private token = "";
   private seqid = 0;

@@ -1,5 +1,5 @@
 // The README's example, type-checked by `npm test` (compiled, never run: it needs a broker at
-// 127.0.0.1:8080). Keep it the same as README.md's first code block.
+// 127.0.0.1:8080). Keep it the same as the code block under README.md's "Example".
 import { DanmuClient, DanmuError, describeError } from "danmu-client";
 import WebSocket from "ws";
 

@@ -1,5 +1,5 @@
 /**
- * The room protocol through the SDK against the real broker (PROTOCOL.md 2.3, 2.4): joining,
+ * The room protocol through the SDK against the real broker (docs/protocol.md 2.3, 2.4): joining,
  * chat, `bc` and `ptp` gifts, seats, calls, BIGO danmu as typed events, refusals as rejected
  * promises, and the same events with and without `batch=1`.
  */

@@ -1,5 +1,5 @@
 /**
- * The live-room API through the SDK against the real broker (PROTOCOL.md 3): an anchor
+ * The live-room API through the SDK against the real broker (docs/protocol.md 3): an anchor
  * creates a room, takes it live, links a BIGO game session; a viewer lists it, likes it and
  * enters its channel, where the linked session's danmu and the room's status changes arrive.
  * Refusals come back as `DanmuError`s with the broker's codes.

@@ -1,6 +1,6 @@
 /**
  * The SDK's pure parts without a broker: the frame signature (checked against a frame the
- * broker accepted, from the README's "Client protocol by example"), answer matching by `for`
+ * broker accepted, from docs/protocol-by-example.md), answer matching by `for`
  * in order with placeholders for abandoned frames, the room position that drives recovery and
  * de-duplication, the back-off, the broker's clock, and a JWT's expiry.
  */
@@ -19,7 +19,7 @@ describe("sign", () => {
   });
 
   test("a ping the broker accepted has the sign the SDK computes", () => {
-    // README, `ping`: online_token 31faec3e..., sid sid-1, timestamp 1795619147363.
+    // docs/protocol-by-example.md, `ping`: online_token 31faec3e..., sid sid-1, timestamp 1795619147363.
     const sign = frameSign("ping", "31faec3e80675c505aa3d9647635f3ef", "sid-1", 1795619147363);
     assert.equal(sign, "232986e5f400e1970f55ebea0a9e36fb");
   });

@@ -27,7 +27,7 @@ pub enum Incoming {
 /// exists only while a compressed frame is being inflated.
 pub(super) struct Inbound {
     codec: Codec,
-    /// permessage-deflate, when the client accepted it (PROTOCOL.md 2.8).
+    /// permessage-deflate, when the client accepted it (docs/protocol.md 2.8).
     deflate: Option<Agreed>,
     /// The frame at the front of the input had RSV1 set (compressed), cleared for the codec.
     compressed_next: bool,

@@ -14,7 +14,7 @@
 //! - **While the actor awaits a room's answer** (`ctx.wait`, so that the answer goes out
 //!   before anything that follows it), actix polls nothing else of the actor, this driver
 //!   included. The awaited future is wrapped in [`WhileReading`], which reads on meanwhile:
-//!   every frame counts as life at once (PROTOCOL.md 2.3: any frame, whatever the session
+//!   every frame counts as life at once (docs/protocol.md 2.3: any frame, whatever the session
 //!   waits for) and is held, with when it arrived, for the actor to take in order once the
 //!   answer is handled (the rate limit counts it at its arrival). At most [`HOLD_MAX`] bytes
 //!   are held; past that the socket is left unread until the answer came.
