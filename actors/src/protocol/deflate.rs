@@ -212,6 +212,69 @@ impl Decoder for InflatingCodec {
     }
 }
 
+/// The server's frames as a client reads them, with each compressed message rewritten as the
+/// plain frame it holds (RSV1 cleared, payload inflated under `max` bytes): for a client whose
+/// WebSocket library does not speak the extension (`danmu-broker listen` on tokio-tungstenite),
+/// placed between the socket and the library. Other frames pass unchanged.
+pub struct ServerFrames {
+    buf: BytesMut,
+    max: usize,
+}
+
+impl ServerFrames {
+    pub fn new(max: usize) -> Self {
+        Self { buf: BytesMut::new(), max }
+    }
+
+    /// Bytes read from the socket.
+    pub fn feed(&mut self, bytes: &[u8]) {
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// The next whole frame, rewritten if it was compressed; `None` until one is complete.
+    pub fn next_frame(&mut self) -> Result<Option<Bytes>, InflateError> {
+        let b = &self.buf[..];
+        let (Some(&first), Some(&second)) = (b.first(), b.get(1)) else { return Ok(None) };
+        let (len, header) = match second & 0x7f {
+            126 if b.len() >= 4 => (u64::from(u16::from_be_bytes([b[2], b[3]])), 4),
+            127 if b.len() >= 10 => (u64::from_be_bytes([b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9]]), 10),
+            126 | 127 => return Ok(None),
+            n => (u64::from(n), 2),
+        };
+        let header = header + if second & 0x80 != 0 { 4 } else { 0 };
+        let len = usize::try_from(len).ok().filter(|&n| n <= self.max).ok_or(InflateError::TooBig)?;
+        if b.len() < header + len {
+            self.buf.reserve(header + len - b.len());
+            return Ok(None);
+        }
+        let frame = self.buf.split_to(header + len).freeze();
+        // Compressed: RSV1 on a final text or binary frame (a server's frames are not masked;
+        // a masked one is passed on for the library to refuse).
+        if first & 0x40 == 0 || second & 0x80 != 0 {
+            return Ok(Some(frame));
+        }
+        if first & 0x80 == 0 || !matches!(first & 0x0f, 0x1 | 0x2) {
+            return Err(InflateError::Corrupt);
+        }
+        let message = inflate(&frame[header..], self.max)?;
+        let mut out = BytesMut::with_capacity(message.len() + 10);
+        out.put_u8(first & !0x40);
+        match message.len() {
+            n if n < 126 => out.put_u8(n as u8),
+            n if n <= u16::MAX as usize => {
+                out.put_u8(126);
+                out.put_u16(n as u16);
+            }
+            n => {
+                out.put_u8(127);
+                out.put_u64(n as u64);
+            }
+        }
+        out.put_slice(&message);
+        Ok(Some(out.freeze()))
+    }
+}
+
 fn invalid(why: &'static str) -> ProtocolError {
     ProtocolError::Io(std::io::Error::new(std::io::ErrorKind::InvalidData, why))
 }
@@ -316,6 +379,24 @@ mod tests {
         assert!(matches!(InflatingCodec::new(1024).decode(&mut input), Err(ProtocolError::Io(_))));
         let mut input = BytesMut::from(&client_frame(0xC9, b"")[..]);
         assert!(matches!(InflatingCodec::new(1024).decode(&mut input), Err(ProtocolError::Io(_))));
+    }
+
+    #[test]
+    fn a_client_reads_a_compressed_server_frame_as_the_plain_frame_it_holds() {
+        let json = r#"{"action":"send_topic_msg","content":"弹幕"}"#.repeat(30);
+        let compressed = compressed_text_frame(&deflate(json.as_bytes()));
+        let plain = crate::room::text_frame(b"{\"action\":\"pong\"}");
+        let mut frames = ServerFrames::new(1 << 20);
+        frames.feed(&compressed[..3]);
+        assert_eq!(frames.next_frame(), Ok(None));
+        frames.feed(&compressed[3..]);
+        frames.feed(&plain);
+        assert_eq!(frames.next_frame(), Ok(Some(crate::room::text_frame(json.as_bytes()))));
+        assert_eq!(frames.next_frame(), Ok(Some(plain)), "a plain frame passes unchanged");
+        assert_eq!(frames.next_frame(), Ok(None));
+        let mut bounded = ServerFrames::new(1024);
+        bounded.feed(&compressed_text_frame(&deflate(&[b'a'; 4096])));
+        assert_eq!(bounded.next_frame(), Err(InflateError::TooBig));
     }
 
     #[test]
