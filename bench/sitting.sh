@@ -59,10 +59,10 @@ w6_summary() {
   python3 - "$OUT" "$1" <<'PY'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.startswith('{"label":"W6-')][-int(sys.argv[2]):]
-print("| run | deliveries/s (expected) | wire B/event | broker CPU % | broker ns/delivery | p99 ms | inflate ns/event | inflate % | gen CPU % | load | ok |")
-print("|---|---|---|---|---|---|---|---|---|---|---|")
+print("| run | broker deliveries/s | checked: delivered (expected) | wire B/event | broker CPU % | broker ns/delivery | p99 ms | inflate ns/event | inflate % | gen CPU % | load | ok |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|")
 for r in rows:
-    print(f'| {r["label"]} | {r["deliveries_per_s"]:,.0f} ({r["expected"]:,}) | {r["wire_bytes_per_event"]:.1f} | '
+    print(f'| {r["label"]} | {r["broker_deliveries_per_s"]:,.0f} | {r["delivered"]:,} ({r["expected"]:,}) | {r["wire_bytes_per_event"]:.1f} | '
           f'{r["broker_cpu_pct"]:.1f} | {r["broker_cpu_ns_per_delivery"]:.0f} | {r["lat_p99_ms"]} | '
           f'{r["inflate_ns_per_event"]:.0f} | {r["inflate_cpu_pct"]:.1f} | {r["gen_cpu_pct"]:.1f} | {r["load_avg_1m"]} | '
           f'{"yes" if r["ok"] else "NO"} |')

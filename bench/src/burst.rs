@@ -171,6 +171,8 @@ pub fn run(opts: &Options, plan: &Plan, brokers: Option<&[u32]>) -> Result<Burst
         jwt_secret: opts.jwt_secret.clone(),
         batch: plan.batch,
         deflate: opts.deflate,
+        // Every reader counts its items (burst_clients.rs does not sample).
+        check_every: 1,
         connect_rate: (opts.connect_rate / threads as u64).max(1),
         ping_every: Duration::from_secs(opts.ping_every_s.max(1)),
     });
@@ -388,6 +390,7 @@ fn clone_cfg(c: &ShardConfig) -> ShardConfig {
         jwt_secret: c.jwt_secret.clone(),
         batch: c.batch,
         deflate: c.deflate,
+        check_every: c.check_every,
         connect_rate: c.connect_rate,
         ping_every: c.ping_every,
     }

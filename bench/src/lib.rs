@@ -107,6 +107,7 @@ pub fn run(opts: &Options) -> Result<Outcome, String> {
         jwt_secret: opts.jwt_secret.clone(),
         batch: plan.batch,
         deflate: opts.deflate,
+        check_every: plan.check_every,
         connect_rate: (opts.connect_rate / opts.client_threads.max(1) as u64).max(1),
         ping_every: Duration::from_secs(opts.ping_every_s.max(1)),
     });
@@ -421,12 +422,13 @@ fn step_report(x: StepInputs) -> StepReport {
         }
     }
     let pushes = x.pushes.lock().map(|p| p[x.step].clone()).unwrap_or_default();
-    let expected: u64 = pushes
-        .items_acked_per_room
-        .iter()
-        .enumerate()
-        .map(|(r, items)| items * x.ctl.joined_per_room[r].load(Relaxed) as u64)
-        .sum();
+    // Every acknowledged item, to every member of its room: what the checking members should
+    // have got, and what the broker delivered to all of them.
+    let per_room = |members: &[std::sync::atomic::AtomicUsize]| -> u64 {
+        pushes.items_acked_per_room.iter().zip(members).map(|(items, m)| items * m.load(Relaxed) as u64).sum()
+    };
+    let expected = per_room(&x.ctl.checking_per_room);
+    let broker_deliveries = per_room(&x.ctl.joined_per_room);
     let d = x.plan.duration_s.max(0.001);
     let (rss, hwm) = x.broker_pid.and_then(procfs::rss_kb_of).unwrap_or((0, 0));
     let redis_cpu_pct = x.redis.and_then(|r| r.cpu_s).map_or(0.0, |c| c / d * 100.0);
@@ -453,7 +455,9 @@ fn step_report(x: StepInputs) -> StepReport {
         deliveries_per_s: clients.delivered as f64 / d,
         frames_per_s: clients.frames as f64 / d,
         wire_bytes_per_event: per(clients.wire_bytes as f64, clients.wire_events),
-        broker_cpu_ns_per_delivery: per(x.cpu.unwrap_or(0.0) * 1e9, clients.delivered),
+        broker_cpu_ns_per_delivery: per(x.cpu.unwrap_or(0.0) * 1e9, broker_deliveries),
+        broker_deliveries_per_s: broker_deliveries as f64 / d,
+        check_every: x.plan.check_every,
         inflate_ns_per_event: per(clients.inflate_ns as f64, clients.wire_events),
         inflate_cpu_pct: clients.inflate_ns as f64 / 1e9 / d * 100.0,
         lat_p50_ms: 0.0,

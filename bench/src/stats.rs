@@ -178,8 +178,13 @@ pub struct StepReport {
     /// Bytes the clients read from their sockets per danmu event they got, both counted while
     /// the step was measured (WebSocket frame bytes; TCP/IP headers not included).
     pub wire_bytes_per_event: f64,
-    /// Broker CPU per delivery, in nanoseconds.
+    /// Broker CPU per delivery, in nanoseconds: over every acknowledged item times the members
+    /// of its room (with --check-every, most members do not count what they get).
     pub broker_cpu_ns_per_delivery: f64,
+    pub broker_deliveries_per_s: f64,
+    /// 1 in this many clients checked every event (`delivered`, `expected`, latency, wire
+    /// bytes are theirs).
+    pub check_every: usize,
     /// The clients' own inflating (--deflate): per danmu event, and in % of one core.
     pub inflate_ns_per_event: f64,
     pub inflate_cpu_pct: f64,

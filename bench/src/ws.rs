@@ -9,13 +9,15 @@
 //!
 //! App clients may offer permessage-deflate (RFC 7692, docs/protocol.md 2.8), as browsers do: a
 //! message whose first frame has RSV1 set is raw deflate without its trailing `00 00 ff ff`,
-//! inflated here with flate2 into the reader's own buffer before it is handed out. The time
+//! inflated here with flate2 into the reader's own buffer before it is handed out. The CPU time
 //! spent inflating is kept apart ([`FrameReader::take_inflate_time`]), so that a run can report
-//! the generator's own cost of the extension beside the broker's.
+//! the generator's own cost of the extension beside the broker's. A reader told not to inflate
+//! ([`FrameReader::skip_compressed`]) drops compressed messages unread: a client that only
+//! counts its bytes.
 
 use std::cell::RefCell;
 use std::io;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use flate2::{Decompress, FlushDecompress, Status};
 
@@ -150,8 +152,10 @@ pub struct FrameReader {
     deflate: bool,
     /// The last compressed message, inflated (reused from message to message).
     inflated: Vec<u8>,
-    /// Time spent inflating since [`FrameReader::take_inflate_time`] last took it.
+    /// CPU time spent inflating since [`FrameReader::take_inflate_time`] last took it.
     inflate_time: Duration,
+    /// Compressed messages are dropped, not inflated.
+    skip_compressed: bool,
 }
 
 thread_local! {
@@ -159,6 +163,16 @@ thread_local! {
     /// and `server_no_context_takeover`: no state carries over): 2,000 connections do not
     /// each hold one.
     static INFLATER: RefCell<Decompress> = RefCell::new(Decompress::new(false));
+}
+
+/// The CPU time the calling thread has used.
+fn thread_cpu_time() -> Duration {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime writes the timespec we own.
+    if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) } != 0 {
+        return Duration::ZERO;
+    }
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
 /// The tail a sync flush ends with, left off on the wire (RFC 7692 7.2.1).
@@ -214,9 +228,14 @@ impl FrameReader {
         self.deflate
     }
 
-    /// Time spent inflating since the last call.
+    /// CPU time spent inflating since the last call.
     pub fn take_inflate_time(&mut self) -> Duration {
         std::mem::take(&mut self.inflate_time)
+    }
+
+    /// Drop compressed messages instead of inflating them (a client that counts bytes only).
+    pub fn skip_compressed(&mut self) {
+        self.skip_compressed = true;
     }
 
     /// Reads more bytes from the socket; `Ok(0)` is end of stream.
@@ -295,10 +314,14 @@ impl FrameReader {
         if !compressed {
             return Ok(on_message(opcode, payload));
         }
-        let started = Instant::now();
+        if self.skip_compressed {
+            return Ok(true);
+        }
+        // CPU time, not wall time: on a busy machine the thread may wait for a core meanwhile.
+        let started = thread_cpu_time();
         let mut inflated = std::mem::take(&mut self.inflated);
         let result = inflate_into(payload, &mut inflated, MAX_MESSAGE);
-        self.inflate_time += started.elapsed();
+        self.inflate_time += thread_cpu_time().saturating_sub(started);
         let keep_going = result.map(|()| on_message(opcode, &inflated));
         self.inflated = inflated;
         keep_going
