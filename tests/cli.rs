@@ -165,6 +165,24 @@ async fn listen_prints_a_pushed_danmu_as_a_json_line() {
 }
 
 #[actix_rt::test]
+async fn listen_offers_permessage_deflate_and_prints_a_compressed_event_as_sent() {
+    let (broker, config) = broker("").await;
+    let mut listen = Listening::start(&config, &["--channel", "gs-zip", "--user-id", "watcher"]);
+    listen.status_line("entered gs-zip");
+    let mut bigo = bigo_at(&format!("ws://{}", broker.addr), None).await;
+    assert_eq!(bigo.login(ACCOUNT, PASSWORD, now_ms()).await["code"], 200);
+    // Past client.compression_min_bytes: the broker compresses it for a client that agreed.
+    let long = "弹幕 danmu ".repeat(30);
+    let data = push_data("s-zip", "gs-zip", 2, vec![msg_item("d-zip", now_ms(), &long)]);
+    assert_eq!(bigo.push(&data).await["rescode"], 200);
+    assert_eq!(listen.event("send_topic_msg")["content"].as_str(), Some(long.as_str()));
+    let mut resp = awc::Client::new().get(format!("http://{}/metrics", broker.addr)).send().await.expect("GET");
+    let metrics = String::from_utf8_lossy(&resp.body().await.expect("body")).into_owned();
+    let compressed = common::ops::sample(&metrics, "danmu_client_bytes_out_total", "compressed=\"true\"");
+    assert!(compressed.is_some_and(|bytes| bytes > 0.0), "listen's event went plain: {metrics}");
+}
+
+#[actix_rt::test]
 async fn listen_stays_connected_by_pinging_and_recovers_what_it_missed_while_cut_off() {
     // A broker that drops a silent client after 1.5 s: the pings keep the listener in; a
     // stopped listener is dropped, and on waking reconnects and asks for what it missed.

@@ -1,7 +1,8 @@
 //! permessage-deflate (docs/protocol.md 2.8) on the client WebSocket: a client that offers it gets
 //! `server_no_context_takeover` and compressed frames for large messages, which it inflates
 //! into the same events under the same `seq` as a plain member of the room; a compression bomb
-//! is refused as too large without being inflated.
+//! is refused as too large without being inflated. The BIGO ingress takes the extension on the
+//! same terms: a platform that compresses logs in and pushes, and its bomb is refused too.
 //!
 //! tokio-tungstenite does not speak the extension, so the compressing client here is a few
 //! lines of raw WebSocket over TCP (RFC 6455 framing) with flate2 for the deflate; the plain
@@ -12,6 +13,7 @@ mod common;
 
 use std::time::Duration;
 
+use actors::protocol::bigo_client;
 use common::*;
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress};
 use serde_json::{json, Value};
@@ -35,14 +37,24 @@ struct ServerFrame {
 }
 
 impl DeflateClient {
+    /// An app client, past its `connected` frame.
     async fn connect(broker: &TestBroker, user_id: &str) -> Self {
-        let mut tcp = TcpStream::connect(broker.addr).await.expect("connect");
         let query = common::ops::client_query(user_id, "sid-1");
+        let mut client = Self::upgrade(broker, &format!("{}?{query}", broker.config.client.path)).await;
+        let hello = client.json().await;
+        assert_eq!(hello["action"], "connected");
+        client.online_token = hello["online_token"].as_str().expect("online_token").to_string();
+        client
+    }
+
+    /// The upgrade at `target` (path and query), offering permessage-deflate.
+    async fn upgrade(broker: &TestBroker, target: &str) -> Self {
+        let mut tcp = TcpStream::connect(broker.addr).await.expect("connect");
         let request = format!(
-            "GET {}?{query} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+            "GET {target} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
              Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\r\n",
-            broker.config.client.path, broker.addr
+            broker.addr
         );
         tcp.write_all(request.as_bytes()).await.expect("upgrade request");
         let mut buf = Vec::new();
@@ -64,11 +76,7 @@ impl DeflateClient {
             })
             .unwrap_or_default();
         buf.drain(..head_end);
-        let mut client = Self { tcp, buf, extensions, online_token: String::new(), sid: "sid-1".into() };
-        let hello = client.json().await;
-        assert_eq!(hello["action"], "connected");
-        client.online_token = hello["online_token"].as_str().expect("online_token").to_string();
-        client
+        Self { tcp, buf, extensions, online_token: String::new(), sid: "sid-1".into() }
     }
 
     async fn frame(&mut self) -> ServerFrame {
@@ -222,6 +230,7 @@ async fn a_client_offering_deflate_gets_compressed_room_frames_with_the_same_eve
 
 #[actix_rt::test]
 async fn a_compression_bomb_is_refused_as_too_large_without_being_inflated() {
+    let _alone = MEMORY_MEASURED.lock().await;
     let broker = TestBroker::start().await;
     let mut zipped = DeflateClient::connect(&broker, "bomber").await;
     let rss_before = rss_kib();
@@ -242,6 +251,73 @@ async fn a_compression_bomb_is_refused_as_too_large_without_being_inflated() {
     assert!(grown < 16 << 10, "the process grew by {grown} KiB");
     tokio::time::sleep(Duration::from_millis(50)).await;
 }
+
+/// A BIGO connection that offered permessage-deflate and logged in with a compressed
+/// `platformLogin`; answers it and its access token.
+async fn compressing_bigo(broker: &TestBroker) -> (DeflateClient, String) {
+    let mut bigo = DeflateClient::upgrade(broker, &broker.config.bigo.path).await;
+    assert_eq!(
+        bigo.extensions,
+        "permessage-deflate; server_no_context_takeover; client_no_context_takeover; client_max_window_bits=15"
+    );
+    let login = bigo_client::login_request(ACCOUNT, PASSWORD, ABBR, now_ms());
+    bigo.send_raw(login.as_bytes(), true, Compression::fast()).await;
+    let answer = bigo.json().await;
+    assert_eq!(answer["uri"], "platformLoginResp", "{answer}");
+    let data = BigoClient::data_of(&answer);
+    assert_eq!(data["code"], 200, "{data}");
+    let token = data["access_token"].as_str().expect("access_token").to_string();
+    (bigo, token)
+}
+
+#[actix_rt::test]
+async fn bigo_offering_deflate_logs_in_and_pushes_compressed_frames() {
+    let broker = TestBroker::start().await;
+    let mut member = broker.member("viewer", "gs-bigo-zip").await;
+    let (mut bigo, token) = compressing_bigo(&broker).await;
+    for (seqid, first) in [("bz1", 0), ("bz2", 20)] {
+        let items: Vec<Value> = (first..first + 20).map(chat).collect();
+        let data = push_data(seqid, "gs-bigo-zip", 2, items).to_string();
+        let frame = bigo_client::data_reception_request(&data, &token, ABBR, 0, now_ms());
+        bigo.send_raw(frame.as_bytes(), true, Compression::fast()).await;
+        let answer = bigo.json().await;
+        assert_eq!(answer["uri"], "dataReceptionResp", "{answer}");
+        assert_eq!(BigoClient::data_of(&answer)["rescode"], 200, "{answer}");
+    }
+    // A plain frame on the same connection is taken too.
+    let data = push_data("bz3", "gs-bigo-zip", 2, vec![chat(40)]).to_string();
+    let frame = bigo_client::data_reception_request(&data, &token, ABBR, 0, now_ms());
+    bigo.send_raw(frame.as_bytes(), false, Compression::fast()).await;
+    assert_eq!(BigoClient::data_of(&bigo.json().await)["rescode"], 200);
+    let events = member.events("send_topic_msg", 41).await;
+    let contents: Vec<&str> = events.iter().map(|e| e["content"].as_str().unwrap_or_default()).collect();
+    let expected: Vec<String> = (0..41).map(|i| chat(i)["content"].as_str().unwrap_or_default().to_string()).collect();
+    assert_eq!(contents, expected, "every pushed danmu, in order");
+}
+
+#[actix_rt::test]
+async fn a_bigo_compression_bomb_is_closed_with_1009_without_being_inflated() {
+    let _alone = MEMORY_MEASURED.lock().await;
+    let broker = TestBroker::start().await;
+    let (mut bigo, _) = compressing_bigo(&broker).await;
+    let rss_before = rss_kib();
+    // 50 MB of one byte: about 50 KB compressed, under bigo.max_frame_bytes (1 MiB).
+    let bomb = vec![b'a'; 50 << 20];
+    bigo.send_raw(&bomb, true, Compression::best()).await;
+    drop(bomb);
+    let close = loop {
+        let frame = bigo.frame().await;
+        if frame.opcode == 8 {
+            break frame;
+        }
+    };
+    assert_eq!(u16::from_be_bytes([close.payload[0], close.payload[1]]), 1009);
+    let grown = rss_kib().saturating_sub(rss_before);
+    assert!(grown < 16 << 10, "the process grew by {grown} KiB");
+}
+
+/// Held by a test that measures this process's memory: the other bomb's 50 MB would count.
+static MEMORY_MEASURED: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// This process's resident memory (the broker runs inside the test).
 fn rss_kib() -> u64 {

@@ -4,7 +4,8 @@
 //! finds it in the live-room list (docs/protocol.md 3), likes it and joins it from there; one URL
 //! (`/demo?user_id=&nickname=&channel=`) logs in and joins by itself, and the room that
 //! `simulate --live-room` makes is in the list with its danmu. And with `demo.enabled` off, the
-//! page and `/demo/token` do not exist.
+//! page and `/demo/token` do not exist. The pages' WebSockets run with permessage-deflate, which
+//! Chromium offers and the broker accepts (docs/protocol.md 2.8).
 
 mod common;
 
@@ -98,6 +99,11 @@ async fn two_users_on_the_demo_page_see_danmu_in_ts_order_chat_and_see_each_othe
         assert!(banner.as_str().is_some_and(|s| s.contains("Giver sent") && s.contains("3\u{d7} Rose")), "{banner}");
         b.wait_until("five likes", "document.getElementById('like-count').textContent === '5'").await;
     }
+    // Chromium offered permessage-deflate and the page connected with batch=1 (the SDK's
+    // default): the room's array of these danmu went to both pages compressed (docs/protocol.md 2.8).
+    let metrics = broker.get_text("/metrics").await.1;
+    let compressed = common::ops::sample(&metrics, "danmu_client_bytes_out_total", "compressed=\"true\"");
+    assert!(compressed.is_some_and(|bytes| bytes > 0.0), "nothing went compressed: {metrics}");
 
     // Chat: Alice writes, Bob reads it (chromedriver types BMP characters only: no emoji here).
     alice.fill("#chat-input", "大家好 from Alice ♥").await;

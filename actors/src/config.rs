@@ -31,6 +31,9 @@ pub struct BigoConfig {
     pub idle_timeout_ms: u64,
     pub verify_message_sign: bool,
     pub max_frame_bytes: usize,
+    /// Accept permessage-deflate from BIGO (docs/protocol.md 2.8): its frames may come compressed,
+    /// each inflated under `max_frame_bytes`; the broker's answers go plain.
+    pub compression: bool,
     pub api_base: String,
     pub api_token: String,
     pub pull: PullConfig,
@@ -85,6 +88,7 @@ impl Default for BigoConfig {
             idle_timeout_ms: 30_000,
             verify_message_sign: true,
             max_frame_bytes: 1 << 20,
+            compression: true,
             api_base: "https://oauth.bigolive.tv".into(),
             api_token: String::new(),
             pull: PullConfig::default(),

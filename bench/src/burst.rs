@@ -169,7 +169,10 @@ pub fn run(opts: &Options, plan: &Plan, brokers: Option<&[u32]>) -> Result<Burst
         rooms: 1,
         client_path: opts.client_path.clone(),
         jwt_secret: opts.jwt_secret.clone(),
-        batch: opts.batch,
+        batch: plan.batch,
+        deflate: opts.deflate,
+        // Every reader counts its items (burst_clients.rs does not sample).
+        check_every: 1,
         connect_rate: (opts.connect_rate / threads as u64).max(1),
         ping_every: Duration::from_secs(opts.ping_every_s.max(1)),
     });
@@ -225,6 +228,7 @@ pub fn run(opts: &Options, plan: &Plan, brokers: Option<&[u32]>) -> Result<Burst
         window: 0,
         closed_loop: true,
         content: String::new(),
+        realistic: false,
     };
     let mut push = rt.block_on(pusher::log_in(0, &push_cfg)).map_err(|e| format!("pusher: {e}"))?;
     std::thread::sleep(Duration::from_millis(1000));
@@ -385,6 +389,8 @@ fn clone_cfg(c: &ShardConfig) -> ShardConfig {
         client_path: c.client_path.clone(),
         jwt_secret: c.jwt_secret.clone(),
         batch: c.batch,
+        deflate: c.deflate,
+        check_every: c.check_every,
         connect_rate: c.connect_rate,
         ping_every: c.ping_every,
     }

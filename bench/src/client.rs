@@ -61,6 +61,11 @@ pub struct ShardConfig {
     pub client_path: String,
     pub jwt_secret: String,
     pub batch: bool,
+    /// Offer permessage-deflate (docs/protocol.md 2.8), and inflate what comes compressed.
+    pub deflate: bool,
+    /// 1 in this many clients (index 0, N, 2N...) inflates, scans and checks every event; the
+    /// others read their bytes and drop them (see `Options::check_every`).
+    pub check_every: usize,
     pub connect_rate: u64,
     pub ping_every: Duration,
 }
@@ -225,6 +230,12 @@ async fn run_client(
     };
     ctl.joined.fetch_add(1, Relaxed);
     ctl.joined_per_room[spec.room].fetch_add(1, Relaxed);
+    let checking = spec.index % cfg.check_every.max(1) == 0;
+    if checking {
+        ctl.checking_per_room[spec.room].fetch_add(1, Relaxed);
+    } else {
+        reader.skip_compressed();
+    }
     let mut seq = SeqCheck::after_join(own_seq);
     let mut mask = spec.index as u32;
     let mut out = Vec::new();
@@ -242,7 +253,7 @@ async fn run_client(
                 if !reported && phase != Phase::Running {
                     // Before anyone leaves: a leave is itself a room event with a seq.
                     reported = true;
-                    if let Ok(mut st) = stats.lock() {
+                    if let (true, Ok(mut st)) = (checking, stats.lock()) {
                         st.last_seqs.push((spec.room, seq.last));
                     }
                 }
@@ -251,7 +262,8 @@ async fn run_client(
                 }
             }
             n = reader.fill(&mut stream) => {
-                if n? == 0 {
+                let n = n?;
+                if n == 0 {
                     let step = ctl.current_step();
                     if let Ok(mut st) = stats.lock() { st.steps[step].disconnected += 1; }
                     return Err(err("broker closed the connection"));
@@ -260,21 +272,33 @@ async fn run_client(
                 let mut guard = stats.lock().map_err(|_| err("stats poisoned"))?;
                 let steps = &mut guard.steps;
                 let cur = ctl.current_step();
+                // What the wire carried while the step was measured, by when it was read.
+                let measuring = ctl.step_of(now / 1000).filter(|_| checking);
+                if let Some(step) = measuring {
+                    steps[step].wire_bytes += n as u64;
+                }
                 reader.drain(|op, payload| {
                     match op {
                         OP_TEXT => {
                             steps[cur].frames += 1;
+                            if !checking {
+                                return true;
+                            }
                             scanner.for_each(payload, |e| {
                                 if let Some(s) = e.seq {
                                     seq.observe(s, &mut steps[cur]);
                                 }
-                                if e.action == b"send_topic_msg" {
-                                    if let Some(step) = e.ts.and_then(|ts| ctl.step_of(ts)) {
-                                        let st = &mut steps[step];
-                                        st.delivered += 1;
-                                        let ts_us = e.ts.unwrap_or(0) * 1000;
-                                        st.latency_us.record((now - ts_us).max(0) as u64);
-                                    }
+                                if !scan::is_danmu(e.action) {
+                                    return;
+                                }
+                                if let Some(step) = measuring {
+                                    steps[step].wire_events += 1;
+                                }
+                                if let Some(step) = e.ts.and_then(|ts| ctl.step_of(ts)) {
+                                    let st = &mut steps[step];
+                                    st.delivered += 1;
+                                    let ts_us = e.ts.unwrap_or(0) * 1000;
+                                    st.latency_us.record((now - ts_us).max(0) as u64);
                                 }
                             });
                         }
@@ -288,6 +312,9 @@ async fn run_client(
                     }
                     true
                 })?;
+                if let Some(step) = measuring {
+                    steps[step].inflate_ns += reader.take_inflate_time().as_nanos() as u64;
+                }
                 drop(guard);
                 if closed.get() {
                     return Err(err("broker sent close"));
@@ -320,9 +347,9 @@ pub(crate) async fn join(
 ) -> std::io::Result<(TcpStream, FrameReader, String, u64)> {
     let target = upgrade_target(&cfg.client_path, &cfg.jwt_secret, &spec.user_id, &spec.sid, cfg.batch);
     let mut attempt = 0;
-    let (mut stream, rest) = loop {
+    let (mut stream, mut reader) = loop {
         let node = (spec.index / cfg.rooms.max(1)) % cfg.host_ports.len();
-        match ws::connect_with(&cfg.host_ports[node], &target, recv_buffer).await {
+        match ws::connect_with(&cfg.host_ports[node], &target, recv_buffer, cfg.deflate).await {
             Ok(ok) => break ok,
             // A full accept queue refuses now and then while thousands connect: retry a little.
             Err(e) if attempt < 5 && e.kind() != std::io::ErrorKind::Other => {
@@ -332,7 +359,6 @@ pub(crate) async fn join(
             Err(e) => return Err(e),
         }
     };
-    let mut reader = FrameReader::new(rest);
     let online_token = greeting(&mut stream, &mut reader).await?;
     let enter = ClientRequest::EnterRoom { channel_name: spec.channel_name.clone(), last_seq: None, epoch: None };
     let enter = signed_frame(&enter, &online_token, &spec.sid);

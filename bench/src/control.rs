@@ -19,8 +19,10 @@ pub struct Control {
     pub done: AtomicBool,
     pub joined: AtomicUsize,
     pub failed: AtomicUsize,
-    /// Clients joined per room (for the expected number of deliveries).
+    /// Clients joined per room (the broker delivers each of the room's events to each).
     pub joined_per_room: Vec<AtomicUsize>,
+    /// Of those, the clients that check every event (for the expected number of deliveries).
+    pub checking_per_room: Vec<AtomicUsize>,
     pub pushers_ready: AtomicUsize,
     pub pushers_failed: AtomicUsize,
 }
@@ -37,6 +39,7 @@ impl Control {
             joined: AtomicUsize::new(0),
             failed: AtomicUsize::new(0),
             joined_per_room: (0..rooms).map(|_| AtomicUsize::new(0)).collect(),
+            checking_per_room: (0..rooms).map(|_| AtomicUsize::new(0)).collect(),
             pushers_ready: AtomicUsize::new(0),
             pushers_failed: AtomicUsize::new(0),
         }

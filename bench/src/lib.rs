@@ -3,7 +3,7 @@
 //! `enter_room_report`, optional `batch=1`) and measures at the clients (issue 7).
 //!
 //! Module map:
-//! - [`options`]: the command line and the W1-W5 and W7 presets.
+//! - [`options`]: the command line and the W1-W7 presets.
 //! - [`churn`]: W5's short-lived clients (connect, join, chat, leave, some recover).
 //! - [`burst`], [`burst_clients`]: W7, one burst into a room half of whose members read
 //!   nothing; the broker's RSS before, at its peak and after.
@@ -105,7 +105,9 @@ pub fn run(opts: &Options) -> Result<Outcome, String> {
         rooms: plan.rooms,
         client_path: opts.client_path.clone(),
         jwt_secret: opts.jwt_secret.clone(),
-        batch: opts.batch,
+        batch: plan.batch,
+        deflate: opts.deflate,
+        check_every: plan.check_every,
         connect_rate: (opts.connect_rate / opts.client_threads.max(1) as u64).max(1),
         ping_every: Duration::from_secs(opts.ping_every_s.max(1)),
     });
@@ -181,6 +183,7 @@ pub fn run(opts: &Options) -> Result<Outcome, String> {
         platform_abbr: opts.platform_abbr.clone(),
         pushers: opts.pushers.max(1),
         content: pusher::content_for(plan.event_bytes, &rooms[0]),
+        realistic: plan.realistic,
         rooms: rooms.clone(),
         items_per_push: plan.items_per_push,
         window: plan.window,
@@ -331,7 +334,7 @@ pub fn run(opts: &Options) -> Result<Outcome, String> {
     if plan.rates.len() > 1 && !opts.quiet {
         match sustained_rate {
             Some(rate) => {
-                println!("{} (batch={})", sustained_line(rate, plan.items_per_push, joined, plan.rooms), opts.batch)
+                println!("{} (batch={})", sustained_line(rate, plan.items_per_push, joined, plan.rooms), plan.batch)
             }
             None => println!("sustained: no step passed"),
         }
@@ -419,12 +422,13 @@ fn step_report(x: StepInputs) -> StepReport {
         }
     }
     let pushes = x.pushes.lock().map(|p| p[x.step].clone()).unwrap_or_default();
-    let expected: u64 = pushes
-        .items_acked_per_room
-        .iter()
-        .enumerate()
-        .map(|(r, items)| items * x.ctl.joined_per_room[r].load(Relaxed) as u64)
-        .sum();
+    // Every acknowledged item, to every member of its room: what the checking members should
+    // have got, and what the broker delivered to all of them.
+    let per_room = |members: &[std::sync::atomic::AtomicUsize]| -> u64 {
+        pushes.items_acked_per_room.iter().zip(members).map(|(items, m)| items * m.load(Relaxed) as u64).sum()
+    };
+    let expected = per_room(&x.ctl.checking_per_room);
+    let broker_deliveries = per_room(&x.ctl.joined_per_room);
     let d = x.plan.duration_s.max(0.001);
     let (rss, hwm) = x.broker_pid.and_then(procfs::rss_kb_of).unwrap_or((0, 0));
     let redis_cpu_pct = x.redis.and_then(|r| r.cpu_s).map_or(0.0, |c| c / d * 100.0);
@@ -433,7 +437,8 @@ fn step_report(x: StepInputs) -> StepReport {
     let redis_bytes_per_s = x.redis.and_then(|r| r.net_bytes).map_or(0.0, |b| b as f64 / d);
     let mut r = StepReport {
         label: x.plan.label.clone(),
-        batch: x.opts.batch,
+        batch: x.plan.batch,
+        deflate: x.opts.deflate,
         rooms: x.plan.rooms,
         clients: x.plan.clients,
         clients_joined: x.joined,
@@ -449,6 +454,12 @@ fn step_report(x: StepInputs) -> StepReport {
         delivered: clients.delivered,
         deliveries_per_s: clients.delivered as f64 / d,
         frames_per_s: clients.frames as f64 / d,
+        wire_bytes_per_event: per(clients.wire_bytes as f64, clients.wire_events),
+        broker_cpu_ns_per_delivery: per(x.cpu.unwrap_or(0.0) * 1e9, broker_deliveries),
+        broker_deliveries_per_s: broker_deliveries as f64 / d,
+        check_every: x.plan.check_every,
+        inflate_ns_per_event: per(clients.inflate_ns as f64, clients.wire_events),
+        inflate_cpu_pct: clients.inflate_ns as f64 / 1e9 / d * 100.0,
         lat_p50_ms: 0.0,
         lat_p99_ms: 0.0,
         lat_p999_ms: 0.0,
@@ -480,6 +491,14 @@ fn step_report(x: StepInputs) -> StepReport {
     let fast = r.clients_joined == 0 || r.lat_p99_ms <= r.latency_bound_ms;
     r.ok = clean && complete && fast;
     r
+}
+
+/// `total / count` to one decimal, 0 when nothing was counted.
+fn per(total: f64, count: u64) -> f64 {
+    if count == 0 {
+        return 0.0;
+    }
+    (total / count as f64 * 10.0).round() / 10.0
 }
 
 fn emit(opts: &Options, r: &StepReport) {

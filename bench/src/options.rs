@@ -1,5 +1,5 @@
 //! The generator's command line (clap) and the workload presets: W1-W4 of issue 7, W5 of
-//! issue 13, W7 of issue 19.
+//! issue 13, W6 of issue 20, W7 of issue 19.
 //!
 //! A preset fills in whatever the command line left unset, so `--workload w1 --clients 500`
 //! is W1 with fewer clients. [`Options::resolve`] turns the parsed line into a [`Plan`].
@@ -20,6 +20,11 @@ pub enum Workload {
     /// connect, join, chat and leave (one in ten cutting its connection and recovering with
     /// last_seq); reports broker RSS after the first minute and at the end.
     W5,
+    /// Compression: 1 room of 2000 members with batch=1, 1200 pushes/s of `danmu-broker
+    /// simulate`'s realistic mix (chat in Chinese with emoji, likes, gifts; its generator's
+    /// items); run it with and without --deflate and compare the wire's bytes per event, the
+    /// broker's CPU per delivery and p99.
+    W6,
     /// Burst: 2000 members in 1 room, 1000 of them reading nothing after entering; one burst
     /// of 3800 items of ~1.2 KB (4.5 MB of events, the burst of issue 19), 50 a push, every
     /// push in flight at once; reports the broker's RSS before, at its peak and after, every
@@ -48,13 +53,27 @@ pub struct Options {
     /// same connections. 0 = closed loop (see --window).
     #[arg(long, value_delimiter = ',')]
     pub rate: Option<Vec<u64>>,
-    /// Clients connect with batch=1.
+    /// Clients connect with batch=1 (W6 always does).
     #[arg(long)]
     pub batch: bool,
+    /// Clients offer permessage-deflate and inflate what the broker compresses (docs/protocol.md
+    /// 2.8); the run reports the time they spent inflating apart.
+    #[arg(long)]
+    pub deflate: bool,
+    /// 1 in N clients inflates, scans and checks every event (seq, latency, deliveries, wire
+    /// bytes); the others read their bytes and drop them unread. Inflating is every viewer's
+    /// own small cost, but 2,000 viewers inflating W6's 2.4 M events/s take more CPU than
+    /// this class of machine has beside the broker (default 1; W6: 10).
+    #[arg(long)]
+    pub check_every: Option<usize>,
+    /// Push the realistic mix of `danmu-broker simulate` (its generator: Chinese chat with
+    /// emoji, likes, gifts, from 120 viewers) instead of padded chat (W6 always does).
+    #[arg(long)]
+    pub realistic: bool,
     /// BIGO pusher connections.
     #[arg(long, default_value_t = 1)]
     pub pushers: usize,
-    /// Danmu items per push.
+    /// Danmu items per push (with --realistic, the most: each push carries 1 to N).
     #[arg(long)]
     pub items_per_push: Option<usize>,
     /// Closed loop (rate 0): pushes kept outstanding per pusher. Open loop: the most
@@ -168,6 +187,12 @@ pub struct Plan {
     /// Short-lived clients per second (W5); 0 = none.
     pub churn_rate: u64,
     pub event_bytes: usize,
+    /// Clients connect with batch=1.
+    pub batch: bool,
+    /// Pushes carry `simulate`'s realistic mix (`event_bytes` does not apply).
+    pub realistic: bool,
+    /// 1 in this many clients checks every event; the others only read.
+    pub check_every: usize,
     /// A burst run (W7) instead of steps.
     pub burst: Option<BurstPlan>,
 }
@@ -191,11 +216,13 @@ impl Options {
             Some(Workload::W3) => (10_000, 100, vec![10], 1, 4096, 150),
             Some(Workload::W4) => (0, 10, vec![0], 5, 64, 150),
             Some(Workload::W5) => (1000, 20, vec![100], 1, 4096, 150),
+            Some(Workload::W6) => (2000, 1, vec![1200], 1, 4096, 150),
             Some(Workload::W7) => (2000, 1, vec![0], 50, 4096, 150),
             None => (10, 1, vec![100], 1, 4096, 150),
         };
         let rooms = self.rooms.unwrap_or(r).max(1);
         let w5 = self.workload == Some(Workload::W5);
+        let w6 = self.workload == Some(Workload::W6);
         let w7 = self.workload == Some(Workload::W7);
         let clients = self.clients.unwrap_or(c);
         let burst = (w7 || self.burst_items.is_some()).then(|| BurstPlan {
@@ -253,6 +280,9 @@ impl Options {
             duration_s: self.duration_s.unwrap_or(if w5 { 300.0 } else { 10.0 }),
             churn_rate: self.churn_rate.unwrap_or(if w5 { 200 } else { 0 }),
             event_bytes: self.event_bytes.unwrap_or(if burst.is_some() { 1200 } else { 250 }),
+            batch: self.batch || w6,
+            realistic: self.realistic || w6,
+            check_every: self.check_every.unwrap_or(if w6 { 10 } else { 1 }).max(1),
             burst,
         })
     }
@@ -294,6 +324,18 @@ mod tests {
         let p = o.resolve().unwrap();
         assert_eq!(p.burst.map(|b| (b.items, b.stalled)), Some((100, 2)));
         assert!(Options::parse_from(["danmu-bench"]).resolve().unwrap().burst.is_none());
+    }
+
+    #[test]
+    fn w6_is_one_room_of_batch_members_under_the_simulators_mix_with_or_without_deflate() {
+        let p = Options::parse_from(["danmu-bench", "--workload", "w6"]).resolve().unwrap();
+        assert_eq!((p.clients, p.rooms, p.rates.clone(), p.items_per_push), (2000, 1, vec![1200], 1));
+        assert!(p.batch && p.realistic && p.burst.is_none());
+        assert_eq!(p.check_every, 10, "1 in 10 members inflates and checks");
+        let o = Options::parse_from(["danmu-bench", "--workload", "w6", "--deflate"]);
+        assert!(o.deflate);
+        let w1 = Options::parse_from(["danmu-bench", "--workload", "w1"]).resolve().unwrap();
+        assert!(!w1.batch && !w1.realistic);
     }
 
     #[test]

@@ -6,6 +6,10 @@
 //! (rate P shared by the pushers, due pushes sent every millisecond whether or not acks came
 //! back, as production does) or closed loop (a window of outstanding pushes, the next sent as
 //! each ack arrives: W4). A reader task matches acks to pushes by `seqid` for ack latency.
+//!
+//! The items are padded chat of a chosen size, or (`--realistic`, W6) the mix that `danmu-broker
+//! simulate` pushes, made by its own generator (`danmu_simulator::Generator`) and wrapped in
+//! this generator's pushes (numbered seqids, the run's rooms).
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -14,6 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actors::protocol::bigo_client::{self, Answer};
+use danmu_simulator::{AnchorBatch, Generator, PushData};
 use tokio::io::AsyncWriteExt;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::Notify;
@@ -39,6 +44,9 @@ pub struct PushConfig {
     pub closed_loop: bool,
     /// Padding of each item's `content`.
     pub content: String,
+    /// Items from `simulate`'s generator instead (`content` unused): 1 to `items_per_push`
+    /// of them a push.
+    pub realistic: bool,
 }
 
 /// Runs every pusher to completion (blocking) on its own runtime.
@@ -74,6 +82,8 @@ pub fn run_pushers(cfg: Arc<PushConfig>, ctl: Arc<Control>, stats: Arc<Mutex<Vec
 struct InFlight {
     sent_us: i64,
     room: u32,
+    /// Danmu items the push carried.
+    items: u32,
     /// The step whose measurement window the push was sent in, if any.
     step: Option<u32>,
 }
@@ -115,7 +125,7 @@ async fn run_pusher(
     let reader_handle = {
         let shared = shared.clone();
         let stats = stats.clone();
-        let ack = AckContext { items: cfg.items_per_push as u64, pushers: cfg.pushers as u64, id: id as u64 };
+        let ack = AckContext { pushers: cfg.pushers as u64, id: id as u64 };
         tokio::task::spawn_local(async move {
             if let Err(e) = read_acks(&mut rd, &mut reader, &shared, &stats, ack).await {
                 eprintln!("danmu-bench: pusher {id}: ack reader: {e}");
@@ -191,7 +201,6 @@ pub(crate) async fn log_in(id: usize, cfg: &PushConfig) -> std::io::Result<Logge
 
 #[derive(Clone, Copy)]
 struct AckContext {
-    items: u64,
     pushers: u64,
     id: u64,
 }
@@ -226,7 +235,7 @@ async fn read_acks(
                         let st = &mut guard[step as usize];
                         if rescode == 200 {
                             st.acked += 1;
-                            st.items_acked_per_room[f.room as usize] += ack.items;
+                            st.items_acked_per_room[f.room as usize] += u64::from(f.items);
                             st.ack_us.record((now - f.sent_us).max(0) as u64);
                         } else {
                             st.refused += 1;
@@ -280,6 +289,7 @@ async fn write_pushes(
     let mut phase_sent: u64 = 0;
     let pushers = cfg.pushers as u64;
     let tick = Duration::from_millis(1);
+    let mut mix = if cfg.realistic { Some(realistic_mix(cfg, id)?) } else { None };
     while !ctl.done.load(Relaxed) {
         if shared.failed.get() {
             return Err(err("ack reader stopped"));
@@ -303,7 +313,7 @@ async fn write_pushes(
         let outstanding = |s: &Shared| s.sent.get() - s.answered.get();
         if cfg.closed_loop {
             while outstanding(shared) < cfg.window as u64 {
-                push_one(id, cfg, ctl, stats, shared, &mut out, mask, access_token, &mut n);
+                push_one(id, cfg, ctl, stats, shared, &mut out, mask, access_token, &mut n, mix.as_mut());
             }
             flush(wr, &mut out).await?;
             // Woken by the reader on each batch of acks; the timeout re-checks the control flags.
@@ -323,7 +333,7 @@ async fn write_pushes(
                 }
                 continue;
             }
-            push_one(id, cfg, ctl, stats, shared, &mut out, mask, access_token, &mut n);
+            push_one(id, cfg, ctl, stats, shared, &mut out, mask, access_token, &mut n, mix.as_mut());
         }
         flush(wr, &mut out).await?;
         sleep(tick).await;
@@ -351,18 +361,22 @@ fn push_one(
     mask: &mut u32,
     access_token: &str,
     n: &mut u64,
+    mix: Option<&mut Generator>,
 ) {
     let pushers = cfg.pushers as u64;
     let seqid = *n * pushers + id as u64;
     // Round-robin over the rooms across all pushers.
     let room = (seqid % cfg.rooms.len() as u64) as usize;
     let now = now_ms();
-    let data = push_data(cfg, seqid, room, now);
+    let (data, items) = match mix {
+        Some(mix) => realistic_push_data(mix, cfg, seqid, room, now),
+        None => (push_data(cfg, seqid, room, now), cfg.items_per_push),
+    };
     let frame = bigo_client::data_reception_request(&data, access_token, &cfg.platform_abbr, 0, now);
     ws::encode_frame(out, OP_TEXT, frame.as_bytes(), mask);
     let step = ctl.step_of(now);
     shared.inflight.borrow_mut()[(*n as usize) % RING] =
-        InFlight { sent_us: now_us(), room: room as u32, step: step.map(|s| s as u32) };
+        InFlight { sent_us: now_us(), room: room as u32, items: items as u32, step: step.map(|s| s as u32) };
     if let Some(step) = step {
         if let Ok(mut st) = stats.lock() {
             st[step].sent += 1;
@@ -379,6 +393,37 @@ fn push_data(cfg: &PushConfig, seqid: u64, room: usize, now: i64) -> String {
         push_item(&mut items, seqid * cfg.items_per_push as u64 + k as u64, now, &cfg.content);
     }
     data_text(seqid, &cfg.rooms[room], now, &items)
+}
+
+/// A generator of `simulate`'s mix for pusher `id`, with `simulate`'s own defaults (viewers,
+/// language) but for the items per push (1 to `items_per_push`) and the rate, set high so
+/// that every item is made at the moment of its push (latency is timed from an item's `ts`).
+fn realistic_mix(cfg: &PushConfig, id: usize) -> std::io::Result<Generator> {
+    #[derive(clap::Parser)]
+    struct Simulate {
+        #[command(flatten)]
+        opts: danmu_simulator::Options,
+    }
+    let items = cfg.items_per_push.to_string();
+    let args = ["simulate", "--game-sess", &cfg.rooms[0], "--items", &items, "--rate", "1000"];
+    let simulate = <Simulate as clap::Parser>::try_parse_from(args).map_err(|e| err(e.to_string()))?;
+    Ok(Generator::new(&simulate.opts, now_ms() as u64 ^ ((id as u64) << 48)))
+}
+
+/// The `data` text of one push of the generator's items to `room`, and how many items it holds.
+fn realistic_push_data(mix: &mut Generator, cfg: &PushConfig, seqid: u64, room: usize, now: i64) -> (String, usize) {
+    let (items, _) = mix.items(now);
+    let count = items.len();
+    let seqid = seqid.to_string();
+    let data = PushData {
+        seqid: &seqid,
+        timestamp: now,
+        game_id: "10000",
+        game_sess: &cfg.rooms[room],
+        status: 2,
+        danmu_data: vec![AnchorBatch { openid: "anchor-1", datas: items }],
+    };
+    (data.to_text(), count)
 }
 
 /// Appends one `msg` item (comma-separated after the first) to `items`.
@@ -437,11 +482,42 @@ mod tests {
             window: 1,
             closed_loop: false,
             content: "xx".into(),
+            realistic: false,
         };
         let v: serde_json::Value = serde_json::from_str(&push_data(&cfg, 7, 1, 5)).unwrap();
         assert_eq!(v["game_sess"], "r1");
         let seqs: Vec<&str> =
             v["danmu_data"][0]["datas"].as_array().unwrap().iter().map(|i| i["data_seq"].as_str().unwrap()).collect();
         assert_eq!(seqs, vec!["21", "22", "23"]);
+    }
+
+    #[test]
+    fn a_realistic_push_carries_the_simulators_items_under_our_seqid_and_room() {
+        let cfg = PushConfig {
+            host_ports: vec![String::new()],
+            bigo_path: String::new(),
+            account: String::new(),
+            password: String::new(),
+            platform_abbr: String::new(),
+            pushers: 1,
+            rooms: vec!["r0".into(), "r1".into()],
+            items_per_push: 3,
+            window: 1,
+            closed_loop: false,
+            content: String::new(),
+            realistic: true,
+        };
+        let mut mix = realistic_mix(&cfg, 0).unwrap();
+        let mut types = std::collections::HashSet::new();
+        for seqid in 0..200 {
+            let (data, items) = realistic_push_data(&mut mix, &cfg, seqid, 1, 5);
+            let v: serde_json::Value = serde_json::from_str(&data).unwrap();
+            assert_eq!((v["seqid"].as_str(), v["game_sess"].as_str()), (Some(seqid.to_string().as_str()), Some("r1")));
+            let datas = v["danmu_data"][0]["datas"].as_array().unwrap();
+            assert!((1..=3).contains(&items) && datas.len() == items);
+            types.extend(datas.iter().map(|i| i["type"].as_str().unwrap().to_string()));
+            assert!(datas.iter().all(|i| i["ts"] == "5"), "made at the push's moment");
+        }
+        assert_eq!(types.len(), 3, "msg, heart and gift: {types:?}");
     }
 }

@@ -76,6 +76,12 @@ fn rfind_near_end(hay: &[u8], key: &[u8]) -> Option<usize> {
     (0..=last).rev().find(|&i| hay[i] == key[0] && &hay[i..i + key.len()] == key)
 }
 
+/// Whether a room event of this `action` is a danmu item's (docs/protocol.md 2.4, the danmu
+/// mapping): `msg`, `heart`, `gift` or any other type, and a client's own chat.
+pub fn is_danmu(action: &[u8]) -> bool {
+    matches!(action, b"send_topic_msg" | b"like" | b"send_gift" | b"danmu")
+}
+
 /// The integer after the first occurrence of `key` in `hay` (W7 reads an item's number from
 /// its content this way, without parsing the event).
 pub fn first_number(hay: &[u8], key: &[u8]) -> Option<i64> {

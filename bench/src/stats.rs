@@ -86,7 +86,8 @@ impl Hist {
 /// What the clients of one shard saw during one step.
 #[derive(Clone, Default)]
 pub struct ClientStats {
-    /// Danmu events (`send_topic_msg`) whose `ts` lies in the step's measurement window.
+    /// Danmu events (`send_topic_msg`, `like`, `send_gift`, `danmu`) whose `ts` lies in the
+    /// step's measurement window.
     pub delivered: u64,
     /// Latency of those, from `ts` to receipt, in microseconds.
     pub latency_us: Hist,
@@ -98,6 +99,12 @@ pub struct ClientStats {
     pub disconnected: u64,
     /// Frames received (one per event, or one per batch with `batch=1`).
     pub frames: u64,
+    /// Bytes read from the sockets during the measurement window (WebSocket frames, as the
+    /// TCP stream carried them), and the danmu events they held: the wire's bytes per event.
+    pub wire_bytes: u64,
+    pub wire_events: u64,
+    /// Time the clients spent inflating compressed messages during the window.
+    pub inflate_ns: u64,
 }
 
 impl ClientStats {
@@ -109,6 +116,9 @@ impl ClientStats {
         self.out_of_order += o.out_of_order;
         self.disconnected += o.disconnected;
         self.frames += o.frames;
+        self.wire_bytes += o.wire_bytes;
+        self.wire_events += o.wire_events;
+        self.inflate_ns += o.inflate_ns;
     }
 }
 
@@ -147,6 +157,8 @@ impl PushStats {
 pub struct StepReport {
     pub label: String,
     pub batch: bool,
+    /// The clients offered permessage-deflate.
+    pub deflate: bool,
     pub rooms: usize,
     pub clients: usize,
     pub clients_joined: usize,
@@ -163,6 +175,19 @@ pub struct StepReport {
     pub delivered: u64,
     pub deliveries_per_s: f64,
     pub frames_per_s: f64,
+    /// Bytes the clients read from their sockets per danmu event they got, both counted while
+    /// the step was measured (WebSocket frame bytes; TCP/IP headers not included).
+    pub wire_bytes_per_event: f64,
+    /// Broker CPU per delivery, in nanoseconds: over every acknowledged item times the members
+    /// of its room (with --check-every, most members do not count what they get).
+    pub broker_cpu_ns_per_delivery: f64,
+    pub broker_deliveries_per_s: f64,
+    /// 1 in this many clients checked every event (`delivered`, `expected`, latency, wire
+    /// bytes are theirs).
+    pub check_every: usize,
+    /// The clients' own inflating (--deflate): per danmu event, and in % of one core.
+    pub inflate_ns_per_event: f64,
+    pub inflate_cpu_pct: f64,
     pub lat_p50_ms: f64,
     pub lat_p99_ms: f64,
     pub lat_p999_ms: f64,
@@ -210,19 +235,22 @@ impl StepReport {
         self.ack_p99_ms = ms(h.quantile(0.99));
     }
 
-    pub const HEADER: &'static str = "label        batch  C      R    rate    push/s   ack99ms  deliv/s     p50ms   p99ms   p999ms  maxms   lost  dup  ooo  disc  brkCPU%  brkRSS_MB  KB/conn  genCPU%  redCPU%  cmd/push  load  ok";
+    pub const HEADER: &'static str = "label        batch  defl  C      R    rate    push/s   ack99ms  deliv/s     B/event  brk_ns/dlv  p50ms   p99ms   p999ms  maxms   lost  dup  ooo  disc  brkCPU%  brkRSS_MB  KB/conn  genCPU%  redCPU%  cmd/push  load  ok";
 
     pub fn row(&self) -> String {
         format!(
-            "{:<12} {:<6} {:<6} {:<4} {:<7} {:<8.0} {:<8.1} {:<11.0} {:<7.1} {:<7.1} {:<7.1} {:<7.1} {:<6} {:<4} {:<4} {:<5} {:<8.1} {:<10.1} {:<8.1} {:<8.1} {:<8.1} {:<9.1} {:<5.2} {}",
+            "{:<12} {:<6} {:<5} {:<6} {:<4} {:<7} {:<8.0} {:<8.1} {:<11.0} {:<8.1} {:<11.0} {:<7.1} {:<7.1} {:<7.1} {:<7.1} {:<6} {:<4} {:<4} {:<5} {:<8.1} {:<10.1} {:<8.1} {:<8.1} {:<8.1} {:<9.1} {:<5.2} {}",
             self.label,
             if self.batch { "yes" } else { "no" },
+            if self.deflate { "yes" } else { "no" },
             self.clients_joined,
             self.rooms,
             self.rate,
             self.pushes_per_s,
             self.ack_p99_ms,
             self.deliveries_per_s,
+            self.wire_bytes_per_event,
+            self.broker_cpu_ns_per_delivery,
             self.lat_p50_ms,
             self.lat_p99_ms,
             self.lat_p999_ms,

@@ -6,8 +6,20 @@
 //! writer masks client frames as RFC 6455 requires. Server frames arrive unmasked and, from
 //! actix, unfragmented; continuation frames are joined anyway so a change there does not
 //! corrupt the counts.
+//!
+//! App clients may offer permessage-deflate (RFC 7692, docs/protocol.md 2.8), as browsers do: a
+//! message whose first frame has RSV1 set is raw deflate without its trailing `00 00 ff ff`,
+//! inflated here with flate2 into the reader's own buffer before it is handed out. The CPU time
+//! spent inflating is kept apart ([`FrameReader::take_inflate_time`]), so that a run can report
+//! the generator's own cost of the extension beside the broker's. A reader told not to inflate
+//! ([`FrameReader::skip_compressed`]) drops compressed messages unread: a client that only
+//! counts its bytes.
 
+use std::cell::RefCell;
 use std::io;
+use std::time::Duration;
+
+use flate2::{Decompress, FlushDecompress, Status};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
@@ -19,20 +31,44 @@ pub const OP_CLOSE: u8 = 0x8;
 pub const OP_PING: u8 = 0x9;
 pub const OP_PONG: u8 = 0xA;
 
+/// The extension offer, as Chromium and Node's `ws` make it.
+const DEFLATE_OFFER: &str = "permessage-deflate; client_max_window_bits";
+
 /// Opens `GET path_and_query` on `addr` and performs the upgrade. Answers the stream and any
 /// bytes that followed the response headers (the start of the first frame).
 pub async fn connect(addr: &str, path_and_query: &str) -> io::Result<(TcpStream, Vec<u8>)> {
-    connect_with(addr, path_and_query, None).await
+    let (stream, rest, _) = upgrade(addr, path_and_query, None, false).await?;
+    Ok((stream, rest))
 }
 
-/// [`connect`] with the socket's receive buffer (`SO_RCVBUF`) set before connecting, when
-/// given: a small one makes a client that stops reading stall the broker's writes at once
-/// (W7's members that read nothing), instead of after the megabytes a loopback socket takes.
+/// [`connect`] as an app client: offering permessage-deflate when `deflate`, and with the
+/// socket's receive buffer (`SO_RCVBUF`) set before connecting, when given: a small one makes
+/// a client that stops reading stall the broker's writes at once (W7's members that read
+/// nothing), instead of after the megabytes a loopback socket takes. Answers the stream and its
+/// reader, which inflates compressed messages when the broker accepted the offer.
 pub async fn connect_with(
     addr: &str,
     path_and_query: &str,
     recv_buffer: Option<u32>,
-) -> io::Result<(TcpStream, Vec<u8>)> {
+    deflate: bool,
+) -> io::Result<(TcpStream, FrameReader)> {
+    let (stream, rest, accepted) = upgrade(addr, path_and_query, recv_buffer, deflate).await?;
+    if deflate && !accepted {
+        return Err(io::Error::other("the broker did not accept permessage-deflate (client.compression off?)"));
+    }
+    let mut reader = FrameReader::new(rest);
+    reader.deflate = accepted;
+    Ok((stream, reader))
+}
+
+/// The upgrade itself; answers the stream, the bytes after the response head, and whether
+/// the answer accepted permessage-deflate.
+async fn upgrade(
+    addr: &str,
+    path_and_query: &str,
+    recv_buffer: Option<u32>,
+    deflate: bool,
+) -> io::Result<(TcpStream, Vec<u8>, bool)> {
     let mut stream = match recv_buffer {
         None => TcpStream::connect(addr).await?,
         Some(size) => {
@@ -46,9 +82,10 @@ pub async fn connect_with(
         }
     };
     stream.set_nodelay(true)?;
+    let offer = if deflate { format!("Sec-WebSocket-Extensions: {DEFLATE_OFFER}\r\n") } else { String::new() };
     let request = format!(
         "GET {path_and_query} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: ZGFubXUtYmVuY2gtMTIzNA==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+         Sec-WebSocket-Key: ZGFubXUtYmVuY2gtMTIzNA==\r\nSec-WebSocket-Version: 13\r\n{offer}\r\n"
     );
     stream.write_all(request.as_bytes()).await?;
     let mut buf = Vec::with_capacity(4096);
@@ -66,8 +103,12 @@ pub async fn connect_with(
                 let line = head.split(|&b| b == b'\r').next().unwrap_or_default();
                 return Err(io::Error::other(format!("upgrade refused: {}", String::from_utf8_lossy(line))));
             }
+            let accepted = String::from_utf8_lossy(head).lines().any(|line| {
+                let line = line.to_ascii_lowercase();
+                line.starts_with("sec-websocket-extensions:") && line.contains("permessage-deflate")
+            });
             let rest = buf[end + 4..].to_vec();
-            return Ok((stream, rest));
+            return Ok((stream, rest, accepted));
         }
     }
 }
@@ -104,8 +145,72 @@ pub struct Frame<'a> {
 pub struct FrameReader {
     pub buf: Vec<u8>,
     pos: usize,
-    /// A fragmented message being joined (opcode of the first fragment, bytes so far).
-    partial: Option<(u8, Vec<u8>)>,
+    /// A fragmented message being joined (opcode of the first fragment, bytes so far, whether
+    /// it is compressed).
+    partial: Option<(u8, Vec<u8>, bool)>,
+    /// permessage-deflate was agreed: RSV1 marks a compressed message.
+    deflate: bool,
+    /// The last compressed message, inflated (reused from message to message).
+    inflated: Vec<u8>,
+    /// CPU time spent inflating since [`FrameReader::take_inflate_time`] last took it.
+    inflate_time: Duration,
+    /// Compressed messages are dropped, not inflated.
+    skip_compressed: bool,
+}
+
+thread_local! {
+    /// One inflater per client thread, reset for every message (`client_no_context_takeover`
+    /// and `server_no_context_takeover`: no state carries over): 2,000 connections do not
+    /// each hold one.
+    static INFLATER: RefCell<Decompress> = RefCell::new(Decompress::new(false));
+}
+
+/// The CPU time the calling thread has used.
+fn thread_cpu_time() -> Duration {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime writes the timespec we own.
+    if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) } != 0 {
+        return Duration::ZERO;
+    }
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+/// The tail a sync flush ends with, left off on the wire (RFC 7692 7.2.1).
+const TAIL: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
+
+/// `compressed` (a message's payload as sent) inflated into `out` (cleared first), at most
+/// `max` bytes.
+pub fn inflate_into(compressed: &[u8], out: &mut Vec<u8>, max: usize) -> io::Result<()> {
+    out.clear();
+    INFLATER.with(|cell| {
+        let mut inflater = cell.borrow_mut();
+        inflater.reset(false);
+        for (input, flush) in [(compressed, FlushDecompress::None), (&TAIL[..], FlushDecompress::Sync)] {
+            let start = inflater.total_in();
+            loop {
+                if out.capacity() - out.len() < 4096 {
+                    out.reserve(out.capacity().max(16 << 10));
+                }
+                let read = (inflater.total_in() - start) as usize;
+                let before = (inflater.total_in(), inflater.total_out());
+                let status = inflater
+                    .decompress_vec(&input[read..], out, flush)
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("inflate: {e}")))?;
+                if out.len() > max {
+                    return Err(io::Error::new(io::ErrorKind::InvalidData, "inflated message too large"));
+                }
+                let done = (inflater.total_in() - start) as usize == input.len();
+                let stuck = (inflater.total_in(), inflater.total_out()) == before;
+                if status == Status::StreamEnd || (done && out.len() < out.capacity()) {
+                    break;
+                }
+                if stuck && out.len() < out.capacity() {
+                    return Err(io::Error::new(io::ErrorKind::InvalidData, "inflate: truncated stream"));
+                }
+            }
+        }
+        Ok(())
+    })
 }
 
 /// Largest message the reader accepts (a batch frame of many events stays far below).
@@ -115,7 +220,22 @@ impl FrameReader {
     pub fn new(initial: Vec<u8>) -> Self {
         let mut buf = initial;
         buf.reserve(64 * 1024);
-        Self { buf, pos: 0, partial: None }
+        Self { buf, pos: 0, ..Self::default() }
+    }
+
+    /// Whether compressed messages are expected (permessage-deflate was agreed).
+    pub fn deflates(&self) -> bool {
+        self.deflate
+    }
+
+    /// CPU time spent inflating since the last call.
+    pub fn take_inflate_time(&mut self) -> Duration {
+        std::mem::take(&mut self.inflate_time)
+    }
+
+    /// Drop compressed messages instead of inflating them (a client that counts bytes only).
+    pub fn skip_compressed(&mut self) {
+        self.skip_compressed = true;
     }
 
     /// Reads more bytes from the socket; `Ok(0)` is end of stream.
@@ -131,12 +251,17 @@ impl FrameReader {
     }
 
     /// Calls `on_message(opcode, payload)` for every complete message in the buffer
-    /// (fragments joined). Stops early when `on_message` answers false.
+    /// (fragments joined, compressed messages inflated). Stops early when `on_message` answers
+    /// false.
     pub fn drain(&mut self, mut on_message: impl FnMut(u8, &[u8]) -> bool) -> io::Result<()> {
         loop {
             let Some((frame_len, header_len, opcode, fin, mask)) = parse_header(&self.buf[self.pos..])? else {
                 return Ok(());
             };
+            let rsv1 = self.buf[self.pos] & 0x40 != 0;
+            if rsv1 && !self.deflate {
+                return Err(io::Error::new(io::ErrorKind::InvalidData, "RSV1 set without permessage-deflate"));
+            }
             let start = self.pos + header_len;
             let end = self.pos + frame_len;
             if let Some(key) = mask {
@@ -146,31 +271,60 @@ impl FrameReader {
                 }
             }
             self.pos = end;
-            let frame = Frame { opcode, fin, payload: &self.buf[start..end] };
-            let keep_going = match (frame.opcode, frame.fin, self.partial.as_mut()) {
-                (OP_CONT, fin, Some((_, joined))) => {
-                    if joined.len() + frame.payload.len() > MAX_MESSAGE {
+            let keep_going = match (opcode, fin, self.partial.as_mut()) {
+                (OP_CONT, fin, Some((_, joined, _))) => {
+                    if joined.len() + (end - start) > MAX_MESSAGE {
                         return Err(io::Error::new(io::ErrorKind::InvalidData, "message too large"));
                     }
-                    joined.extend_from_slice(frame.payload);
+                    joined.extend_from_slice(&self.buf[start..end]);
                     if fin {
-                        let (op, joined) = self.partial.take().unwrap_or_default();
-                        on_message(op, &joined)
+                        let (op, joined, compressed) = self.partial.take().unwrap_or_default();
+                        self.message(op, &joined, compressed, &mut on_message)?
                     } else {
                         true
                     }
                 }
                 (OP_CONT, _, None) => true,
                 (op, false, _) if op == OP_TEXT || op == OP_BINARY => {
-                    self.partial = Some((op, frame.payload.to_vec()));
+                    self.partial = Some((op, self.buf[start..end].to_vec(), rsv1));
                     true
                 }
-                (op, _, _) => on_message(op, frame.payload),
+                (op, _, _) if rsv1 => {
+                    let payload = std::mem::take(&mut self.buf);
+                    let keep_going = self.message(op, &payload[start..end], true, &mut on_message);
+                    self.buf = payload;
+                    keep_going?
+                }
+                (op, _, _) => on_message(op, &self.buf[start..end]),
             };
             if !keep_going {
                 return Ok(());
             }
         }
+    }
+
+    /// Hands one whole message to `on_message`, inflated first when `compressed`.
+    fn message(
+        &mut self,
+        opcode: u8,
+        payload: &[u8],
+        compressed: bool,
+        on_message: &mut impl FnMut(u8, &[u8]) -> bool,
+    ) -> io::Result<bool> {
+        if !compressed {
+            return Ok(on_message(opcode, payload));
+        }
+        if self.skip_compressed {
+            return Ok(true);
+        }
+        // CPU time, not wall time: on a busy machine the thread may wait for a core meanwhile.
+        let started = thread_cpu_time();
+        let mut inflated = std::mem::take(&mut self.inflated);
+        let result = inflate_into(payload, &mut inflated, MAX_MESSAGE);
+        self.inflate_time += thread_cpu_time().saturating_sub(started);
+        let keep_going = result.map(|()| on_message(opcode, &inflated));
+        self.inflated = inflated;
+        keep_going
     }
 }
 

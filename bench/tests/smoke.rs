@@ -122,3 +122,28 @@ fn a_burst_reaches_every_reader_in_order_and_closes_the_members_that_read_nothin
     assert_eq!(r.stalled_saw_1013 + r.stalled_saw_end, 2, "{r:?}");
     assert!(r.rss_before_kb > 0 && r.rss_peak_kb >= r.rss_before_kb, "{r:?}");
 }
+
+#[test]
+fn deflating_clients_under_the_simulators_mix_get_every_item_once_and_in_order() {
+    let addr = start_broker();
+    let args = [
+        "--clients",
+        "10",
+        "--rooms",
+        "1",
+        "--rate",
+        "50",
+        "--batch",
+        "--realistic",
+        "--items-per-push",
+        "3",
+        "--deflate",
+    ];
+    let outcome = danmu_bench::run(&options(addr, &args)).expect("bench runs");
+    let step = &outcome.steps[0];
+    assert!(step.deflate && step.expected > 0, "{step:?}");
+    assert_eq!(step.delivered, step.expected, "likes and gifts count too: {step:?}");
+    assert_eq!((step.lost, step.duplicated, step.out_of_order, step.disconnected), (0, 0, 0, 0), "{step:?}");
+    assert!(step.wire_bytes_per_event > 0.0 && step.inflate_ns_per_event > 0.0, "measured: {step:?}");
+    assert_eq!(outcome.tail_lost, 0);
+}

@@ -302,12 +302,20 @@ impl Generator {
 
     /// A status 2 (game mounted) push of 1..=max_items items made up to now.
     pub fn push(&mut self, now: i64) -> Push {
+        let (items, counts) = self.items(now);
+        self.build(now, 2, items, counts)
+    }
+
+    /// The items of one push, 1..=max_items of them made up to `now` in `ts` order, and how
+    /// many of each type: what [`Generator::push`] sends, for a caller that wraps them in
+    /// pushes of its own (danmu-bench's W6, whose seqids and rooms are its own).
+    pub fn items(&mut self, now: i64) -> (Vec<Item>, ItemCounts) {
         let n = self.rng.random_range(1..=self.max_items);
         let mut ts: Vec<i64> = (0..n).map(|_| now - self.rng.random_range(0..self.spread_ms)).collect();
         ts.sort_unstable();
         let mut counts = ItemCounts::default();
         let items: Vec<Item> = ts.into_iter().map(|t| self.item(t, &mut counts)).collect();
-        self.build(now, 2, items, counts)
+        (items, counts)
     }
 
     /// The last push: status 3, the live room closed, no items.

@@ -31,7 +31,8 @@ use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::{self, Message};
-use tokio_tungstenite::{connect_async, MaybeTlsStream, WebSocketStream};
+
+use super::inflating_io::{self, Ws};
 
 /// The `sid` of every connection: one listener process is one device.
 const SID: &str = "cli";
@@ -42,8 +43,6 @@ const STEP_TIMEOUT: Duration = Duration::from_secs(5);
 /// Reconnect back-off bounds.
 const BACKOFF_MIN: Duration = Duration::from_millis(500);
 const BACKOFF_MAX: Duration = Duration::from_secs(10);
-
-type Ws = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// The command-line options of `danmu-broker listen`.
 #[derive(Debug, Clone, clap::Args)]
@@ -400,16 +399,18 @@ fn refusal(url: &str, status: u16, code: i64, reason: &str) -> String {
     format!("{url} refused with HTTP {status}, error_code {code}: {reason}{hint}")
 }
 
-/// Opens the WebSocket at `end_point`; a refused upgrade other than 503 (draining) is fatal.
+/// Opens the WebSocket at `end_point`, offering permessage-deflate (docs/protocol.md 2.8: room
+/// events come compressed, `inflating_io` reads them); a refused upgrade other than 503
+/// (draining) is fatal.
 async fn connect(end_point: &str, query: &str) -> Result<Ws, Ended> {
     let url = format!("{end_point}?{query}");
-    let attempt = tokio::time::timeout(STEP_TIMEOUT, connect_async(url.as_str()))
+    let attempt = tokio::time::timeout(STEP_TIMEOUT, inflating_io::connect(&url))
         .await
         .map_err(|_| lost(format!("{end_point}: no answer within {} s", STEP_TIMEOUT.as_secs())))?;
     match attempt {
-        Ok((ws, _)) => {
-            if let MaybeTlsStream::Plain(tcp) = ws.get_ref() {
-                let _ = tcp.set_nodelay(true);
+        Ok((ws, _, agreed)) => {
+            if !agreed {
+                eprintln!("listen: {end_point} does not compress (client.compression off)");
             }
             Ok(ws)
         }

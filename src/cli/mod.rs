@@ -3,7 +3,8 @@
 //!
 //! - [`listen`]: a real app client (docs/protocol.md 2): `end_point`, `connected`, signed frames,
 //!   heartbeats, `enter_room_report`; prints each room event as one JSON line; reconnects and
-//!   recovers with `last_seq` and `epoch`.
+//!   recovers with `last_seq` and `epoch`. [`inflating_io`] gives its WebSocket
+//!   permessage-deflate (docs/protocol.md 2.8).
 //! - [`push`]: one signed `dataReception` as BIGO sends it (docs/protocol.md 1), its answer printed.
 //! - [`simulate`]: the BIGO stand-in (`danmu-simulator`), and with `--live-room` a live room
 //!   (docs/protocol.md 3) that its danmu reach, for the demo page's list.
@@ -18,6 +19,7 @@
 //! piped into `jq` or a file.
 
 pub mod check_config;
+pub mod inflating_io;
 pub mod listen;
 pub mod push;
 pub mod simulate;

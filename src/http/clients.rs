@@ -99,6 +99,12 @@ pub fn handshake_refused(e: &ws::HandshakeError) -> ApiError {
     ApiError::bad_request(ErrorCode::BadParameters, format!("not a WebSocket handshake: {e}"))
 }
 
+/// Every `Sec-WebSocket-Extensions` offer of an upgrade request, as one list.
+pub fn deflate_offers(req: &HttpRequest) -> String {
+    let offers: Vec<&str> = req.headers().get_all("sec-websocket-extensions").filter_map(|v| v.to_str().ok()).collect();
+    offers.join(",")
+}
+
 /// The checks every client entry makes; answers the verified claims or the error response.
 fn check(state: &AppState, p: &CommonParams, need_sid: bool) -> Result<Claims, ApiError> {
     let missing = |name: &str| ApiError::bad_request(ErrorCode::BadParameters, format!("missing {name}"));
@@ -204,9 +210,8 @@ pub async fn upgrade(
         }
     };
     // permessage-deflate (docs/protocol.md 2.8), on the terms of `actors::protocol::deflate`.
-    let offers: Vec<&str> = req.headers().get_all("sec-websocket-extensions").filter_map(|v| v.to_str().ok()).collect();
     let deflate = match state.client.compression {
-        true => deflate::negotiate(&offers.join(","), state.client.inflate_window_bits),
+        true => deflate::negotiate(&deflate_offers(&req), state.client.inflate_window_bits),
         false => None,
     };
     let hello = ClientHello {

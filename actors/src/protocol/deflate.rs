@@ -10,9 +10,16 @@
 //! `client_max_window_bits` is answered with at most `client.inflate_window_bits`; a client
 //! that did not offer it uses a window of 2^15, so with a smaller bound configured such a
 //! client is served without the extension.
+//!
+//! [`InflatingCodec`] reads a connection's frames with the extension agreed: actix-http's codec
+//! with RSV1 cleared before it and the compressed message inflated after it. The BIGO ingress
+//! decodes with it (`crate::ingress::inflating_frames`); the client transport does the same
+//! inline (`crate::clients::ws_conn`).
 
+use actix_http::ws::{Codec, Frame, ProtocolError};
 use bytes::{BufMut, Bytes, BytesMut};
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
+use tokio_util::codec::Decoder;
 
 /// The tail every sync-flushed message ends with, left off on the wire (RFC 7692 7.2.1).
 const TAIL: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
@@ -159,6 +166,119 @@ pub fn inflate(compressed: &[u8], max: usize) -> Result<Vec<u8>, InflateError> {
     }
 }
 
+/// actix-http's WebSocket decoder (server side) for a connection that agreed the extension:
+/// a frame with RSV1 set is a compressed message, its bit cleared for the codec (which refuses
+/// any RSV bit) and its payload inflated under the frame limit. A message that inflates past
+/// the limit is [`ProtocolError::Overflow`], as a frame over it is (close 1009); one that is
+/// not deflate, or that is fragmented (browsers and `ws` send one frame), or a compressed
+/// control frame, is a protocol error (close 1002). No inflate state outlives a message.
+pub struct InflatingCodec {
+    codec: Codec,
+    max_frame_bytes: usize,
+    /// The frame at the front of the input had RSV1 set, cleared for the codec.
+    compressed_next: bool,
+}
+
+impl InflatingCodec {
+    pub fn new(max_frame_bytes: usize) -> Self {
+        Self { codec: Codec::new().max_size(max_frame_bytes), max_frame_bytes, compressed_next: false }
+    }
+}
+
+impl Decoder for InflatingCodec {
+    type Item = Frame;
+    type Error = ProtocolError;
+
+    fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Frame>, ProtocolError> {
+        if !self.compressed_next && buf.first().is_some_and(|b| b & 0x40 != 0) {
+            buf[0] &= !0x40;
+            self.compressed_next = true;
+        }
+        let Some(frame) = self.codec.decode(buf)? else { return Ok(None) };
+        if !std::mem::take(&mut self.compressed_next) {
+            return Ok(Some(frame));
+        }
+        let inflated = |payload: &[u8]| match inflate(payload, self.max_frame_bytes) {
+            Ok(message) => Ok(Bytes::from(message)),
+            Err(InflateError::TooBig) => Err(ProtocolError::Overflow),
+            Err(InflateError::Corrupt) => Err(invalid("not a deflate stream")),
+        };
+        match frame {
+            Frame::Text(payload) => Ok(Some(Frame::Text(inflated(&payload)?))),
+            Frame::Binary(payload) => Ok(Some(Frame::Binary(inflated(&payload)?))),
+            Frame::Continuation(_) => Err(invalid("a compressed message must come in one frame")),
+            _ => Err(invalid("a control frame cannot be compressed")),
+        }
+    }
+}
+
+/// The server's frames as a client reads them, with each compressed message rewritten as the
+/// plain frame it holds (RSV1 cleared, payload inflated under `max` bytes): for a client whose
+/// WebSocket library does not speak the extension (`danmu-broker listen` on tokio-tungstenite),
+/// placed between the socket and the library. Other frames pass unchanged.
+pub struct ServerFrames {
+    buf: BytesMut,
+    max: usize,
+}
+
+impl ServerFrames {
+    pub fn new(max: usize) -> Self {
+        Self { buf: BytesMut::new(), max }
+    }
+
+    /// Bytes read from the socket.
+    pub fn feed(&mut self, bytes: &[u8]) {
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// The next whole frame, rewritten if it was compressed; `None` until one is complete.
+    pub fn next_frame(&mut self) -> Result<Option<Bytes>, InflateError> {
+        let b = &self.buf[..];
+        let (Some(&first), Some(&second)) = (b.first(), b.get(1)) else { return Ok(None) };
+        let (len, header) = match second & 0x7f {
+            126 if b.len() >= 4 => (u64::from(u16::from_be_bytes([b[2], b[3]])), 4),
+            127 if b.len() >= 10 => (u64::from_be_bytes([b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9]]), 10),
+            126 | 127 => return Ok(None),
+            n => (u64::from(n), 2),
+        };
+        let header = header + if second & 0x80 != 0 { 4 } else { 0 };
+        let len = usize::try_from(len).ok().filter(|&n| n <= self.max).ok_or(InflateError::TooBig)?;
+        if b.len() < header + len {
+            self.buf.reserve(header + len - b.len());
+            return Ok(None);
+        }
+        let frame = self.buf.split_to(header + len).freeze();
+        // Compressed: RSV1 on a final text or binary frame (a server's frames are not masked;
+        // a masked one is passed on for the library to refuse).
+        if first & 0x40 == 0 || second & 0x80 != 0 {
+            return Ok(Some(frame));
+        }
+        if first & 0x80 == 0 || !matches!(first & 0x0f, 0x1 | 0x2) {
+            return Err(InflateError::Corrupt);
+        }
+        let message = inflate(&frame[header..], self.max)?;
+        let mut out = BytesMut::with_capacity(message.len() + 10);
+        out.put_u8(first & !0x40);
+        match message.len() {
+            n if n < 126 => out.put_u8(n as u8),
+            n if n <= u16::MAX as usize => {
+                out.put_u8(126);
+                out.put_u16(n as u16);
+            }
+            n => {
+                out.put_u8(127);
+                out.put_u64(n as u64);
+            }
+        }
+        out.put_slice(&message);
+        Ok(Some(out.freeze()))
+    }
+}
+
+fn invalid(why: &'static str) -> ProtocolError {
+    ProtocolError::Io(std::io::Error::new(std::io::ErrorKind::InvalidData, why))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -212,6 +332,71 @@ mod tests {
         assert!(bomb.len() < 200 << 10, "10 MiB of one byte is about a hundredth of it: {}", bomb.len());
         assert_eq!(inflate(&bomb, 64 << 10), Err(InflateError::TooBig));
         assert_eq!(inflate(b"\xff\xff\xff not deflate", 1024), Err(InflateError::Corrupt));
+    }
+
+    /// A masked client frame: `first` (FIN, RSV1, opcode) and `payload`.
+    fn client_frame(first: u8, payload: &[u8]) -> Vec<u8> {
+        let mask = [1, 2, 3, 4];
+        let mut out = vec![first];
+        match payload.len() {
+            n if n < 126 => out.push(0x80 | n as u8),
+            n => {
+                out.push(0x80 | 126);
+                out.extend_from_slice(&(n as u16).to_be_bytes());
+            }
+        }
+        out.extend_from_slice(&mask);
+        out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+        out
+    }
+
+    #[test]
+    fn the_inflating_codec_inflates_compressed_frames_and_passes_plain_ones() {
+        let json = r#"{"uri":"dataReception","data":"{\"seqid\":\"1\"}"}"#.repeat(10);
+        let mut codec = InflatingCodec::new(4096);
+        let mut input = BytesMut::new();
+        input.extend_from_slice(&client_frame(0xC1, &deflate(json.as_bytes())));
+        input.extend_from_slice(&client_frame(0x81, b"plain"));
+        // The compressed frame arrives in two reads: RSV1 is cleared once and remembered.
+        let mut first = input.split_to(5);
+        assert!(codec.decode(&mut first).unwrap().is_none());
+        first.unsplit(input);
+        let mut input = first;
+        assert!(matches!(codec.decode(&mut input).unwrap(), Some(Frame::Text(t)) if t == json.as_bytes()));
+        assert!(matches!(codec.decode(&mut input).unwrap(), Some(Frame::Text(t)) if &t[..] == b"plain"));
+        assert!(codec.decode(&mut input).unwrap().is_none());
+    }
+
+    #[test]
+    fn the_inflating_codec_refuses_a_bomb_as_too_big_and_garbage_or_fragments_as_protocol_errors() {
+        let mut codec = InflatingCodec::new(64 << 10);
+        let bomb = deflate(&vec![b'a'; 1 << 20]);
+        let mut input = BytesMut::from(&client_frame(0xC1, &bomb)[..]);
+        assert!(matches!(codec.decode(&mut input), Err(ProtocolError::Overflow)));
+        let mut input = BytesMut::from(&client_frame(0xC1, b"\xff\xff not deflate")[..]);
+        assert!(matches!(InflatingCodec::new(1024).decode(&mut input), Err(ProtocolError::Io(_))));
+        let mut input = BytesMut::from(&client_frame(0x41, &deflate(b"first half"))[..]);
+        assert!(matches!(InflatingCodec::new(1024).decode(&mut input), Err(ProtocolError::Io(_))));
+        let mut input = BytesMut::from(&client_frame(0xC9, b"")[..]);
+        assert!(matches!(InflatingCodec::new(1024).decode(&mut input), Err(ProtocolError::Io(_))));
+    }
+
+    #[test]
+    fn a_client_reads_a_compressed_server_frame_as_the_plain_frame_it_holds() {
+        let json = r#"{"action":"send_topic_msg","content":"弹幕"}"#.repeat(30);
+        let compressed = compressed_text_frame(&deflate(json.as_bytes()));
+        let plain = crate::room::text_frame(b"{\"action\":\"pong\"}");
+        let mut frames = ServerFrames::new(1 << 20);
+        frames.feed(&compressed[..3]);
+        assert_eq!(frames.next_frame(), Ok(None));
+        frames.feed(&compressed[3..]);
+        frames.feed(&plain);
+        assert_eq!(frames.next_frame(), Ok(Some(crate::room::text_frame(json.as_bytes()))));
+        assert_eq!(frames.next_frame(), Ok(Some(plain)), "a plain frame passes unchanged");
+        assert_eq!(frames.next_frame(), Ok(None));
+        let mut bounded = ServerFrames::new(1024);
+        bounded.feed(&compressed_text_frame(&deflate(&[b'a'; 4096])));
+        assert_eq!(bounded.next_frame(), Err(InflateError::TooBig));
     }
 
     #[test]

@@ -186,6 +186,13 @@ export class Broker {
   wsUrl(path: string): string {
     return `ws://127.0.0.1:${this.port}${path}`;
   }
+
+  /** One sample of the broker's `/metrics`, e.g. `danmu_client_bytes_out_total{compressed="true"}`; 0 when absent. */
+  async metric(series: string): Promise<number> {
+    const text = await (await fetch(`${this.baseUrl}/metrics`)).text();
+    const line = text.split("\n").find((l) => l.startsWith(`${series} `));
+    return line ? Number(line.slice(series.length + 1)) : 0;
+  }
 }
 
 /** A client JWT as the app's backend would issue it (HS256, `sub`, `exp`, `nickname`). */
@@ -324,6 +331,11 @@ export class Bigo {
     const sign = md5Hex(`${data}&token:${this.token}&${PLATFORM_ABBR}`);
     const answer = await this.call({ uri: "dataReception", data, access_token: this.token, sign });
     return JSON.parse(answer.data).rescode;
+  }
+
+  /** The extensions the broker agreed to (`ws` offers permessage-deflate). */
+  get extensions(): string {
+    return this.ws.extensions;
   }
 
   close(): void {

@@ -1,12 +1,14 @@
 /**
  * The room protocol through the SDK against the real broker (docs/protocol.md 2.3, 2.4): joining,
  * chat, `bc` and `ptp` gifts, seats, calls, BIGO danmu as typed events, refusals as rejected
- * promises, and the same events with and without `batch=1`.
+ * promises, the same events with and without `batch=1`, and both sides' WebSockets with
+ * permessage-deflate (docs/protocol.md 2.8), which `ws` offers.
  */
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 
 import { DanmuError, type SendGiftEvent } from "danmu-client";
+import WebSocket from "ws";
 import { Bigo, Broker, closeClients, eventsOf, giftItem, heartItem, msgItem, newClient, waitFor } from "./harness.js";
 
 describe("a room through the SDK", () => {
@@ -159,6 +161,32 @@ describe("a room through the SDK", () => {
     const hangUp = await waitFor("bob's hang_up", () => eventsOf(bobSeen, "hang_up")[0]);
     assert.deepEqual([hangUp.user_id, hangUp.receiver_id, hangUp.channel_name], ["ann", "bob", "call:ann-bob"]);
     for (const c of [ann, bob, dan]) c.close();
+  });
+
+  test("ws's permessage-deflate offer is taken by both WebSockets, and a batch=1 array of danmu comes compressed", async () => {
+    const agreed: string[] = [];
+    class Recording extends WebSocket {
+      constructor(url: string) {
+        super(url);
+        this.once("open", () => agreed.push(this.extensions));
+      }
+    }
+    const { client, seen } = await newClient(broker.baseUrl, "zipped", { WebSocket: Recording });
+    const channel = "gs-zipped";
+    await client.enterRoom(channel);
+    const compressed = 'danmu_client_bytes_out_total{compressed="true"}';
+    const before = await broker.metric(compressed);
+    const t = Date.now();
+    const items = Array.from({ length: 20 }, (_, i) => msgItem(`${channel}-${i}`, t + i, `${i}: ${"弹幕 danmu ".repeat(12)}`));
+    assert.equal(await bigo.push(channel, items), 200);
+    await waitFor("twenty danmu", () => eventsOf(seen, "send_topic_msg").length >= 20);
+    assert.deepEqual(eventsOf(seen, "send_topic_msg").map((m) => m.content), items.map((i) => i.content));
+    // ws names the agreed extensions (its parameters, server_no_context_takeover and
+    // client_no_context_takeover, are checked in tests/compression.rs).
+    assert.deepEqual(agreed, ["permessage-deflate"]);
+    assert.equal(bigo.extensions, "permessage-deflate", "the BIGO ingress took the offer too");
+    assert.ok((await broker.metric(compressed)) > before, "the room's array went compressed");
+    client.close();
   });
 
   for (const batch of [true, false]) {
