@@ -230,7 +230,7 @@ async fn run_client(
     };
     ctl.joined.fetch_add(1, Relaxed);
     ctl.joined_per_room[spec.room].fetch_add(1, Relaxed);
-    let checking = spec.index % cfg.check_every.max(1) == 0;
+    let checking = spec.index.is_multiple_of(cfg.check_every.max(1));
     if checking {
         ctl.checking_per_room[spec.room].fetch_add(1, Relaxed);
     } else {
