@@ -40,6 +40,9 @@ pub struct BusMessage {
 pub struct Subscribe {
     pub channel: String,
     pub to: Recipient<BusMessage>,
+    /// Messages are never dropped for a full mailbox (a room owner's wake-ups, which carry its
+    /// inputs); else a subscriber that falls behind loses them and finds the gap itself.
+    pub lossless: bool,
 }
 
 #[derive(Message)]
@@ -54,7 +57,12 @@ const HEARTBEAT: Duration = Duration::from_secs(1);
 pub struct Bus {
     conn: RedisConn,
     pushes: Option<tokio::sync::mpsc::UnboundedReceiver<PushInfo>>,
-    subscribers: HashMap<String, Recipient<BusMessage>>,
+    subscribers: HashMap<String, Subscriber>,
+}
+
+struct Subscriber {
+    to: Recipient<BusMessage>,
+    lossless: bool,
 }
 
 impl Bus {
@@ -115,8 +123,10 @@ impl StreamHandler<PushInfo> for Bus {
             }
             kind => return debug!("bus: {kind:?}"),
         };
-        if let Some(to) = self.subscribers.get(&message.channel) {
-            if to.try_send(message).is_err() {
+        if let Some(Subscriber { to, lossless }) = self.subscribers.get(&message.channel) {
+            if *lossless {
+                to.do_send(message);
+            } else if to.try_send(message).is_err() {
                 // A full or gone subscriber: it finds the gap by seq, or times out.
                 debug!("bus: a message was not taken");
             }
@@ -130,7 +140,8 @@ impl Handler<Subscribe> for Bus {
     type Result = ResponseActFuture<Self, Result<(), String>>;
 
     fn handle(&mut self, msg: Subscribe, _ctx: &mut Self::Context) -> Self::Result {
-        let fresh = self.subscribers.insert(msg.channel.clone(), msg.to).is_none();
+        let subscriber = Subscriber { to: msg.to, lossless: msg.lossless };
+        let fresh = self.subscribers.insert(msg.channel.clone(), subscriber).is_none();
         let mut conn = self.conn.clone();
         let channel = msg.channel;
         Box::pin(

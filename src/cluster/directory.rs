@@ -148,8 +148,11 @@ impl Actor for SessionDirectory {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        let ask =
-            self.bus.send(Subscribe { channel: self.keys.node_channel(&self.node_id), to: ctx.address().recipient() });
+        let ask = self.bus.send(Subscribe {
+            channel: self.keys.node_channel(&self.node_id),
+            to: ctx.address().recipient(),
+            lossless: false,
+        });
         ctx.spawn(
             async move {
                 if !matches!(ask.await, Ok(Ok(()))) {

@@ -46,7 +46,8 @@ impl Actor for LinkFeed {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        let ask = self.bus.send(Subscribe { channel: self.channel.clone(), to: ctx.address().recipient() });
+        let ask =
+            self.bus.send(Subscribe { channel: self.channel.clone(), to: ctx.address().recipient(), lossless: false });
         ctx.spawn(
             async move {
                 if !matches!(ask.await, Ok(Ok(()))) {

@@ -30,17 +30,27 @@ use super::state::{Answer, Ctx, Front, Outgoing, Owner, RedisEngine};
 use super::wire::{AckWire, Input as WireInput, JoinAnswerWire, Published, WireEvent};
 use crate::cluster::bus::{BusMessage, Subscribe, Unsubscribe};
 
-/// How often an owner reads its input stream without being woken (every input publishes a
-/// wake message; this is for one that was lost, e.g. while the pub/sub link reconnected).
-const POLL_EVERY: Duration = Duration::from_secs(1);
+/// How often at most a node reads the length of a room's input stream with its inputs (the
+/// queue cap, docs/protocol.md 1.4), while the stream is under half full.
+pub const QUEUE_CHECK_EVERY: Duration = Duration::from_millis(100);
+
+/// How long an owner waits before subscribing to its wake-ups again after a failure.
+const WAKE_RETRY: Duration = Duration::from_millis(500);
 
 impl RedisEngine {
     /// Queues an input for the room's stream, after every input queued before it.
-    fn send_input(&mut self, input: &WireInput, seqid_key: String, answer: Answer, ctx: &mut Ctx) {
+    fn send_input(&mut self, input: &WireInput, answer: Answer, ctx: &mut Ctx) {
         self.last_activity = Instant::now();
         let body = serde_json::to_string(input).unwrap_or_default();
-        self.outbox.push(Outgoing { seqid_key, kind: input.kind(), body, answer });
+        self.outbox.push(Outgoing { kind: input.kind(), body, answer });
         self.send_outbox(ctx);
+    }
+
+    /// Whether this call reads the input stream's length (the queue cap): at most every
+    /// [`QUEUE_CHECK_EVERY`], and every time while it is over half full.
+    fn queue_check_due(&self, now: Instant) -> bool {
+        let cap = self.shared.config.queue_len as u64;
+        self.queue_checked.is_none_or(|(at, len)| len >= cap / 2 || now.duration_since(at) >= QUEUE_CHECK_EVERY)
     }
 
     /// Sends every input waiting in the outbox with one script call, unless a call (or the
@@ -52,20 +62,22 @@ impl RedisEngine {
         }
         let batch = std::mem::take(&mut self.outbox);
         self.outbox_busy = true;
+        let now = Instant::now();
+        let check_queue = self.queue_check_due(now);
         let mut conn = self.shared.conn.clone();
         let scripts = self.scripts.clone();
-        let keys = [self.key("seen"), self.key("in"), self.key("lease")];
+        let keys = [self.key("in"), self.key("lease")];
         let mut args = vec![
-            actors::protocol::now_ms().to_string(),
             self.shared.node_id.clone(),
             self.key("wake"),
             self.shared.conn.publish_command().to_string(),
-            self.shared.config.queue_len.to_string(),
+            if check_queue { self.shared.config.queue_len.max(1).to_string() } else { "0".to_string() },
+            if self.holder.is_none() { "1" } else { "0" }.to_string(),
             batch.len().to_string(),
         ];
         let mut answers = Vec::with_capacity(batch.len());
         for out in batch {
-            args.extend([out.seqid_key, out.kind.to_string(), out.body]);
+            args.extend([out.kind.to_string(), out.body]);
             answers.push(out.answer);
         }
         let run = async move {
@@ -76,27 +88,34 @@ impl RedisEngine {
             for arg in args {
                 invocation.arg(arg);
             }
-            invocation.invoke_async::<(String, Vec<i64>)>(&mut conn).await
+            invocation.invoke_async::<(String, Vec<i64>, u64)>(&mut conn).await
         };
-        ctx.spawn(wrap_future::<_, Front>(run).map(|result, front, ctx| {
+        ctx.spawn(wrap_future::<_, Front>(run).map(move |result, front, ctx| {
             let engine = front.engine_mut();
             engine.outbox_busy = false;
-            let (owner, stored) = match result {
-                Ok((owner, stored)) => (Some(owner), stored),
+            let stored = match result {
+                Ok((holder, stored, len)) => {
+                    if check_queue {
+                        engine.queue_checked = Some((now, len));
+                    }
+                    if holder != "?" {
+                        engine.claim_if_vacant(&holder, ctx);
+                    }
+                    Some(stored)
+                }
                 Err(e) => {
                     warn!("room {}: inputs not stored ({e})", engine.channel_name);
-                    (None, Vec::new())
+                    None
                 }
             };
             let mut outputs = Vec::new();
             for (i, answer) in answers.into_iter().enumerate() {
-                // 0 stored, 1 a seqid seen before, 2 refused: the stream is full.
-                let fate = owner.as_ref().map(|_| stored.get(i).copied().unwrap_or(0));
+                // 0 stored, 2 refused: the stream is full.
+                let fate = stored.as_ref().map(|stored| stored.get(i).copied().unwrap_or(0));
                 match (answer, fate) {
                     (Answer::Push { reply, items }, fate) => {
                         let outcome = match fate {
                             Some(0) => IngestOutcome::Accepted { new_items: items },
-                            Some(1) => IngestOutcome::DuplicateSeqid,
                             Some(_) => {
                                 warn!(
                                     "room {}: its input stream is full, a push refused with 503",
@@ -113,9 +132,6 @@ impl RedisEngine {
                     _ => {}
                 }
             }
-            if let Some(owner) = owner {
-                engine.claim_if_vacant(&owner, ctx);
-            }
             front.engine_mut().send_outbox(ctx);
             front.apply(outputs, ctx);
         }));
@@ -123,6 +139,7 @@ impl RedisEngine {
 
     /// A room without an owner is claimed by a node that uses it.
     pub(super) fn claim_if_vacant(&mut self, holder: &str, ctx: &mut Ctx) {
+        self.holder = Some(holder.to_string());
         if !self.lease.should_claim(holder, &self.shared.node_id, self.step_busy) {
             return;
         }
@@ -138,11 +155,15 @@ impl RedisEngine {
         ctx.spawn(wrap_future::<_, Front>(claim).map(|won, front, ctx| {
             let engine = front.engine_mut();
             match engine.lease.claimed(won) {
-                Claimed::TakeOver => engine.take_over(ctx),
+                Claimed::TakeOver => {
+                    engine.holder = Some(engine.shared.node_id.clone());
+                    engine.take_over(ctx);
+                }
                 Claimed::GiveBack => {
                     ctx.spawn(wrap_future(engine.release_lease()));
                 }
-                Claimed::Lost => {}
+                // Somebody else's now: asked again with the next inputs.
+                Claimed::Lost => engine.holder = None,
             }
         }));
     }
@@ -159,7 +180,8 @@ impl RedisEngine {
             return;
         }
         self.subscribing = true;
-        let ask = self.shared.bus.send(Subscribe { channel: self.key("ch"), to: ctx.address().recipient() });
+        let subscribe = Subscribe { channel: self.key("ch"), to: ctx.address().recipient(), lossless: false };
+        let ask = self.shared.bus.send(subscribe);
         ctx.spawn(wrap_future::<_, Front>(ask).map(|answer, front, ctx| {
             let engine = front.engine_mut();
             engine.subscribing = false;
@@ -183,13 +205,26 @@ impl RedisEngine {
         }));
     }
 
-    /// Subscribes to another channel of the room (the owner's wake-ups), in the background.
-    pub(super) fn subscribe(&self, channel: String, ctx: &mut Ctx) {
-        let ask = self.shared.bus.send(Subscribe { channel: channel.clone(), to: ctx.address().recipient() });
-        ctx.spawn(wrap_future(async move {
-            if !matches!(ask.await, Ok(Ok(()))) {
-                warn!("bus: could not subscribe to {channel}");
+    /// Subscribes to the owner's wake-ups, in the background. They carry the inputs, so none
+    /// is dropped for a full mailbox; the subscription's confirmation (and any after a
+    /// reconnection) makes the owner read the stream for what it may have missed.
+    pub(super) fn subscribe_wake(&self, ctx: &mut Ctx) {
+        let subscribe = Subscribe { channel: self.key("wake"), to: ctx.address().recipient(), lossless: true };
+        let ask = self.shared.bus.send(subscribe);
+        ctx.spawn(wrap_future::<_, Front>(ask).map(|answer, front, ctx| {
+            if matches!(answer, Ok(Ok(()))) {
+                return;
             }
+            // Not subscribed, the owner would hear of no input: it tries again while it owns
+            // the room (Redis may be coming back).
+            let engine = front.engine_mut();
+            warn!("room {}: could not subscribe to its wake-ups, trying again", engine.channel_name);
+            ctx.run_later(WAKE_RETRY, |front, ctx| {
+                let engine = front.engine_mut();
+                if engine.owner.is_some() {
+                    engine.subscribe_wake(ctx);
+                }
+            });
         }));
     }
 
@@ -313,7 +348,6 @@ fn answers_of(acks: Vec<AckWire>, direct: Vec<(SessionId, String)>, node: &str) 
 
 impl Engine for RedisEngine {
     fn started(&mut self, ctx: &mut Ctx) {
-        ctx.run_interval(POLL_EVERY, |front, ctx| front.engine_mut().want_read(ctx));
         ctx.run_interval(self.shared.lease_ttl / 3, |front, ctx| front.engine_mut().renew(ctx));
     }
 
@@ -331,8 +365,6 @@ impl Engine for RedisEngine {
 
     fn ingest(&mut self, push: Push, reply: oneshot::Sender<IngestOutcome>, ctx: &mut Ctx) -> Vec<Output> {
         let items = push.items.len();
-        let seqid_key =
-            if push.seqid.is_empty() { String::new() } else { format!("{}/{}", push.game_sess, push.seqid) };
         let input = WireInput::Push {
             items: push.items.into_iter().map(|i| (i.openid, i.raw)).collect(),
             gs: push.game_sess,
@@ -340,7 +372,7 @@ impl Engine for RedisEngine {
             t: push.timestamp,
             st: push.status,
         };
-        self.send_input(&input, seqid_key, Answer::Push { reply, items }, ctx);
+        self.send_input(&input, Answer::Push { reply, items }, ctx);
         Vec::new()
     }
 
@@ -360,7 +392,7 @@ impl Engine for RedisEngine {
                 (WireInput::Notice { c: content, e: expire_time, u: client_url }, Answer::None)
             }
         };
-        self.send_input(&input, String::new(), answer, ctx);
+        self.send_input(&input, answer, ctx);
         Vec::new()
     }
 
@@ -404,7 +436,10 @@ impl Handler<BusMessage> for Front {
     fn handle(&mut self, msg: BusMessage, ctx: &mut Self::Context) {
         let engine = self.engine_mut();
         if msg.channel == engine.key("wake") {
-            return engine.want_read(ctx);
+            if msg.resubscribed {
+                return engine.want_read(ctx);
+            }
+            return engine.woken(&msg.payload, ctx);
         }
         if msg.resubscribed {
             return engine.catch_up(ctx);

@@ -16,14 +16,14 @@
 //! [`pump`]: RedisEngine::pump
 
 use std::collections::{HashMap, VecDeque};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use actix::fut::wrap_future;
 use actix::{ActorFutureExt, AsyncContext};
 use actors::protocol::bigo::DanmuItem;
 use actors::room::{
-    Effects, JoinRequest, LeaveReason, MemberChange, MembershipChanged, Now, Push, RoomCore, RoomState, SessionId,
-    StatusOf,
+    Effects, IngestOutcome, JoinRequest, LeaveReason, MemberChange, MembershipChanged, Now, Push, RoomCore, RoomState,
+    SessionId, StatusOf,
 };
 use log::{debug, info, warn};
 
@@ -35,6 +35,15 @@ use crate::cluster::presence::DeadNodes;
 
 /// Inputs read per round.
 const READ_COUNT: usize = 500;
+
+/// How long inputs whose effects nobody sees yet wait for a commit at most.
+pub const LAZY_COMMIT: Duration = Duration::from_secs(1);
+
+/// Dedup keys written between two trims of the room's dedup set to its cap.
+const SEEN_TRIM_EVERY: usize = 1024;
+
+/// How long the owner waits before reading its stream again after a read failed.
+const READ_RETRY: Duration = Duration::from_millis(500);
 
 impl RedisEngine {
     /// Became the owner: restores the room from Redis, then reads its inputs.
@@ -107,7 +116,10 @@ impl RedisEngine {
             if let Some(status) = live_status {
                 core.restore_live_status(status);
             }
-            core.seen_before(seen.into_iter().filter_map(|k| k.strip_prefix("d|").map(str::to_string)));
+            core.seen_before(seen.iter().filter_map(|k| k.strip_prefix("d|").map(str::to_string)));
+            // The pushes taken before: remembered once the stream is read (it may hold some of
+            // them still, which are applied again, not dropped as re-sends).
+            let seqids = seen.iter().filter_map(|k| k.strip_prefix("s|").map(str::to_string)).collect();
             let applied = applied.unwrap_or_else(|| "0-0".to_string());
             info!(
                 "room {}: node {} owns it now ({}, epoch {})",
@@ -123,15 +135,24 @@ impl RedisEngine {
                 held: VecDeque::new(),
                 staged: None,
                 read_wanted: true,
+                reading: false,
+                arrived: Vec::new(),
+                dirty: false,
+                lazy_commit: None,
+                seqids: Vec::new(),
+                taken_before: Some(seqids),
+                seen_since_trim: 0,
+                trimmed: String::new(),
                 node_of,
                 release_timer: None,
             });
-            room.subscribe(room.key("wake"), ctx);
+            room.subscribe_wake(ctx);
             room.pump(ctx);
         }));
     }
 
-    /// The owner's inputs may have grown (a wake, the poll): read them when the owner is free.
+    /// The input stream may hold inputs the owner has not seen (its wake-up channel was
+    /// subscribed, or subscribed again after a reconnection): read it when the owner is free.
     pub(super) fn want_read(&mut self, ctx: &mut Ctx) {
         if let Some(owner) = self.owner.as_mut() {
             owner.read_wanted = true;
@@ -139,8 +160,25 @@ impl RedisEngine {
         }
     }
 
+    /// A wake-up: the inputs another call just stored, `id\nbody` each, in stream order. They
+    /// are applied at once, unless a read of the stream is due or on its way (they wait for it,
+    /// so that the inputs are applied in stream order).
+    pub(super) fn woken(&mut self, payload: &str, ctx: &mut Ctx) {
+        let Some(owner) = self.owner.as_mut() else { return };
+        let mut lines = payload.split('\n');
+        let mut entries = Vec::new();
+        while let (Some(id), Some(body)) = (lines.next(), lines.next()) {
+            entries.push((id.to_string(), body.to_string()));
+        }
+        if owner.reading || owner.read_wanted {
+            owner.arrived.extend(entries);
+            return;
+        }
+        self.apply_inputs(entries, ctx);
+    }
+
     /// Drives the owner, one step at a time: a commit of what is staged, else a read of the
-    /// inputs when some are wanted. Each step is spawned, not waited for, so that the room
+    /// inputs when one is wanted. Each step is spawned, not waited for, so that the room
     /// goes on taking pushes, joins and timers (the lease renewal above all) while Redis
     /// answers; and the next step starts only once the last one is answered, so commits reach
     /// Redis in the order the core made them.
@@ -158,10 +196,12 @@ impl RedisEngine {
         }
     }
 
-    /// Reads the inputs after the last one read and applies them (staging their commit).
+    /// Reads the inputs after the last one seen and applies them (staging their commit); the
+    /// inputs wake-ups carried meanwhile follow.
     fn read_inputs(&mut self, ctx: &mut Ctx) {
-        let Some(owner) = &self.owner else { return };
+        let Some(owner) = self.owner.as_mut() else { return };
         let from = if owner.last_read == "-" { "-".to_string() } else { format!("({}", owner.last_read) };
+        owner.reading = true;
         let mut conn = self.shared.conn.clone();
         let stream = self.key("in");
         let read = async move {
@@ -179,40 +219,74 @@ impl RedisEngine {
         ctx.spawn(wrap_future::<_, Front>(read).map(|entries, front: &mut Front, ctx| {
             let room = front.engine_mut();
             room.step_busy = false;
+            let Some(owner) = room.owner.as_mut() else { return };
+            owner.reading = false;
             match entries {
-                Ok(entries) if !entries.is_empty() => {
-                    if let Some(owner) = room.owner.as_mut() {
-                        owner.read_wanted |= entries.len() == READ_COUNT;
+                Ok(entries) => {
+                    debug!(
+                        "room {}: read {} input(s), {} arrived meanwhile",
+                        room.channel_name,
+                        entries.len(),
+                        owner.arrived.len()
+                    );
+                    let full = entries.len() == READ_COUNT;
+                    let entries =
+                        entries.into_iter().map(|e| (e.id.clone(), e.get::<String>("b").unwrap_or_default())).collect();
+                    if full {
+                        owner.read_wanted = true;
+                        room.apply_inputs(entries, ctx);
+                    } else {
+                        let arrived = std::mem::take(&mut owner.arrived);
+                        room.apply_inputs(entries, ctx);
+                        if let Some(owner) = room.owner.as_mut() {
+                            if let Some(taken) = owner.taken_before.take() {
+                                owner.core.seqids_seen_before(taken);
+                            }
+                        }
+                        room.apply_inputs(arrived, ctx);
                     }
-                    room.apply_inputs(entries, ctx);
                 }
-                Ok(_) => {}
-                Err(e) => warn!("room {}: cannot read its inputs: {e}", room.channel_name),
+                Err(e) => {
+                    warn!("room {}: cannot read its inputs: {e}", room.channel_name);
+                    ctx.run_later(READ_RETRY, |front, ctx| front.engine_mut().want_read(ctx));
+                }
             }
             room.pump(ctx);
         }));
     }
 
-    fn apply_inputs(&mut self, entries: Vec<redis::streams::StreamId>, ctx: &mut Ctx) {
+    /// Applies inputs in stream order (those not seen before). What members or callers must
+    /// see (events, answers, member changes) is committed at once; a push that only filled the
+    /// reorder buffer waits for its release, so that a busy room commits once per release and
+    /// not once per push.
+    fn apply_inputs(&mut self, entries: Vec<(String, String)>, ctx: &mut Ctx) {
         let Some(owner) = self.owner.as_mut() else { return };
         let now = Now::real();
         let mut effects = Effects::default();
         let mut published = Published::default();
-        for entry in entries {
-            owner.last_read = entry.id.clone();
-            let already_applied = stream_id_le(&entry.id, &owner.applied);
-            let body: Option<String> = entry.get("b");
-            let Some(input) = body.and_then(|b| serde_json::from_str::<Input>(&b).ok()) else {
-                warn!("room {}: input {} unreadable, skipped", self.channel_name, entry.id);
+        let mut applied_any = false;
+        for (id, body) in entries {
+            if owner.last_read != "-" && stream_id_le(&id, &owner.last_read) {
+                continue;
+            }
+            owner.last_read = id.clone();
+            applied_any = true;
+            let already_applied = stream_id_le(&id, &owner.applied);
+            let Ok(input) = serde_json::from_str::<Input>(&body) else {
+                warn!("room {}: input {id} unreadable, skipped", self.channel_name);
                 continue;
             };
             match input {
                 Input::Push { gs, sq, t, st, items } => {
                     let items = items.into_iter().map(|(openid, raw)| DanmuItem::from_value(raw, &openid, t)).collect();
+                    let seqid = (!sq.is_empty()).then(|| format!("s|{gs}/{sq}"));
                     let push = Push { game_sess: gs, seqid: sq, timestamp: t, status: st, items };
-                    let (_, fx) = owner.core.push(push, now);
+                    let (outcome, fx) = owner.core.push(push, now);
+                    if let (IngestOutcome::Accepted { .. }, Some(seqid)) = (outcome, seqid) {
+                        owner.seqids.push(seqid);
+                    }
                     merge(&mut effects, fx);
-                    owner.held.push_back(entry.id.clone());
+                    owner.held.push_back(id.clone());
                 }
                 // Applied before the last commit: its effects are in the state already.
                 _ if already_applied => {}
@@ -239,10 +313,37 @@ impl RedisEngine {
                 Input::Notice { c, e, u } => merge(&mut effects, owner.core.notice(c, e, u, now)),
             }
             if !already_applied {
-                owner.applied = entry.id;
+                owner.applied = id;
             }
         }
-        self.commit(effects, published, ctx);
+        if !applied_any {
+            return;
+        }
+        if is_visible(&effects, &published) {
+            self.commit(effects, published, ctx);
+        } else {
+            self.commit_later(ctx);
+        }
+        self.schedule_release(ctx);
+    }
+
+    /// Inputs were applied whose effects nobody sees yet: they are committed with the next
+    /// release, or after [`LAZY_COMMIT`] (so that the input stream is trimmed and a takeover
+    /// reads little again).
+    fn commit_later(&mut self, ctx: &mut Ctx) {
+        let Some(owner) = self.owner.as_mut() else { return };
+        owner.dirty = true;
+        if owner.lazy_commit.is_some() {
+            return;
+        }
+        owner.lazy_commit = Some(ctx.run_later(LAZY_COMMIT, |front, ctx| {
+            let room = front.engine_mut();
+            let Some(owner) = room.owner.as_mut() else { return };
+            owner.lazy_commit = None;
+            if owner.dirty {
+                room.commit(Effects::default(), Published::default(), ctx);
+            }
+        }));
     }
 
     /// Stages one batch of the owner's effects for the next commit (merged with any batch
@@ -277,7 +378,23 @@ impl RedisEngine {
         if owner.core.held() == 0 {
             owner.held.clear();
         }
-        let trim = owner.held.front().cloned().unwrap_or_else(|| owner.applied.clone());
+        owner.dirty = false;
+        let mut trim = owner.held.front().cloned().unwrap_or_else(|| owner.applied.clone());
+        if trim == owner.trimmed {
+            trim = String::new();
+        } else {
+            owner.trimmed = trim.clone();
+        }
+        // The dedup keys of the released items and of the pushes taken; the set is trimmed to
+        // its cap once enough keys were added to matter.
+        let mut seen: Vec<String> = effects.released.iter().map(|k| format!("d|{k}")).collect();
+        seen.append(&mut owner.seqids);
+        owner.seen_since_trim += seen.len();
+        let seen_cap = self.shared.config.dedup_len.saturating_mul(2);
+        let trim_seen = owner.seen_since_trim >= SEEN_TRIM_EVERY.min(seen_cap);
+        if trim_seen {
+            owner.seen_since_trim = 0;
+        }
         published.events = effects
             .events
             .iter()
@@ -312,21 +429,21 @@ impl RedisEngine {
         let mut args: Vec<String> = vec![
             self.shared.node_id.clone(),
             self.shared.config.history_len.max(1).to_string(),
-            self.shared.config.dedup_len.saturating_mul(2).to_string(),
+            if trim_seen { seen_cap.to_string() } else { "0".to_string() },
             actors::protocol::now_ms().to_string(),
             state,
             applied,
             trim,
             self.key("ch"),
             message,
-            published.events.len().to_string(),
             self.shared.conn.publish_command().to_string(),
+            published.events.len().to_string(),
         ];
         for e in published.events {
             args.extend([e.seq.to_string(), e.x.map(|x| x.to_string()).unwrap_or_default(), e.j]);
         }
-        args.push(effects.released.len().to_string());
-        args.extend(effects.released);
+        args.push(seen.len().to_string());
+        args.extend(seen);
         let (puts, dels): (Vec<_>, Vec<_>) = changed.into_iter().partition(|(_, entry)| entry.is_some());
         args.push(puts.len().to_string());
         for (session, entry) in puts {
@@ -350,16 +467,14 @@ impl RedisEngine {
         ctx.spawn(wrap_future::<_, Front>(run).map(|answer, front: &mut Front, ctx| {
             let room = front.engine_mut();
             room.step_busy = false;
+            debug!("room {}: commit answered {answer:?}", room.channel_name);
             match answer {
                 Ok(1) => {}
-                Ok(0) => {
+                Ok(_) => {
                     warn!("room {}: another node holds its lease now, giving it up", room.channel_name);
                     return room.give_up(ctx);
                 }
-                Ok(_) => {
-                    warn!("room {}: its events stream is ahead of this owner, giving it up", room.channel_name);
-                    return room.give_up(ctx);
-                }
+                // Also an events stream already ahead of this owner (its first XADD fails).
                 Err(e) => {
                     warn!("room {}: commit failed ({e}), giving it up", room.channel_name);
                     return room.give_up(ctx);
@@ -385,8 +500,9 @@ impl RedisEngine {
 
     pub(super) fn give_up(&mut self, ctx: &mut Ctx) {
         self.lease.lost();
+        self.holder = None;
         if let Some(owner) = self.owner.take() {
-            if let Some(timer) = owner.release_timer {
+            for timer in [owner.release_timer, owner.lazy_commit].into_iter().flatten() {
                 ctx.cancel_future(timer);
             }
             self.shared.bus.do_send(Unsubscribe { channel: self.key("wake") });
@@ -487,6 +603,16 @@ impl RedisEngine {
             room.commit(effects, Published::default(), ctx);
         }));
     }
+}
+
+/// Whether members or callers would see these effects (else their commit may wait).
+fn is_visible(effects: &Effects, published: &Published) -> bool {
+    !(effects.events.is_empty()
+        && effects.direct.is_empty()
+        && effects.membership.is_empty()
+        && effects.members.is_empty()
+        && published.joins.is_empty()
+        && published.acks.is_empty())
 }
 
 fn merge(into: &mut Effects, from: Effects) {

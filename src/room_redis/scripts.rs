@@ -1,31 +1,43 @@
 //! The Lua scripts of a shared room (see `room`): each runs atomically on the room's one
 //! hash slot, so that a check and the writes it guards cannot be split by another node.
+//!
+//! Every call counts: Redis runs each command inside a script as one command
+//! (`INFO commandstats`), so the scripts write with one variadic command per key where they
+//! can, and the callers ask for what they do not need every time (the holder, the stream's
+//! length, the events stream's top) only when they need it (BENCHMARKS.md, issue 21).
 
-/// Every input a node has for one room, in the order its callers sent them, in one call.
-/// KEYS: seen, in, lease. ARGV: now ms, node, wake channel, publish command (`PUBLISH`, or
-/// `SPUBLISH` on a cluster: the channel shares the room's tag), queue cap (inputs the stream
-/// may hold before a push is refused), n inputs, then per input: seqid key ("" = none), kind,
-/// body. Answers {owner, {answer per input}}: 0 in the stream, 1 a seqid seen before (nothing
-/// stored), 2 refused (the room's queue is full: 503).
+/// Every input a node has for one room, in the order its callers sent them, in one call; the
+/// owner is woken with the inputs themselves, so that it reads nothing back.
+/// KEYS: in, lease. ARGV: node, wake channel, publish command (`PUBLISH`, or `SPUBLISH` on a
+/// cluster: the channel shares the room's tag), queue cap ("0": not checked this time), ask
+/// the holder ("1": yes), n inputs, then per input: kind, body.
+/// Answers {holder, {answer per input}, the stream's length}: the holder is "?" when not
+/// asked, "" when nobody holds the lease; it is asked too when nobody heard the wake-up (no
+/// owner is listening). Answer 0: in the stream; 2: refused (the stream holds the cap: 503).
+/// The wake-up carries `id\nbody` per stored input, in stream order.
 pub const INGEST: &str = r"
-local answers = {}
-local stored = 0
+local cap = tonumber(ARGV[4])
+local len = 0
+if cap > 0 then len = redis.call('XLEN', KEYS[1]) end
+local answers, wake = {}, {}
 local i = 7
 for _ = 1, tonumber(ARGV[6]) do
-  local seqid, kind, body = ARGV[i], ARGV[i + 1], ARGV[i + 2]
-  i = i + 3
-  if kind == 'push' and redis.call('XLEN', KEYS[2]) >= tonumber(ARGV[5]) then
+  local kind, body = ARGV[i], ARGV[i + 1]
+  i = i + 2
+  if kind == 'push' and cap > 0 and len >= cap then
     answers[#answers + 1] = 2
-  elseif seqid ~= '' and redis.call('ZADD', KEYS[1], 'NX', ARGV[1], 's|' .. seqid) == 0 then
-    answers[#answers + 1] = 1
   else
-    redis.call('XADD', KEYS[2], '*', 'k', kind, 'n', ARGV[2], 'b', body)
+    wake[#wake + 1] = redis.call('XADD', KEYS[1], '*', 'k', kind, 'n', ARGV[1], 'b', body)
+    wake[#wake + 1] = body
     answers[#answers + 1] = 0
-    stored = stored + 1
+    len = len + 1
   end
 end
-if stored > 0 then redis.call(ARGV[4], ARGV[3], '1') end
-return {redis.call('GET', KEYS[3]) or '', answers}
+local heard = 1
+if #wake > 0 then heard = redis.call(ARGV[3], ARGV[2], table.concat(wake, '\n')) end
+local holder = '?'
+if ARGV[5] == '1' or heard == 0 then holder = redis.call('GET', KEYS[2]) or '' end
+return {holder, answers, len}
 ";
 
 /// KEYS: lease. ARGV: node, ttl ms. Takes the lease when nobody holds it, or when it still
@@ -55,47 +67,52 @@ end
 return 0
 ";
 
-/// KEYS: lease, events, state, seen, in, members. ARGV: node, history_len, seen cap, now ms,
-/// core state (without the members), applied id, trim id ("" = none), channel, message
-/// ("" = none), n events, publish command (as for INGEST), then seq/exclude/json triples
-/// (exclude "" = none), then n released and the released keys, then n member entries and
-/// session/entry pairs, then n members gone and their sessions.
-/// Answers 1 when committed, 0 when the lease is not ours, -1 when the events stream already
-/// holds the first event's seq (nothing written either way: a script that fails half-way
-/// keeps what it wrote, so it refuses before the first write).
+/// KEYS: lease, events, state, seen, in, members. ARGV: node, history_len, seen cap ("0": not
+/// trimmed this time), now ms, core state (without the members), applied id, trim id ("" =
+/// none), channel, message ("" = none), publish command (as for INGEST), then n events and
+/// their seq/exclude/json triples (exclude "" = none), then n dedup keys (`d|…`, `s|…`), then
+/// n member entries and session/entry pairs, then n members gone and their sessions.
+/// Answers 1 when committed, 0 when the lease is not ours. An events stream that already
+/// holds the first event's seq fails the first XADD, before anything is written (a script
+/// that fails half-way keeps what it wrote, so every check comes before the first write).
 pub const COMMIT: &str = r"
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-local i = 12
-if tonumber(ARGV[10]) > 0 then
-  local top = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)[1]
-  if top and tonumber(string.match(top[1], '^%d+')) >= tonumber(ARGV[i]) then return -1 end
+local function chunked(cmd, key, list)
+  for s = 1, #list, 1000 do
+    redis.call(cmd, key, unpack(list, s, math.min(s + 999, #list)))
+  end
 end
-for _ = 1, tonumber(ARGV[10]) do
+local i = 12
+for _ = 1, tonumber(ARGV[11]) do
   redis.call('XADD', KEYS[2], 'MAXLEN', '=', ARGV[2], ARGV[i] .. '-1', 'x', ARGV[i + 1], 'e', ARGV[i + 2])
   i = i + 3
 end
-local released = tonumber(ARGV[i])
-i = i + 1
-for _ = 1, released do
-  redis.call('ZADD', KEYS[4], ARGV[4], 'd|' .. ARGV[i])
+local list = {}
+for _ = 1, tonumber(ARGV[i]) do
+  list[#list + 1] = ARGV[4]
+  list[#list + 1] = ARGV[i + 1]
   i = i + 1
 end
-if released > 0 then redis.call('ZREMRANGEBYRANK', KEYS[4], 0, -(tonumber(ARGV[3]) + 1)) end
-local puts = tonumber(ARGV[i])
 i = i + 1
-for _ = 1, puts do
-  redis.call('HSET', KEYS[6], ARGV[i], ARGV[i + 1])
+if #list > 0 then chunked('ZADD', KEYS[4], list) end
+if ARGV[3] ~= '0' then redis.call('ZREMRANGEBYRANK', KEYS[4], 0, -(tonumber(ARGV[3]) + 1)) end
+list = {}
+for _ = 1, tonumber(ARGV[i]) do
+  list[#list + 1] = ARGV[i + 1]
+  list[#list + 1] = ARGV[i + 2]
   i = i + 2
 end
-local dels = tonumber(ARGV[i])
 i = i + 1
-for _ = 1, dels do
-  redis.call('HDEL', KEYS[6], ARGV[i])
+if #list > 0 then chunked('HSET', KEYS[6], list) end
+list = {}
+for _ = 1, tonumber(ARGV[i]) do
+  list[#list + 1] = ARGV[i + 1]
   i = i + 1
 end
+if #list > 0 then chunked('HDEL', KEYS[6], list) end
 redis.call('HSET', KEYS[3], 'core', ARGV[5], 'applied', ARGV[6])
 if ARGV[7] ~= '' then redis.call('XTRIM', KEYS[5], 'MINID', ARGV[7]) end
-if ARGV[9] ~= '' then redis.call(ARGV[11], ARGV[8], ARGV[9]) end
+if ARGV[9] ~= '' then redis.call(ARGV[10], ARGV[8], ARGV[9]) end
 return 1
 ";
 

@@ -28,7 +28,6 @@ pub(super) enum Answer {
 
 /// An input waiting to be sent (see [`RedisEngine::send_outbox`]).
 pub(super) struct Outgoing {
-    pub(super) seqid_key: String,
     pub(super) kind: &'static str,
     pub(super) body: String,
     pub(super) answer: Answer,
@@ -54,6 +53,13 @@ pub struct RedisEngine {
     /// a new ownership waits for an earlier one's).
     pub(super) step_busy: bool,
     pub(super) last_activity: Instant,
+    /// The lease's holder as Redis last told it ("" = nobody; `None`: not known). Asked for
+    /// with the inputs only while not known (see `INGEST`).
+    pub(super) holder: Option<String>,
+    /// When the input stream's length was last read, and what it was: a node reads it with
+    /// its inputs at most every [`QUEUE_CHECK_EVERY`](super::engine::QUEUE_CHECK_EVERY),
+    /// or every time while the stream is over half full.
+    pub(super) queue_checked: Option<(Instant, u64)>,
 }
 
 impl RedisEngine {
@@ -72,6 +78,8 @@ impl RedisEngine {
             owner: None,
             step_busy: false,
             last_activity: Instant::now(),
+            holder: None,
+            queue_checked: None,
         }
     }
 
@@ -91,8 +99,27 @@ pub struct Owner {
     pub(super) held: VecDeque<String>,
     /// Effects applied to the core and not yet sent to Redis (see [`RedisEngine::pump`]).
     pub(super) staged: Option<(Effects, Published)>,
-    /// The input stream may hold inputs not read yet (a wake, the poll, a full page).
+    /// The input stream may hold inputs not read yet (the wake-up channel was subscribed
+    /// again, a full page).
     pub(super) read_wanted: bool,
+    /// A read of the input stream is on its way: inputs that wake-ups carry meanwhile wait
+    /// here, and those the read did not return are applied after it.
+    pub(super) reading: bool,
+    pub(super) arrived: Vec<(String, String)>,
+    /// Inputs were applied since the last commit whose effects are not committed yet (a push
+    /// that only filled the reorder buffer): committed with the next release, or after
+    /// [`LAZY_COMMIT`](super::owner::LAZY_COMMIT) at the latest.
+    pub(super) dirty: bool,
+    pub(super) lazy_commit: Option<SpawnHandle>,
+    /// The dedup keys of the pushes applied since the last commit (`s|game_sess/seqid`).
+    pub(super) seqids: Vec<String>,
+    /// The seqids of the pushes taken before this ownership (`game_sess/seqid`), for the core
+    /// once the stream's backlog is read.
+    pub(super) taken_before: Option<Vec<String>>,
+    /// Dedup keys written since the dedup set was last trimmed.
+    pub(super) seen_since_trim: usize,
+    /// The id the input stream was last trimmed to.
+    pub(super) trimmed: String,
     /// Which node each member session is on (direct frames, answers).
     pub(super) node_of: HashMap<SessionId, String>,
     pub(super) release_timer: Option<SpawnHandle>,

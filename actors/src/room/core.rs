@@ -156,6 +156,14 @@ impl RoomCore {
         }
     }
 
+    /// Remembers pushes (as `game_sess/seqid`) this room took before: a re-send that reaches
+    /// a room taken over is still a re-send.
+    pub fn seqids_seen_before(&mut self, keys: impl IntoIterator<Item = String>) {
+        for key in keys {
+            self.seqids.first_time(&key);
+        }
+    }
+
     /// What the store says the live room's status is, learnt as the room starts: taken
     /// without telling anyone (nobody is here yet), and shown in the snapshot.
     pub fn restore_live_status(&mut self, status: LiveStatus) {
