@@ -12,9 +12,10 @@
 #          number of rooms room r's pushes all come through node r mod 2: half of them reach
 #          the owner, half the other node. Redis's commands, CPU and bytes per push and the
 #          calls per push by command (INFO commandstats)
-#   idle   W9 on two nodes on one Redis (issue 21): 1000 rooms of 1 member, all on node A
-#          (which owns them; node B runs beside with nothing to do), nothing pushed; 5 s to
-#          settle, then 10 s of Redis's commands a second per room, by command, and its CPU
+#   idle   W9 on two nodes on one Redis (issue 21): 10 s of the two nodes with no rooms (the
+#          baseline), then 1000 rooms of 1 member, all on node A (which owns them; node B runs
+#          beside with nothing to do), nothing pushed; 5 s to settle, then 10 s of Redis's
+#          commands a second per room (gross, and net of the baseline), by command, its CPU
 #
 # Not in the default set: quiet and idle (run them by name). Prints the machine, the commit,
 # the broker and each command; the tables go to the terminal (with --redis-port a line of

@@ -98,6 +98,9 @@ pub fn run(opts: &Options) -> Result<Outcome, String> {
     if let Some(probe) = &redis {
         say(opts, format!("redis on port {}, pid {:?}", probe.port, probe.pid));
     }
+    // W9: the nodes and Redis with no rooms, before any member connects.
+    let idle_baseline =
+        plan.idle.as_ref().and_then(|idle| idle_rooms::baseline(opts, idle, broker_pid.as_deref(), redis.as_mut()));
     let rss_before = broker_pid.as_deref().and_then(procfs::rss_kb_of).map_or(0, |(rss, _)| rss);
     let run_id = format!("{:x}", control::now_ms() % 0xff_ffff);
     let rooms: Vec<String> = (0..plan.rooms).map(|r| format!("bench-{run_id}-{r}")).collect();
@@ -175,7 +178,8 @@ pub fn run(opts: &Options) -> Result<Outcome, String> {
 
     // W9: no pushers; the rooms settle, then Redis is measured once.
     if let Some(idle) = &plan.idle {
-        let report = idle_rooms::measure(opts, &plan, idle, joined, broker_pid.as_deref(), redis.as_mut());
+        let (pids, baseline) = (broker_pid.as_deref(), idle_baseline.as_ref());
+        let report = idle_rooms::measure(opts, &plan, idle, joined, pids, redis.as_mut(), baseline);
         let _ = stop_tx.send(Phase::Stop);
         for h in handles {
             let _ = h.join();

@@ -116,6 +116,10 @@ pub struct Options {
     /// An idle run (W9): seconds between the last member's join and the measurement.
     #[arg(long)]
     pub settle_s: Option<f64>,
+    /// An idle run (W9): seconds of measuring the nodes and Redis before any member connects,
+    /// taken off the per-room figures (default: --duration-s; 0 = none).
+    #[arg(long)]
+    pub baseline_s: Option<f64>,
     /// A burst run (W7): this many danmu items pushed at once, `--items-per-push` a push, into
     /// one room (default 3800 with W7).
     #[arg(long)]
@@ -218,6 +222,8 @@ pub struct Plan {
 pub struct IdlePlan {
     /// Seconds from the last join to the start of the measurement.
     pub settle_s: f64,
+    /// Seconds measured before any member connects (0 = none).
+    pub baseline_s: f64,
 }
 
 /// What a burst run (W7) pushes and to whom; its clients are `Plan::clients` in one room.
@@ -276,7 +282,11 @@ impl Options {
                 return Err("a burst run has one room and at most --clients members that read nothing".into());
             }
         }
-        let idle = w9.then(|| IdlePlan { settle_s: self.settle_s.unwrap_or(5.0).max(0.0) });
+        let duration_s = self.duration_s.unwrap_or(if w5 { 300.0 } else { 10.0 });
+        let idle = w9.then(|| IdlePlan {
+            settle_s: self.settle_s.unwrap_or(5.0).max(0.0),
+            baseline_s: self.baseline_s.unwrap_or(duration_s).max(0.0),
+        });
         if idle.is_some() && burst.is_some() {
             return Err("an idle run (W9) is not a burst run".into());
         }
@@ -321,7 +331,7 @@ impl Options {
             items_per_push: self.items_per_push.unwrap_or(items).max(1),
             window: self.window.unwrap_or(window).max(1),
             latency_bound_ms: self.reorder_window_ms + self.latency_slack_ms.unwrap_or(slack),
-            duration_s: self.duration_s.unwrap_or(if w5 { 300.0 } else { 10.0 }),
+            duration_s,
             churn_rate: self.churn_rate.unwrap_or(if w5 { 200 } else { 0 }),
             event_bytes: self.event_bytes.unwrap_or(if burst.is_some() { 1200 } else { 250 }),
             batch: self.batch || w6,
@@ -402,10 +412,17 @@ mod tests {
     fn w9_is_one_member_a_room_and_no_pushes_measured_after_a_settle() {
         let p = Options::parse_from(["danmu-bench", "--workload", "w9"]).resolve().unwrap();
         assert_eq!((p.clients, p.rooms, p.duration_s), (1000, 1000, 10.0));
-        assert_eq!(p.idle, Some(IdlePlan { settle_s: 5.0 }));
+        assert_eq!(p.idle, Some(IdlePlan { settle_s: 5.0, baseline_s: 10.0 }));
         let o = ["danmu-bench", "--workload", "w9", "--rooms", "50", "--settle-s", "2", "--duration-s", "5"];
         let p = Options::parse_from(o).resolve().unwrap();
-        assert_eq!((p.clients, p.rooms, p.duration_s, p.idle.map(|i| i.settle_s)), (50, 50, 5.0, Some(2.0)));
+        assert_eq!((p.clients, p.rooms, p.duration_s), (50, 50, 5.0));
+        assert_eq!(
+            p.idle,
+            Some(IdlePlan { settle_s: 2.0, baseline_s: 5.0 }),
+            "the baseline as long as the measurement"
+        );
+        let o = ["danmu-bench", "--workload", "w9", "--baseline-s", "0"];
+        assert_eq!(Options::parse_from(o).resolve().unwrap().idle.map(|i| i.baseline_s), Some(0.0));
         let p = Options::parse_from(["danmu-bench", "--workload", "w9", "--clients", "80"]).resolve().unwrap();
         assert_eq!((p.clients, p.rooms), (80, 80));
         let o = ["danmu-bench", "--workload", "w9", "--rooms", "40", "--clients", "80"];
