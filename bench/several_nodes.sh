@@ -35,6 +35,9 @@
 #
 # Loopback only; every run is bounded in time; the processes it starts are stopped by PID.
 set -euo pipefail
+# BROKER and CONFIG as given, from where the script was started.
+[ -z "${BROKER:-}" ] || BROKER=$(realpath "$BROKER")
+[ -z "${CONFIG:-}" ] || CONFIG=$(realpath "$CONFIG")
 cd "$(dirname "$0")/.."
 
 OUT=${OUT:-several-nodes-results.jsonl}
