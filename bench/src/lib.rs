@@ -3,7 +3,7 @@
 //! `enter_room_report`, optional `batch=1`) and measures at the clients (issue 7).
 //!
 //! Module map:
-//! - [`options`]: the command line and the W1-W7 presets.
+//! - [`options`]: the command line and the W1-W9 presets.
 //! - [`churn`]: W5's short-lived clients (connect, join, chat, leave, some recover).
 //! - [`burst`], [`burst_clients`]: W7, one burst into a room half of whose members read
 //!   nothing; the broker's RSS before, at its peak and after.
@@ -13,6 +13,8 @@
 //! - [`ws`], [`scan`]: a minimal WebSocket client and a field scanner, so that the client
 //!   side stays cheap and the figures measure the broker.
 //! - [`stats`], [`procfs`]: histograms and reports; CPU and memory from `/proc`.
+//! - [`redis_stats`]: the shared Redis's CPU, commands, bytes and commands by name
+//!   (`--redis-port`); [`idle_rooms`]: W9, what owned rooms cost Redis with nothing pushed.
 //!
 //! [`run`] is the orchestrator: connect (paced), then per step warm up, measure, drain, and
 //! report one [`StepReport`].
@@ -23,9 +25,11 @@ pub mod burst_clients;
 pub mod churn;
 pub mod client;
 pub mod control;
+pub mod idle_rooms;
 pub mod options;
 pub mod procfs;
 pub mod pusher;
+pub mod redis_stats;
 pub mod scan;
 pub mod stats;
 pub mod ws;
@@ -39,6 +43,7 @@ use client::{ClientSpec, Phase, ShardConfig, ShardStats};
 use control::Control;
 pub use options::{Options, Plan, Workload};
 use pusher::PushConfig;
+use redis_stats::{RedisDelta, RedisProbe};
 use stats::{ClientStats, PushStats, StepReport};
 
 /// Everything a run produced.
@@ -89,10 +94,13 @@ pub fn run(opts: &Options) -> Result<Outcome, String> {
         append_json(opts, &report.json());
         return Ok(Outcome { steps: Vec::new(), tail_lost: 0, sustained_rate: None, burst: Some(report) });
     }
-    let redis = opts.redis_port.map(|port| (port, procfs::pid_listening_on(port)));
-    if let Some((port, pid)) = redis {
-        say(opts, format!("redis on port {port}, pid {pid:?}"));
+    let mut redis = opts.redis_port.map(RedisProbe::connect).transpose()?;
+    if let Some(probe) = &redis {
+        say(opts, format!("redis on port {}, pid {:?}", probe.port, probe.pid));
     }
+    // W9: the nodes and Redis with no rooms, before any member connects.
+    let idle_baseline =
+        plan.idle.as_ref().and_then(|idle| idle_rooms::baseline(opts, idle, broker_pid.as_deref(), redis.as_mut()));
     let rss_before = broker_pid.as_deref().and_then(procfs::rss_kb_of).map_or(0, |(rss, _)| rss);
     let run_id = format!("{:x}", control::now_ms() % 0xff_ffff);
     let rooms: Vec<String> = (0..plan.rooms).map(|r| format!("bench-{run_id}-{r}")).collect();
@@ -168,6 +176,22 @@ pub fn run(opts: &Options) -> Result<Outcome, String> {
     let rss_after = broker_pid.as_deref().and_then(procfs::rss_kb_of).map_or(0, |(rss, _)| rss);
     let rss_per_conn = if joined > 0 { rss_after.saturating_sub(rss_before) as f64 / joined as f64 } else { 0.0 };
 
+    // W9: no pushers; the rooms settle, then Redis is measured once.
+    if let Some(idle) = &plan.idle {
+        let (pids, baseline) = (broker_pid.as_deref(), idle_baseline.as_ref());
+        let report = idle_rooms::measure(opts, &plan, idle, joined, pids, redis.as_mut(), baseline);
+        let _ = stop_tx.send(Phase::Stop);
+        for h in handles {
+            let _ = h.join();
+        }
+        if !opts.quiet {
+            println!("{}\n{}\n{}", idle_rooms::IdleReport::HEADER, report.row(), report.breakdown_line());
+        }
+        println!("{}", report.json());
+        append_json(opts, &report.json());
+        return Ok(Outcome { steps: Vec::new(), tail_lost: 0, sustained_rate: None, burst: None });
+    }
+
     // Pushers on their own thread.
     let push_stats =
         Arc::new(Mutex::new(vec![
@@ -226,7 +250,7 @@ pub fn run(opts: &Options) -> Result<Outcome, String> {
         sleep_until_ms(start);
         let cpu0 = broker_pid.as_deref().and_then(procfs::cpu_seconds_of);
         let gen0 = procfs::cpu_seconds(self_pid);
-        let redis0 = redis.map(redis_reading);
+        let redis0 = redis.as_mut().and_then(RedisProbe::read);
         let churn = (plan.churn_rate > 0).then(|| start_churn(opts, &plan, &run_id, &rooms));
         // W5: the broker's RSS a minute in, against the end (connections come and go).
         let mut rss_1min = None;
@@ -240,7 +264,7 @@ pub fn run(opts: &Options) -> Result<Outcome, String> {
         }
         let cpu1 = broker_pid.as_deref().and_then(procfs::cpu_seconds_of);
         let gen1 = procfs::cpu_seconds(self_pid);
-        let redis1 = redis.map(redis_reading);
+        let redis1 = redis.as_mut().and_then(RedisProbe::read);
         let load = procfs::load_avg_1m();
         let rss_end = broker_pid.as_deref().and_then(procfs::rss_kb_of).map(|(rss, _)| rss);
         ctl.pushing.store(false, Relaxed);
@@ -285,11 +309,7 @@ pub fn run(opts: &Options) -> Result<Outcome, String> {
             pushes: &push_stats,
             broker_pid: broker_pid.as_deref(),
             cpu: cpu0.zip(cpu1).map(|(a, b)| b - a),
-            redis: redis0.zip(redis1).map(|(a, b)| RedisReading {
-                cpu_s: b.cpu_s.zip(a.cpu_s).map(|(b, a)| b - a),
-                commands: b.commands.zip(a.commands).map(|(b, a)| b.saturating_sub(a)),
-                net_bytes: b.net_bytes.zip(a.net_bytes).map(|(b, a)| b.saturating_sub(a)),
-            }),
+            redis: redis0.zip(redis1).map(|(a, b)| RedisDelta::between(&a, &b)),
             gen_cpu: gen0.zip(gen1).map(|(a, b)| b - a),
             load,
             rss_per_conn,
@@ -370,32 +390,6 @@ fn sleep_until_ms(t: i64) {
     }
 }
 
-/// What Redis has done so far: its CPU seconds (from `/proc`, when its pid is known) and the
-/// commands it processed (`INFO stats`).
-#[derive(Clone, Copy)]
-struct RedisReading {
-    cpu_s: Option<f64>,
-    commands: Option<u64>,
-    /// Bytes Redis read from and wrote to its clients (the nodes).
-    net_bytes: Option<u64>,
-}
-
-fn redis_reading((port, pid): (u16, Option<u32>)) -> RedisReading {
-    let stats = (|| -> redis::RedisResult<(u64, u64)> {
-        let client = redis::Client::open(format!("redis://127.0.0.1:{port}"))?;
-        let mut conn = client.get_connection_with_timeout(Duration::from_secs(1))?;
-        let info: redis::InfoDict = redis::cmd("INFO").arg("stats").query(&mut conn)?;
-        let field = |name: &str| info.get::<u64>(name).unwrap_or(0);
-        Ok((field("total_commands_processed"), field("total_net_input_bytes") + field("total_net_output_bytes")))
-    })()
-    .ok();
-    RedisReading {
-        cpu_s: pid.and_then(procfs::cpu_seconds),
-        commands: stats.map(|s| s.0),
-        net_bytes: stats.map(|s| s.1),
-    }
-}
-
 struct StepInputs<'a> {
     opts: &'a Options,
     plan: &'a Plan,
@@ -407,8 +401,8 @@ struct StepInputs<'a> {
     pushes: &'a Mutex<Vec<PushStats>>,
     broker_pid: Option<&'a [u32]>,
     cpu: Option<f64>,
-    /// Redis's CPU seconds and commands during the step.
-    redis: Option<RedisReading>,
+    /// What Redis did during the step (`--redis-port`).
+    redis: Option<RedisDelta>,
     gen_cpu: Option<f64>,
     load: f64,
     rss_per_conn: f64,
@@ -431,10 +425,12 @@ fn step_report(x: StepInputs) -> StepReport {
     let broker_deliveries = per_room(&x.ctl.joined_per_room);
     let d = x.plan.duration_s.max(0.001);
     let (rss, hwm) = x.broker_pid.and_then(procfs::rss_kb_of).unwrap_or((0, 0));
-    let redis_cpu_pct = x.redis.and_then(|r| r.cpu_s).map_or(0.0, |c| c / d * 100.0);
+    let redis = x.redis.as_ref();
+    let redis_cpu_pct = redis.and_then(|r| r.cpu_s).map_or(0.0, |c| c / d * 100.0);
     let redis_commands_per_push =
-        x.redis.and_then(|r| r.commands).filter(|_| pushes.acked > 0).map_or(0.0, |c| c as f64 / pushes.acked as f64);
-    let redis_bytes_per_s = x.redis.and_then(|r| r.net_bytes).map_or(0.0, |b| b as f64 / d);
+        redis.filter(|_| pushes.acked > 0).map_or(0.0, |r| r.commands as f64 / pushes.acked as f64);
+    let redis_bytes_per_s = redis.map_or(0.0, |r| r.net_bytes as f64 / d);
+    let redis_by_command = redis.map(|r| redis_stats::shares(r, d, pushes.acked as f64));
     let mut r = StepReport {
         label: x.plan.label.clone(),
         batch: x.plan.batch,
@@ -479,6 +475,9 @@ fn step_report(x: StepInputs) -> StepReport {
         redis_cpu_pct,
         redis_commands_per_push,
         redis_bytes_per_s,
+        redis_commands_per_s: redis.map_or(0.0, |r| (r.commands as f64 / d).round()),
+        redis_bytes_per_push: redis.map_or(0.0, |r| per(r.net_bytes as f64, pushes.acked)),
+        redis_by_command,
         load_avg_1m: x.load,
         ok: false,
         latency_bound_ms: x.plan.latency_bound_ms as f64,
@@ -507,6 +506,9 @@ fn emit(opts: &Options, r: &StepReport) {
         println!("{json}");
     } else {
         println!("{}", r.row());
+        if let Some(line) = r.redis_line() {
+            println!("{line}");
+        }
         println!("{json}");
     }
     let _ = std::io::stdout().flush();

@@ -1,5 +1,5 @@
 //! The generator's command line (clap) and the workload presets: W1-W4 of issue 7, W5 of
-//! issue 13, W6 of issue 20, W7 of issue 19.
+//! issue 13, W6 of issue 20, W7 of issue 19, W8 and W9 of issue 21.
 //!
 //! A preset fills in whatever the command line left unset, so `--workload w1 --clients 500`
 //! is W1 with fewer clients. [`Options::resolve`] turns the parsed line into a [`Plan`].
@@ -31,6 +31,16 @@ pub enum Workload {
     /// reader's items in order, and the members that read nothing closed with 1013
     /// (`burst.rs`).
     W7,
+    /// Many quiet rooms: 5000 rooms of 2 members (10,000 clients; with two --url nodes each
+    /// room has a member on each), 1 push/s per room (5000 pushes/s, one item each, round-robin
+    /// over the rooms and the pushers). With --redis-port it reports Redis's commands, CPU and
+    /// bytes per push and the calls per push by command. --rooms scales it: the members
+    /// (2 a room) and the rate (1 a room) follow unless given.
+    W8,
+    /// Idle rooms: 1000 rooms, 1 member each on the first node (which so owns them), no
+    /// pushes; after --settle-s (5) it measures Redis for --duration-s (10): commands/s in all
+    /// and per room, by command, and its CPU. --rooms scales it (the members follow).
+    W9,
 }
 
 #[derive(Debug, Clone, Parser)]
@@ -103,6 +113,13 @@ pub struct Options {
     /// default 250, W7: 1200).
     #[arg(long)]
     pub event_bytes: Option<usize>,
+    /// An idle run (W9): seconds between the last member's join and the measurement.
+    #[arg(long)]
+    pub settle_s: Option<f64>,
+    /// An idle run (W9): seconds of measuring the nodes and Redis before any member connects,
+    /// taken off the per-room figures (default: --duration-s; 0 = none).
+    #[arg(long)]
+    pub baseline_s: Option<f64>,
     /// A burst run (W7): this many danmu items pushed at once, `--items-per-push` a push, into
     /// one room (default 3800 with W7).
     #[arg(long)]
@@ -195,6 +212,18 @@ pub struct Plan {
     pub check_every: usize,
     /// A burst run (W7) instead of steps.
     pub burst: Option<BurstPlan>,
+    /// An idle run (W9) instead of steps: no pushers, Redis measured once.
+    pub idle: Option<IdlePlan>,
+}
+
+/// What an idle run (W9) waits for: its members are `Plan::clients` over `Plan::rooms`, it
+/// measures for `Plan::duration_s`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IdlePlan {
+    /// Seconds from the last join to the start of the measurement.
+    pub settle_s: f64,
+    /// Seconds measured before any member connects (0 = none).
+    pub baseline_s: f64,
 }
 
 /// What a burst run (W7) pushes and to whom; its clients are `Plan::clients` in one room.
@@ -218,12 +247,29 @@ impl Options {
             Some(Workload::W5) => (1000, 20, vec![100], 1, 4096, 150),
             Some(Workload::W6) => (2000, 1, vec![1200], 1, 4096, 150),
             Some(Workload::W7) => (2000, 1, vec![0], 50, 4096, 150),
+            Some(Workload::W8) => (10_000, 5000, vec![5000], 1, 4096, 150),
+            Some(Workload::W9) => (1000, 1000, vec![0], 1, 4096, 150),
             None => (10, 1, vec![100], 1, 4096, 150),
         };
-        let rooms = self.rooms.unwrap_or(r).max(1);
         let w5 = self.workload == Some(Workload::W5);
         let w6 = self.workload == Some(Workload::W6);
         let w7 = self.workload == Some(Workload::W7);
+        let w8 = self.workload == Some(Workload::W8);
+        let w9 = self.workload == Some(Workload::W9);
+        // W8 and W9 scale with whichever of --rooms and --clients is given: W8 has 2 members
+        // and 1 push/s a room, W9 1 member a room.
+        let (c, r, rates) = match (w8, w9) {
+            (true, _) => {
+                let rooms = self.rooms.or(self.clients.map(|c| c / 2)).unwrap_or(r).max(1);
+                (2 * rooms, rooms, vec![rooms as u64])
+            }
+            (_, true) => {
+                let rooms = self.rooms.or(self.clients).unwrap_or(r).max(1);
+                (rooms, rooms, rates)
+            }
+            _ => (c, r, rates),
+        };
+        let rooms = self.rooms.unwrap_or(r).max(1);
         let clients = self.clients.unwrap_or(c);
         let burst = (w7 || self.burst_items.is_some()).then(|| BurstPlan {
             items: self.burst_items.unwrap_or(3800).max(1),
@@ -235,6 +281,14 @@ impl Options {
             if b.stalled > clients || rooms != 1 {
                 return Err("a burst run has one room and at most --clients members that read nothing".into());
             }
+        }
+        let duration_s = self.duration_s.unwrap_or(if w5 { 300.0 } else { 10.0 });
+        let idle = w9.then(|| IdlePlan {
+            settle_s: self.settle_s.unwrap_or(5.0).max(0.0),
+            baseline_s: self.baseline_s.unwrap_or(duration_s).max(0.0),
+        });
+        if idle.is_some() && burst.is_some() {
+            return Err("an idle run (W9) is not a burst run".into());
         }
         let rates = self.rate.clone().unwrap_or(rates);
         if rates.is_empty() {
@@ -277,13 +331,14 @@ impl Options {
             items_per_push: self.items_per_push.unwrap_or(items).max(1),
             window: self.window.unwrap_or(window).max(1),
             latency_bound_ms: self.reorder_window_ms + self.latency_slack_ms.unwrap_or(slack),
-            duration_s: self.duration_s.unwrap_or(if w5 { 300.0 } else { 10.0 }),
+            duration_s,
             churn_rate: self.churn_rate.unwrap_or(if w5 { 200 } else { 0 }),
             event_bytes: self.event_bytes.unwrap_or(if burst.is_some() { 1200 } else { 250 }),
             batch: self.batch || w6,
             realistic: self.realistic || w6,
             check_every: self.check_every.unwrap_or(if w6 { 10 } else { 1 }).max(1),
             burst,
+            idle,
         })
     }
 }
@@ -336,6 +391,43 @@ mod tests {
         assert!(o.deflate);
         let w1 = Options::parse_from(["danmu-bench", "--workload", "w1"]).resolve().unwrap();
         assert!(!w1.batch && !w1.realistic);
+    }
+
+    #[test]
+    fn w8_is_two_members_and_one_push_a_second_per_room_and_scales_with_the_rooms() {
+        let p = Options::parse_from(["danmu-bench", "--workload", "w8"]).resolve().unwrap();
+        assert_eq!((p.clients, p.rooms, p.rates.clone(), p.items_per_push), (10_000, 5000, vec![5000], 1));
+        assert!(p.burst.is_none() && p.idle.is_none() && !p.batch);
+        assert_eq!(p.duration_s, 10.0);
+        let p = Options::parse_from(["danmu-bench", "--workload", "w8", "--rooms", "200"]).resolve().unwrap();
+        assert_eq!((p.clients, p.rooms, p.rates), (400, 200, vec![200]), "a smoke run's 200 rooms");
+        let p = Options::parse_from(["danmu-bench", "--workload", "w8", "--clients", "300"]).resolve().unwrap();
+        assert_eq!((p.clients, p.rooms, p.rates), (300, 150, vec![150]));
+        let o = ["danmu-bench", "--workload", "w8", "--rooms", "100", "--clients", "100", "--rate", "50"];
+        let p = Options::parse_from(o).resolve().unwrap();
+        assert_eq!((p.clients, p.rooms, p.rates), (100, 100, vec![50]), "explicit values win");
+    }
+
+    #[test]
+    fn w9_is_one_member_a_room_and_no_pushes_measured_after_a_settle() {
+        let p = Options::parse_from(["danmu-bench", "--workload", "w9"]).resolve().unwrap();
+        assert_eq!((p.clients, p.rooms, p.duration_s), (1000, 1000, 10.0));
+        assert_eq!(p.idle, Some(IdlePlan { settle_s: 5.0, baseline_s: 10.0 }));
+        let o = ["danmu-bench", "--workload", "w9", "--rooms", "50", "--settle-s", "2", "--duration-s", "5"];
+        let p = Options::parse_from(o).resolve().unwrap();
+        assert_eq!((p.clients, p.rooms, p.duration_s), (50, 50, 5.0));
+        assert_eq!(
+            p.idle,
+            Some(IdlePlan { settle_s: 2.0, baseline_s: 5.0 }),
+            "the baseline as long as the measurement"
+        );
+        let o = ["danmu-bench", "--workload", "w9", "--baseline-s", "0"];
+        assert_eq!(Options::parse_from(o).resolve().unwrap().idle.map(|i| i.baseline_s), Some(0.0));
+        let p = Options::parse_from(["danmu-bench", "--workload", "w9", "--clients", "80"]).resolve().unwrap();
+        assert_eq!((p.clients, p.rooms), (80, 80));
+        let o = ["danmu-bench", "--workload", "w9", "--rooms", "40", "--clients", "80"];
+        assert_eq!(Options::parse_from(o).resolve().unwrap().clients, 80, "a member on each of two nodes");
+        assert!(Options::parse_from(["danmu-bench", "--workload", "w8"]).resolve().unwrap().idle.is_none());
     }
 
     #[test]

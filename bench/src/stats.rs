@@ -4,6 +4,8 @@
 
 use serde::Serialize;
 
+use crate::redis_stats::{self, CommandShare};
+
 /// A log-linear histogram of microsecond values: 64 sub-buckets per power of two, so any
 /// quantile is within ~1.6% of the true value. Fixed size (32 KiB), no allocation per record.
 #[derive(Clone)]
@@ -210,8 +212,15 @@ pub struct StepReport {
     /// acknowledged push (everything the nodes sent it, renewals and polls included).
     pub redis_cpu_pct: f64,
     pub redis_commands_per_push: f64,
-    /// Bytes in and out of Redis per second (its `total_net_*_bytes`), in the JSON only.
+    /// Bytes in and out of Redis per second (its `total_net_*_bytes`).
     pub redis_bytes_per_s: f64,
+    /// Commands Redis processed per second, and its bytes in and out per acknowledged push.
+    pub redis_commands_per_s: f64,
+    pub redis_bytes_per_push: f64,
+    /// With --redis-port: `INFO commandstats` over the step, by command (`per_unit` is the
+    /// calls per acknowledged push, `usec_per_unit` Redis's microseconds in them).
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "redis_stats::serialize_shares")]
+    pub redis_by_command: Option<Vec<(String, CommandShare)>>,
     pub load_avg_1m: f64,
     /// Zero loss and duplicates, every expected event delivered, p99 within the latency bound.
     pub ok: bool,
@@ -268,6 +277,25 @@ impl StepReport {
             self.load_avg_1m,
             if self.ok { "yes" } else { "NO" },
         )
+    }
+
+    /// With --redis-port, a second line under the row: Redis over the step, per push and by
+    /// command, beside the ack latency and the brokers' CPU.
+    pub fn redis_line(&self) -> Option<String> {
+        let by_command = self.redis_by_command.as_ref()?;
+        Some(format!(
+            "{}: redis {:.0} commands/s, CPU {:.1} %, {:.2} commands and {:.0} B in+out per push; ack p50/p99 {:.1}/{:.1} ms; brokers {:.1} % CPU\n{}: redis calls per push by command (us of Redis in them): {}",
+            self.label,
+            self.redis_commands_per_s,
+            self.redis_cpu_pct,
+            self.redis_commands_per_push,
+            self.redis_bytes_per_push,
+            self.ack_p50_ms,
+            self.ack_p99_ms,
+            self.broker_cpu_pct,
+            self.label,
+            redis_stats::breakdown_line(by_command),
+        ))
     }
 
     pub fn json(&self) -> String {
