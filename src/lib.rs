@@ -149,6 +149,7 @@ pub fn start_on(config: Config, listener: TcpListener) -> std::io::Result<Broker
     // Several nodes on one Redis (docs/protocol.md 7): this node's presence, for end_point and as
     // the judge of other nodes' death (started below, once the sessions are).
     let presence_context = redis.as_ref().map(|_| Context::<cluster::presence::NodePresence>::new());
+    let liveness = cluster::liveness::Liveness::new(Duration::from_millis(config.store.node_ttl_ms));
     // Shared rooms and the session rules across nodes (docs/protocol.md 7).
     let mut shared_bus = None;
     if let (Some(conn), Some(presence), true) = (&redis, &presence_context, config.store.shared_rooms) {
@@ -161,7 +162,7 @@ pub fn start_on(config: Config, listener: TcpListener) -> std::io::Result<Broker
             conn: conn.clone(),
             bus,
             presence: presence.address().recipient(),
-            lease_ttl: Duration::from_millis(config.store.node_ttl_ms),
+            liveness: liveness.clone(),
             config: config.room.clone(),
             send_queue_len: config.client.send_queue_len,
             metrics: metrics.clone(),
@@ -221,7 +222,7 @@ pub fn start_on(config: Config, listener: TcpListener) -> std::io::Result<Broker
         let presence =
             cluster::presence::NodePresence::new(node_id, url, ttl, keys, conn, sessions.clone(), metrics.clone());
         if config.store.shared_rooms {
-            context.run(presence.kicking_when_expired())
+            context.run(presence.kicking_when_expired().sharing(liveness))
         } else {
             context.run(presence)
         }

@@ -21,7 +21,7 @@
 //! record merely lapsed (Redis was unreachable for everyone, or this node stalled for less than
 //! it takes to be judged) writes it again and keeps its clients.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -35,6 +35,7 @@ use log::{debug, info, warn};
 
 use super::evidence::Evidence;
 use super::keys::Keys;
+use super::liveness::Liveness;
 
 /// How long the ids of nodes gone away stay in the node set (and nodes the rooms asked about
 /// stay watched).
@@ -214,6 +215,8 @@ pub struct NodePresence {
     /// Nodes the rooms asked about ([`DeadNodes`]), watched even when not in the node set.
     asked: HashMap<String, Instant>,
     scripts: Arc<Scripts>,
+    /// What each renewal saw, for the rooms' leases (with shared rooms).
+    liveness: Option<Liveness>,
 }
 
 struct Scripts {
@@ -223,6 +226,8 @@ struct Scripts {
 
 /// What one renewal found.
 struct Round {
+    /// When the renewal was sent: the record lasts at least `ttl` from then.
+    sent: Instant,
     /// This node's record was still there.
     existed: bool,
     /// Another node had taken this one for dead.
@@ -260,7 +265,15 @@ impl NodePresence {
             evidence: Evidence::new(ttl),
             asked: HashMap::new(),
             scripts: Arc::new(Scripts { renew: redis::Script::new(RENEW), mark_dead: redis::Script::new(MARK_DEAD) }),
+            liveness: None,
         }
+    }
+
+    /// Shares what each renewal sees with the rooms (their leases hold while their owner's
+    /// record does: [`Liveness`]).
+    pub fn sharing(mut self, liveness: Liveness) -> Self {
+        self.liveness = Some(liveness);
+        self
     }
 
     /// With shared rooms: a node that another node took for dead (cut off or stopped while
@@ -288,6 +301,7 @@ impl NodePresence {
         let (node_id, public_url, ttl) = (self.node_id.clone(), self.public_url.clone(), self.ttl);
         let round = async move {
             let clients = sessions.send(ClientCount).await.unwrap_or(0) as u64;
+            let sent = Instant::now();
             let now = now_ms();
             let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
             let forgotten_ms = i64::try_from(FORGOTTEN_AFTER.as_millis()).unwrap_or(i64::MAX);
@@ -320,7 +334,7 @@ impl NodePresence {
                 pipe.cmd("HMGET").arg(keys.node(id)).arg("public_url").arg("clients");
             }
             let records: Vec<(Option<String>, Option<u64>)> = pipe.query_async(&mut conn).await?;
-            let mut round = Round { existed, marked, view: Vec::new(), seen: Vec::new() };
+            let mut round = Round { sent, existed, marked, view: Vec::new(), seen: Vec::new() };
             for ((id, expires_at), (url, clients)) in watched.into_iter().zip(records) {
                 if id != node_id {
                     round.seen.push((id.clone(), url.is_some()));
@@ -349,8 +363,14 @@ impl NodePresence {
 
     fn renewed(&mut self, round: Round) {
         let now = Instant::now();
-        let Round { existed, marked, view, seen } = round;
+        let Round { sent, existed, marked, view, seen } = round;
         self.evidence.renewed(now, seen.iter().map(|(id, present)| (id.as_str(), *present)));
+        if let Some(liveness) = &self.liveness {
+            let mut live: HashSet<String> =
+                seen.iter().filter(|(_, present)| *present).map(|(id, _)| id.clone()).collect();
+            live.insert(self.node_id.clone());
+            liveness.renewed(sent, live);
+        }
         if let Some(last) = self.last_renewed.filter(|_| !existed) {
             // Its record had expired. Taken for dead (marked, or away so long that a mark
             // would have gone too): its members were removed from their rooms, its clients

@@ -34,6 +34,10 @@ use crate::cluster::bus::{BusMessage, Subscribe, Unsubscribe};
 /// queue cap, docs/protocol.md 1.4), while the stream is under half full.
 pub const QUEUE_CHECK_EVERY: Duration = Duration::from_millis(100);
 
+/// How often a room looks at what its node's presence last saw (no Redis call unless a
+/// renewal brought news: see `owner::watch`).
+const WATCH_EVERY: Duration = Duration::from_millis(250);
+
 /// How long an owner waits before subscribing to its wake-ups again after a failure.
 const WAKE_RETRY: Duration = Duration::from_millis(500);
 
@@ -138,25 +142,42 @@ impl RedisEngine {
     }
 
     /// A room without an owner is claimed by a node that uses it.
+    /// The lease is vacant when nobody holds it, when it names this node, or when its holder
+    /// is gone (its presence record was missing at this node's last renewal); a node claims
+    /// only while its own presence is fresh.
     pub(super) fn claim_if_vacant(&mut self, holder: &str, ctx: &mut Ctx) {
-        self.holder = Some(holder.to_string());
-        if !self.lease.should_claim(holder, &self.shared.node_id, self.step_busy) {
+        let now = Instant::now();
+        let learnt = match &self.holder {
+            Some((known, at)) if known == holder => *at,
+            _ => now,
+        };
+        self.holder = Some((holder.to_string(), learnt));
+        let liveness = &self.shared.liveness;
+        // Gone only on a renewal sent after this node learnt the holder: the holder's record was
+        // there when it claimed, so missing then means expired (not yet written, at best).
+        let gone = !holder.is_empty() && holder != self.shared.node_id && liveness.is_gone(holder, learnt, now);
+        let vacant = holder.is_empty() || holder == self.shared.node_id || gone;
+        if !liveness.is_fresh(now) || !self.lease.should_claim(vacant, self.step_busy) {
             return;
+        }
+        if gone {
+            info!("room {}: its owner {holder} is gone (no presence record), taking it over", self.channel_name);
         }
         self.lease.claim();
         let mut conn = self.shared.conn.clone();
-        let (lease, node, ttl) = (self.key("lease"), self.shared.node_id.clone(), self.shared.lease_ttl);
+        let (lease, node) = (self.key("lease"), self.shared.node_id.clone());
+        let gone = if gone { holder.to_string() } else { String::new() };
         let scripts = self.scripts.clone();
         let claim = async move {
             let won: redis::RedisResult<i64> =
-                scripts.claim.key(lease).arg(node).arg(ttl.as_millis() as u64).invoke_async(&mut conn).await;
+                scripts.claim.key(lease).arg(node).arg(gone).invoke_async(&mut conn).await;
             matches!(won, Ok(1))
         };
         ctx.spawn(wrap_future::<_, Front>(claim).map(|won, front, ctx| {
             let engine = front.engine_mut();
             match engine.lease.claimed(won) {
                 Claimed::TakeOver => {
-                    engine.holder = Some(engine.shared.node_id.clone());
+                    engine.holder = Some((engine.shared.node_id.clone(), Instant::now()));
                     engine.take_over(ctx);
                 }
                 Claimed::GiveBack => {
@@ -348,7 +369,7 @@ fn answers_of(acks: Vec<AckWire>, direct: Vec<(SessionId, String)>, node: &str) 
 
 impl Engine for RedisEngine {
     fn started(&mut self, ctx: &mut Ctx) {
-        ctx.run_interval(self.shared.lease_ttl / 3, |front, ctx| front.engine_mut().renew(ctx));
+        ctx.run_interval(WATCH_EVERY, |front, ctx| front.engine_mut().watch(ctx));
     }
 
     fn stopped(&mut self, ctx: &mut Ctx) {

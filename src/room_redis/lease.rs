@@ -1,14 +1,15 @@
 //! A node's hold on one room's lease (`room:{C}:lease` in Redis), as a typed state: which
 //! step of owning the room this node is at, and the rules that move it from one to the next.
-//! The engine ([`super::engine`]) makes the Redis calls; this decides what they mean. Pure, with
-//! the clock passed in, so that each transition is tested on its own.
+//! The engine ([`super::engine`]) makes the Redis calls; this decides what they mean. Pure, so
+//! that each transition is tested on its own.
 //!
-//! The lease is claimed with `SET NX PX` by a node that uses the room, renewed every third of
-//! `store.node_ttl_ms`, and given up when a commit finds another holder, when a renewal did
-//! not succeed in time (another node may take it for dead any moment), or when this node
-//! shuts down (it hands its rooms on, and claims nothing more).
-
-use std::time::{Duration, Instant};
+//! The lease names the node that owns the room and has no expiry of its own: it holds while
+//! that node's presence record does ([`crate::cluster::liveness`]), so an owned room renews
+//! nothing. A node that uses the room claims it when nobody holds it, when it still names
+//! this node, or when its holder's record was missing at this node's last renewal; it gives it
+//! up when a commit finds another holder, when its own presence was not renewed in time
+//! (another node may take it for gone any moment), or when it shuts down (it hands its rooms
+//! on, and claims nothing more).
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lease {
@@ -18,8 +19,8 @@ pub enum Lease {
     Claiming,
     /// Won: the room's state is being read from Redis before this node numbers anything.
     Restoring,
-    /// This node owns the room; the lease was last renewed (or claimed) at `renewed`.
-    Owned { renewed: Instant },
+    /// This node owns the room.
+    Owned,
     /// This node shuts down: it gave the room up and never claims it again.
     HandedOn,
 }
@@ -36,11 +37,11 @@ pub enum Claimed {
 }
 
 impl Lease {
-    /// Whether to claim the lease now that its holder is known to be `holder` ("" = nobody).
-    /// `commit_in_flight`: an earlier ownership's commit is still unanswered (a new ownership
-    /// waits for it, so that commits reach Redis in the order they were made).
-    pub fn should_claim(self, holder: &str, me: &str, commit_in_flight: bool) -> bool {
-        self == Lease::NotOurs && (holder.is_empty() || holder == me) && !commit_in_flight
+    /// Whether to claim the lease now. `vacant`: nobody holds it, it names this node, or its
+    /// holder is gone. `commit_in_flight`: an earlier ownership's commit is still unanswered
+    /// (a new ownership waits for it, so that commits reach Redis in the order they were made).
+    pub fn should_claim(self, vacant: bool, commit_in_flight: bool) -> bool {
+        self == Lease::NotOurs && vacant && !commit_in_flight
     }
 
     /// A claim goes out.
@@ -66,33 +67,16 @@ impl Lease {
         }
     }
 
-    /// The room's state is restored: this node owns it from `now`.
-    pub fn restored(&mut self, now: Instant) -> bool {
+    /// The room's state is restored: this node owns it now.
+    pub fn restored(&mut self) -> bool {
         if *self == Lease::Restoring {
-            *self = Lease::Owned { renewed: now };
+            *self = Lease::Owned;
             return true;
         }
         false
     }
 
-    /// A renewal sent at `sent` was answered: `ours` tells whether the lease still named us.
-    pub fn renewed(&mut self, ours: bool, sent: Instant) {
-        if let Lease::Owned { renewed } = self {
-            if ours {
-                *renewed = (*renewed).max(sent);
-            } else {
-                *self = Lease::NotOurs;
-            }
-        }
-    }
-
-    /// True when the lease was not renewed for two thirds of `ttl`: another node may take it
-    /// for dead any moment, so nothing more may be committed under it.
-    pub fn is_stale(self, now: Instant, ttl: Duration) -> bool {
-        matches!(self, Lease::Owned { renewed } if now.saturating_duration_since(renewed) > ttl * 2 / 3)
-    }
-
-    /// Ownership ended (another node holds the lease, a commit failed, it went stale).
+    /// Ownership ended (another node holds the lease, a commit failed, the presence went stale).
     pub fn lost(&mut self) {
         if *self != Lease::HandedOn {
             *self = Lease::NotOurs;
@@ -105,7 +89,7 @@ impl Lease {
     }
 
     pub fn is_owned(self) -> bool {
-        matches!(self, Lease::Owned { .. })
+        self == Lease::Owned
     }
 }
 
@@ -113,63 +97,36 @@ impl Lease {
 mod tests {
     use super::*;
 
-    const TTL: Duration = Duration::from_millis(3000);
-
     #[test]
     fn a_vacant_lease_is_claimed_and_owned_once_the_state_is_restored() {
         let mut lease = Lease::NotOurs;
-        assert!(lease.should_claim("", "a", false));
-        assert!(lease.should_claim("a", "a", false), "a lease that still names us (a restart)");
+        assert!(lease.should_claim(true, false));
         lease.claim();
         assert_eq!(lease, Lease::Claiming);
-        assert!(!lease.should_claim("", "a", false), "one claim at a time");
+        assert!(!lease.should_claim(true, false), "one claim at a time");
         assert_eq!(lease.claimed(true), Claimed::TakeOver);
         assert!(!lease.is_owned(), "not before the state is restored");
-        let t0 = Instant::now();
-        assert!(lease.restored(t0));
-        assert_eq!(lease, Lease::Owned { renewed: t0 });
+        assert!(lease.restored());
+        assert_eq!(lease, Lease::Owned);
     }
 
     #[test]
-    fn another_holder_or_a_commit_in_flight_holds_the_claim_back() {
+    fn a_held_lease_or_a_commit_in_flight_holds_the_claim_back() {
         let lease = Lease::NotOurs;
-        assert!(!lease.should_claim("b", "a", false));
-        assert!(!lease.should_claim("", "a", true), "an earlier ownership's commit first");
+        assert!(!lease.should_claim(false, false));
+        assert!(!lease.should_claim(true, true), "an earlier ownership's commit first");
         let mut lease = Lease::Claiming;
         assert_eq!(lease.claimed(false), Claimed::Lost);
         assert_eq!(lease, Lease::NotOurs);
     }
 
     #[test]
-    fn renewals_keep_it_fresh_and_a_missed_one_makes_it_stale() {
-        let t0 = Instant::now();
-        let mut lease = Lease::Owned { renewed: t0 };
-        assert!(!lease.is_stale(t0 + TTL / 2, TTL));
-        lease.renewed(true, t0 + TTL / 3);
-        assert!(!lease.is_stale(t0 + TTL, TTL));
-        assert!(lease.is_stale(t0 + TTL + TTL * 2 / 3 + Duration::from_millis(1), TTL));
-        lease.renewed(true, t0);
-        assert_eq!(lease, Lease::Owned { renewed: t0 + TTL / 3 }, "a late answer to an older renewal");
-    }
-
-    #[test]
-    fn a_renewal_that_finds_another_holder_ends_the_ownership() {
-        let t0 = Instant::now();
-        let mut lease = Lease::Owned { renewed: t0 };
-        lease.renewed(false, t0);
-        assert_eq!(lease, Lease::NotOurs);
-    }
-
-    #[test]
-    fn a_node_taken_for_dead_that_comes_back_loses_the_room_and_may_claim_it_again_later() {
-        let t0 = Instant::now();
-        // Frozen: no renewal for longer than the lease; another node took the room meanwhile.
-        let mut lease = Lease::Owned { renewed: t0 };
-        assert!(lease.is_stale(t0 + TTL * 2, TTL));
+    fn a_node_that_lost_the_room_may_claim_it_again_once_it_is_vacant() {
+        let mut lease = Lease::Owned;
         lease.lost();
         assert_eq!(lease, Lease::NotOurs);
-        assert!(!lease.should_claim("b", "a", false), "b holds it now");
-        assert!(lease.should_claim("", "a", false), "once b gives it up");
+        assert!(!lease.should_claim(false, false), "another node holds it now");
+        assert!(lease.should_claim(true, false), "once that one gives it up or is gone");
     }
 
     #[test]
@@ -178,9 +135,9 @@ mod tests {
         lease.hand_on();
         assert_eq!(lease.claimed(true), Claimed::GiveBack);
         assert_eq!(lease, Lease::HandedOn);
-        assert!(!lease.should_claim("", "a", false));
+        assert!(!lease.should_claim(true, false));
         lease.lost();
         assert_eq!(lease, Lease::HandedOn, "handed on for good");
-        assert!(!lease.restored(Instant::now()));
+        assert!(!lease.restored());
     }
 }

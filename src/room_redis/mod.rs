@@ -7,7 +7,8 @@
 //! - [`owner`]: the owner's side: the room's core on the stream's inputs, fenced commits, the
 //!   lease renewed, members of dead nodes removed.
 //! - [`state`]: what one node knows of one room (the engine's and the owner's fields).
-//! - [`lease`]: the lease as a typed state, with its transitions.
+//! - [`lease`]: the lease as a typed state, with its transitions. A lease holds while its
+//!   holder's presence record does ([`Liveness`]): nothing is renewed per room.
 //! - [`scripts`]: the Lua scripts (each atomic on the room's one hash slot); [`wire`]: what
 //!   travels through Redis.
 //!
@@ -24,6 +25,7 @@ use actors::room::{FrontConfig, RoomFront, RoomHandle};
 
 use crate::cluster::bus::Bus;
 use crate::cluster::keys::Keys;
+use crate::cluster::liveness::Liveness;
 use crate::cluster::presence::DeadNodes;
 use crate::store::conn::RedisConn;
 
@@ -45,7 +47,8 @@ pub struct SharedRooms {
     pub bus: Addr<Bus>,
     /// This node's presence, the judge of which nodes are dead.
     pub presence: Recipient<DeadNodes>,
-    pub lease_ttl: Duration,
+    /// What its renewals saw: whose leases still hold, and whether this node may own rooms.
+    pub liveness: Liveness,
     pub config: RoomConfig,
     pub send_queue_len: usize,
     pub metrics: Arc<Metrics>,

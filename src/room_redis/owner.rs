@@ -84,7 +84,7 @@ impl RedisEngine {
                     return;
                 }
             };
-            if !room.lease.restored(Instant::now()) {
+            if !room.lease.restored() {
                 // Handed on meanwhile (shutdown).
                 ctx.spawn(wrap_future(room.release_lease()));
                 return;
@@ -363,16 +363,13 @@ impl RedisEngine {
 
     /// Stores and publishes one batch of the owner's effects, fenced by the lease.
     fn send_commit(&mut self, effects: Effects, mut published: Published, ctx: &mut Ctx) {
-        if self.lease.is_stale(Instant::now(), self.shared.lease_ttl) {
+        if !self.shared.liveness.is_fresh(Instant::now()) {
             warn!("room {}: lease not renewed in time, giving the room up", self.channel_name);
             return self.give_up(ctx);
         }
         let Some(owner) = self.owner.as_mut() else { return };
-        for delta in &effects.membership {
-            if let Some(hook) = &self.links.membership {
-                hook.do_send(MembershipChanged { channel_name: self.channel_name.clone(), delta: *delta });
-            }
-        }
+        // Told once committed: a commit that fails is made again by the next owner.
+        let membership = effects.membership.clone();
         // While anything is held, any push read since the buffer was last empty may hold it:
         // the input stream is trimmed no further than the oldest of them.
         if owner.core.held() == 0 {
@@ -469,7 +466,13 @@ impl RedisEngine {
             room.step_busy = false;
             debug!("room {}: commit answered {answer:?}", room.channel_name);
             match answer {
-                Ok(1) => {}
+                Ok(1) => {
+                    if let Some(hook) = &room.links.membership {
+                        for delta in membership {
+                            hook.do_send(MembershipChanged { channel_name: room.channel_name.clone(), delta });
+                        }
+                    }
+                }
                 Ok(_) => {
                     warn!("room {}: another node holds its lease now, giving it up", room.channel_name);
                     return room.give_up(ctx);
@@ -526,46 +529,40 @@ impl RedisEngine {
         }
     }
 
-    /// Every third of the lease: the owner renews it; a node with members here claims it when
-    /// it is vacant (the owner died), so that the room goes on without waiting for an input.
-    pub(super) fn renew(&mut self, ctx: &mut Ctx) {
-        if !self.lease.is_owned() {
-            if !self.subscribed || self.lease != Lease::NotOurs {
-                return;
-            }
-            let mut conn = self.shared.conn.clone();
-            let lease = self.key("lease");
-            let holder = async move {
-                let holder: Option<String> = redis::cmd("GET").arg(lease).query_async(&mut conn).await.ok()?;
-                Some(holder.unwrap_or_default())
-            };
-            ctx.spawn(wrap_future::<_, Front>(holder).map(|holder, front: &mut Front, ctx| {
-                let room = front.engine_mut();
-                if let Some(holder) = holder {
-                    room.claim_if_vacant(&holder, ctx);
-                }
-            }));
+    /// Four times a second, with no Redis call unless this node's presence was renewed since
+    /// the last look: an owner whose presence went stale gives the room up (another node may
+    /// take it for gone any moment); the owner removes the members of dead nodes; a node with
+    /// members here takes the room over once its holder is gone, so that the room goes on
+    /// without waiting for an input.
+    pub(super) fn watch(&mut self, ctx: &mut Ctx) {
+        let liveness = &self.shared.liveness;
+        if self.lease.is_owned() && !liveness.is_fresh(Instant::now()) {
+            warn!("room {}: lease not renewed in time, giving the room up", self.channel_name);
+            return self.give_up(ctx);
+        }
+        let round = liveness.round();
+        if round == self.watched_round {
             return;
         }
+        self.watched_round = round;
+        if self.lease.is_owned() {
+            return self.remove_members_of_dead_nodes(ctx);
+        }
+        if !self.subscribed || self.lease != Lease::NotOurs {
+            return;
+        }
+        if let Some((holder, _)) = self.holder.clone() {
+            return self.claim_if_vacant(&holder, ctx);
+        }
         let mut conn = self.shared.conn.clone();
-        let (lease, node, ttl) =
-            (self.key("lease"), self.shared.node_id.clone(), self.shared.lease_ttl.as_millis() as u64);
-        let scripts = self.scripts.clone();
-        let started = Instant::now();
-        let run = async move { scripts.renew.key(lease).arg(node).arg(ttl).invoke_async::<i64>(&mut conn).await };
-        ctx.spawn(wrap_future::<_, Front>(run).map(move |answer, front: &mut Front, ctx| {
-            let room = front.engine_mut();
-            match answer {
-                Ok(1) => {
-                    room.lease.renewed(true, started);
-                    room.remove_members_of_dead_nodes(ctx);
-                }
-                Ok(_) => {
-                    warn!("room {}: its lease went to another node", room.channel_name);
-                    room.lease.renewed(false, started);
-                    room.give_up(ctx);
-                }
-                Err(e) => debug!("room {}: lease renewal failed: {e}", room.channel_name),
+        let lease = self.key("lease");
+        let holder = async move {
+            let holder: Option<String> = redis::cmd("GET").arg(lease).query_async(&mut conn).await.ok()?;
+            Some(holder.unwrap_or_default())
+        };
+        ctx.spawn(wrap_future::<_, Front>(holder).map(|holder, front: &mut Front, ctx| {
+            if let Some(holder) = holder {
+                front.engine_mut().claim_if_vacant(&holder, ctx);
             }
         }));
     }

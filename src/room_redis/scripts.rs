@@ -40,13 +40,15 @@ if ARGV[5] == '1' or heard == 0 then holder = redis.call('GET', KEYS[2]) or '' e
 return {holder, answers, len}
 ";
 
-/// KEYS: lease. ARGV: node, ttl ms. Takes the lease when nobody holds it, or when it still
-/// names this node (a room that stopped here and starts again, or this node restarted under
-/// the same `store.node_id`). 1 when it is ours now, else 0.
+/// KEYS: lease. ARGV: node, a holder this node saw gone ("" = none). Takes the lease when
+/// nobody holds it, when it still names this node (a room that stopped here and starts again,
+/// or this node restarted under the same `store.node_id`), or when it names the node seen
+/// gone. The lease has no expiry: it holds while its holder's presence record does. 1 when it
+/// is ours now, else 0.
 pub const CLAIM: &str = r"
 local holder = redis.call('GET', KEYS[1])
-if holder == false or holder == ARGV[1] then
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+if holder == false or holder == ARGV[1] or (ARGV[2] ~= '' and holder == ARGV[2]) then
+  redis.call('SET', KEYS[1], ARGV[1])
   return 1
 end
 return 0
@@ -55,15 +57,6 @@ return 0
 /// KEYS: lease. ARGV: node. Gives the lease up if it is ours (a room that stops here).
 pub const RELEASE: &str = r"
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-";
-
-/// KEYS: lease. ARGV: node, ttl ms. 1 when the lease is ours (and renewed), else 0.
-pub const RENEW: &str = r"
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
-  return 1
-end
 return 0
 ";
 
@@ -120,7 +113,6 @@ return 1
 pub struct Scripts {
     pub ingest: redis::Script,
     pub claim: redis::Script,
-    pub renew: redis::Script,
     pub release: redis::Script,
     pub commit: redis::Script,
 }
@@ -130,7 +122,6 @@ impl Scripts {
         Self {
             ingest: redis::Script::new(INGEST),
             claim: redis::Script::new(CLAIM),
-            renew: redis::Script::new(RENEW),
             release: redis::Script::new(RELEASE),
             commit: redis::Script::new(COMMIT),
         }

@@ -53,13 +53,15 @@ pub struct RedisEngine {
     /// a new ownership waits for an earlier one's).
     pub(super) step_busy: bool,
     pub(super) last_activity: Instant,
-    /// The lease's holder as Redis last told it ("" = nobody; `None`: not known). Asked for
-    /// with the inputs only while not known (see `INGEST`).
-    pub(super) holder: Option<String>,
+    /// The lease's holder as Redis last told it ("" = nobody; `None`: not known), and when
+    /// this node learnt it. Asked for with the inputs only while not known (see `INGEST`).
+    pub(super) holder: Option<(String, Instant)>,
     /// When the input stream's length was last read, and what it was: a node reads it with
     /// its inputs at most every [`QUEUE_CHECK_EVERY`](super::engine::QUEUE_CHECK_EVERY),
     /// or every time while the stream is over half full.
     pub(super) queue_checked: Option<(Instant, u64)>,
+    /// The presence renewal this room last looked at (see `owner::watch`).
+    pub(super) watched_round: u64,
 }
 
 impl RedisEngine {
@@ -80,6 +82,7 @@ impl RedisEngine {
             last_activity: Instant::now(),
             holder: None,
             queue_checked: None,
+            watched_round: 0,
         }
     }
 
