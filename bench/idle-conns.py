@@ -8,6 +8,12 @@ a long client.idle_timeout_ms (DANMU__CLIENT__IDLE_TIMEOUT_MS=600000) so that it
 
     bench/idle-conns.py --url ws://127.0.0.1:18300 --pid PID --clients 2000
     bench/idle-conns.py --url wss://127.0.0.1:18301 --pid PID --clients 2000
+    bench/idle-conns.py --url ws://127.0.0.1:18300 --pid PID --clients 2000 --deflate
+
+With --deflate every client offers permessage-deflate as browsers do (docs/protocol.md 2.8) and
+fails unless the 101 answer accepted it: the cost of an idle connection with the extension
+negotiated (issue 20). The frames this script reads (`connected`, the `enter_room_report` ack)
+are a session's own answers, which the broker always sends plain.
 
 Loopback only; Python 3 standard library only.
 """
@@ -85,7 +91,19 @@ def enter(sock, online_token: str, channel: str) -> None:
             raise ConnectionError(payload.decode())
 
 
-def open_client(host: str, port: int, tls, secret: str, i: int, rooms: int):
+DEFLATE_OFFER = "permessage-deflate; client_max_window_bits"
+
+
+def accepted_deflate(head: bytes) -> bool:
+    """Whether an upgrade answer's head agreed permessage-deflate."""
+    for line in head.decode("latin-1").split("\r\n"):
+        name, _, value = line.partition(":")
+        if name.strip().lower() == "sec-websocket-extensions" and "permessage-deflate" in value.lower():
+            return True
+    return False
+
+
+def open_client(host: str, port: int, tls, secret: str, i: int, rooms: int, deflate: bool):
     sock = socket.create_connection((host, port))
     if tls is not None:
         sock = tls.wrap_socket(sock, server_hostname=host)
@@ -93,7 +111,9 @@ def open_client(host: str, port: int, tls, secret: str, i: int, rooms: int):
     query = f"user_id={uid}&sid=s&timestamp={int(time.time() * 1000)}&token={jwt(secret, uid)}"
     request = (
         f"GET /iapi/websocket?{query} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
-        "Connection: Upgrade\r\nSec-WebSocket-Key: ZGFubXUtaWRsZS0xMjM0NQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        "Connection: Upgrade\r\nSec-WebSocket-Key: ZGFubXUtaWRsZS0xMjM0NQ==\r\nSec-WebSocket-Version: 13\r\n"
+        + (f"Sec-WebSocket-Extensions: {DEFLATE_OFFER}\r\n" if deflate else "")
+        + "\r\n"
     )
     sock.sendall(request.encode())
     head = b""
@@ -104,6 +124,8 @@ def open_client(host: str, port: int, tls, secret: str, i: int, rooms: int):
         head += chunk
     if not head.startswith(b"HTTP/1.1 101"):
         raise ConnectionError(head.split(b"\r\n")[0].decode())
+    if deflate and not accepted_deflate(head):
+        raise ConnectionError("the broker did not accept permessage-deflate (client.compression off?)")
     payload = read_frame(sock)
     if b'"connected"' not in payload:
         raise ConnectionError(f"first frame: {payload[:80]!r}")
@@ -121,6 +143,7 @@ def main() -> int:
     p.add_argument("--secret", default="change-me")
     p.add_argument("--rooms", type=int, default=0, help="enter client i into room i mod ROOMS (0: no room)")
     p.add_argument("--settle-s", type=float, default=2.0)
+    p.add_argument("--deflate", action="store_true", help="offer permessage-deflate; fail unless accepted")
     p.add_argument("--hold-s", type=float, default=0.0, help="keep the connections this long after measuring")
     a = p.parse_args()
     url = urlparse(a.url)
@@ -135,12 +158,12 @@ def main() -> int:
     time.sleep(a.settle_s)
     before = rss_kb(a.pid)
     started = time.time()
-    socks = [open_client(url.hostname, url.port, tls, a.secret, i, a.rooms) for i in range(a.clients)]
+    socks = [open_client(url.hostname, url.port, tls, a.secret, i, a.rooms, a.deflate) for i in range(a.clients)]
     opened = time.time() - started
     time.sleep(a.settle_s)
     after = rss_kb(a.pid)
     per = (after - before) / max(1, len(socks))
-    result = {"url": a.url, "clients": len(socks), "open_s": round(opened, 1), "rss_before_kb": before,
+    result = {"url": a.url, "deflate": a.deflate, "clients": len(socks), "open_s": round(opened, 1), "rss_before_kb": before,
               "rss_after_kb": after, "kb_per_conn": round(per, 2)}
     print(json.dumps(result))
     time.sleep(a.hold_s)

@@ -459,6 +459,24 @@ pub fn content_for(event_bytes: usize, channel_name: &str) -> String {
 mod tests {
     use super::*;
 
+    /// One pusher over rooms `r0` and `r1`, three items a push.
+    fn two_rooms(content: &str, realistic: bool) -> PushConfig {
+        PushConfig {
+            host_ports: vec![String::new()],
+            bigo_path: String::new(),
+            account: String::new(),
+            password: String::new(),
+            platform_abbr: String::new(),
+            pushers: 1,
+            rooms: vec!["r0".into(), "r1".into()],
+            items_per_push: 3,
+            window: 1,
+            closed_loop: false,
+            content: content.into(),
+            realistic,
+        }
+    }
+
     #[test]
     fn content_pads_the_event_to_the_asked_size() {
         let content = content_for(250, "bench-1-0");
@@ -470,20 +488,7 @@ mod tests {
 
     #[test]
     fn push_data_is_json_with_unique_data_seqs() {
-        let cfg = PushConfig {
-            host_ports: vec![String::new()],
-            bigo_path: String::new(),
-            account: String::new(),
-            password: String::new(),
-            platform_abbr: String::new(),
-            pushers: 1,
-            rooms: vec!["r0".into(), "r1".into()],
-            items_per_push: 3,
-            window: 1,
-            closed_loop: false,
-            content: "xx".into(),
-            realistic: false,
-        };
+        let cfg = two_rooms("xx", false);
         let v: serde_json::Value = serde_json::from_str(&push_data(&cfg, 7, 1, 5)).unwrap();
         assert_eq!(v["game_sess"], "r1");
         let seqs: Vec<&str> =
@@ -493,20 +498,7 @@ mod tests {
 
     #[test]
     fn a_realistic_push_carries_the_simulators_items_under_our_seqid_and_room() {
-        let cfg = PushConfig {
-            host_ports: vec![String::new()],
-            bigo_path: String::new(),
-            account: String::new(),
-            password: String::new(),
-            platform_abbr: String::new(),
-            pushers: 1,
-            rooms: vec!["r0".into(), "r1".into()],
-            items_per_push: 3,
-            window: 1,
-            closed_loop: false,
-            content: String::new(),
-            realistic: true,
-        };
+        let cfg = two_rooms("", true);
         let mut mix = realistic_mix(&cfg, 0).unwrap();
         let mut types = std::collections::HashSet::new();
         for seqid in 0..200 {

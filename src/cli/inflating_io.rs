@@ -13,7 +13,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
-use actors::protocol::deflate::{InflateError, ServerFrames};
+use actors::protocol::deflate::ServerFrames;
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
@@ -107,18 +107,13 @@ impl<S> InflatingIo<S> {
             return Ok(());
         }
         self.frames.feed(bytes);
-        loop {
-            match self.frames.next_frame() {
-                Ok(Some(frame)) => self.out.extend_from_slice(&frame),
-                Ok(None) => return Ok(()),
-                Err(InflateError::TooBig) => {
-                    return Err(io::Error::new(io::ErrorKind::InvalidData, "a message inflates past 16 MiB"))
-                }
-                Err(InflateError::Corrupt) => {
-                    return Err(io::Error::new(io::ErrorKind::InvalidData, "a compressed message is not deflate"))
-                }
-            }
+        // A frame or message over 16 MiB, or a compressed one that is not deflate, ends the read.
+        while let Some(frame) =
+            self.frames.next_frame().map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?
+        {
+            self.out.extend_from_slice(&frame);
         }
+        Ok(())
     }
 }
 

@@ -11,9 +11,8 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use actix_http::error::PayloadError;
-use actix_http::ws::{Frame, Message, ProtocolError};
+use actix_http::ws::{Message, ProtocolError};
 use bytes::{Bytes, BytesMut};
-use bytestring::ByteString;
 use futures_util::Stream;
 use tokio_util::codec::Decoder;
 
@@ -33,7 +32,7 @@ impl<S> InflatingFrames<S> {
         Self {
             payload: Box::pin(payload),
             buf: BytesMut::new(),
-            codec: InflatingCodec::new(max_frame_bytes),
+            codec: InflatingCodec::server(max_frame_bytes, true),
             ended: false,
         }
     }
@@ -55,26 +54,12 @@ impl<S: Stream<Item = Result<Bytes, PayloadError>>> Stream for InflatingFrames<S
             }
         }
         match this.codec.decode(&mut this.buf) {
-            Ok(Some(frame)) => Poll::Ready(Some(message_of(frame))),
+            Ok(Some(message)) => Poll::Ready(Some(Ok(message))),
             Ok(None) if this.ended => Poll::Ready(None),
             Ok(None) => Poll::Pending,
             Err(e) => Poll::Ready(Some(Err(e))),
         }
     }
-}
-
-/// A decoded frame as the session takes it; text must be UTF-8.
-fn message_of(frame: Frame) -> Result<Message, ProtocolError> {
-    Ok(match frame {
-        Frame::Text(bytes) => Message::Text(
-            ByteString::try_from(bytes).map_err(|e| ProtocolError::Io(std::io::Error::other(e.to_string())))?,
-        ),
-        Frame::Binary(bytes) => Message::Binary(bytes),
-        Frame::Continuation(item) => Message::Continuation(item),
-        Frame::Ping(payload) => Message::Ping(payload),
-        Frame::Pong(payload) => Message::Pong(payload),
-        Frame::Close(reason) => Message::Close(reason),
-    })
 }
 
 #[cfg(test)]

@@ -11,15 +11,19 @@
 //! that did not offer it uses a window of 2^15, so with a smaller bound configured such a
 //! client is served without the extension.
 //!
-//! [`InflatingCodec`] reads a connection's frames with the extension agreed: actix-http's codec
-//! with RSV1 cleared before it and the compressed message inflated after it. The BIGO ingress
-//! decodes with it (`crate::ingress::inflating_frames`); the client transport does the same
-//! inline (`crate::clients::ws_conn`).
+//! [`InflatingCodec`] reads a connection's frames: actix-http's codec with RSV1 cleared before it
+//! and the compressed message inflated after it. Every reader of frames that may be compressed
+//! uses it: the client transport (`crate::clients::ws_conn`), the BIGO ingress
+//! (`crate::ingress::inflating_frames`) and, through [`ServerFrames`], `danmu-broker listen`.
 
-use actix_http::ws::{Codec, Frame, ProtocolError};
-use bytes::{BufMut, Bytes, BytesMut};
+use actix_http::ws::{Codec, Frame, Message, OpCode, Parser, ProtocolError};
+use bytes::{Bytes, BytesMut};
+use bytestring::ByteString;
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
-use tokio_util::codec::Decoder;
+use tokio_util::codec::{Decoder, Encoder};
+
+/// The first header bit an extension may use: permessage-deflate's "compressed" (RFC 7692 6).
+const RSV1: u8 = 0x40;
 
 /// The tail every sync-flushed message ends with, left off on the wire (RFC 7692 7.2.1).
 const TAIL: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
@@ -110,19 +114,8 @@ pub fn deflate(payload: &[u8]) -> Bytes {
 /// One unmasked, final, compressed text frame (RSV1 set) holding `compressed`.
 pub fn compressed_text_frame(compressed: &[u8]) -> Bytes {
     let mut out = BytesMut::with_capacity(compressed.len() + 10);
-    out.put_u8(0x80 | 0x40 | 0x1);
-    match compressed.len() {
-        n if n < 126 => out.put_u8(n as u8),
-        n if n <= u16::MAX as usize => {
-            out.put_u8(126);
-            out.put_u16(n as u16);
-        }
-        n => {
-            out.put_u8(127);
-            out.put_u64(n as u64);
-        }
-    }
-    out.put_slice(compressed);
+    Parser::write_message(&mut out, compressed, OpCode::Text, true, false);
+    out[0] |= RSV1;
     out.freeze()
 }
 
@@ -166,64 +159,106 @@ pub fn inflate(compressed: &[u8], max: usize) -> Result<Vec<u8>, InflateError> {
     }
 }
 
-/// actix-http's WebSocket decoder (server side) for a connection that agreed the extension:
-/// a frame with RSV1 set is a compressed message, its bit cleared for the codec (which refuses
-/// any RSV bit) and its payload inflated under the frame limit. A message that inflates past
-/// the limit is [`ProtocolError::Overflow`], as a frame over it is (close 1009); one that is
-/// not deflate, or that is fragmented (browsers and `ws` send one frame), or a compressed
-/// control frame, is a protocol error (close 1002). No inflate state outlives a message.
+/// actix-http's WebSocket decoder with the extension's reading side in front of it: the one
+/// place this broker reads frames that may be compressed, on the client connection
+/// (`crate::clients::ws_conn`), the BIGO ingress (`crate::ingress::inflating_frames`) and, in
+/// client mode, `danmu-broker listen` ([`ServerFrames`]).
+///
+/// When the extension was agreed, a frame with RSV1 set is a compressed message: its bit is
+/// cleared for the codec (which refuses any RSV bit) and its payload inflated under the frame
+/// limit. A message that inflates past the limit is [`ProtocolError::Overflow`], as a frame
+/// over it is (close 1009); one that is not deflate, or that is fragmented (browsers and `ws`
+/// send one frame), or a compressed control frame, is a protocol error (close 1002). Without
+/// the extension RSV1 is refused by the codec. No inflate state outlives a message, so an idle
+/// connection holds none. Text must be UTF-8 (a protocol error otherwise).
 pub struct InflatingCodec {
     codec: Codec,
     max_frame_bytes: usize,
+    /// permessage-deflate was agreed: RSV1 marks a compressed message.
+    agreed: bool,
     /// The frame at the front of the input had RSV1 set, cleared for the codec.
     compressed_next: bool,
 }
 
 impl InflatingCodec {
-    pub fn new(max_frame_bytes: usize) -> Self {
-        Self { codec: Codec::new().max_size(max_frame_bytes), max_frame_bytes, compressed_next: false }
+    /// Reads a client's (masked) frames, on a connection that `agreed` the extension or not.
+    pub fn server(max_frame_bytes: usize, agreed: bool) -> Self {
+        Self { codec: Codec::new().max_size(max_frame_bytes), max_frame_bytes, agreed, compressed_next: false }
+    }
+
+    /// Reads a server's (unmasked) frames, once the server agreed the extension.
+    pub fn client(max_frame_bytes: usize) -> Self {
+        Self { codec: Codec::new().max_size(max_frame_bytes).client_mode(), ..Self::server(max_frame_bytes, true) }
+    }
+
+    /// Whether the connection agreed permessage-deflate.
+    pub fn agreed(&self) -> bool {
+        self.agreed
     }
 }
 
 impl Decoder for InflatingCodec {
-    type Item = Frame;
+    type Item = Message;
     type Error = ProtocolError;
 
-    fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Frame>, ProtocolError> {
-        if !self.compressed_next && buf.first().is_some_and(|b| b & 0x40 != 0) {
-            buf[0] &= !0x40;
+    fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Message>, ProtocolError> {
+        if self.agreed && !self.compressed_next && buf.first().is_some_and(|b| b & RSV1 != 0) {
+            buf[0] &= !RSV1;
             self.compressed_next = true;
         }
         let Some(frame) = self.codec.decode(buf)? else { return Ok(None) };
-        if !std::mem::take(&mut self.compressed_next) {
-            return Ok(Some(frame));
-        }
-        let inflated = |payload: &[u8]| match inflate(payload, self.max_frame_bytes) {
-            Ok(message) => Ok(Bytes::from(message)),
-            Err(InflateError::TooBig) => Err(ProtocolError::Overflow),
-            Err(InflateError::Corrupt) => Err(invalid("not a deflate stream")),
+        let frame = match std::mem::take(&mut self.compressed_next) {
+            true => inflated(frame, self.max_frame_bytes)?,
+            false => frame,
         };
-        match frame {
-            Frame::Text(payload) => Ok(Some(Frame::Text(inflated(&payload)?))),
-            Frame::Binary(payload) => Ok(Some(Frame::Binary(inflated(&payload)?))),
-            Frame::Continuation(_) => Err(invalid("a compressed message must come in one frame")),
-            _ => Err(invalid("a control frame cannot be compressed")),
-        }
+        message_of(frame).map(Some)
     }
 }
 
+/// A compressed frame as the plain one it holds: a whole text or binary message inflated under
+/// `max` (a bomb is refused as too large without inflating the rest).
+fn inflated(frame: Frame, max: usize) -> Result<Frame, ProtocolError> {
+    let inflated = |payload: &[u8]| match inflate(payload, max) {
+        Ok(message) => Ok(Bytes::from(message)),
+        Err(InflateError::TooBig) => Err(ProtocolError::Overflow),
+        Err(InflateError::Corrupt) => Err(invalid("not a deflate stream")),
+    };
+    match frame {
+        Frame::Text(payload) => Ok(Frame::Text(inflated(&payload)?)),
+        Frame::Binary(payload) => Ok(Frame::Binary(inflated(&payload)?)),
+        Frame::Continuation(_) => Err(invalid("a compressed message must come in one frame")),
+        _ => Err(invalid("a control frame cannot be compressed")),
+    }
+}
+
+/// A decoded frame as a message; text must be UTF-8.
+fn message_of(frame: Frame) -> Result<Message, ProtocolError> {
+    Ok(match frame {
+        Frame::Text(bytes) => Message::Text(ByteString::try_from(bytes).map_err(|e| invalid(e.to_string()))?),
+        Frame::Binary(bytes) => Message::Binary(bytes),
+        Frame::Continuation(item) => Message::Continuation(item),
+        Frame::Ping(payload) => Message::Ping(payload),
+        Frame::Pong(payload) => Message::Pong(payload),
+        Frame::Close(reason) => Message::Close(reason),
+    })
+}
+
 /// The server's frames as a client reads them, with each compressed message rewritten as the
-/// plain frame it holds (RSV1 cleared, payload inflated under `max` bytes): for a client whose
-/// WebSocket library does not speak the extension (`danmu-broker listen` on tokio-tungstenite),
-/// placed between the socket and the library. Other frames pass unchanged.
+/// plain frame it holds: for a client whose WebSocket library does not speak the extension
+/// (`danmu-broker listen` on tokio-tungstenite), placed between the socket and the library.
+/// Each frame is read by [`InflatingCodec`] in client mode and written again, unmasked as a
+/// server's frames are, by actix-http's codec.
 pub struct ServerFrames {
     buf: BytesMut,
-    max: usize,
+    frames: InflatingCodec,
+    /// Server mode: writes frames unmasked.
+    plain: Codec,
 }
 
 impl ServerFrames {
+    /// Frames and messages over `max` bytes are refused ([`ProtocolError::Overflow`]).
     pub fn new(max: usize) -> Self {
-        Self { buf: BytesMut::new(), max }
+        Self { buf: BytesMut::new(), frames: InflatingCodec::client(max), plain: Codec::new().max_size(max) }
     }
 
     /// Bytes read from the socket.
@@ -231,51 +266,16 @@ impl ServerFrames {
         self.buf.extend_from_slice(bytes);
     }
 
-    /// The next whole frame, rewritten if it was compressed; `None` until one is complete.
-    pub fn next_frame(&mut self) -> Result<Option<Bytes>, InflateError> {
-        let b = &self.buf[..];
-        let (Some(&first), Some(&second)) = (b.first(), b.get(1)) else { return Ok(None) };
-        let (len, header) = match second & 0x7f {
-            126 if b.len() >= 4 => (u64::from(u16::from_be_bytes([b[2], b[3]])), 4),
-            127 if b.len() >= 10 => (u64::from_be_bytes([b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9]]), 10),
-            126 | 127 => return Ok(None),
-            n => (u64::from(n), 2),
-        };
-        let header = header + if second & 0x80 != 0 { 4 } else { 0 };
-        let len = usize::try_from(len).ok().filter(|&n| n <= self.max).ok_or(InflateError::TooBig)?;
-        if b.len() < header + len {
-            self.buf.reserve(header + len - b.len());
-            return Ok(None);
-        }
-        let frame = self.buf.split_to(header + len).freeze();
-        // Compressed: RSV1 on a final text or binary frame (a server's frames are not masked;
-        // a masked one is passed on for the library to refuse).
-        if first & 0x40 == 0 || second & 0x80 != 0 {
-            return Ok(Some(frame));
-        }
-        if first & 0x80 == 0 || !matches!(first & 0x0f, 0x1 | 0x2) {
-            return Err(InflateError::Corrupt);
-        }
-        let message = inflate(&frame[header..], self.max)?;
-        let mut out = BytesMut::with_capacity(message.len() + 10);
-        out.put_u8(first & !0x40);
-        match message.len() {
-            n if n < 126 => out.put_u8(n as u8),
-            n if n <= u16::MAX as usize => {
-                out.put_u8(126);
-                out.put_u16(n as u16);
-            }
-            n => {
-                out.put_u8(127);
-                out.put_u64(n as u64);
-            }
-        }
-        out.put_slice(&message);
+    /// The next whole frame, plain; `None` until one is complete.
+    pub fn next_frame(&mut self) -> Result<Option<Bytes>, ProtocolError> {
+        let Some(message) = self.frames.decode(&mut self.buf)? else { return Ok(None) };
+        let mut out = BytesMut::new();
+        self.plain.encode(message, &mut out)?;
         Ok(Some(out.freeze()))
     }
 }
 
-fn invalid(why: &'static str) -> ProtocolError {
+fn invalid(why: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> ProtocolError {
     ProtocolError::Io(std::io::Error::new(std::io::ErrorKind::InvalidData, why))
 }
 
@@ -335,50 +335,48 @@ mod tests {
     }
 
     /// A masked client frame: `first` (FIN, RSV1, opcode) and `payload`.
-    fn client_frame(first: u8, payload: &[u8]) -> Vec<u8> {
-        let mask = [1, 2, 3, 4];
-        let mut out = vec![first];
-        match payload.len() {
-            n if n < 126 => out.push(0x80 | n as u8),
-            n => {
-                out.push(0x80 | 126);
-                out.extend_from_slice(&(n as u16).to_be_bytes());
-            }
-        }
-        out.extend_from_slice(&mask);
-        out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    fn client_frame(first: u8, payload: &[u8]) -> BytesMut {
+        let mut out = BytesMut::new();
+        Parser::write_message(&mut out, payload, OpCode::from(first & 0x0f), first & 0x80 != 0, true);
+        out[0] |= first & RSV1;
         out
     }
 
     #[test]
     fn the_inflating_codec_inflates_compressed_frames_and_passes_plain_ones() {
         let json = r#"{"uri":"dataReception","data":"{\"seqid\":\"1\"}"}"#.repeat(10);
-        let mut codec = InflatingCodec::new(4096);
-        let mut input = BytesMut::new();
-        input.extend_from_slice(&client_frame(0xC1, &deflate(json.as_bytes())));
+        let mut codec = InflatingCodec::server(4096, true);
+        let mut input = client_frame(0xC1, &deflate(json.as_bytes()));
         input.extend_from_slice(&client_frame(0x81, b"plain"));
         // The compressed frame arrives in two reads: RSV1 is cleared once and remembered.
         let mut first = input.split_to(5);
         assert!(codec.decode(&mut first).unwrap().is_none());
         first.unsplit(input);
         let mut input = first;
-        assert!(matches!(codec.decode(&mut input).unwrap(), Some(Frame::Text(t)) if t == json.as_bytes()));
-        assert!(matches!(codec.decode(&mut input).unwrap(), Some(Frame::Text(t)) if &t[..] == b"plain"));
+        assert!(matches!(codec.decode(&mut input).unwrap(), Some(Message::Text(t)) if t == json.as_str()));
+        assert!(matches!(codec.decode(&mut input).unwrap(), Some(Message::Text(t)) if t == "plain"));
         assert!(codec.decode(&mut input).unwrap().is_none());
     }
 
     #[test]
     fn the_inflating_codec_refuses_a_bomb_as_too_big_and_garbage_or_fragments_as_protocol_errors() {
-        let mut codec = InflatingCodec::new(64 << 10);
+        let mut codec = InflatingCodec::server(64 << 10, true);
         let bomb = deflate(&vec![b'a'; 1 << 20]);
-        let mut input = BytesMut::from(&client_frame(0xC1, &bomb)[..]);
-        assert!(matches!(codec.decode(&mut input), Err(ProtocolError::Overflow)));
-        let mut input = BytesMut::from(&client_frame(0xC1, b"\xff\xff not deflate")[..]);
-        assert!(matches!(InflatingCodec::new(1024).decode(&mut input), Err(ProtocolError::Io(_))));
-        let mut input = BytesMut::from(&client_frame(0x41, &deflate(b"first half"))[..]);
-        assert!(matches!(InflatingCodec::new(1024).decode(&mut input), Err(ProtocolError::Io(_))));
-        let mut input = BytesMut::from(&client_frame(0xC9, b"")[..]);
-        assert!(matches!(InflatingCodec::new(1024).decode(&mut input), Err(ProtocolError::Io(_))));
+        assert!(matches!(codec.decode(&mut client_frame(0xC1, &bomb)), Err(ProtocolError::Overflow)));
+        let refused = |frame: &[u8]| {
+            let mut input = BytesMut::from(frame);
+            matches!(InflatingCodec::server(1024, true).decode(&mut input), Err(ProtocolError::Io(_)))
+        };
+        assert!(refused(&client_frame(0xC1, b"\xff\xff not deflate")));
+        assert!(refused(&client_frame(0x41, &deflate(b"first half"))), "fragmented");
+        assert!(refused(&client_frame(0xC9, b"")), "a compressed ping");
+        assert!(refused(&client_frame(0x81, b"\xff not utf-8")));
+    }
+
+    #[test]
+    fn without_the_extension_rsv1_is_refused() {
+        let mut input = client_frame(0xC1, &deflate(b"compressed"));
+        assert!(matches!(InflatingCodec::server(1024, false).decode(&mut input), Err(ProtocolError::Io(_))));
     }
 
     #[test]
@@ -388,15 +386,15 @@ mod tests {
         let plain = crate::room::text_frame(b"{\"action\":\"pong\"}");
         let mut frames = ServerFrames::new(1 << 20);
         frames.feed(&compressed[..3]);
-        assert_eq!(frames.next_frame(), Ok(None));
+        assert_eq!(frames.next_frame().unwrap(), None);
         frames.feed(&compressed[3..]);
         frames.feed(&plain);
-        assert_eq!(frames.next_frame(), Ok(Some(crate::room::text_frame(json.as_bytes()))));
-        assert_eq!(frames.next_frame(), Ok(Some(plain)), "a plain frame passes unchanged");
-        assert_eq!(frames.next_frame(), Ok(None));
+        assert_eq!(frames.next_frame().unwrap(), Some(crate::room::text_frame(json.as_bytes())));
+        assert_eq!(frames.next_frame().unwrap(), Some(plain), "a plain frame passes unchanged");
+        assert_eq!(frames.next_frame().unwrap(), None);
         let mut bounded = ServerFrames::new(1024);
         bounded.feed(&compressed_text_frame(&deflate(&[b'a'; 4096])));
-        assert_eq!(bounded.next_frame(), Err(InflateError::TooBig));
+        assert!(matches!(bounded.next_frame(), Err(ProtocolError::Overflow)));
     }
 
     #[test]
