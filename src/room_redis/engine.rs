@@ -38,6 +38,9 @@ pub const QUEUE_CHECK_EVERY: Duration = Duration::from_millis(100);
 /// renewal brought news: see `owner::watch`).
 const WATCH_EVERY: Duration = Duration::from_millis(250);
 
+/// History entries (commits) read per round trip.
+const HISTORY_PAGE: usize = 100;
+
 /// How long an owner waits before subscribing to its wake-ups again after a failure.
 const WAKE_RETRY: Duration = Duration::from_millis(500);
 
@@ -329,30 +332,42 @@ impl RedisEngine {
         Output::Joined { session: join.s, answer: join.a }
     }
 
-    /// Events `from..=to` from the room's history stream.
+    /// Events `from..=to` from the room's history stream, where each commit is one entry
+    /// (`<its last seq>-1`, its events as one JSON array): read page by page from the first entry
+    /// that ends at or after `from`, until an event past `to`.
     fn fetch_events(&self, from: u64, to: u64) -> impl std::future::Future<Output = Option<Vec<WireEvent>>> + 'static {
         let mut conn = self.shared.conn.clone();
         let stream = self.key("events");
         async move {
-            let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
-                .arg(stream)
-                .arg(format!("{from}-1"))
-                .arg(format!("{to}-1"))
-                .query_async(&mut conn)
-                .await
-                .ok()?;
-            Some(
-                reply
-                    .ids
-                    .into_iter()
-                    .filter_map(|id| {
-                        let seq = id.id.split('-').next()?.parse().ok()?;
-                        let json: String = id.get("e")?;
-                        let x = id.get::<String>("x").and_then(|x| x.parse().ok());
-                        Some(WireEvent { seq, x, j: json })
-                    })
-                    .collect(),
-            )
+            let mut found = Vec::new();
+            let mut start = format!("{from}-1");
+            loop {
+                let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
+                    .arg(&stream)
+                    .arg(&start)
+                    .arg("+")
+                    .arg("COUNT")
+                    .arg(HISTORY_PAGE)
+                    .query_async(&mut conn)
+                    .await
+                    .ok()?;
+                let page = reply.ids.len();
+                for entry in reply.ids {
+                    start = format!("({}", entry.id);
+                    let events = entry.get::<String>("e").and_then(|j| serde_json::from_str::<Vec<WireEvent>>(&j).ok());
+                    for event in events.unwrap_or_default() {
+                        if event.seq > to {
+                            return Some(found);
+                        }
+                        if event.seq >= from {
+                            found.push(event);
+                        }
+                    }
+                }
+                if page < HISTORY_PAGE {
+                    return Some(found);
+                }
+            }
         }
     }
 }
@@ -417,10 +432,15 @@ impl Engine for RedisEngine {
         Vec::new()
     }
 
+    /// The history the room keeps is its newest `room.history_len` events, as on one node (the
+    /// newest being the joiner's own `enter_room`, `to + 1`); the stream keeps whole commits, so
+    /// it may hold a few older ones, which are not replayed.
     fn history(&self, from: u64, to: u64) -> BoxFuture<Vec<RoomEvent>> {
         let fetch = self.fetch_events(from, to);
+        let kept = self.shared.config.history_len.max(1) as u64;
         Box::pin(async move {
-            let found = fetch.await.unwrap_or_default();
+            let mut found = fetch.await.unwrap_or_default();
+            found.retain(|e| e.seq.saturating_add(kept) > to.saturating_add(1));
             found.into_iter().map(|e| RoomEvent::from_json(Some(e.seq), e.x, ByteString::from(e.j))).collect()
         })
     }

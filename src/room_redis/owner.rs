@@ -286,7 +286,8 @@ impl RedisEngine {
                         owner.seqids.push(seqid);
                     }
                     merge(&mut effects, fx);
-                    owner.held.push_back(id.clone());
+                    // Its items, if any were taken, arrived before this number.
+                    owner.held.push_back((id.clone(), owner.core.arrivals() + 1));
                 }
                 // Applied before the last commit: its effects are in the state already.
                 _ if already_applied => {}
@@ -370,13 +371,14 @@ impl RedisEngine {
         let Some(owner) = self.owner.as_mut() else { return };
         // Told once committed: a commit that fails is made again by the next owner.
         let membership = effects.membership.clone();
-        // While anything is held, any push read since the buffer was last empty may hold it:
-        // the input stream is trimmed no further than the oldest of them.
-        if owner.core.held() == 0 {
-            owner.held.clear();
+        // The input stream is trimmed no further than the oldest push that still has an item in
+        // the reorder buffer (a room under steady load always holds some, but not old ones).
+        let oldest_held = owner.core.oldest_held();
+        while owner.held.front().is_some_and(|(_, end)| oldest_held.is_none_or(|oldest| *end <= oldest)) {
+            owner.held.pop_front();
         }
         owner.dirty = false;
-        let mut trim = owner.held.front().cloned().unwrap_or_else(|| owner.applied.clone());
+        let mut trim = owner.held.front().map(|(id, _)| id.clone()).unwrap_or_else(|| owner.applied.clone());
         if trim == owner.trimmed {
             trim = String::new();
         } else {
@@ -421,11 +423,19 @@ impl RedisEngine {
             changed.insert(session, entry);
         }
         let applied = owner.applied.clone();
+        // The commit's events go into the history as one entry, `<last seq>-1`; the history
+        // keeps every entry with an event among the last `room.history_len`.
+        let (last_seq, history) = match published.events.last() {
+            Some(last) => (last.seq.to_string(), serde_json::to_string(&published.events).unwrap_or_default()),
+            None => (String::new(), String::new()),
+        };
+        let next_seq = owner.core.state_without_members().next_seq;
+        let keep_from = next_seq.saturating_sub(self.shared.config.history_len.max(1) as u64);
         let keys: Vec<String> =
             ["lease", "events", "state", "seen", "in", "members"].iter().map(|w| self.key(w)).collect();
         let mut args: Vec<String> = vec![
             self.shared.node_id.clone(),
-            self.shared.config.history_len.max(1).to_string(),
+            String::new(),
             if trim_seen { seen_cap.to_string() } else { "0".to_string() },
             actors::protocol::now_ms().to_string(),
             state,
@@ -434,11 +444,10 @@ impl RedisEngine {
             self.key("ch"),
             message,
             self.shared.conn.publish_command().to_string(),
-            published.events.len().to_string(),
+            last_seq,
+            history,
+            format!("{keep_from}-0"),
         ];
-        for e in published.events {
-            args.extend([e.seq.to_string(), e.x.map(|x| x.to_string()).unwrap_or_default(), e.j]);
-        }
         args.push(seen.len().to_string());
         args.extend(seen);
         let (puts, dels): (Vec<_>, Vec<_>) = changed.into_iter().partition(|(_, entry)| entry.is_some());

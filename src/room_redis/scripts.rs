@@ -60,14 +60,15 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 ";
 
-/// KEYS: lease, events, state, seen, in, members. ARGV: node, history_len, seen cap ("0": not
+/// KEYS: lease, events, state, seen, in, members. ARGV: node, (unused), seen cap ("0": not
 /// trimmed this time), now ms, core state (without the members), applied id, trim id ("" =
-/// none), channel, message ("" = none), publish command (as for INGEST), then n events and
-/// their seq/exclude/json triples (exclude "" = none), then n dedup keys (`d|…`, `s|…`), then
+/// none), channel, message ("" = none), publish command (as for INGEST), the last event's seq
+/// ("" = no events), the events (one JSON array, stored as one entry `<last seq>-1`), the
+/// history's lower bound (entries below it are trimmed), then n dedup keys (`d|…`, `s|…`), then
 /// n member entries and session/entry pairs, then n members gone and their sessions.
 /// Answers 1 when committed, 0 when the lease is not ours. An events stream that already
-/// holds the first event's seq fails the first XADD, before anything is written (a script
-/// that fails half-way keeps what it wrote, so every check comes before the first write).
+/// holds the last event's seq fails the XADD, before anything is written (a script that fails
+/// half-way keeps what it wrote, so every check comes before the first write).
 pub const COMMIT: &str = r"
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 local function chunked(cmd, key, list)
@@ -75,11 +76,10 @@ local function chunked(cmd, key, list)
     redis.call(cmd, key, unpack(list, s, math.min(s + 999, #list)))
   end
 end
-local i = 12
-for _ = 1, tonumber(ARGV[11]) do
-  redis.call('XADD', KEYS[2], 'MAXLEN', '=', ARGV[2], ARGV[i] .. '-1', 'x', ARGV[i + 1], 'e', ARGV[i + 2])
-  i = i + 3
+if ARGV[11] ~= '' then
+  redis.call('XADD', KEYS[2], 'MINID', ARGV[13], ARGV[11] .. '-1', 'e', ARGV[12])
 end
+local i = 14
 local list = {}
 for _ = 1, tonumber(ARGV[i]) do
   list[#list + 1] = ARGV[4]

@@ -98,8 +98,9 @@ pub struct Owner {
     pub(super) last_read: String,
     /// The last input applied and committed.
     pub(super) applied: String,
-    /// Push inputs read since the reorder buffer was last empty (their items may be held).
-    pub(super) held: VecDeque<String>,
+    /// Push inputs that may have items in the reorder buffer, oldest first: each with the
+    /// arrival number after its last item's (see `RoomCore::oldest_held`).
+    pub(super) held: VecDeque<(String, u64)>,
     /// Effects applied to the core and not yet sent to Redis (see [`RedisEngine::pump`]).
     pub(super) staged: Option<(Effects, Published)>,
     /// The input stream may hold inputs not read yet (the wake-up channel was subscribed

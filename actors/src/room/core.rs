@@ -189,6 +189,17 @@ impl RoomCore {
         self.reorder.len()
     }
 
+    /// Items taken into the reorder buffer so far: a push whose items all arrived before
+    /// [`Self::oldest_held`] holds none of them any more.
+    pub fn arrivals(&self) -> u64 {
+        self.reorder.arrivals()
+    }
+
+    /// The arrival number of the oldest item still in the reorder buffer.
+    pub fn oldest_held(&self) -> Option<u64> {
+        self.reorder.oldest_held()
+    }
+
     fn is_ended(&self) -> bool {
         self.live_status.is_some_and(LiveStatus::is_ended)
     }

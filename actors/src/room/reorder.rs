@@ -65,6 +65,17 @@ impl<T> ReorderBuffer<T> {
         self.held.len()
     }
 
+    /// How many items have arrived so far (the arrival number of the last one).
+    pub fn arrivals(&self) -> u64 {
+        self.arrivals
+    }
+
+    /// The arrival number of the oldest item still held (O(n): asked once per commit of a
+    /// shared room, to know how far its input stream may be trimmed).
+    pub fn oldest_held(&self) -> Option<u64> {
+        self.held.iter().map(|Reverse(h)| h.arrival_no).min()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.held.is_empty()
     }
