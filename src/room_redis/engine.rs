@@ -30,9 +30,9 @@ use super::state::{Answer, Ctx, Front, Outgoing, Owner, RedisEngine};
 use super::wire::{AckWire, Input as WireInput, JoinAnswerWire, Published, WireEvent};
 use crate::cluster::bus::{BusMessage, Subscribe, Unsubscribe};
 
-/// How often at most a node reads the length of a room's input stream with its inputs (the
-/// queue cap, docs/protocol.md 1.4), while the stream is under half full.
-pub const QUEUE_CHECK_EVERY: Duration = Duration::from_millis(100);
+/// How often a node reads the length of a room's input stream with its inputs (the queue cap,
+/// docs/protocol.md 1.4) while it is far from the cap.
+pub const QUEUE_CHECK_EVERY: Duration = Duration::from_secs(5);
 
 /// How often a room looks at what its node's presence last saw (no Redis call unless a
 /// renewal brought news: see `owner::watch`).
@@ -53,11 +53,15 @@ impl RedisEngine {
         self.send_outbox(ctx);
     }
 
-    /// Whether this call reads the input stream's length (the queue cap): at most every
-    /// [`QUEUE_CHECK_EVERY`], and every time while it is over half full.
+    /// Whether this call reads the input stream's length (the queue cap): every
+    /// [`QUEUE_CHECK_EVERY`], and sooner once the length last read and the inputs this node
+    /// stored since reach a quarter of the cap (so the stream may pass the cap by up to a
+    /// quarter of it per node).
     fn queue_check_due(&self, now: Instant) -> bool {
         let cap = self.shared.config.queue_len as u64;
-        self.queue_checked.is_none_or(|(at, len)| len >= cap / 2 || now.duration_since(at) >= QUEUE_CHECK_EVERY)
+        self.queue_checked.is_none_or(|(at, len)| {
+            len.saturating_add(self.stored_since_check) >= cap / 4 || now.duration_since(at) >= QUEUE_CHECK_EVERY
+        })
     }
 
     /// Sends every input waiting in the outbox with one script call, unless a call (or the
@@ -104,6 +108,9 @@ impl RedisEngine {
                 Ok((holder, stored, len)) => {
                     if check_queue {
                         engine.queue_checked = Some((now, len));
+                        engine.stored_since_check = 0;
+                    } else {
+                        engine.stored_since_check += stored.iter().filter(|fate| **fate == 0).count() as u64;
                     }
                     if holder != "?" {
                         engine.claim_if_vacant(&holder, ctx);

@@ -39,6 +39,9 @@ const READ_COUNT: usize = 500;
 /// How long inputs whose effects nobody sees yet wait for a commit at most.
 pub const LAZY_COMMIT: Duration = Duration::from_secs(1);
 
+/// How often at most the owner trims its input stream.
+const TRIM_EVERY: Duration = Duration::from_secs(5);
+
 /// Dedup keys written between two trims of the room's dedup set to its cap.
 const SEEN_TRIM_EVERY: usize = 1024;
 
@@ -142,7 +145,8 @@ impl RedisEngine {
                 seqids: Vec::new(),
                 taken_before: Some(seqids),
                 seen_since_trim: 0,
-                trimmed: String::new(),
+                trimmed: (String::new(), Instant::now()),
+                read_since_trim: 0,
                 node_of,
                 release_timer: None,
             });
@@ -270,6 +274,7 @@ impl RedisEngine {
                 continue;
             }
             owner.last_read = id.clone();
+            owner.read_since_trim += 1;
             applied_any = true;
             let already_applied = stream_id_le(&id, &owner.applied);
             let Ok(input) = serde_json::from_str::<Input>(&body) else {
@@ -378,11 +383,17 @@ impl RedisEngine {
             owner.held.pop_front();
         }
         owner.dirty = false;
+        // Trimmed every TRIM_EVERY, or once a quarter of the queue cap was read since: a new
+        // owner reads a little more again, and a quiet room does not trim once per push.
         let mut trim = owner.held.front().map(|(id, _)| id.clone()).unwrap_or_else(|| owner.applied.clone());
-        if trim == owner.trimmed {
+        let now = Instant::now();
+        let due = now.saturating_duration_since(owner.trimmed.1) >= TRIM_EVERY
+            || owner.read_since_trim >= self.shared.config.queue_len / 4;
+        if trim == owner.trimmed.0 || !due {
             trim = String::new();
         } else {
-            owner.trimmed = trim.clone();
+            owner.trimmed = (trim.clone(), now);
+            owner.read_since_trim = 0;
         }
         // The dedup keys of the released items and of the pushes taken; the set is trimmed to
         // its cap once enough keys were added to matter.
@@ -533,7 +544,12 @@ impl RedisEngine {
                 let Some(owner) = room.owner.as_mut() else { return };
                 owner.release_timer = None;
                 let effects = owner.core.tick(Now::real());
-                room.commit(effects, Published::default(), ctx);
+                if is_visible(&effects, &Published::default()) || !effects.released.is_empty() {
+                    room.commit(effects, Published::default(), ctx);
+                } else {
+                    // Nothing fell due yet (a timer a little early): no commit, look again.
+                    room.schedule_release(ctx);
+                }
             }));
         }
     }

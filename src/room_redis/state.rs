@@ -57,9 +57,11 @@ pub struct RedisEngine {
     /// this node learnt it. Asked for with the inputs only while not known (see `INGEST`).
     pub(super) holder: Option<(String, Instant)>,
     /// When the input stream's length was last read, and what it was: a node reads it with
-    /// its inputs at most every [`QUEUE_CHECK_EVERY`](super::engine::QUEUE_CHECK_EVERY),
-    /// or every time while the stream is over half full.
+    /// its inputs every [`QUEUE_CHECK_EVERY`](super::engine::QUEUE_CHECK_EVERY), and sooner
+    /// once that length and what it stored since reach a quarter of the cap.
     pub(super) queue_checked: Option<(Instant, u64)>,
+    /// Inputs this node stored since it last read the stream's length.
+    pub(super) stored_since_check: u64,
     /// The presence renewal this room last looked at (see `owner::watch`).
     pub(super) watched_round: u64,
 }
@@ -82,6 +84,7 @@ impl RedisEngine {
             last_activity: Instant::now(),
             holder: None,
             queue_checked: None,
+            stored_since_check: 0,
             watched_round: 0,
         }
     }
@@ -122,8 +125,10 @@ pub struct Owner {
     pub(super) taken_before: Option<Vec<String>>,
     /// Dedup keys written since the dedup set was last trimmed.
     pub(super) seen_since_trim: usize,
-    /// The id the input stream was last trimmed to.
-    pub(super) trimmed: String,
+    /// The id the input stream was last trimmed to, and when.
+    pub(super) trimmed: (String, Instant),
+    /// Inputs read since then.
+    pub(super) read_since_trim: usize,
     /// Which node each member session is on (direct frames, answers).
     pub(super) node_of: HashMap<SessionId, String>,
     pub(super) release_timer: Option<SpawnHandle>,
