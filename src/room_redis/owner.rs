@@ -346,9 +346,14 @@ impl RedisEngine {
             let room = front.engine_mut();
             let Some(owner) = room.owner.as_mut() else { return };
             owner.lazy_commit = None;
-            if owner.dirty {
-                room.commit(Effects::default(), Published::default(), ctx);
+            if !owner.dirty {
+                return;
             }
+            // A release on its way commits what was applied with it: look again after it.
+            if owner.release_timer.is_some() {
+                return room.commit_later(ctx);
+            }
+            room.commit(Effects::default(), Published::default(), ctx);
         }));
     }
 
