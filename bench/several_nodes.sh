@@ -93,6 +93,14 @@ node() {
   done
 }
 
+# pair NAME: two nodes on the run's Redis, NAME-a and NAME-b; their URLs go to $PAIR.
+pair() {
+  local a b
+  a=$(free_port); b=$(free_port)
+  node "$1-a" "$a" redis; node "$1-b" "$b" redis
+  PAIR="ws://127.0.0.1:$a,ws://127.0.0.1:$b"
+}
+
 stop_nodes() {
   for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
   PIDS=()
@@ -114,9 +122,8 @@ for run in "${RUNS[@]}"; do
       p=$(free_port); node redis1 "$p" redis
       bench --url "ws://127.0.0.1:$p" --workload w1 --rate "$RATES" --redis-port "$REDIS_PORT" --label W1-redis1 ;;
     two)
-      a=$(free_port); b=$(free_port)
-      node two-a "$a" redis; node two-b "$b" redis
-      bench --url "ws://127.0.0.1:$a,ws://127.0.0.1:$b" --pushers 2 --workload w1 --rate "$RATES" \
+      pair two
+      bench --url "$PAIR" --pushers 2 --workload w1 --rate "$RATES" \
         --redis-port "$REDIS_PORT" --label W1-two ;;
     ack)
       p=$(free_port); node ack-memory "$p" memory
@@ -125,14 +132,12 @@ for run in "${RUNS[@]}"; do
       p=$(free_port); node ack-redis "$p" redis
       bench --url "ws://127.0.0.1:$p" --clients 0 --rooms 10 --rate 100 --redis-port "$REDIS_PORT" --label ack-redis ;;
     quiet)
-      a=$(free_port); b=$(free_port)
-      node quiet-a "$a" redis; node quiet-b "$b" redis
-      bench --url "ws://127.0.0.1:$a,ws://127.0.0.1:$b" --pushers 2 --workload w8 --rooms "$QUIET_ROOMS" \
+      pair quiet
+      bench --url "$PAIR" --pushers 2 --workload w8 --rooms "$QUIET_ROOMS" \
         --redis-port "$REDIS_PORT" --label W8-quiet ;;
     idle)
-      a=$(free_port); b=$(free_port)
-      node idle-a "$a" redis; node idle-b "$b" redis
-      bench --url "ws://127.0.0.1:$a,ws://127.0.0.1:$b" --workload w9 --rooms "$IDLE_ROOMS" \
+      pair idle
+      bench --url "$PAIR" --workload w9 --rooms "$IDLE_ROOMS" \
         --clients $((IDLE_ROOMS * IDLE_MEMBERS)) --redis-port "$REDIS_PORT" --label W9-idle ;;
     *) echo "unknown run $run (one redis1 two ack quiet idle)" >&2; exit 2 ;;
   esac
