@@ -37,26 +37,19 @@ async fn node_on(id: &str, store: &str, prefix: &str) -> BrokerProcess {
 }
 
 async fn node_with_window(id: &str, store: &str, prefix: &str, reorder_window_ms: u64) -> BrokerProcess {
-    node_custom(id, store, prefix, TTL_MS, reorder_window_ms, "").await
+    node_custom(id, store, prefix, TTL_MS, &format!("reorder_window_ms: {reorder_window_ms}"), "").await
 }
 
-/// A node with its own `store.node_ttl_ms` and `client` settings (a YAML flow mapping's
-/// inside, "" for the defaults).
-async fn node_custom(
-    id: &str,
-    store: &str,
-    prefix: &str,
-    ttl_ms: u64,
-    reorder_window_ms: u64,
-    client: &str,
-) -> BrokerProcess {
+/// A node with its own `store.node_ttl_ms`, `room` and `client` settings (`room` and `client`:
+/// a YAML flow mapping's inside, "" for the defaults).
+async fn node_custom(id: &str, store: &str, prefix: &str, ttl_ms: u64, room: &str, client: &str) -> BrokerProcess {
     let port = free_port();
     let yaml = format!(
         "server: {{ host: 127.0.0.1, port: {port}, public_url: \"ws://127.0.0.1:{port}\", workers: 1 }}\n\
          store: {{ {store}, key_prefix: \"{prefix}\", node_id: \"{id}\", node_ttl_ms: {ttl_ms} }}\n\
          auth: {{ jwt_secret: \"{SECRET}\" }}\n\
          bigo: {{ accounts: [ {{ account: \"{}\", password: \"{}\" }} ], platform_abbr: \"{}\" }}\n\
-         room: {{ reorder_window_ms: {reorder_window_ms} }}\n\
+         room: {{ {room} }}\n\
          client: {{ {client} }}\n",
         common::ACCOUNT,
         common::PASSWORD,
@@ -657,6 +650,64 @@ async fn a_node_without_members_in_a_room_reads_none_of_its_traffic() {
     assert!(c_read < 20_000, "c read {c_read} bytes of a room it has no member in");
 }
 
+/// What Redis is asked about `channel`'s keys for `within`, watched with `MONITOR` on the test's
+/// own redis-server: the lines that name the room's hash tag. (The nodes' presence renewals
+/// are seen meanwhile: proof that the watch itself worked.)
+fn commands_about(redis_port: u16, channel: &str, within: Duration) -> Vec<String> {
+    let monitor = std::process::Command::new("timeout")
+        .arg(format!("{:.1}", within.as_secs_f64()))
+        .args(["redis-cli", "-p", &redis_port.to_string(), "monitor"])
+        .output()
+        .expect("timeout redis-cli monitor");
+    let out = String::from_utf8_lossy(&monitor.stdout).into_owned();
+    assert!(out.contains("EVALSHA") || out.contains("evalsha"), "MONITOR saw no presence renewal: {out:?}");
+    let tag = format!("room:{{{channel}}}");
+    out.lines().filter(|l| l.contains(&tag)).map(str::to_string).collect()
+}
+
+/// An owned room with nothing going on costs Redis nothing (its lease holds while its owner's
+/// presence does, and its owner is woken by inputs instead of polling), and a room with no
+/// members anywhere and no pushes stops and gives its lease up, after which nothing at all is
+/// sent about it (issue 21).
+#[actix_rt::test]
+async fn an_idle_room_sends_no_commands_and_one_without_members_gives_its_lease_up() {
+    let redis = RedisServer::start();
+    let prefix = unique_prefix();
+    let store = format!("kind: redis, redis_url: \"{}\", shared_rooms: true", redis.url());
+    let room = "reorder_window_ms: 100, idle_stop_ms: 500";
+    let a = node_custom("node-a", &store, &prefix, TTL_MS, room, "").await;
+    let b = node_custom("node-b", &store, &prefix, TTL_MS, room, "").await;
+    let mut ann = client_on(&a, "ann").await;
+    ann.enter("g-quiet").await;
+    let mut bob = client_on(&b, "bob").await;
+    bob.enter("g-quiet").await;
+    let mut bigo = bigo_on(&b).await;
+    assert_eq!(bigo.push(&chat_push("g-quiet", "q0", "one")).await["rescode"], 200);
+    assert_eq!(ann.events("send_topic_msg", 1).await[0]["content"], "one");
+    bob.events("send_topic_msg", 1).await;
+    // Past the presence renewals' own rounds (every 667 ms) and any commit still due.
+    actix_rt::time::sleep(Duration::from_millis(1_500)).await;
+    let seen = commands_about(redis.port, "g-quiet", Duration::from_secs(3));
+    assert!(seen.is_empty(), "an owned room with members and no traffic: {seen:?}");
+
+    // Everybody leaves, no pushes: the room stops on both nodes and its lease goes.
+    let lease = "room:{g-quiet}:lease";
+    assert!(common::live::redis_keys(&redis.url(), &prefix).contains_key(lease), "the room is owned");
+    drop(bigo);
+    for (member, user) in [(&mut ann, "ann"), (&mut bob, "bob")] {
+        let ack =
+            member.request("exit_room_report", serde_json::json!({"user_id": user, "channel_name": "g-quiet"})).await;
+        assert_eq!(ack["error_code"], 0, "{ack}");
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while common::live::redis_keys(&redis.url(), &prefix).contains_key(lease) {
+        assert!(Instant::now() < deadline, "the lease of a room nobody uses is still held");
+        actix_rt::time::sleep(Duration::from_millis(100)).await;
+    }
+    let seen = commands_about(redis.port, "g-quiet", Duration::from_secs(2));
+    assert!(seen.is_empty(), "a room with no members and no pushes: {seen:?}");
+}
+
 #[actix_rt::test]
 async fn the_session_rules_hold_across_nodes() {
     let (_redis, a, b) = shared_pair().await;
@@ -1028,8 +1079,8 @@ async fn a_client_pinging_every_second_through_an_enter_that_waits_is_not_closed
     let prefix = unique_prefix();
     let store = format!("kind: redis, redis_url: \"{}\", shared_rooms: true", redis.url());
     // A 6 s lease: a frozen owner keeps the room 4 s at least.
-    let a = node_custom("node-a", &store, &prefix, 6_000, 500, "").await;
-    let b = node_custom("node-b", &store, &prefix, 6_000, 500, "idle_timeout_ms: 2000").await;
+    let a = node_custom("node-a", &store, &prefix, 6_000, "reorder_window_ms: 500", "").await;
+    let b = node_custom("node-b", &store, &prefix, 6_000, "reorder_window_ms: 500", "idle_timeout_ms: 2000").await;
     let mut ann = client_on(&a, "ann").await;
     ann.enter("g-wait").await;
     let mut bob = client_on(&b, "bob").await;
@@ -1058,7 +1109,7 @@ async fn after_a_client_moved_off_a_frozen_node_user_info_is_right_on_every_node
     let prefix = unique_prefix();
     let store = format!("kind: redis, redis_url: \"{}\", shared_rooms: true", redis.url());
     // a closes a connection silent for 3 s: once it resumes, the old one goes at once.
-    let a = node_custom("node-a", &store, &prefix, TTL_MS, 500, "idle_timeout_ms: 3000").await;
+    let a = node_custom("node-a", &store, &prefix, TTL_MS, "reorder_window_ms: 500", "idle_timeout_ms: 3000").await;
     let b = node_with("node-b", &redis.url(), &prefix, true).await;
     let c = node_with("node-c", &redis.url(), &prefix, true).await;
     let mut bob = client_on(&b, "bob").await;

@@ -167,7 +167,14 @@ impl RedisEngine {
         // there when it claimed, so missing then means expired (not yet written, at best).
         let gone = !holder.is_empty() && holder != self.shared.node_id && liveness.is_gone(holder, learnt, now);
         let vacant = holder.is_empty() || holder == self.shared.node_id || gone;
-        if !liveness.is_fresh(now) || !self.lease.should_claim(vacant, self.step_busy) {
+        if !liveness.is_fresh(now) {
+            // This node's presence is not written yet (it is starting) or went stale: it claims
+            // once a renewal succeeds (`owner::watch`).
+            self.claim_pending = vacant;
+            return;
+        }
+        self.claim_pending = false;
+        if !self.lease.should_claim(vacant, self.step_busy) {
             return;
         }
         if gone {
@@ -474,7 +481,9 @@ impl Engine for RedisEngine {
     fn is_idle(&self) -> bool {
         let idle = Duration::from_millis(self.shared.config.idle_stop_ms);
         let quiet = self.last_activity.elapsed() >= idle && self.outbox.is_empty() && !self.outbox_busy;
-        quiet && self.owner.as_ref().is_none_or(Owner::is_idle)
+        // An owner stops only once everything it applied is committed: what it released is in
+        // the history and the dedup keys, so the next owner does not release it again.
+        quiet && !self.step_busy && self.owner.as_ref().is_none_or(Owner::is_idle)
     }
 }
 

@@ -578,7 +578,7 @@ impl RedisEngine {
         if self.lease.is_owned() {
             return self.remove_members_of_dead_nodes(ctx);
         }
-        if !self.subscribed || self.lease != Lease::NotOurs {
+        if !(self.subscribed || self.claim_pending) || self.lease != Lease::NotOurs {
             return;
         }
         if let Some((holder, _)) = self.holder.clone() {

@@ -64,6 +64,9 @@ pub struct RedisEngine {
     pub(super) stored_since_check: u64,
     /// The presence renewal this room last looked at (see `owner::watch`).
     pub(super) watched_round: u64,
+    /// The lease was vacant when this node could not claim it yet (its presence not written
+    /// or stale): it claims after its next renewal.
+    pub(super) claim_pending: bool,
 }
 
 impl RedisEngine {
@@ -86,6 +89,7 @@ impl RedisEngine {
             queue_checked: None,
             stored_since_check: 0,
             watched_round: 0,
+            claim_pending: false,
         }
     }
 
@@ -135,8 +139,8 @@ pub struct Owner {
 }
 
 impl Owner {
-    /// Nothing held and nobody in the room.
+    /// Nothing held, nobody in the room, and nothing left to commit.
     pub fn is_idle(&self) -> bool {
-        self.core.is_idle(Now::real())
+        self.core.is_idle(Now::real()) && self.staged.is_none() && !self.dirty && self.release_timer.is_none()
     }
 }

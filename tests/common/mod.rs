@@ -72,6 +72,9 @@ pub enum Engine {
     /// Two nodes on one Redis: members alternate between the nodes (the first on the node
     /// HTTP calls go to), BIGO pushes to the second.
     TwoNodes,
+    /// Two nodes, as [`Engine::TwoNodes`], on a Redis Cluster of three masters (one for the
+    /// whole test process, a key prefix per test).
+    ClusterTwoNodes,
 }
 
 pub struct TestBroker {
@@ -104,14 +107,20 @@ impl TestBroker {
         let _ = env_logger::builder().is_test(true).try_init();
         let mut config = test_config();
         adjust(&mut config);
-        let redis = (engine != Engine::Memory).then(live::RedisServer::start);
+        let redis = matches!(engine, Engine::Redis | Engine::TwoNodes).then(live::RedisServer::start);
         if let Some(redis) = &redis {
             config.store.kind = danmu_broker::config::StoreKind::Redis;
             config.store.redis_url = redis.url();
+        }
+        if engine == Engine::ClusterTwoNodes {
+            config.store.kind = danmu_broker::config::StoreKind::RedisCluster;
+            config.store.cluster_nodes = live::RedisCluster::shared().urls();
+        }
+        if engine != Engine::Memory {
             config.store.key_prefix = live::unique_prefix();
             config.store.shared_rooms = true;
         }
-        let count = if engine == Engine::TwoNodes { 2 } else { 1 };
+        let count = if matches!(engine, Engine::TwoNodes | Engine::ClusterTwoNodes) { 2 } else { 1 };
         let mut nodes = Vec::new();
         let mut shutdowns = Vec::new();
         let mut internal_addr = None;
@@ -445,7 +454,8 @@ impl AppClient {
     }
 }
 /// Runs each listed room test on every [`Engine`]: `on_every_engine!(a, b)` makes the tests
-/// `memory::a`, `redis::a`, `two_nodes::a`, ... of the `async fn a(engine: Engine)` above it.
+/// `memory::a`, `redis::a`, `two_nodes::a`, `cluster::a`, ... of the `async fn a(engine: Engine)`
+/// above it.
 #[macro_export]
 macro_rules! on_every_engine {
     ($($test:ident),* $(,)?) => {
@@ -457,6 +467,9 @@ macro_rules! on_every_engine {
         }
         mod two_nodes {
             $(#[actix_rt::test] async fn $test() { super::$test($crate::common::Engine::TwoNodes).await })*
+        }
+        mod cluster {
+            $(#[actix_rt::test] async fn $test() { super::$test($crate::common::Engine::ClusterTwoNodes).await })*
         }
     };
 }
