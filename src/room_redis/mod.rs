@@ -4,7 +4,7 @@
 //!
 //! - [`engine`]: [`RedisEngine`], every node's side: inputs into the room's stream, the room's
 //!   channel read back in order for this node's members, history from the events stream.
-//! - [`owner`]: the owner's side: the room's core on the stream's inputs, fenced commits, the
+//! - [`owner`]: the owner's side (its commits in [`commit`]): the room's core on the stream's inputs, fenced commits, the
 //!   lease renewed, members of dead nodes removed.
 //! - [`state`]: what one node knows of one room (the engine's and the owner's fields).
 //! - [`lease`]: the lease as a typed state, with its transitions. A lease holds while its
@@ -29,6 +29,7 @@ use crate::cluster::liveness::Liveness;
 use crate::cluster::presence::DeadNodes;
 use crate::store::conn::RedisConn;
 
+mod commit;
 pub mod engine;
 pub mod lease;
 pub mod owner;

@@ -22,28 +22,19 @@ use actix::fut::wrap_future;
 use actix::{ActorFutureExt, AsyncContext};
 use actors::protocol::bigo::DanmuItem;
 use actors::room::{
-    Effects, IngestOutcome, JoinRequest, LeaveReason, MemberChange, MembershipChanged, Now, Push, RoomCore, RoomState,
-    SessionId, StatusOf,
+    Effects, IngestOutcome, JoinRequest, LeaveReason, Now, Push, RoomCore, RoomState, SessionId, StatusOf,
 };
 use log::{debug, info, warn};
 
+use super::commit::{is_visible, merge};
 use super::lease::Lease;
 use super::state::{Ctx, Front, Owner, RedisEngine};
-use super::wire::{stream_id_le, AckWire, Input, JoinAnswerWire, MemberWire, Published, WireEvent};
+use super::wire::{stream_id_le, AckWire, Input, JoinAnswerWire, MemberWire, Published};
 use crate::cluster::bus::Unsubscribe;
 use crate::cluster::presence::DeadNodes;
 
 /// Inputs read per round.
 const READ_COUNT: usize = 500;
-
-/// How long inputs whose effects nobody sees yet wait for a commit at most.
-pub const LAZY_COMMIT: Duration = Duration::from_secs(1);
-
-/// How often at most the owner trims its input stream.
-const TRIM_EVERY: Duration = Duration::from_secs(5);
-
-/// Dedup keys written between two trims of the room's dedup set to its cap.
-const SEEN_TRIM_EVERY: usize = 1024;
 
 /// How long the owner waits before reading its stream again after a read failed.
 const READ_RETRY: Duration = Duration::from_millis(500);
@@ -186,7 +177,7 @@ impl RedisEngine {
     /// goes on taking pushes, joins and timers (the lease renewal above all) while Redis
     /// answers; and the next step starts only once the last one is answered, so commits reach
     /// Redis in the order the core made them.
-    fn pump(&mut self, ctx: &mut Ctx) {
+    pub(super) fn pump(&mut self, ctx: &mut Ctx) {
         if self.step_busy {
             return;
         }
@@ -333,186 +324,6 @@ impl RedisEngine {
         self.schedule_release(ctx);
     }
 
-    /// Inputs were applied whose effects nobody sees yet: they are committed with the next
-    /// release, or after [`LAZY_COMMIT`] (so that the input stream is trimmed and a takeover
-    /// reads little again).
-    fn commit_later(&mut self, ctx: &mut Ctx) {
-        let Some(owner) = self.owner.as_mut() else { return };
-        owner.dirty = true;
-        if owner.lazy_commit.is_some() {
-            return;
-        }
-        owner.lazy_commit = Some(ctx.run_later(LAZY_COMMIT, |front, ctx| {
-            let room = front.engine_mut();
-            let Some(owner) = room.owner.as_mut() else { return };
-            owner.lazy_commit = None;
-            if !owner.dirty {
-                return;
-            }
-            // A release on its way commits what was applied with it: look again after it.
-            if owner.release_timer.is_some() {
-                return room.commit_later(ctx);
-            }
-            room.commit(Effects::default(), Published::default(), ctx);
-        }));
-    }
-
-    /// Stages one batch of the owner's effects for the next commit (merged with any batch
-    /// still waiting), and commits when the owner is free.
-    fn commit(&mut self, effects: Effects, published: Published, ctx: &mut Ctx) {
-        let Some(owner) = self.owner.as_mut() else { return };
-        match owner.staged.as_mut() {
-            Some((staged, into)) => {
-                merge(staged, effects);
-                into.joins.extend(published.joins);
-                into.acks.extend(published.acks);
-            }
-            None => owner.staged = Some((effects, published)),
-        }
-        self.pump(ctx);
-    }
-
-    /// Stores and publishes one batch of the owner's effects, fenced by the lease.
-    fn send_commit(&mut self, effects: Effects, mut published: Published, ctx: &mut Ctx) {
-        if !self.shared.liveness.is_fresh(Instant::now()) {
-            warn!("room {}: lease not renewed in time, giving the room up", self.channel_name);
-            return self.give_up(ctx);
-        }
-        let Some(owner) = self.owner.as_mut() else { return };
-        // Told once committed: a commit that fails is made again by the next owner.
-        let membership = effects.membership.clone();
-        // The input stream is trimmed no further than the oldest push that still has an item in
-        // the reorder buffer (a room under steady load always holds some, but not old ones).
-        let oldest_held = owner.core.oldest_held();
-        while owner.held.front().is_some_and(|(_, end)| oldest_held.is_none_or(|oldest| *end <= oldest)) {
-            owner.held.pop_front();
-        }
-        owner.dirty = false;
-        // Trimmed every TRIM_EVERY, or once a quarter of the queue cap was read since: a new
-        // owner reads a little more again, and a quiet room does not trim once per push.
-        let mut trim = owner.held.front().map(|(id, _)| id.clone()).unwrap_or_else(|| owner.applied.clone());
-        let now = Instant::now();
-        let due = now.saturating_duration_since(owner.trimmed.1) >= TRIM_EVERY
-            || owner.read_since_trim >= self.shared.config.queue_len / 4;
-        if trim == owner.trimmed.0 || !due {
-            trim = String::new();
-        } else {
-            owner.trimmed = (trim.clone(), now);
-            owner.read_since_trim = 0;
-        }
-        // The dedup keys of the released items and of the pushes taken; the set is trimmed to
-        // its cap once enough keys were added to matter.
-        let mut seen: Vec<String> = effects.released.iter().map(|k| format!("d|{k}")).collect();
-        seen.append(&mut owner.seqids);
-        owner.seen_since_trim += seen.len();
-        let seen_cap = self.shared.config.dedup_len.saturating_mul(2);
-        let trim_seen = owner.seen_since_trim >= SEEN_TRIM_EVERY.min(seen_cap);
-        if trim_seen {
-            owner.seen_since_trim = 0;
-        }
-        published.events = effects
-            .events
-            .iter()
-            .map(|e| WireEvent { seq: e.seq.unwrap_or(0), x: e.exclude, j: e.json.to_string() })
-            .collect();
-        published.direct = effects.direct.iter().map(|(s, f)| (*s, f.to_string())).collect();
-        let message = if published.events.is_empty()
-            && published.joins.is_empty()
-            && published.acks.is_empty()
-            && published.direct.is_empty()
-        {
-            String::new()
-        } else {
-            serde_json::to_string(&published).unwrap_or_default()
-        };
-        let state = serde_json::to_string(&owner.core.state_without_members()).unwrap_or_default();
-        // The member list changes one entry at a time: the last change of each session wins.
-        let mut changed: HashMap<SessionId, Option<String>> = HashMap::new();
-        for change in &effects.members {
-            let (session, entry) = match change {
-                MemberChange::In(session, profile) => {
-                    let n = owner.node_of.get(session).cloned().unwrap_or_default();
-                    (*session, serde_json::to_string(&MemberWire { p: profile.clone(), n }).ok())
-                }
-                MemberChange::Out(session) => (*session, None),
-            };
-            changed.insert(session, entry);
-        }
-        let applied = owner.applied.clone();
-        // The commit's events go into the history as one entry, `<last seq>-1`; the history
-        // keeps every entry with an event among the last `room.history_len`.
-        let (last_seq, history) = match published.events.last() {
-            Some(last) => (last.seq.to_string(), serde_json::to_string(&published.events).unwrap_or_default()),
-            None => (String::new(), String::new()),
-        };
-        let next_seq = owner.core.state_without_members().next_seq;
-        let keep_from = next_seq.saturating_sub(self.shared.config.history_len.max(1) as u64);
-        let keys: Vec<String> =
-            ["lease", "events", "state", "seen", "in", "members"].iter().map(|w| self.key(w)).collect();
-        let mut args: Vec<String> = vec![
-            self.shared.node_id.clone(),
-            String::new(),
-            if trim_seen { seen_cap.to_string() } else { "0".to_string() },
-            actors::protocol::now_ms().to_string(),
-            state,
-            applied,
-            trim,
-            self.key("ch"),
-            message,
-            self.shared.conn.publish_command().to_string(),
-            last_seq,
-            history,
-            format!("{keep_from}-0"),
-        ];
-        args.push(seen.len().to_string());
-        args.extend(seen);
-        let (puts, dels): (Vec<_>, Vec<_>) = changed.into_iter().partition(|(_, entry)| entry.is_some());
-        args.push(puts.len().to_string());
-        for (session, entry) in puts {
-            args.extend([session.to_string(), entry.unwrap_or_default()]);
-        }
-        args.push(dels.len().to_string());
-        args.extend(dels.into_iter().map(|(session, _)| session.to_string()));
-        let mut conn = self.shared.conn.clone();
-        let scripts = self.scripts.clone();
-        let run = async move {
-            let mut invocation = scripts.commit.prepare_invoke();
-            for key in keys {
-                invocation.key(key);
-            }
-            for arg in args {
-                invocation.arg(arg);
-            }
-            invocation.invoke_async::<i64>(&mut conn).await
-        };
-        self.step_busy = true;
-        ctx.spawn(wrap_future::<_, Front>(run).map(|answer, front: &mut Front, ctx| {
-            let room = front.engine_mut();
-            room.step_busy = false;
-            debug!("room {}: commit answered {answer:?}", room.channel_name);
-            match answer {
-                Ok(1) => {
-                    if let Some(hook) = &room.links.membership {
-                        for delta in membership {
-                            hook.do_send(MembershipChanged { channel_name: room.channel_name.clone(), delta });
-                        }
-                    }
-                }
-                Ok(_) => {
-                    warn!("room {}: another node holds its lease now, giving it up", room.channel_name);
-                    return room.give_up(ctx);
-                }
-                // Also an events stream already ahead of this owner (its first XADD fails).
-                Err(e) => {
-                    warn!("room {}: commit failed ({e}), giving it up", room.channel_name);
-                    return room.give_up(ctx);
-                }
-            }
-            room.schedule_release(ctx);
-            room.pump(ctx);
-        }));
-    }
-
     /// Stops acting as owner (the lease lapsed, another node took it, or Redis failed).
     /// Deletes the room's lease if it still names this node.
     pub(super) fn release_lease(&self) -> impl std::future::Future<Output = ()> + 'static {
@@ -534,28 +345,6 @@ impl RedisEngine {
                 ctx.cancel_future(timer);
             }
             self.shared.bus.do_send(Unsubscribe { channel: self.key("wake") });
-        }
-    }
-
-    fn schedule_release(&mut self, ctx: &mut Ctx) {
-        let Some(owner) = self.owner.as_mut() else { return };
-        if owner.release_timer.is_some() {
-            return;
-        }
-        if let Some(at) = owner.core.next_release() {
-            let wait = at.saturating_duration_since(Instant::now());
-            owner.release_timer = Some(ctx.run_later(wait, |front, ctx| {
-                let room = front.engine_mut();
-                let Some(owner) = room.owner.as_mut() else { return };
-                owner.release_timer = None;
-                let effects = owner.core.tick(Now::real());
-                if is_visible(&effects, &Published::default()) || !effects.released.is_empty() {
-                    room.commit(effects, Published::default(), ctx);
-                } else {
-                    // Nothing fell due yet (a timer a little early): no commit, look again.
-                    room.schedule_release(ctx);
-                }
-            }));
         }
     }
 
@@ -630,22 +419,4 @@ impl RedisEngine {
             room.commit(effects, Published::default(), ctx);
         }));
     }
-}
-
-/// Whether members or callers would see these effects (else their commit may wait).
-fn is_visible(effects: &Effects, published: &Published) -> bool {
-    !(effects.events.is_empty()
-        && effects.direct.is_empty()
-        && effects.membership.is_empty()
-        && effects.members.is_empty()
-        && published.joins.is_empty()
-        && published.acks.is_empty())
-}
-
-fn merge(into: &mut Effects, from: Effects) {
-    into.events.extend(from.events);
-    into.direct.extend(from.direct);
-    into.membership.extend(from.membership);
-    into.released.extend(from.released);
-    into.members.extend(from.members);
 }

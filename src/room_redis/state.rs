@@ -119,7 +119,7 @@ pub struct Owner {
     pub(super) arrived: Vec<(String, String)>,
     /// Inputs were applied since the last commit whose effects are not committed yet (a push
     /// that only filled the reorder buffer): committed with the next release, or after
-    /// [`LAZY_COMMIT`](super::owner::LAZY_COMMIT) at the latest.
+    /// [`LAZY_COMMIT`](super::commit::LAZY_COMMIT) at the latest.
     pub(super) dirty: bool,
     pub(super) lazy_commit: Option<SpawnHandle>,
     /// The dedup keys of the pushes applied since the last commit (`s|game_sess/seqid`).
