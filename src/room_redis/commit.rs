@@ -164,18 +164,9 @@ impl RedisEngine {
         }
         args.push(dels.len().to_string());
         args.extend(dels.into_iter().map(|(session, _)| session.to_string()));
-        let mut conn = self.shared.conn.clone();
+        let conn = self.shared.conn.clone();
         let scripts = self.scripts.clone();
-        let run = async move {
-            let mut invocation = scripts.commit.prepare_invoke();
-            for key in keys {
-                invocation.key(key);
-            }
-            for arg in args {
-                invocation.arg(arg);
-            }
-            invocation.invoke_async::<i64>(&mut conn).await
-        };
+        let run = async move { super::scripts::run::<i64>(&scripts.commit, &keys, &args, conn).await };
         self.step_busy = true;
         ctx.spawn(wrap_future::<_, Front>(run).map(|answer, front: &mut Front, ctx| {
             let room = front.engine_mut();

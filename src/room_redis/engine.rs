@@ -75,7 +75,7 @@ impl RedisEngine {
         self.outbox_busy = true;
         let now = Instant::now();
         let check_queue = self.queue_check_due(now);
-        let mut conn = self.shared.conn.clone();
+        let conn = self.shared.conn.clone();
         let scripts = self.scripts.clone();
         let keys = [self.key("in"), self.key("lease")];
         let mut args = vec![
@@ -91,16 +91,8 @@ impl RedisEngine {
             args.extend([out.kind.to_string(), out.body]);
             answers.push(out.answer);
         }
-        let run = async move {
-            let mut invocation = scripts.ingest.prepare_invoke();
-            for key in keys {
-                invocation.key(key);
-            }
-            for arg in args {
-                invocation.arg(arg);
-            }
-            invocation.invoke_async::<(String, Vec<i64>, u64)>(&mut conn).await
-        };
+        let run =
+            async move { super::scripts::run::<(String, Vec<i64>, u64)>(&scripts.ingest, &keys, &args, conn).await };
         ctx.spawn(wrap_future::<_, Front>(run).map(move |result, front, ctx| {
             let engine = front.engine_mut();
             engine.outbox_busy = false;

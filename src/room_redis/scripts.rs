@@ -109,6 +109,23 @@ if ARGV[9] ~= '' then redis.call(ARGV[10], ARGV[8], ARGV[9]) end
 return 1
 ";
 
+/// Runs `script` with `keys` and `args` (by its hash, loading it when Redis does not know it).
+pub async fn run<T: redis::FromRedisValue>(
+    script: &redis::Script,
+    keys: &[String],
+    args: &[String],
+    mut conn: crate::store::conn::RedisConn,
+) -> redis::RedisResult<T> {
+    let mut invocation = script.prepare_invoke();
+    for key in keys {
+        invocation.key(key);
+    }
+    for arg in args {
+        invocation.arg(arg);
+    }
+    invocation.invoke_async(&mut conn).await
+}
+
 /// The scripts, each hashed once per room.
 pub struct Scripts {
     pub ingest: redis::Script,
