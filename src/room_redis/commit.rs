@@ -116,7 +116,8 @@ impl RedisEngine {
         } else {
             serde_json::to_string(&published).unwrap_or_default()
         };
-        let state = serde_json::to_string(&owner.core.state_without_members()).unwrap_or_default();
+        let core_state = owner.core.state_without_members();
+        let state = serde_json::to_string(&core_state).unwrap_or_default();
         // The member list changes one entry at a time: the last change of each session wins.
         let mut changed: HashMap<SessionId, Option<String>> = HashMap::new();
         for change in &effects.members {
@@ -136,8 +137,7 @@ impl RedisEngine {
             Some(last) => (last.seq.to_string(), serde_json::to_string(&published.events).unwrap_or_default()),
             None => (String::new(), String::new()),
         };
-        let next_seq = owner.core.state_without_members().next_seq;
-        let keep_from = next_seq.saturating_sub(self.shared.config.history_len.max(1) as u64);
+        let keep_from = core_state.next_seq.saturating_sub(self.shared.config.history_len.max(1) as u64);
         let keys: Vec<String> =
             ["lease", "events", "state", "seen", "in", "members"].iter().map(|w| self.key(w)).collect();
         let mut args: Vec<String> = vec![
