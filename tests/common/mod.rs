@@ -476,5 +476,6 @@ macro_rules! on_every_engine {
 
 pub mod browser;
 pub mod live;
+pub mod nodes;
 pub mod ops;
 pub mod room;
