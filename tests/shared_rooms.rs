@@ -464,8 +464,9 @@ async fn an_idle_room_sends_no_commands_and_one_without_members_gives_its_lease_
     assert_eq!(bigo.push(&chat_push("g-quiet", "q0", "one")).await["rescode"], 200);
     assert_eq!(ann.events("send_topic_msg", 1).await[0]["content"], "one");
     bob.events("send_topic_msg", 1).await;
-    // Past the presence renewals' own rounds (every 667 ms) and any commit still due.
-    actix_rt::time::sleep(Duration::from_millis(1_500)).await;
+    // Past the presence renewals' own rounds (every 667 ms), any commit still due, and the
+    // checkpoint of the last commits (5 s after them).
+    actix_rt::time::sleep(Duration::from_millis(6_500)).await;
     let seen = commands_about(redis.port, "g-quiet", Duration::from_secs(3));
     assert!(seen.is_empty(), "an owned room with members and no traffic: {seen:?}");
 
@@ -485,6 +486,114 @@ async fn an_idle_room_sends_no_commands_and_one_without_members_gives_its_lease_
     }
     let seen = commands_about(redis.port, "g-quiet", Duration::from_secs(2));
     assert!(seen.is_empty(), "a room with no members and no pushes: {seen:?}");
+}
+
+/// An owner whose room another node claimed while it went on (frozen, or cut off, and not
+/// knowing yet) commits nothing more: the claim's marker puts the events stream's ids past the
+/// owner's term, Redis refuses its next entry, and it gives the room up. The other node's
+/// claim is made by hand here, with what `CLAIM` writes: the lease, the term and the marker.
+#[actix_rt::test]
+async fn an_owner_whose_room_was_claimed_in_a_newer_term_commits_nothing_more() {
+    let redis = RedisServer::start();
+    let prefix = unique_prefix();
+    let a = node_with("node-a", &redis.url(), &prefix, true).await;
+    let mut ann = client_on(&a, "ann").await;
+    ann.enter("g-term").await;
+    let mut bigo = bigo_on(&a).await;
+    assert_eq!(bigo.push(&chat_push("g-term", "t0", "first")).await["rescode"], 200);
+    let first = ann.events("send_topic_msg", 1).await;
+    assert_eq!(first[0]["content"], "first");
+
+    let mut conn = redis::Client::open(redis.url()).and_then(|c| c.get_connection()).expect("a Redis connection");
+    let key = |what: &str| format!("{prefix}room:{{g-term}}:{what}");
+    let term: u64 = redis::cmd("INCR").arg(key("term")).query(&mut conn).expect("INCR");
+    let _: () = redis::cmd("SET").arg(key("lease")).arg("node-z").query(&mut conn).expect("SET");
+    let marker = format!("{term}-0");
+    let _: String =
+        redis::cmd("XADD").arg(key("events")).arg(&marker).arg("t").arg("node-z").query(&mut conn).expect("XADD");
+
+    // a still takes the push (stored), but its commit of it is refused.
+    assert_eq!(bigo.push(&chat_push("g-term", "t1", "second")).await["rescode"], 200);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !a.log_text().contains("room g-term: commit refused or failed") {
+        assert!(Instant::now() < deadline, "a committed past the marker: {}", a.log_text());
+        actix_rt::time::sleep(Duration::from_millis(50)).await;
+    }
+    // node-z has no presence record: a takes the room back in a newer term, and the push is
+    // delivered once, numbered after the first.
+    let second = ann.events("send_topic_msg", 1).await;
+    assert_eq!(second[0]["content"], "second");
+    assert!(second[0]["seq"].as_u64() > first[0]["seq"].as_u64(), "{second:?}");
+    let after: redis::streams::StreamRangeReply =
+        redis::cmd("XRANGE").arg(key("events")).arg(format!("({marker}")).arg("+").query(&mut conn).expect("XRANGE");
+    let terms: Vec<u64> = after.ids.iter().filter_map(|e| e.id.split_once('-')?.0.parse().ok()).collect();
+    assert!(!terms.is_empty() && terms.iter().all(|t| *t > term), "entries after the marker: {terms:?}");
+    let again = tokio::time::timeout(Duration::from_millis(500), async {
+        loop {
+            let frame = ann.recv().await;
+            if frame["action"] == "send_topic_msg" {
+                return frame;
+            }
+        }
+    });
+    assert!(again.await.is_err(), "the push was delivered once");
+}
+
+/// A commit is one entry that carries the room's state and dedup keys; a checkpoint copies them
+/// into the room's own keys once the room goes quiet, and trims the history to the entries of
+/// its last `room.history_len` events. A node taking the room over after a checkpoint and more
+/// commits goes on from the last commit: re-sent pushes from before and after the checkpoint
+/// are both dropped.
+#[actix_rt::test]
+async fn a_takeover_after_a_checkpoint_goes_on_from_the_last_commit() {
+    let redis = RedisServer::start();
+    let prefix = unique_prefix();
+    let store = format!("kind: redis, redis_url: \"{}\", shared_rooms: true", redis.url());
+    let room = "reorder_window_ms: 100, history_len: 5";
+    let mut a = node_custom("node-a", &store, &prefix, TTL_MS, room, "").await;
+    let b = node_custom("node-b", &store, &prefix, TTL_MS, room, "").await;
+    let mut ann = client_on(&a, "ann").await;
+    ann.enter("g-ckpt").await;
+    let mut bob = client_on(&b, "bob").await;
+    bob.enter("g-ckpt").await;
+    let mut via_b = bigo_on(&b).await;
+    let push = |i: usize| chat_push("g-ckpt", &format!("c{i}"), &format!("ckpt-{i}"));
+    for i in 0..8 {
+        assert_eq!(via_b.push(&push(i)).await["rescode"], 200);
+    }
+    assert_eq!(bob.events("send_topic_msg", 8).await.len(), 8);
+
+    // Quiet past the checkpoint: the state hash names the entry it covers, and the history
+    // holds the last 5 events' entries, not all 8 pushes.
+    let mut conn = redis::Client::open(redis.url()).and_then(|c| c.get_connection()).expect("a Redis connection");
+    let key = |what: &str| format!("{prefix}room:{{g-ckpt}}:{what}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let upto: Option<String> = redis::cmd("HGET").arg(key("state")).arg("upto").query(&mut conn).expect("HGET");
+        if upto.is_some() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no checkpoint: {}", a.log_text());
+        actix_rt::time::sleep(Duration::from_millis(200)).await;
+    }
+    let history: redis::streams::StreamRangeReply =
+        redis::cmd("XRANGE").arg(key("events")).arg("-").arg("+").query(&mut conn).expect("XRANGE");
+    let kept = history.ids.iter().filter(|e| e.get::<String>("e").is_some_and(|e| e.contains("ckpt-"))).count();
+    assert!((1..8).contains(&kept), "entries with pushes kept: {kept}");
+
+    for i in 8..10 {
+        assert_eq!(via_b.push(&push(i)).await["rescode"], 200);
+    }
+    assert_eq!(bob.events("send_topic_msg", 2).await[1]["content"], "ckpt-9");
+    a.child.kill().expect("kill -9 the owner");
+    let _ = a.child.wait();
+    // Re-sent: one from before the checkpoint, one after it; then a new one.
+    for i in [1, 9, 10] {
+        assert_eq!(via_b.push(&push(i)).await["rescode"], 200);
+    }
+    let next = bob.events("send_topic_msg", 1).await;
+    assert_eq!(next[0]["content"], "ckpt-10", "re-sent pushes are dropped");
+    assert!(b.log_text().contains("room g-ckpt: node node-b owns it now (state restored"), "{}", b.log_text());
 }
 
 #[actix_rt::test]

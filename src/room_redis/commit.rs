@@ -1,6 +1,6 @@
 //! The owner's commits (see [`super::owner`]): what its core did, stored and published by
-//! one fenced script ([`COMMIT`](super::scripts::COMMIT)), one at a time and in the order the
-//! core made them. What members or callers see is committed at once; what nobody sees yet (a
+//! one entry in the room's events stream, fenced by its term, and one published message, one
+//! at a time and in the order the core made them. What members or callers see is committed at once; what nobody sees yet (a
 //! push that only filled the reorder buffer) waits for its release, or [`LAZY_COMMIT`].
 
 use std::collections::HashMap;
@@ -12,16 +12,10 @@ use actors::room::{Effects, MemberChange, MembershipChanged, Now, SessionId};
 use log::{debug, warn};
 
 use super::state::{Ctx, Front, RedisEngine};
-use super::wire::{MemberWire, Published, WireEvent};
+use super::wire::{Entry, MemberWire, Published, WireEvent};
 
 /// How long inputs whose effects nobody sees yet wait for a commit at most.
 pub const LAZY_COMMIT: Duration = Duration::from_secs(1);
-
-/// How often at most the owner trims its input stream.
-const TRIM_EVERY: Duration = Duration::from_secs(5);
-
-/// Dedup keys written between two trims of the room's dedup set to its cap.
-const SEEN_TRIM_EVERY: usize = 1024;
 
 impl RedisEngine {
     /// Inputs were applied whose effects nobody sees yet: they are committed with the next
@@ -63,12 +57,17 @@ impl RedisEngine {
         self.pump(ctx);
     }
 
-    /// Stores and publishes one batch of the owner's effects, fenced by the lease.
+    /// Stores and publishes one batch of the owner's effects: one entry in the events stream,
+    /// fenced by the term in its id (see `scripts::CLAIM`), then, once Redis took it, one
+    /// published message. Two commands: the dedup keys, the state and the member changes ride
+    /// in the entry, and reach their own keys with a checkpoint ([`super::checkpoint`]), once
+    /// per many commits.
     pub(super) fn send_commit(&mut self, effects: Effects, mut published: Published, ctx: &mut Ctx) {
         if !self.shared.liveness.is_fresh(Instant::now()) {
             warn!("room {}: lease not renewed in time, giving the room up", self.channel_name);
             return self.give_up(ctx);
         }
+        let history_len = self.shared.config.history_len.max(1) as u64;
         let Some(owner) = self.owner.as_mut() else { return };
         // Told once committed: a commit that fails is made again by the next owner.
         let membership = effects.membership.clone();
@@ -79,28 +78,9 @@ impl RedisEngine {
             owner.held.pop_front();
         }
         owner.dirty = false;
-        // Trimmed every TRIM_EVERY, or once a quarter of the queue cap was read since: a new
-        // owner reads a little more again, and a quiet room does not trim once per push.
-        let mut trim = owner.held.front().map(|(id, _)| id.clone()).unwrap_or_else(|| owner.applied.clone());
-        let now = Instant::now();
-        let due = now.saturating_duration_since(owner.trimmed.1) >= TRIM_EVERY
-            || owner.read_since_trim >= self.shared.config.queue_len / 4;
-        if trim == owner.trimmed.0 || !due {
-            trim = String::new();
-        } else {
-            owner.trimmed = (trim.clone(), now);
-            owner.read_since_trim = 0;
-        }
-        // The dedup keys of the released items and of the pushes taken; the set is trimmed to
-        // its cap once enough keys were added to matter.
-        let mut seen: Vec<String> = effects.released.iter().map(|k| format!("d|{k}")).collect();
-        seen.append(&mut owner.seqids);
-        owner.seen_since_trim += seen.len();
-        let seen_cap = self.shared.config.dedup_len.saturating_mul(2);
-        let trim_seen = owner.seen_since_trim >= SEEN_TRIM_EVERY.min(seen_cap);
-        if trim_seen {
-            owner.seen_since_trim = 0;
-        }
+        // The dedup keys of the released items and of the pushes taken.
+        let mut keys: Vec<String> = effects.released.iter().map(|k| format!("d|{k}")).collect();
+        keys.append(&mut owner.seqids);
         published.events = effects
             .events
             .iter()
@@ -117,7 +97,6 @@ impl RedisEngine {
             serde_json::to_string(&published).unwrap_or_default()
         };
         let core_state = owner.core.state_without_members();
-        let state = serde_json::to_string(&core_state).unwrap_or_default();
         // The member list changes one entry at a time: the last change of each session wins.
         let mut changed: HashMap<SessionId, Option<String>> = HashMap::new();
         for change in &effects.members {
@@ -130,66 +109,49 @@ impl RedisEngine {
             };
             changed.insert(session, entry);
         }
-        let applied = owner.applied.clone();
-        // The commit's events go into the history as one entry, `<last seq>-1`; the history
-        // keeps every entry with an event among the last `room.history_len`.
-        let (last_seq, history) = match published.events.last() {
-            Some(last) => (last.seq.to_string(), serde_json::to_string(&published.events).unwrap_or_default()),
-            None => (String::new(), String::new()),
+        let entry = Entry {
+            last_seq: core_state.next_seq.saturating_sub(1),
+            events: if published.events.is_empty() {
+                String::new()
+            } else {
+                serde_json::to_string(&published.events).unwrap_or_default()
+            },
+            state: Some((serde_json::to_string(&core_state).unwrap_or_default(), owner.applied.clone())),
+            keys,
+            members: changed.into_iter().collect(),
         };
-        let keep_from = core_state.next_seq.saturating_sub(self.shared.config.history_len.max(1) as u64);
-        let keys: Vec<String> =
-            ["lease", "events", "state", "seen", "in", "members"].iter().map(|w| self.key(w)).collect();
-        let mut args: Vec<String> = vec![
-            self.shared.node_id.clone(),
-            String::new(),
-            if trim_seen { seen_cap.to_string() } else { "0".to_string() },
-            actors::protocol::now_ms().to_string(),
-            state,
-            applied,
-            trim,
-            self.key("ch"),
-            message,
-            self.shared.conn.publish_command().to_string(),
-            last_seq,
-            history,
-            format!("{keep_from}-0"),
-        ];
-        args.push(seen.len().to_string());
-        args.extend(seen);
-        let (puts, dels): (Vec<_>, Vec<_>) = changed.into_iter().partition(|(_, entry)| entry.is_some());
-        args.push(puts.len().to_string());
-        for (session, entry) in puts {
-            args.extend([session.to_string(), entry.unwrap_or_default()]);
-        }
-        args.push(dels.len().to_string());
-        args.extend(dels.into_iter().map(|(session, _)| session.to_string()));
-        let conn = self.shared.conn.clone();
-        let scripts = self.scripts.clone();
-        let run = async move { super::scripts::run::<i64>(&scripts.commit, &keys, &args, conn).await };
+        owner.commits += 1;
+        let id = format!("{}-{}", owner.term, owner.commits);
+        let trim_inputs = owner.held.front().map(|(id, _)| id.clone()).unwrap_or_else(|| owner.applied.clone());
+        owner.pending.add(&id, &entry, trim_inputs, core_state.next_seq.saturating_sub(history_len));
+        let fields = entry.fields();
+        let (events, channel) = (self.key("events"), self.key("ch"));
+        let mut conn = self.shared.conn.clone();
+        let run = async move {
+            let _: String = redis::cmd("XADD").arg(&events).arg(&id).arg(&fields[..]).query_async(&mut conn).await?;
+            if !message.is_empty() {
+                conn.publish(&channel, &message).await?;
+            }
+            Ok::<_, redis::RedisError>(())
+        };
         self.step_busy = true;
         ctx.spawn(wrap_future::<_, Front>(run).map(|answer, front: &mut Front, ctx| {
             let room = front.engine_mut();
             room.step_busy = false;
             debug!("room {}: commit answered {answer:?}", room.channel_name);
-            match answer {
-                Ok(1) => {
-                    if let Some(hook) = &room.links.membership {
-                        for delta in membership {
-                            hook.do_send(MembershipChanged { channel_name: room.channel_name.clone(), delta });
-                        }
-                    }
-                }
-                Ok(_) => {
-                    warn!("room {}: another node holds its lease now, giving it up", room.channel_name);
-                    return room.give_up(ctx);
-                }
-                // Also an events stream already ahead of this owner (its first XADD fails).
-                Err(e) => {
-                    warn!("room {}: commit failed ({e}), giving it up", room.channel_name);
-                    return room.give_up(ctx);
+            // Refused for its id (a newer term's marker is in the stream: another node took the
+            // room over), or failed: this ownership ends, and the next owner goes on from the
+            // last entry Redis took.
+            if let Err(e) = answer {
+                warn!("room {}: commit refused or failed ({e}), giving the room up", room.channel_name);
+                return room.give_up(ctx);
+            }
+            if let Some(hook) = &room.links.membership {
+                for delta in membership {
+                    hook.do_send(MembershipChanged { channel_name: room.channel_name.clone(), delta });
                 }
             }
+            room.committed(ctx);
             room.schedule_release(ctx);
             room.pump(ctx);
         }));

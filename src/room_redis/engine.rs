@@ -12,7 +12,7 @@
 //!   filling any gap in `seq` from the events stream.
 //!
 //! One node at a time, the owner (it holds the room's [`Lease`]), also runs the room's core on
-//! the inputs in stream order and commits the effects, fenced by the lease
+//! the inputs in stream order and commits the effects, fenced by the lease's term
 //! ([`super::owner`]).
 
 use std::time::{Duration, Instant};
@@ -27,12 +27,12 @@ use tokio::sync::oneshot;
 
 use super::lease::Claimed;
 use super::state::{Answer, Ctx, Front, Outgoing, Owner, RedisEngine};
-use super::wire::{AckWire, Input as WireInput, JoinAnswerWire, Published, WireEvent};
+use super::wire::{AckWire, Entry, Input as WireInput, JoinAnswerWire, Published, WireEvent};
 use crate::cluster::bus::{BusMessage, Subscribe, Unsubscribe};
 
 /// How often a node reads the length of a room's input stream with its inputs (the queue cap,
 /// docs/protocol.md 1.4) while it is far from the cap.
-pub const QUEUE_CHECK_EVERY: Duration = Duration::from_secs(5);
+pub const QUEUE_CHECK_EVERY: Duration = Duration::from_secs(60);
 
 /// How often a room looks at what its node's presence last saw (no Redis call unless a
 /// renewal brought news: see `owner::watch`).
@@ -174,26 +174,27 @@ impl RedisEngine {
         }
         self.lease.claim();
         let mut conn = self.shared.conn.clone();
-        let (lease, node) = (self.key("lease"), self.shared.node_id.clone());
+        let keys = [self.key("lease"), self.key("term"), self.key("events")];
+        let node = self.shared.node_id.clone();
         let gone = if gone { holder.to_string() } else { String::new() };
         let scripts = self.scripts.clone();
         let claim = async move {
-            let won: redis::RedisResult<i64> =
-                scripts.claim.key(lease).arg(node).arg(gone).invoke_async(&mut conn).await;
-            matches!(won, Ok(1))
+            let term: redis::RedisResult<u64> =
+                scripts.claim.key(&keys[..]).arg(node).arg(gone).invoke_async(&mut conn).await;
+            term.ok().filter(|term| *term > 0)
         };
-        ctx.spawn(wrap_future::<_, Front>(claim).map(|won, front, ctx| {
+        ctx.spawn(wrap_future::<_, Front>(claim).map(|term, front, ctx| {
             let engine = front.engine_mut();
-            match engine.lease.claimed(won) {
-                Claimed::TakeOver => {
+            match (engine.lease.claimed(term.is_some()), term) {
+                (Claimed::TakeOver, Some(term)) => {
                     engine.holder = Some((engine.shared.node_id.clone(), Instant::now()));
-                    engine.take_over(ctx);
+                    engine.take_over(term, ctx);
                 }
-                Claimed::GiveBack => {
+                (Claimed::GiveBack, _) => {
                     ctx.spawn(wrap_future(engine.release_lease()));
                 }
                 // Somebody else's now: asked again with the next inputs.
-                Claimed::Lost => engine.holder = None,
+                _ => engine.holder = None,
             }
         }));
     }
@@ -338,42 +339,43 @@ impl RedisEngine {
         Output::Joined { session: join.s, answer: join.a }
     }
 
-    /// Events `from..=to` from the room's history stream, where each commit is one entry
-    /// (`<its last seq>-1`, its events as one JSON array): read page by page from the first entry
-    /// that ends at or after `from`, until an event past `to`.
+    /// Events `from..=to` from the room's history stream, where each commit is one entry (its
+    /// events as one JSON array, and the last seq numbered: see [`Entry`]), read page by page
+    /// back from the newest.
     fn fetch_events(&self, from: u64, to: u64) -> impl std::future::Future<Output = Option<Vec<WireEvent>>> + 'static {
         let mut conn = self.shared.conn.clone();
         let stream = self.key("events");
         async move {
-            let mut found = Vec::new();
-            let mut start = format!("{from}-1");
-            loop {
-                let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
+            // Entries are in seq order, but their ids carry their owner's term, not a seq: the
+            // stream is read from its newest entry back to the first one before `from`.
+            let mut pages: Vec<Vec<WireEvent>> = Vec::new();
+            let mut end = "+".to_string();
+            'pages: loop {
+                let reply: redis::streams::StreamRangeReply = redis::cmd("XREVRANGE")
                     .arg(&stream)
-                    .arg(&start)
-                    .arg("+")
+                    .arg(&end)
+                    .arg("-")
                     .arg("COUNT")
                     .arg(HISTORY_PAGE)
                     .query_async(&mut conn)
                     .await
                     .ok()?;
                 let page = reply.ids.len();
-                for entry in reply.ids {
-                    start = format!("({}", entry.id);
-                    let events = entry.get::<String>("e").and_then(|j| serde_json::from_str::<Vec<WireEvent>>(&j).ok());
-                    for event in events.unwrap_or_default() {
-                        if event.seq > to {
-                            return Some(found);
-                        }
-                        if event.seq >= from {
-                            found.push(event);
-                        }
+                for stored in &reply.ids {
+                    end = format!("({}", stored.id);
+                    let Some(entry) = Entry::read(stored) else { continue };
+                    if entry.last_seq < from {
+                        break 'pages;
                     }
+                    let mut events = entry.wire_events();
+                    events.retain(|e| (from..=to).contains(&e.seq));
+                    pages.push(events);
                 }
                 if page < HISTORY_PAGE {
-                    return Some(found);
+                    break;
                 }
             }
+            Some(pages.into_iter().rev().flatten().collect())
         }
     }
 }

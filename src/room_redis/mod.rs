@@ -4,8 +4,9 @@
 //!
 //! - [`engine`]: [`RedisEngine`], every node's side: inputs into the room's stream, the room's
 //!   channel read back in order for this node's members, history from the events stream.
-//! - [`owner`]: the owner's side (its commits in [`commit`]): the room's core on the stream's inputs, fenced commits, the
-//!   lease renewed, members of dead nodes removed.
+//! - [`owner`]: the owner's side: the room's core on the stream's inputs, members of dead
+//!   nodes removed; its commits (one entry each, fenced by the lease's term) in [`commit`], and
+//!   their checkpoints in [`checkpoint`].
 //! - [`state`]: what one node knows of one room (the engine's and the owner's fields).
 //! - [`lease`]: the lease as a typed state, with its transitions. A lease holds while its
 //!   holder's presence record does ([`Liveness`]): nothing is renewed per room.
@@ -29,6 +30,7 @@ use crate::cluster::liveness::Liveness;
 use crate::cluster::presence::DeadNodes;
 use crate::store::conn::RedisConn;
 
+mod checkpoint;
 mod commit;
 pub mod engine;
 pub mod lease;

@@ -1,13 +1,11 @@
 //! The owner's side of a room on Redis: the one node that holds the room's lease runs the
 //! room's [`RoomCore`] on the inputs of its stream, in stream order, and commits each batch's
-//! effects with one fenced script ([`COMMIT`](super::scripts::COMMIT)): the events (stream
-//! `room:{C}:events`, trimmed to `room.history_len`, ids `<seq>-1`), the dedup keys of released
-//! items, the core's state, the last input applied, the input stream trimmed below the oldest
-//! push that may still hold items, and one published message. A commit that finds another
-//! node's lease, or that fails, ends this node's ownership at once; whoever owns the room next
-//! restores the state, reads the inputs still in the stream again (pushes only, for the items
-//! still held; what was released is in the dedup keys), and goes on numbering where the last
-//! commit stopped.
+//! effects as one entry of the events stream (see [`super::commit`]), copied into the room's
+//! keys by checkpoints ([`super::checkpoint`]). A commit refused or failed ends this node's
+//! ownership at once; whoever owns the room next restores the last checkpoint and the entries
+//! after it, reads the inputs still in the stream again (pushes only, for the items still
+//! held; what was released is in the dedup keys), and goes on numbering where the last commit
+//! stopped.
 //!
 //! Every step that waits for Redis (a read, a commit) is spawned, one at a time ([`pump`]):
 //! the room goes on taking pushes, joins and timers while Redis answers, and commits reach
@@ -28,8 +26,8 @@ use log::{debug, info, warn};
 
 use super::commit::{is_visible, merge};
 use super::lease::Lease;
-use super::state::{Ctx, Front, Owner, RedisEngine};
-use super::wire::{stream_id_le, AckWire, Input, JoinAnswerWire, MemberWire, Published};
+use super::state::{Ctx, Front, Owner, Pending, RedisEngine};
+use super::wire::{stream_id_le, AckWire, Entry, Input, JoinAnswerWire, MemberWire, Published};
 use crate::cluster::bus::Unsubscribe;
 use crate::cluster::presence::DeadNodes;
 
@@ -40,19 +38,38 @@ const READ_COUNT: usize = 500;
 const READ_RETRY: Duration = Duration::from_millis(500);
 
 impl RedisEngine {
-    /// Became the owner: restores the room from Redis, then reads its inputs.
-    pub(super) fn take_over(&mut self, ctx: &mut Ctx) {
+    /// Became the owner, in `term`: restores the room from Redis (its last checkpoint and the
+    /// entries after it), then reads its inputs.
+    pub(super) fn take_over(&mut self, term: u64, ctx: &mut Ctx) {
         let mut conn = self.shared.conn.clone();
-        let (state, seen, events, members) =
-            (self.key("state"), self.key("seen"), self.key("events"), self.key("members"));
+        let [state_key, seen_key, events, members_key] = ["state", "seen", "events", "members"].map(|w| self.key(w));
+        let node = self.shared.node_id.clone();
         let status_of = self.links.status_of.clone();
         let channel_name = self.channel_name.clone();
         let load = async move {
             let (saved, seen, members): (HashMap<String, String>, Vec<String>, HashMap<SessionId, String>) =
-                redis::pipe().hgetall(&state).zrange(&seen, 0, -1).hgetall(&members).query_async(&mut conn).await?;
+                redis::pipe()
+                    .hgetall(&state_key)
+                    .zrange(&seen_key, 0, -1)
+                    .hgetall(&members_key)
+                    .query_async(&mut conn)
+                    .await?;
+            // The commits after the checkpoint (every entry, before there was one).
+            let from = saved.get("upto").map_or_else(|| "-".to_string(), |id| format!("({id}"));
+            let reply: redis::streams::StreamRangeReply =
+                redis::cmd("XRANGE").arg(&events).arg(from).arg("+").query_async(&mut conn).await?;
+            let entries: Vec<(String, Entry)> =
+                reply.ids.iter().filter_map(|e| Some((e.id.clone(), Entry::read(e)?))).collect();
+            // The newest state: the last entry's, else the checkpoint's (it is the last commit's
+            // when no entry came after it).
+            let newest = entries.iter().rev().find_map(|(_, e)| e.state.clone());
+            let (core, applied) = match newest {
+                Some((core, applied)) => (Some(core), Some(applied)),
+                None => (saved.get("core").cloned(), saved.get("applied").cloned()),
+            };
             // A state that cannot be read back (corrupt, or a `next_seq` no numbering can go
             // on from) counts as none: its events would clash with the new numbering's.
-            let core = saved.get("core").map(|j| serde_json::from_str::<RoomState>(j));
+            let core = core.map(|j| serde_json::from_str::<RoomState>(&j));
             if let Some(Err(e)) = &core {
                 warn!("room {channel_name}: its stored state is unreadable ({e}), numbering starts again");
             }
@@ -62,14 +79,26 @@ impl RedisEngine {
                 _ => None,
             };
             if core.is_none() {
-                // Numbering starts from nothing: a new epoch, and no history of an old one.
-                let _: () = redis::cmd("DEL").arg(&events).arg(&members).query_async(&mut conn).await?;
+                // Numbering starts from nothing: a new epoch, and no history of an old one. The
+                // term's marker goes back in, so that earlier owners' commits still fail.
+                let _: () = redis::pipe()
+                    .del(&[&events, &members_key])
+                    .ignore()
+                    .cmd("XADD")
+                    .arg(&events)
+                    .arg(format!("{term}-0"))
+                    .arg("t")
+                    .arg(&node)
+                    .ignore()
+                    .query_async(&mut conn)
+                    .await?;
+                return Ok((None, None, Vec::new(), HashMap::new(), Vec::new(), live_status));
             }
-            Ok::<_, redis::RedisError>((core, saved.get("applied").cloned(), seen, members, live_status))
+            Ok::<_, redis::RedisError>((core, applied, seen, members, entries, live_status))
         };
-        ctx.spawn(wrap_future::<_, Front>(load).map(|loaded, front: &mut Front, ctx| {
+        ctx.spawn(wrap_future::<_, Front>(load).map(move |loaded, front: &mut Front, ctx| {
             let room = front.engine_mut();
-            let (state, applied, seen, members, live_status) = match loaded {
+            let (state, applied, mut seen, mut members, entries, live_status) = match loaded {
                 Ok(loaded) => loaded,
                 Err(e) => {
                     warn!("room {}: cannot load its state ({e}), not taking it over", room.channel_name);
@@ -82,6 +111,18 @@ impl RedisEngine {
                 // Handed on meanwhile (shutdown).
                 ctx.spawn(wrap_future(room.release_lease()));
                 return;
+            }
+            // What the entries after the checkpoint added: the next checkpoint writes it.
+            let mut pending = Pending::default();
+            for (id, entry) in &entries {
+                seen.extend(entry.keys.iter().cloned());
+                for (session, member) in &entry.members {
+                    match member {
+                        Some(member) => members.insert(*session, member.clone()),
+                        None => members.remove(session),
+                    };
+                }
+                pending.add(id, entry, String::new(), 0);
             }
             let now = Now::real();
             let mut config = room.shared.config.clone();
@@ -116,14 +157,17 @@ impl RedisEngine {
             let seqids = seen.iter().filter_map(|k| k.strip_prefix("s|").map(str::to_string)).collect();
             let applied = applied.unwrap_or_else(|| "0-0".to_string());
             info!(
-                "room {}: node {} owns it now ({}, epoch {})",
+                "room {}: node {} owns it now ({}, epoch {}, term {term}, {} commit(s) after the checkpoint)",
                 room.channel_name,
                 room.shared.node_id,
                 if restored { "state restored" } else { "new numbering" },
-                core.epoch()
+                core.epoch(),
+                entries.len()
             );
             room.owner = Some(Owner {
                 core,
+                term,
+                commits: 0,
                 last_read: "-".to_string(),
                 applied,
                 held: VecDeque::new(),
@@ -135,12 +179,13 @@ impl RedisEngine {
                 lazy_commit: None,
                 seqids: Vec::new(),
                 taken_before: Some(seqids),
-                seen_since_trim: 0,
-                trimmed: (String::new(), Instant::now()),
-                read_since_trim: 0,
                 node_of,
                 release_timer: None,
+                pending,
             });
+            if !entries.is_empty() {
+                room.committed(ctx);
+            }
             room.subscribe_wake(ctx);
             room.pump(ctx);
         }));
@@ -172,8 +217,8 @@ impl RedisEngine {
         self.apply_inputs(entries, ctx);
     }
 
-    /// Drives the owner, one step at a time: a commit of what is staged, else a read of the
-    /// inputs when one is wanted. Each step is spawned, not waited for, so that the room
+    /// Drives the owner, one step at a time: a commit of what is staged, else a checkpoint when
+    /// one is due, else a read of the inputs when one is wanted. Each step is spawned, not waited for, so that the room
     /// goes on taking pushes, joins and timers (the lease renewal above all) while Redis
     /// answers; and the next step starts only once the last one is answered, so commits reach
     /// Redis in the order the core made them.
@@ -184,6 +229,9 @@ impl RedisEngine {
         let Some(owner) = self.owner.as_mut() else { return };
         if let Some((effects, published)) = owner.staged.take() {
             return self.send_commit(effects, published, ctx);
+        }
+        if owner.pending.due {
+            return self.send_checkpoint(ctx);
         }
         if owner.read_wanted {
             owner.read_wanted = false;
@@ -265,7 +313,7 @@ impl RedisEngine {
                 continue;
             }
             owner.last_read = id.clone();
-            owner.read_since_trim += 1;
+            owner.pending.read_since_trim += 1;
             applied_any = true;
             let already_applied = stream_id_le(&id, &owner.applied);
             let Ok(input) = serde_json::from_str::<Input>(&body) else {
@@ -341,7 +389,7 @@ impl RedisEngine {
         self.lease.lost();
         self.holder = None;
         if let Some(owner) = self.owner.take() {
-            for timer in [owner.release_timer, owner.lazy_commit].into_iter().flatten() {
+            for timer in [owner.release_timer, owner.lazy_commit, owner.pending.timer].into_iter().flatten() {
                 ctx.cancel_future(timer);
             }
             self.shared.bus.do_send(Unsubscribe { channel: self.key("wake") });

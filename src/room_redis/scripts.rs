@@ -40,18 +40,34 @@ if ARGV[5] == '1' or heard == 0 then holder = redis.call('GET', KEYS[2]) or '' e
 return {holder, answers, len}
 ";
 
-/// KEYS: lease. ARGV: node, a holder this node saw gone ("" = none). Takes the lease when
-/// nobody holds it, when it still names this node (a room that stopped here and starts again,
-/// or this node restarted under the same `store.node_id`), or when it names the node seen
-/// gone. The lease has no expiry: it holds while its holder's presence record does. 1 when it
-/// is ours now, else 0.
+/// KEYS: lease, term, events. ARGV: node, a holder this node saw gone ("" = none). Takes the
+/// lease when nobody holds it, when it still names this node (a room that stopped here and
+/// starts again, or this node restarted under the same `store.node_id`), or when it names the
+/// node seen gone. The lease has no expiry: it holds while its holder's presence record does.
+///
+/// A lease won starts a new *term*: the room's term counter goes up (past the events stream's
+/// top, whose ids are `<term>-<n>`), and a marker entry `<term>-0` goes into the events stream.
+/// Every commit is an entry with an id of its owner's term, and Redis refuses an id below the
+/// stream's top: from now on, the commits of any earlier owner (one frozen, or cut off, that
+/// does not know yet) fail, without a read of the lease (see `commit`). Answers the term when
+/// the lease is ours now, else 0.
 pub const CLAIM: &str = r"
 local holder = redis.call('GET', KEYS[1])
-if holder == false or holder == ARGV[1] or (ARGV[2] ~= '' and holder == ARGV[2]) then
-  redis.call('SET', KEYS[1], ARGV[1])
-  return 1
+if not (holder == false or holder == ARGV[1] or (ARGV[2] ~= '' and holder == ARGV[2])) then
+  return 0
 end
-return 0
+redis.call('SET', KEYS[1], ARGV[1])
+local term = redis.call('INCR', KEYS[2])
+local top = redis.call('XREVRANGE', KEYS[3], '+', '-', 'COUNT', 1)[1]
+if top then
+  local ms = tonumber(string.match(top[1], '^(%d+)'))
+  if ms >= term then
+    term = ms + 1
+    redis.call('SET', KEYS[2], string.format('%d', term))
+  end
+end
+redis.call('XADD', KEYS[3], string.format('%d', term) .. '-0', 't', ARGV[1])
+return term
 ";
 
 /// KEYS: lease. ARGV: node. Gives the lease up if it is ours (a room that stops here).
@@ -60,35 +76,31 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 ";
 
-/// KEYS: lease, events, state, seen, in, members. ARGV: node, (unused), seen cap ("0": not
-/// trimmed this time), now ms, core state (without the members), applied id, trim id ("" =
-/// none), channel, message ("" = none), publish command (as for INGEST), the last event's seq
-/// ("" = no events), the events (one JSON array, stored as one entry `<last seq>-1`), the
-/// history's lower bound (entries below it are trimmed), then n dedup keys (`d|…`, `s|…`), then
-/// n member entries and session/entry pairs, then n members gone and their sessions.
-/// Answers 1 when committed, 0 when the lease is not ours. An events stream that already
-/// holds the last event's seq fails the XADD, before anything is written (a script that fails
-/// half-way keeps what it wrote, so every check comes before the first write).
-pub const COMMIT: &str = r"
+/// A checkpoint of the owner's commits (see `commit`): the state, the dedup keys and the member
+/// changes of the entries up to `upto` go to the room's state hash, dedup set and member hash,
+/// so that the streams can be trimmed and a new owner reads few entries. Fenced by the lease.
+/// KEYS: lease, state, seen, members, in, events. ARGV: node, core state, applied input,
+/// upto (the newest entry it covers), now ms (the dedup keys' score), seen cap ("0": not
+/// trimmed this time), input trim id ("" = none), events trim id ("" = none), then n dedup
+/// keys, then n member entries as session/entry pairs, then n members gone.
+/// Answers 1 when written, 0 when the lease is not ours.
+pub const CHECKPOINT: &str = r"
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 local function chunked(cmd, key, list)
   for s = 1, #list, 1000 do
     redis.call(cmd, key, unpack(list, s, math.min(s + 999, #list)))
   end
 end
-if ARGV[11] ~= '' then
-  redis.call('XADD', KEYS[2], 'MINID', ARGV[13], ARGV[11] .. '-1', 'e', ARGV[12])
-end
-local i = 14
+local i = 9
 local list = {}
 for _ = 1, tonumber(ARGV[i]) do
-  list[#list + 1] = ARGV[4]
+  list[#list + 1] = ARGV[5]
   list[#list + 1] = ARGV[i + 1]
   i = i + 1
 end
 i = i + 1
-if #list > 0 then chunked('ZADD', KEYS[4], list) end
-if ARGV[3] ~= '0' then redis.call('ZREMRANGEBYRANK', KEYS[4], 0, -(tonumber(ARGV[3]) + 1)) end
+if #list > 0 then chunked('ZADD', KEYS[3], list) end
+if ARGV[6] ~= '0' then redis.call('ZREMRANGEBYRANK', KEYS[3], 0, -(tonumber(ARGV[6]) + 1)) end
 list = {}
 for _ = 1, tonumber(ARGV[i]) do
   list[#list + 1] = ARGV[i + 1]
@@ -96,16 +108,16 @@ for _ = 1, tonumber(ARGV[i]) do
   i = i + 2
 end
 i = i + 1
-if #list > 0 then chunked('HSET', KEYS[6], list) end
+if #list > 0 then chunked('HSET', KEYS[4], list) end
 list = {}
 for _ = 1, tonumber(ARGV[i]) do
   list[#list + 1] = ARGV[i + 1]
   i = i + 1
 end
-if #list > 0 then chunked('HDEL', KEYS[6], list) end
-redis.call('HSET', KEYS[3], 'core', ARGV[5], 'applied', ARGV[6])
+if #list > 0 then chunked('HDEL', KEYS[4], list) end
+redis.call('HSET', KEYS[2], 'core', ARGV[2], 'applied', ARGV[3], 'upto', ARGV[4])
 if ARGV[7] ~= '' then redis.call('XTRIM', KEYS[5], 'MINID', ARGV[7]) end
-if ARGV[9] ~= '' then redis.call(ARGV[10], ARGV[8], ARGV[9]) end
+if ARGV[8] ~= '' then redis.call('XTRIM', KEYS[6], 'MINID', ARGV[8]) end
 return 1
 ";
 
@@ -131,7 +143,7 @@ pub struct Scripts {
     pub ingest: redis::Script,
     pub claim: redis::Script,
     pub release: redis::Script,
-    pub commit: redis::Script,
+    pub checkpoint: redis::Script,
 }
 
 impl Scripts {
@@ -140,7 +152,7 @@ impl Scripts {
             ingest: redis::Script::new(INGEST),
             claim: redis::Script::new(CLAIM),
             release: redis::Script::new(RELEASE),
-            commit: redis::Script::new(COMMIT),
+            checkpoint: redis::Script::new(CHECKPOINT),
         }
     }
 }

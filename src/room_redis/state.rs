@@ -101,6 +101,10 @@ impl RedisEngine {
 /// The owner's state: the core and where it is in the input stream.
 pub struct Owner {
     pub(super) core: RoomCore,
+    /// This ownership's term (see `scripts::CLAIM`): its commits are entries `<term>-<n>`.
+    pub(super) term: u64,
+    /// Commits made in this term (the last entry's `n`).
+    pub(super) commits: u64,
     /// The last input read (stream id).
     pub(super) last_read: String,
     /// The last input applied and committed.
@@ -127,15 +131,41 @@ pub struct Owner {
     /// The seqids of the pushes taken before this ownership (`game_sess/seqid`), for the core
     /// once the stream's backlog is read.
     pub(super) taken_before: Option<Vec<String>>,
-    /// Dedup keys written since the dedup set was last trimmed.
-    pub(super) seen_since_trim: usize,
-    /// The id the input stream was last trimmed to, and when.
-    pub(super) trimmed: (String, Instant),
-    /// Inputs read since then.
-    pub(super) read_since_trim: usize,
     /// Which node each member session is on (direct frames, answers).
     pub(super) node_of: HashMap<SessionId, String>,
     pub(super) release_timer: Option<SpawnHandle>,
+    /// What the next checkpoint writes (see [`super::checkpoint`]).
+    pub(super) pending: Pending,
+}
+
+/// The commits made since the last checkpoint, and what a checkpoint of them writes.
+#[derive(Default)]
+pub struct Pending {
+    /// Commits not covered by a checkpoint yet.
+    pub(super) commits: usize,
+    /// The newest committed entry's id, and its state: the core (JSON) and the last input.
+    pub(super) upto: String,
+    pub(super) core: String,
+    pub(super) applied: String,
+    /// Where the input stream may be trimmed to, and the first event the history keeps, as of
+    /// the newest commit.
+    pub(super) trim_inputs: String,
+    pub(super) keep_from: u64,
+    /// The commits' dedup keys, and the member hash's changes (the last one per session).
+    pub(super) keys: Vec<String>,
+    pub(super) members: HashMap<SessionId, Option<String>>,
+    /// A checkpoint is due (a count was reached, or the room went quiet).
+    pub(super) due: bool,
+    pub(super) timer: Option<SpawnHandle>,
+    pub(super) last_commit: Option<Instant>,
+    /// The entries of the events stream this owner knows (read at its takeover, or written),
+    /// oldest first, with their last seqs: the history is trimmed by them.
+    pub(super) history: VecDeque<(String, u64)>,
+    /// Dedup keys written since the dedup set was last trimmed.
+    pub(super) keys_since_trim: usize,
+    /// The id the input stream was last trimmed to; inputs read since then.
+    pub(super) trimmed: String,
+    pub(super) read_since_trim: usize,
 }
 
 impl Owner {

@@ -81,6 +81,76 @@ pub(crate) struct MemberWire {
     pub(crate) n: String,
 }
 
+/// One entry of the room's events stream: one commit of its owner, id `<term>-<n>` (the n-th
+/// commit of the owner's term; see `scripts::CLAIM`). It carries what a new owner needs to go
+/// on from it, so that a commit is one write: the core's state and the last input applied, the
+/// dedup keys and the member changes it made, and its events (the history). Checkpoints copy
+/// the state, the keys and the members into their own keys, so that the stream can be trimmed.
+/// A claim's marker (`t`, the claimant) carries nothing else; an entry written before
+/// entries carried state (`<seq>-1`, events only) is read for its events alone.
+#[derive(Debug, Default)]
+pub(crate) struct Entry {
+    /// The last seq the room had numbered at this commit (its last event's, if it has any).
+    pub(crate) last_seq: u64,
+    /// Its events, as one JSON array of [`WireEvent`]s; empty when it has none.
+    pub(crate) events: String,
+    /// The core's state without the members (JSON), and the last input applied.
+    pub(crate) state: Option<(String, String)>,
+    /// The dedup keys it added (`d|…` released items, `s|…` pushes taken).
+    pub(crate) keys: Vec<String>,
+    /// The member hash's changes: an entry per session, or `None` when it left.
+    pub(crate) members: Vec<(SessionId, Option<String>)>,
+}
+
+impl Entry {
+    /// The stream entry's fields (`q`, `s`, `a`, and `e`, `d`, `m` when not empty).
+    pub(crate) fn fields(&self) -> Vec<(&'static str, String)> {
+        let mut fields = vec![("q", self.last_seq.to_string())];
+        if let Some((state, applied)) = &self.state {
+            fields.push(("s", state.clone()));
+            fields.push(("a", applied.clone()));
+        }
+        if !self.events.is_empty() {
+            fields.push(("e", self.events.clone()));
+        }
+        if !self.keys.is_empty() {
+            fields.push(("d", self.keys.join("\n")));
+        }
+        if !self.members.is_empty() {
+            fields.push(("m", serde_json::to_string(&self.members).unwrap_or_default()));
+        }
+        fields
+    }
+
+    /// An entry as the stream gives it back; `None` for a claim's marker.
+    pub(crate) fn read(entry: &redis::streams::StreamId) -> Option<Self> {
+        if entry.map.contains_key("t") {
+            return None;
+        }
+        let text = |field: &str| entry.get::<String>(field);
+        // Before entries carried state, an entry's id was its last event's `<seq>-1`.
+        let last_seq = match text("q") {
+            Some(q) => q.parse().ok()?,
+            None => entry.id.split_once('-').and_then(|(ms, _)| ms.parse().ok())?,
+        };
+        Some(Self {
+            last_seq,
+            events: text("e").unwrap_or_default(),
+            state: text("s").zip(text("a")),
+            keys: text("d").map(|d| d.split('\n').map(str::to_string).collect()).unwrap_or_default(),
+            members: text("m").and_then(|m| serde_json::from_str(&m).ok()).unwrap_or_default(),
+        })
+    }
+
+    /// Its events (none if they cannot be read).
+    pub(crate) fn wire_events(&self) -> Vec<WireEvent> {
+        if self.events.is_empty() {
+            return Vec::new();
+        }
+        serde_json::from_str(&self.events).unwrap_or_default()
+    }
+}
+
 /// Stream ids compare as (ms, seq) pairs.
 pub(crate) fn stream_id_le(a: &str, b: &str) -> bool {
     let parse = |s: &str| {
