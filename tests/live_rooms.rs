@@ -510,6 +510,7 @@ async fn the_documented_keys_are_there(lb: &LiveBroker, keys: impl Fn(&str) -> H
         (&*format!("room:{{{room_id}}}:term"), "string"),
         (&*format!("room:{{{room_id}}}:in"), "stream"),
         (&*format!("room:{{{room_id}}}:events"), "stream"),
+        (&*format!("room:{{{room_id}}}:own"), "stream"),
         ("user:{viewer}", "hash"),
     ]
     .into_iter()

@@ -84,7 +84,7 @@ mod tests {
     fn every_key_of_a_room_shares_one_hash_tag() {
         let k = Keys::new("danmu:");
         for channel in ["17", "call:a:b", "we{ir}d", "}{", "%7B"] {
-            let tags: Vec<String> = ["lease", "term", "in", "events", "state", "seen", "members"]
+            let tags: Vec<String> = ["lease", "term", "in", "own", "events", "state", "seen", "members"]
                 .iter()
                 .map(|w| cluster_tag(&k.room(channel, w)).to_string())
                 .collect();

@@ -2,14 +2,14 @@
 //! carrying its dedup keys, the core's state and its member changes; a checkpoint copies those
 //! of the entries since the last one into the room's own keys (`seen`, `state` with the entry
 //! it covers, `members`), with one fenced script ([`CHECKPOINT`](super::scripts::CHECKPOINT)),
-//! and only then trims the streams: the input stream below what is applied and no longer held,
+//! and only then trims the streams: the input streams below what is applied and no longer held,
 //! the events stream below the entries that hold the last `room.history_len` events. A new
 //! owner reads the checkpoint and the entries after it.
 //!
 //! A checkpoint is due once [`COMMITS`] commits or [`KEYS`] dedup keys were made since the
 //! last one, once the input stream grew by a quarter of its cap, or once the room went
-//! [`QUIET`] with commits not covered: a room at one push a second pays one every minute, an
-//! idle one a single one after its last commit.
+//! [`QUIET`] with commits not covered: a room at one push a second pays one every four minutes,
+//! an idle one a single one after its last commit.
 
 use std::time::{Duration, Instant};
 
@@ -21,7 +21,7 @@ use super::state::{Ctx, Front, Pending, RedisEngine};
 use super::wire::Entry;
 
 /// Commits after which a checkpoint is due.
-pub const COMMITS: usize = 64;
+pub const COMMITS: usize = 256;
 
 /// Dedup keys after which a checkpoint is due.
 pub const KEYS: usize = 1024;
@@ -30,15 +30,18 @@ pub const KEYS: usize = 1024;
 pub const QUIET: Duration = Duration::from_secs(5);
 
 impl Pending {
-    /// A commit went out: entry `id`, whose input stream may be trimmed to `trim_inputs`, and
-    /// whose history keeps the events from `keep_from` on.
-    pub(super) fn add(&mut self, id: &str, entry: &Entry, trim_inputs: String, keep_from: u64) {
+    /// A commit went out: entry `id`, whose input streams may be trimmed to `trim` (the
+    /// other nodes', its own), and whose history keeps the events from `keep_from` on.
+    pub(super) fn add(&mut self, id: &str, entry: &Entry, trim: (String, String), keep_from: u64) {
         self.commits += 1;
         self.upto = id.to_string();
         if let Some((core, applied)) = &entry.state {
             (self.core, self.applied) = (core.clone(), applied.clone());
         }
-        self.trim_inputs = trim_inputs;
+        if let Some(own) = &entry.own_applied {
+            self.own_applied = own.clone();
+        }
+        (self.trim_inputs, self.trim_own) = trim;
         self.keep_from = keep_from;
         self.keys.extend(entry.keys.iter().cloned());
         self.members.extend(entry.members.iter().cloned());
@@ -119,6 +122,12 @@ impl RedisEngine {
         } else {
             String::new()
         };
+        let trim_own = if pending.trim_own != pending.own_trimmed {
+            pending.own_trimmed = pending.trim_own.clone();
+            pending.trim_own.clone()
+        } else {
+            String::new()
+        };
         let trim_events = pending.trim_history();
         let mut args: Vec<String> = vec![
             self.shared.node_id.clone(),
@@ -129,6 +138,8 @@ impl RedisEngine {
             if trim_seen { seen_cap.to_string() } else { "0".to_string() },
             trim_inputs,
             trim_events,
+            pending.own_applied.clone(),
+            trim_own,
         ];
         args.push(keys.len().to_string());
         args.extend(keys);
@@ -140,7 +151,7 @@ impl RedisEngine {
         args.push(dels.len().to_string());
         args.extend(dels.into_iter().map(|(session, _)| session.to_string()));
         let keys: Vec<String> =
-            ["lease", "state", "seen", "members", "in", "events"].iter().map(|w| self.key(w)).collect();
+            ["lease", "state", "seen", "members", "in", "events", "own"].iter().map(|w| self.key(w)).collect();
         let (conn, scripts) = (self.shared.conn.clone(), self.scripts.clone());
         let run = async move { super::scripts::run::<i64>(&scripts.checkpoint, &keys, &args, conn).await };
         self.step_busy = true;

@@ -3,7 +3,7 @@
 //! at a time and in the order the core made them. What members or callers see is committed at once; what nobody sees yet (a
 //! push that only filled the reorder buffer) waits for its release, or [`LAZY_COMMIT`].
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use actix::fut::wrap_future;
@@ -74,8 +74,10 @@ impl RedisEngine {
         // The input stream is trimmed no further than the oldest push that still has an item in
         // the reorder buffer (a room under steady load always holds some, but not old ones).
         let oldest_held = owner.core.oldest_held();
-        while owner.held.front().is_some_and(|(_, end)| oldest_held.is_none_or(|oldest| *end <= oldest)) {
-            owner.held.pop_front();
+        for held in [&mut owner.held, &mut owner.own.held] {
+            while held.front().is_some_and(|(_, end)| oldest_held.is_none_or(|oldest| *end <= oldest)) {
+                held.pop_front();
+            }
         }
         owner.dirty = false;
         // The dedup keys of the released items and of the pushes taken.
@@ -117,13 +119,16 @@ impl RedisEngine {
                 serde_json::to_string(&published.events).unwrap_or_default()
             },
             state: Some((serde_json::to_string(&core_state).unwrap_or_default(), owner.applied.clone())),
+            own_applied: Some(owner.own.applied.clone()),
             keys,
             members: changed.into_iter().collect(),
         };
         owner.commits += 1;
         let id = format!("{}-{}", owner.term, owner.commits);
-        let trim_inputs = owner.held.front().map(|(id, _)| id.clone()).unwrap_or_else(|| owner.applied.clone());
-        owner.pending.add(&id, &entry, trim_inputs, core_state.next_seq.saturating_sub(history_len));
+        let trim_at =
+            |held: &VecDeque<(String, u64)>, applied: &String| held.front().map_or(applied, |(id, _)| id).clone();
+        let trim = (trim_at(&owner.held, &owner.applied), trim_at(&owner.own.held, &owner.own.applied));
+        owner.pending.add(&id, &entry, trim, core_state.next_seq.saturating_sub(history_len));
         let fields = entry.fields();
         let (events, channel) = (self.key("events"), self.key("ch"));
         let mut conn = self.shared.conn.clone();

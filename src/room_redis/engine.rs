@@ -26,7 +26,7 @@ use log::{info, warn};
 use tokio::sync::oneshot;
 
 use super::lease::Claimed;
-use super::state::{Answer, Ctx, Front, Outgoing, Owner, RedisEngine};
+use super::state::{Answer, Ctx, Front, Outgoing, Owner, RedisEngine, Stream};
 use super::wire::{AckWire, Entry, Input as WireInput, JoinAnswerWire, Published, WireEvent};
 use crate::cluster::bus::{BusMessage, Subscribe, Unsubscribe};
 
@@ -46,7 +46,7 @@ const WAKE_RETRY: Duration = Duration::from_millis(500);
 
 impl RedisEngine {
     /// Queues an input for the room's stream, after every input queued before it.
-    fn send_input(&mut self, input: &WireInput, answer: Answer, ctx: &mut Ctx) {
+    pub(super) fn send_input(&mut self, input: &WireInput, answer: Answer, ctx: &mut Ctx) {
         self.last_activity = Instant::now();
         let body = serde_json::to_string(input).unwrap_or_default();
         self.outbox.push(Outgoing { kind: input.kind(), body, answer });
@@ -73,6 +73,11 @@ impl RedisEngine {
         }
         let batch = std::mem::take(&mut self.outbox);
         self.outbox_busy = true;
+        // The owner stores its own inputs for itself, once its takeover's backlog is read (until
+        // then they go with the others', after it).
+        if self.owner.as_ref().is_some_and(|owner| owner.taken_before.is_none()) {
+            return self.send_own(batch, ctx);
+        }
         let now = Instant::now();
         let check_queue = self.queue_check_due(now);
         let conn = self.shared.conn.clone();
@@ -143,6 +148,66 @@ impl RedisEngine {
         }));
     }
 
+    /// The owner's own inputs: stored in the room's `own` stream, one `XADD` each (in one round
+    /// trip), with ids of the owner's term, so that Redis refuses them once another node claimed
+    /// the room; then applied at once, with no wake-up and no script. A push is answered 200
+    /// once stored, as any.
+    fn send_own(&mut self, batch: Vec<Outgoing>, ctx: &mut Ctx) {
+        let (stream, node) = (self.key("own"), self.shared.node_id.clone());
+        let Some(owner) = self.owner.as_mut() else { return };
+        let term = owner.term;
+        let mut pipe = redis::pipe();
+        let mut stored = Vec::with_capacity(batch.len());
+        let mut answers = Vec::with_capacity(batch.len());
+        for out in batch {
+            owner.own.stored += 1;
+            let id = format!("{term}-{}", owner.own.stored);
+            pipe.cmd("XADD").arg(&stream).arg(&id).arg("k").arg(out.kind).arg("n").arg(&node).arg("b").arg(&out.body);
+            stored.push((id, out.body));
+            answers.push(out.answer);
+        }
+        let mut conn = self.shared.conn.clone();
+        let run = async move { pipe.query_async::<Vec<String>>(&mut conn).await };
+        ctx.spawn(wrap_future::<_, Front>(run).map(move |result, front, ctx| {
+            let engine = front.engine_mut();
+            engine.outbox_busy = false;
+            let ok = match &result {
+                Ok(_) => true,
+                Err(e) => {
+                    warn!("room {}: own inputs not stored ({e}), giving the room up", engine.channel_name);
+                    false
+                }
+            };
+            let still_owner = engine.owner.as_ref().is_some_and(|owner| owner.term == term);
+            if !ok && still_owner {
+                engine.give_up(ctx);
+            }
+            let mut outputs = Vec::new();
+            for answer in answers {
+                match (answer, ok) {
+                    (Answer::Push { reply, items }, true) => {
+                        let _ = reply.send(IngestOutcome::Accepted { new_items: items });
+                    }
+                    (Answer::Push { reply, .. }, false) => {
+                        let _ = reply.send(IngestOutcome::Full);
+                    }
+                    (Answer::Join(session), false) => {
+                        outputs.push(Output::Joined { session, answer: Err(UNAVAILABLE) })
+                    }
+                    (Answer::Act(rid), false) => outputs.push(Output::Acted { rid, answer: Err(UNAVAILABLE) }),
+                    _ => {}
+                }
+            }
+            // Stored in this term and still owned: applied now. (Owned again in a later term,
+            // the takeover read them.)
+            if ok && still_owner {
+                engine.apply_inputs(stored, Stream::Own, ctx);
+            }
+            front.engine_mut().send_outbox(ctx);
+            front.apply(outputs, ctx);
+        }));
+    }
+
     /// A room without an owner is claimed by a node that uses it.
     /// The lease is vacant when nobody holds it, when it names this node, or when its holder
     /// is gone (its presence record was missing at this node's last renewal); a node claims
@@ -174,7 +239,7 @@ impl RedisEngine {
         }
         self.lease.claim();
         let mut conn = self.shared.conn.clone();
-        let keys = [self.key("lease"), self.key("term"), self.key("events")];
+        let keys = [self.key("lease"), self.key("term"), self.key("events"), self.key("own")];
         let node = self.shared.node_id.clone();
         let gone = if gone { holder.to_string() } else { String::new() };
         let scripts = self.scripts.clone();
@@ -417,6 +482,7 @@ impl Engine for RedisEngine {
             st: push.status,
         };
         self.send_input(&input, Answer::Push { reply, items }, ctx);
+        self.pushed_here(ctx);
         Vec::new()
     }
 

@@ -6,7 +6,8 @@
 //!   channel read back in order for this node's members, history from the events stream.
 //! - [`owner`]: the owner's side: the room's core on the stream's inputs, members of dead
 //!   nodes removed; its commits (one entry each, fenced by the lease's term) in [`commit`], and
-//!   their checkpoints in [`checkpoint`].
+//!   their checkpoints in [`checkpoint`]; a room moves to the node its pushes arrive on
+//!   ([`handoff`]).
 //! - [`state`]: what one node knows of one room (the engine's and the owner's fields).
 //! - [`lease`]: the lease as a typed state, with its transitions. A lease holds while its
 //!   holder's presence record does ([`Liveness`]): nothing is renewed per room.
@@ -33,6 +34,7 @@ use crate::store::conn::RedisConn;
 mod checkpoint;
 mod commit;
 pub mod engine;
+mod handoff;
 pub mod lease;
 pub mod owner;
 mod scripts;

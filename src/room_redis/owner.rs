@@ -26,7 +26,7 @@ use log::{debug, info, warn};
 
 use super::commit::{is_visible, merge};
 use super::lease::Lease;
-use super::state::{Ctx, Front, Owner, Pending, RedisEngine};
+use super::state::{Ctx, Front, OwnInputs, Owner, Pending, RedisEngine, Stream};
 use super::wire::{stream_id_le, AckWire, Entry, Input, JoinAnswerWire, MemberWire, Published};
 use crate::cluster::bus::Unsubscribe;
 use crate::cluster::presence::DeadNodes;
@@ -42,7 +42,8 @@ impl RedisEngine {
     /// entries after it), then reads its inputs.
     pub(super) fn take_over(&mut self, term: u64, ctx: &mut Ctx) {
         let mut conn = self.shared.conn.clone();
-        let [state_key, seen_key, events, members_key] = ["state", "seen", "events", "members"].map(|w| self.key(w));
+        let [state_key, seen_key, events, members_key, own_key] =
+            ["state", "seen", "events", "members", "own"].map(|w| self.key(w));
         let node = self.shared.node_id.clone();
         let status_of = self.links.status_of.clone();
         let channel_name = self.channel_name.clone();
@@ -62,11 +63,16 @@ impl RedisEngine {
                 reply.ids.iter().filter_map(|e| Some((e.id.clone(), Entry::read(e)?))).collect();
             // The newest state: the last entry's, else the checkpoint's (it is the last commit's
             // when no entry came after it).
-            let newest = entries.iter().rev().find_map(|(_, e)| e.state.clone());
-            let (core, applied) = match newest {
-                Some((core, applied)) => (Some(core), Some(applied)),
-                None => (saved.get("core").cloned(), saved.get("applied").cloned()),
+            let newest = entries.iter().rev().find_map(|(_, e)| e.state.clone().map(|s| (s, e.own_applied.clone())));
+            let (core, applied, own_applied) = match newest {
+                Some(((core, applied), own)) => (Some(core), Some(applied), own),
+                None => (saved.get("core").cloned(), saved.get("applied").cloned(), saved.get("own").cloned()),
             };
+            // The inputs earlier owners stored for themselves (a claim's marker aside).
+            let own: redis::streams::StreamRangeReply =
+                redis::cmd("XRANGE").arg(&own_key).arg("-").arg("+").query_async(&mut conn).await?;
+            let own: Vec<(String, String)> =
+                own.ids.into_iter().filter_map(|e| Some((e.id.clone(), e.get::<String>("b")?))).collect();
             // A state that cannot be read back (corrupt, or a `next_seq` no numbering can go
             // on from) counts as none: its events would clash with the new numbering's.
             let core = core.map(|j| serde_json::from_str::<RoomState>(&j));
@@ -92,13 +98,13 @@ impl RedisEngine {
                     .ignore()
                     .query_async(&mut conn)
                     .await?;
-                return Ok((None, None, Vec::new(), HashMap::new(), Vec::new(), live_status));
+                return Ok((None, None, Vec::new(), HashMap::new(), Vec::new(), live_status, (None, own)));
             }
-            Ok::<_, redis::RedisError>((core, applied, seen, members, entries, live_status))
+            Ok::<_, redis::RedisError>((core, applied, seen, members, entries, live_status, (own_applied, own)))
         };
         ctx.spawn(wrap_future::<_, Front>(load).map(move |loaded, front: &mut Front, ctx| {
             let room = front.engine_mut();
-            let (state, applied, mut seen, mut members, entries, live_status) = match loaded {
+            let (state, applied, mut seen, mut members, entries, live_status, (own_applied, own)) = match loaded {
                 Ok(loaded) => loaded,
                 Err(e) => {
                     warn!("room {}: cannot load its state ({e}), not taking it over", room.channel_name);
@@ -122,7 +128,7 @@ impl RedisEngine {
                         None => members.remove(session),
                     };
                 }
-                pending.add(id, entry, String::new(), 0);
+                pending.add(id, entry, (String::new(), String::new()), 0);
             }
             let now = Now::real();
             let mut config = room.shared.config.clone();
@@ -182,7 +188,11 @@ impl RedisEngine {
                 node_of,
                 release_timer: None,
                 pending,
+                own: OwnInputs { stored: 0, applied: own_applied.unwrap_or_default(), held: VecDeque::new() },
+                own_push_at: None,
+                hand_to: None,
             });
+            room.apply_inputs(own, Stream::Own, ctx);
             if !entries.is_empty() {
                 room.committed(ctx);
             }
@@ -214,7 +224,7 @@ impl RedisEngine {
             owner.arrived.extend(entries);
             return;
         }
-        self.apply_inputs(entries, ctx);
+        self.apply_inputs(entries, Stream::In, ctx);
     }
 
     /// Drives the owner, one step at a time: a commit of what is staged, else a checkpoint when
@@ -232,6 +242,9 @@ impl RedisEngine {
         }
         if owner.pending.due {
             return self.send_checkpoint(ctx);
+        }
+        if let Some(to) = owner.hand_to.take() {
+            return self.send_handoff(to, ctx);
         }
         if owner.read_wanted {
             owner.read_wanted = false;
@@ -277,16 +290,16 @@ impl RedisEngine {
                         entries.into_iter().map(|e| (e.id.clone(), e.get::<String>("b").unwrap_or_default())).collect();
                     if full {
                         owner.read_wanted = true;
-                        room.apply_inputs(entries, ctx);
+                        room.apply_inputs(entries, Stream::In, ctx);
                     } else {
                         let arrived = std::mem::take(&mut owner.arrived);
-                        room.apply_inputs(entries, ctx);
+                        room.apply_inputs(entries, Stream::In, ctx);
                         if let Some(owner) = room.owner.as_mut() {
                             if let Some(taken) = owner.taken_before.take() {
                                 owner.core.seqids_seen_before(taken);
                             }
                         }
-                        room.apply_inputs(arrived, ctx);
+                        room.apply_inputs(arrived, Stream::In, ctx);
                     }
                 }
                 Err(e) => {
@@ -302,20 +315,28 @@ impl RedisEngine {
     /// see (events, answers, member changes) is committed at once; a push that only filled the
     /// reorder buffer waits for its release, so that a busy room commits once per release and
     /// not once per push.
-    fn apply_inputs(&mut self, entries: Vec<(String, String)>, ctx: &mut Ctx) {
+    pub(super) fn apply_inputs(&mut self, entries: Vec<(String, String)>, stream: Stream, ctx: &mut Ctx) {
         let Some(owner) = self.owner.as_mut() else { return };
         let now = Now::real();
         let mut effects = Effects::default();
         let mut published = Published::default();
         let mut applied_any = false;
         for (id, body) in entries {
-            if owner.last_read != "-" && stream_id_le(&id, &owner.last_read) {
-                continue;
+            // The other nodes' inputs may come twice (read, and carried by a wake-up); the
+            // owner's own come once (stored by it, or read at its takeover).
+            if stream == Stream::In {
+                if owner.last_read != "-" && stream_id_le(&id, &owner.last_read) {
+                    continue;
+                }
+                owner.last_read = id.clone();
+                owner.pending.read_since_trim += 1;
             }
-            owner.last_read = id.clone();
-            owner.pending.read_since_trim += 1;
             applied_any = true;
-            let already_applied = stream_id_le(&id, &owner.applied);
+            let (applied, held) = match stream {
+                Stream::In => (&mut owner.applied, &mut owner.held),
+                Stream::Own => (&mut owner.own.applied, &mut owner.own.held),
+            };
+            let already_applied = stream_id_le(&id, applied);
             let Ok(input) = serde_json::from_str::<Input>(&body) else {
                 warn!("room {}: input {id} unreadable, skipped", self.channel_name);
                 continue;
@@ -331,7 +352,10 @@ impl RedisEngine {
                     }
                     merge(&mut effects, fx);
                     // Its items, if any were taken, arrived before this number.
-                    owner.held.push_back((id.clone(), owner.core.arrivals() + 1));
+                    held.push_back((id.clone(), owner.core.arrivals() + 1));
+                    if stream == Stream::Own {
+                        owner.own_push_at = Some(Instant::now());
+                    }
                 }
                 // Applied before the last commit: its effects are in the state already.
                 _ if already_applied => {}
@@ -356,9 +380,15 @@ impl RedisEngine {
                 }
                 Input::Status { st } => merge(&mut effects, owner.core.set_live_status(st, now)),
                 Input::Notice { c, e, u } => merge(&mut effects, owner.core.notice(c, e, u, now)),
+                Input::Handoff { n } => {
+                    let quiet = owner.own_push_at.is_none_or(|at| at.elapsed() >= super::handoff::OWN_QUIET);
+                    if n != self.shared.node_id && quiet {
+                        owner.hand_to = Some(n);
+                    }
+                }
             }
             if !already_applied {
-                owner.applied = id;
+                *applied = id;
             }
         }
         if !applied_any {
@@ -370,6 +400,9 @@ impl RedisEngine {
             self.commit_later(ctx);
         }
         self.schedule_release(ctx);
+        if self.owner.as_ref().is_some_and(|owner| owner.hand_to.is_some()) {
+            self.pump(ctx);
+        }
     }
 
     /// Stops acting as owner (the lease lapsed, another node took it, or Redis failed).
@@ -415,10 +448,12 @@ impl RedisEngine {
         if self.lease.is_owned() {
             return self.remove_members_of_dead_nodes(ctx);
         }
-        if !(self.subscribed || self.claim_pending) || self.lease != Lease::NotOurs {
+        // A node that asked for the room reads the lease until it names it (see `handoff`).
+        let asked = self.pushing.waiting(Instant::now());
+        if !(self.subscribed || self.claim_pending || asked) || self.lease != Lease::NotOurs {
             return;
         }
-        if let Some((holder, _)) = self.holder.clone() {
+        if let Some((holder, _)) = self.holder.clone().filter(|_| !asked) {
             return self.claim_if_vacant(&holder, ctx);
         }
         let mut conn = self.shared.conn.clone();

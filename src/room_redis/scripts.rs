@@ -40,17 +40,18 @@ if ARGV[5] == '1' or heard == 0 then holder = redis.call('GET', KEYS[2]) or '' e
 return {holder, answers, len}
 ";
 
-/// KEYS: lease, term, events. ARGV: node, a holder this node saw gone ("" = none). Takes the
+/// KEYS: lease, term, events, own. ARGV: node, a holder this node saw gone ("" = none). Takes the
 /// lease when nobody holds it, when it still names this node (a room that stopped here and
 /// starts again, or this node restarted under the same `store.node_id`), or when it names the
 /// node seen gone. The lease has no expiry: it holds while its holder's presence record does.
 ///
 /// A lease won starts a new *term*: the room's term counter goes up (past the events stream's
-/// top, whose ids are `<term>-<n>`), and a marker entry `<term>-0` goes into the events stream.
-/// Every commit is an entry with an id of its owner's term, and Redis refuses an id below the
-/// stream's top: from now on, the commits of any earlier owner (one frozen, or cut off, that
-/// does not know yet) fail, without a read of the lease (see `commit`). Answers the term when
-/// the lease is ours now, else 0.
+/// top, whose ids are `<term>-<n>`), and a marker entry `<term>-0` goes into the events stream
+/// and into the owner's own input stream. Every commit and every input the owner stores for
+/// itself is an entry with an id of its owner's term, and Redis refuses an id below the
+/// stream's top: from now on, the commits and own inputs of any earlier owner (one frozen, or
+/// cut off, that does not know yet) fail, without a read of the lease (see `commit`). Answers
+/// the term when the lease is ours now, else 0.
 pub const CLAIM: &str = r"
 local holder = redis.call('GET', KEYS[1])
 if not (holder == false or holder == ARGV[1] or (ARGV[2] ~= '' and holder == ARGV[2])) then
@@ -66,8 +67,18 @@ if top then
     redis.call('SET', KEYS[2], string.format('%d', term))
   end
 end
-redis.call('XADD', KEYS[3], string.format('%d', term) .. '-0', 't', ARGV[1])
+local marker = string.format('%d', term) .. '-0'
+redis.call('XADD', KEYS[3], marker, 't', ARGV[1])
+redis.call('XADD', KEYS[4], marker, 't', ARGV[1])
 return term
+";
+
+/// KEYS: lease. ARGV: node, the node to give it to. Hands the lease to that node if it is ours
+/// (see `handoff`). 1 when handed, else 0.
+pub const HANDOFF: &str = r"
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2])
+return 1
 ";
 
 /// KEYS: lease. ARGV: node. Gives the lease up if it is ours (a room that stops here).
@@ -79,10 +90,11 @@ return 0
 /// A checkpoint of the owner's commits (see `commit`): the state, the dedup keys and the member
 /// changes of the entries up to `upto` go to the room's state hash, dedup set and member hash,
 /// so that the streams can be trimmed and a new owner reads few entries. Fenced by the lease.
-/// KEYS: lease, state, seen, members, in, events. ARGV: node, core state, applied input,
+/// KEYS: lease, state, seen, members, in, events, own. ARGV: node, core state, applied input,
 /// upto (the newest entry it covers), now ms (the dedup keys' score), seen cap ("0": not
-/// trimmed this time), input trim id ("" = none), events trim id ("" = none), then n dedup
-/// keys, then n member entries as session/entry pairs, then n members gone.
+/// trimmed this time), input trim id ("" = none), events trim id ("" = none), own input
+/// applied, own inputs' trim id ("" = none), then n dedup keys, then n member entries as
+/// session/entry pairs, then n members gone.
 /// Answers 1 when written, 0 when the lease is not ours.
 pub const CHECKPOINT: &str = r"
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
@@ -91,7 +103,7 @@ local function chunked(cmd, key, list)
     redis.call(cmd, key, unpack(list, s, math.min(s + 999, #list)))
   end
 end
-local i = 9
+local i = 11
 local list = {}
 for _ = 1, tonumber(ARGV[i]) do
   list[#list + 1] = ARGV[5]
@@ -115,9 +127,10 @@ for _ = 1, tonumber(ARGV[i]) do
   i = i + 1
 end
 if #list > 0 then chunked('HDEL', KEYS[4], list) end
-redis.call('HSET', KEYS[2], 'core', ARGV[2], 'applied', ARGV[3], 'upto', ARGV[4])
+redis.call('HSET', KEYS[2], 'core', ARGV[2], 'applied', ARGV[3], 'upto', ARGV[4], 'own', ARGV[9])
 if ARGV[7] ~= '' then redis.call('XTRIM', KEYS[5], 'MINID', ARGV[7]) end
 if ARGV[8] ~= '' then redis.call('XTRIM', KEYS[6], 'MINID', ARGV[8]) end
+if ARGV[10] ~= '' then redis.call('XTRIM', KEYS[7], 'MINID', ARGV[10]) end
 return 1
 ";
 
@@ -143,6 +156,7 @@ pub struct Scripts {
     pub ingest: redis::Script,
     pub claim: redis::Script,
     pub release: redis::Script,
+    pub handoff: redis::Script,
     pub checkpoint: redis::Script,
 }
 
@@ -152,6 +166,7 @@ impl Scripts {
             ingest: redis::Script::new(INGEST),
             claim: redis::Script::new(CLAIM),
             release: redis::Script::new(RELEASE),
+            handoff: redis::Script::new(HANDOFF),
             checkpoint: redis::Script::new(CHECKPOINT),
         }
     }

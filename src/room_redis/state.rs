@@ -10,6 +10,7 @@ use actix::{Context, SpawnHandle};
 use actors::room::{Effects, IngestOutcome, Now, RoomCore, RoomFront, RoomLinks, SessionId};
 use tokio::sync::oneshot;
 
+use super::handoff::Pushing;
 use super::lease::Lease;
 use super::scripts::Scripts;
 use super::wire::Published;
@@ -67,6 +68,8 @@ pub struct RedisEngine {
     /// The lease was vacant when this node could not claim it yet (its presence not written
     /// or stale): it claims after its next renewal.
     pub(super) claim_pending: bool,
+    /// The pushes this node stores while it does not own the room (see `handoff`).
+    pub(super) pushing: Pushing,
 }
 
 impl RedisEngine {
@@ -90,6 +93,7 @@ impl RedisEngine {
             stored_since_check: 0,
             watched_round: 0,
             claim_pending: false,
+            pushing: Pushing::default(),
         }
     }
 
@@ -136,6 +140,34 @@ pub struct Owner {
     pub(super) release_timer: Option<SpawnHandle>,
     /// What the next checkpoint writes (see [`super::checkpoint`]).
     pub(super) pending: Pending,
+    /// This node's own inputs, in the room's `own` stream (see `RedisEngine::send_own`).
+    pub(super) own: OwnInputs,
+    /// When the owner last applied a push of its own node, and the node it will hand the
+    /// room to (it asked, and this node got none of its own lately: see `handoff`).
+    pub(super) own_push_at: Option<Instant>,
+    pub(super) hand_to: Option<String>,
+}
+
+/// The inputs of the owner's own node: its front hands them to its core directly, once stored
+/// in the room's `own` stream with ids of the owner's term (`<term>-<n>`), so that the stream
+/// takes none from an owner that lost the room. A new owner reads the stream at its takeover.
+#[derive(Default)]
+pub struct OwnInputs {
+    /// Inputs stored in this term: the last id's `n`.
+    pub(super) stored: u64,
+    /// The last one applied, and the pushes that may still have items in the reorder buffer
+    /// (as `Owner::held`).
+    pub(super) applied: String,
+    pub(super) held: VecDeque<(String, u64)>,
+}
+
+/// Which stream an input came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    /// `room:{C}:in`: the other nodes' inputs (and this node's before it owned the room).
+    In,
+    /// `room:{C}:own`: the owner's own.
+    Own,
 }
 
 /// The commits made since the last checkpoint, and what a checkpoint of them writes.
@@ -147,9 +179,11 @@ pub struct Pending {
     pub(super) upto: String,
     pub(super) core: String,
     pub(super) applied: String,
-    /// Where the input stream may be trimmed to, and the first event the history keeps, as of
-    /// the newest commit.
+    /// Where the input streams may be trimmed to, and the first event the history keeps, as of
+    /// the newest commit; the last own input applied.
     pub(super) trim_inputs: String,
+    pub(super) trim_own: String,
+    pub(super) own_applied: String,
     pub(super) keep_from: u64,
     /// The commits' dedup keys, and the member hash's changes (the last one per session).
     pub(super) keys: Vec<String>,
@@ -163,8 +197,9 @@ pub struct Pending {
     pub(super) history: VecDeque<(String, u64)>,
     /// Dedup keys written since the dedup set was last trimmed.
     pub(super) keys_since_trim: usize,
-    /// The id the input stream was last trimmed to; inputs read since then.
+    /// The ids the input streams were last trimmed to; inputs read since then.
     pub(super) trimmed: String,
+    pub(super) own_trimmed: String,
     pub(super) read_since_trim: usize,
 }
 

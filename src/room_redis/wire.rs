@@ -15,12 +15,40 @@ use serde_json::Value;
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "k", rename_all = "snake_case")]
 pub(crate) enum Input {
-    Push { gs: String, sq: String, t: i64, st: Option<BigoStatus>, items: Vec<(String, Value)> },
-    Join { s: SessionId, n: String, p: Profile },
-    Leave { s: SessionId, why: LeaveReason },
-    Act { s: SessionId, n: String, r: u64, a: Action },
-    Status { st: LiveStatus },
-    Notice { c: String, e: i64, u: String },
+    Push {
+        gs: String,
+        sq: String,
+        t: i64,
+        st: Option<BigoStatus>,
+        items: Vec<(String, Value)>,
+    },
+    Join {
+        s: SessionId,
+        n: String,
+        p: Profile,
+    },
+    Leave {
+        s: SessionId,
+        why: LeaveReason,
+    },
+    Act {
+        s: SessionId,
+        n: String,
+        r: u64,
+        a: Action,
+    },
+    Status {
+        st: LiveStatus,
+    },
+    Notice {
+        c: String,
+        e: i64,
+        u: String,
+    },
+    /// Node `n` asks the owner for the room: its pushes arrive there (see `handoff`).
+    Handoff {
+        n: String,
+    },
 }
 
 impl Input {
@@ -33,6 +61,7 @@ impl Input {
             Self::Act { .. } => "act",
             Self::Status { .. } => "status",
             Self::Notice { .. } => "notice",
+            Self::Handoff { .. } => "handoff",
         }
     }
 }
@@ -96,6 +125,8 @@ pub(crate) struct Entry {
     pub(crate) events: String,
     /// The core's state without the members (JSON), and the last input applied.
     pub(crate) state: Option<(String, String)>,
+    /// The last of the owner's own inputs applied (its `own` stream).
+    pub(crate) own_applied: Option<String>,
     /// The dedup keys it added (`d|…` released items, `s|…` pushes taken).
     pub(crate) keys: Vec<String>,
     /// The member hash's changes: an entry per session, or `None` when it left.
@@ -103,12 +134,15 @@ pub(crate) struct Entry {
 }
 
 impl Entry {
-    /// The stream entry's fields (`q`, `s`, `a`, and `e`, `d`, `m` when not empty).
+    /// The stream entry's fields (`q`, `s`, `a`, `o`, and `e`, `d`, `m` when not empty).
     pub(crate) fn fields(&self) -> Vec<(&'static str, String)> {
         let mut fields = vec![("q", self.last_seq.to_string())];
         if let Some((state, applied)) = &self.state {
             fields.push(("s", state.clone()));
             fields.push(("a", applied.clone()));
+        }
+        if let Some(own) = &self.own_applied {
+            fields.push(("o", own.clone()));
         }
         if !self.events.is_empty() {
             fields.push(("e", self.events.clone()));
@@ -137,6 +171,7 @@ impl Entry {
             last_seq,
             events: text("e").unwrap_or_default(),
             state: text("s").zip(text("a")),
+            own_applied: text("o"),
             keys: text("d").map(|d| d.split('\n').map(str::to_string).collect()).unwrap_or_default(),
             members: text("m").and_then(|m| serde_json::from_str(&m).ok()).unwrap_or_default(),
         })
