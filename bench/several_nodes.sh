@@ -27,6 +27,7 @@
 #   RATES=400,1200 bench/several_nodes.sh   # W1's steps (default 400,800,1200)
 #   QUIET_ROOMS=200 IDLE_ROOMS=50 bench/several_nodes.sh quiet idle   # smaller (defaults 5000, 1000)
 #   IDLE_MEMBERS=2 bench/several_nodes.sh idle   # W9 with a member of each room on each node
+#   ACK_DURATION=60 bench/several_nodes.sh ack    # long enough for the rooms' checkpoints
 #   BROKER=/tmp/old/danmu-broker CONFIG=/tmp/old/config.yaml bench/several_nodes.sh quiet idle
 #          # another build in the same sitting: BROKER is the binary (default
 #          # ./target/release/danmu-broker, built here), CONFIG its config file (default
@@ -46,6 +47,8 @@ QUIET_ROOMS=${QUIET_ROOMS:-5000}
 # W8's rooms settle first: each room's lease moves to the node its pushes arrive on after 5 s
 # of pushes (src/room_redis/handoff.rs), so the measurement starts after 10 s.
 QUIET_WARMUP=${QUIET_WARMUP:-10}
+# The ack run's measurement; 60 puts each room's checkpoints (every 256 commits) inside it.
+ACK_DURATION=${ACK_DURATION:-10}
 IDLE_ROOMS=${IDLE_ROOMS:-1000}
 IDLE_MEMBERS=${IDLE_MEMBERS:-1}
 CONFIG=${CONFIG:-config.yaml}
@@ -133,7 +136,8 @@ for run in "${RUNS[@]}"; do
       bench --url "ws://127.0.0.1:$p" --clients 0 --rooms 10 --rate 100 --label ack-memory
       stop_nodes
       p=$(free_port); node ack-redis "$p" redis
-      bench --url "ws://127.0.0.1:$p" --clients 0 --rooms 10 --rate 100 --redis-port "$REDIS_PORT" --label ack-redis ;;
+      bench --url "ws://127.0.0.1:$p" --clients 0 --rooms 10 --rate 100 --duration-s "$ACK_DURATION" \
+        --redis-port "$REDIS_PORT" --label ack-redis ;;
     quiet)
       pair quiet
       bench --url "$PAIR" --pushers 2 --workload w8 --rooms "$QUIET_ROOMS" --warmup-s "$QUIET_WARMUP" \
