@@ -51,3 +51,46 @@ async fn a_stored_state_no_numbering_can_go_on_from_starts_a_new_epoch() {
     let replayed: Vec<_> = replayed.iter().map(|e| (e["user_id"].as_str(), e["seq"].as_u64())).collect();
     assert_eq!(replayed, vec![(Some("ann"), Some(1)), (Some("bob"), Some(2))]);
 }
+
+/// A room stored before commits carried its state (issue 21): a state hash and events under
+/// ids `<seq>-1`. The engine goes on numbering from it, under the same epoch, and a client
+/// recovering from the start of that epoch gets the old events, then the new.
+#[actix_rt::test]
+async fn a_room_stored_before_commits_carried_state_goes_on_numbering() {
+    let lb = LiveBroker::start_with(StoreKind::Redis, |c| c.store.shared_rooms = true).await;
+    let (url, prefix) = (lb.config.store.redis_url.clone(), lb.config.store.key_prefix.clone());
+    let mut conn = redis::Client::open(url).and_then(|c| c.get_connection()).expect("a Redis connection");
+    let state = json!({"epoch":"older","next_seq":3,"members":[],"seats":[],"status":null,
+                       "bigo_status":null,"live_status":null});
+    let _: () = redis::cmd("HSET")
+        .arg(format!("{prefix}room:{{g-older}}:state"))
+        .arg("core")
+        .arg(state.to_string())
+        .arg("applied")
+        .arg("0-0")
+        .query(&mut conn)
+        .expect("HSET");
+    for seq in [1u64, 2] {
+        let event = json!({"action":"send_topic_msg","content":format!("old-{seq}"),"seq":seq});
+        let entry = json!([{"seq": seq, "j": event.to_string()}]);
+        let _: String = redis::cmd("XADD")
+            .arg(format!("{prefix}room:{{g-older}}:events"))
+            .arg(format!("{seq}-1"))
+            .arg("e")
+            .arg(entry.to_string())
+            .query(&mut conn)
+            .expect("XADD");
+    }
+
+    let mut ann = lb.client("ann").await;
+    let ack = ann.enter("g-older").await;
+    assert_eq!((ack["last_seq"].as_u64(), ack["epoch"].as_str()), (Some(3), Some("older")), "{ack}");
+    let mut cy = lb.client("cy").await;
+    cy.send("enter_room_report", json!({"channel_name": "g-older", "last_seq": 0, "epoch": "older"})).await;
+    let ack = cy.recv_action("ack").await;
+    assert_eq!((ack["last_seq"].as_u64(), ack["recovered"].as_bool()), (Some(4), Some(true)), "{ack}");
+    let old = cy.events("send_topic_msg", 2).await;
+    assert_eq!(old.iter().map(|e| e["content"].as_str()).collect::<Vec<_>>(), [Some("old-1"), Some("old-2")]);
+    let entered = cy.events("enter_room", 1).await;
+    assert_eq!((entered[0]["user_id"].as_str(), entered[0]["seq"].as_u64()), (Some("ann"), Some(3)));
+}

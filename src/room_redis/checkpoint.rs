@@ -104,7 +104,8 @@ impl RedisEngine {
         let Some(owner) = self.owner.as_mut() else { return };
         let pending = &mut owner.pending;
         pending.due = false;
-        if pending.commits == 0 {
+        // Nothing to write (or no state to write: never a blank one over the last).
+        if pending.commits == 0 || pending.core.is_empty() {
             return;
         }
         pending.commits = 0;

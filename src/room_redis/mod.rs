@@ -37,6 +37,7 @@ pub mod engine;
 mod handoff;
 pub mod lease;
 pub mod owner;
+mod pushing;
 mod scripts;
 pub mod state;
 mod wire;

@@ -128,7 +128,10 @@ impl RedisEngine {
                         None => members.remove(session),
                     };
                 }
-                pending.add(id, entry, (String::new(), String::new()), 0);
+                // (An entry written before entries carried state has nothing to checkpoint.)
+                if entry.state.is_some() {
+                    pending.add(id, entry, (String::new(), String::new()), 0);
+                }
             }
             let now = Now::real();
             let mut config = room.shared.config.clone();
@@ -381,7 +384,7 @@ impl RedisEngine {
                 Input::Status { st } => merge(&mut effects, owner.core.set_live_status(st, now)),
                 Input::Notice { c, e, u } => merge(&mut effects, owner.core.notice(c, e, u, now)),
                 Input::Handoff { n } => {
-                    let quiet = owner.own_push_at.is_none_or(|at| at.elapsed() >= super::handoff::OWN_QUIET);
+                    let quiet = owner.own_push_at.is_none_or(|at| at.elapsed() >= super::pushing::OWN_QUIET);
                     if n != self.shared.node_id && quiet {
                         owner.hand_to = Some(n);
                     }

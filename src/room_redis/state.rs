@@ -10,8 +10,8 @@ use actix::{Context, SpawnHandle};
 use actors::room::{Effects, IngestOutcome, Now, RoomCore, RoomFront, RoomLinks, SessionId};
 use tokio::sync::oneshot;
 
-use super::handoff::Pushing;
 use super::lease::Lease;
+use super::pushing::Pushing;
 use super::scripts::Scripts;
 use super::wire::Published;
 use super::SharedRooms;
