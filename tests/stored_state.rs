@@ -1,6 +1,7 @@
 //! What a shared room (`store.shared_rooms`, docs/protocol.md 7) makes of the state it finds in
 //! Redis when it takes a room over: a state it cannot number on from is no state, and the room
-//! starts a new numbering under a new epoch (docs/protocol.md 2.6, Epochs), its old events cleared.
+//! starts a new numbering under a new epoch (docs/protocol.md 2.6, Epochs), its old events
+//! cleared; a room the engine stored before its commits carried state goes on numbering.
 
 mod common;
 
@@ -8,23 +9,30 @@ use common::live::*;
 use danmu_broker::config::StoreKind;
 use serde_json::json;
 
-/// Issue 26: a stored `next_seq` of `u64::MAX` (only Redis's contents can say so) made the
-/// first event take it and the next one wrap to 0 (a panic where overflow checks are on).
-#[actix_rt::test]
-async fn a_stored_state_no_numbering_can_go_on_from_starts_a_new_epoch() {
+/// A shared-room broker, and the state hash of `channel` as the engine before issue 21 stored
+/// it (a room's state then lived there only): `epoch`, `next_seq`, nothing applied.
+async fn with_stored_state(channel: &str, epoch: &str, next_seq: u64) -> (LiveBroker, redis::Connection, String) {
     let lb = LiveBroker::start_with(StoreKind::Redis, |c| c.store.shared_rooms = true).await;
     let (url, prefix) = (lb.config.store.redis_url.clone(), lb.config.store.key_prefix.clone());
     let mut conn = redis::Client::open(url).and_then(|c| c.get_connection()).expect("a Redis connection");
-    let state = json!({"epoch":"old","next_seq":u64::MAX,"members":[],"seats":[],"status":null,
+    let state = json!({"epoch":epoch,"next_seq":next_seq,"members":[],"seats":[],"status":null,
                        "bigo_status":null,"live_status":null});
     let _: () = redis::cmd("HSET")
-        .arg(format!("{prefix}room:{{g-stored}}:state"))
+        .arg(format!("{prefix}room:{{{channel}}}:state"))
         .arg("core")
         .arg(state.to_string())
         .arg("applied")
         .arg("0-0")
         .query(&mut conn)
         .expect("HSET");
+    (lb, conn, prefix)
+}
+
+/// Issue 26: a stored `next_seq` of `u64::MAX` (only Redis's contents can say so) made the
+/// first event take it and the next one wrap to 0 (a panic where overflow checks are on).
+#[actix_rt::test]
+async fn a_stored_state_no_numbering_can_go_on_from_starts_a_new_epoch() {
+    let (lb, mut conn, prefix) = with_stored_state("g-stored", "old", u64::MAX).await;
     let old_event = r#"{"action":"send_topic_msg","content":"from the old numbering"}"#;
     let _: String = redis::cmd("XADD")
         .arg(format!("{prefix}room:{{g-stored}}:events"))
@@ -57,19 +65,7 @@ async fn a_stored_state_no_numbering_can_go_on_from_starts_a_new_epoch() {
 /// recovering from the start of that epoch gets the old events, then the new.
 #[actix_rt::test]
 async fn a_room_stored_before_commits_carried_state_goes_on_numbering() {
-    let lb = LiveBroker::start_with(StoreKind::Redis, |c| c.store.shared_rooms = true).await;
-    let (url, prefix) = (lb.config.store.redis_url.clone(), lb.config.store.key_prefix.clone());
-    let mut conn = redis::Client::open(url).and_then(|c| c.get_connection()).expect("a Redis connection");
-    let state = json!({"epoch":"older","next_seq":3,"members":[],"seats":[],"status":null,
-                       "bigo_status":null,"live_status":null});
-    let _: () = redis::cmd("HSET")
-        .arg(format!("{prefix}room:{{g-older}}:state"))
-        .arg("core")
-        .arg(state.to_string())
-        .arg("applied")
-        .arg("0-0")
-        .query(&mut conn)
-        .expect("HSET");
+    let (lb, mut conn, prefix) = with_stored_state("g-older", "older", 3).await;
     for seq in [1u64, 2] {
         let event = json!({"action":"send_topic_msg","content":format!("old-{seq}"),"seq":seq});
         let entry = json!([{"seq": seq, "j": event.to_string()}]);
