@@ -642,28 +642,26 @@ async fn a_takeover_after_a_checkpoint_goes_on_from_the_last_commit() {
 /// A room moves to the node its pushes arrive on: b, the only node BIGO pushes the room to for a
 /// while, asks a (the owner, by ann's join) for it, and a hands it over; the members on both
 /// nodes get every push once, in order, before and after.
-#[actix_rt::test]
-async fn a_room_moves_to_the_node_its_pushes_arrive_on() {
-    let (_redis, a, b) = shared_pair().await;
-    let mut ann = client_on(&a, "ann").await;
-    ann.enter("g-move").await;
-    let mut bob = client_on(&b, "bob").await;
-    bob.enter("g-move").await;
-    let mut via_b = bigo_on(&b).await;
+async fn a_room_moves_to_its_pusher(a: &BrokerProcess, b: &BrokerProcess, channel: &str) {
+    let mut ann = client_on(a, "ann").await;
+    ann.enter(channel).await;
+    let mut bob = client_on(b, "bob").await;
+    bob.enter(channel).await;
+    let mut via_b = bigo_on(b).await;
     let mut sent = Vec::new();
     let mut i = 0;
     let started = Instant::now();
-    while !(a.log_text().contains("room g-move: node node-a hands it to node node-b")
-        && b.log_text().contains("room g-move: node node-b owns it now (state restored"))
+    while !(a.log_text().contains(&format!("room {channel}: node node-a hands it to node node-b"))
+        && b.log_text().contains(&format!("room {channel}: node node-b owns it now (state restored")))
     {
         assert!(started.elapsed() < Duration::from_secs(15), "not moved: {}\n{}", a.log_text(), b.log_text());
-        assert_eq!(via_b.push(&chat_push("g-move", &format!("m{i}"), &format!("{i:02}"))).await["rescode"], 200);
+        assert_eq!(via_b.push(&chat_push(channel, &format!("m{i}"), &format!("{i:02}"))).await["rescode"], 200);
         sent.push(format!("{i:02}"));
         i += 1;
         actix_rt::time::sleep(Duration::from_millis(400)).await;
     }
     for j in i..i + 3 {
-        assert_eq!(via_b.push(&chat_push("g-move", &format!("m{j}"), &format!("{j:02}"))).await["rescode"], 200);
+        assert_eq!(via_b.push(&chat_push(channel, &format!("m{j}"), &format!("{j:02}"))).await["rescode"], 200);
         sent.push(format!("{j:02}"));
     }
     for member in [&mut ann, &mut bob] {
@@ -672,6 +670,20 @@ async fn a_room_moves_to_the_node_its_pushes_arrive_on() {
         assert_eq!(contents, sent, "every push once, in order");
         assert!(got.windows(2).all(|w| w[1].0 > w[0].0), "seq rises: {got:?}");
     }
+}
+
+#[actix_rt::test]
+async fn a_room_moves_to_the_node_its_pushes_arrive_on() {
+    let (_redis, a, b) = shared_pair().await;
+    a_room_moves_to_its_pusher(&a, &b, "g-move").await;
+}
+
+#[actix_rt::test]
+async fn on_a_redis_cluster_a_room_moves_to_the_node_its_pushes_arrive_on() {
+    let cluster = RedisCluster::start();
+    let prefix = unique_prefix();
+    let (a, b) = (cluster_node("node-a", &cluster, &prefix).await, cluster_node("node-b", &cluster, &prefix).await);
+    a_room_moves_to_its_pusher(&a, &b, "g-move-c").await;
 }
 
 #[actix_rt::test]

@@ -32,19 +32,19 @@ pub const QUIET: Duration = Duration::from_secs(5);
 impl Pending {
     /// A commit went out: entry `id`, whose input streams may be trimmed to `trim` (the
     /// other nodes', its own), and whose history keeps the events from `keep_from` on.
-    pub(super) fn add(&mut self, id: &str, entry: &Entry, trim: (String, String), keep_from: u64) {
+    pub(super) fn add(&mut self, id: &str, entry: Entry, trim: (String, String), keep_from: u64) {
         self.commits += 1;
         self.upto = id.to_string();
-        if let Some((core, applied)) = &entry.state {
-            (self.core, self.applied) = (core.clone(), applied.clone());
+        if let Some((core, applied)) = entry.state {
+            (self.core, self.applied) = (core, applied);
         }
-        if let Some(own) = &entry.own_applied {
-            self.own_applied = own.clone();
+        if let Some(own) = entry.own_applied {
+            self.own_applied = own;
         }
         (self.trim_inputs, self.trim_own) = trim;
         self.keep_from = keep_from;
-        self.keys.extend(entry.keys.iter().cloned());
-        self.members.extend(entry.members.iter().cloned());
+        self.keys.extend(entry.keys);
+        self.members.extend(entry.members);
         self.history.push_back((id.to_string(), entry.last_seq));
     }
 

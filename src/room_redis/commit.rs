@@ -128,8 +128,10 @@ impl RedisEngine {
         let trim_at =
             |held: &VecDeque<(String, u64)>, applied: &String| held.front().map_or(applied, |(id, _)| id).clone();
         let trim = (trim_at(&owner.held, &owner.applied), trim_at(&owner.own.held, &owner.own.applied));
-        owner.pending.add(&id, &entry, trim, core_state.next_seq.saturating_sub(history_len));
+        // The entry's fields are written; its state, keys and members then wait for the
+        // checkpoint (moved, not copied).
         let fields = entry.fields();
+        owner.pending.add(&id, entry, trim, core_state.next_seq.saturating_sub(history_len));
         let (events, channel) = (self.key("events"), self.key("ch"));
         let mut conn = self.shared.conn.clone();
         let run = async move {

@@ -6,7 +6,11 @@
 //! - puts each input (a push, a join, a leave, a report, a status, a notice) into the room's
 //!   input stream `room:{C}:in`, in the order its front took them, all that wait in one
 //!   [`INGEST`](super::scripts::INGEST) call: a push is answered 200 once it is there (stored:
-//!   a node dying now loses nothing), 503 when Redis cannot take it or the stream is full;
+//!   a node dying now loses nothing), 503 when Redis cannot take it or the stream is full; the
+//!   owner's node stores its own in `room:{C}:own` instead (`send_own`), and applies them at
+//!   once;
+//! - asks the owner for the room once it has been its only pusher for a while
+//!   ([`super::handoff`]);
 //! - while it has members here, subscribes to the room's channel and hands what the owner
 //!   publishes (numbered events, join answers, acks, direct frames) to its front in order,
 //!   filling any gap in `seq` from the events stream.

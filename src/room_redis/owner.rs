@@ -120,7 +120,8 @@ impl RedisEngine {
             }
             // What the entries after the checkpoint added: the next checkpoint writes it.
             let mut pending = Pending::default();
-            for (id, entry) in &entries {
+            let replayed = entries.len();
+            for (id, entry) in entries {
                 seen.extend(entry.keys.iter().cloned());
                 for (session, member) in &entry.members {
                     match member {
@@ -130,7 +131,7 @@ impl RedisEngine {
                 }
                 // (An entry written before entries carried state has nothing to checkpoint.)
                 if entry.state.is_some() {
-                    pending.add(id, entry, (String::new(), String::new()), 0);
+                    pending.add(&id, entry, (String::new(), String::new()), 0);
                 }
             }
             let now = Now::real();
@@ -171,7 +172,7 @@ impl RedisEngine {
                 room.shared.node_id,
                 if restored { "state restored" } else { "new numbering" },
                 core.epoch(),
-                entries.len()
+                replayed
             );
             room.owner = Some(Owner {
                 core,
@@ -196,7 +197,7 @@ impl RedisEngine {
                 hand_to: None,
             });
             room.apply_inputs(own, Stream::Own, ctx);
-            if !entries.is_empty() {
+            if replayed > 0 {
                 room.committed(ctx);
             }
             room.subscribe_wake(ctx);
