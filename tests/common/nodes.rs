@@ -1,6 +1,6 @@
 //! Broker processes as nodes of one deployment on Redis (docs/protocol.md 7), for the
 //! several-nodes tests (`several_nodes.rs`: presence, `end_point`, sessions, failures of the
-//! store; `shared_rooms.rs`: rooms shared through Redis).
+//! store; `shared_rooms.rs`: rooms shared through Redis; `room_ownership.rs`: who owns one).
 
 use std::time::{Duration, Instant};
 
@@ -97,4 +97,12 @@ pub async fn recv_action_within(client: &mut crate::common::AppClient, action: &
             return frame;
         }
     }
+}
+
+/// Each event's `seq` and `content`.
+pub fn seqs_and_contents(events: &[Value]) -> Vec<(u64, String)> {
+    events
+        .iter()
+        .map(|e| (e["seq"].as_u64().unwrap_or(0), e["content"].as_str().unwrap_or_default().to_string()))
+        .collect()
 }
